@@ -1,0 +1,19 @@
+"""Test-wide settings: nothing may reach the network, and CPU threads stay few (CI has 2 cores)."""
+import os
+import sys
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+# Fake credentials: moto never needs real ones, and no test may find a real account.
+for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
+    os.environ[key] = value
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Lambda handlers import their shared code as `common`, as they do inside AWS Lambda.
+sys.path.insert(0, str(REPO_ROOT / "lambdas"))
+sys.path.insert(0, str(REPO_ROOT))
