@@ -17,3 +17,5 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Lambda handlers import their shared code as `common`, as they do inside AWS Lambda.
 sys.path.insert(0, str(REPO_ROOT / "lambdas"))
 sys.path.insert(0, str(REPO_ROOT))
+# Scripts in training/ import their siblings by bare name, as they do inside the containers.
+sys.path.append(str(REPO_ROOT / "training"))
