@@ -191,7 +191,7 @@ def create_schema(connection: sqlite3.Connection, context: str) -> list[Column]:
 
 def _column_name(tokens: list[Token], end: int) -> str | None:
     """The column named by an identifier (optionally qualified ``t.col``) ending at ``end``."""
-    if end < 0:
+    if not 0 <= end < len(tokens):
         return None
     token = tokens[end]
     if token.kind == "ident":

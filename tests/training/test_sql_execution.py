@@ -58,6 +58,7 @@ def test_order_matters_only_when_the_gold_query_orders():
     ("SELEC name FROM head", "only SELECT queries"),
     ("SELECT name FROM head WHERE", "incomplete input"),
     ("SELECT name FROM head WHERE age >", "incomplete input"),
+    ("SELECT name FROM head WHERE age = '", "unrecognized token"),
     ("SELECT name FROM head WHERE age > > 3", "syntax error"),
     ("SELECT name FROM head; DELETE FROM head", "one statement"),
     ("DROP TABLE head", "only SELECT queries"),
@@ -112,3 +113,13 @@ def test_schema_is_found_in_a_system_message():
     text = "Answer with SQL.\n\nCREATE TABLE a (x INTEGER, y TEXT); CREATE TABLE b (z REAL)\nThanks"
     assert extract_schema(text) == "CREATE TABLE a (x INTEGER, y TEXT); CREATE TABLE b (z REAL)"
     assert extract_schema("no tables here") == ""
+
+
+def test_arbitrary_text_never_raises():
+    import random
+    rng = random.Random(0)
+    alphabet = list("SELECT FROM WHERE name age head = > < ' \" ( ) , ; . * 12 AND OR IS NULL IN BETWEEN")
+    for _ in range(300):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
+        result = execution_match(text, "SELECT name FROM head WHERE age > 3", HEAD)
+        assert isinstance(result.match, bool)
