@@ -1,0 +1,296 @@
+"""SageMaker real-time endpoints as local HTTP servers, with SageMaker's lifecycle.
+
+CreateEndpoint leaves the endpoint `Creating` while the model data is downloaded from the emulated S3
+and a server (`python -m local_mode.endpoint_server`) starts on a free port of 127.0.0.1; it becomes
+`InService` once `GET /ping` answers 200, or `Failed` with SageMaker's FailureReason when the server
+exits or stays unhealthy beyond the variant's `ContainerStartupHealthCheckTimeoutInSeconds`.
+UpdateEndpoint is blue/green: the new configuration gets its own server, and only a healthy one
+replaces the old; a failed update rolls back, so the old configuration keeps serving.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+from moto.core.exceptions import ServiceException
+from moto.core.utils import utcnow
+
+from local_mode.s3_transfer import download_prefix, split_s3_uri
+
+DEFAULT_HEALTH_CHECK_TIMEOUT = 600
+PING_FAILURE = ("The primary container for production variant {variant} did not pass the ping health check. "
+                "Please check CloudWatch logs for this endpoint.")
+EventSink = Callable[[str, str], None]   # (endpoint name, message)
+
+
+class EndpointNotFound(ServiceException):
+    code = "ValidationError"
+
+
+class ModelError(ServiceException):
+    code = "ModelError"
+
+
+class DeployFailed(RuntimeError):
+    """The new configuration could not be served; the message is the endpoint's FailureReason."""
+
+
+@dataclass
+class EndpointSettings:
+    region: str = "us-east-1"
+    # Local knobs, off by default (see docs/local-mode.md):
+    never_healthy: bool = False                    # every new server answers /ping with 503
+    health_check_timeout_cap: float | None = None  # wait at most this long, whatever the config says
+    invoke_timeout_seconds: float = 300.0
+
+
+@dataclass
+class Server:
+    endpoint_name: str
+    config_name: str
+    variant: str
+    folder: Path
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class EndpointEmulator:
+    workdir: Path
+    settings: EndpointSettings = field(default_factory=EndpointSettings)
+    on_event: EventSink | None = None
+    serving: dict[str, Server] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ---- called by the moto patches ------------------------------------------------------------
+    def create(self, backend: Any, endpoint: Any, request: dict) -> None:
+        endpoint.endpoint_status = "Creating"
+        endpoint.failure_reason = None
+        self._background(self._create, backend, endpoint, endpoint.endpoint_config_name)
+
+    def update(self, backend: Any, endpoint: Any, config_name: str) -> None:
+        endpoint.endpoint_status = "Updating"
+        endpoint.failure_reason = None
+        endpoint.last_modified_time = utcnow()
+        self._background(self._update, backend, endpoint, config_name)
+
+    def delete(self, endpoint_name: str) -> None:
+        with self._lock:
+            server = self.serving.pop(endpoint_name, None)
+        if server is not None:
+            server.stop()
+            self._event(endpoint_name, f"deleted; server on {server.url} stopped")
+
+    def invoke(self, account_id: str, region: str, endpoint_name: str, body: bytes,
+               content_type: str | None, accept: str | None) -> tuple[int, dict, bytes]:
+        server = self.serving.get(endpoint_name)
+        if server is None or server.process.poll() is not None:
+            raise EndpointNotFound(f"Endpoint {endpoint_name} of account {account_id} not found.")
+        request = urllib.request.Request(f"{server.url}/invocations", data=body, method="POST",
+                                         headers={"Content-Type": content_type or "application/json",
+                                                  "Accept": accept or "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.settings.invoke_timeout_seconds) as response:
+                payload = response.read()
+                headers = {"Content-Type": response.headers.get("Content-Type", "application/json"),
+                           "x-Amzn-Invoked-Production-Variant": server.variant}
+                return 200, headers, payload
+        except urllib.error.HTTPError as error:
+            message = error.read().decode("utf-8", "replace")
+            kind = "client" if error.code < 500 else "server"
+            raise ModelError(f"Received {kind} error ({error.code}) from primary with message \"{message}\". "
+                             f"See the endpoint's server log in {server.folder} for more information.")
+
+    # ---- for the runner and tests ---------------------------------------------------------------
+    def url(self, endpoint_name: str) -> str | None:
+        server = self.serving.get(endpoint_name)
+        return server.url if server else None
+
+    def wait_idle(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        for thread in list(self._threads):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def shutdown(self) -> None:
+        self.wait_idle(30)
+        with self._lock:
+            servers = list(self.serving.values())
+            self.serving.clear()
+        for server in servers:
+            server.stop()
+
+    # ---- lifecycles ------------------------------------------------------------------------------
+    def _create(self, backend: Any, endpoint: Any, config_name: str) -> None:
+        try:
+            server = self._launch(backend, endpoint.endpoint_name, config_name)
+        except DeployFailed as error:
+            endpoint.endpoint_status = "Failed"
+            endpoint.failure_reason = str(error)
+            self._event(endpoint.endpoint_name, f"Failed: {error}")
+        else:
+            with self._lock:
+                self.serving[endpoint.endpoint_name] = server
+            if endpoint.endpoint_name not in backend.endpoints:   # deleted while it was starting
+                self.delete(endpoint.endpoint_name)
+                return
+            endpoint.endpoint_status = "InService"
+            self._event(endpoint.endpoint_name, f"InService at {server.url} ({config_name})")
+        endpoint.last_modified_time = utcnow()
+        self.history.append({"endpoint": endpoint.endpoint_name, "config": config_name, "action": "create",
+                             "status": endpoint.endpoint_status})
+
+    def _update(self, backend: Any, endpoint: Any, config_name: str) -> None:
+        try:
+            server = self._launch(backend, endpoint.endpoint_name, config_name)
+        except DeployFailed as error:
+            # Blue/green with automatic rollback: the old configuration keeps serving.
+            endpoint.endpoint_status = "InService"
+            endpoint.failure_reason = f"Update failed and was rolled back: {error}"
+            self._event(endpoint.endpoint_name, f"update to {config_name} failed, rolled back: {error}")
+            result = "RolledBack"
+        else:
+            with self._lock:
+                old = self.serving.get(endpoint.endpoint_name)
+                self.serving[endpoint.endpoint_name] = server
+            if old is not None:
+                old.stop()
+            config = backend.endpoint_configs[config_name]
+            endpoint.endpoint_config_name = config_name
+            endpoint.production_variants = endpoint._process_production_variants(config.production_variants)
+            endpoint.endpoint_status = "InService"
+            self._event(endpoint.endpoint_name, f"updated to {config_name}, InService at {server.url}")
+            result = "InService"
+        endpoint.last_modified_time = utcnow()
+        self.history.append({"endpoint": endpoint.endpoint_name, "config": config_name, "action": "update",
+                             "status": result})
+
+    def _launch(self, backend: Any, endpoint_name: str, config_name: str) -> Server:
+        """Download the model data, start a server, wait for /ping: a Server, or DeployFailed."""
+        config = backend.endpoint_configs.get(config_name)
+        if config is None:
+            raise DeployFailed(f"Could not find endpoint configuration '{config_name}'.")
+        variant = config.production_variants[0]
+        variant_name = variant.get("VariantName", "AllTraffic")
+        model = backend._models.get(variant["ModelName"])
+        if model is None:
+            raise DeployFailed(f"Could not find model '{variant['ModelName']}'.")
+        container = model.primary_container or (model.containers[0] if model.containers else {})
+        folder = self.workdir / "endpoints" / endpoint_name / config_name
+        if folder.exists():
+            shutil.rmtree(folder)
+        model_dir = folder / "model"
+        try:
+            self._download_model(container, model_dir)
+        except Exception as error:
+            raise DeployFailed(f"Failed to download model data for production variant {variant_name}: {error}")
+        port = _free_port()
+        environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
+        for key, value in list(environment.items()):
+            if value == "/opt/ml/model" or value.startswith("/opt/ml/model/"):
+                environment[key] = str(model_dir) + value[len("/opt/ml/model"):]
+        command = [sys.executable, "-m", "local_mode.endpoint_server", "--model-dir", str(model_dir),
+                   "--port", str(port)]
+        if self.settings.never_healthy:
+            command.append("--never-healthy")
+        log = open(folder / "server.log", "w", encoding="utf-8")
+        env = {**os.environ, **environment, "PYTHONUNBUFFERED": "1"}
+        project_root = str(Path(__file__).resolve().parent.parent)
+        env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(folder),
+                                   start_new_session=True)
+        log.close()
+        server = Server(endpoint_name, config_name, variant_name, folder, port, process)
+        self._event(endpoint_name, f"starting {config_name}: server on {server.url}, log {folder / 'server.log'}")
+        timeout = float(variant.get("ContainerStartupHealthCheckTimeoutInSeconds") or DEFAULT_HEALTH_CHECK_TIMEOUT)
+        if self.settings.health_check_timeout_cap is not None:
+            timeout = min(timeout, self.settings.health_check_timeout_cap)
+        if not _wait_healthy(server, timeout):
+            server.stop()
+            raise DeployFailed(PING_FAILURE.format(variant=variant_name))
+        return server
+
+    def _download_model(self, container: dict, model_dir: Path) -> None:
+        s3 = boto3.client("s3", region_name=self.settings.region)
+        source = (container.get("ModelDataSource") or {}).get("S3DataSource")
+        if source is not None:
+            if source.get("CompressionType", "None") != "None":
+                raise ValueError(f"ModelDataSource CompressionType {source.get('CompressionType')!r} is not emulated")
+            download_prefix(s3, source["S3Uri"], model_dir)
+        elif container.get("ModelDataUrl"):
+            bucket, key = split_s3_uri(container["ModelDataUrl"])
+            archive = model_dir.parent / "model.tar.gz"
+            model_dir.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, key, str(archive))
+            with tarfile.open(archive) as tar:
+                tar.extractall(model_dir, filter="data")
+        else:
+            raise ValueError("the model has neither ModelDataSource nor ModelDataUrl")
+
+    def _background(self, target: Callable, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _event(self, endpoint_name: str, message: str) -> None:
+        if self.on_event is not None:
+            self.on_event(endpoint_name, message)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_healthy(server: Server, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{server.url}/ping", timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.25)
+    return False
+
+
+def describe_for_summary(emulator: EndpointEmulator, endpoint_name: str | None) -> dict | None:
+    if not endpoint_name:
+        return None
+    url = emulator.url(endpoint_name)
+    if url is None:
+        return {"name": endpoint_name, "url": None}
+    example = json.dumps({"inputs": "SELECT", "parameters": {"max_new_tokens": 32}})
+    return {"name": endpoint_name, "url": url,
+            "curl": f"curl -s {url}/invocations -H 'Content-Type: application/json' -d '{example}'"}

@@ -1,0 +1,162 @@
+"""Translate a CreateTrainingJob / CreateProcessingJob request into what a local process needs.
+
+The translation follows the SageMaker container contract: input channels under
+`/opt/ml/input/data/<channel>`, hyperparameters as strings in `input/config/hyperparameters.json`,
+processing inputs and outputs at their `LocalPath`, checkpoints at `CheckpointConfig.LocalPath`. Every
+container path below `/opt/ml` is mapped to the job's own folder, and the scripts learn where that is
+from `OPT_ML`.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONTAINER_ROOT = "/opt/ml"
+RUN_ID_TAG = "fine-tune:run-id"
+_OPT_ML = re.compile(r"(?<![\w/.])/opt/ml(?=/|$|\s|,|;|\")")
+_PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
+
+
+class UnsupportedJob(ValueError):
+    """The request asks for something local mode cannot run as a local process."""
+
+
+@dataclass
+class Transfer:
+    """One S3 prefix <-> one local folder (already mapped below the job's folder)."""
+    s3_uri: str
+    local_path: Path
+
+
+@dataclass
+class JobSpec:
+    kind: str                      # "training" or "processing"
+    name: str
+    run_id: str
+    opt_ml: Path                   # the job's stand-in for /opt/ml
+    command: list[str]
+    environment: dict[str, str]
+    inputs: list[Transfer] = field(default_factory=list)
+    outputs: list[Transfer] = field(default_factory=list)
+    files: dict[str, object] = field(default_factory=dict)   # relative to opt_ml -> JSON content
+    checkpoint: Transfer | None = None
+    model_output_uri: str | None = None                      # training: where /opt/ml/model goes
+    compress_model: bool = False
+    max_runtime_seconds: int | None = None
+    metric_definitions: list[dict] = field(default_factory=list)
+    max_steps: int | None = None
+
+
+def map_container_path(path: str, opt_ml: Path) -> Path:
+    """'/opt/ml/processing/input/data' -> <opt_ml>/processing/input/data; other paths are refused."""
+    if path != CONTAINER_ROOT and not path.startswith(CONTAINER_ROOT + "/"):
+        raise UnsupportedJob(f"container path {path!r} is outside {CONTAINER_ROOT}; local mode maps only "
+                             f"{CONTAINER_ROOT} to the job's folder")
+    return opt_ml / path[len(CONTAINER_ROOT):].lstrip("/")
+
+
+def rewrite_argument(argument: str, opt_ml: Path) -> str:
+    """Rewrite every literal /opt/ml prefix inside one command-line argument."""
+    return _OPT_ML.sub(str(opt_ml), argument)
+
+
+def build_command(entrypoint: list[str] | None, arguments: list[str] | None, opt_ml: Path) -> list[str]:
+    if not entrypoint:
+        raise UnsupportedJob("the job has no ContainerEntrypoint: local mode runs only jobs that name their "
+                             "command explicitly (the image's own entrypoint is not available offline)")
+    command = [rewrite_argument(part, opt_ml) for part in list(entrypoint) + list(arguments or [])]
+    if _PYTHON.match(os.path.basename(command[0])):
+        command[0] = sys.executable
+    return command
+
+
+def run_id_of(request: dict, job_name: str) -> str:
+    for tag in request.get("Tags") or []:
+        if tag.get("Key") == RUN_ID_TAG and tag.get("Value"):
+            return tag["Value"]
+    return job_name
+
+
+def _base_environment(opt_ml: Path, request: dict) -> dict[str, str]:
+    environment = {str(k): str(v) for k, v in (request.get("Environment") or {}).items()}
+    environment["OPT_ML"] = str(opt_ml)
+    environment["PYTHONUNBUFFERED"] = "1"
+    return environment
+
+
+def training_spec(request: dict, jobs_folder: Path) -> JobSpec:
+    name = request["TrainingJobName"]
+    run_id = run_id_of(request, name)
+    opt_ml = jobs_folder / run_id / "jobs" / name / "opt_ml"
+    algorithm = request.get("AlgorithmSpecification") or {}
+    command = build_command(algorithm.get("ContainerEntrypoint"), algorithm.get("ContainerArguments"), opt_ml)
+    inputs = []
+    data_config = []
+    for channel in request.get("InputDataConfig") or []:
+        source = (channel.get("DataSource") or {}).get("S3DataSource")
+        if source is None:
+            raise UnsupportedJob(f"channel {channel.get('ChannelName')!r}: only S3DataSource is emulated")
+        if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+            raise UnsupportedJob(f"channel {channel['ChannelName']!r}: S3DataType {source.get('S3DataType')!r} "
+                                 "is not emulated (only S3Prefix)")
+        inputs.append(Transfer(source["S3Uri"], opt_ml / "input" / "data" / channel["ChannelName"]))
+        data_config.append(channel["ChannelName"])
+    hyperparameters = {str(k): str(v) for k, v in (request.get("HyperParameters") or {}).items()}
+    resources = request.get("ResourceConfig") or {}
+    hosts = [f"algo-{i + 1}" for i in range(int(resources.get("InstanceCount", 1)))]
+    output = request.get("OutputDataConfig") or {}
+    checkpoint = None
+    if request.get("CheckpointConfig"):
+        config = request["CheckpointConfig"]
+        checkpoint = Transfer(config["S3Uri"], map_container_path(config.get("LocalPath") or
+                                                                  f"{CONTAINER_ROOT}/checkpoints", opt_ml))
+    environment = _base_environment(opt_ml, request)
+    max_steps = hyperparameters.get("max_steps")
+    return JobSpec(
+        kind="training", name=name, run_id=run_id, opt_ml=opt_ml, command=command, environment=environment,
+        inputs=inputs, checkpoint=checkpoint,
+        files={
+            "input/config/hyperparameters.json": hyperparameters,
+            "input/config/resourceconfig.json": {"current_host": hosts[0], "hosts": hosts,
+                                                 "current_instance_type": resources.get("InstanceType"),
+                                                 "network_interface_name": "eth0"},
+            "input/config/inputdataconfig.json": {c: {"TrainingInputMode": "File", "S3DistributionType":
+                                                      "FullyReplicated"} for c in data_config},
+        },
+        model_output_uri=f"{output['S3OutputPath'].rstrip('/')}/{name}/output" if output.get("S3OutputPath") else None,
+        compress_model=output.get("CompressionType", "GZIP") != "NONE",
+        max_runtime_seconds=(request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
+        metric_definitions=list(algorithm.get("MetricDefinitions") or []),
+        max_steps=int(max_steps) if max_steps and max_steps.lstrip("-").isdigit() and int(max_steps) > 0 else None,
+    )
+
+
+def processing_spec(request: dict, jobs_folder: Path) -> JobSpec:
+    name = request["ProcessingJobName"]
+    run_id = run_id_of(request, name)
+    opt_ml = jobs_folder / run_id / "jobs" / name / "opt_ml"
+    app = request.get("AppSpecification") or {}
+    command = build_command(app.get("ContainerEntrypoint"), app.get("ContainerArguments"), opt_ml)
+    inputs = []
+    for item in request.get("ProcessingInputs") or []:
+        source = item.get("S3Input")
+        if source is None:
+            raise UnsupportedJob(f"processing input {item.get('InputName')!r}: only S3Input is emulated")
+        inputs.append(Transfer(source["S3Uri"], map_container_path(source["LocalPath"], opt_ml)))
+    outputs = []
+    for item in (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []:
+        target = item.get("S3Output")
+        if target is None:
+            raise UnsupportedJob(f"processing output {item.get('OutputName')!r}: only S3Output is emulated")
+        outputs.append(Transfer(target["S3Uri"], map_container_path(target["LocalPath"], opt_ml)))
+    resources = (request.get("ProcessingResources") or {}).get("ClusterConfig") or {}
+    hosts = [f"algo-{i + 1}" for i in range(int(resources.get("InstanceCount", 1)))]
+    return JobSpec(
+        kind="processing", name=name, run_id=run_id, opt_ml=opt_ml, command=command,
+        environment=_base_environment(opt_ml, request), inputs=inputs, outputs=outputs,
+        files={"config/resourceconfig.json": {"current_host": hosts[0], "hosts": hosts}},
+        max_runtime_seconds=(request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
+    )

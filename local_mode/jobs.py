@@ -1,0 +1,408 @@
+"""SageMaker Training and Processing jobs as local processes, with SageMaker's lifecycle.
+
+A created job gets a folder `<workdir>/runs/<run_id>/jobs/<job>/` holding its `/opt/ml` stand-in
+(`opt_ml/`), the request it was created with (`request.json`) and its log (`job.log`). Inputs are
+downloaded from the emulated S3, the job's command runs with the current Python, and the moto job
+object that Describe* reads moves InProgress -> Completed / Failed / Stopped, with SecondaryStatus,
+FailureReason and FinalMetricDataList as SageMaker reports them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tarfile
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+from moto.core.utils import utcnow
+
+from local_mode.job_spec import JobSpec, UnsupportedJob, processing_spec, training_spec
+from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri, upload_folder
+
+LogSink = Callable[[str, str, str], None]   # (job name, kind, line)
+FAILURE_REASON_LIMIT = 1024
+_TRACE_LINE = re.compile(r"(Error|Exception|error:|Traceback|raise |Killed)")
+
+
+@dataclass
+class JobSettings:
+    """Local knobs: none of them changes what the workflow sees except as documented."""
+    region: str = "us-east-1"
+    poll_seconds: float = 0.5
+    checkpoint_sync_seconds: float = 1.0
+    stop_grace_seconds: float = 10.0
+    # Simulate one managed-spot interruption of every training job, right after its first checkpoint
+    # reached S3: the process is killed and the job restarts from the checkpoints, as SageMaker does.
+    interrupt_training_after_checkpoint: bool = False
+
+
+@dataclass
+class LocalJob:
+    spec: JobSpec
+    fake: Any
+    folder: Path
+    log_path: Path
+    status: str = "InProgress"
+    attempts: int = 0
+    interrupted: bool = False
+    stop_requested: bool = False
+    process: subprocess.Popen | None = None
+    tail: deque = field(default_factory=lambda: deque(maxlen=200))
+    metrics: dict[str, float] = field(default_factory=dict)
+    synced: dict[str, tuple[int, int]] = field(default_factory=dict)
+    pending: dict[str, tuple[int, int]] = field(default_factory=dict)
+    thread: threading.Thread | None = None
+    failure_reason: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+
+class JobRunner:
+    """Starts, follows and stops the local processes behind SageMaker jobs."""
+
+    def __init__(self, workdir: Path, on_log: LogSink | None = None, settings: JobSettings | None = None):
+        self.workdir = Path(workdir)
+        self.on_log = on_log or (lambda job, kind, line: None)
+        self.settings = settings or JobSettings()
+        self.jobs: dict[tuple[str, str], LocalJob] = {}
+        self._lock = threading.Lock()
+
+    # ---- called by the moto patches ------------------------------------------------------------
+    def start(self, kind: str, backend: Any, fake: Any, request: dict) -> None:
+        builder = training_spec if kind == "training" else processing_spec
+        name = request["TrainingJobName" if kind == "training" else "ProcessingJobName"]
+        try:
+            spec = builder(request, self.workdir / "runs")
+        except (UnsupportedJob, KeyError, ValueError) as error:
+            self._set_status(fake, kind, "Failed", failure=f"ClientError: {error}")
+            return
+        folder = spec.opt_ml.parent
+        if folder.exists():
+            shutil.rmtree(folder)   # a leftover from an earlier emulated account with the same names
+        folder.mkdir(parents=True)
+        (folder / "request.json").write_text(json.dumps(request, indent=2, default=str))
+        job = LocalJob(spec=spec, fake=fake, folder=folder, log_path=folder / "job.log")
+        with self._lock:
+            self.jobs[(kind, name)] = job
+        self._set_status(fake, kind, "InProgress", secondary="Starting", message="Preparing the instances")
+        if kind == "processing":
+            fake.processing_end_time = None
+            fake.processing_start_time = utcnow()
+        else:
+            fake.training_end_time = None
+            fake.training_start_time = utcnow()
+            fake.final_metric_data_list = []
+            fake.model_artifacts = None
+        job.thread = threading.Thread(target=self._run, args=(job,), name=f"job-{name}", daemon=True)
+        job.thread.start()
+
+    def stop(self, kind: str, name: str) -> None:
+        job = self.jobs.get((kind, name))
+        if job is None or job.status != "InProgress":
+            return
+        job.stop_requested = True
+        self._set_status(job.fake, kind, "Stopping", secondary="Stopping", message="Stopping the job")
+        self._terminate(job, graceful=True)
+
+    # ---- for the runner, tests and the summary ---------------------------------------------------
+    def summaries(self) -> list[dict]:
+        return [{"name": job.spec.name, "kind": job.kind, "status": job.status, "attempts": job.attempts,
+                 "run_id": job.spec.run_id, "folder": str(job.folder), "failure_reason": job.failure_reason}
+                for job in list(self.jobs.values())]
+
+    def started_names(self) -> list[str]:
+        return [job.spec.name for job in list(self.jobs.values())]
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop whatever still runs (the execution ended or was abandoned) and wait for the threads."""
+        for job in list(self.jobs.values()):
+            if job.status in ("InProgress", "Stopping"):
+                job.stop_requested = True
+                self._terminate(job, graceful=False)
+        for job in list(self.jobs.values()):
+            if job.thread is not None:
+                job.thread.join(timeout)
+
+    # ---- the job's life --------------------------------------------------------------------------
+    def _run(self, job: LocalJob) -> None:
+        s3 = boto3.client("s3", region_name=self.settings.region)
+        spec = job.spec
+        try:
+            self._set_status(job.fake, job.kind, "InProgress", secondary="Downloading",
+                             message="Downloading input data")
+            self._prepare_folder(job, s3)
+            while True:
+                returncode = self._attempt(job, s3)
+                if job.interrupted and job.attempts == 1 and not job.stop_requested:
+                    self._log(job, "[local mode] spot interruption simulated: restarting from the checkpoints")
+                    self._set_status(job.fake, job.kind, "InProgress", secondary="Restarting",
+                                     message="Restarting after an interruption")
+                    self._reset_for_restart(job, s3)
+                    continue
+                break
+            self._finish(job, s3, returncode)
+        except Exception as error:  # the emulation itself failed: the job fails, the run goes on
+            self._log(job, f"[local mode] {type(error).__name__}: {error}")
+            self._set_final(job, "Failed", failure=f"InternalServerError: {type(error).__name__}: {error}")
+
+    def _prepare_folder(self, job: LocalJob, s3: Any) -> None:
+        spec = job.spec
+        for relative, content in spec.files.items():
+            path = spec.opt_ml / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(content, indent=2))
+        for transfer in spec.inputs:
+            download_prefix(s3, transfer.s3_uri, transfer.local_path)
+        for transfer in spec.outputs:
+            transfer.local_path.mkdir(parents=True, exist_ok=True)
+        if spec.kind == "training":
+            for folder in ("model", "output/data", "output/intermediate"):
+                (spec.opt_ml / folder).mkdir(parents=True, exist_ok=True)
+        if spec.checkpoint is not None:
+            self._restore_checkpoints(job, s3)
+
+    def _restore_checkpoints(self, job: LocalJob, s3: Any) -> None:
+        checkpoint = job.spec.checkpoint
+        checkpoint.local_path.mkdir(parents=True, exist_ok=True)
+        bucket, prefix = split_s3_uri(checkpoint.s3_uri)
+        if list_keys(s3, bucket, prefix.rstrip("/") + "/"):
+            download_prefix(s3, checkpoint.s3_uri.rstrip("/") + "/", checkpoint.local_path)
+            self._log(job, f"[local mode] restored checkpoints from {checkpoint.s3_uri}")
+        job.synced = {str(p.relative_to(checkpoint.local_path)): _signature(p)
+                      for p in checkpoint.local_path.rglob("*") if p.is_file()}
+
+    def _reset_for_restart(self, job: LocalJob, s3: Any) -> None:
+        """A replacement instance starts empty: only S3 (inputs and synced checkpoints) survives."""
+        shutil.rmtree(job.spec.opt_ml)
+        self._prepare_folder(job, s3)
+
+    def _attempt(self, job: LocalJob, s3: Any) -> int:
+        spec = job.spec
+        job.attempts += 1
+        self._set_status(job.fake, job.kind, "InProgress",
+                         secondary="Training" if job.kind == "training" else None,
+                         message="Training image download completed. Training in progress.")
+        env = {**os.environ, **spec.environment}
+        self._log(job, f"[local mode] attempt {job.attempts}: {' '.join(spec.command)}")
+        job.process = subprocess.Popen(spec.command, cwd=str(job.folder), env=env, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace",
+                                       start_new_session=True)
+        reader = threading.Thread(target=self._read_output, args=(job, job.process), daemon=True)
+        reader.start()
+        started = time.monotonic()
+        last_sync = 0.0
+        while job.process.poll() is None:
+            time.sleep(self.settings.poll_seconds)
+            if spec.checkpoint is not None and time.monotonic() - last_sync >= self.settings.checkpoint_sync_seconds:
+                self._sync_checkpoints(job, s3, stable_only=True)
+                last_sync = time.monotonic()
+                if self._should_interrupt(job):
+                    job.interrupted = True
+                    self._log(job, "[local mode] simulating a spot interruption: killing the training process")
+                    self._set_status(job.fake, job.kind, "InProgress", secondary="Interrupted",
+                                     message="Training job interrupted (managed spot)")
+                    self._terminate(job, graceful=False)
+            if spec.max_runtime_seconds and time.monotonic() - started > spec.max_runtime_seconds:
+                job.stop_requested = True
+                self._log(job, "[local mode] MaxRuntimeInSeconds exceeded: stopping the job")
+                self._terminate(job, graceful=True)
+        reader.join(timeout=10)
+        return job.process.returncode
+
+    def _should_interrupt(self, job: LocalJob) -> bool:
+        if (not self.settings.interrupt_training_after_checkpoint or job.kind != "training"
+                or job.interrupted or job.stop_requested):
+            return False
+        return any(key.endswith("trainer_state.json") for key in job.synced)
+
+    def _read_output(self, job: LocalJob, process: subprocess.Popen) -> None:
+        with open(job.log_path, "a", encoding="utf-8") as log:
+            for line in process.stdout:
+                line = line.rstrip("\n")
+                log.write(line + "\n")
+                log.flush()
+                job.tail.append(line)
+                self._collect_metrics(job, line)
+                self.on_log(job.spec.name, job.kind, line)
+
+    def _collect_metrics(self, job: LocalJob, line: str) -> None:
+        for definition in job.spec.metric_definitions:
+            try:
+                match = re.search(definition["Regex"], line)
+            except re.error:
+                continue
+            if match and match.groups():
+                try:
+                    job.metrics[definition["Name"]] = float(match.group(1))
+                except ValueError:
+                    pass
+
+    def _sync_checkpoints(self, job: LocalJob, s3: Any, stable_only: bool) -> None:
+        """Upload new or changed checkpoint files; with stable_only, only files unchanged for one scan."""
+        checkpoint = job.spec.checkpoint
+        if checkpoint is None or not checkpoint.local_path.exists():
+            return
+        pending = job.pending
+        to_upload = []
+        for path in sorted(p for p in checkpoint.local_path.rglob("*") if p.is_file()):
+            relative = str(path.relative_to(checkpoint.local_path))
+            try:
+                signature = _signature(path)
+            except FileNotFoundError:
+                continue
+            if job.synced.get(relative) == signature:
+                continue
+            if stable_only and pending.get(relative) != signature:
+                pending[relative] = signature
+                continue
+            to_upload.append((path, relative, signature))
+        for path, relative, signature in to_upload:
+            try:
+                upload_folder(s3, checkpoint.local_path, checkpoint.s3_uri, only=[path])
+            except FileNotFoundError:
+                continue
+            job.synced[relative] = signature
+
+    def _finish(self, job: LocalJob, s3: Any, returncode: int) -> None:
+        spec = job.spec
+        stopped = job.stop_requested
+        if spec.kind == "training":
+            if spec.checkpoint is not None:
+                self._sync_checkpoints(job, s3, stable_only=False)
+            if returncode == 0 or stopped:
+                self._set_status(job.fake, job.kind, "InProgress" if not stopped else "Stopping",
+                                 secondary="Uploading", message="Uploading generated training model")
+                self._upload_training_outputs(job, s3)
+        elif returncode == 0:
+            for transfer in spec.outputs:
+                upload_folder(s3, transfer.local_path, transfer.s3_uri)
+        if stopped:
+            self._set_final(job, "Stopped")
+        elif returncode == 0:
+            self._set_final(job, "Completed")
+        else:
+            self._set_final(job, "Failed", failure=self._failure_reason(job, returncode))
+
+    def _upload_training_outputs(self, job: LocalJob, s3: Any) -> None:
+        spec = job.spec
+        if spec.model_output_uri is None:
+            return
+        model_dir = spec.opt_ml / "model"
+        if spec.compress_model:
+            archive = spec.opt_ml.parent / "model.tar.gz"
+            with tarfile.open(archive, "w:gz") as tar:
+                for path in sorted(model_dir.iterdir()):
+                    tar.add(path, arcname=path.name)
+            bucket, key = split_s3_uri(f"{spec.model_output_uri}/model.tar.gz")
+            s3.upload_file(str(archive), bucket, key)
+            job.fake.model_artifacts = {"S3ModelArtifacts": f"{spec.model_output_uri}/model.tar.gz"}
+        else:
+            upload_folder(s3, model_dir, f"{spec.model_output_uri}/model/")
+            job.fake.model_artifacts = {"S3ModelArtifacts": f"{spec.model_output_uri}/model/"}
+        data_dir = spec.opt_ml / "output" / "data"
+        if any(data_dir.rglob("*")):
+            archive = spec.opt_ml.parent / "output.tar.gz"
+            with tarfile.open(archive, "w:gz") as tar:
+                for path in sorted(data_dir.iterdir()):
+                    tar.add(path, arcname=path.name)
+            bucket, key = split_s3_uri(f"{spec.model_output_uri}/output.tar.gz")
+            s3.upload_file(str(archive), bucket, key)
+
+    def _failure_reason(self, job: LocalJob, returncode: int) -> str:
+        """`/opt/ml/output/failure` when the script wrote one (SageMaker's rule), else the log's last errors."""
+        failure_file = job.spec.opt_ml / "output" / "failure"
+        if failure_file.is_file() and failure_file.read_text().strip():
+            detail = failure_file.read_text().strip()
+        else:
+            lines = [line for line in job.tail if line.strip() and not line.startswith("[local mode]")]
+            errors = [line for line in lines if _TRACE_LINE.search(line)]
+            picked = (errors or lines)[-4:]
+            detail = "\n".join(picked) if picked else "no output"
+        reason = f"AlgorithmError: ExitCode {returncode}\n{detail}"
+        if len(reason) > FAILURE_REASON_LIMIT:
+            reason = reason[:40] + "\n...\n" + reason[-(FAILURE_REASON_LIMIT - 45):]
+        return reason
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def _terminate(self, job: LocalJob, graceful: bool) -> None:
+        process = job.process
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM if graceful else signal.SIGKILL)
+        except ProcessLookupError:
+            return
+        if graceful:
+            def escalate() -> None:
+                try:
+                    process.wait(self.settings.stop_grace_seconds)
+                except subprocess.TimeoutExpired:
+                    try:
+                        os.killpg(process.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            threading.Thread(target=escalate, daemon=True).start()
+
+    def _log(self, job: LocalJob, line: str) -> None:
+        with open(job.log_path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
+        self.on_log(job.spec.name, job.kind, line)
+
+    def _set_final(self, job: LocalJob, status: str, failure: str | None = None) -> None:
+        job.status = status
+        job.failure_reason = failure
+        secondary = {"Completed": "Completed", "Failed": "Failed", "Stopped": "Stopped"}[status]
+        self._set_status(job.fake, job.kind, status, secondary=secondary, failure=failure,
+                         message={"Completed": "Training job completed", "Failed": "Training job failed",
+                                  "Stopped": "Training job stopped"}[status])
+        now = utcnow()
+        if job.kind == "training":
+            job.fake.training_end_time = now
+            seconds = int((now - job.fake.training_start_time).total_seconds())
+            job.fake.training_time_in_seconds = seconds
+            job.fake.billable_time_in_seconds = seconds
+            job.fake.final_metric_data_list = [{"MetricName": name, "Value": value, "Timestamp": now}
+                                               for name, value in job.metrics.items()]
+        else:
+            job.fake.processing_end_time = now
+            if failure:
+                job.fake.exit_message = failure[:1024]
+        self._log(job, f"[local mode] job {status}" + (f": {failure}" if failure else ""))
+
+    def _set_status(self, fake: Any, kind: str, status: str, secondary: str | None = None,
+                    failure: str | None = None, message: str = "") -> None:
+        now = utcnow()
+        fake.last_modified_time = now
+        if failure:
+            fake.failure_reason = failure
+        if kind == "processing":
+            fake.processing_job_status = status
+            return
+        fake.training_job_status = status
+        if secondary and secondary != getattr(fake, "secondary_status", None):
+            transitions = getattr(fake, "secondary_status_transitions", None) or []
+            if transitions and "EndTime" not in transitions[-1]:
+                transitions[-1]["EndTime"] = now
+            if transitions and transitions[-1].get("Status") == "Starting" and transitions[-1].get(
+                    "StatusMessage") == "Preparing the instances for training":
+                transitions = []   # moto's canned transition
+            transitions.append({"Status": secondary, "StartTime": now, "StatusMessage": message})
+            fake.secondary_status_transitions = transitions
+            fake.secondary_status = secondary
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns

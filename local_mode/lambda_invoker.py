@@ -1,0 +1,161 @@
+"""Run a Lambda function's handler in this process, as the Python Lambda runtime would.
+
+The handler named by the function's `Handler` (`module.function`) is imported from the project's
+`lambdas/` folder and called with the function's environment variables set for the duration of the
+call, a context object and the event. A raised exception becomes the runtime's error payload
+(`errorMessage`, `errorType`, `stackTrace`), so Step Functions' Retry/Catch match the exception's
+class name exactly as they do in AWS.
+"""
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+
+
+class LambdaContext:
+    """The attributes and method of the Python runtime's context object that handlers use."""
+
+    def __init__(self, function: Any, deadline: float):
+        self.function_name = function.function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = function.function_arn
+        self.memory_limit_in_mb = int(function.memory_size)
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function.function_name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex
+        self._deadline = deadline
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class _ThreadStdout(io.TextIOBase):
+    """sys.stdout stand-in: what an invoking thread prints goes to that invocation's log."""
+
+    def __init__(self, real: Any):
+        self.real = real
+        self.buffers: dict[int, io.StringIO] = {}
+
+    def write(self, text: str) -> int:
+        buffer = self.buffers.get(threading.get_ident())
+        return (buffer or self.real).write(text)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+class LambdaInvoker:
+    """Invokes handlers from `lambdas_dir`; one invocation at a time, like the workflow's tasks."""
+
+    def __init__(self, region: str, logs_dir: Path | None = None, lambdas_dir: Path = LAMBDAS_DIR,
+                 on_invoke: Callable[[str, dict, str, bool], None] | None = None,
+                 extra_environment: dict[str, str] | None = None):
+        self.region = region
+        self.logs_dir = logs_dir
+        self.lambdas_dir = Path(lambdas_dir)
+        self.on_invoke = on_invoke
+        # Local settings every function gets (documented in docs/local-mode.md).
+        self.extra_environment = {"POWERTOOLS_TRACE_DISABLED": "true", **(extra_environment or {})}
+        self.invocations: list[dict] = []
+        self._lock = threading.Lock()
+        self._stdout: _ThreadStdout | None = None
+
+    def __enter__(self) -> "LambdaInvoker":
+        self.fresh_imports()
+        if str(self.lambdas_dir) not in sys.path:
+            sys.path.insert(0, str(self.lambdas_dir))
+        self._stdout = _ThreadStdout(sys.stdout)
+        sys.stdout = self._stdout
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._stdout is not None and sys.stdout is self._stdout:
+            sys.stdout = self._stdout.real
+        self._stdout = None
+
+    def fresh_imports(self) -> None:
+        """Forget handler modules imported earlier, so every run starts cold, with its own clients."""
+        root = str(self.lambdas_dir)
+        for name, module in list(sys.modules.items()):
+            path = getattr(module, "__file__", None) or ""
+            if path.startswith(root + os.sep):
+                del sys.modules[name]
+
+    def invoke(self, function: Any, event: Any) -> tuple[str, bool, str]:
+        with self._lock:
+            return self._invoke(function, event)
+
+    def _invoke(self, function: Any, event: Any) -> tuple[str, bool, str]:
+        module_name, _, attribute = (function.handler or "").rpartition(".")
+        environment = {
+            **{str(k): str(v) for k, v in (function.environment_vars or {}).items()},
+            "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.function_name}",
+            "_HANDLER": function.handler or "",
+            **self.extra_environment,
+        }
+        saved = {key: os.environ.get(key) for key in environment}
+        os.environ.update(environment)
+        buffer = io.StringIO()
+        if self._stdout is not None:
+            self._stdout.buffers[threading.get_ident()] = buffer
+        context = LambdaContext(function, time.monotonic() + float(function.timeout or 3))
+        errored = False
+        try:
+            if not module_name or not attribute:
+                raise ImportError(f"Bad handler '{function.handler}': expected module.function")
+            handler = getattr(importlib.import_module(module_name), attribute)
+            result = handler(event, context)
+            payload = json.dumps(result)
+        except Exception as error:  # the runtime reports every exception as the function's error
+            errored = True
+            payload = json.dumps({
+                "errorMessage": str(error),
+                "errorType": type(error).__name__,
+                "requestId": context.aws_request_id,
+                "stackTrace": traceback.format_tb(error.__traceback__),
+            })
+            buffer.write(f"[ERROR] {type(error).__name__}: {error}\n")
+        finally:
+            if self._stdout is not None:
+                self._stdout.buffers.pop(threading.get_ident(), None)
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+        logs = buffer.getvalue()
+        self._record(function, event, payload, errored, logs)
+        return payload, errored, logs
+
+    def _record(self, function: Any, event: Any, payload: str, errored: bool, logs: str) -> None:
+        step = event.get("step") if isinstance(event, dict) else None
+        self.invocations.append({"function": function.function_name, "step": step, "errored": errored})
+        if self.logs_dir is not None:
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.logs_dir / f"{function.function_name}.log", "a", encoding="utf-8") as log:
+                log.write(f"--- invocation step={step} errored={errored}\n{logs}")
+                log.write(f"--- result\n{payload}\n")
+        try:
+            function.save_logs(logs)
+        except Exception:  # CloudWatch copy is a convenience; never fail the invocation for it
+            pass
+        if self.on_invoke is not None:
+            self.on_invoke(function.function_name, event if isinstance(event, dict) else {}, payload, errored)

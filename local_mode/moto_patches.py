@@ -1,0 +1,220 @@
+"""Every place where local mode reaches into moto's internals, in one module.
+
+moto 5.2.5 emulates the AWS APIs the workflow calls, but some of its answers are too simple for an
+end-to-end run: Lambda needs Docker to run a handler, SageMaker marks every job Completed at once and
+accepts duplicate names, endpoints are InService at once and serve canned data. Each patch below
+replaces exactly one moto method (or adds an API moto lacks) and hands the work to local mode's own
+emulation (`LambdaInvoker`, `JobRunner`, `EndpointEmulator`). `tests/local_mode/test_moto_patch_points.py`
+checks that every attribute used here still exists with the expected signature, so an upgrade of moto
+fails loudly instead of silently running moto's canned behaviour.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from typing import Any, Iterator, Protocol
+
+from moto.awslambda.models import LambdaFunction
+from moto.core.responses import ActionResult, EmptyResult
+from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
+from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, SageMakerModelBackend, arn_formatter
+from moto.sagemaker.responses import SageMakerResponse
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+
+class LambdaHooks(Protocol):
+    def invoke(self, function: LambdaFunction, event: Any) -> tuple[str, bool, str]: ...
+
+
+class JobHooks(Protocol):
+    def start(self, kind: str, backend: SageMakerModelBackend, job: Any, request: dict) -> None: ...
+
+    def stop(self, kind: str, name: str) -> None: ...
+
+
+class EndpointHooks(Protocol):
+    def create(self, backend: SageMakerModelBackend, endpoint: FakeEndpoint, request: dict) -> None: ...
+
+    def update(self, backend: SageMakerModelBackend, endpoint: FakeEndpoint, config_name: str) -> None: ...
+
+    def delete(self, endpoint_name: str) -> None: ...
+
+    def invoke(self, account_id: str, region: str, endpoint_name: str, body: bytes,
+               content_type: str | None, accept: str | None) -> tuple[int, dict, bytes]: ...
+
+
+# (owner, attribute, parameter names the patch relies on; None for an API this module adds)
+PATCH_POINTS: list[tuple[type, str, tuple[str, ...] | None]] = [
+    # Lambda: run the handler in process instead of in a Docker container.
+    (LambdaFunction, "_invoke_lambda", ("self", "event")),
+    # SageMaker training jobs: lifecycle, uniqueness, a local process per job.
+    (SageMakerResponse, "create_training_job", ("self",)),
+    (SageMakerResponse, "stop_training_job", None),
+    # SageMaker processing jobs: same.
+    (SageMakerResponse, "create_processing_job", ("self",)),
+    (SageMakerResponse, "stop_processing_job", ("self",)),
+    # Models and endpoint configs: AWS rejects a second resource under an existing name.
+    (SageMakerResponse, "create_model", ("self",)),
+    (SageMakerResponse, "create_endpoint_config", ("self",)),
+    # Endpoints: Creating -> InService/Failed, blue/green update with rollback, a local server.
+    (SageMakerResponse, "create_endpoint", ("self",)),
+    (SageMakerResponse, "update_endpoint", None),
+    (SageMakerResponse, "delete_endpoint", ("self",)),
+    # sagemaker-runtime InvokeEndpoint: forward to the endpoint's local server.
+    (SageMakerRuntimeResponse, "invoke_endpoint", ("self",)),
+]
+
+# Internals of moto's objects that the patches read or write (checked by the patch-point test).
+BACKEND_ATTRIBUTES = ("training_jobs", "processing_jobs", "endpoints", "endpoint_configs", "_models")
+RESPONSE_HELPERS = ("_get_param", "sagemaker_backend", "current_account", "region", "body")
+
+
+def _request(response: Any) -> dict:
+    """The request's JSON body, exactly as the client sent it (SageMaker speaks JSON 1.1)."""
+    body = response.body
+    if isinstance(body, bytes):
+        body = body.decode("utf-8")
+    return json.loads(body or "{}")
+
+
+def _arn(kind: str, name: str, backend: SageMakerModelBackend) -> str:
+    return arn_formatter(kind, name, backend.account_id, backend.region_name)
+
+
+@contextlib.contextmanager
+def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks) -> Iterator[None]:
+    """Install every patch for the duration of the block; the originals come back afterwards."""
+    originals = {(owner, name): owner.__dict__.get(name) for owner, name, _ in PATCH_POINTS}
+
+    orig_create_training = SageMakerResponse.create_training_job
+    orig_create_processing = SageMakerResponse.create_processing_job
+    orig_create_model = SageMakerResponse.create_model
+    orig_create_config = SageMakerResponse.create_endpoint_config
+    orig_create_endpoint = SageMakerResponse.create_endpoint
+    orig_delete_endpoint = SageMakerResponse.delete_endpoint
+
+    def invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+        return lambdas.invoke(self, event)
+
+    def create_training_job(self: SageMakerResponse) -> ActionResult:
+        request = _request(self)
+        name = request["TrainingJobName"]
+        backend = self.sagemaker_backend
+        if name in backend.training_jobs:
+            raise ResourceInUseException(
+                "Training job names must be unique within an AWS account and region, and a training "
+                f"job with this name already exists ({_arn('training-job', name, backend)})")
+        result = orig_create_training(self)
+        job = backend.training_jobs[name]
+        # moto replaces MetricDefinitions with its own; keep what the caller asked for.
+        job.algorithm_specification = copy.deepcopy(request["AlgorithmSpecification"])
+        jobs.start("training", backend, job, request)
+        return result
+
+    def stop_training_job(self: SageMakerResponse) -> EmptyResult:
+        name = self._get_param("TrainingJobName")
+        backend = self.sagemaker_backend
+        if name not in backend.training_jobs:
+            raise ValidationError(message=f"Could not find training job '{_arn('training-job', name, backend)}'.")
+        jobs.stop("training", name)
+        return EmptyResult()
+
+    def create_processing_job(self: SageMakerResponse) -> ActionResult:
+        request = _request(self)
+        name = request["ProcessingJobName"]
+        backend = self.sagemaker_backend
+        if name in backend.processing_jobs:
+            raise ResourceInUseException(
+                "Processing job names must be unique within an AWS account and region, and a processing "
+                f"job with this name already exists ({_arn('processing-job', name, backend)})")
+        result = orig_create_processing(self)
+        jobs.start("processing", backend, backend.processing_jobs[name], request)
+        return result
+
+    def stop_processing_job(self: SageMakerResponse) -> EmptyResult:
+        name = self._get_param("ProcessingJobName")
+        backend = self.sagemaker_backend
+        if name not in backend.processing_jobs:
+            raise ValidationError(message=f"Could not find processing job '{_arn('processing-job', name, backend)}'.")
+        jobs.stop("processing", name)
+        return EmptyResult()
+
+    def create_model(self: SageMakerResponse) -> ActionResult:
+        name = self._get_param("ModelName")
+        backend = self.sagemaker_backend
+        if name in backend._models:
+            raise ValidationError(message=f'Cannot create already existing model "{_arn("model", name, backend)}".')
+        return orig_create_model(self)
+
+    def create_endpoint_config(self: SageMakerResponse) -> ActionResult:
+        name = self._get_param("EndpointConfigName")
+        backend = self.sagemaker_backend
+        if name in backend.endpoint_configs:
+            arn = FakeEndpointConfig.arn_formatter(name, backend.account_id, backend.region_name)
+            raise ValidationError(message=f'Cannot create already existing endpoint configuration "{arn}".')
+        return orig_create_config(self)
+
+    def create_endpoint(self: SageMakerResponse) -> ActionResult:
+        request = _request(self)
+        name = request["EndpointName"]
+        backend = self.sagemaker_backend
+        if name in backend.endpoints:
+            raise ValidationError(message=f'Cannot create already existing endpoint "{_arn("endpoint", name, backend)}".')
+        result = orig_create_endpoint(self)
+        endpoints.create(backend, backend.endpoints[name], request)
+        return result
+
+    def update_endpoint(self: SageMakerResponse) -> ActionResult:
+        name = self._get_param("EndpointName")
+        config_name = self._get_param("EndpointConfigName")
+        backend = self.sagemaker_backend
+        endpoint = backend.endpoints.get(name)
+        if endpoint is None:
+            raise ValidationError(message=f"Could not find endpoint '{_arn('endpoint', name, backend)}'.")
+        if config_name not in backend.endpoint_configs:
+            arn = FakeEndpointConfig.arn_formatter(config_name, backend.account_id, backend.region_name)
+            raise ValidationError(message=f"Could not find endpoint configuration '{arn}'.")
+        if endpoint.endpoint_status != "InService":
+            raise ValidationError(
+                message=f'Cannot update in-progress endpoint "{endpoint.arn}".' if endpoint.endpoint_status
+                in ("Creating", "Updating") else f'Cannot update endpoint "{endpoint.arn}" in status '
+                f"{endpoint.endpoint_status}.")
+        endpoints.update(backend, endpoint, config_name)
+        return ActionResult({"EndpointArn": endpoint.arn})
+
+    def delete_endpoint(self: SageMakerResponse) -> EmptyResult:
+        name = self._get_param("EndpointName")
+        result = orig_delete_endpoint(self)  # raises moto's ValidationError when it does not exist
+        endpoints.delete(name)
+        return result
+
+    def invoke_endpoint(self: SageMakerRuntimeResponse) -> tuple[int, dict, bytes]:
+        endpoint_name = self._get_params().get("EndpointName") or self.path.split("/")[2]
+        body = self.body if isinstance(self.body, bytes) else (self.body or "").encode("utf-8")
+        return endpoints.invoke(self.current_account, self.region, endpoint_name, body,
+                                self.headers.get("Content-Type"), self.headers.get("Accept"))
+
+    replacements = {
+        (LambdaFunction, "_invoke_lambda"): invoke_lambda,
+        (SageMakerResponse, "create_training_job"): create_training_job,
+        (SageMakerResponse, "stop_training_job"): stop_training_job,
+        (SageMakerResponse, "create_processing_job"): create_processing_job,
+        (SageMakerResponse, "stop_processing_job"): stop_processing_job,
+        (SageMakerResponse, "create_model"): create_model,
+        (SageMakerResponse, "create_endpoint_config"): create_endpoint_config,
+        (SageMakerResponse, "create_endpoint"): create_endpoint,
+        (SageMakerResponse, "update_endpoint"): update_endpoint,
+        (SageMakerResponse, "delete_endpoint"): delete_endpoint,
+        (SageMakerRuntimeResponse, "invoke_endpoint"): invoke_endpoint,
+    }
+    for (owner, name), replacement in replacements.items():
+        setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        for (owner, name), original in originals.items():
+            if original is None:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
