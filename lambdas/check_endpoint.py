@@ -1,0 +1,86 @@
+"""CheckEndpoint: the live endpoint must answer the evaluation prompts as the evaluated model did."""
+from __future__ import annotations
+
+import json
+
+from common import aws
+from common.errors import EndpointMismatch, translate_throttling
+from common.observability import logger, tracer
+from common.run import run_of
+from common.s3_paths import read_json, read_text
+from common.text_rules import postprocess_generation
+
+
+def sample_rows(predictions_jsonl: str, count: int) -> list[dict]:
+    """The first `count` rows that have a prompt and a fine-tuned prediction."""
+    rows = []
+    for number, line in enumerate(predictions_jsonl.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"predictions.jsonl line {number} is not JSON: {error}") from error
+        prediction = (row.get("fine_tuned") or {}).get("prediction")
+        if isinstance(row.get("prompt"), str) and isinstance(prediction, str):
+            rows.append(row)
+        if len(rows) == count:
+            break
+    return rows
+
+
+def tgi_request(prompt: str, max_new_tokens: int) -> dict:
+    """TGI's request, greedy like the evaluation."""
+    return {"inputs": prompt, "parameters": {"max_new_tokens": max_new_tokens, "do_sample": False,
+                                             "return_full_text": False}}
+
+
+def generated_text(body: bytes) -> str:
+    answer = json.loads(body)
+    if isinstance(answer, list) and answer and isinstance(answer[0], dict):
+        answer = answer[0]
+    if not isinstance(answer, dict) or not isinstance(answer.get("generated_text"), str):
+        raise EndpointMismatch(f"the endpoint answered {body[:200]!r}; expected [{{\"generated_text\": ...}}]")
+    return answer["generated_text"]
+
+
+@tracer.capture_lambda_handler
+@translate_throttling
+def handler(event: dict, context: object) -> dict:
+    run = run_of(event)
+    deployment = event["state"]["deployment"]
+    check = run["config"]["deployment"]["check"]
+    name = deployment["endpoint_name"]
+    url = f"https://runtime.sagemaker.{aws.region()}.amazonaws.com/endpoints/{name}/invocations"
+    if check["samples"] == 0:
+        return {"passed": True, "compared": 0, "matches": 0, "url": url, "mismatches": []}
+    try:
+        settings = read_json(run["paths"]["metrics"]).get("settings") or {}
+    except Exception:  # noqa: BLE001 - the input's value is a sound fallback
+        settings = {}
+    max_new_tokens = int(settings.get("max_new_tokens") or run["config"]["evaluation"]["max_new_tokens"])
+    rows = sample_rows(read_text(run["paths"]["predictions"]), check["samples"])
+    if not rows:
+        raise EndpointMismatch(f"{run['paths']['predictions']} has no row with a prompt and a prediction")
+    runtime = aws.client("sagemaker-runtime")
+    matches, mismatches = 0, []
+    for row in rows:
+        response = runtime.invoke_endpoint(EndpointName=name, ContentType="application/json",
+                                           Accept="application/json",
+                                           Body=json.dumps(tgi_request(row["prompt"], max_new_tokens)))
+        live = postprocess_generation(generated_text(response["Body"].read()))
+        expected = postprocess_generation(row["fine_tuned"]["prediction"])
+        if live == expected:
+            matches += 1
+        else:
+            mismatches.append({"id": row.get("id"), "expected": expected[:200], "live": live[:200]})
+    needed = check["min_match_fraction"]
+    passed = matches / len(rows) >= needed - 1e-12
+    result = {"passed": passed, "compared": len(rows), "matches": matches, "url": url, "mismatches": mismatches}
+    logger.info("endpoint checked", extra={"run_id": run["run_id"], **result})
+    if not passed:
+        first = mismatches[0]
+        raise EndpointMismatch(
+            f"endpoint {name} matched {matches} of {len(rows)} evaluation prompts (need {needed:.0%}); "
+            f"row {first['id']}: expected {first['expected']!r}, got {first['live']!r}")
+    return result

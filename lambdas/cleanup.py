@@ -1,0 +1,97 @@
+"""Cleanup: after any error, stop this run's jobs and remove its endpoint resources that never served.
+
+An endpoint that served before this run is never deleted: after a failed update its old config
+keeps serving, and only this run's new config and model are removed.
+"""
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from common import aws, endpoints, jobs
+from common.errors import ThrottlingException, is_not_found, is_throttling, translate_throttling
+from common.failure import describe_failure
+from common.observability import logger, tracer
+
+
+def _stop_jobs(names: dict) -> list[str]:
+    stopped = []
+    for kind in jobs.KINDS:
+        if names.get(kind) and jobs.stop_if_running(kind, names[kind]):
+            stopped.append(names[kind])
+    return stopped
+
+
+def _delete(call: str, **kwargs) -> bool:
+    try:
+        getattr(aws.client("sagemaker"), call)(**kwargs)
+        return True
+    except ClientError as error:
+        if is_not_found(error):
+            return False
+        raise
+
+
+def _remove_endpoint_resources(names: dict, run_id: str, deployment: dict) -> tuple[list[str], list[str]]:
+    """(deleted resource names, notes on what was kept and why)."""
+    deleted, notes = [], []
+    endpoint_name, config_name, model_name = names["endpoint"], names["endpoint_config"], names["model"]
+    endpoint = endpoints.describe_endpoint(endpoint_name)
+    config_in_use = False
+    if endpoint is not None:
+        on_our_config = endpoint["EndpointConfigName"] == config_name
+        pending_ours = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName") == config_name
+        if endpoints.created_by(endpoint, run_id):
+            if _delete("delete_endpoint", EndpointName=endpoint_name):
+                deleted.append(f"endpoint/{endpoint_name}")
+        elif on_our_config:
+            previous = deployment.get("previous_endpoint_config_name")
+            if previous and endpoints.describe_endpoint_config(previous):
+                aws.client("sagemaker").update_endpoint(
+                    EndpointName=endpoint_name, EndpointConfigName=previous,
+                    RetainAllVariantProperties=False)
+                notes.append(f"endpoint {endpoint_name} is being returned to {previous}")
+            else:
+                notes.append(f"endpoint {endpoint_name} serves this run's config and no previous "
+                             "config is known; left as is")
+            config_in_use = True
+        elif pending_ours or endpoint["EndpointStatus"] in ("Updating", "RollingBack"):
+            notes.append(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; "
+                         f"this run's config and model are kept until it settles")
+            config_in_use = True
+        else:
+            notes.append(f"endpoint {endpoint_name} served before this run and keeps "
+                         f"{endpoint['EndpointConfigName']}")
+    if not config_in_use:
+        if _delete("delete_endpoint_config", EndpointConfigName=config_name):
+            deleted.append(f"endpoint-config/{config_name}")
+        if _delete("delete_model", ModelName=model_name):
+            deleted.append(f"model/{model_name}")
+    return deleted, notes
+
+
+@tracer.capture_lambda_handler
+@translate_throttling
+def handler(event: dict, context: object) -> dict:
+    state = event.get("state") or {}
+    error, cause = describe_failure(state.get("error"))
+    run = state.get("run") or {}
+    result = {"stopped_jobs": [], "deleted": [], "notes": [], "problems": [], "error": error, "cause": cause}
+    if not run.get("names"):
+        return result  # failed before ValidateInput produced names: nothing was started
+    steps = (("stop jobs", lambda: result["stopped_jobs"].extend(_stop_jobs(run["names"]))),
+             ("remove endpoint resources", lambda: _remove(run, state, result)))
+    for label, step in steps:
+        try:
+            step()
+        except ClientError as problem:
+            if is_throttling(problem):
+                raise ThrottlingException(f"AWS throttled cleanup: {problem}") from problem
+            result["problems"].append(f"{label}: {problem}")
+    logger.info("cleaned up", extra={"run_id": run.get("run_id"), **result})
+    return result
+
+
+def _remove(run: dict, state: dict, result: dict) -> None:
+    deleted, notes = _remove_endpoint_resources(run["names"], run["run_id"], state.get("deployment") or {})
+    result["deleted"].extend(deleted)
+    result["notes"].extend(notes)

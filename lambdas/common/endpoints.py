@@ -1,0 +1,132 @@
+"""SageMaker model, endpoint config and endpoint of one run: create, update blue/green, remove."""
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from common import aws
+from common.errors import is_already_exists, is_not_found
+from common.instance_types import has_local_storage
+from common.job_requests import RUN_ID_TAG, RunContext
+from common.s3_paths import prefix_size_bytes
+from common.serving import model_data_source, tgi_environment, timeout_for_size
+
+VARIANT_NAME = "AllTraffic"
+IN_PROGRESS = {"Creating": "Creating", "Updating": "Updating", "SystemUpdating": "Updating",
+               "RollingBack": "Updating", "UpdateRollbackFailed": "Failed"}
+
+
+def _describe(call: str, **kwargs) -> dict | None:
+    try:
+        return getattr(aws.client("sagemaker"), call)(**kwargs)
+    except ClientError as error:
+        if is_not_found(error):
+            return None
+        raise
+
+
+def describe_endpoint(name: str) -> dict | None:
+    return _describe("describe_endpoint", EndpointName=name)
+
+
+def describe_endpoint_config(name: str) -> dict | None:
+    return _describe("describe_endpoint_config", EndpointConfigName=name)
+
+
+def describe_model(name: str) -> dict | None:
+    return _describe("describe_model", ModelName=name)
+
+
+def _create(call: str, request: dict) -> None:
+    """Create, treating 'already exists' as this run's earlier attempt (the names are the run's)."""
+    try:
+        getattr(aws.client("sagemaker"), call)(**request)
+    except ClientError as error:
+        if not is_already_exists(error):
+            raise
+
+
+def model_request(ctx: RunContext) -> dict:
+    request = {
+        "ModelName": ctx.names["model"],
+        "PrimaryContainer": {"Image": ctx.env.inference_image_uri,
+                             "ModelDataSource": model_data_source(ctx.paths["merged"]),
+                             "Environment": tgi_environment(ctx.config["deployment"])},
+        "ExecutionRoleArn": ctx.env.sagemaker_role_arn,
+        "EnableNetworkIsolation": True,
+        "Tags": ctx.tags,
+    }
+    if ctx.env.vpc_config:
+        request["VpcConfig"] = ctx.env.vpc_config
+    return request
+
+
+def endpoint_config_request(ctx: RunContext, model_size_bytes: int) -> dict:
+    deployment = ctx.config["deployment"]
+    instance_type = deployment["instance_type"]
+    variant = {
+        "VariantName": VARIANT_NAME, "ModelName": ctx.names["model"],
+        "InstanceType": instance_type, "InitialInstanceCount": deployment["instance_count"],
+        "InitialVariantWeight": 1.0,
+        "ContainerStartupHealthCheckTimeoutInSeconds": timeout_for_size(
+            model_size_bytes, deployment.get("container_startup_timeout_seconds")),
+        "ModelDataDownloadTimeoutInSeconds": timeout_for_size(
+            model_size_bytes, deployment.get("model_data_download_timeout_seconds")),
+    }
+    request = {"EndpointConfigName": ctx.names["endpoint_config"], "ProductionVariants": [variant],
+               "Tags": ctx.tags}
+    if ctx.env.kms_key_arn and not has_local_storage(instance_type):
+        request["KmsKeyId"] = ctx.env.kms_key_arn  # instance storage is encrypted in hardware
+    return request
+
+
+def deployment_config(deployment: dict) -> dict:
+    """Blue/green: the new fleet takes all traffic at once, is watched, and rolls back on failure."""
+    blue_green = deployment["blue_green"]
+    config = {"BlueGreenUpdatePolicy": {
+        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE",
+                                        "WaitIntervalInSeconds": blue_green["wait_interval_seconds"]},
+        "TerminationWaitInSeconds": blue_green["termination_wait_seconds"],
+        "MaximumExecutionTimeoutInSeconds": blue_green["maximum_execution_timeout_seconds"]}}
+    alarms = blue_green.get("rollback_alarm_names") or []
+    if alarms:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in alarms]}
+    return config
+
+
+def deploy(ctx: RunContext) -> dict:
+    """Create the run's model and config, then create the endpoint or update it blue/green."""
+    _create("create_model", model_request(ctx))
+    size = prefix_size_bytes(ctx.paths["merged"])
+    _create("create_endpoint_config", endpoint_config_request(ctx, size))
+    name, config_name = ctx.names["endpoint"], ctx.names["endpoint_config"]
+    result = {"endpoint_name": name, "endpoint_config_name": config_name, "model_name": ctx.names["model"],
+              "previous_endpoint_config_name": None}
+    endpoint = describe_endpoint(name)
+    sagemaker = aws.client("sagemaker")
+    if endpoint is None:
+        try:
+            sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=config_name, Tags=ctx.tags)
+        except ClientError as error:
+            if not is_already_exists(error):
+                raise
+        return {**result, "action": "create"}
+    if endpoint["EndpointConfigName"] == config_name or _pending_config(endpoint) == config_name:
+        created_here = _run_tag(endpoint["EndpointArn"]) == ctx.run_id
+        return {**result, "action": "create" if created_here else "update", "adopted": True}
+    sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config_name,
+                              RetainAllVariantProperties=False,
+                              DeploymentConfig=deployment_config(ctx.config["deployment"]))
+    return {**result, "action": "update", "previous_endpoint_config_name": endpoint["EndpointConfigName"]}
+
+
+def _pending_config(endpoint: dict) -> str | None:
+    return (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+
+
+def _run_tag(arn: str) -> str | None:
+    tags = aws.client("sagemaker").list_tags(ResourceArn=arn).get("Tags", [])
+    return next((tag["Value"] for tag in tags if tag["Key"] == RUN_ID_TAG), None)
+
+
+def created_by(endpoint: dict, run_id: str) -> bool:
+    return _run_tag(endpoint["EndpointArn"]) == run_id

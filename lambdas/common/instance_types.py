@@ -1,0 +1,54 @@
+"""Facts about SageMaker instance types that the API does not tell a request builder."""
+from __future__ import annotations
+
+# GPUs per instance; TGI shards the model over SM_NUM_GPUS of them.
+_GPUS_BY_SIZE = {
+    "g4dn": {"12xlarge": 4},
+    "g5": {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8},
+    "g6": {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8},
+    "g6e": {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8},
+    "p3": {"8xlarge": 4, "16xlarge": 8},
+    "p3dn": {"24xlarge": 8},
+    "p4d": {"24xlarge": 8},
+    "p4de": {"24xlarge": 8},
+    "p5": {"48xlarge": 8},
+    "p5e": {"48xlarge": 8},
+    "p5en": {"48xlarge": 8},
+    "p6-b200": {"48xlarge": 8},
+    "p6-b300": {"48xlarge": 8},
+}
+_ONE_GPU_FAMILIES = {"g4dn", "g5", "g6", "g6e", "p3", "p5"}
+
+# Families with local NVMe instance storage. AWS encrypts it in hardware and rejects a
+# VolumeKmsKeyId (jobs) or KmsKeyId (endpoint configs) for these instance types.
+_LOCAL_STORAGE_FAMILIES = {
+    "c5d", "m5d", "r5d", "g4dn", "g5", "g6", "g6e", "g7e", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en",
+    "p6-b200", "p6-b300", "p6e-gb200", "trn1", "trn1n", "trn2", "m6gd", "c6gd", "r6gd", "r7gd", "dl1",
+}
+
+
+def family_and_size(instance_type: str) -> tuple[str, str]:
+    """'ml.g5.12xlarge' -> ('g5', '12xlarge')."""
+    parts = instance_type.split(".")
+    if len(parts) != 3 or parts[0] != "ml":
+        raise ValueError(f"{instance_type!r} is not a SageMaker instance type like ml.g5.2xlarge")
+    return parts[1], parts[2]
+
+
+def gpu_count(instance_type: str) -> int | None:
+    """GPUs of an instance type, or None when it has no NVIDIA GPU this table knows."""
+    family, size = family_and_size(instance_type)
+    if family in _GPUS_BY_SIZE and size in _GPUS_BY_SIZE[family]:
+        return _GPUS_BY_SIZE[family][size]
+    if family in _ONE_GPU_FAMILIES:
+        return 1
+    return None
+
+
+def has_local_storage(instance_type: str) -> bool:
+    return family_and_size(instance_type)[0] in _LOCAL_STORAGE_FAMILIES
+
+
+def volume_kms_key(instance_type: str, kms_key_arn: str) -> dict:
+    """{'VolumeKmsKeyId': key} where AWS accepts one, else {} (instance storage is hardware-encrypted)."""
+    return {} if has_local_storage(instance_type) or not kms_key_arn else {"VolumeKmsKeyId": kms_key_arn}

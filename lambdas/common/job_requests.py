@@ -1,0 +1,196 @@
+"""CreateProcessingJob / CreateTrainingJob requests per the job container contract.
+
+Every job runs the Hugging Face PyTorch training image with an explicit entrypoint:
+`python3 <code dir>/launch.py <script> [args...]`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from common.environment import LambdaEnvironment
+from common.instance_types import volume_kms_key
+
+RUN_ID_TAG = "fine-tune:run-id"
+PROCESSING = "/opt/ml/processing"
+PROCESSING_CODE_DIR = f"{PROCESSING}/input/code"
+TRAINING_CODE_DIR = "/opt/ml/input/data/code"
+CHECKPOINT_DIR = "/opt/ml/checkpoints"
+JOB_SCRIPTS = {"prepare": "prepare_data.py", "train": "train.py", "evaluate": "evaluate.py"}
+
+_NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
+# One CloudWatch metric per field of the `train_metrics:` line train.py prints.
+METRIC_DEFINITIONS = [
+    {"Name": f"train:{field}", "Regex": rf"train_metrics:.* {field}={_NUMBER}"}
+    for field in ("step", "loss", "learning_rate", "epoch", "tokens_per_second")
+]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every request builder needs: the run's identity, resolved input and layout."""
+
+    run_id: str
+    config: dict
+    names: dict
+    paths: dict
+    env: LambdaEnvironment
+
+    @classmethod
+    def from_run(cls, run: dict, env: LambdaEnvironment) -> "RunContext":
+        return cls(run["run_id"], run["config"], run["names"], run["paths"], env)
+
+    @property
+    def tags(self) -> list[dict]:
+        return [{"Key": RUN_ID_TAG, "Value": self.run_id}]
+
+    @property
+    def base_model_from_s3(self) -> bool:
+        return "s3_uri" in self.config["base_model"]
+
+
+def _seconds(hours: float) -> int:
+    return int(round(hours * 3600))
+
+
+def _s3_input(name: str, uri: str, local_path: str) -> dict:
+    return {"InputName": name, "AppManaged": False,
+            "S3Input": {"S3Uri": uri, "LocalPath": local_path, "S3DataType": "S3Prefix",
+                        "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}
+
+
+def _network_config(ctx: RunContext, isolate: bool) -> dict:
+    config = {"EnableNetworkIsolation": isolate, "EnableInterContainerTrafficEncryption": False}
+    if ctx.env.vpc_config:
+        config["VpcConfig"] = ctx.env.vpc_config
+    return config
+
+
+def _processing_request(ctx: RunContext, kind: str, group: dict, inputs: list[dict],
+                        output_name: str, output_dir: str, output_uri: str, args: list[str],
+                        isolate: bool) -> dict:
+    instance_type = group["instance_type"]
+    entrypoint = ["python3", f"{PROCESSING_CODE_DIR}/launch.py", JOB_SCRIPTS[kind], *args]
+    return {
+        "ProcessingJobName": ctx.names[kind],
+        "RoleArn": ctx.env.sagemaker_role_arn,
+        "AppSpecification": {"ImageUri": ctx.env.training_image_uri, "ContainerEntrypoint": entrypoint},
+        "ProcessingInputs": [_s3_input("code", ctx.env.code_s3_uri, PROCESSING_CODE_DIR), *inputs],
+        "ProcessingOutputConfig": {
+            "Outputs": [{"OutputName": output_name, "AppManaged": False,
+                         "S3Output": {"S3Uri": output_uri, "LocalPath": output_dir,
+                                      "S3UploadMode": "EndOfJob"}}],
+            "KmsKeyId": ctx.env.kms_key_arn,
+        },
+        "ProcessingResources": {"ClusterConfig": {
+            "InstanceCount": 1, "InstanceType": instance_type,
+            "VolumeSizeInGB": group["volume_size_gb"],
+            **volume_kms_key(instance_type, ctx.env.kms_key_arn)}},
+        "StoppingCondition": {"MaxRuntimeInSeconds": _seconds(group["max_runtime_hours"])},
+        "NetworkConfig": _network_config(ctx, isolate),
+        "Environment": {"FINE_TUNE_RUN_ID": ctx.run_id},
+        "Tags": ctx.tags,
+    }
+
+
+def prepare_request(ctx: RunContext) -> dict:
+    dataset = ctx.config["dataset"]
+    data_dir, output_dir = f"{PROCESSING}/input/data", f"{PROCESSING}/output/data"
+    args = ["--format", dataset["format"], "--output-dir", output_dir,
+            "--test-size", str(dataset["test_size"]), "--seed", str(dataset["seed"]),
+            "--max-bad-fraction", str(dataset["max_bad_fraction"])]
+    if "max_samples" in dataset:
+        args += ["--max-samples", str(dataset["max_samples"])]
+    inputs = []
+    if "s3_uri" in dataset:
+        file_name = dataset["s3_uri"].rsplit("/", 1)[-1]
+        inputs.append(_s3_input("data", dataset["s3_uri"], data_dir))
+        args = ["--input", f"{data_dir}/{file_name}", *args]
+    else:
+        args += ["--hf-dataset-id", dataset["hf_dataset_id"], "--hf-split", dataset.get("hf_split", "train")]
+    return _processing_request(ctx, "prepare", ctx.config["preparation"], inputs, "data", output_dir,
+                               ctx.paths["data"], args, isolate="s3_uri" in dataset)
+
+
+def evaluate_request(ctx: RunContext) -> dict:
+    evaluation, base = ctx.config["evaluation"], ctx.config["base_model"]
+    root = f"{PROCESSING}/input"
+    output_dir = f"{PROCESSING}/output/eval"
+    inputs = [_s3_input("model", ctx.paths["merged"], f"{root}/model"),
+              _s3_input("data", ctx.paths["test_file"], f"{root}/data"),
+              _s3_input("training", ctx.paths["training_metrics"], f"{root}/training")]
+    args = ["--model-dir", f"{root}/model", "--test-file", f"{root}/data/test.jsonl",
+            "--output-dir", output_dir, "--training-metrics", f"{root}/training/training_metrics.json",
+            "--max-samples", str(evaluation["max_samples"]), "--batch-size", str(evaluation["batch_size"]),
+            "--max-new-tokens", str(evaluation["max_new_tokens"])]
+    if evaluation.get("skip_base"):
+        args.append("--skip-base")
+    elif ctx.base_model_from_s3:
+        inputs.append(_s3_input("base_model", base["s3_uri"], f"{root}/base_model"))
+        args += ["--base-model-dir", f"{root}/base_model"]
+    else:
+        args += ["--base-model-id", base["hf_model_id"]]
+    isolate = ctx.base_model_from_s3 or bool(evaluation.get("skip_base"))
+    return _processing_request(ctx, "evaluate", evaluation, inputs, "eval", output_dir,
+                               ctx.paths["eval"], args, isolate=isolate)
+
+
+def _hyperparameters(ctx: RunContext) -> dict[str, str]:
+    """SageMaker passes hyperparameters as strings; train.py parses them back."""
+    values = dict(ctx.config["training"].get("hyperparameters", {}))
+    base = ctx.config["base_model"]
+    if not ctx.base_model_from_s3:
+        values["model_id"] = base["hf_model_id"]
+        if ctx.env.hf_token_secret_arn:
+            values["hf_token_secret_arn"] = ctx.env.hf_token_secret_arn
+    return {key: (str(value).lower() if isinstance(value, bool) else str(value))
+            for key, value in values.items()}
+
+
+def _channel(name: str, uri: str) -> dict:
+    return {"ChannelName": name, "InputMode": "File", "CompressionType": "None",
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
+                                            "S3DataDistributionType": "FullyReplicated"}}}
+
+
+def train_request(ctx: RunContext) -> dict:
+    training = ctx.config["training"]
+    instance_type, count = training["instance_type"], training["instance_count"]
+    channels = [_channel("code", ctx.env.code_s3_uri), _channel("train", ctx.paths["data"])]
+    if ctx.base_model_from_s3:
+        channels.append(_channel("model", ctx.config["base_model"]["s3_uri"]))
+    runtime = _seconds(training["max_runtime_hours"])
+    stopping = {"MaxRuntimeInSeconds": runtime}
+    if training["use_spot"]:
+        wait_hours = training.get("max_wait_hours") or min(2 * training["max_runtime_hours"], 672)
+        stopping["MaxWaitTimeInSeconds"] = max(_seconds(wait_hours), runtime)
+    request = {
+        "TrainingJobName": ctx.names["train"],
+        "RoleArn": ctx.env.sagemaker_role_arn,
+        "AlgorithmSpecification": {
+            "TrainingImage": ctx.env.training_image_uri,
+            "TrainingInputMode": "File",
+            "ContainerEntrypoint": ["python3", f"{TRAINING_CODE_DIR}/launch.py", JOB_SCRIPTS["train"]],
+            "MetricDefinitions": METRIC_DEFINITIONS,
+            "EnableSageMakerMetricsTimeSeries": True,
+        },
+        "HyperParameters": _hyperparameters(ctx),
+        "InputDataConfig": channels,
+        "OutputDataConfig": {"S3OutputPath": ctx.paths["training_output"], "KmsKeyId": ctx.env.kms_key_arn,
+                             "CompressionType": "NONE"},
+        "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": count,
+                           "VolumeSizeInGB": training["volume_size_gb"],
+                           **volume_kms_key(instance_type, ctx.env.kms_key_arn)},
+        "StoppingCondition": stopping,
+        "EnableManagedSpotTraining": bool(training["use_spot"]),
+        "CheckpointConfig": {"S3Uri": ctx.paths["checkpoints"], "LocalPath": CHECKPOINT_DIR},
+        "EnableNetworkIsolation": ctx.base_model_from_s3,
+        "EnableInterContainerTrafficEncryption": count > 1,
+        "Environment": {"FINE_TUNE_RUN_ID": ctx.run_id},
+        "Tags": ctx.tags,
+    }
+    if ctx.env.vpc_config:
+        request["VpcConfig"] = ctx.env.vpc_config
+    return request
+
+
+BUILDERS = {"prepare": prepare_request, "train": train_request, "evaluate": evaluate_request}

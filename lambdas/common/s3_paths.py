@@ -1,0 +1,91 @@
+"""The artifacts bucket's layout for one run (docs/workflow-contract.md, "S3 layout")."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass
+
+from common import aws
+
+S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.*)")
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    match = S3_URI.fullmatch(uri)
+    if not match:
+        raise ValueError(f"{uri!r} is not an S3 URI of the form s3://bucket/key")
+    return match.group("bucket"), match.group("key")
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    input: str
+    data: str
+    train_file: str
+    test_file: str
+    data_report: str
+    checkpoints: str
+    training_output: str
+    model: str
+    adapter: str
+    merged: str
+    training_metrics: str
+    eval: str
+    metrics: str
+    predictions: str
+    report: str
+
+    @classmethod
+    def for_run(cls, bucket: str, run_id: str, training_job_name: str) -> "RunPaths":
+        run = f"s3://{bucket}/runs/{run_id}/"
+        model = f"{run}training/{training_job_name}/output/model/"
+        return cls(
+            input=f"{run}input.json",
+            data=f"{run}data/",
+            train_file=f"{run}data/train.jsonl",
+            test_file=f"{run}data/test.jsonl",
+            data_report=f"{run}data/report.json",
+            checkpoints=f"{run}checkpoints/",
+            training_output=f"{run}training/",
+            model=model,
+            adapter=f"{model}adapter/",
+            merged=f"{model}merged/",
+            training_metrics=f"{model}training_metrics.json",
+            eval=f"{run}eval/",
+            metrics=f"{run}eval/metrics.json",
+            predictions=f"{run}eval/predictions.jsonl",
+            report=f"{run}eval/report.html",
+        )
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_text(uri: str) -> str:
+    bucket, key = split_s3_uri(uri)
+    return aws.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+
+
+def read_json(uri: str) -> dict:
+    text = read_text(uri)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{uri} is not valid JSON: {error}") from error
+
+
+def write_json(uri: str, value: dict, kms_key_arn: str) -> None:
+    """Write with SSE-KMS under the stack's key."""
+    bucket, key = split_s3_uri(uri)
+    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(value, indent=2).encode(),
+                                ContentType="application/json",
+                                ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_arn)
+
+
+def prefix_size_bytes(uri: str) -> int:
+    """Total size of the objects under an S3 prefix."""
+    bucket, prefix = split_s3_uri(uri)
+    total = 0
+    for page in aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        total += sum(obj["Size"] for obj in page.get("Contents", []))
+    return total

@@ -1,0 +1,166 @@
+"""Execution input: schema defaults, then the stack's defaults, then the input; then validation.
+
+Every problem is collected and reported at once, each naming the field, the value and what is
+allowed, so a user fixes the input in one go and bad input never starts a job.
+"""
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+
+from common.errors import InvalidInput
+from common.instance_types import gpu_count
+
+SCHEMA_PATH = Path(__file__).with_name("execution_input.schema.json")
+
+# Keys that choose one source: a layer that names one of them replaces the layer below's choice.
+EXCLUSIVE_KEYS = {"base_model": ("hf_model_id", "s3_uri"),
+                  "dataset": ("hf_dataset_id", "s3_uri", "hf_split")}
+
+
+@lru_cache(maxsize=1)
+def schema() -> dict:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def schema_defaults(node: dict | None = None) -> dict:
+    """The nested defaults the schema declares, e.g. {"training": {"use_spot": True, ...}}."""
+    node = schema() if node is None else node
+    defaults: dict = {}
+    for name, prop in node.get("properties", {}).items():
+        if "default" in prop:
+            defaults[name] = copy.deepcopy(prop["default"])
+        elif prop.get("type") == "object":
+            nested = schema_defaults(prop)
+            if nested:
+                defaults[name] = nested
+    return defaults
+
+
+def merge(lower: dict, upper: dict, path: tuple[str, ...] = ()) -> dict:
+    """Deep-merge `upper` over `lower`; a source chosen in `upper` drops `lower`'s source keys."""
+    merged = copy.deepcopy(lower)
+    exclusive = EXCLUSIVE_KEYS.get(".".join(path), ())
+    if any(key in upper for key in exclusive):
+        for key in exclusive:
+            merged.pop(key, None)
+    for key, value in upper.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value, path + (key,))
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def resolve(execution_input: Any, stack_defaults: dict) -> dict:
+    """Merge the layers and validate the result; raises InvalidInput listing every problem."""
+    if not isinstance(execution_input, dict):
+        raise InvalidInput([f"(input): {_show(execution_input)} is not a JSON object; "
+                            "expected an object such as {\"training\": {...}}"])
+    config = merge(merge(schema_defaults(), stack_defaults), execution_input)
+    problems = list(schema_problems(config))
+    problems += [p for p in semantic_problems(config) if p not in problems]
+    if problems:
+        raise InvalidInput(problems)
+    return config
+
+
+def _show(value: Any, limit: int = 100) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _field(path: Iterable) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(input)"
+
+
+def _describe(error: jsonschema.ValidationError) -> list[str]:
+    field, value, kind = _field(error.absolute_path), error.instance, error.validator
+    what = error.schema.get("description") if isinstance(error.schema, dict) else None
+    suffix = f" ({what})" if what else ""
+    if kind == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed))
+        prefix = f"{field}." if error.absolute_path else ""
+        return [f"{prefix}{key}: unknown key; allowed keys here: {', '.join(allowed)}" for key in extra]
+    if kind == "oneOf" and all(set(s) == {"required"} for s in error.validator_value):
+        choices = [s["required"][0] for s in error.validator_value]
+        given = [c for c in choices if c in value]
+        return [f"{field}: exactly one of {' or '.join(choices)} is required; "
+                f"got {', '.join(given) if given else 'none'}"]
+    if kind == "required":
+        missing = [name for name in error.validator_value if name not in value]
+        return [f"{field}.{name}: is required" if error.absolute_path else f"{name}: is required"
+                for name in missing]
+    if kind == "enum":
+        allowed = error.validator_value
+        close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=3, cutoff=0.6)
+        listing = ", ".join(map(str, allowed)) if len(allowed) <= 12 else \
+            f"{len(allowed)} values{suffix}" + (f"; did you mean {', '.join(close)}?" if close else "")
+        return [f"{field}: {_show(value)} is not allowed; allowed: {listing}"]
+    if kind == "type":
+        return [f"{field}: {_show(value)} has the wrong type; expected {error.validator_value}"]
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        words = {"minimum": "at least", "maximum": "at most",
+                 "exclusiveMinimum": "greater than", "exclusiveMaximum": "less than"}[kind]
+        return [f"{field}: {_show(value)} is out of range; must be {words} {error.validator_value}"]
+    if kind in ("maxLength", "minLength"):
+        words = "at most" if kind == "maxLength" else "at least"
+        return [f"{field}: {_show(value)} has {len(value)} characters; must have {words} "
+                f"{error.validator_value}"]
+    if kind == "pattern":
+        return [f"{field}: {_show(value)} does not match {error.validator_value}{suffix}"]
+    if kind in ("maxItems", "minItems", "uniqueItems"):
+        return [f"{field}: {_show(value)} breaks {kind}={error.validator_value}"]
+    return [f"{field}: {_show(value)}: {error.message}"]
+
+
+def schema_problems(config: dict) -> Iterable[str]:
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    for error in errors:
+        yield from _describe(error)
+
+
+def _number(value: Any) -> float | None:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _group(config: dict, name: str) -> dict:
+    value = config.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def semantic_problems(config: dict) -> Iterable[str]:
+    """Rules that span several fields; fields of the wrong type are left to the schema."""
+    training = _group(config, "training")
+    runtime, wait = _number(training.get("max_runtime_hours")), _number(training.get("max_wait_hours"))
+    spot = training.get("use_spot") is True
+    if wait is not None and not spot:
+        yield f"training.max_wait_hours: {wait} is only allowed with training.use_spot true"
+    if wait is not None and spot and runtime is not None and wait < runtime:
+        yield (f"training.max_wait_hours: {wait} is below training.max_runtime_hours {runtime}; "
+               "spot training waits for capacity plus the run, so it must be at least the run time")
+    dataset = _group(config, "dataset")
+    if "hf_split" in dataset and "hf_dataset_id" not in dataset:
+        yield f"dataset.hf_split: {_show(dataset['hf_split'])} is only allowed with dataset.hf_dataset_id"
+    deployment = _group(config, "deployment")
+    max_input, max_total = _number(deployment.get("max_input_tokens")), _number(deployment.get("max_total_tokens"))
+    if max_input is not None and max_total is not None and max_input >= max_total:
+        yield (f"deployment.max_input_tokens: {max_input} must be less than "
+               f"deployment.max_total_tokens {max_total}")
+    instance_type = deployment.get("instance_type")
+    if deployment.get("enabled") is True and isinstance(instance_type, str) \
+            and instance_type.startswith("ml.") and instance_type.count(".") == 2 \
+            and "num_gpus" not in deployment and gpu_count(instance_type) is None:
+        yield (f"deployment.instance_type: {_show(instance_type)} has no known NVIDIA GPU; the TGI "
+               "container needs one (e.g. ml.g5.2xlarge, ml.g6e.xlarge) or set deployment.num_gpus")
