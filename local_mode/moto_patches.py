@@ -67,7 +67,8 @@ PATCH_POINTS: list[tuple[type, str, tuple[str, ...] | None]] = [
 
 # Internals of moto's objects that the patches read or write (checked by the patch-point test).
 BACKEND_ATTRIBUTES = ("training_jobs", "processing_jobs", "endpoints", "endpoint_configs", "_models")
-RESPONSE_HELPERS = ("_get_param", "sagemaker_backend", "current_account", "region", "body")
+RESPONSE_HELPERS = ("_get_param", "_get_params", "sagemaker_backend")
+RESPONSE_REQUEST_ATTRIBUTES = ("current_account", "region", "body", "headers", "path")
 
 
 def _request(response: Any) -> dict:

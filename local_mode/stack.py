@@ -1,0 +1,224 @@
+"""Deploy the synthesized stack into the emulated account: what `cdk deploy` does, offline.
+
+The resources the workflow touches are created in moto under CloudFormation-style names (buckets,
+KMS keys, IAM roles, SNS topics, log groups, the model package group, the Lambda functions with the
+template's handler, role and resolved environment, the state machine with the resolved definition),
+and the training code is copied to the prefix the stack's BucketDeployment names. Everything else
+in the template (policies, permissions, alarms, custom-resource plumbing) is listed as not emulated.
+"""
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local_mode.s3_transfer import upload_folder
+from local_mode.template import NAME_PROPERTIES, Physical, Resolver, TemplateError, generated_name, physical_for
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EMULATED_TYPES = {"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::IAM::Role", "AWS::SNS::Topic", "AWS::Logs::LogGroup",
+                  "AWS::SageMaker::ModelPackageGroup", "AWS::Lambda::Function", "AWS::StepFunctions::StateMachine",
+                  "AWS::SQS::Queue", "Custom::CDKBucketDeployment"}
+_IGNORED_FILES = ("__pycache__", ".pyc", ".pytest_cache")
+
+
+@dataclass
+class FunctionInfo:
+    logical_id: str
+    name: str
+    handler: str
+    environment: dict[str, str]
+
+
+@dataclass
+class DeployedStack:
+    stack_name: str
+    region: str
+    account: str
+    physical: dict[str, Physical]
+    outputs: dict[str, str]
+    functions: dict[str, FunctionInfo]
+    state_machine_arn: str
+    code_uris: list[str] = field(default_factory=list)
+    not_emulated: list[str] = field(default_factory=list)
+
+    def output(self, name: str) -> str:
+        if name not in self.outputs:
+            raise TemplateError(f"the stack has no output {name!r}; outputs: {sorted(self.outputs)}")
+        return self.outputs[name]
+
+
+def deploy(template: dict, stack_name: str, region: str, training_dir: Path = REPO_ROOT / "training",
+           lambdas_dir: Path = REPO_ROOT / "lambdas") -> DeployedStack:
+    """Create the template's resources in the (already started) emulated account."""
+    account = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
+    resources = template.get("Resources") or {}
+    physical = _name_resources(template, stack_name, region, account)
+    resolver = Resolver(template, physical, region, account, stack_name)
+    functions: dict[str, FunctionInfo] = {}
+    code_uris: list[str] = []
+    not_emulated = sorted({r["Type"] for r in resources.values() if r["Type"] not in EMULATED_TYPES})
+    clients = _Clients(region)
+    order = ["AWS::IAM::Role", "AWS::S3::Bucket", "AWS::SNS::Topic", "AWS::SQS::Queue", "AWS::Logs::LogGroup",
+             "AWS::SageMaker::ModelPackageGroup", "AWS::Lambda::Function", "Custom::CDKBucketDeployment",
+             "AWS::StepFunctions::StateMachine"]
+    state_machines = []
+    for resource_type in order:
+        for logical_id, resource in resources.items():
+            if resource["Type"] != resource_type or not _condition_holds(resolver, resource):
+                continue
+            properties = resolver.resolve(resource.get("Properties") or {}, f"Resources.{logical_id}.Properties")
+            name = physical[logical_id].name
+            if resource_type == "AWS::IAM::Role":
+                clients.iam.create_role(RoleName=name, Path=properties.get("Path", "/"),
+                                        AssumeRolePolicyDocument=json.dumps(properties.get("AssumeRolePolicyDocument", {})))
+            elif resource_type == "AWS::S3::Bucket":
+                _create_bucket(clients.s3, name, region, properties)
+            elif resource_type == "AWS::SNS::Topic":
+                clients.sns.create_topic(Name=physical[logical_id].attributes["TopicName"])
+            elif resource_type == "AWS::SQS::Queue":
+                clients.sqs.create_queue(QueueName=physical[logical_id].attributes["QueueName"])
+            elif resource_type == "AWS::Logs::LogGroup":
+                clients.logs.create_log_group(logGroupName=name)
+            elif resource_type == "AWS::SageMaker::ModelPackageGroup":
+                clients.sagemaker.create_model_package_group(
+                    ModelPackageGroupName=physical[logical_id].attributes["ModelPackageGroupName"],
+                    ModelPackageGroupDescription=properties.get("ModelPackageGroupDescription", "")[:1024])
+            elif resource_type == "AWS::Lambda::Function":
+                functions[logical_id] = _create_function(clients.lambda_, logical_id, name, properties, lambdas_dir)
+            elif resource_type == "Custom::CDKBucketDeployment":
+                prefix = properties.get("DestinationBucketKeyPrefix", "")
+                uri = f"s3://{properties['DestinationBucketName']}/{prefix}"
+                _upload_code(clients.s3, training_dir, uri)
+                code_uris.append(uri)
+            elif resource_type == "AWS::StepFunctions::StateMachine":
+                state_machines.append(_create_state_machine(clients.sfn, name, properties))
+    if len(state_machines) != 1:
+        raise TemplateError(f"expected one state machine in the template, found {len(state_machines)}")
+    outputs = {}
+    for output_name, output in (template.get("Outputs") or {}).items():
+        if _condition_holds(resolver, output):
+            outputs[output_name] = resolver.resolve(output["Value"], f"Outputs.{output_name}")
+    return DeployedStack(stack_name=stack_name, region=region, account=account, physical=physical, outputs=outputs,
+                         functions=functions, state_machine_arn=state_machines[0], code_uris=code_uris,
+                         not_emulated=not_emulated)
+
+
+class _Clients:
+    def __init__(self, region: str):
+        self.iam = boto3.client("iam", region_name=region)
+        self.s3 = boto3.client("s3", region_name=region)
+        self.sns = boto3.client("sns", region_name=region)
+        self.sqs = boto3.client("sqs", region_name=region)
+        self.logs = boto3.client("logs", region_name=region)
+        self.sagemaker = boto3.client("sagemaker", region_name=region)
+        self.lambda_ = boto3.client("lambda", region_name=region)
+        self.sfn = boto3.client("stepfunctions", region_name=region)
+        self.kms = boto3.client("kms", region_name=region)
+
+
+def _condition_holds(resolver: Resolver, item: dict) -> bool:
+    return "Condition" not in item or resolver.condition(item["Condition"])
+
+
+def _name_resources(template: dict, stack_name: str, region: str, account: str) -> dict[str, Physical]:
+    """Physical names: the template's own name property where it sets one, else `<stack>-<logical id>`."""
+    resources = template.get("Resources") or {}
+    physical: dict[str, Physical] = {}
+    kms = boto3.client("kms", region_name=region)
+    for logical_id, resource in resources.items():
+        resource_type = resource["Type"]
+        if resource_type == "AWS::KMS::Key":
+            key = kms.create_key(Description=f"{stack_name}/{logical_id}")["KeyMetadata"]
+            physical[logical_id] = Physical(key["KeyId"], {"Arn": key["Arn"], "KeyId": key["KeyId"]}, key["KeyId"])
+        else:
+            physical[logical_id] = physical_for(resource_type, generated_name(stack_name, logical_id, resource_type),
+                                                region, account)
+    resolver = Resolver(template, physical, region, account, stack_name)
+    for logical_id, resource in resources.items():
+        name_property = NAME_PROPERTIES.get(resource["Type"])
+        given = (resource.get("Properties") or {}).get(name_property) if name_property else None
+        if given is None:
+            continue
+        try:
+            name = resolver.resolve(given, f"Resources.{logical_id}.Properties.{name_property}")
+        except TemplateError:
+            continue
+        if isinstance(name, str) and name:
+            physical[logical_id] = physical_for(resource["Type"], name, region, account)
+    return physical
+
+
+def _create_bucket(s3: Any, name: str, region: str, properties: dict) -> None:
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    if (properties.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def _code_zip(lambdas_dir: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(lambdas_dir.rglob("*.py")) + sorted(lambdas_dir.rglob("*.json")):
+            if not any(part in str(path) for part in _IGNORED_FILES):
+                archive.write(path, path.relative_to(lambdas_dir).as_posix())
+    return buffer.getvalue()
+
+
+def _create_function(client: Any, logical_id: str, name: str, properties: dict, lambdas_dir: Path) -> FunctionInfo:
+    environment = {str(k): str(v) for k, v in ((properties.get("Environment") or {}).get("Variables") or {}).items()}
+    handler = properties.get("Handler") or "index.handler"
+    client.create_function(
+        FunctionName=name, Runtime=properties.get("Runtime") or "python3.12", Role=properties["Role"],
+        Handler=handler, Code={"ZipFile": _code_zip(lambdas_dir)}, Timeout=int(properties.get("Timeout", 3)),
+        MemorySize=int(properties.get("MemorySize", 128)), Environment={"Variables": environment},
+        Description=str(properties.get("Description", ""))[:256])
+    return FunctionInfo(logical_id=logical_id, name=name, handler=handler, environment=environment)
+
+
+def _upload_code(s3: Any, training_dir: Path, uri: str) -> None:
+    files = [p for p in sorted(training_dir.rglob("*")) if p.is_file()
+             and not any(part in p.parts or p.name.endswith(part) for part in _IGNORED_FILES)]
+    upload_folder(s3, training_dir, uri, only=files)
+
+
+def _create_state_machine(client: Any, name: str, properties: dict) -> str:
+    definition = properties.get("DefinitionString")
+    if definition is None:
+        definition = json.dumps(properties.get("Definition") or {})
+    for key, value in (properties.get("DefinitionSubstitutions") or {}).items():
+        definition = definition.replace("${" + key + "}", str(value))
+    json.loads(definition)   # a definition that is not JSON fails here, with the template named
+    options: dict[str, Any] = {}
+    if properties.get("StateMachineType"):
+        options["type"] = properties["StateMachineType"]
+    return client.create_state_machine(name=name, definition=definition, roleArn=properties["RoleArn"],
+                                       **options)["stateMachineArn"]
+
+
+def synthesize(context: dict | None = None) -> tuple[str, dict]:
+    """Synthesize the project's CDK app in process; returns (stack name, template)."""
+    import sys
+    import tempfile
+
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from app import STACK_NAME, build_app
+
+    with tempfile.TemporaryDirectory(prefix="local-mode-synth-") as outdir:
+        assembly = build_app(context=context, outdir=outdir).synth()
+        return STACK_NAME, assembly.get_stack_by_name(STACK_NAME).template
+
+
+def load_template(path: Path) -> tuple[str, dict]:
+    """A template from `cdk synth` (cdk.out/<stack>.template.json): the stack name is the file's stem."""
+    name = Path(path).name.removesuffix(".template.json").removesuffix(".json")
+    return name, json.loads(Path(path).read_text())
+
