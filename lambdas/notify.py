@@ -11,7 +11,10 @@ from common.observability import logger, tracer
 SUBJECT_LIMIT = 100
 
 
-def outcome(state: dict) -> str:
+def outcome(state: dict, declared: str | None = None) -> str:
+    """The state machine names the outcome in the payload; otherwise it is read from the state."""
+    if declared:
+        return declared.upper()
     if state.get("cleanup") or state.get("error"):
         return "FAILED"
     if (state.get("gate") or {}).get("passed") is False:
@@ -19,9 +22,9 @@ def outcome(state: dict) -> str:
     return "SUCCEEDED"
 
 
-def summary(state: dict, execution_name: str) -> tuple[str, str]:
+def summary(state: dict, execution_name: str, status: str) -> tuple[str, str]:
     """(subject, message) for one run."""
-    status, run = outcome(state), state.get("run") or {}
+    run = state.get("run") or {}
     run_id = run.get("run_id", execution_name)
     lines = [f"Fine-tuning run {run_id}: {status}", f"Execution: {execution_name}"]
     gate = state.get("gate") or {}
@@ -51,12 +54,13 @@ def summary(state: dict, execution_name: str) -> tuple[str, str]:
 def handler(event: dict, context: object) -> dict:
     env = LambdaEnvironment.from_os(required=("TOPIC_ARN",))
     state = event.get("state") or {}
-    subject, message = summary(state, event.get("execution_name", ""))
+    status = outcome(state, event.get("outcome"))
+    subject, message = summary(state, event.get("execution_name", ""), status)
     run_id = (state.get("run") or {}).get("run_id", "unknown")
     try:
         response = aws.client("sns").publish(
             TopicArn=env.topic_arn, Subject=subject, Message=message,
-            MessageAttributes={"status": {"DataType": "String", "StringValue": outcome(state)},
+            MessageAttributes={"status": {"DataType": "String", "StringValue": status},
                                "run_id": {"DataType": "String", "StringValue": run_id}})
     except ClientError as error:
         if is_throttling(error):

@@ -8,18 +8,12 @@ from common.run import build_run
 from common.s3_paths import write_json
 from common.validation import resolve
 
-# Keys the state machine itself adds to the state; never part of the user's input.
-WORKFLOW_KEYS = ("run", "jobs", "gate", "model_package", "deployment", "endpoint_check",
-                 "notification", "cleanup", "error")
-
 
 @tracer.capture_lambda_handler
 @translate_throttling
 def handler(event: dict, context: object) -> dict:
     env = LambdaEnvironment.from_os()
-    state = event.get("state")
-    execution_input = {k: v for k, v in state.items() if k not in WORKFLOW_KEYS} \
-        if isinstance(state, dict) else state
+    execution_input = event.get("state")  # ValidateInput is the first state: $ is the input
     config = resolve(execution_input if execution_input is not None else {}, env.defaults)
     run = build_run(event["execution_name"], config, env)
     logger.append_keys(run_id=run["run_id"])
