@@ -1,0 +1,182 @@
+"""SageMaker jobs as local processes: lifecycle, container contract, uniqueness, stop, failure."""
+import json
+import time
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from local_mode import moto_patches
+from local_mode.endpoints import EndpointEmulator
+from local_mode.jobs import JobRunner, JobSettings
+
+REGION = "us-east-1"
+ROLE = "arn:aws:iam::123456789012:role/sm"
+SCRIPT = r'''
+import json, os, sys, time, pathlib
+root = pathlib.Path(os.environ["OPT_ML"])
+hp = json.loads((root / "input/config/hyperparameters.json").read_text())
+print("args", sys.argv[1:], flush=True)
+print("train rows", (root / "input/data/train/rows.txt").read_text().strip(), flush=True)
+if hp.get("mode") == "crash":
+    raise ValueError("bad learning rate 'x': expected a number")
+ckpt = root / "checkpoints"
+done = sorted(ckpt.glob("checkpoint-*"))
+start = int(done[-1].name.split("-")[1]) if done else 0
+for step in range(start + 1, int(hp["steps"]) + 1):
+    print(f"train_metrics: step={step} loss={1.0 / step:.4f}", flush=True)
+    (ckpt / f"checkpoint-{step}").mkdir(parents=True, exist_ok=True)
+    (ckpt / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    time.sleep(float(hp.get("sleep", "0")))
+(root / "model" / "weights.txt").write_text(f"steps={hp['steps']} start={start}")
+'''
+
+
+@pytest.fixture
+def aws(tmp_path):
+    lines = []
+    with mock_aws():
+        runner = JobRunner(tmp_path, on_log=lambda job, kind, line: lines.append((job, line)),
+                           settings=JobSettings(poll_seconds=0.1, checkpoint_sync_seconds=0.1, stop_grace_seconds=2))
+        with moto_patches.installed(object(), runner, EndpointEmulator(tmp_path)):
+            s3 = boto3.client("s3", region_name=REGION)
+            s3.create_bucket(Bucket="bkt")
+            s3.put_object(Bucket="bkt", Key="code/job.py", Body=SCRIPT.encode())
+            s3.put_object(Bucket="bkt", Key="data/rows.txt", Body=b"42\n")
+            yield runner, boto3.client("sagemaker", region_name=REGION), s3, lines
+            runner.shutdown()
+
+
+def training_request(name, **hyperparameters):
+    return dict(
+        TrainingJobName=name, RoleArn=ROLE,
+        AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File",
+                                "ContainerEntrypoint": ["python3", "/opt/ml/input/data/code/job.py"],
+                                "ContainerArguments": ["--out=/opt/ml/model"],
+                                "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=([0-9.]+)"}]},
+        HyperParameters={"steps": "3", **hyperparameters},
+        InputDataConfig=[{"ChannelName": "code", "DataSource": {"S3DataSource": {
+                              "S3DataType": "S3Prefix", "S3Uri": "s3://bkt/code/"}}},
+                         {"ChannelName": "train", "DataSource": {"S3DataSource": {
+                              "S3DataType": "S3Prefix", "S3Uri": "s3://bkt/data"}}}],
+        OutputDataConfig={"S3OutputPath": "s3://bkt/runs/r1/training/", "CompressionType": "NONE"},
+        CheckpointConfig={"S3Uri": "s3://bkt/runs/r1/checkpoints"},
+        ResourceConfig={"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+        Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}])
+
+
+def wait(sagemaker, name, statuses=("Completed", "Failed", "Stopped")):
+    for _ in range(300):
+        job = sagemaker.describe_training_job(TrainingJobName=name)
+        if job["TrainingJobStatus"] in statuses:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"{name} stuck in {job['TrainingJobStatus']}")
+
+
+def test_training_job_runs_the_script_under_the_container_contract(aws, tmp_path):
+    runner, sagemaker, s3, lines = aws
+    sagemaker.create_training_job(**training_request("r1-train"))
+    assert sagemaker.describe_training_job(TrainingJobName="r1-train")["TrainingJobStatus"] == "InProgress"
+    job = wait(sagemaker, "r1-train")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["ModelArtifacts"]["S3ModelArtifacts"] == "s3://bkt/runs/r1/training/r1-train/output/model/"
+    body = s3.get_object(Bucket="bkt", Key="runs/r1/training/r1-train/output/model/weights.txt")["Body"].read()
+    assert body == b"steps=3 start=0"
+    assert {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]} == {"loss": pytest.approx(0.3333)}
+    assert job["AlgorithmSpecification"]["MetricDefinitions"][0]["Name"] == "loss"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="bkt", Prefix="runs/r1/checkpoints/")["Contents"]]
+    assert "runs/r1/checkpoints/checkpoint-3/trainer_state.json" in keys
+    folder = tmp_path / "runs" / "r1" / "jobs" / "r1-train"
+    log = (folder / "job.log").read_text()
+    assert "train rows 42" in log and f"--out={folder / 'opt_ml' / 'model'}" in log
+    assert json.loads((folder / "opt_ml/input/config/hyperparameters.json").read_text()) == {"steps": "3"}
+    assert ("r1-train", "train_metrics: step=2 loss=0.5000") in lines
+
+
+def test_a_second_job_under_an_existing_name_is_rejected_as_aws_does(aws):
+    runner, sagemaker, s3, lines = aws
+    sagemaker.create_training_job(**training_request("r1-train"))
+    with pytest.raises(ClientError) as error:
+        sagemaker.create_training_job(**training_request("r1-train"))
+    assert error.value.response["Error"]["Code"] == "ResourceInUse"
+    wait(sagemaker, "r1-train")
+    assert [s["name"] for s in runner.summaries()] == ["r1-train"]
+
+
+def test_crash_fails_the_job_with_the_error_lines(aws):
+    runner, sagemaker, s3, lines = aws
+    sagemaker.create_training_job(**training_request("r1-crash", mode="crash"))
+    job = wait(sagemaker, "r1-crash")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith("AlgorithmError: ExitCode 1")
+    assert "ValueError: bad learning rate 'x': expected a number" in job["FailureReason"]
+
+
+def test_stop_kills_the_process(aws):
+    runner, sagemaker, s3, lines = aws
+    sagemaker.create_training_job(**training_request("r1-slow", steps="1000", sleep="0.05"))
+    time.sleep(1.0)
+    sagemaker.stop_training_job(TrainingJobName="r1-slow")
+    job = wait(sagemaker, "r1-slow")
+    assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "Stopped"
+    with pytest.raises(ClientError, match="Could not find training job"):
+        sagemaker.stop_training_job(TrainingJobName="nope")
+
+
+def test_spot_interruption_restarts_from_synced_checkpoints(tmp_path):
+    with mock_aws():
+        runner = JobRunner(tmp_path, settings=JobSettings(poll_seconds=0.1, checkpoint_sync_seconds=0.1,
+                                                          interrupt_training_after_checkpoint=True))
+        with moto_patches.installed(object(), runner, EndpointEmulator(tmp_path)):
+            s3 = boto3.client("s3", region_name=REGION)
+            s3.create_bucket(Bucket="bkt")
+            s3.put_object(Bucket="bkt", Key="code/job.py", Body=SCRIPT.encode())
+            s3.put_object(Bucket="bkt", Key="data/rows.txt", Body=b"42\n")
+            sagemaker = boto3.client("sagemaker", region_name=REGION)
+            sagemaker.create_training_job(**training_request("r1-spot", steps="40", sleep="0.1"))
+            job = wait(sagemaker, "r1-spot")
+            runner.shutdown()
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    statuses = [t["Status"] for t in job["SecondaryStatusTransitions"]]
+    assert "Interrupted" in statuses and "Restarting" in statuses
+    log = (tmp_path / "runs/r1/jobs/r1-spot/job.log").read_text()
+    assert "restored checkpoints" in log
+    second_attempt = log.split("attempt 2:")[1]
+    first_step = int(second_attempt.split("train_metrics: step=")[1].split()[0])
+    assert first_step > 1
+
+
+def test_processing_job_maps_local_paths_and_uploads_outputs(aws, tmp_path):
+    runner, sagemaker, s3, lines = aws
+    s3.put_object(Bucket="bkt", Key="code/prep.py", Body=(
+        b"import sys, pathlib\n"
+        b"src = pathlib.Path(sys.argv[1]); out = pathlib.Path(sys.argv[2])\n"
+        b"(out / 'copy.txt').write_text((src / 'rows.txt').read_text())\n"))
+    sagemaker.create_processing_job(
+        ProcessingJobName="r1-prep", RoleArn=ROLE,
+        AppSpecification={"ImageUri": "img", "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/prep.py"],
+                          "ContainerArguments": ["/opt/ml/processing/input/data", "/opt/ml/processing/output/data"]},
+        ProcessingInputs=[{"InputName": "code", "S3Input": {"S3Uri": "s3://bkt/code/prep.py", "LocalPath":
+                           "/opt/ml/processing/input/code", "S3DataType": "S3Prefix", "S3InputMode": "File"}},
+                          {"InputName": "data", "S3Input": {"S3Uri": "s3://bkt/data/", "LocalPath":
+                           "/opt/ml/processing/input/data", "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+        ProcessingOutputConfig={"Outputs": [{"OutputName": "data", "S3Output": {
+            "S3Uri": "s3://bkt/runs/r1/data", "LocalPath": "/opt/ml/processing/output/data", "S3UploadMode": "EndOfJob"}}]},
+        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}},
+        Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}])
+    for _ in range(200):
+        job = sagemaker.describe_processing_job(ProcessingJobName="r1-prep")
+        if job["ProcessingJobStatus"] != "InProgress":
+            break
+        time.sleep(0.1)
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    assert s3.get_object(Bucket="bkt", Key="runs/r1/data/copy.txt")["Body"].read() == b"42\n"
+    with pytest.raises(ClientError) as error:
+        sagemaker.create_processing_job(
+            ProcessingJobName="r1-prep", RoleArn=ROLE, AppSpecification={"ImageUri": "img"},
+            ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
+                                                   "VolumeSizeInGB": 30}})
+    assert error.value.response["Error"]["Code"] == "ResourceInUse"
