@@ -17,5 +17,5 @@ def handler(event: dict, context: object) -> dict:
     known = (event["state"].get("jobs") or {}).get(kind) or {}
     name = known.get("name") or run["names"][kind]
     state = jobs.follow(kind, name)
-    logger.info("job status", extra={"run_id": run["run_id"], **state.as_dict()})
+    logger.info("job status", extra={"run_id": run["run_id"], "job": state.as_dict()})
     return {**state.as_dict(), "adopted": bool(known.get("adopted"))}

@@ -1,6 +1,8 @@
 """Register: a model package for this run, Approved or Rejected by the gate, with its metrics."""
 from __future__ import annotations
 
+import hashlib
+
 from common import aws, model_registry
 from common.environment import LambdaEnvironment
 from common.errors import translate_throttling
@@ -43,7 +45,7 @@ def _request(run: dict, gate: dict, env: LambdaEnvironment, status: str) -> dict
         "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
                                                          "S3Uri": run["paths"]["metrics"]}}},
         "CustomerMetadataProperties": _metadata(run, gate),
-        "ClientToken": run["run_id"],
+        "ClientToken": hashlib.sha256(run["run_id"].encode()).hexdigest()[:36],
         "Tags": [{"Key": RUN_ID_TAG, "Value": run["run_id"]}],
     }
 
@@ -71,8 +73,10 @@ def handler(event: dict, context: object) -> dict:
     else:
         arn = sagemaker.create_model_package(**_request(run, gate, env, status))["ModelPackageArn"]
     description = "; ".join(gate.get("reasons", [])) or status
+    # The metadata is sent again: an update must never lose the run id the re-run looks for.
     sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status,
-                                   ApprovalDescription=description[:APPROVAL_DESCRIPTION_LIMIT])
+                                   ApprovalDescription=description[:APPROVAL_DESCRIPTION_LIMIT],
+                                   CustomerMetadataProperties=_metadata(run, gate))
     logger.info("model package registered", extra={"run_id": run["run_id"], "arn": arn,
                                                    "status": status, "adopted": bool(existing)})
     return {"arn": arn, "status": status, "adopted": bool(existing)}

@@ -18,5 +18,5 @@ def handler(event: dict, context: object) -> dict:
     ctx = RunContext.from_run(run_of(event), LambdaEnvironment.from_os())
     logger.append_keys(run_id=ctx.run_id, kind=kind)
     state = jobs.start(kind, BUILDERS[kind](ctx))
-    logger.info("job adopted" if state.adopted else "job started", extra=state.as_dict())
+    logger.info("job adopted" if state.adopted else "job started", extra={"job": state.as_dict()})
     return state.as_dict()

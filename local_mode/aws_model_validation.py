@@ -141,13 +141,13 @@ def _short(value: Any, limit: int = 80) -> str:
 def _check_range(path: str, shape: Shape, size: int | float, what: str) -> Iterable[Problem]:
     minimum, maximum = shape.metadata.get("min"), shape.metadata.get("max")
     if minimum is not None and size < minimum:
-        yield Problem(path, f"{what} {size} is below the minimum {minimum}")
+        yield Problem(path, f"{what} ({size}) is below the minimum {minimum}")
     if maximum is not None and size > maximum:
-        yield Problem(path, f"{what} {size} is above the maximum {maximum}")
+        yield Problem(path, f"{what} ({size}) is above the maximum {maximum}")
 
 
 def _check_string(path: str, shape: Shape, value: str) -> Iterable[Problem]:
-    yield from _check_range(path, shape, len(value), f"length of {_short(value)} is")
+    yield from _check_range(path, shape, len(value), f"length of {_short(value)}")
     enum = shape.enum
     if enum and value not in enum:
         allowed = ", ".join(enum[:12]) + (f", ... ({len(enum)} in all)" if len(enum) > 12 else "")

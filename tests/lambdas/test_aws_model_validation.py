@@ -32,7 +32,7 @@ def test_accepts_a_valid_request(sagemaker):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("a" * 64, "above the maximum 63"),
+    ("a" * 64, "(64) is above the maximum 63"),
     ("bad_name", "does not match the pattern"),
     ("-leading", "does not match the pattern"),
 ])
@@ -60,8 +60,8 @@ def test_rejects_out_of_range_numbers_and_long_lists(sagemaker):
     with pytest.raises(ServiceModelValidationError) as raised:
         sagemaker.create_endpoint_config(EndpointConfigName="ok", ProductionVariants=[variant] * 11)
     text = str(raised.value)
-    assert "value 7200 is above the maximum 3600" in text
-    assert "number of items 11 is above the maximum 10" in text
+    assert "value (7200) is above the maximum 3600" in text
+    assert "number of items (11) is above the maximum 10" in text
 
 
 def test_errors_are_botocore_param_validation_errors(sagemaker):

@@ -1,0 +1,85 @@
+"""Gate decisions with reasons; registration Approved or Rejected, once per run."""
+import pytest
+
+import gate
+import register
+from common.gate_rules import decide
+
+from .conftest import GROUP
+from .helpers import metrics, put_evaluation, put_merged_model
+
+GATE = {"min_execution_accuracy": 0.6, "min_improvement_over_base": 0.05, "compare_to_production": True}
+
+
+def test_passes_with_a_reason_per_rule():
+    decision = decide(metrics(0.7, 0.4), GATE)
+    assert decision.passed
+    assert any("execution accuracy 0.7000 vs minimum 0.6000" in r for r in decision.reasons)
+    assert all(r.startswith("pass: ") for r in decision.reasons)
+
+
+@pytest.mark.parametrize("data, gate_config, failing", [
+    (metrics(0.5, 0.2), GATE, "execution accuracy 0.5000 vs minimum 0.6000"),
+    (metrics(0.7, 0.68), GATE, "improvement over the base model +0.0200"),
+    (metrics(0.7, None), GATE, "base model was not evaluated"),
+    (metrics(0.7, 0.4, exact=0.1), {**GATE, "min_exact_match": 0.3}, "exact match 0.1000 vs minimum 0.3000"),
+])
+def test_fails_naming_the_rule(data, gate_config, failing):
+    decision = decide(data, gate_config)
+    assert not decision.passed
+    assert any(r.startswith("FAIL: ") and failing in r for r in decision.reasons), decision.reasons
+
+
+def test_fails_below_the_production_model():
+    decision = decide(metrics(0.7, 0.4), GATE, production_accuracy=0.75)
+    assert not decision.passed
+    assert "FAIL: execution accuracy 0.7000 vs the production model's 0.7500" in decision.reasons
+
+
+def _event(run, **state):
+    return {"state": {"run": run, **state}, "execution_name": run["execution_name"]}
+
+
+def test_gate_and_register_approved_then_rejected_against_production(aws, run):
+    put_evaluation(aws, run, fine_tuned_accuracy=0.7, base_accuracy=0.4)
+    put_merged_model(aws, run)
+    decision = gate.handler(_event(run), None)
+    assert decision["passed"] is True and "production" not in decision["metrics"]
+    package = register.handler(_event(run, gate=decision), None)
+    assert package["status"] == "Approved"
+    (request,) = aws.calls_to("CreateModelPackage")
+    container = request["InferenceSpecification"]["Containers"][0]
+    assert container["ModelDataSource"]["S3DataSource"] == {
+        "S3Uri": run["paths"]["merged"], "S3DataType": "S3Prefix", "CompressionType": "None"}
+    assert container["Environment"]["HF_MODEL_ID"] == "/opt/ml/model"
+    assert request["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"] == run["paths"]["metrics"]
+    assert request["CustomerMetadataProperties"]["execution_accuracy"] == "0.7000"
+    (update,) = aws.calls_to("UpdateModelPackage")
+    assert update["ApprovalDescription"].startswith("pass: ")
+
+    # The same run registers once.
+    again = register.handler(_event(run, gate=decision), None)
+    assert again["arn"] == package["arn"] and len(aws.calls_to("CreateModelPackage")) == 1
+
+    # A later, weaker run is compared with this production model and rejected.
+    import validate
+    later = validate.handler({"execution_name": "later-run", "state": {}}, None)
+    put_evaluation(aws, later, fine_tuned_accuracy=0.65, base_accuracy=0.4)
+    decision = gate.handler(_event(later), None)
+    assert decision["passed"] is False
+    assert decision["metrics"]["production"]["execution_accuracy"] == 0.7
+    rejected = register.handler(_event(later, gate=decision), None)
+    assert rejected["status"] == "Rejected"
+    described = aws.session.client("sagemaker").describe_model_package(ModelPackageName=rejected["arn"])
+    assert described["ModelApprovalStatus"] == "Rejected"
+    assert described["CustomerMetadataProperties"]["gate_passed"] == "false"
+
+
+def test_missing_group_is_an_error_unless_creation_is_allowed(aws, run, monkeypatch):
+    monkeypatch.setenv("MODEL_PACKAGE_GROUP_NAME", "other-group")
+    decision = {"passed": True, "reasons": ["pass: ok"], "metrics": metrics()}
+    with pytest.raises(ValueError, match="other-group does not exist"):
+        register.handler(_event(run, gate=decision), None)
+    monkeypatch.setenv("CREATE_MODEL_PACKAGE_GROUP", "true")
+    assert register.handler(_event(run, gate=decision), None)["status"] == "Approved"
+    assert GROUP != "other-group"
