@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 from typing import Any, Iterator, Protocol
 
 from moto.awslambda.models import LambdaFunction
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
-from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, SageMakerModelBackend, arn_formatter
+from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, ModelPackage, SageMakerModelBackend, arn_formatter
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
@@ -63,6 +64,10 @@ PATCH_POINTS: list[tuple[type, str, tuple[str, ...] | None]] = [
     (SageMakerResponse, "delete_endpoint", ("self",)),
     # sagemaker-runtime InvokeEndpoint: forward to the endpoint's local server.
     (SageMakerRuntimeResponse, "invoke_endpoint", ("self",)),
+    # moto's instance type lists predate current instances (ml.g5 is refused): use botocore's enums.
+    (FakeEndpointConfig, "validate_instance_type", ("self", "instance_type")),
+    (ModelPackage, "validate_supported_realtime_inference_instance_types", ("instance_types",)),
+    (ModelPackage, "validate_supported_transform_instance_types", ("instance_types",)),
 ]
 
 # Internals of moto's objects that the patches read or write (checked by the patch-point test).
@@ -77,6 +82,22 @@ def _request(response: Any) -> dict:
     if isinstance(body, bytes):
         body = body.decode("utf-8")
     return json.loads(body or "{}")
+
+
+@functools.lru_cache(maxsize=None)
+def _instance_types(shape: str) -> frozenset[str]:
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for(shape).enum)
+
+
+def _check_instance_types(instance_types: list[str], shape: str, field: str) -> None:
+    allowed = _instance_types(shape)
+    for instance_type in instance_types:
+        if instance_type not in allowed:
+            raise ValidationError(message=f"Value '{instance_type}' at '{field}' failed to satisfy constraint: "
+                                          f"Member must satisfy enum value set: {sorted(allowed)}")
 
 
 def _arn(kind: str, name: str, backend: SageMakerModelBackend) -> str:
@@ -196,6 +217,15 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks) ->
         return endpoints.invoke(self.current_account, self.region, endpoint_name, body,
                                 self.headers.get("Content-Type"), self.headers.get("Accept"))
 
+    def validate_instance_type(self: FakeEndpointConfig, instance_type: str) -> None:
+        _check_instance_types([instance_type], "ProductionVariantInstanceType", "instanceType")
+
+    def validate_realtime_types(instance_types: list[str]) -> None:
+        _check_instance_types(instance_types, "ProductionVariantInstanceType", "supportedRealtimeInferenceInstanceTypes")
+
+    def validate_transform_types(instance_types: list[str]) -> None:
+        _check_instance_types(instance_types, "TransformInstanceType", "supportedTransformInstanceTypes")
+
     replacements = {
         (LambdaFunction, "_invoke_lambda"): invoke_lambda,
         (SageMakerResponse, "create_training_job"): create_training_job,
@@ -208,6 +238,9 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks) ->
         (SageMakerResponse, "update_endpoint"): update_endpoint,
         (SageMakerResponse, "delete_endpoint"): delete_endpoint,
         (SageMakerRuntimeResponse, "invoke_endpoint"): invoke_endpoint,
+        (FakeEndpointConfig, "validate_instance_type"): validate_instance_type,
+        (ModelPackage, "validate_supported_realtime_inference_instance_types"): staticmethod(validate_realtime_types),
+        (ModelPackage, "validate_supported_transform_instance_types"): staticmethod(validate_transform_types),
     }
     for (owner, name), replacement in replacements.items():
         setattr(owner, name, replacement)

@@ -20,7 +20,8 @@ def test_patch_point_exists_with_expected_signature(owner, name, parameters):
         assert name not in owner.__dict__, f"moto now implements {owner.__name__}.{name}; revisit moto_patches"
         return
     assert name in owner.__dict__, f"moto no longer defines {owner.__name__}.{name}"
-    signature = inspect.signature(owner.__dict__[name])
+    attribute = owner.__dict__[name]
+    signature = inspect.signature(attribute.__func__ if isinstance(attribute, staticmethod) else attribute)
     assert tuple(signature.parameters)[:len(parameters)] == parameters
 
 
