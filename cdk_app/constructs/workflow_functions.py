@@ -1,0 +1,184 @@
+"""The orchestration Lambdas: one function per verb, each with its own least-privilege role."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cdk_app.constructs.nag import acknowledge_runtime
+from cdk_app.constructs.notification import NotificationTopic
+from cdk_app.constructs.sagemaker_role import SageMakerExecutionRole
+from cdk_app.constructs.storage import FineTuningStorage
+
+# Verb -> one line on what it does (the function's description).
+VERBS: Mapping[str, str] = {
+    "validate": "Checks the execution input and resolves names, paths and defaults",
+    "start_job": "Starts (or adopts) a prepare, train or evaluate SageMaker job",
+    "describe_job": "Reports the status of a SageMaker job",
+    "gate": "Compares evaluation metrics with the gate's thresholds",
+    "register": "Registers the model package as Approved or Rejected",
+    "deploy": "Creates or updates the TGI endpoint",
+    "describe_endpoint": "Reports the status of the endpoint",
+    "check_endpoint": "Compares live endpoint answers with the evaluated predictions",
+    "notify": "Publishes the run's outcome to the notification topic",
+    "cleanup": "Stops this run's jobs and removes endpoint resources that never served",
+}
+
+# Name suffixes of the SageMaker resources a run creates (docs/workflow-contract.md, "Names").
+JOB_SUFFIXES = {"processing-job": ["*-prep", "*-eval"], "training-job": ["*-train"]}
+RUN_TAG = "fine-tune:run-id"
+
+POWERTOOLS_ACCOUNT = "017000801446"
+
+
+@dataclass
+class WorkflowFunctionsProps:
+    """`code`: the `lambdas/` folder as Lambda code. `environment`: the contract's Lambda environment."""
+
+    code: lambda_.Code
+    environment: Mapping[str, str]
+    model_package_group_name: str
+    powertools_layer_version: int
+    timeout: Duration = Duration.minutes(5)
+    memory_size: int = 512
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
+    runtime: Optional[lambda_.Runtime] = None
+
+
+class WorkflowFunctions(Construct):
+    """Creates every handler of the workflow; `functions[verb]` is the function for that verb."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, storage: FineTuningStorage,
+                 sagemaker_role: SageMakerExecutionRole, notification: NotificationTopic,
+                 props: WorkflowFunctionsProps) -> None:
+        super().__init__(scope, construct_id)
+        self._stack = Stack.of(self)
+        self._group_name = props.model_package_group_name
+        layer = lambda_.LayerVersion.from_layer_version_arn(
+            self, "PowertoolsLayer",
+            Stack.of(self).format_arn(
+                service="lambda", account=POWERTOOLS_ACCOUNT, resource="layer",
+                resource_name=f"AWSLambdaPowertoolsPythonV3-python313-x86_64:{props.powertools_layer_version}",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME),
+        )
+        self.functions: dict[str, lambda_.Function] = {}
+        for verb, description in VERBS.items():
+            self.functions[verb] = self._function(verb, description, props, layer, storage)
+
+        fn = self.functions
+        # Every function decrypts what it reads from the buckets; grants stay per function.
+        storage.grant_read_data(fn["validate"])
+        storage.grant_read_write_artifacts(fn["validate"])
+        storage.grant_read_artifacts(fn["start_job"])
+        storage.grant_read_write_artifacts(fn["start_job"])
+        storage.grant_read_artifacts(fn["gate"])
+        storage.grant_read_artifacts(fn["register"])
+        storage.grant_read_artifacts(fn["check_endpoint"])
+        storage.grant_read_artifacts(fn["notify"])
+        storage.grant_read_write_artifacts(fn["cleanup"])
+        notification.grant_publish(fn["notify"])
+        sagemaker_role.grant_pass_role(fn["start_job"])
+        sagemaker_role.grant_pass_role(fn["deploy"])
+
+        self._allow(fn["start_job"], ["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob"],
+                    self._job_arns(), {"Null": {f"aws:RequestTag/{RUN_TAG}": "false"}})
+        self._allow(fn["start_job"], ["sagemaker:AddTags"], self._job_arns())
+        self._allow(fn["start_job"], _DESCRIBE_JOBS, self._job_arns())
+        self._allow(fn["describe_job"], _DESCRIBE_JOBS, self._job_arns())
+        self._allow(fn["gate"], ["sagemaker:ListModelPackages"], [self._group_arn()])
+        self._allow(fn["gate"], ["sagemaker:DescribeModelPackage"], [self._package_arns()])
+        self._allow(fn["register"], ["sagemaker:CreateModelPackage", "sagemaker:AddTags"],
+                    [self._group_arn(), self._package_arns()])
+        self._allow(fn["register"], ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
+                                     "sagemaker:UpdateModelPackage"],
+                    [self._group_arn(), self._package_arns()])
+        self._allow(fn["deploy"], ["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig",
+                                   "sagemaker:CreateEndpoint"],
+                    self._serving_arns(), {"Null": {f"aws:RequestTag/{RUN_TAG}": "false"}})
+        self._allow(fn["deploy"], ["sagemaker:AddTags"], self._serving_arns())
+        self._allow(fn["deploy"], ["sagemaker:UpdateEndpoint"], [self._arn("endpoint", "*")],
+                    {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+        self._allow(fn["deploy"], _DESCRIBE_SERVING, self._serving_arns())
+        # Endpoint storage is encrypted with the key: SageMaker creates grants for its own resources.
+        self._allow(fn["deploy"], ["kms:CreateGrant", "kms:DescribeKey"], [storage.key.key_arn],
+                    {"Bool": {"kms:GrantIsForAWSResource": "true"}})
+        self._allow(fn["describe_endpoint"], ["sagemaker:DescribeEndpoint"], [self._arn("endpoint", "*")])
+        self._allow(fn["check_endpoint"], ["sagemaker:InvokeEndpoint"], [self._arn("endpoint", "*")],
+                    {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+        self._allow(fn["check_endpoint"], ["sagemaker:DescribeEndpoint"], [self._arn("endpoint", "*")])
+        self._allow(fn["cleanup"], _DESCRIBE_JOBS + _DESCRIBE_SERVING,
+                    self._job_arns() + self._serving_arns())
+        self._allow(fn["cleanup"], ["sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob"],
+                    self._job_arns(), {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+        self._allow(fn["cleanup"], ["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig",
+                                    "sagemaker:DeleteModel"],
+                    self._serving_arns(), {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+
+    def _function(self, verb: str, description: str, props: WorkflowFunctionsProps,
+                  layer: lambda_.ILayerVersion, storage: FineTuningStorage) -> lambda_.Function:
+        name = "".join(part.capitalize() for part in verb.split("_"))
+        log_group = logs.LogGroup(
+            self, f"{name}Logs",
+            encryption_key=storage.key,
+            retention=props.log_retention,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        role = iam.Role(self, f"{name}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description=f"Runs the {verb} step of the fine-tuning workflow")
+        function = lambda_.Function(
+            self, name,
+            description=description,
+            runtime=props.runtime or lambda_.Runtime.PYTHON_3_13,
+            architecture=lambda_.Architecture.X86_64,
+            handler=f"{verb}.handler",
+            code=props.code,
+            role=role,
+            layers=[layer],
+            timeout=props.timeout,
+            memory_size=props.memory_size,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            environment=dict(props.environment),
+        )
+        # Logs go only to the function's own group (no AWSLambdaBasicExecutionRole).
+        log_group.grant_write(role)
+        acknowledge_runtime(function)
+        return function
+
+    # --- SageMaker ARNs this workflow's functions may touch -------------------------------------
+
+    def _arn(self, resource: str, name: str) -> str:
+        return self._stack.format_arn(service="sagemaker", resource=resource, resource_name=name)
+
+    def _job_arns(self) -> list[str]:
+        return [self._arn(kind, suffix) for kind, suffixes in JOB_SUFFIXES.items() for suffix in suffixes]
+
+    def _serving_arns(self) -> list[str]:
+        return [self._arn("model", "*-model"), self._arn("endpoint-config", "*-cfg"),
+                self._arn("endpoint", "*")]
+
+    def _group_arn(self) -> str:
+        return self._arn("model-package-group", self._group_name)
+
+    def _package_arns(self) -> str:
+        return self._arn("model-package", f"{self._group_name}/*")
+
+    @staticmethod
+    def _allow(function: lambda_.Function, actions: list[str], resources: list[str],
+               conditions: Optional[dict] = None) -> None:
+        function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources,
+                                                        conditions=conditions))
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> None:
+        for function in self.functions.values():
+            function.grant_invoke(grantee)
+
+
+_DESCRIBE_JOBS = ["sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob"]
+_DESCRIBE_SERVING = ["sagemaker:DescribeModel", "sagemaker:DescribeEndpointConfig",
+                     "sagemaker:DescribeEndpoint"]
