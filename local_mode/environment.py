@@ -1,0 +1,194 @@
+"""An emulated AWS account with the stack deployed: moto, the patches, local jobs and endpoints.
+
+`LocalAws` is the one object a local run, a test or a notebook needs: enter it, start executions of
+the synthesized state machine, follow them, read their results. Leaving it stops every local
+process (jobs and endpoint servers) and the emulation.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+from moto import mock_aws
+
+from local_mode import moto_patches
+from local_mode.endpoints import EndpointEmulator, EndpointSettings
+from local_mode.jobs import JobRunner, JobSettings
+from local_mode.lambda_invoker import LambdaInvoker
+from local_mode.progress import Progress
+from local_mode.s3_transfer import list_keys, split_s3_uri, upload_folder
+from local_mode.stack import DeployedStack, deploy
+
+TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+
+@dataclass
+class EmulationSettings:
+    """Local knobs (all off by default); docs/local-mode.md explains each."""
+    region: str = "us-east-1"
+    simulate_spot_interruption: bool = False
+    unhealthy_endpoints: bool = False
+    health_check_timeout_cap: float | None = None
+    verbose_logs: bool = True
+    quiet: bool = False
+
+
+class LocalAws:
+    """Context manager: an emulated account holding the deployed stack."""
+
+    def __init__(self, workdir: Path, template: dict, stack_name: str, settings: EmulationSettings | None = None,
+                 progress: Progress | None = None):
+        self.workdir = Path(workdir).resolve()
+        self.template = template
+        self.stack_name = stack_name
+        self.settings = settings or EmulationSettings()
+        self.progress = progress or Progress(verbose=self.settings.verbose_logs, quiet=self.settings.quiet)
+        self.stack: DeployedStack | None = None
+        self._mock: Any = None
+        self._patches: Any = None
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> "LocalAws":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        try:
+            self._start()
+        except BaseException:
+            self._mock.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        region = self.settings.region
+        boto3.setup_default_session(region_name=region)
+        from local_mode import aws_model_validation
+        aws_model_validation.install(boto3.DEFAULT_SESSION)
+        self.jobs = JobRunner(self.workdir, on_log=self.progress.job_line, settings=JobSettings(
+            region=region, interrupt_training_after_checkpoint=self.settings.simulate_spot_interruption))
+        self.endpoints = EndpointEmulator(self.workdir, settings=EndpointSettings(
+            region=region, never_healthy=self.settings.unhealthy_endpoints,
+            health_check_timeout_cap=self.settings.health_check_timeout_cap), on_event=self.progress.endpoint_event)
+        self.lambdas = LambdaInvoker(region, logs_dir=self.workdir / "lambda")
+        self._patches = moto_patches.installed(self.lambdas, self.jobs, self.endpoints)
+        self._patches.__enter__()
+        self.lambdas.__enter__()
+        self.stack = deploy(self.template, self.stack_name, region)
+        self.sfn = boto3.client("stepfunctions", region_name=region)
+        self.s3 = boto3.client("s3", region_name=region)
+        self.sagemaker = boto3.client("sagemaker", region_name=region)
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            self.endpoints.shutdown()
+            self.jobs.shutdown()
+        finally:
+            self.lambdas.__exit__(*exc)
+            self._patches.__exit__(*exc)
+            self._mock.stop()
+            boto3.DEFAULT_SESSION = None
+
+    # ---- names the stack exposes -----------------------------------------------------------------
+    @property
+    def artifacts_bucket(self) -> str:
+        return self.stack.output("ArtifactsBucketName")
+
+    @property
+    def data_bucket(self) -> str:
+        return self.stack.output("DataBucketName")
+
+    def substitute(self, value: Any) -> Any:
+        """Replace ${DATA_BUCKET} and ${ARTIFACTS_BUCKET} in every string of an execution input."""
+        if isinstance(value, dict):
+            return {k: self.substitute(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.substitute(v) for v in value]
+        if isinstance(value, str):
+            return value.replace("${DATA_BUCKET}", self.data_bucket).replace("${ARTIFACTS_BUCKET}",
+                                                                            self.artifacts_bucket)
+        return value
+
+    # ---- data in and out -------------------------------------------------------------------------
+    def upload_file(self, path: Path, uri: str) -> str:
+        bucket, key = split_s3_uri(uri)
+        self.s3.upload_file(str(path), bucket, key)
+        return uri
+
+    def upload_folder(self, folder: Path, uri: str) -> str:
+        upload_folder(self.s3, Path(folder), uri)
+        return uri if uri.endswith("/") else uri + "/"
+
+    def read_json(self, uri: str) -> Any | None:
+        bucket, key = split_s3_uri(uri)
+        try:
+            return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def copy_run_objects(self, run_id: str, destination: Path) -> int:
+        """Copy every object a run wrote (runs/<run_id>/ in each bucket) to a local folder."""
+        count = 0
+        for bucket in (b["Name"] for b in self.s3.list_buckets()["Buckets"]):
+            for key in list_keys(self.s3, bucket, f"runs/{run_id}/"):
+                target = destination / bucket / key
+                target.parent.mkdir(parents=True, exist_ok=True)
+                self.s3.download_file(bucket, key, str(target))
+                count += 1
+        return count
+
+    # ---- executions ------------------------------------------------------------------------------
+    def start_execution(self, execution_input: dict, name: str) -> str:
+        return self.sfn.start_execution(stateMachineArn=self.stack.state_machine_arn, name=name,
+                                        input=json.dumps(execution_input))["executionArn"]
+
+    def history(self, execution_arn: str) -> list[dict]:
+        events: list[dict] = []
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            page = self.sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
+
+    def wait(self, execution_arn: str, timeout: float = 3600, poll: float = 0.5,
+             on_event: Callable[[dict], None] | None = None) -> dict:
+        """Follow the execution until it ends; every new history event goes to `on_event`."""
+        on_event = on_event or self.progress.state_event
+        deadline = time.monotonic() + timeout
+        shown = 0
+        while True:
+            description = self.sfn.describe_execution(executionArn=execution_arn)
+            events = self.history(execution_arn)
+            for event in events[shown:]:
+                on_event(event)
+            shown = len(events)
+            if description["status"] in TERMINAL:
+                return description
+            if time.monotonic() > deadline:
+                self.sfn.stop_execution(executionArn=execution_arn, error="LocalModeTimeout",
+                                        cause=f"the local run exceeded {timeout:.0f} seconds")
+                raise TimeoutError(f"execution {execution_arn} still {description['status']} after {timeout:.0f}s")
+            time.sleep(poll)
+
+    def final_state(self, execution_arn: str) -> dict:
+        """The workflow's state as the last exited states left it (the execution output when it succeeded)."""
+        state: dict = {}
+        for event in self.history(execution_arn):
+            details = event.get("stateExitedEventDetails")
+            if details and details.get("output"):
+                try:
+                    output = json.loads(details["output"])
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(output, dict):
+                    state.update(output)
+        return state
+
+    def remove_run_folder(self, run_id: str) -> None:
+        shutil.rmtree(self.workdir / "runs" / run_id, ignore_errors=True)

@@ -1,0 +1,106 @@
+"""One execution of the workflow in the emulated account: inputs in, summary out."""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local_mode.endpoints import describe_for_summary
+from local_mode.environment import LocalAws
+
+
+@dataclass
+class RunRequest:
+    execution_input: dict
+    name: str
+    model_dir: Path | None = None        # uploaded to the data bucket and used as base_model.s3_uri
+    dataset: Path | None = None          # uploaded to the data bucket and used as dataset.s3_uri
+    dataset_format: str | None = None
+    timeout_seconds: float = 3600
+
+
+def prepare_input(aws: LocalAws, request: RunRequest) -> dict:
+    """The execution input with buckets filled in and the local model and data set uploaded."""
+    execution_input = aws.substitute(copy.deepcopy(request.execution_input))
+    if request.model_dir is not None:
+        uri = f"s3://{aws.data_bucket}/models/{Path(request.model_dir).name}/"
+        aws.upload_folder(Path(request.model_dir), uri)
+        execution_input["base_model"] = {"s3_uri": uri}
+    if request.dataset is not None:
+        uri = f"s3://{aws.data_bucket}/datasets/{Path(request.dataset).name}"
+        aws.upload_file(Path(request.dataset), uri)
+        dataset = {k: v for k, v in (execution_input.get("dataset") or {}).items()
+                   if k not in ("hf_dataset_id", "hf_split", "s3_uri")}
+        dataset["s3_uri"] = uri
+        if request.dataset_format:
+            dataset["format"] = request.dataset_format
+        execution_input["dataset"] = dataset
+    return execution_input
+
+
+def run_execution(aws: LocalAws, request: RunRequest) -> dict:
+    """Start the execution, follow it to its end, collect its results into a summary."""
+    started = time.monotonic()
+    execution_input = prepare_input(aws, request)
+    aws.progress.info(f"starting execution {request.name}")
+    arn = aws.start_execution(execution_input, request.name)
+    aws.wait(arn, timeout=request.timeout_seconds)
+    aws.endpoints.wait_idle(30)
+    summary = summarize(aws, arn)
+    summary["seconds"] = round(time.monotonic() - started, 1)
+    save(aws, summary)
+    return summary
+
+
+def summarize(aws: LocalAws, execution_arn: str) -> dict[str, Any]:
+    description = aws.sfn.describe_execution(executionArn=execution_arn)
+    state = aws.final_state(execution_arn)
+    error, cause = description.get("error"), description.get("cause")
+    if description["status"] != "SUCCEEDED" and not error:
+        for event in reversed(aws.history(execution_arn)):
+            details = event.get("executionFailedEventDetails")
+            if details:
+                error, cause = details.get("error"), details.get("cause")
+                break
+    run_id = (state.get("run") or {}).get("run_id")
+    metrics = aws.read_json(f"s3://{aws.artifacts_bucket}/runs/{run_id}/eval/metrics.json") if run_id else None
+    deployment = state.get("deployment") or {}
+    endpoint = describe_for_summary(aws.endpoints, deployment.get("endpoint_name"))
+    if endpoint is not None:
+        try:
+            endpoint["status"] = aws.sagemaker.describe_endpoint(EndpointName=endpoint["name"])["EndpointStatus"]
+        except aws.sagemaker.exceptions.ClientError:
+            endpoint["status"] = "Deleted"
+    return {
+        "status": description["status"],
+        "error": error,
+        "cause": cause,
+        "execution_name": description.get("name"),
+        "execution_arn": execution_arn,
+        "run_id": run_id,
+        "run_folder": str(aws.workdir / "runs" / run_id) if run_id else None,
+        "jobs": [{k: job[k] for k in ("name", "kind", "status", "attempts", "failure_reason")}
+                 for job in aws.jobs.summaries() if run_id and job["run_id"] == run_id],
+        "metrics": {"base": (metrics or {}).get("base"), "fine_tuned": (metrics or {}).get("fine_tuned")}
+        if metrics else None,
+        "gate": state.get("gate"),
+        "model_package": state.get("model_package"),
+        "endpoint": endpoint,
+        "endpoint_check": state.get("endpoint_check"),
+        "cleanup": state.get("cleanup"),
+        "output": json.loads(description["output"]) if description.get("output") else None,
+    }
+
+
+def save(aws: LocalAws, summary: dict) -> None:
+    """Copy the run's S3 objects beside its jobs and write summary.json into the run folder."""
+    run_id = summary.get("run_id")
+    if not run_id:
+        return
+    folder = aws.workdir / "runs" / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    summary["s3_objects"] = aws.copy_run_objects(run_id, folder / "s3")
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
