@@ -319,8 +319,9 @@ def build_sft_config(paths: Paths, hyperparameters: Hyperparameters, settings: R
         use_cpu=settings.device == "cpu",
         ddp_backend="gloo" if settings.device == "cpu" and settings.num_processes > 1 else None,
         ddp_find_unused_parameters=False,
-        gradient_checkpointing=hyperparameters.gradient_checkpointing and not fsdp,
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        # Gradient (activation) checkpointing; under FSDP, FSDP's own checkpointing is used instead.
+        activation_checkpointing=hyperparameters.gradient_checkpointing and not fsdp,
+        activation_checkpointing_kwargs={"use_reentrant": False},
         assistant_only_loss=False,  # labels already mask everything but the assistant turns
         **settings.batching.sft_config_kwargs(hyperparameters.max_length),
         **fsdp,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from local_mode.models import build_tiny_model
+from local_mode.models import REPO_ROOT as REPO_ROOT_FOR_TESTS, build_tiny_model
 
 # Two cores are shared by everything that runs tests; more threads only contend.
 torch.set_num_threads(2)
@@ -62,3 +62,40 @@ def sql_train_dir(tmp_path_factory) -> Path:
     write_jsonl(folder / "train.jsonl", sql_conversations(48, seed=1))
     write_jsonl(folder / "test.jsonl", sql_conversations(8, seed=2))
     return folder
+
+
+def train_tiny(work_dir: Path, model_dir: Path, train_dir: Path, **hyperparameters) -> Path:
+    """Run training/train.py in this process on the tiny model; returns the output (model) folder.
+
+    Hyperparameters default to a quick CPU run; pass any contract name to override it. Raises
+    SystemExit with train.py's exit code when it fails.
+    """
+    import train
+
+    settings = {"max_steps": 12, "learning_rate": 1e-2, "per_device_train_batch_size": 8, "logging_steps": 4,
+                "save_steps": 6, "gradient_checkpointing": False, "warmup_ratio": 0.0, "max_length": 128,
+                "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0}
+    settings.update(hyperparameters)
+    argv = ["--train_dir", str(train_dir), "--base_model_dir", str(model_dir),
+            "--output_dir", str(work_dir / "model"), "--checkpoint_dir", str(work_dir / "checkpoints"),
+            "--hyperparameters_file", str(work_dir / "hyperparameters.json"),
+            "--failure_file", str(work_dir / "failure")]
+    for name, value in settings.items():
+        argv += [f"--{name}", str(value)]
+    code = train.main(argv)
+    if code:
+        raise SystemExit(code)
+    return work_dir / "model"
+
+
+@pytest.fixture(scope="session")
+def tiny_training_run(tmp_path_factory, tiny_model_dir, sql_train_dir):
+    """One finished training run on the tiny model: (output folder, captured stdout)."""
+    import contextlib
+    import io
+
+    work_dir = tmp_path_factory.mktemp("run")
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        output = train_tiny(work_dir, tiny_model_dir, sql_train_dir)
+    return output, stdout.getvalue()

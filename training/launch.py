@@ -1,0 +1,157 @@
+"""Container entrypoint for every job: `python3 launch.py <script> [args...]`.
+
+1. Installs from requirements.txt (next to this file) only the packages the image lacks or has at
+   another version; nothing is installed when the image already satisfies every pin.
+2. Runs the script: train.py through `torchrun` when the job has several GPUs or several hosts
+   (hosts from $OPT_ML/input/config/resourceconfig.json, the first host is the rendezvous master),
+   anything else as a single `python` process. The script replaces this process, so SageMaker's
+   stop signal (spot interruption, StopTrainingJob) reaches it directly.
+
+Environment: OPT_ML (default /opt/ml); SM_NUM_GPUS (GPUs per host, else counted by torch);
+LAUNCH_NPROC_PER_NODE (force a process count per host, e.g. 2 CPU processes for a local test).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DISTRIBUTED_SCRIPTS = {"train.py"}
+MASTER_PORT = 29500
+_PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*==\s*([^\s;#]+)")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where this process runs: every host of the job, this host, and processes to start per host."""
+
+    hosts: tuple[str, ...]
+    current_host: str
+    processes_per_host: int
+    network_interface: str | None = None
+
+    @property
+    def node_rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @property
+    def distributed(self) -> bool:
+        return len(self.hosts) > 1 or self.processes_per_host > 1
+
+
+def read_pins(requirements: Path) -> list[tuple[str, str]]:
+    """(name, version) for every `name==version` line; comments, blanks and options are skipped."""
+    pins = []
+    for line in requirements.read_text(encoding="utf-8").splitlines():
+        match = _PIN.match(line)
+        if match:
+            pins.append((match.group(1), match.group(3)))
+    return pins
+
+
+def missing_pins(pins: list[tuple[str, str]], installed_version=None) -> list[str]:
+    """`name==version` for each pin that is not installed, or installed at another version."""
+    installed_version = installed_version or _installed_version
+    return [f"{name}=={version}" for name, version in pins if installed_version(name) != version]
+
+
+def _installed_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def install(requirements: list[str]) -> None:
+    if not requirements:
+        return
+    print(f"launch: installing {' '.join(requirements)}", flush=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-cache-dir", "--quiet", *requirements], check=True)
+
+
+def read_cluster(opt_ml: Path, environ: dict[str, str]) -> Cluster:
+    """The job's hosts from resourceconfig.json (one local host when absent) and processes per host."""
+    config_file = opt_ml / "input" / "config" / "resourceconfig.json"
+    if config_file.is_file():
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        hosts = tuple(config["hosts"])
+        current = config["current_host"]
+        if current not in hosts:
+            raise ValueError(f"{config_file}: current_host {current!r} is not among hosts {list(hosts)}")
+    else:
+        config, hosts, current = {}, ("localhost",), "localhost"
+    if environ.get("LAUNCH_NPROC_PER_NODE"):
+        processes = int(environ["LAUNCH_NPROC_PER_NODE"])
+    elif environ.get("SM_NUM_GPUS"):
+        processes = max(int(environ["SM_NUM_GPUS"]), 1)
+    else:
+        processes = max(_count_gpus(), 1)
+    return Cluster(hosts=hosts, current_host=current, processes_per_host=processes,
+                   network_interface=config.get("network_interface_name"))
+
+
+def _count_gpus() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def build_command(script: Path, args: list[str], cluster: Cluster, python: str = sys.executable) -> list[str]:
+    """The command line that runs `script`: torchrun for a distributed train.py, plain python otherwise."""
+    if script.name in DISTRIBUTED_SCRIPTS and cluster.distributed:
+        return [
+            python, "-m", "torch.distributed.run",
+            f"--nnodes={len(cluster.hosts)}",
+            f"--node_rank={cluster.node_rank}",
+            f"--nproc_per_node={cluster.processes_per_host}",
+            f"--master_addr={cluster.hosts[0] if len(cluster.hosts) > 1 else '127.0.0.1'}",
+            f"--master_port={MASTER_PORT}",
+            str(script), *args,
+        ]
+    return [python, str(script), *args]
+
+
+def child_environment(cluster: Cluster, environ: dict[str, str]) -> dict[str, str]:
+    """The environment for the script: on several hosts, NCCL and gloo talk over the job's network interface."""
+    env = dict(environ)
+    if len(cluster.hosts) > 1 and cluster.network_interface:
+        env.setdefault("NCCL_SOCKET_IFNAME", cluster.network_interface)
+        env.setdefault("GLOO_SOCKET_IFNAME", cluster.network_interface)
+    return env
+
+
+def resolve_script(name: str) -> Path:
+    script = Path(name)
+    if not script.is_absolute():
+        script = HERE / script
+    if not script.is_file():
+        raise FileNotFoundError(f"launch: script {name!r} not found next to launch.py ({HERE})")
+    return script
+
+
+def main(argv: list[str] | None = None, environ: dict[str, str] | None = None, execute=os.execve) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    environ = dict(os.environ) if environ is None else environ
+    if not argv:
+        raise SystemExit("usage: python3 launch.py <script> [args...]")
+    script = resolve_script(argv[0])
+    requirements = HERE / "requirements.txt"
+    if requirements.is_file():
+        install(missing_pins(read_pins(requirements)))
+    cluster = read_cluster(Path(environ.get("OPT_ML", "/opt/ml")), environ)
+    command = build_command(script, argv[1:], cluster)
+    print(f"launch: {' '.join(command)}", flush=True)
+    sys.stdout.flush()
+    execute(command[0], command, child_environment(cluster, environ))
+
+
+if __name__ == "__main__":
+    main()
