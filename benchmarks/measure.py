@@ -249,6 +249,8 @@ class VariantResult:
             "step_seconds": spread([step.seconds for step in self.steps]).as_dict(),
             "padding_share": padding_share(processed, real),
             "documents": sum(len(step.document_lengths) for step in self.steps),
+            "per_step": [{"seconds": round(step.seconds, 4), "real_tokens": step.real_tokens,
+                          "processed_tokens": step.processed_tokens} for step in self.steps],
         })
         if shape is not None:
             flops = lora_training_flops(shape, [length for step in self.steps for length in step.document_lengths])

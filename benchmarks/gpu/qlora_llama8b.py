@@ -89,6 +89,7 @@ class BenchSettings:
     device: str
     precisions: tuple[str, ...]
     strategies: tuple[str, ...]
+    packing_micro_batch: int
     seed: int
     length_median: int
     length_sigma: float
@@ -107,17 +108,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seq-len", type=int, default=None, help="maximum sequence length (default 2048)")
     parser.add_argument("--warmup-steps", type=int, default=None)
     parser.add_argument("--measured-steps", type=int, default=None)
-    parser.add_argument("--precisions", default="bf16,qlora",
-                        help="comma-separated: bf16 (bf16 base) and/or qlora (4-bit NF4 base)")
+    parser.add_argument("--precisions", default="qlora,bf16",
+                        help="comma-separated, measured in this order: qlora (4-bit NF4 base), bf16 (bf16 base)")
+    parser.add_argument("--packing-micro-batch", type=int, default=1,
+                        help="also measure packing with micro-batches of this many packed rows, accumulated "
+                             "to the same batch (0: don't)")
     parser.add_argument("--strategies", default="padding,auto,padding_free,group_by_length",
                         help="comma-separated batching strategies (train.py's names; auto = train.py's CUDA "
                              "choice); padding (trl's defaults) is always measured")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-    for name in ("batch_size", "seq_len", "warmup_steps", "measured_steps"):
+    for name in ("batch_size", "seq_len", "warmup_steps", "measured_steps", "packing_micro_batch"):
         value = getattr(args, name)
-        if value is not None and value < (0 if name == "warmup_steps" else 1):
-            parser.error(f"--{name.replace('_', '-')}: {value} is not allowed; it must be a positive integer")
+        if value is not None and value < (0 if name in ("warmup_steps", "packing_micro_batch") else 1):
+            least = 0 if name in ("warmup_steps", "packing_micro_batch") else 1
+            parser.error(f"--{name.replace('_', '-')}: {value} is not allowed; it must be an integer >= {least}")
     precisions = tuple(part.strip() for part in args.precisions.split(",") if part.strip())
     unknown = [part for part in precisions if part not in ("qlora", "bf16")]
     if unknown or not precisions:
@@ -139,7 +144,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
             warmup_steps=1 if args.warmup_steps is None else args.warmup_steps,
             measured_steps=args.measured_steps or 2, rows=96, lora_r=8, lora_alpha=16,
             budget_seconds=args.budget_seconds, device="cpu", precisions=args.precisions,
-            strategies=args.strategies, seed=args.seed,
+            strategies=args.strategies, packing_micro_batch=args.packing_micro_batch, seed=args.seed,
             length_median=48, length_sigma=0.8, min_length=8,
         )
     return BenchSettings(
@@ -147,7 +152,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         warmup_steps=2 if args.warmup_steps is None else args.warmup_steps,
         measured_steps=args.measured_steps or 10, rows=2048, lora_r=16, lora_alpha=16,
         budget_seconds=args.budget_seconds, device="cuda", precisions=args.precisions,
-        strategies=args.strategies, seed=args.seed,
+        strategies=args.strategies, packing_micro_batch=args.packing_micro_batch, seed=args.seed,
         length_median=450, length_sigma=0.8, min_length=32,
     )
 
@@ -294,15 +299,18 @@ def planned_strategies(requested: tuple[str, ...], choice: str) -> list[tuple[st
 
 @dataclass
 class Variant:
-    """One measured configuration: base-model precision and batching strategy."""
+    """One measured configuration: base-model precision, batching strategy and micro-batch split."""
 
     precision: str  # "qlora" or "bf16"
     strategy: str  # one of train.py's batching strategies
     role: str  # "trl_defaults", "train_py_choice" or "alternative"
+    micro_batch: int | None = None  # rows per forward pass; None: the whole batch at once
+    accumulation: int = 1  # micro-batches per optimizer step
 
     @property
     def name(self) -> str:
-        return f"{self.precision}/{self.strategy}"
+        split = f" ({self.micro_batch}x{self.accumulation} accumulated)" if self.micro_batch else ""
+        return f"{self.precision}/{self.strategy}{split}"
 
 
 def run_variant(model, variant: Variant, settings: BenchSettings, dataset, tokenizer, attn_implementation: str,
@@ -315,9 +323,11 @@ def run_variant(model, variant: Variant, settings: BenchSettings, dataset, token
 
     on_gpu = settings.device == "cuda"
     strategy_kwargs = strategy(variant.strategy, settings.seq_len, settings.device).sft_config_kwargs
+    micro_batch = variant.micro_batch or settings.batch_size
     result = VariantResult(name=variant.name, settings={
         "precision": variant.precision, "strategy": variant.strategy, "role": variant.role,
-        "sft_config": strategy_kwargs, "batch_size": settings.batch_size, "max_length": settings.seq_len,
+        "sft_config": strategy_kwargs, "per_device_train_batch_size": micro_batch,
+        "gradient_accumulation_steps": variant.accumulation, "max_length": settings.seq_len,
         "lora_r": settings.lora_r, "lora_alpha": settings.lora_alpha, "gradient_checkpointing": True,
         "attn_implementation": attn_implementation,
     })
@@ -335,8 +345,7 @@ def run_variant(model, variant: Variant, settings: BenchSettings, dataset, token
         max_length = config_kwargs.pop("max_length", settings.seq_len)
         args = SFTConfig(
             output_dir=output_dir, max_steps=total_steps, learning_rate=2e-4, lr_scheduler_type="constant",
-            per_device_train_batch_size=config_kwargs.pop("per_device_train_batch_size", settings.batch_size),
-            gradient_accumulation_steps=config_kwargs.pop("gradient_accumulation_steps", 1),
+            per_device_train_batch_size=micro_batch, gradient_accumulation_steps=variant.accumulation,
             gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False},
             bf16=on_gpu, use_cpu=not on_gpu, max_length=max_length, logging_steps=10_000, save_strategy="no",
             report_to="none", seed=settings.seed, dataloader_num_workers=0, disable_tqdm=True,
@@ -453,6 +462,66 @@ def format_table(variants: list[dict[str, Any]]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+def planned_variants(settings: BenchSettings, choice: str) -> list[Variant]:
+    """Every precision with every planned strategy; packing also split into accumulated micro-batches
+    when --packing-micro-batch asks for it (the flattened batch is then shorter)."""
+    variants = []
+    for precision in settings.precisions:
+        for name, role in planned_strategies(settings.strategies, choice):
+            variants.append(Variant(precision, name, role))
+            micro = settings.packing_micro_batch
+            if name == "packing" and micro and micro < settings.batch_size:
+                variants.append(Variant(precision, name, "alternative", micro_batch=micro,
+                                        accumulation=settings.batch_size // micro))
+    return variants
+
+
+def prepare_model(precision: str, settings: BenchSettings, attn_implementation: str, compute_dtype,
+                  timings: dict[str, Any]):
+    """A fresh model for `precision` (bf16 weights, or those weights quantized to NF4), warmed up."""
+    import torch
+
+    on_gpu = settings.device == "cuda"
+    gc.collect()
+    if on_gpu:
+        torch.cuda.empty_cache()
+    build_started = time.monotonic()
+    model = build_model(settings.model, settings.device, attn_implementation, compute_dtype)
+    if on_gpu:
+        torch.cuda.synchronize()
+    timings[f"build_model_seconds_{precision}"] = time.monotonic() - build_started
+    log(f"built the {precision} base model in {timings[f'build_model_seconds_{precision}']:.1f}s")
+    if precision == "qlora":
+        quantize_started = time.monotonic()
+        replaced = quantize_linear_layers_4bit(model, compute_dtype)
+        if on_gpu:
+            torch.cuda.synchronize()
+            torch.cuda.empty_cache()
+        timings["quantize_seconds"] = time.monotonic() - quantize_started
+        timings["quantized_layers"] = replaced
+        log(f"quantized {replaced} linear layers to NF4 in {timings['quantize_seconds']:.1f}s")
+    warm_started = time.monotonic()
+    warm_up(model, settings)
+    timings[f"warm_up_seconds_{precision}"] = time.monotonic() - warm_started
+    return model
+
+
+def warm_up(model, settings: BenchSettings) -> None:
+    """One forward and backward pass on a full-length row, so the first variant measured does not pay
+    for kernel selection and memory-pool growth that later ones find done."""
+    import torch
+
+    on_gpu = settings.device == "cuda"
+    ids = torch.randint(3, settings.model.vocab_size, (1, settings.seq_len), device=settings.device)
+    with torch.autocast(settings.device, dtype=torch.bfloat16, enabled=on_gpu):
+        embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+        loss = model(inputs_embeds=embeds, labels=ids).loss
+    loss.backward()
+    del loss, embeds
+    if on_gpu:
+        torch.cuda.synchronize()
+
+
 def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     args = parse_args(argv)
@@ -503,37 +572,24 @@ def main(argv: list[str] | None = None) -> int:
                                        f"{settings.length_sigma}, clipped to [{settings.min_length}, {settings.seq_len}]"}
     tokenizer = placeholder_tokenizer()
 
-    variants = [Variant(precision, name, role) for precision in settings.precisions
-                for name, role in planned_strategies(settings.strategies, choice)]
-
+    variants = planned_variants(settings, choice)
     compute_dtype = torch.bfloat16 if settings.device == "cuda" else torch.float32
     model = None
+    built_precision = None
     try:
-        build_started = time.monotonic()
-        model = build_model(settings.model, settings.device, attn_implementation, compute_dtype)
-        if settings.device == "cuda":
-            torch.cuda.synchronize()
-        payload["timings"]["build_model_seconds"] = time.monotonic() - build_started
-        payload["parameters"] = sum(p.numel() for p in model.parameters())
-        log(f"built {payload['parameters'] / 1e9:.2f}B-parameter model in "
-            f"{payload['timings']['build_model_seconds']:.1f}s")
-        quantized = False
         for index, variant in enumerate(variants):
-            if variant.precision == "qlora" and not quantized:
-                quantize_started = time.monotonic()
-                replaced = quantize_linear_layers_4bit(model, compute_dtype)
-                if settings.device == "cuda":
-                    torch.cuda.synchronize()
-                    torch.cuda.empty_cache()
-                payload["timings"]["quantize_seconds"] = time.monotonic() - quantize_started
-                payload["timings"]["quantized_layers"] = replaced
-                quantized = True
-                log(f"quantized {replaced} linear layers to NF4 in {payload['timings']['quantize_seconds']:.1f}s")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 payload["variants"].append({"name": variant.name, "error": "time budget spent before it started",
                                             "settings": asdict(variant)})
                 continue
+            if variant.precision != built_precision:
+                del model
+                model = prepare_model(variant.precision, settings, attn_implementation, compute_dtype,
+                                      payload["timings"])
+                built_precision = variant.precision
+                payload["parameters"] = payload.get("parameters") or sum(p.numel() for p in model.parameters())
+                remaining = deadline - time.monotonic()
             share = remaining / (len(variants) - index)
             log(f"{variant.name} ({variant.role}): up to {share:.0f}s")
             model, summary = run_variant(model, variant, settings, dataset, tokenizer, attn_implementation,

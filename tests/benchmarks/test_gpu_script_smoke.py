@@ -16,7 +16,7 @@ import qlora_llama8b  # noqa: E402
 def test_smoke_run_measures_trl_defaults_and_train_py_choice_with_qlora(tmp_path):
     status = qlora_llama8b.main([
         "--smoke", "--precisions", "qlora", "--strategies", "padding,auto", "--seq-len", "128",
-        "--warmup-steps", "0", "--measured-steps", "1", "--out", str(tmp_path),
+        "--warmup-steps", "0", "--measured-steps", "1", "--packing-micro-batch", "0", "--out", str(tmp_path),
     ])
     assert status == 0
     result = json.loads((tmp_path / qlora_llama8b.RESULT_FILE).read_text())
@@ -49,3 +49,11 @@ def test_bad_arguments_name_the_option_and_what_is_allowed(capsys):
 def test_planned_strategies_put_defaults_then_train_py_choice_first():
     plan = qlora_llama8b.planned_strategies(("group_by_length", "auto", "padding"), choice="packing")
     assert plan == [("padding", "trl_defaults"), ("packing", "train_py_choice"), ("group_by_length", "alternative")]
+
+
+def test_packing_is_also_measured_in_accumulated_micro_batches():
+    args = qlora_llama8b.parse_args(["--smoke", "--batch-size", "4", "--strategies", "padding,auto",
+                                     "--precisions", "qlora"])
+    settings = qlora_llama8b.settings_from_args(args)
+    names = [variant.name for variant in qlora_llama8b.planned_variants(settings, choice="packing")]
+    assert names == ["qlora/padding", "qlora/packing", "qlora/packing (1x4 accumulated)"]
