@@ -61,7 +61,7 @@ class FineTuningWorkflow(Construct):
         settings = props.settings
         retention = props.log_retention or getattr(logs.RetentionDays, RETENTION_DAYS[settings.log_retention_days])
 
-        self.code_s3_uri = self._deploy_training_code(props.training_dir, storage)
+        self.code_s3_uri = self._deploy_training_code(props.training_dir, storage, retention)
         self.model_package_group_name = props.model_package_group_name or f"{settings.resource_prefix}-models"
         self.model_package_group = sagemaker.CfnModelPackageGroup(
             self, "ModelPackageGroup",
@@ -124,9 +124,12 @@ class FineTuningWorkflow(Construct):
             comment="Fine-tunes an LLM on SageMaker, evaluates it, and deploys it only if the gate passes",
         )
 
-    def _deploy_training_code(self, training_dir: Path, storage: FineTuningStorage) -> str:
+    def _deploy_training_code(self, training_dir: Path, storage: FineTuningStorage,
+                              retention: logs.RetentionDays) -> str:
         """Upload training/ as an asset and copy it to `code/<asset hash>/` in the artifacts bucket."""
         asset = s3_assets.Asset(self, "TrainingCodeAsset", path=str(training_dir), exclude=ASSET_EXCLUDES)
+        log_group = logs.LogGroup(self, "TrainingCodeDeploymentLogs", encryption_key=storage.key,
+                                  retention=retention, removal_policy=RemovalPolicy.RETAIN)
         prefix = f"{CODE_PREFIX}{asset.asset_hash}/"
         s3_deployment.BucketDeployment(
             self, "TrainingCode",
@@ -136,6 +139,7 @@ class FineTuningWorkflow(Construct):
             prune=False,
             retain_on_delete=True,
             memory_limit=512,
+            log_group=log_group,
         )
         return Fn.join("", ["s3://", storage.artifacts_bucket.bucket_name, "/", prefix])
 
