@@ -1,0 +1,116 @@
+"""launch.py: installs only what is missing, and starts torchrun or python as the job needs."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import launch
+
+from .conftest import REPO_ROOT_FOR_TESTS
+
+
+def _resourceconfig(opt_ml: Path, hosts, current, interface="eth0") -> None:
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "resourceconfig.json").write_text(json.dumps(
+        {"current_host": current, "hosts": hosts, "network_interface_name": interface}))
+
+
+def test_two_hosts_with_four_gpus_each_run_torchrun_on_the_second_node(tmp_path):
+    _resourceconfig(tmp_path, ["algo-1", "algo-2"], "algo-2")
+    cluster = launch.read_cluster(tmp_path, {"SM_NUM_GPUS": "4"})
+    command = launch.build_command(Path("/code/train.py"), ["--epochs", "1"], cluster, python="python3")
+    assert command == [
+        "python3", "-m", "torch.distributed.run", "--nnodes=2", "--node_rank=1", "--nproc_per_node=4",
+        "--master_addr=algo-1", "--master_port=29500", "/code/train.py", "--epochs", "1",
+    ]
+    env = launch.child_environment(cluster, {"PATH": "/bin"})
+    assert env["NCCL_SOCKET_IFNAME"] == "eth0" and env["GLOO_SOCKET_IFNAME"] == "eth0"
+
+
+def test_one_host_with_several_gpus_uses_torchrun_locally(tmp_path):
+    _resourceconfig(tmp_path, ["algo-1"], "algo-1")
+    cluster = launch.read_cluster(tmp_path, {"SM_NUM_GPUS": "8"})
+    command = launch.build_command(Path("/code/train.py"), [], cluster, python="python3")
+    assert command[3:6] == ["--nnodes=1", "--node_rank=0", "--nproc_per_node=8"]
+    assert "--master_addr=127.0.0.1" in command
+    assert "NCCL_SOCKET_IFNAME" not in launch.child_environment(cluster, {})
+
+
+def test_one_gpu_or_cpu_runs_plain_python(tmp_path):
+    _resourceconfig(tmp_path, ["algo-1"], "algo-1")
+    cluster = launch.read_cluster(tmp_path, {"SM_NUM_GPUS": "1"})
+    assert launch.build_command(Path("/code/train.py"), ["--x", "1"], cluster, python="python3") == \
+        ["python3", "/code/train.py", "--x", "1"]
+    no_config = launch.read_cluster(tmp_path / "elsewhere", {"SM_NUM_GPUS": "0"})
+    assert no_config.hosts == ("localhost",) and not no_config.distributed
+
+
+def test_other_scripts_never_run_distributed(tmp_path):
+    _resourceconfig(tmp_path, ["algo-1", "algo-2"], "algo-1")
+    cluster = launch.read_cluster(tmp_path, {"SM_NUM_GPUS": "4"})
+    assert launch.build_command(Path("/code/evaluate.py"), ["--a"], cluster, python="python3") == \
+        ["python3", "/code/evaluate.py", "--a"]
+
+
+def test_forced_process_count_and_unknown_current_host(tmp_path):
+    assert launch.read_cluster(tmp_path, {"LAUNCH_NPROC_PER_NODE": "2"}).processes_per_host == 2
+    _resourceconfig(tmp_path, ["algo-1"], "algo-9")
+    with pytest.raises(ValueError, match="current_host 'algo-9' is not among hosts"):
+        launch.read_cluster(tmp_path, {})
+
+
+def test_only_missing_or_different_versions_are_installed(tmp_path):
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# pinned\ntransformers==5.23.0\ntrl[peft]==1.16.0\n\npeft==0.21.2  # adapters\n-r other.txt\n")
+    pins = launch.read_pins(requirements)
+    assert pins == [("transformers", "5.23.0"), ("trl", "1.16.0"), ("peft", "0.21.2")]
+    installed = {"transformers": "5.23.0", "trl": "1.15.0"}
+    assert launch.missing_pins(pins, installed.get) == ["trl==1.16.0", "peft==0.21.2"]
+    assert launch.missing_pins(pins, {"transformers": "5.23.0", "trl": "1.16.0", "peft": "0.21.2"}.get) == []
+
+
+def test_nothing_is_installed_when_the_environment_satisfies_every_pin(monkeypatch, tmp_path):
+    # This repository's own environment is built from training/requirements.txt.
+    pins = launch.read_pins(REPO_ROOT_FOR_TESTS / "training" / "requirements.txt")
+    assert pins and launch.missing_pins(pins) == []
+    calls = []
+    monkeypatch.setattr(launch.subprocess, "run", lambda *args, **kwargs: calls.append(args))
+    executed = []
+    launch.main(["train.py", "--max_steps", "1"], environ={"OPT_ML": str(tmp_path), "SM_NUM_GPUS": "0"},
+                execute=lambda path, argv, env: executed.append(argv))
+    assert calls == []
+    assert executed == [[sys.executable, str(launch.HERE / "train.py"), "--max_steps", "1"]]
+
+
+def test_unknown_script_is_reported():
+    with pytest.raises(FileNotFoundError, match="'nope.py' not found"):
+        launch.main(["nope.py"], environ={}, execute=lambda *args: None)
+
+
+def test_torchrun_with_two_cpu_processes_trains(tmp_path, tiny_model_dir, sql_train_dir):
+    opt_ml = tmp_path / "opt_ml"
+    (opt_ml / "input" / "data").mkdir(parents=True)
+    os.symlink(sql_train_dir, opt_ml / "input" / "data" / "train")
+    os.symlink(tiny_model_dir, opt_ml / "input" / "data" / "model")
+    config = opt_ml / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps({
+        "max_steps": "3", "per_device_train_batch_size": "4", "logging_steps": "1", "save_steps": "100",
+        "gradient_checkpointing": "false", "max_length": "128", "learning_rate": "0.01", "batching": "padding",
+    }))
+    env = {**os.environ, "OPT_ML": str(opt_ml), "LAUNCH_NPROC_PER_NODE": "2", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(REPO_ROOT_FOR_TESTS / "training")}
+    result = subprocess.run([sys.executable, str(REPO_ROOT_FOR_TESTS / "training" / "launch.py"), "train.py"],
+                            env=env, capture_output=True, text=True, timeout=540)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "torch.distributed.run" in result.stdout and "--nproc_per_node=2" in result.stdout
+    metrics = json.loads((opt_ml / "model" / "training_metrics.json").read_text())
+    assert metrics["num_processes"] == 2 and metrics["global_step"] == 3
+    # Each optimizer step consumed one batch per process.
+    assert metrics["real_tokens"] > 0
+    assert result.stdout.count("train_metrics: step=") == 3  # printed by the main process only
+    assert (opt_ml / "model" / "merged" / "model.safetensors").is_file()
