@@ -71,12 +71,12 @@ def load_input(path: Path) -> dict:
     return value
 
 
-def load_stack(template: Path | None) -> tuple[str, dict]:
+def load_stack(template: Path | None, workdir: Path) -> tuple[str, dict]:
     from local_mode.stack import load_template, synthesize
 
     if template is not None:
         return load_template(template)
-    return synthesize()
+    return synthesize(cache_dir=workdir / "templates")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     progress.info(f"preparing the base model ({args.model})")
     model_dir = resolve_model(args.model)
     progress.info("synthesizing the CDK app" if args.template is None else f"reading {args.template}")
-    stack_name, template = load_stack(args.template)
+    stack_name, template = load_stack(args.template, args.workdir)
     name = args.name or "local-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     settings = EmulationSettings(simulate_spot_interruption=args.simulate_spot_interruption,
                                  verbose_logs=not args.brief_logs, quiet=args.quiet)

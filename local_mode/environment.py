@@ -7,6 +7,7 @@ process (jobs and endpoint servers) and the emulation.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -66,6 +67,8 @@ class LocalAws:
 
     def _start(self) -> None:
         region = self.settings.region
+        # moto's interpreter logs every caught task error; the run shows them from the history instead.
+        logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         boto3.setup_default_session(region_name=region)
         from local_mode import aws_model_validation
         aws_model_validation.install(boto3.DEFAULT_SESSION)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,18 +204,42 @@ def _create_state_machine(client: Any, name: str, properties: dict) -> str:
                                        **options)["stateMachineArn"]
 
 
-def synthesize(context: dict | None = None) -> tuple[str, dict]:
-    """Synthesize the project's CDK app in process; returns (stack name, template)."""
+SYNTH_INPUTS = ("app.py", "cdk.json", "cdk_app", "lambdas", "training")
+
+
+def synthesize(context: dict | None = None, cache_dir: Path | None = None) -> tuple[str, dict]:
+    """Synthesize the project's CDK app in process; returns (stack name, template).
+
+    With `cache_dir`, the template is kept under a hash of everything synthesis reads (the app, its
+    context, and the Lambda and training code that become assets), so an unchanged app is not
+    synthesized twice.
+    """
+    import hashlib
     import sys
     import tempfile
 
+    digest = hashlib.sha256(json.dumps(context, sort_keys=True).encode())
+    for name in SYNTH_INPUTS:
+        root = REPO_ROOT / name
+        for path in sorted([root] if root.is_file() else root.rglob("*")):
+            if path.is_file() and not any(part in str(path) for part in _IGNORED_FILES):
+                digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0" + path.read_bytes())
+    cached = Path(cache_dir) / f"template-{digest.hexdigest()[:16]}.json" if cache_dir else None
+    if cached is not None and cached.is_file():
+        stored = json.loads(cached.read_text())
+        return stored["stack_name"], stored["template"]
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
+    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
     from app import STACK_NAME, build_app
 
     with tempfile.TemporaryDirectory(prefix="local-mode-synth-") as outdir:
         assembly = build_app(context=context, outdir=outdir).synth()
-        return STACK_NAME, assembly.get_stack_by_name(STACK_NAME).template
+        template = assembly.get_stack_by_name(STACK_NAME).template
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_text(json.dumps({"stack_name": STACK_NAME, "template": template}))
+    return STACK_NAME, template
 
 
 def load_template(path: Path) -> tuple[str, dict]:
