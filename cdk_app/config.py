@@ -112,8 +112,8 @@ class Settings:
         """The stack's default execution input (DEFAULTS_JSON): what an empty input resolves to."""
         return {
             "base_model": {"hf_model_id": self.base_model_id},
-            "dataset": {"hf_dataset_id": self.dataset_id, "format": self.dataset_format,
-                        "instance_type": self.prepare_instance_type},
+            "dataset": {"hf_dataset_id": self.dataset_id, "format": self.dataset_format},
+            "preparation": {"instance_type": self.prepare_instance_type},
             "training": {"instance_type": self.train_instance_type},
             "evaluation": {"instance_type": self.evaluate_instance_type,
                            "gate": {"min_execution_accuracy": self.min_execution_accuracy,

@@ -36,15 +36,15 @@ ACTIONS_WITHOUT_RESOURCES = {
 REASON_RESOURCE_STAR = ("Only actions without resource-level permissions use Resource '*' (X-Ray "
                         "tracing, ECR login, CloudWatch metrics limited to the /aws/sagemaker/ namespace, "
                         "Step Functions log delivery, and network interfaces for jobs in your VPC)")
-REASON_RUNS = ("Run artifacts live under runs/<run_id>/ with run ids chosen per execution; access "
+REASON_RUNS = ("Run artifacts live under runs/{run_id}/ with run ids chosen per execution; access "
                "stays inside the runs/ prefix of the pipeline's own bucket")
-REASON_CODE = "Training code versions live under code/<asset hash>/ of the artifacts bucket; read only"
+REASON_CODE = "Training code versions live under code/{asset hash}/ of the artifacts bucket; read only"
 REASON_BUCKET_OBJECTS = ("Data sets and artifacts have keys chosen per run; access is limited to the "
                          "objects of the pipeline's own buckets")
-REASON_JOBS = ("Job names are <run_id>-prep, -train and -eval, derived from the execution name at run "
+REASON_JOBS = ("Job names are {run_id}-prep, -train and -eval, derived from the execution name at run "
                "time; the suffix limits access to this workflow's jobs, and creating or stopping them "
                "requires the fine-tune:run-id tag")
-REASON_SERVING = ("Model and endpoint-config names are <run_id>-model and <run_id>-cfg, derived at run "
+REASON_SERVING = ("Model and endpoint-config names are {run_id}-model and {run_id}-cfg, derived at run "
                   "time; creating or deleting them requires the fine-tune:run-id tag")
 REASON_ENDPOINT = ("The endpoint name comes from the execution input; creating, updating, invoking or "
                    "deleting an endpoint requires the fine-tune:run-id tag the workflow puts on its "
@@ -84,10 +84,19 @@ def acknowledge(construct: IConstruct, rule: str, reason: str, findings: Iterabl
 
 @jsii.implements(IAspect)
 class PipelineFindings:
-    """Acknowledges the explained wildcard findings of every IAM policy in the scope."""
+    """Acknowledges the explained wildcard findings of the pipeline's IAM policies.
+
+    Added to the stack (the CDK places the BucketDeployment provider at the stack's root), it only
+    touches constructs under `pipeline_path` and the provider; the rest of the stack is left alone.
+    """
+
+    def __init__(self, pipeline_path: str) -> None:
+        self.pipeline_prefix = pipeline_path.rstrip("/") + "/"
 
     def visit(self, node: IConstruct) -> None:
         in_bucket_deployment = BUCKET_DEPLOYMENT_PATH in node.node.path
+        if not (in_bucket_deployment or node.node.path.startswith(self.pipeline_prefix)):
+            return
         if isinstance(node, iam.CfnPolicy):
             document = Stack.of(node).resolve(node.policy_document)
             try:

@@ -42,14 +42,21 @@ class FineTuningStorage(Construct):
     def __init__(self, scope: Construct, construct_id: str, props: Optional[StorageProps] = None) -> None:
         super().__init__(scope, construct_id)
         props = props or StorageProps()
-        self.key: kms.IKey = props.encryption_key or self._key(props)
+        self.key: kms.IKey = props.encryption_key or kms.Key(
+            self, "Key",
+            description="Encrypts fine-tuning data, artifacts, SageMaker volumes, logs and notifications",
+            enable_key_rotation=True,
+            removal_policy=props.removal_policy,
+        )
+        self._allow_cloudwatch_logs(self.key)
         self.access_log_bucket: s3.IBucket = props.access_log_bucket or s3.Bucket(
             self, "AccessLogBucket",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             versioned=True,
-            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            # Object ownership left to the CDK: it depends on whether log delivery uses a bucket
+            # policy (the recommended feature flag) or an ACL.
             removal_policy=props.removal_policy,
             lifecycle_rules=self._lifecycle(props),
         )
@@ -57,14 +64,11 @@ class FineTuningStorage(Construct):
         self.artifacts_bucket: s3.IBucket = props.artifacts_bucket or self._bucket(
             "ArtifactsBucket", "artifacts/", props)
 
-    def _key(self, props: StorageProps) -> kms.Key:
-        key = kms.Key(
-            self, "Key",
-            description="Encrypts fine-tuning data, artifacts, SageMaker volumes, logs and notifications",
-            enable_key_rotation=True,
-            removal_policy=props.removal_policy,
-        )
-        # CloudWatch Logs encrypts this account's log groups in this region with the key.
+    def _allow_cloudwatch_logs(self, key: kms.IKey) -> None:
+        """Let CloudWatch Logs encrypt this account's log groups in this region with the key.
+
+        A no-op for an imported key: its own key policy must allow this.
+        """
         key.add_to_resource_policy(iam.PolicyStatement(
             sid="AllowCloudWatchLogs",
             principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
@@ -73,8 +77,7 @@ class FineTuningStorage(Construct):
             conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": Stack.of(self).format_arn(
                 service="logs", resource="log-group", resource_name="*",
                 arn_format=ArnFormat.COLON_RESOURCE_NAME)}},
-        ))
-        return key
+        ), allow_no_op=True)
 
     def _bucket(self, construct_id: str, log_prefix: str, props: StorageProps) -> s3.Bucket:
         return s3.Bucket(
@@ -126,7 +129,3 @@ class FineTuningStorage(Construct):
                                    resource_arns=[bucket.bucket_arn], conditions=list_conditions)
         iam.Grant.add_to_principal(grantee=grantee, actions=key_actions, resource_arns=[self.key.key_arn])
         return grant
-
-    def object_arn(self, bucket: s3.IBucket, prefix: str) -> str:
-        """ARN of the objects under `prefix`, as used in the grants (for cdk-nag findings)."""
-        return bucket.arn_for_objects(prefix)
