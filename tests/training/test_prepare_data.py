@@ -256,3 +256,21 @@ def test_report_has_token_length_percentiles_and_long_rows(tmp_path, tiny_model_
     assert lengths["max"] > 200 and lengths["p50"] < 100
     assert [row["line"] for row in lengths["over_max_length"]] == [8]
     assert report["format"] == "sql-create-context" and report["settings"]["max_length"] == 100
+
+
+def test_hub_data_set_id_reads_through_the_hub_reader(tmp_path, monkeypatch):
+    import prepare_data
+    from data_readers import RawRow
+
+    asked = []
+
+    def fake_hub(dataset_id, split):  # the real reader needs the network
+        asked.append((dataset_id, split))
+        return [RawRow(number, row) for number, row in enumerate(sql_rows(10), start=1)]
+
+    monkeypatch.setattr(prepare_data, "read_hub_dataset", fake_hub)
+    assert main(["--hf-dataset-id", "b-mc2/sql-create-context", "--hf-split", "train", "--format",
+                 "sql-create-context", "--output-dir", str(tmp_path / "out"), "--test-size", "2"]) == 0
+    assert asked == [("b-mc2/sql-create-context", "train")]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["input"] == "b-mc2/sql-create-context" and report["counts"]["train"] == 8
