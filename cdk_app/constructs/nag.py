@@ -114,7 +114,7 @@ class PipelineFindings:
 
 def acknowledge_runtime(function: lambda_.Function) -> None:
     """The handlers' runtime is pinned to the Powertools layer's runtime, not the newest one."""
-    acknowledge(function, "L1", REASON_RUNTIME)
+    acknowledge(function.node.default_child, "L1", REASON_RUNTIME)
 
 
 def _wildcard_findings(document: dict[str, Any], in_bucket_deployment: bool) -> list[tuple[str, str]]:

@@ -59,5 +59,7 @@ def test_cfn_lint_finds_no_errors(synthesized):
     errors = [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})" for m in matches
               if m.rule.severity == "error"]
     assert errors == []
-    warnings = [f"{m.rule.id} {m.message}" for m in matches if m.rule.severity == "warning"]
+    # W3005: redundant DependsOn that the CDK itself writes next to Fn::GetAtt (role before function).
+    warnings = [f"{m.rule.id} {m.message}" for m in matches
+                if m.rule.severity == "warning" and m.rule.id != "W3005"]
     assert warnings == []
