@@ -106,11 +106,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="tiny Llama on CPU, a few steps: checks the code path in seconds")
     parser.add_argument("--batch-size", type=int, default=None, help="rows (or packed sequences) per step")
     parser.add_argument("--seq-len", type=int, default=None, help="maximum sequence length (default 2048)")
-    parser.add_argument("--warmup-steps", type=int, default=None)
-    parser.add_argument("--measured-steps", type=int, default=None)
+    parser.add_argument("--warmup-steps", type=int, default=None,
+                        help="optimizer steps run before measuring (default 0: a warm-up pass runs instead)")
+    parser.add_argument("--measured-steps", type=int, default=None,
+                        help="measured optimizer steps; the data set holds one epoch of them (default 16)")
     parser.add_argument("--precisions", default="qlora,bf16",
                         help="comma-separated, measured in this order: qlora (4-bit NF4 base), bf16 (bf16 base)")
-    parser.add_argument("--packing-micro-batch", type=int, default=1,
+    parser.add_argument("--packing-micro-batch", type=int, default=0,
                         help="also measure packing with micro-batches of this many packed rows, accumulated "
                              "to the same batch (0: don't)")
     parser.add_argument("--strategies", default="padding,auto,padding_free,group_by_length",
@@ -138,23 +140,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings_from_args(args: argparse.Namespace) -> BenchSettings:
-    if args.smoke:
-        return BenchSettings(
-            model=SMOKE_MODEL, seq_len=args.seq_len or 256, batch_size=args.batch_size or 4,
-            warmup_steps=1 if args.warmup_steps is None else args.warmup_steps,
-            measured_steps=args.measured_steps or 2, rows=96, lora_r=8, lora_alpha=16,
-            budget_seconds=args.budget_seconds, device="cpu", precisions=args.precisions,
-            strategies=args.strategies, packing_micro_batch=args.packing_micro_batch, seed=args.seed,
-            length_median=48, length_sigma=0.8, min_length=8,
-        )
-    return BenchSettings(
-        model=ModelSpec(), seq_len=args.seq_len or 2048, batch_size=args.batch_size or 8,
-        warmup_steps=2 if args.warmup_steps is None else args.warmup_steps,
-        measured_steps=args.measured_steps or 10, rows=2048, lora_r=16, lora_alpha=16,
-        budget_seconds=args.budget_seconds, device="cuda", precisions=args.precisions,
+    """Settings for a GPU run (or a CPU smoke run).
+
+    The data set holds exactly one epoch of the measured steps (batch size x measured steps
+    rows), so every unpacked variant trains on the same rows, whole: length-grouped batches
+    come longest first, and measuring only the start of an epoch would favour them. Packed
+    variants pack those same rows and go round them as often as their steps need. A warm-up
+    forward and backward pass on each fresh model replaces warm-up steps, which would move
+    the measured window off the epoch.
+    """
+    smoke = args.smoke
+    batch_size = args.batch_size or (4 if smoke else 8)
+    measured_steps = args.measured_steps or (2 if smoke else 16)
+    common = dict(
+        batch_size=batch_size, measured_steps=measured_steps, rows=batch_size * measured_steps,
+        warmup_steps=args.warmup_steps or 0, budget_seconds=args.budget_seconds, precisions=args.precisions,
         strategies=args.strategies, packing_micro_batch=args.packing_micro_batch, seed=args.seed,
-        length_median=450, length_sigma=0.8, min_length=32,
     )
+    if smoke:
+        return BenchSettings(model=SMOKE_MODEL, seq_len=args.seq_len or 256, lora_r=8, lora_alpha=16, device="cpu",
+                             length_median=48, length_sigma=0.8, min_length=8, **common)
+    return BenchSettings(model=ModelSpec(), seq_len=args.seq_len or 2048, lora_r=16, lora_alpha=16, device="cuda",
+                         length_median=450, length_sigma=0.8, min_length=32, **common)
 
 
 def log(message: str) -> None:
@@ -377,7 +384,9 @@ def run_variant(model, variant: Variant, settings: BenchSettings, dataset, token
     gc.collect()
     if on_gpu:
         torch.cuda.empty_cache()
-    return base, result.summary(shape, peak_flops)
+    summary = result.summary(shape, peak_flops)
+    summary["epochs_covered"] = summary.get("documents", 0) / settings.rows
+    return base, summary
 
 
 def _rss_peak_bytes() -> int:

@@ -33,6 +33,7 @@ def test_smoke_run_measures_trl_defaults_and_train_py_choice_with_qlora(tmp_path
         assert 0 < variant["mfu"] < variant["hfu"]
         assert variant["peak_memory_bytes"] > 0
     assert defaults["padding_share"] > 0  # rows of varied length padded to the longest in each batch
+    assert defaults["epochs_covered"] == pytest.approx(1.0)  # unpacked variants train on the whole data set once
     if choice["settings"]["sft_config"]["padding_free"]:
         assert choice["padding_share"] == 0
 
@@ -53,7 +54,7 @@ def test_planned_strategies_put_defaults_then_train_py_choice_first():
 
 def test_packing_is_also_measured_in_accumulated_micro_batches():
     args = qlora_llama8b.parse_args(["--smoke", "--batch-size", "4", "--strategies", "padding,auto",
-                                     "--precisions", "qlora"])
+                                     "--precisions", "qlora", "--packing-micro-batch", "1"])
     settings = qlora_llama8b.settings_from_args(args)
     names = [variant.name for variant in qlora_llama8b.planned_variants(settings, choice="packing")]
     assert names == ["qlora/padding", "qlora/packing", "qlora/packing (1x4 accumulated)"]
