@@ -55,7 +55,7 @@ class Settings:
     min_execution_accuracy: float = 0.6
     min_improvement_over_base: float = 0.05
     # Version of the public Powertools for AWS Lambda layer (AWSLambdaPowertoolsPythonV3-python313-x86_64).
-    powertools_layer_version: int = 41
+    powertools_layer_version: int = 36
     log_retention_days: int = 365
 
     def __post_init__(self) -> None:
