@@ -35,6 +35,7 @@ MODELS = ("fine_tuned", "base")
 
 _FENCE_RE = re.compile(r"```[^\n`]*\n?(.*?)(?:```|$)", re.DOTALL)
 _BLANK_LINE_RE = re.compile(r"\n[ \t]*\n")
+_SQL_LINE_RE = re.compile(r"^[ \t]*(SELECT|WITH)\b", re.IGNORECASE | re.MULTILINE)
 
 
 class EvaluationError(ValueError):
@@ -162,7 +163,8 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int, max_new_toke
 
 def clean_prediction(text: str) -> str:
     """The answer in a generated text: inside the first code fence if there is one, without an
-    [SQL] ... [/SQL] wrapper, up to the first blank line, stripped."""
+    [SQL] ... [/SQL] wrapper, from the first line that starts a query when the text opens with
+    prose, up to the first blank line, stripped."""
     text = text.strip()
     fence = _FENCE_RE.search(text)
     if fence:
@@ -173,6 +175,10 @@ def clean_prediction(text: str) -> str:
     closing = text.upper().find("[/SQL]")
     if closing >= 0:
         text = text[:closing]
+    text = text.strip()
+    query_line = _SQL_LINE_RE.search(text)
+    if query_line and not _SQL_LINE_RE.match(text):
+        text = text[query_line.start():]
     text = _BLANK_LINE_RE.split(text.strip(), maxsplit=1)[0]
     return text.strip()
 

@@ -35,6 +35,8 @@ def test_file(tmp_path) -> Path:
     ("[SQL] SELECT a FROM t [/SQL] and more", "SELECT a FROM t"),
     ("Here you go:\n```sql\nSELECT a FROM t;\n```\nDone.", "SELECT a FROM t;"),
     ("```\nSELECT a FROM t", "SELECT a FROM t"),
+    ("To list them, run:\n\nSELECT a FROM t;\n\nThis returns a.", "SELECT a FROM t;"),
+    ("The answer is 42.", "The answer is 42."),
     ("", ""),
 ])
 def test_clean_prediction(raw, cleaned):
