@@ -26,6 +26,7 @@ import math
 import os
 import platform
 import random
+import shlex
 import statistics
 import sys
 import tempfile
@@ -162,6 +163,23 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
                              length_median=48, length_sigma=0.8, min_length=8, **common)
     return BenchSettings(model=ModelSpec(), seq_len=args.seq_len or 2048, lora_r=16, lora_alpha=16, device="cuda",
                          length_median=450, length_sigma=0.8, min_length=32, **common)
+
+
+def command_line(argv: list[str]) -> str:
+    """The command as run from the repository root, with the output folder shown as $OUT."""
+    shown, skip = [], False
+    for arg in argv:
+        if skip:
+            shown.append("$OUT")
+            skip = False
+        elif arg == "--out":
+            shown.append(arg)
+            skip = True
+        elif arg.startswith("--out="):
+            shown.append("--out=$OUT")
+        else:
+            shown.append(arg)
+    return shlex.join(["python3", "benchmarks/gpu/qlora_llama8b.py", *shown]).replace("'$OUT'", "$OUT")
 
 
 def log(message: str) -> None:
@@ -551,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
     payload: dict[str, Any] = {
         "benchmark": "gpu_qlora_llama8b",
         "what": "LoRA fine-tuning throughput, trl defaults (padding) vs train.py's GPU batching choice",
-        "command": "python3 benchmarks/gpu/qlora_llama8b.py" + (" --smoke" if args.smoke else "") + " --out $OUT",
+        "command": command_line(argv if argv is not None else sys.argv[1:]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "smoke": bool(args.smoke),
         "settings": {**asdict(settings), "model": asdict(settings.model)},
