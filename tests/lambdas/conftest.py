@@ -64,7 +64,7 @@ class AwsWorld:
         endpoint = self.backend.endpoints[body["EndpointName"]]
         endpoint.endpoint_status = "Updating"
         self.endpoint_updates.append(body)
-        return _ok({"EndpointArn": endpoint.endpoint_arn})
+        return _ok({"EndpointArn": endpoint.arn})
 
     def _stop_training(self, params, **_):
         body = json.loads(params["body"])
