@@ -527,6 +527,11 @@ def prepare_model(precision: str, settings: BenchSettings, attn_implementation: 
         timings["quantize_seconds"] = time.monotonic() - quantize_started
         timings["quantized_layers"] = replaced
         log(f"quantized {replaced} linear layers to NF4 in {timings['quantize_seconds']:.1f}s")
+        # As train.py does for QLoRA: norms, embeddings and the output head in fp32.
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True)
+        model.config.use_cache = False
     warm_started = time.monotonic()
     warm_up(model, settings)
     timings[f"warm_up_seconds_{precision}"] = time.monotonic() - warm_started
@@ -575,6 +580,8 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {**asdict(settings), "model": asdict(settings.model)},
         "environment": environment(settings.device),
         "attn_implementation": attn_implementation,
+        "qlora_base": ("NF4 with double quantization, bf16 compute, output head unquantized; then "
+                       "peft.prepare_model_for_kbit_training (fp32 norms, embeddings, head), as train.py does"),
         "train_py_choice": choice,
         "flops_count": ("model FLOPs = 4*N per real token (forward 2N + backward activation gradients 2N; frozen "
                         "base, no weight gradients) + causal attention 6*L^2*d per layer per document; N = "
