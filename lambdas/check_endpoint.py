@@ -29,6 +29,12 @@ def sample_rows(predictions_jsonl: str, count: int) -> list[dict]:
     return rows
 
 
+def expected_text(row: dict) -> str:
+    """What the evaluated model generated: the raw `output` when the row keeps it, else `prediction`."""
+    fine_tuned = row["fine_tuned"]
+    return fine_tuned["output"] if isinstance(fine_tuned.get("output"), str) else fine_tuned["prediction"]
+
+
 def tgi_request(prompt: str, max_new_tokens: int) -> dict:
     """TGI's request, greedy like the evaluation."""
     return {"inputs": prompt, "parameters": {"max_new_tokens": max_new_tokens, "do_sample": False,
@@ -69,7 +75,7 @@ def handler(event: dict, context: object) -> dict:
                                            Accept="application/json",
                                            Body=json.dumps(tgi_request(row["prompt"], max_new_tokens)))
         live = postprocess_generation(generated_text(response["Body"].read()))
-        expected = postprocess_generation(row["fine_tuned"]["prediction"])
+        expected = postprocess_generation(expected_text(row))
         if live == expected:
             matches += 1
         else:

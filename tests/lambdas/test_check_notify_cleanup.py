@@ -23,6 +23,8 @@ PREDICTIONS = [
      "fine_tuned": {"prediction": "SELECT COUNT(*) FROM head WHERE age > 56"}},
     {"id": 2, "prompt": "p2", "fine_tuned": {"prediction": "SELECT name FROM t"}},
     {"id": 3, "prompt": "p3", "fine_tuned": {"prediction": "SELECT 1"}},
+    {"id": 4, "prompt": "p4", "fine_tuned": {"prediction": "SELECT 2",
+                                             "output": "```sql\nSELECT 2\n```\n\nThis selects two."}},
 ]
 
 
@@ -63,6 +65,15 @@ def test_a_threshold_below_one_tolerates_a_mismatch(aws, run):
     result = _check(aws, run, ["SELECT COUNT(*) FROM head WHERE age > 56", "x", "SELECT 1"],
                     samples=3, fraction=0.6)
     assert result["passed"] and result["matches"] == 2
+
+
+def test_rows_with_raw_output_are_compared_on_the_raw_text(aws, run):
+    answers = ["SELECT COUNT(*) FROM head WHERE age > 56", "SELECT name FROM t", "SELECT 1",
+               "```sql\nSELECT 2\n```\n\nA different explanation."]
+    result = _check(aws, run, answers, samples=4)
+    assert result["matches"] == 4
+    with pytest.raises(EndpointMismatch, match="row 4"):
+        _check(aws, run, answers[:3] + ["SELECT 2"], samples=4)
 
 
 @pytest.mark.parametrize("raw, cut", [

@@ -30,6 +30,16 @@ def test_fails_naming_the_rule(data, gate_config, failing):
     assert any(r.startswith("FAIL: ") and failing in r for r in decision.reasons), decision.reasons
 
 
+def test_without_execution_accuracy_the_rules_use_exact_match():
+    data = metrics(None, None)
+    data["base"] = {"execution_accuracy": None, "exact_match": 0.2, "count": 100}
+    data["fine_tuned"]["exact_match"] = 0.65
+    decision = decide(data, GATE)
+    assert decision.passed, decision.reasons
+    assert any("exact match (no row has a schema for execution accuracy) 0.6500" in r for r in decision.reasons)
+    assert any("+0.4500 (0.2000 to 0.6500)" in r for r in decision.reasons)
+
+
 def test_fails_below_the_production_model():
     decision = decide(metrics(0.7, 0.4), GATE, production_accuracy=0.75)
     assert not decision.passed
