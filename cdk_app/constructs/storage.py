@@ -118,6 +118,12 @@ class FineTuningStorage(Construct):
         """
         return self._grant(grantee, self.artifacts_bucket, prefix, write=True)
 
+    def grant_list_artifacts(self, grantee: iam.IGrantable, prefix: str = RUNS_PREFIX + "*") -> iam.Grant:
+        """List object keys and sizes under `prefix`, without reading them."""
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["s3:ListBucket"], resource_arns=[self.artifacts_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [prefix]}})
+
     def _grant(self, grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str, write: bool) -> iam.Grant:
         """Exact S3 and KMS actions (no `s3:Get*`-style wildcards) on the bucket and object prefix."""
         object_actions = ["s3:GetObject"] + (["s3:PutObject", "s3:AbortMultipartUpload"] if write else [])

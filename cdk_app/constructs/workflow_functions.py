@@ -13,7 +13,7 @@ from constructs import Construct
 from cdk_app.constructs.nag import acknowledge_runtime
 from cdk_app.constructs.notification import NotificationTopic
 from cdk_app.constructs.sagemaker_role import SageMakerExecutionRole
-from cdk_app.constructs.storage import FineTuningStorage
+from cdk_app.constructs.storage import RUNS_PREFIX, FineTuningStorage
 
 # Verb -> one line on what it does (the function's description).
 VERBS: Mapping[str, str] = {
@@ -32,6 +32,7 @@ VERBS: Mapping[str, str] = {
 # Name suffixes of the SageMaker resources a run creates (docs/workflow-contract.md, "Names").
 JOB_SUFFIXES = {"processing-job": ["*-prep", "*-eval"], "training-job": ["*-train"]}
 RUN_TAG = "fine-tune:run-id"
+RUNS = RUNS_PREFIX + "*"
 
 POWERTOOLS_ACCOUNT = "017000801446"
 
@@ -71,16 +72,12 @@ class WorkflowFunctions(Construct):
             self.functions[verb] = self._function(verb, description, props, layer, storage)
 
         fn = self.functions
-        # Every function decrypts what it reads from the buckets; grants stay per function.
-        storage.grant_read_data(fn["validate"])
-        storage.grant_read_write_artifacts(fn["validate"])
-        storage.grant_read_artifacts(fn["start_job"])
-        storage.grant_read_write_artifacts(fn["start_job"])
-        storage.grant_read_artifacts(fn["gate"])
-        storage.grant_read_artifacts(fn["register"])
-        storage.grant_read_artifacts(fn["check_endpoint"])
-        storage.grant_read_artifacts(fn["notify"])
-        storage.grant_read_write_artifacts(fn["cleanup"])
+        # S3: only what each handler reads or writes, and only under runs/.
+        storage.grant_read_write_artifacts(fn["validate"])  # writes runs/<run_id>/input.json
+        storage.grant_read_artifacts(fn["gate"], RUNS)  # metrics of this run and of production
+        storage.grant_read_artifacts(fn["register"], RUNS)  # model data the package points to
+        storage.grant_list_artifacts(fn["deploy"], RUNS)  # size of the merged model
+        storage.grant_read_artifacts(fn["check_endpoint"], RUNS)  # evaluated predictions
         notification.grant_publish(fn["notify"])
         sagemaker_role.grant_pass_role(fn["start_job"])
         sagemaker_role.grant_pass_role(fn["deploy"])
@@ -95,7 +92,7 @@ class WorkflowFunctions(Construct):
         self._allow(fn["register"], ["sagemaker:CreateModelPackage", "sagemaker:AddTags"],
                     [self._group_arn(), self._package_arns()])
         self._allow(fn["register"], ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
-                                     "sagemaker:UpdateModelPackage"],
+                                     "sagemaker:UpdateModelPackage", "sagemaker:DescribeModelPackageGroup"],
                     [self._group_arn(), self._package_arns()])
         self._allow(fn["deploy"], ["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig",
                                    "sagemaker:CreateEndpoint"],
@@ -104,6 +101,7 @@ class WorkflowFunctions(Construct):
         self._allow(fn["deploy"], ["sagemaker:UpdateEndpoint"], [self._arn("endpoint", "*")],
                     {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
         self._allow(fn["deploy"], _DESCRIBE_SERVING, self._serving_arns())
+        self._allow(fn["deploy"], ["sagemaker:ListTags"], [self._arn("endpoint", "*")])
         # Endpoint storage is encrypted with the key: SageMaker creates grants for its own resources.
         self._allow(fn["deploy"], ["kms:CreateGrant", "kms:DescribeKey"], [storage.key.key_arn],
                     {"Bool": {"kms:GrantIsForAWSResource": "true"}})
@@ -118,6 +116,10 @@ class WorkflowFunctions(Construct):
         self._allow(fn["cleanup"], ["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig",
                                     "sagemaker:DeleteModel"],
                     self._serving_arns(), {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+        # Returns an endpoint this run was updating to the config it served before.
+        self._allow(fn["cleanup"], ["sagemaker:UpdateEndpoint"], [self._arn("endpoint", "*")],
+                    {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+        self._allow(fn["cleanup"], ["sagemaker:ListTags"], [self._arn("endpoint", "*")])
 
     def _function(self, verb: str, description: str, props: WorkflowFunctionsProps,
                   layer: lambda_.ILayerVersion, storage: FineTuningStorage) -> lambda_.Function:

@@ -142,15 +142,15 @@ def test_each_function_has_only_the_sagemaker_actions_it_needs(synthesized):
         "describe_job": {"DescribeProcessingJob", "DescribeTrainingJob"},
         "gate": {"ListModelPackages", "DescribeModelPackage"},
         "register": {"CreateModelPackage", "AddTags", "DescribeModelPackage", "ListModelPackages",
-                     "UpdateModelPackage"},
+                     "UpdateModelPackage", "DescribeModelPackageGroup"},
         "deploy": {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "AddTags", "UpdateEndpoint",
-                   "DescribeModel", "DescribeEndpointConfig", "DescribeEndpoint"},
+                   "DescribeModel", "DescribeEndpointConfig", "DescribeEndpoint", "ListTags"},
         "describe_endpoint": {"DescribeEndpoint"},
         "check_endpoint": {"InvokeEndpoint", "DescribeEndpoint"},
         "notify": set(),
         "cleanup": {"DescribeProcessingJob", "DescribeTrainingJob", "DescribeModel", "DescribeEndpointConfig",
                     "DescribeEndpoint", "StopProcessingJob", "StopTrainingJob", "DeleteEndpoint",
-                    "DeleteEndpointConfig", "DeleteModel"},
+                    "DeleteEndpointConfig", "DeleteModel", "UpdateEndpoint", "ListTags"},
     }
     functions = synthesized.functions()
     assert set(functions) == set(expected)
@@ -164,6 +164,21 @@ def test_each_function_has_only_the_sagemaker_actions_it_needs(synthesized):
                                  "sagemaker:UpdateEndpoint", "sagemaker:InvokeEndpoint"))
                    for a in as_list(statement["Action"])) and "ModelPackage" not in json.dumps(statement):
                 assert "Null" in statement["Condition"], (verb, statement)
+    # S3: exact actions, writes only by validate, everything under runs/.
+    s3_actions = {verb: actions_of(role_statements(synthesized, f["Properties"]["Role"]["Fn::GetAtt"][0]), "s3:")
+                  for verb, f in functions.items()}
+    assert s3_actions["validate"] == {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucket"}
+    assert s3_actions["deploy"] == {"s3:ListBucket"}
+    for verb in ("gate", "register", "check_endpoint"):
+        assert s3_actions[verb] == {"s3:GetObject", "s3:ListBucket"}, verb
+    for verb in ("start_job", "describe_job", "describe_endpoint", "notify", "cleanup"):
+        assert s3_actions[verb] == set(), verb
+    for verb, function in functions.items():
+        for statement in role_statements(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0]):
+            if "s3:GetObject" in as_list(statement["Action"]):
+                assert json.dumps(statement["Resource"]).endswith('"/runs/*"]]}'), verb
+            if "s3:ListBucket" in as_list(statement["Action"]):
+                assert statement["Condition"] == {"StringLike": {"s3:prefix": ["runs/*"]}}, verb
     notify_role = functions["notify"]["Properties"]["Role"]["Fn::GetAtt"][0]
     assert "sns:Publish" in actions_of(role_statements(synthesized, notify_role))
     assert all("sns:" not in json.dumps(role_statements(synthesized, f["Properties"]["Role"]["Fn::GetAtt"][0]))
