@@ -49,7 +49,7 @@ class Hyperparameters:
     save_steps: int = 100
     warmup_ratio: float = 0.03
     gradient_checkpointing: bool = True
-    fsdp: str = ""  # e.g. "full_shard auto_wrap"; empty: no FSDP
+    fsdp: str = ""  # e.g. "full_shard auto_wrap"; "true" means that, "false"/"none"/empty: no FSDP
     model_id: str = ""  # a Hub id, used when no `model` channel is given
     hf_token_secret_arn: str = ""
 
@@ -76,8 +76,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "warmup_ratio": (lambda v: 0 <= v < 1, "a number >= 0 and < 1"),
     "gradient_checkpointing": (lambda v: True, "true or false"),
     "fsdp": (
-        lambda v: v in ("", "none") or all(option in FSDP_OPTIONS for option in v.split()),
-        f"empty, none, or space-separated options from {', '.join(FSDP_OPTIONS)}",
+        lambda v: v == "" or all(option in FSDP_OPTIONS for option in v.split()),
+        f"true, false, none, or space-separated options from {', '.join(FSDP_OPTIONS)}",
     ),
     "model_id": (lambda v: v == "" or re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", v) is not None,
                  "a Hugging Face Hub id such as org/name"),
@@ -86,6 +86,15 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 }
 
 _TRUE = {"true", "1", "yes", "on"}
+FSDP_WHEN_TRUE = "full_shard auto_wrap"
+
+
+def _normalize_fsdp(value: str) -> str:
+    """The execution input allows fsdp as a boolean: true means full sharding, false/none mean off."""
+    text = " ".join(value.lower().split())
+    if text in ("", "none") or text in _FALSE:
+        return ""
+    return FSDP_WHEN_TRUE if text in _TRUE else text
 _FALSE = {"false", "0", "no", "off"}
 
 
@@ -160,6 +169,8 @@ def build_hyperparameters(values: dict[str, Any]) -> Hyperparameters:
             check, allowed = _RULES[name]
             problems.append(f"{name}={raw!r}: not {_TYPE_WORDS[kind]}; allowed: {allowed}")
             continue
+        if name == "fsdp":
+            value = _normalize_fsdp(value)
         check, allowed = _RULES[name]
         if not check(value):
             problems.append(f"{name}={raw!r}: out of range; allowed: {allowed}")

@@ -259,7 +259,7 @@ def lora_config(hyperparameters: Hyperparameters):
 def fsdp_arguments(hyperparameters: Hyperparameters, model) -> dict[str, Any]:
     """SFTConfig's fsdp/fsdp_config for `fsdp` (e.g. "full_shard auto_wrap"), FSDP2 wrapping each decoder layer."""
     options = hyperparameters.fsdp.split()
-    if not options or options == ["none"]:
+    if not options:
         return {}
     config: dict[str, Any] = {
         "version": 2,

@@ -36,6 +36,12 @@ def test_json_numbers_and_integer_looking_floats_are_accepted():
     assert (parsed.max_steps, parsed.lora_r, parsed.epochs, parsed.seed) == (10, 10, 1.0, 3)
 
 
+@pytest.mark.parametrize("raw, expected", [("false", ""), ("False", ""), ("none", ""), ("", ""),
+                                           ("true", "full_shard auto_wrap"), ("shard_grad_op  offload", "shard_grad_op offload")])
+def test_fsdp_accepts_the_execution_inputs_boolean_form(raw, expected):
+    assert build_hyperparameters({"fsdp": raw}).fsdp == expected
+
+
 def test_sagemaker_reserved_entries_are_ignored():
     assert build_hyperparameters({"sagemaker_region": '"us-east-1"'}) == Hyperparameters()
 
@@ -54,7 +60,7 @@ def test_sagemaker_reserved_entries_are_ignored():
         ({"gradient_checkpointing": "maybe"}, "gradient_checkpointing='maybe': not true or false"),
         ({"max_steps": "0"}, "max_steps='0': out of range; allowed: -1 (use epochs) or an integer >= 1"),
         ({"lora_dropout": "1"}, "lora_dropout='1': out of range"),
-        ({"fsdp": "full_shard turbo"}, "fsdp='full_shard turbo': out of range; allowed: empty, none"),
+        ({"fsdp": "full_shard turbo"}, "fsdp='full_shard turbo': out of range; allowed: true, false, none"),
         ({"hf_token_secret_arn": "hf_abc123"}, "hf_token_secret_arn='hf_abc123': out of range"),
         ({"model_id": "not a hub id"}, "model_id='not a hub id': out of range"),
     ],
