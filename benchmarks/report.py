@@ -1,0 +1,313 @@
+"""docs/benchmarks.md, generated from the result files in benchmarks/results/.
+
+Each benchmark writes one JSON file; this module turns them into a summary table (what, command,
+machine, date, figures, ratio, goal) and one section of details per benchmark. Nothing in the page
+is typed by hand: rerun a benchmark and regenerate, and the page follows.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+from benchmarks.machine import machine_label
+
+GIB = 2 ** 30
+
+INTRO = """# Benchmarks
+
+Each benchmark compares two ways of doing the same work, in one run on one machine, and reports the
+ratio together with the absolute figures. Repeats are interleaved (the variants take turns) and the
+median is shown with its range over repeats, so a difference can be told from noise. The machine,
+its load and the exact command are stored with every result in `benchmarks/results/`; this page is
+generated from those files.
+
+Run the CPU benchmarks again and regenerate this page:
+
+    make bench                                  # = python -m benchmarks.run_all
+    python -m benchmarks.run_all --render-only  # only regenerate this page from benchmarks/results/
+
+The GPU benchmark runs on one NVIDIA H100 or H200 in under 8 minutes and writes
+`gpu_qlora_llama8b.json` into the folder given by `--out`; copy it to `benchmarks/results/` and
+regenerate:
+
+    python3 benchmarks/gpu/qlora_llama8b.py --out "$OUT"
+"""
+
+
+def load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
+    """Every results JSON in `results_dir`, by file stem; a broken file raises naming it."""
+    results = {}
+    for path in sorted(Path(results_dir).glob("*.json")):
+        try:
+            results[path.stem] = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from error
+    return results
+
+
+def _range(figure: dict[str, float] | None, fmt: str = "{:.2f}", suffix: str = "") -> str:
+    """'median (min–max)' of a spread; just the value when there was one repeat."""
+    if not figure:
+        return "–"
+    median = fmt.format(figure["median"]) + suffix
+    if figure.get("n", 1) <= 1 or figure["min"] == figure["max"]:
+        return median
+    return f"{median} ({fmt.format(figure['min'])}–{fmt.format(figure['max'])}{suffix})"
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _date(result: dict[str, Any]) -> str:
+    return str(result.get("date", "?"))[:10]
+
+
+def _goal(met: bool, text: str) -> str:
+    return f"{'met' if met else 'missed'}: {text}"
+
+
+# ------------------------------------------------------------------------------------------ rows
+
+def train_row(result: dict[str, Any]) -> dict[str, str]:
+    variants = {item["strategy"]: item for item in result["variants"]}
+    verdict = result["verdict"]
+    auto = variants[verdict["auto_picks"]]
+    defaults = next(item for item in result["variants"] if item["role"] == "trl_defaults")
+    fastest = variants[verdict["fastest_measured"]]
+    ratio = auto["ratio_to_trl_defaults"]["median"]
+    padding = auto["padding_share"]["median"]
+    figures = (f"trl defaults {defaults['real_tokens_per_second']['median']:.0f} real tokens/s, "
+               f"{_percent(defaults['padding_share']['median'])} padding; batching=auto ({auto['strategy']}) "
+               f"{auto['real_tokens_per_second']['median']:.0f} tokens/s, {_percent(padding)} padding; fastest: "
+               f"{fastest['strategy']} ({fastest['ratio_to_trl_defaults']['median']:.2f}x)")
+    met = ratio >= 1.3 and padding < 0.10
+    return {"what": "Fine-tuning throughput (LoRA), train.py's batching=auto vs trl defaults",
+            "figures": figures, "ratio": _range(auto["ratio_to_trl_defaults"], suffix="x"),
+            "goal": _goal(met, f">= 1.3x with < 10% padding (auto is {'' if verdict['auto_is_fastest'] else 'not '}"
+                               f"the fastest measured)")}
+
+
+def eval_row(result: dict[str, Any]) -> dict[str, str]:
+    ratio = result["ratio"]["median"]
+    figures = (f"batched (batch {result['settings']['batch_size']}) "
+               f"{result['batched']['prompts_per_second']['median']:.2f} prompts/s, one at a time "
+               f"{result['one_at_a_time']['prompts_per_second']['median']:.2f} prompts/s; "
+               f"{result['outputs_differing']} of {result['outputs_compared']} outputs differ")
+    return {"what": "Evaluation throughput, evaluate.py's batched generation vs one prompt at a time",
+            "figures": figures, "ratio": _range(result["ratio"], suffix="x"),
+            "goal": _goal(ratio >= 10, ">= 10x" + ("" if ratio >= 10 else f" (reached {ratio / 10:.0%} of it)"))}
+
+
+def workflow_row(result: dict[str, Any]) -> dict[str, str]:
+    share = result["orchestration_share_of_wall"]["median"]
+    figures = (f"demo wall {result['wall_seconds']['median']:.0f} s: jobs {result['job_seconds']['median']:.0f} s, "
+               f"orchestration {result['orchestration_seconds']['median']:.0f} s, start-up "
+               f"{result['startup_seconds']['median']:.0f} s; `python app.py` synth "
+               f"{result['synth_seconds']['median']:.1f} s")
+    return {"what": "Workflow overhead: orchestration's share of a local-mode demo's wall time",
+            "figures": figures, "ratio": _range(result["orchestration_share_of_wall"], fmt="{:.1%}"),
+            "goal": _goal(share < 0.10, "< 10% of the demo's wall time")}
+
+
+def gpu_row(result: dict[str, Any]) -> dict[str, str]:
+    parts, ratios = [], []
+    for precision in result["settings"]["precisions"]:
+        own = [v for v in result["variants"] if v.get("settings", {}).get("precision") == precision]
+        defaults = next((v for v in own if v["settings"].get("role") == "trl_defaults"), None)
+        choice = next((v for v in own if v["settings"].get("role") == "train_py_choice"), None)
+        if not defaults or not choice or not choice.get("real_tokens_per_second"):
+            parts.append(f"{precision}: incomplete")
+            continue
+        best = max((v for v in own if v.get("real_tokens_per_second")), key=lambda v: v["real_tokens_per_second"])
+        ratios.append(choice["ratio_to_trl_defaults"])
+        parts.append(
+            f"{precision}: trl defaults {defaults['real_tokens_per_second']:.0f} tokens/s "
+            f"(MFU {_percent(defaults.get('mfu'))}, {defaults['peak_memory_bytes'] / GIB:.1f} GiB), "
+            f"{choice['settings']['strategy']} {choice['real_tokens_per_second']:.0f} tokens/s "
+            f"(MFU {_percent(choice.get('mfu'))}, {choice['peak_memory_bytes'] / GIB:.1f} GiB); fastest: "
+            f"{best['settings']['strategy']} ({best['ratio_to_trl_defaults']:.2f}x)")
+    ratio_text = ", ".join(f"{r:.2f}x" for r in ratios) or "–"
+    met = bool(ratios) and min(ratios) >= 1.8
+    return {"what": f"GPU fine-tuning throughput, Llama-3-8B shape, train.py's CUDA batching "
+                    f"({result.get('train_py_choice')}) vs trl defaults",
+            "figures": "; ".join(parts) + f"; bf16 matmul peak {result['matmul_peak']['median_flops'] / 1e12:.0f} "
+                                          f"TFLOP/s measured",
+            "ratio": ratio_text, "goal": _goal(met, ">= 1.8x")}
+
+
+ROWS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
+    "train_throughput": train_row,
+    "eval_throughput": eval_row,
+    "workflow_overhead": workflow_row,
+}
+
+
+def _row_builder(name: str) -> Callable[[dict[str, Any]], dict[str, str]] | None:
+    if name in ROWS:
+        return ROWS[name]
+    if name.startswith("gpu_"):
+        return gpu_row
+    return None
+
+
+def _machine(result: dict[str, Any]) -> str:
+    if "machine" in result:
+        return machine_label(result["machine"])
+    environment = result.get("environment", {})
+    return environment.get("gpu") or f"{environment.get('hostname_cpu', '?')}, {environment.get('cpu_count', '?')} cores"
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def render_summary_table(results: dict[str, dict[str, Any]]) -> str:
+    header = "| What | Command | Machine | Date | Figures | Ratio | Goal |\n|---|---|---|---|---|---|---|"
+    lines = [header]
+    for name, result in results.items():
+        builder = _row_builder(name)
+        if builder is None or result.get("smoke"):
+            continue
+        row = builder(result)
+        lines.append("| " + " | ".join(_cell(value) for value in (
+            row["what"], f"`{result.get('command', '?')}`", _machine(result), _date(result), row["figures"],
+            row["ratio"], row["goal"])) + " |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ details
+
+def train_details(result: dict[str, Any]) -> str:
+    settings = result["settings"]
+    lines = [
+        "## Fine-tuning throughput on CPU",
+        "",
+        f"`{result['command']}` on {machine_label(result['machine'])}, {_date(result)}; load average "
+        f"{result.get('load_average_before')} before, {result.get('load_average_after')} after.",
+        "",
+        f"Model {settings['model']}, LoRA r={settings['lora_r']} alpha={settings['lora_alpha']}, "
+        f"{settings['quantization']}, batch size {settings['batch_size']}, max_length {settings['max_length']}, "
+        f"{settings['threads']} threads. Each variant trains one epoch over the same {settings['rows_per_repeat']} "
+        f"rows of {settings['data']} per repeat, in a fresh process; {settings['repeats']} repeats on different "
+        "rows, variants in rotating order. Ratios are paired within a repeat.",
+        "",
+        "| Strategy | Role | Real tokens/s | Padding | Ratio to trl defaults | Peak RSS | Steps per epoch |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for item in result["variants"]:
+        lines.append(
+            f"| {item['strategy']} | {item['role']} | {_range(item['real_tokens_per_second'], '{:.0f}')} | "
+            f"{_percent(item['padding_share']['median'])} | {_range(item['ratio_to_trl_defaults'], suffix='x')} | "
+            f"{item['peak_rss_bytes']['median'] / GIB:.2f} GiB | {item['steps_per_epoch']['median']:.0f} |")
+    verdict = result["verdict"]
+    lines += ["", f"train.py's `batching=auto` picks **{verdict['auto_picks']}** on CPU; the fastest measured is "
+                  f"**{verdict['fastest_measured']}**."]
+    return "\n".join(lines)
+
+
+def eval_details(result: dict[str, Any]) -> str:
+    settings = result["settings"]
+    lines = [
+        "## Evaluation throughput",
+        "",
+        f"`{result['command']}` on {machine_label(result['machine'])}, {_date(result)}; load average "
+        f"{result.get('load_average_before')} before, {result.get('load_average_after')} after.",
+        "",
+        f"Model {settings['model']}, {settings['prompts']} prompts from {settings['data']}, greedy, "
+        f"max_new_tokens {settings['max_new_tokens']}, {settings['repeats']} repeats in alternating order.",
+        "",
+        "| Way | Seconds | Prompts/s |",
+        "|---|---|---|",
+        f"| batched (batch size {settings['batch_size']}) | {_range(result['batched']['seconds'], '{:.1f}')} | "
+        f"{_range(result['batched']['prompts_per_second'])} |",
+        f"| one prompt at a time | {_range(result['one_at_a_time']['seconds'], '{:.1f}')} | "
+        f"{_range(result['one_at_a_time']['prompts_per_second'])} |",
+        "",
+        f"Ratio {_range(result['ratio'], suffix='x')}. Outputs compared: {result['outputs_compared']}, differing: "
+        f"{result['outputs_differing']}.",
+    ]
+    return "\n".join(lines)
+
+
+def workflow_details(result: dict[str, Any]) -> str:
+    lines = [
+        "## Workflow overhead",
+        "",
+        f"`{result['command']}` on {machine_label(result['machine'])}, {_date(result)}; load average "
+        f"{result.get('load_average_before')} before, {result.get('load_average_after')} after. Each run is "
+        f"`{result['settings']['local_mode_command']}`.",
+        "",
+        "| Part | Seconds |",
+        "|---|---|",
+        f"| whole command (wall) | {_range(result['wall_seconds'], '{:.1f}')} |",
+        f"| execution | {_range(result['execution_seconds'], '{:.1f}')} |",
+        f"| inside the jobs | {_range(result['job_seconds'], '{:.1f}')} |",
+        f"| orchestration (execution minus jobs) | {_range(result['orchestration_seconds'], '{:.1f}')} |",
+        f"| start-up (wall minus execution) | {_range(result['startup_seconds'], '{:.1f}')} |",
+        f"| `python app.py` (synth) | {_range(result['synth_seconds'], '{:.1f}')} |",
+        "",
+        f"Orchestration: {_range(result['orchestration_share_of_wall'], '{:.1%}')} of the wall time, "
+        f"{_range(result['orchestration_share_of_execution'], '{:.1%}')} of the execution.",
+    ]
+    return "\n".join(lines)
+
+
+def gpu_details(result: dict[str, Any]) -> str:
+    settings, environment = result["settings"], result.get("environment", {})
+    versions = ", ".join(f"{k} {v}" for k, v in environment.get("versions", {}).items() if v)
+    lines = [
+        "## GPU fine-tuning throughput (Llama-3-8B shape)",
+        "",
+        f"`{result['command']}` on {environment.get('gpu', '?')}, {_date(result)}; {versions}; attention "
+        f"`{result.get('attn_implementation')}`; train.py's CUDA choice: `{result.get('train_py_choice')}`.",
+        "",
+        f"Random weights, {result.get('parameters', 0) / 1e9:.2f}B parameters; LoRA r={settings['lora_r']} on all "
+        f"linear layers, gradient checkpointing, batch size {settings['batch_size']}, sequences up to "
+        f"{settings['seq_len']} tokens ({result.get('data', {}).get('distribution', '')}); one epoch of "
+        f"{settings['rows']} rows per unpacked variant. QLoRA base: {result.get('qlora_base', 'NF4')}.",
+        "",
+        f"MFU counts {result.get('flops_count')}; the peak is a {result['matmul_peak']['size']}^3 "
+        f"{result['matmul_peak']['dtype']} matrix product measured in the same run: "
+        f"{result['matmul_peak']['median_flops'] / 1e12:.0f} TFLOP/s.",
+        "",
+        "| Variant | Role | Steps | Real tokens/s | Padding | MFU | HFU | Peak memory | Ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in result["variants"]:
+        if not v.get("real_tokens_per_second"):
+            lines.append(f"| {v['name']} | {v.get('settings', {}).get('role', '')} | – | {v.get('error') or '–'} "
+                         "| | | | | |")
+            continue
+        lines.append(
+            f"| {v['name']} | {v['settings']['role']} | {v['measured_steps']} | {v['real_tokens_per_second']:.0f} | "
+            f"{_percent(v['padding_share'])} | {_percent(v.get('mfu'))} | {_percent(v.get('hfu'))} | "
+            f"{v['peak_memory_bytes'] / GIB:.1f} GiB | {v.get('ratio_to_trl_defaults', 0):.2f}x |")
+    if result.get("notes"):
+        lines += ["", f"Note: {result['notes']}"]
+    return "\n".join(lines)
+
+
+DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "train_throughput": train_details,
+    "eval_throughput": eval_details,
+    "workflow_overhead": workflow_details,
+}
+
+
+def render_document(results: dict[str, dict[str, Any]]) -> str:
+    """The whole of docs/benchmarks.md."""
+    sections = [INTRO, "## Summary", "", render_summary_table(results)]
+    for name, result in results.items():
+        if result.get("smoke"):
+            continue
+        builder = DETAILS.get(name) or (gpu_details if name.startswith("gpu_") else None)
+        if builder is not None:
+            sections += ["", builder(result)]
+    return "\n".join(sections).rstrip() + "\n"
+
+
+def write_document(results_dir: Path, target: Path) -> Path:
+    target.write_text(render_document(load_results(results_dir)))
+    return target

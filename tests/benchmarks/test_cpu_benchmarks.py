@@ -1,0 +1,73 @@
+"""The CPU benchmarks' bookkeeping: pairing, verdicts, job intervals; no model is run here."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from benchmarks import train_throughput, workflow_overhead
+from benchmarks.eval_throughput import count_differences
+
+
+def run(repeat, strategy, tokens_per_second, padding=0.0):
+    return {"repeat": repeat, "strategy": strategy, "real_tokens_per_second": tokens_per_second,
+            "padding_share": padding, "peak_rss_bytes": 100, "steps": 4, "sft_config": {}}
+
+
+def test_ratios_are_paired_within_each_repeat():
+    runs = [run(0, "padding", 100), run(0, "packing", 50), run(1, "padding", 200), run(1, "packing", 120)]
+    summaries = train_throughput.summarize(["padding", "packing"], runs, auto="packing")
+    packing = summaries[1]
+    assert packing["role"] == "train_py_auto"
+    assert packing["ratio_to_trl_defaults"]["min"] == pytest.approx(0.5)
+    assert packing["ratio_to_trl_defaults"]["max"] == pytest.approx(0.6)
+    verdict = train_throughput.verdict(summaries, auto="packing")
+    assert verdict["fastest_measured"] == "padding" and verdict["auto_is_fastest"] is False
+
+
+def test_combined_strategy_merges_train_py_settings():
+    settings = train_throughput.batching_settings("padding_free+group_by_length")
+    kwargs = settings.sft_config_kwargs(2048)
+    assert kwargs["padding_free"] is True and kwargs["packing"] is False
+    assert kwargs["train_sampling_strategy"] == "group_by_length"
+    assert kwargs["max_length"] is None  # padding-free without packing takes rows already truncated
+
+
+def test_unknown_strategy_is_refused_with_the_allowed_names(capsys):
+    with pytest.raises(SystemExit):
+        train_throughput.parse_args(["--strategies", "padding,zigzag"])
+    error = capsys.readouterr().err
+    assert "'zigzag' is not allowed" in error and "packing" in error
+
+
+def test_job_intervals_fall_back_to_the_job_folders(tmp_path):
+    folder = tmp_path / "jobs" / "r-train"
+    folder.mkdir(parents=True)
+    (folder / "request.json").write_text("{}")
+    (folder / "job.log").write_text("done\n")
+    os.utime(folder / "request.json", (1000.0, 1000.0))
+    os.utime(folder / "job.log", (1042.5, 1042.5))
+    summary = {"run_folder": str(tmp_path), "jobs": [{"name": "r-train", "kind": "training", "status": "Completed"}]}
+    (interval,) = workflow_overhead.job_intervals(summary)
+    assert interval["seconds"] == pytest.approx(42.5)
+    assert interval["source"] == "job folder timestamps"
+
+
+def test_job_intervals_prefer_times_in_the_summary():
+    summary = {"run_folder": None, "jobs": [{"name": "a", "kind": "processing", "started": "2026-11-27T10:00:00+00:00",
+                                             "ended": "2026-11-27T10:00:30+00:00"}]}
+    assert workflow_overhead.job_intervals(summary)[0]["seconds"] == pytest.approx(30.0)
+
+
+def test_orchestration_is_execution_minus_time_covered_by_jobs():
+    jobs = [{"start": 0.0, "end": 10.0}, {"start": 5.0, "end": 12.0}, {"start": 20.0, "end": 30.0}]
+    assert workflow_overhead.busy_seconds(jobs) == pytest.approx(22.0)
+    split = workflow_overhead.split_run(50.0, {"seconds": 40.0, "status": "SUCCEEDED"}, jobs)
+    assert split["orchestration_seconds"] == pytest.approx(18.0)
+    assert split["startup_seconds"] == pytest.approx(10.0)
+    assert split["orchestration_share_of_wall"] == pytest.approx(18.0 / 50.0)
+
+
+def test_count_differences():
+    assert count_differences(["a", "b", "c"], ["a", "x", "c"]) == [1]

@@ -1,0 +1,84 @@
+"""docs/benchmarks.md is generated from the result files: its table and its goal verdicts."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks import report
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MACHINE = {"cpu": "AMD EPYC", "cores": 2}
+
+
+def spread(median, low=None, high=None, n=3):
+    return {"median": median, "min": low if low is not None else median, "max": high if high is not None else median,
+            "q1": median, "q3": median, "n": n}
+
+
+def train_result(auto_ratio=1.35, auto_padding=0.08):
+    def variant(strategy, role, tokens, padding, ratio):
+        return {"strategy": strategy, "role": role, "repeats": 3, "real_tokens_per_second": spread(tokens),
+                "padding_share": spread(padding), "peak_rss_bytes": spread(2 ** 30), "steps_per_epoch": spread(8),
+                "ratio_to_trl_defaults": spread(ratio, ratio - 0.05, ratio + 0.05), "sft_config": {}}
+
+    return {
+        "benchmark": "train_throughput", "command": "python -m benchmarks.train_throughput", "date": "2026-11-27T23:00:00Z",
+        "machine": MACHINE, "load_average_before": [1.0], "load_average_after": [1.1],
+        "settings": {"model": "smollm2", "rows_per_repeat": 64, "repeats": 3, "batch_size": 8, "max_length": 2048,
+                     "lora_r": 16, "lora_alpha": 16, "threads": 2, "data": "rows", "quantization": "none"},
+        "variants": [variant("padding", "trl_defaults", 500, 0.38, 1.0),
+                     variant("group_by_length", "train_py_auto", 500 * auto_ratio, auto_padding, auto_ratio),
+                     variant("packing", "alternative", 350, 0.0, 0.7)],
+        "verdict": {"auto_picks": "group_by_length", "fastest_measured": "group_by_length", "auto_is_fastest": True},
+    }
+
+
+def eval_result(ratio):
+    return {
+        "benchmark": "eval_throughput", "command": "python -m benchmarks.eval_throughput", "date": "2026-11-27T23:10:00Z",
+        "machine": MACHINE, "settings": {"model": "smollm2", "prompts": 32, "batch_size": 16, "max_new_tokens": 128,
+                                         "repeats": 3, "data": "rows"},
+        "batched": {"seconds": spread(10.0), "prompts_per_second": spread(3.2)},
+        "one_at_a_time": {"seconds": spread(10.0 * ratio), "prompts_per_second": spread(3.2 / ratio)},
+        "ratio": spread(ratio, ratio - 0.5, ratio + 0.5), "outputs_compared": 32, "outputs_differing": 1,
+    }
+
+
+def test_summary_table_has_one_row_per_benchmark_with_command_machine_date_and_ratio():
+    table = report.render_summary_table({"train_throughput": train_result(), "eval_throughput": eval_result(4.0)})
+    lines = table.splitlines()
+    assert lines[0] == "| What | Command | Machine | Date | Figures | Ratio | Goal |"
+    assert len(lines) == 4
+    train_line, eval_line = lines[2], lines[3]
+    assert "`python -m benchmarks.train_throughput`" in train_line
+    assert "AMD EPYC, 2 cores" in train_line and "2026-11-27" in train_line
+    assert "1.35x (1.30–1.40x)" in train_line
+    assert "met: >= 1.3x" in train_line
+    assert "4.00x (3.50–4.50x)" in eval_line
+    assert "missed: >= 10x (reached 40% of it)" in eval_line
+    assert "1 of 32 outputs differ" in eval_line
+
+
+def test_training_goal_needs_both_the_speed_and_little_padding():
+    assert "missed" in report.train_row(train_result(auto_ratio=1.5, auto_padding=0.12))["goal"]
+    assert "missed" in report.train_row(train_result(auto_ratio=1.2, auto_padding=0.05))["goal"]
+    assert report.train_row(train_result(auto_ratio=1.3, auto_padding=0.05))["goal"].startswith("met")
+
+
+def test_gpu_result_is_rendered_with_its_ratio_per_precision():
+    gpu = json.loads((REPO_ROOT / "benchmarks" / "results" / "gpu_qlora_llama8b.json").read_text())
+    row = report.gpu_row(gpu)
+    choice = next(v for v in gpu["variants"] if v["settings"]["role"] == "train_py_choice")
+    assert row["ratio"].startswith(f"{choice['ratio_to_trl_defaults']:.2f}x")
+    assert "TFLOP/s measured" in row["figures"]
+    assert "NVIDIA H" in report.render_summary_table({"gpu_qlora_llama8b": gpu})
+
+
+def test_smoke_results_are_left_out():
+    assert len(report.render_summary_table({"gpu_x": {"smoke": True}}).splitlines()) == 2
+
+
+def test_committed_page_matches_the_committed_results():
+    results = report.load_results(REPO_ROOT / "benchmarks" / "results")
+    page = (REPO_ROOT / "docs" / "benchmarks.md").read_text()
+    assert page == report.render_document(results), "regenerate: python -m benchmarks.run_all --render-only"
