@@ -159,7 +159,8 @@ def semantic_problems(config: dict) -> Iterable[str]:
         yield (f"deployment.max_input_tokens: {max_input} must be less than "
                f"deployment.max_total_tokens {max_total}")
     instance_type = deployment.get("instance_type")
-    if deployment.get("enabled") is True and isinstance(instance_type, str) \
+    # Checked even when deployment is off: the registered model package names its serving setup.
+    if isinstance(instance_type, str) \
             and instance_type.startswith("ml.") and instance_type.count(".") == 2 \
             and "num_gpus" not in deployment and gpu_count(instance_type) is None:
         yield (f"deployment.instance_type: {_show(instance_type)} has no known NVIDIA GPU; the TGI "
