@@ -189,18 +189,19 @@ def train_details(result: dict[str, Any]) -> str:
         "",
         f"Model {settings['model']}, LoRA r={settings['lora_r']} alpha={settings['lora_alpha']}, "
         f"{settings['quantization']}, batch size {settings['batch_size']}, max_length {settings['max_length']}, "
-        f"{settings['threads']} threads. Each variant trains one epoch over the same {settings['rows_per_repeat']} "
-        f"rows of {settings['data']} per repeat, in a fresh process; {settings['repeats']} repeats on different "
-        "rows, variants in rotating order. Ratios are paired within a repeat.",
+        f"{settings['threads']} threads. Each run trains {settings['steps']} optimizer steps in a fresh process, on "
+        f"batches drawn at random from one epoch over {settings['pool_rows']} rows of {settings['data']} "
+        f"(packed variants: packs of those rows); {settings['repeats']} repeats with different draws, variants in "
+        "rotating order. Ratios are paired within a repeat.",
         "",
-        "| Strategy | Role | Real tokens/s | Padding | Ratio to trl defaults | Peak RSS | Steps per epoch |",
+        "| Strategy | Role | Real tokens/s | Padding | Ratio to trl defaults | Peak RSS | Rows per run |",
         "|---|---|---|---|---|---|---|",
     ]
     for item in result["variants"]:
         lines.append(
             f"| {item['strategy']} | {item['role']} | {_range(item['real_tokens_per_second'], '{:.0f}')} | "
             f"{_percent(item['padding_share']['median'])} | {_range(item['ratio_to_trl_defaults'], suffix='x')} | "
-            f"{item['peak_rss_bytes']['median'] / GIB:.2f} GiB | {item['steps_per_epoch']['median']:.0f} |")
+            f"{item['peak_rss_bytes']['median'] / GIB:.2f} GiB | {item['rows_per_run']['median']:.0f} |")
     verdict = result["verdict"]
     lines += ["", f"train.py's `batching=auto` picks **{verdict['auto_picks']}** on CPU; the fastest measured is "
                   f"**{verdict['fastest_measured']}**."]

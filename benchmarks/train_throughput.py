@@ -1,18 +1,21 @@
 """Fine-tuning throughput on this machine: trl's defaults against each batching strategy of train.py.
 
-Every variant fine-tunes the same model with the same LoRA settings and batch size for exactly one
-epoch over the same rows, built by train.py's own functions (tokenization with assistant-only
-labels, model loading, SFTConfig, trainer), so the only difference is how rows become batches.
+Every variant fine-tunes the same model with the same LoRA settings, batch size and number of
+optimizer steps, from the same pool of rows, built by train.py's own functions (tokenization with
+assistant-only labels, model loading, SFTConfig, trainer), so the only difference is how rows
+become batches. The measured batches are a random sample of the batches a whole epoch over the
+pool would have (see benchmarks/sampling.py); packed variants train on packs of the whole pool.
 Each (variant, repeat) runs in a fresh process, so peak memory (RSS) is the variant's own and no
-variant inherits another's warm caches. Repeats use different rows and interleave the variants in
-rotating order; ratios are paired within a repeat, and the median and range over repeats are
-reported.
+variant inherits another's warm caches. Repeats draw different batches and interleave the
+variants in rotating order; ratios are paired within a repeat, and the median and range over
+repeats are reported.
 
     python -m benchmarks.train_throughput                 # SmolLM2-135M, real text-to-SQL rows
     python -m benchmarks.train_throughput --model tiny    # a quick check
 
 Rows come from ../shared/datasets/sql-create-context-4k.jsonl (beside the repository) when that
-file exists, else from the project's generated examples/data/sql-example.jsonl.
+file exists, else from the project's generated examples/data/sql-example.jsonl. Batch size and
+max_length default to the local demo's (examples/local-input.json).
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from benchmarks.measure import spread  # noqa: E402
 from benchmarks.strategies import DEFAULTS, auto_choice, single_strategies  # noqa: E402
 
 SHARED_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "sql-create-context-4k.jsonl"
+DEMO_INPUT = REPO_ROOT / "examples" / "local-input.json"
 EXAMPLE_DATASET = REPO_ROOT / "examples" / "data" / "sql-example.jsonl"
 RESULT_NAME = "train_throughput"
 DEFAULT_STRATEGIES = ("padding", "group_by_length", "padding_free", "packing", "padding_free+group_by_length")
@@ -51,6 +55,7 @@ class RunSpec:
     model: str
     strategy: str
     rows_file: str
+    steps: int
     batch_size: int
     max_length: int
     lora_r: int
@@ -78,7 +83,7 @@ def load_conversations(path: Path, count: int, seed: int) -> list[list[dict]]:
             if line.strip():
                 rows.append((number, json.loads(line)))
     if count > len(rows):
-        raise ValueError(f"--rows-per-repeat x --repeats = {count} rows, but {path.name} holds only {len(rows)}")
+        raise ValueError(f"--pool-rows {count}: {path.name} holds only {len(rows)} rows")
     conversations = []
     for number, row in random.Random(seed).sample(rows, len(rows)):
         try:
@@ -105,8 +110,17 @@ def batching_settings(strategy: str):
     )
 
 
+def demo_training_settings() -> tuple[int, int]:
+    """(per_device_train_batch_size, max_length) of the local demo's execution input, else (8, 256)."""
+    try:
+        hyperparameters = json.loads(DEMO_INPUT.read_text())["training"]["hyperparameters"]
+        return int(hyperparameters["per_device_train_batch_size"]), int(hyperparameters["max_length"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return 8, 256
+
+
 def run_worker(spec: RunSpec) -> dict[str, Any]:
-    """Fine-tune one epoch over the rows in spec.rows_file with train.py's functions; return the figures."""
+    """Fine-tune `spec.steps` optimizer steps with train.py's functions; return the figures."""
     import resource
 
     import torch
@@ -115,23 +129,29 @@ def run_worker(spec: RunSpec) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     from benchmarks.measure import CountingCollator, make_step_timer, step_records
+    from benchmarks.sampling import sample_batches
     from chat_format import ensure_chat_template
     from hyperparameters import Hyperparameters
     from local_mode.models import prepare_model
-    from train import Paths, RunSettings, build_sft_config, load_training_model, make_trainer, tokenize_conversations
     from metrics_logging import TokenCounter
+    from train import Paths, RunSettings, build_sft_config, load_training_model, make_trainer, tokenize_conversations
 
     conversations = json.loads(Path(spec.rows_file).read_text())
     source = str(prepare_model(spec.model))
     tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(source))
     dataset, dropped = tokenize_conversations(tokenizer, list(enumerate(conversations, start=1)), spec.max_length)
+    batching = batching_settings(spec.strategy)
+    if not batching.packing:
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+        batches = sample_batches(lengths, spec.batch_size, batching.group_by_length, spec.steps, spec.seed)
+        dataset = dataset.select([index for batch in batches for index in batch])
     hyperparameters = Hyperparameters(
-        epochs=1.0, max_steps=-1, lora_r=spec.lora_r, lora_alpha=spec.lora_alpha, max_length=spec.max_length,
-        quantization="none", per_device_train_batch_size=spec.batch_size, batching=spec.strategy.split("+")[0],
-        seed=spec.seed, logging_steps=10_000, save_steps=10_000, warmup_ratio=0.0,
+        max_steps=spec.steps, lora_r=spec.lora_r, lora_alpha=spec.lora_alpha, max_length=spec.max_length,
+        quantization="none", per_device_train_batch_size=spec.batch_size, seed=spec.seed,
+        logging_steps=10_000, save_steps=10_000, warmup_ratio=0.0,
     )
-    settings = RunSettings(device="cpu", quantize_4bit=False, batching=batching_settings(spec.strategy),
-                           model_source=source, num_processes=1)
+    settings = RunSettings(device="cpu", quantize_4bit=False, batching=batching, model_source=source,
+                           num_processes=1)
     model = load_training_model(source, settings, hyperparameters, None)
     with tempfile.TemporaryDirectory(prefix="train-bench-") as scratch:
         root = Path(scratch)
@@ -139,6 +159,9 @@ def run_worker(spec: RunSpec) -> dict[str, Any]:
                       checkpoint_dir=root / "checkpoints", hyperparameters_file=root / "hp.json",
                       failure_file=root / "failure")
         sft_config = build_sft_config(paths, hyperparameters, settings, model)
+        if not batching.packing:
+            # The sampled batches are already in the order the strategy's sampler drew them.
+            sft_config.train_sampling_strategy = "sequential"
         trainer = make_trainer(model, tokenizer, dataset, None, sft_config, hyperparameters, TokenCounter(), 1)
         counter = CountingCollator(trainer.data_collator)
         trainer.data_collator = counter
@@ -151,14 +174,16 @@ def run_worker(spec: RunSpec) -> dict[str, Any]:
     processed = sum(step.processed_tokens for step in steps)
     return {
         "strategy": spec.strategy,
-        "rows": len(dataset),
+        "pool_rows": len(conversations),
         "dropped_rows": dropped,
         "steps": len(steps),
+        "rows_trained": sum(len(step.document_lengths) for step in steps),
         "seconds": seconds,
         "real_tokens": real,
         "processed_tokens": processed,
         "real_tokens_per_second": real / seconds,
         "padding_share": (processed - real) / processed if processed else 0.0,
+        "step_seconds": [round(step.seconds, 3) for step in steps],
         "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
         "sft_config": settings.batching.sft_config_kwargs(spec.max_length),
     }
@@ -200,7 +225,7 @@ def summarize(strategies: list[str], runs: list[dict[str, Any]], auto: str) -> l
             "real_tokens_per_second": spread([run["real_tokens_per_second"] for run in own]).as_dict(),
             "padding_share": spread([run["padding_share"] for run in own]).as_dict(),
             "peak_rss_bytes": spread([run["peak_rss_bytes"] for run in own]).as_dict(),
-            "steps_per_epoch": spread([run["steps"] for run in own]).as_dict(),
+            "rows_per_run": spread([run["rows_trained"] for run in own]).as_dict(),
             "ratio_to_trl_defaults": spread(ratios).as_dict() if ratios else None,
             "sft_config": own[0]["sft_config"],
         })
@@ -233,10 +258,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", choices=("smollm2", "tiny"), default="smollm2")
     parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
                         help="comma-separated; train.py's names, or several joined by '+'")
-    parser.add_argument("--rows-per-repeat", type=int, default=64, help="rows of the epoch each variant trains")
+    demo_batch_size, demo_max_length = demo_training_settings()
+    parser.add_argument("--pool-rows", type=int, default=1024, help="rows the batches are drawn from")
+    parser.add_argument("--steps", type=int, default=6, help="measured optimizer steps per run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=2048, help="train.py's max_length (the packed row size)")
+    parser.add_argument("--batch-size", type=int, default=demo_batch_size,
+                        help="rows (or packs) per step (default: the local demo's)")
+    parser.add_argument("--max-length", type=int, default=demo_max_length,
+                        help="train.py's max_length, also the packed row size (default: the local demo's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
@@ -245,7 +274,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.worker:
         return args
-    for name in ("rows_per_repeat", "repeats", "batch_size", "max_length", "threads"):
+    for name in ("pool_rows", "steps", "repeats", "batch_size", "max_length", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: {getattr(args, name)} is not allowed; it must be >= 1")
     strategies = [part.strip() for part in args.strategies.split(",") if part.strip()]
@@ -272,23 +301,23 @@ def main(argv: list[str] | None = None) -> int:
     strategies = list(args.strategies)
     if auto not in strategies:
         strategies.append(auto)
-    conversations = load_conversations(source, args.rows_per_repeat * args.repeats, args.seed)
+    conversations = load_conversations(source, args.pool_rows, args.seed)
     started = time.time()
     load_before = load_average()
     runs: list[dict[str, Any]] = []
-    print(f"{len(strategies)} variants x {args.repeats} repeats, {args.rows_per_repeat} rows each, model "
-          f"{args.model}, rows from {source_label}; train.py's batching=auto on CPU picks {auto}", flush=True)
+    print(f"{len(strategies)} variants x {args.repeats} repeats of {args.steps} steps (batch size {args.batch_size}, "
+          f"max_length {args.max_length}), model {args.model}, {args.pool_rows} rows from {source_label}; "
+          f"train.py's batching=auto on CPU picks {auto}", flush=True)
     with tempfile.TemporaryDirectory(prefix="train-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
+        rows_file = scratch / "rows.json"
+        rows_file.write_text(json.dumps(conversations))
         for repeat in range(args.repeats):
-            rows = conversations[repeat * args.rows_per_repeat:(repeat + 1) * args.rows_per_repeat]
-            rows_file = scratch / f"rows-{repeat}.json"
-            rows_file.write_text(json.dumps(rows))
             shift = repeat % len(strategies)
             for strategy in strategies[shift:] + strategies[:shift]:  # rotate who goes first
-                spec = RunSpec(model=args.model, strategy=strategy, rows_file=str(rows_file),
+                spec = RunSpec(model=args.model, strategy=strategy, rows_file=str(rows_file), steps=args.steps,
                                batch_size=args.batch_size, max_length=args.max_length, lora_r=16, lora_alpha=16.0,
-                               threads=args.threads, seed=args.seed)
+                               threads=args.threads, seed=args.seed + repeat)
                 result = run_in_fresh_process(spec, scratch)
                 result["repeat"] = repeat
                 runs.append(result)
@@ -304,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_description(),
         "load_average_before": load_before,
         "load_average_after": load_average(),
-        "settings": {"model": args.model, "rows_per_repeat": args.rows_per_repeat, "repeats": args.repeats,
+        "settings": {"model": args.model, "pool_rows": args.pool_rows, "steps": args.steps, "repeats": args.repeats,
                      "batch_size": args.batch_size, "max_length": args.max_length, "lora_r": 16, "lora_alpha": 16,
                      "threads": args.threads, "data": source_label, "quantization": "none (LoRA, fp32 on CPU)"},
         "variants": summaries,

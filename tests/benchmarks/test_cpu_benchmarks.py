@@ -12,7 +12,8 @@ from benchmarks.eval_throughput import count_differences
 
 def run(repeat, strategy, tokens_per_second, padding=0.0):
     return {"repeat": repeat, "strategy": strategy, "real_tokens_per_second": tokens_per_second,
-            "padding_share": padding, "peak_rss_bytes": 100, "steps": 4, "sft_config": {}}
+            "padding_share": padding, "peak_rss_bytes": 100, "steps": 4, "rows_trained": 32,
+            "sft_config": {}}
 
 
 def test_ratios_are_paired_within_each_repeat():
@@ -71,3 +72,22 @@ def test_orchestration_is_execution_minus_time_covered_by_jobs():
 
 def test_count_differences():
     assert count_differences(["a", "b", "c"], ["a", "x", "c"]) == [1]
+
+
+def test_sampled_batches_come_from_one_epoch_and_group_lengths_when_asked():
+    from benchmarks.sampling import epoch_batches, sample_batches
+
+    lengths = [(index * 37) % 101 + 1 for index in range(640)]
+    grouped = sample_batches(lengths, batch_size=8, group_by_length=True, steps=6, seed=3)
+    shuffled = sample_batches(lengths, batch_size=8, group_by_length=False, steps=6, seed=3)
+    assert len(grouped) == 6 and all(len(batch) == 8 for batch in grouped)
+    assert len({index for batch in grouped for index in batch}) == 48  # no row twice
+    assert grouped == sample_batches(lengths, batch_size=8, group_by_length=True, steps=6, seed=3)
+
+    def padding(batches):
+        return sum(max(lengths[i] for i in batch) * len(batch) - sum(lengths[i] for i in batch) for batch in batches)
+
+    assert padding(grouped) < padding(shuffled) / 4
+    assert len(epoch_batches(lengths, 8, False, seed=0)) == 80
+    with pytest.raises(ValueError, match="make only 80 batches"):
+        sample_batches(lengths, batch_size=8, group_by_length=False, steps=81, seed=0)

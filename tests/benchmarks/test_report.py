@@ -18,13 +18,13 @@ def spread(median, low=None, high=None, n=3):
 def train_result(auto_ratio=1.35, auto_padding=0.08):
     def variant(strategy, role, tokens, padding, ratio):
         return {"strategy": strategy, "role": role, "repeats": 3, "real_tokens_per_second": spread(tokens),
-                "padding_share": spread(padding), "peak_rss_bytes": spread(2 ** 30), "steps_per_epoch": spread(8),
+                "padding_share": spread(padding), "peak_rss_bytes": spread(2 ** 30), "rows_per_run": spread(48),
                 "ratio_to_trl_defaults": spread(ratio, ratio - 0.05, ratio + 0.05), "sft_config": {}}
 
     return {
         "benchmark": "train_throughput", "command": "python -m benchmarks.train_throughput", "date": "2026-11-27T23:00:00Z",
         "machine": MACHINE, "load_average_before": [1.0], "load_average_after": [1.1],
-        "settings": {"model": "smollm2", "rows_per_repeat": 64, "repeats": 3, "batch_size": 8, "max_length": 2048,
+        "settings": {"model": "smollm2", "pool_rows": 1024, "steps": 6, "repeats": 3, "batch_size": 8, "max_length": 2048,
                      "lora_r": 16, "lora_alpha": 16, "threads": 2, "data": "rows", "quantization": "none"},
         "variants": [variant("padding", "trl_defaults", 500, 0.38, 1.0),
                      variant("group_by_length", "train_py_auto", 500 * auto_ratio, auto_padding, auto_ratio),
