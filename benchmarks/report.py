@@ -255,6 +255,14 @@ def workflow_details(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _gpu_sampling(result: dict[str, Any]) -> str:
+    settings = result["settings"]
+    if result.get("sampling") == "epoch_sample":
+        return (f"unpacked variants train on batches drawn at random from one epoch over {settings['rows']} rows, "
+                "packed variants on packs of all of them.")
+    return f"each unpacked variant trains one epoch of {settings['rows']} rows."
+
+
 def gpu_details(result: dict[str, Any]) -> str:
     settings, environment = result["settings"], result.get("environment", {})
     versions = ", ".join(f"{k} {v}" for k, v in environment.get("versions", {}).items() if v)
@@ -266,8 +274,8 @@ def gpu_details(result: dict[str, Any]) -> str:
         "",
         f"Random weights, {result.get('parameters', 0) / 1e9:.2f}B parameters; LoRA r={settings['lora_r']} on all "
         f"linear layers, gradient checkpointing, batch size {settings['batch_size']}, sequences up to "
-        f"{settings['seq_len']} tokens ({result.get('data', {}).get('distribution', '')}); one epoch of "
-        f"{settings['rows']} rows per unpacked variant. QLoRA base: {result.get('qlora_base', 'NF4')}.",
+        f"{settings['seq_len']} tokens ({result.get('data', {}).get('distribution', '')}); "
+        f"{_gpu_sampling(result)} QLoRA base: {result.get('qlora_base', 'NF4')}.",
         "",
         f"MFU counts {result.get('flops_count')}; the peak is a {result['matmul_peak']['size']}^3 "
         f"{result['matmul_peak']['dtype']} matrix product measured in the same run: "

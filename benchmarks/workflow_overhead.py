@@ -9,6 +9,10 @@ splits its wall time into:
 - start-up: the command's wall time before and after the execution (imports, synthesis, the
   emulated account).
 
+The execution input is the local demo's (examples/local-input.json) with the evaluation gate opened
+(thresholds 0, no comparison with production), so that a run with the tiny random model goes on
+through registration, deployment and the endpoint check as a passing demo does.
+
 Also times the CDK app's synthesis (`python app.py`, as `cdk synth` runs it).
 
     python -m benchmarks.workflow_overhead
@@ -34,6 +38,8 @@ from benchmarks.machine import machine_description  # noqa: E402
 from benchmarks.measure import spread  # noqa: E402
 
 RESULT_NAME = "workflow_overhead"
+DEMO_INPUT = REPO_ROOT / "examples" / "local-input.json"
+OPEN_GATE = {"min_execution_accuracy": 0, "min_improvement_over_base": 0, "compare_to_production": False}
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false"}
 
@@ -116,11 +122,20 @@ def split_run(wall: float, summary: dict[str, Any], intervals: list[dict[str, An
     }
 
 
+def open_gate_input(target: Path) -> Path:
+    """The demo's execution input with every gate threshold at 0."""
+    execution_input = json.loads(DEMO_INPUT.read_text())
+    execution_input.setdefault("evaluation", {})["gate"] = dict(OPEN_GATE)
+    target.write_text(json.dumps(execution_input, indent=2))
+    return target
+
+
 def run_local_mode(model: str, scratch: Path) -> dict[str, Any]:
     summary_path = scratch / "summary.json"
     workdir = scratch / "workdir"
     command = [sys.executable, "-m", "local_mode", "run", "--model", model, "--workdir", str(workdir),
-               "--summary-json", str(summary_path), "--quiet"]
+               "--input", str(open_gate_input(scratch / "input.json")), "--summary-json", str(summary_path),
+               "--quiet"]
     began = time.perf_counter()
     completed = subprocess.run(command, cwd=REPO_ROOT, env={**os.environ, **OFFLINE_ENV}, capture_output=True,
                                text=True)
@@ -175,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before": load_before,
         "load_average_after": [round(value, 2) for value in os.getloadavg()],
         "settings": {"model": args.model, "repeats": args.repeats, "synth_repeats": args.synth_repeats,
-                     "local_mode_command": f"python -m local_mode run --model {args.model} --summary-json FILE"},
+                     "local_mode_command": f"python -m local_mode run --model {args.model} --input "
+                                           "<examples/local-input.json with the gate opened> --summary-json FILE",
+                     "gate": OPEN_GATE},
         "wall_seconds": figure("wall_seconds"),
         "execution_seconds": figure("execution_seconds"),
         "job_seconds": figure("job_seconds"),

@@ -52,6 +52,7 @@ from benchmarks.measure import (  # noqa: E402
     model_shape,
     step_records,
 )
+from benchmarks.sampling import sample_batches  # noqa: E402
 
 RESULT_FILE = "gpu_qlora_llama8b.json"
 
@@ -143,18 +144,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     """Settings for a GPU run (or a CPU smoke run).
 
-    The data set holds exactly one epoch of the measured steps (batch size x measured steps
-    rows), so every unpacked variant trains on the same rows, whole: length-grouped batches
-    come longest first, and measuring only the start of an epoch would favour them. Packed
-    variants pack those same rows and go round them as often as their steps need. A warm-up
-    forward and backward pass on each fresh model replaces warm-up steps, which would move
-    the measured window off the epoch.
+    Unpacked variants train on a random sample of the batches one epoch over the row pool would
+    have (benchmarks/sampling.py): length-grouped batches come longest first within an epoch, so
+    measuring the first steps would favour or handicap them, and a pool of only a few batches would
+    group badly. Packed variants pack the whole pool. A warm-up forward and backward pass on each
+    fresh model takes the place of warm-up steps.
     """
     smoke = args.smoke
     batch_size = args.batch_size or (4 if smoke else 8)
     measured_steps = args.measured_steps or (2 if smoke else 16)
     common = dict(
-        batch_size=batch_size, measured_steps=measured_steps, rows=batch_size * measured_steps,
+        batch_size=batch_size, measured_steps=measured_steps, rows=96 if smoke else 2048,
         warmup_steps=args.warmup_steps or 0, budget_seconds=args.budget_seconds, precisions=args.precisions,
         strategies=args.strategies, packing_micro_batch=args.packing_micro_batch, seed=args.seed,
     )
@@ -338,8 +338,8 @@ class Variant:
         return f"{self.precision}/{self.strategy}{split}"
 
 
-def run_variant(model, variant: Variant, settings: BenchSettings, dataset, tokenizer, attn_implementation: str,
-                deadline: float, peak_flops: float | None) -> tuple[Any, dict[str, Any]]:
+def run_variant(model, variant: Variant, settings: BenchSettings, dataset, lengths: list[int], tokenizer,
+                attn_implementation: str, deadline: float, peak_flops: float | None) -> tuple[Any, dict[str, Any]]:
     """Fine-tune `model` with LoRA under one strategy for warm-up + measured steps; return the base model
     (adapters removed, ready for the next variant) and the variant's summary."""
     import torch
@@ -368,6 +368,14 @@ def run_variant(model, variant: Variant, settings: BenchSettings, dataset, token
     with tempfile.TemporaryDirectory(prefix="gpu-bench-") as output_dir:
         config_kwargs = dict(strategy_kwargs)
         max_length = config_kwargs.pop("max_length", settings.seq_len)
+        train_rows = dataset
+        if not config_kwargs.get("packing"):
+            # The sampled batches, in the order the strategy's sampler drew them.
+            batches = sample_batches(lengths, micro_batch * variant.accumulation,
+                                     config_kwargs.get("train_sampling_strategy") == "group_by_length",
+                                     total_steps, settings.seed)
+            train_rows = dataset.select([index for batch in batches for index in batch])
+            config_kwargs["train_sampling_strategy"] = "sequential"
         args = SFTConfig(
             output_dir=output_dir, max_steps=total_steps, learning_rate=2e-4, lr_scheduler_type="constant",
             per_device_train_batch_size=micro_batch, gradient_accumulation_steps=variant.accumulation,
@@ -376,7 +384,7 @@ def run_variant(model, variant: Variant, settings: BenchSettings, dataset, token
             report_to="none", seed=settings.seed, dataloader_num_workers=0, disable_tqdm=True,
             **config_kwargs,
         )
-        trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+        trainer = SFTTrainer(model=model, args=args, train_dataset=train_rows, processing_class=tokenizer,
                              peft_config=peft_config, callbacks=[timer])
         counter = CountingCollator(trainer.data_collator)
         trainer.data_collator = counter
@@ -402,9 +410,7 @@ def run_variant(model, variant: Variant, settings: BenchSettings, dataset, token
     gc.collect()
     if on_gpu:
         torch.cuda.empty_cache()
-    summary = result.summary(shape, peak_flops)
-    summary["epochs_covered"] = summary.get("documents", 0) / settings.rows
-    return base, summary
+    return base, result.summary(shape, peak_flops)
 
 
 def _rss_peak_bytes() -> int:
@@ -584,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         "qlora_base": ("NF4 with double quantization, bf16 compute, output head unquantized; then "
                        "peft.prepare_model_for_kbit_training (fp32 norms, embeddings, head), as train.py does"),
         "train_py_choice": choice,
+        "sampling": "epoch_sample",
         "flops_count": ("model FLOPs = 4*N per real token (forward 2N + backward activation gradients 2N; frozen "
                         "base, no weight gradients) + causal attention 6*L^2*d per layer per document; N = "
                         "weights of all linear layers and the output head (input embedding excluded, LoRA "
@@ -627,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
                 remaining = deadline - time.monotonic()
             share = remaining / (len(variants) - index)
             log(f"{variant.name} ({variant.role}): up to {share:.0f}s")
-            model, summary = run_variant(model, variant, settings, dataset, tokenizer, attn_implementation,
+            model, summary = run_variant(model, variant, settings, dataset, lengths, tokenizer, attn_implementation,
                                          deadline=time.monotonic() + share, peak_flops=peak_flops)
             payload["variants"].append(summary)
             add_ratios(payload["variants"])

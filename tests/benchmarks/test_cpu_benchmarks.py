@@ -91,3 +91,11 @@ def test_sampled_batches_come_from_one_epoch_and_group_lengths_when_asked():
     assert len(epoch_batches(lengths, 8, False, seed=0)) == 80
     with pytest.raises(ValueError, match="make only 80 batches"):
         sample_batches(lengths, batch_size=8, group_by_length=False, steps=81, seed=0)
+
+
+def test_open_gate_input_keeps_the_demo_input_and_zeroes_the_thresholds(tmp_path):
+    written = json.loads(workflow_overhead.open_gate_input(tmp_path / "input.json").read_text())
+    demo = json.loads(workflow_overhead.DEMO_INPUT.read_text())
+    assert written["training"] == demo["training"]
+    assert written["evaluation"]["gate"] == {"min_execution_accuracy": 0, "min_improvement_over_base": 0,
+                                             "compare_to_production": False}
