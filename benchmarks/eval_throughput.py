@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     payload: dict[str, Any] = {
         "benchmark": RESULT_NAME,
         "what": "evaluate.py's batched greedy generation vs one prompt at a time, same prompts and settings",
-        "command": "python -m benchmarks.eval_throughput" + ("" if argv is None else " " + " ".join(argv)),
+        "command": " ".join(["python -m benchmarks.eval_throughput", *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": machine_description(),
         "load_average_before": load_before,

@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "benchmark": RESULT_NAME,
         "what": "LoRA fine-tuning, one epoch over the same rows: trl's defaults vs train.py's batching strategies",
-        "command": "python -m benchmarks.train_throughput" + ("" if argv is None else " " + " ".join(argv)),
+        "command": " ".join(["python -m benchmarks.train_throughput", *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": machine_description(),
         "load_average_before": load_before,

@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "benchmark": RESULT_NAME,
         "what": "local-mode demo: orchestration's own time against the time inside the SageMaker jobs; app synth",
-        "command": "python -m benchmarks.workflow_overhead" + ("" if argv is None else " " + " ".join(argv)),
+        "command": " ".join(["python -m benchmarks.workflow_overhead", *(sys.argv[1:] if argv is None else argv)]),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "machine": machine_description(),
         "load_average_before": load_before,
