@@ -268,7 +268,7 @@ def fsdp_arguments(hyperparameters: Hyperparameters, model) -> dict[str, Any]:
         "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
         "activation_checkpointing": hyperparameters.gradient_checkpointing,
         "state_dict_type": "FULL_STATE_DICT",
-        "cpu_ram_efficient_loading": True,
+        "cpu_ram_efficient_loading": False,  # every process loads the model before FSDP shards it
     }
     layer_classes = list(getattr(model, "_no_split_modules", None) or [])
     if layer_classes:

@@ -64,10 +64,10 @@ def sql_train_dir(tmp_path_factory) -> Path:
     return folder
 
 
-def train_tiny(work_dir: Path, model_dir: Path, train_dir: Path, **hyperparameters) -> Path:
-    """Run training/train.py in this process on the tiny model; returns the output (model) folder.
+def run_training(work_dir: Path, model_dir: Path, train_dir: Path, **hyperparameters) -> Path:
+    """Run training/train.py in this process on `model_dir`; returns the output (model) folder.
 
-    Hyperparameters default to a quick CPU run; pass any contract name to override it. Raises
+    Hyperparameters default to a quick CPU run of the tiny model; pass any contract name to override it. Raises
     SystemExit with train.py's exit code when it fails.
     """
     import train
@@ -97,5 +97,5 @@ def tiny_training_run(tmp_path_factory, tiny_model_dir, sql_train_dir):
     work_dir = tmp_path_factory.mktemp("run")
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        output = train_tiny(work_dir, tiny_model_dir, sql_train_dir)
+        output = run_training(work_dir, tiny_model_dir, sql_train_dir)
     return output, stdout.getvalue()

@@ -17,7 +17,7 @@ import train
 from chat_format import IGNORE_INDEX, encode_conversation
 from metrics_logging import METRIC_DEFINITIONS
 
-from .conftest import REPO_ROOT_FOR_TESTS, sql_conversations, train_tiny, write_jsonl
+from .conftest import REPO_ROOT_FOR_TESTS, run_training, sql_conversations, write_jsonl
 
 METRIC_LINE = re.compile(
     r"^train_metrics: step=\d+ loss=\d+\.\d{4} learning_rate=[0-9.e+-]+ epoch=\d+\.\d{2} tokens_per_second=\d+\.\d$"
@@ -139,7 +139,7 @@ def test_resumes_from_newest_checkpoint_after_a_kill_and_continues_the_step_coun
     assert killed_at < 20
     assert not (tmp_path / "model" / "training_metrics.json").exists()
 
-    output = train_tiny(tmp_path, tiny_model_dir, sql_train_dir, max_steps=20, save_steps=10,
+    output = run_training(tmp_path, tiny_model_dir, sql_train_dir, max_steps=20, save_steps=10,
                         logging_steps=2)
     metrics = json.loads((output / "training_metrics.json").read_text())
     assert metrics["resumed_from"].endswith(f"checkpoint-{killed_at}")
@@ -148,7 +148,7 @@ def test_resumes_from_newest_checkpoint_after_a_kill_and_continues_the_step_coun
     assert steps == sorted(set(steps)) and steps[-1] == 20
 
     # A later run with a larger budget continues from where that one stopped.
-    output = train_tiny(tmp_path, tiny_model_dir, sql_train_dir, max_steps=24, save_steps=10, logging_steps=2)
+    output = run_training(tmp_path, tiny_model_dir, sql_train_dir, max_steps=24, save_steps=10, logging_steps=2)
     metrics = json.loads((output / "training_metrics.json").read_text())
     assert metrics["resumed_from"].endswith("checkpoint-20")
     assert metrics["global_step"] == 24
@@ -168,7 +168,7 @@ def test_newest_checkpoint_ignores_one_cut_off_while_saving(tmp_path):
 
 
 def test_4bit_qlora_path_runs_on_cpu_and_merges_into_full_precision(tmp_path, tiny_model_dir, sql_train_dir):
-    output = train_tiny(tmp_path, tiny_model_dir, sql_train_dir, quantization="4bit", max_steps=2,
+    output = run_training(tmp_path, tiny_model_dir, sql_train_dir, quantization="4bit", max_steps=2,
                         logging_steps=1, save_steps=100)
     metrics = json.loads((output / "training_metrics.json").read_text())
     assert metrics["quantization"] == "4bit" and metrics["global_step"] == 2
@@ -181,7 +181,7 @@ def test_4bit_qlora_path_runs_on_cpu_and_merges_into_full_precision(tmp_path, ti
 
 @pytest.mark.parametrize("strategy", ["packing", "padding_free"])
 def test_padding_free_strategies_train_without_padding(tmp_path, tiny_model_dir, sql_train_dir, strategy):
-    output = train_tiny(tmp_path, tiny_model_dir, sql_train_dir, batching=strategy, max_steps=2,
+    output = run_training(tmp_path, tiny_model_dir, sql_train_dir, batching=strategy, max_steps=2,
                         logging_steps=1, save_steps=100)
     metrics = json.loads((output / "training_metrics.json").read_text())
     assert metrics["batching"]["strategy"] == strategy
@@ -195,7 +195,7 @@ def test_bad_training_rows_fail_with_line_number(tmp_path, tiny_model_dir, capsy
     with (train_dir / "train.jsonl").open("a") as file:
         file.write('{"messages": [{"role": "user", "content": "no answer"}]}\n')
     with pytest.raises(SystemExit) as exit_info:
-        train_tiny(tmp_path, tiny_model_dir, train_dir)
+        run_training(tmp_path, tiny_model_dir, train_dir)
     assert exit_info.value.code == 2
     message = (tmp_path / "failure").read_text()
     assert "line 3" in message and "no assistant turn" in message
