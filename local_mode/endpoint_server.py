@@ -173,6 +173,20 @@ def make_handler(generator: Generator | None, healthy: bool):
     return Handler
 
 
+def exit_with_parent() -> None:
+    """Stop serving when the process that started this server is gone (it cannot clean up then)."""
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(2)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", required=True, help="the downloaded model data (stands in for /opt/ml/model)")
@@ -181,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--never-healthy", action="store_true",
                         help="answer /ping with 503 forever (simulates a container that never becomes healthy)")
     args = parser.parse_args(argv)
+    exit_with_parent()
     generator = None
     if not args.never_healthy:
         generator = Generator(args.model_dir, Limits.from_environment(dict(os.environ)))

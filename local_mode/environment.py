@@ -73,7 +73,8 @@ class LocalAws:
         from local_mode import aws_model_validation
         aws_model_validation.install(boto3.DEFAULT_SESSION)
         self.jobs = JobRunner(self.workdir, on_log=self.progress.job_line, settings=JobSettings(
-            region=region, interrupt_training_after_checkpoint=self.settings.simulate_spot_interruption))
+            region=region, interrupt_training_after_checkpoint=self.settings.simulate_spot_interruption),
+            on_start=lambda spec: self.progress.total_steps.__setitem__(spec.name, spec.max_steps))
         self.endpoints = EndpointEmulator(self.workdir, settings=EndpointSettings(
             region=region, never_healthy=self.settings.unhealthy_endpoints,
             health_check_timeout_cap=self.settings.health_check_timeout_cap), on_event=self.progress.endpoint_event)

@@ -72,9 +72,11 @@ class LocalJob:
 class JobRunner:
     """Starts, follows and stops the local processes behind SageMaker jobs."""
 
-    def __init__(self, workdir: Path, on_log: LogSink | None = None, settings: JobSettings | None = None):
+    def __init__(self, workdir: Path, on_log: LogSink | None = None, settings: JobSettings | None = None,
+                 on_start: Callable[[JobSpec], None] | None = None):
         self.workdir = Path(workdir)
         self.on_log = on_log or (lambda job, kind, line: None)
+        self.on_start = on_start or (lambda spec: None)
         self.settings = settings or JobSettings()
         self.jobs: dict[tuple[str, str], LocalJob] = {}
         self._lock = threading.Lock()
@@ -96,6 +98,7 @@ class JobRunner:
         job = LocalJob(spec=spec, fake=fake, folder=folder, log_path=folder / "job.log")
         with self._lock:
             self.jobs[(kind, name)] = job
+        self.on_start(spec)
         self._set_status(fake, kind, "InProgress", secondary="Starting", message="Preparing the instances")
         if kind == "processing":
             fake.processing_end_time = None

@@ -230,7 +230,8 @@ def synthesize(context: dict | None = None, cache_dir: Path | None = None) -> tu
         return stored["stack_name"], stored["template"]
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+    for warning in ("DEPRECATED", "END_OF_LIFE", "UNTESTED"):   # the node version is the machine's business
+        os.environ.setdefault(f"JSII_SILENCE_WARNING_{warning}_NODE_VERSION", "1")
     from app import STACK_NAME, build_app
 
     with tempfile.TemporaryDirectory(prefix="local-mode-synth-") as outdir:
