@@ -92,6 +92,7 @@ def summarize(aws: LocalAws, execution_arn: str) -> dict[str, Any]:
         "endpoint_check": state.get("endpoint_check"),
         "cleanup": state.get("cleanup"),
         "output": json.loads(description["output"]) if description.get("output") else None,
+        "not_emulated": aws.stack.not_emulated,
     }
 
 

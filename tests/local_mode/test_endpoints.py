@@ -56,8 +56,8 @@ def test_endpoint_lifecycle_invoke_update_rollback_and_failure(tmp_path):
     model_dir = prepare_model("tiny", tmp_path / "cache")
     settings = EndpointSettings(health_check_timeout_cap=None)
     emulator = EndpointEmulator(tmp_path, settings=settings)
-    with mock_aws():
-        with moto_patches.installed(object(), JobRunner(tmp_path), emulator):
+    with mock_aws(), moto_patches.installed(object(), JobRunner(tmp_path), emulator):
+        try:
             s3 = boto3.client("s3", region_name=REGION)
             s3.create_bucket(Bucket="bkt")
             upload_folder(s3, model_dir, "s3://bkt/model/")
@@ -109,4 +109,5 @@ def test_endpoint_lifecycle_invoke_update_rollback_and_failure(tmp_path):
             assert emulator.url("ep") is None
             with pytest.raises(ClientError, match="Could not find endpoint"):
                 sagemaker.describe_endpoint(EndpointName="ep")
+        finally:
             emulator.shutdown()
