@@ -8,17 +8,31 @@ from botocore.exceptions import ClientError
 from common import aws
 from common.errors import JobFailed, is_already_exists, is_not_found
 
-# kind -> (API noun, describe call, create call, stop call, name key, arn key, status key)
-_API = {
-    "prepare": ("Processing", "describe_processing_job", "create_processing_job", "stop_processing_job",
-                "ProcessingJobName", "ProcessingJobArn", "ProcessingJobStatus"),
-    "train": ("Training", "describe_training_job", "create_training_job", "stop_training_job",
-              "TrainingJobName", "TrainingJobArn", "TrainingJobStatus"),
-    "evaluate": ("Processing", "describe_processing_job", "create_processing_job", "stop_processing_job",
-                 "ProcessingJobName", "ProcessingJobArn", "ProcessingJobStatus"),
-}
-KINDS = tuple(_API)
-RUNNING = {"InProgress", "Stopping"}
+
+@dataclass(frozen=True)
+class JobApi:
+    """The SageMaker calls and response keys of one kind of job."""
+
+    noun: str  # "Training" or "Processing"
+
+    @property
+    def name_key(self) -> str:
+        return f"{self.noun}JobName"
+
+    @property
+    def arn_key(self) -> str:
+        return f"{self.noun}JobArn"
+
+    @property
+    def status_key(self) -> str:
+        return f"{self.noun}JobStatus"
+
+    def call(self, verb: str, **kwargs) -> dict:
+        return getattr(aws.client("sagemaker"), f"{verb}_{self.noun.lower()}_job")(**kwargs)
+
+
+APIS = {"prepare": JobApi("Processing"), "train": JobApi("Training"), "evaluate": JobApi("Processing")}
+KINDS = tuple(APIS)
 
 
 @dataclass(frozen=True)
@@ -35,18 +49,24 @@ class JobState:
         return asdict(self)
 
 
-def _api(kind: str):
-    if kind not in _API:
+def _api(kind: str) -> JobApi:
+    if kind not in APIS:
         raise ValueError(f"kind {kind!r} is not a job kind; allowed: {', '.join(KINDS)}")
-    return _API[kind]
+    return APIS[kind]
+
+
+def collapse_status(status: str) -> str:
+    """The state machine's loop knows InProgress and Completed; ends in failure keep their name."""
+    if status in ("Completed", "Failed", "Stopped"):
+        return status
+    return "InProgress"
 
 
 def describe(kind: str, name: str) -> dict | None:
     """The job's description, or None when no job has this name."""
-    _, describe_call, *_ = _api(kind)
-    sagemaker = aws.client("sagemaker")
+    api = _api(kind)
     try:
-        return getattr(sagemaker, describe_call)(**{_api(kind)[4]: name})
+        return api.call("describe", **{api.name_key: name})
     except ClientError as error:
         if is_not_found(error):
             return None
@@ -54,25 +74,20 @@ def describe(kind: str, name: str) -> dict | None:
 
 
 def _state(kind: str, description: dict, adopted: bool) -> JobState:
-    _, _, _, _, name_key, arn_key, status_key = _api(kind)
-    return JobState(name=description[name_key], kind=kind, arn=description[arn_key],
-                    status=collapse_status(description[status_key]), adopted=adopted)
-
-
-def collapse_status(status: str) -> str:
-    """The state machine's loop knows InProgress and Completed; ends in failure keep their name."""
-    return "Completed" if status == "Completed" else status if status in ("Failed", "Stopped") else "InProgress"
+    api = _api(kind)
+    return JobState(name=description[api.name_key], kind=kind, arn=description[api.arn_key],
+                    status=collapse_status(description[api.status_key]), adopted=adopted)
 
 
 def start(kind: str, request: dict) -> JobState:
     """Create the job unless one with its name exists; adopt an existing one (also after a race)."""
-    _, _, create_call, _, name_key, _, _ = _api(kind)
-    name = request[name_key]
+    api = _api(kind)
+    name = request[api.name_key]
     existing = describe(kind, name)
     if existing is not None:
         return _state(kind, existing, adopted=True)
     try:
-        getattr(aws.client("sagemaker"), create_call)(**request)
+        api.call("create", **request)
     except ClientError as error:
         if not is_already_exists(error):
             raise
@@ -93,7 +108,7 @@ def follow(kind: str, name: str) -> JobState:
         raise JobFailed(f"{kind} job {name} failed: no such job (was it deleted?)")
     state = _state(kind, description, adopted=False)
     if state.status in ("Failed", "Stopped"):
-        raw = description[_api(kind)[6]]
+        raw = description[_api(kind).status_key]
         reason = description.get("FailureReason") or description.get("ExitMessage") or "no reason given"
         secondary = description.get("SecondaryStatus")
         detail = f" (status {raw}" + (f", secondary status {secondary})" if secondary else ")")
@@ -104,8 +119,8 @@ def follow(kind: str, name: str) -> JobState:
 def stop_if_running(kind: str, name: str) -> bool:
     """Stop this job when it is still running; True when a stop was requested."""
     description = describe(kind, name)
-    if description is None or description[_api(kind)[6]] != "InProgress":
+    api = _api(kind)
+    if description is None or description[api.status_key] != "InProgress":
         return False
-    _, _, _, stop_call, name_key, _, _ = _api(kind)
-    getattr(aws.client("sagemaker"), stop_call)(**{name_key: name})
+    api.call("stop", **{api.name_key: name})
     return True
