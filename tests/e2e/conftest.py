@@ -17,7 +17,7 @@ TINY_INPUT = {
     "training": {"hyperparameters": {"max_steps": 4, "learning_rate": 0.001, "lora_r": 8, "lora_alpha": 16,
                                      "max_length": 128, "quantization": "none", "per_device_train_batch_size": 4,
                                      "gradient_accumulation_steps": 1, "logging_steps": 1, "save_steps": 2,
-                                     "gradient_checkpointing": False, "fsdp": ""}},
+                                     "gradient_checkpointing": False}},
     "evaluation": {"max_samples": 6, "batch_size": 6, "max_new_tokens": 12,
                    "gate": {"min_execution_accuracy": 0.0, "min_improvement_over_base": 0.0,
                             "compare_to_production": False}},

@@ -1,7 +1,4 @@
 """Runs that must fail: a rejected model, a crashing training job, bad input; and a doubled start."""
-import json
-import time
-
 import pytest
 from botocore.exceptions import ClientError
 

@@ -2,10 +2,11 @@
 import json
 import urllib.request
 
+import boto3
 import pytest
 
 from local_mode.run import RunRequest, run_execution
-from tests.e2e.conftest import EXAMPLE_DATA, local_aws
+from tests.e2e.conftest import EXAMPLE_DATA, TINY_INPUT, local_aws
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +17,6 @@ def account(stack_template, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first_run(account, tiny_model):
-    from tests.e2e.conftest import TINY_INPUT
     return run_execution(account, RunRequest(TINY_INPUT, "happy-path", model_dir=tiny_model, dataset=EXAMPLE_DATA,
                                              timeout_seconds=600))
 
@@ -43,9 +43,9 @@ def test_succeeds_with_metrics_package_and_endpoint(account, first_run):
 
 def test_endpoint_answers_through_invoke_endpoint_and_plain_http(account, first_run):
     request = {"inputs": "SELECT", "parameters": {"max_new_tokens": 8, "do_sample": False}}
-    runtime_answer = json.loads(account.sfn and __import__("boto3").client(
-        "sagemaker-runtime", region_name="us-east-1").invoke_endpoint(
-        EndpointName="sql-assistant", ContentType="application/json", Body=json.dumps(request))["Body"].read())
+    runtime = boto3.client("sagemaker-runtime", region_name="us-east-1")
+    runtime_answer = json.loads(runtime.invoke_endpoint(EndpointName="sql-assistant", ContentType="application/json",
+                                                        Body=json.dumps(request))["Body"].read())
     http = urllib.request.Request(first_run["endpoint"]["url"] + "/invocations", data=json.dumps(request).encode(),
                                   headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(http, timeout=60) as response:
@@ -55,7 +55,6 @@ def test_endpoint_answers_through_invoke_endpoint_and_plain_http(account, first_
 
 def test_unhealthy_new_model_fails_and_the_serving_endpoint_keeps_serving(account, first_run, tiny_model):
     """A second run updates the same endpoint with a server that never becomes healthy."""
-    from tests.e2e.conftest import TINY_INPUT
     serving_config = account.sagemaker.describe_endpoint(EndpointName="sql-assistant")["EndpointConfigName"]
     account.endpoints.settings.never_healthy = True
     account.endpoints.settings.health_check_timeout_cap = 5
@@ -73,7 +72,7 @@ def test_unhealthy_new_model_fails_and_the_serving_endpoint_keeps_serving(accoun
     assert not [c for c in configs if c["EndpointConfigName"].startswith(run_id)], "the failed run's config remains"
     models = account.sagemaker.list_models()["Models"]
     assert not [m for m in models if m["ModelName"].startswith(run_id)], "the failed run's model remains"
-    answer = __import__("boto3").client("sagemaker-runtime", region_name="us-east-1").invoke_endpoint(
+    answer = boto3.client("sagemaker-runtime", region_name="us-east-1").invoke_endpoint(
         EndpointName="sql-assistant", ContentType="application/json",
         Body=json.dumps({"inputs": "SELECT", "parameters": {"max_new_tokens": 4}}))
     assert json.loads(answer["Body"].read())[0]["generated_text"] is not None
