@@ -179,6 +179,12 @@ def render_summary_table(results: dict[str, dict[str, Any]]) -> str:
 
 # ------------------------------------------------------------------------------------------ details
 
+def _hyperparameters_text(hyperparameters: dict[str, Any]) -> str:
+    shown = ("per_device_train_batch_size", "max_length", "lora_r", "lora_alpha", "lora_dropout",
+             "gradient_checkpointing", "learning_rate")
+    return ", ".join(f"{name} {hyperparameters[name]}" for name in shown if name in hyperparameters)
+
+
 def train_details(result: dict[str, Any]) -> str:
     settings = result["settings"]
     lines = [
@@ -187,9 +193,8 @@ def train_details(result: dict[str, Any]) -> str:
         f"`{result['command']}` on {machine_label(result['machine'])}, {_date(result)}; load average "
         f"{result.get('load_average_before')} before, {result.get('load_average_after')} after.",
         "",
-        f"Model {settings['model']}, LoRA r={settings['lora_r']} alpha={settings['lora_alpha']}, "
-        f"{settings['quantization']}, batch size {settings['batch_size']}, max_length {settings['max_length']}, "
-        f"{settings['threads']} threads. Each run trains {settings['steps']} optimizer steps in a fresh process, on "
+        f"Model {settings['model']}, {settings['quantization']}, the local demo's hyperparameters "
+        f"({_hyperparameters_text(settings.get('hyperparameters', {}))}), {settings['threads']} threads. Each run trains {settings['steps']} optimizer steps in a fresh process, on "
         f"batches drawn at random from one epoch over {settings['pool_rows']} rows of {settings['data']} "
         f"(packed variants: packs of those rows); {settings['repeats']} repeats with different draws, variants in "
         "rotating order. Ratios are paired within a repeat.",

@@ -15,7 +15,7 @@ repeats are reported.
 
 Rows come from ../shared/datasets/sql-create-context-4k.jsonl (beside the repository) when that
 file exists, else from the project's generated examples/data/sql-example.jsonl. Batch size and
-max_length default to the local demo's (examples/local-input.json).
+the other training hyperparameters are the local demo's (examples/local-input.json).
 """
 from __future__ import annotations
 
@@ -56,10 +56,7 @@ class RunSpec:
     strategy: str
     rows_file: str
     steps: int
-    batch_size: int
-    max_length: int
-    lora_r: int
-    lora_alpha: float
+    hyperparameters: dict[str, Any]  # train.py hyperparameters, as an execution input gives them
     threads: int
     seed: int
 
@@ -110,13 +107,23 @@ def batching_settings(strategy: str):
     )
 
 
-def demo_training_settings() -> tuple[int, int]:
-    """(per_device_train_batch_size, max_length) of the local demo's execution input, else (8, 256)."""
+FALLBACK_HYPERPARAMETERS = {"per_device_train_batch_size": 4, "max_length": 256, "lora_r": 16, "lora_alpha": 32,
+                            "gradient_checkpointing": False}
+
+
+def demo_hyperparameters() -> dict[str, Any]:
+    """The training hyperparameters of the local demo's execution input (a fallback if it is missing)."""
     try:
-        hyperparameters = json.loads(DEMO_INPUT.read_text())["training"]["hyperparameters"]
-        return int(hyperparameters["per_device_train_batch_size"]), int(hyperparameters["max_length"])
+        return dict(json.loads(DEMO_INPUT.read_text())["training"]["hyperparameters"])
     except (OSError, KeyError, ValueError, TypeError):
-        return 8, 256
+        return dict(FALLBACK_HYPERPARAMETERS)
+
+
+def run_hyperparameters(base: dict[str, Any], steps: int, batch_size: int, max_length: int, seed: int) -> dict:
+    """The demo's hyperparameters for a measured run: fixed steps, LoRA without quantization, no saving."""
+    return {**base, "max_steps": steps, "per_device_train_batch_size": batch_size, "max_length": max_length,
+            "gradient_accumulation_steps": 1, "quantization": "none", "logging_steps": 10_000,
+            "save_steps": 10_000, "warmup_ratio": 0.0, "seed": seed, "fsdp": ""}
 
 
 def run_worker(spec: RunSpec) -> dict[str, Any]:
@@ -131,7 +138,7 @@ def run_worker(spec: RunSpec) -> dict[str, Any]:
     from benchmarks.measure import CountingCollator, make_step_timer, step_records
     from benchmarks.sampling import sample_batches
     from chat_format import ensure_chat_template
-    from hyperparameters import Hyperparameters
+    from hyperparameters import build_hyperparameters
     from local_mode.models import prepare_model
     from metrics_logging import TokenCounter
     from train import Paths, RunSettings, build_sft_config, load_training_model, make_trainer, tokenize_conversations
@@ -139,17 +146,14 @@ def run_worker(spec: RunSpec) -> dict[str, Any]:
     conversations = json.loads(Path(spec.rows_file).read_text())
     source = str(prepare_model(spec.model))
     tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(source))
-    dataset, dropped = tokenize_conversations(tokenizer, list(enumerate(conversations, start=1)), spec.max_length)
+    hyperparameters = build_hyperparameters(spec.hyperparameters)
+    batch_size, max_length = hyperparameters.per_device_train_batch_size, hyperparameters.max_length
+    dataset, dropped = tokenize_conversations(tokenizer, list(enumerate(conversations, start=1)), max_length)
     batching = batching_settings(spec.strategy)
     if not batching.packing:
         lengths = [len(ids) for ids in dataset["input_ids"]]
-        batches = sample_batches(lengths, spec.batch_size, batching.group_by_length, spec.steps, spec.seed)
+        batches = sample_batches(lengths, batch_size, batching.group_by_length, spec.steps, spec.seed)
         dataset = dataset.select([index for batch in batches for index in batch])
-    hyperparameters = Hyperparameters(
-        max_steps=spec.steps, lora_r=spec.lora_r, lora_alpha=spec.lora_alpha, max_length=spec.max_length,
-        quantization="none", per_device_train_batch_size=spec.batch_size, seed=spec.seed,
-        logging_steps=10_000, save_steps=10_000, warmup_ratio=0.0,
-    )
     settings = RunSettings(device="cpu", quantize_4bit=False, batching=batching, model_source=source,
                            num_processes=1)
     model = load_training_model(source, settings, hyperparameters, None)
@@ -185,7 +189,7 @@ def run_worker(spec: RunSpec) -> dict[str, Any]:
         "padding_share": (processed - real) / processed if processed else 0.0,
         "step_seconds": [round(step.seconds, 3) for step in steps],
         "peak_rss_bytes": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024,
-        "sft_config": settings.batching.sft_config_kwargs(spec.max_length),
+        "sft_config": settings.batching.sft_config_kwargs(max_length),
     }
 
 
@@ -258,13 +262,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", choices=("smollm2", "tiny"), default="smollm2")
     parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
                         help="comma-separated; train.py's names, or several joined by '+'")
-    demo_batch_size, demo_max_length = demo_training_settings()
+    demo = demo_hyperparameters()
     parser.add_argument("--pool-rows", type=int, default=1024, help="rows the batches are drawn from")
     parser.add_argument("--steps", type=int, default=6, help="measured optimizer steps per run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=demo_batch_size,
+    parser.add_argument("--batch-size", type=int, default=int(demo.get("per_device_train_batch_size", 4)),
                         help="rows (or packs) per step (default: the local demo's)")
-    parser.add_argument("--max-length", type=int, default=demo_max_length,
+    parser.add_argument("--max-length", type=int, default=int(demo.get("max_length", 256)),
                         help="train.py's max_length, also the packed row size (default: the local demo's)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
@@ -316,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
             shift = repeat % len(strategies)
             for strategy in strategies[shift:] + strategies[:shift]:  # rotate who goes first
                 spec = RunSpec(model=args.model, strategy=strategy, rows_file=str(rows_file), steps=args.steps,
-                               batch_size=args.batch_size, max_length=args.max_length, lora_r=16, lora_alpha=16.0,
+                               hyperparameters=run_hyperparameters(demo_hyperparameters(), args.steps,
+                                                                   args.batch_size, args.max_length,
+                                                                   args.seed + repeat),
                                threads=args.threads, seed=args.seed + repeat)
                 result = run_in_fresh_process(spec, scratch)
                 result["repeat"] = repeat
@@ -334,7 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "settings": {"model": args.model, "pool_rows": args.pool_rows, "steps": args.steps, "repeats": args.repeats,
-                     "batch_size": args.batch_size, "max_length": args.max_length, "lora_r": 16, "lora_alpha": 16,
+                     "batch_size": args.batch_size, "max_length": args.max_length,
+                     "hyperparameters": run_hyperparameters(demo_hyperparameters(), args.steps, args.batch_size,
+                                                            args.max_length, args.seed),
                      "threads": args.threads, "data": source_label, "quantization": "none (LoRA, fp32 on CPU)"},
         "variants": summaries,
         "verdict": verdict(summaries, auto),

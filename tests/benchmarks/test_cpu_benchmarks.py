@@ -99,3 +99,13 @@ def test_open_gate_input_keeps_the_demo_input_and_zeroes_the_thresholds(tmp_path
     assert written["training"] == demo["training"]
     assert written["evaluation"]["gate"] == {"min_execution_accuracy": 0, "min_improvement_over_base": 0,
                                              "compare_to_production": False}
+
+
+def test_measured_runs_use_the_demo_hyperparameters_with_fixed_steps_and_no_saving():
+    from hyperparameters import build_hyperparameters
+
+    values = train_throughput.run_hyperparameters(train_throughput.demo_hyperparameters(), steps=6, batch_size=4,
+                                                  max_length=256, seed=1)
+    hyperparameters = build_hyperparameters(values)  # train.py accepts them
+    assert (hyperparameters.max_steps, hyperparameters.per_device_train_batch_size) == (6, 4)
+    assert hyperparameters.quantization == "none" and hyperparameters.save_steps == 10_000

@@ -25,7 +25,7 @@ def train_result(auto_ratio=1.35, auto_padding=0.08):
         "benchmark": "train_throughput", "command": "python -m benchmarks.train_throughput", "date": "2026-11-27T23:00:00Z",
         "machine": MACHINE, "load_average_before": [1.0], "load_average_after": [1.1],
         "settings": {"model": "smollm2", "pool_rows": 1024, "steps": 6, "repeats": 3, "batch_size": 8, "max_length": 2048,
-                     "lora_r": 16, "lora_alpha": 16, "threads": 2, "data": "rows", "quantization": "none"},
+                     "hyperparameters": {"lora_r": 16}, "threads": 2, "data": "rows", "quantization": "none"},
         "variants": [variant("padding", "trl_defaults", 500, 0.38, 1.0),
                      variant("group_by_length", "train_py_auto", 500 * auto_ratio, auto_padding, auto_ratio),
                      variant("packing", "alternative", 350, 0.0, 0.7)],
