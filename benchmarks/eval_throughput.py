@@ -1,8 +1,9 @@
 """Evaluation throughput: evaluate.py's batched generation against one prompt at a time.
 
 Both ways call the same function (`evaluate.generate`) with the same prompts, model and greedy
-settings; only the batch size differs (evaluate.py's default against 1, which is how a classic
-walkthrough evaluated: one request per test row). Repeats alternate which way goes first, and the
+settings; only the batch size differs (the local demo's evaluation batch size against 1, which is
+how a classic walkthrough evaluated: one request per test row). Batch size and max_new_tokens
+default to the local demo's (examples/local-input.json). Repeats alternate which way goes first, and the
 outputs of the two ways are compared token for token (as decoded text).
 
     python -m benchmarks.eval_throughput               # SmolLM2-135M, 32 text-to-SQL prompts
@@ -29,14 +30,25 @@ from benchmarks.measure import spread  # noqa: E402
 from benchmarks.train_throughput import dataset_source, load_conversations  # noqa: E402
 
 RESULT_NAME = "eval_throughput"
+DEMO_INPUT = REPO_ROOT / "examples" / "local-input.json"
+
+
+def demo_evaluation_settings() -> tuple[int, int]:
+    """(batch_size, max_new_tokens) of the local demo's execution input, else evaluate.py's (16, 128)."""
+    try:
+        evaluation = json.loads(DEMO_INPUT.read_text())["evaluation"]
+        return int(evaluation.get("batch_size", 16)), int(evaluation.get("max_new_tokens", 128))
+    except (OSError, KeyError, ValueError, TypeError):
+        return 16, 128
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=("smollm2", "tiny"), default="smollm2")
     parser.add_argument("--prompts", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=16, help="evaluate.py's default batch size")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="evaluate.py's default")
+    batch_size, max_new_tokens = demo_evaluation_settings()
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="default: the local demo's")
+    parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="default: the local demo's")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
