@@ -150,6 +150,10 @@ def semantic_problems(config: dict) -> Iterable[str]:
     if wait is not None and spot and runtime is not None and wait < runtime:
         yield (f"training.max_wait_hours: {wait} is below training.max_runtime_hours {runtime}; "
                "spot training waits for capacity plus the run, so it must be at least the run time")
+    max_steps = _group(training, "hyperparameters").get("max_steps")
+    if max_steps == 0 and _number(max_steps) is not None:
+        yield ("training.hyperparameters.max_steps: 0 is not allowed; "
+               "use -1 (train for `epochs`) or an integer >= 1")
     dataset = _group(config, "dataset")
     if "hf_split" in dataset and "hf_dataset_id" not in dataset:
         yield f"dataset.hf_split: {_show(dataset['hf_split'])} is only allowed with dataset.hf_dataset_id"

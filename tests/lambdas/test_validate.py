@@ -29,6 +29,8 @@ def _problems(execution_input: dict) -> list[str]:
     ({"training": {"use_spot": "yes"}}, "training.use_spot", "expected boolean"),
     ({"training": {"hyperparameters": {"learning_rate": 0}}}, "training.hyperparameters.learning_rate", "greater than 0"),
     ({"training": {"hyperparameters": {"quantization": "8bit"}}}, "training.hyperparameters.quantization", "4bit"),
+    ({"training": {"hyperparameters": {"batching": "pack"}}}, "training.hyperparameters.batching", "padding_free"),
+    ({"training": {"hyperparameters": {"max_steps": 0}}}, "training.hyperparameters.max_steps", "-1"),
     ({"training": {"use_spot": True, "max_runtime_hours": 10, "max_wait_hours": 4}}, "training.max_wait_hours", "at least the run time"),
     ({"training": {"use_spot": False, "max_wait_hours": 4}}, "training.max_wait_hours", "use_spot true"),
     ({"deployment": {"endpoint_name": "sql_assistant"}}, "deployment.endpoint_name", "does not match"),
