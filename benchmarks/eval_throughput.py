@@ -25,7 +25,7 @@ if str(REPO_ROOT) not in sys.path:
 if str(REPO_ROOT / "training") not in sys.path:
     sys.path.append(str(REPO_ROOT / "training"))
 
-from benchmarks.machine import machine_description  # noqa: E402
+from benchmarks.machine import default_threads, machine_description  # noqa: E402
 from benchmarks.measure import spread  # noqa: E402
 from benchmarks.train_throughput import dataset_source, load_conversations  # noqa: E402
 
@@ -50,10 +50,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=batch_size, help="default: the local demo's")
     parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="default: the local demo's")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: the cores not already busy, at least 1)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
+    if args.threads is None:
+        args.threads = default_threads()
     for name in ("prompts", "batch_size", "max_new_tokens", "repeats", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: {getattr(args, name)} is not allowed; it must be >= 1")

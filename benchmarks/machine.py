@@ -56,3 +56,17 @@ def machine_label(machine: dict[str, Any]) -> str:
     if machine.get("gpu"):
         return str(machine["gpu"])
     return f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores"
+
+
+def default_threads() -> int:
+    """Threads for torch: the cores not already busy (1-minute load average), at least 1.
+
+    On a machine shared with other work, more threads than idle cores make OpenMP's worker threads
+    wait on each other and can slow a run down many times over, far more than the lost parallelism.
+    """
+    cores = usable_cores()
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:
+        busy = 0
+    return max(1, min(cores, cores - busy))

@@ -37,7 +37,7 @@ if str(REPO_ROOT) not in sys.path:
 if str(REPO_ROOT / "training") not in sys.path:
     sys.path.append(str(REPO_ROOT / "training"))
 
-from benchmarks.machine import machine_description  # noqa: E402
+from benchmarks.machine import default_threads, machine_description  # noqa: E402
 from benchmarks.measure import spread  # noqa: E402
 from benchmarks.strategies import DEFAULTS, auto_choice, single_strategies  # noqa: E402
 
@@ -270,7 +270,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="rows (or packs) per step (default: the local demo's)")
     parser.add_argument("--max-length", type=int, default=int(demo.get("max_length", 256)),
                         help="train.py's max_length, also the packed row size (default: the local demo's)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: the cores not already busy, at least 1)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -278,6 +279,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.worker:
         return args
+    if args.threads is None:
+        args.threads = default_threads()
     for name in ("pool_rows", "steps", "repeats", "batch_size", "max_length", "threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: {getattr(args, name)} is not allowed; it must be >= 1")
