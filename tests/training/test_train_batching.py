@@ -13,8 +13,8 @@ from .conftest import sql_conversations
 
 @pytest.mark.parametrize("strategy, device, expected", [
     ("auto", "cpu", ("group_by_length", False, False, True)),
-    ("auto", "cuda", ("packing", True, True, False)),
-    ("auto", "cuda:1", ("packing", True, True, False)),
+    ("auto", "cuda", ("padding_free", False, True, False)),
+    ("auto", "cuda:1", ("padding_free", False, True, False)),
     ("padding", "cuda", ("padding", False, False, False)),
     ("padding_free", "cpu", ("padding_free", False, True, False)),
     ("packing", "cpu", ("packing", True, True, False)),
