@@ -28,6 +28,7 @@ import boto3
 from moto.core.exceptions import ServiceException
 from moto.core.utils import utcnow
 
+from local_mode.moto_patches import S3Store
 from local_mode.s3_transfer import download_prefix, split_s3_uri
 
 DEFAULT_HEALTH_CHECK_TIMEOUT = 600
@@ -238,12 +239,13 @@ class EndpointEmulator:
         return server
 
     def _download_model(self, container: dict, model_dir: Path) -> None:
-        s3 = boto3.client("s3", region_name=self.settings.region)
+        # A session of its own: boto3 sessions are not thread-safe, and the Lambdas use the default one.
+        s3 = boto3.session.Session(region_name=self.settings.region).client("s3")
         source = (container.get("ModelDataSource") or {}).get("S3DataSource")
         if source is not None:
             if source.get("CompressionType", "None") != "None":
                 raise ValueError(f"ModelDataSource CompressionType {source.get('CompressionType')!r} is not emulated")
-            download_prefix(s3, source["S3Uri"], model_dir)
+            download_prefix(s3, source["S3Uri"], model_dir, store=S3Store.of_current_account(self.settings.region))
         elif container.get("ModelDataUrl"):
             bucket, key = split_s3_uri(container["ModelDataUrl"])
             archive = model_dir.parent / "model.tar.gz"

@@ -18,6 +18,7 @@ import boto3
 from moto import mock_aws
 
 from local_mode import moto_patches
+from local_mode.moto_patches import S3Store
 from local_mode.endpoints import EndpointEmulator, EndpointSettings
 from local_mode.jobs import JobRunner, JobSettings
 from local_mode.lambda_invoker import LambdaInvoker
@@ -124,7 +125,7 @@ class LocalAws:
         return uri
 
     def upload_folder(self, folder: Path, uri: str) -> str:
-        upload_folder(self.s3, Path(folder), uri)
+        upload_folder(self.s3, Path(folder), uri, store=S3Store.of_current_account(self.settings.region))
         return uri if uri.endswith("/") else uri + "/"
 
     def read_json(self, uri: str) -> Any | None:

@@ -26,6 +26,7 @@ import boto3
 from moto.core.utils import utcnow
 
 from local_mode.job_spec import JobSpec, UnsupportedJob, processing_spec, training_spec
+from local_mode.moto_patches import S3Store
 from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri, upload_folder
 
 LogSink = Callable[[str, str, str], None]   # (job name, kind, line)
@@ -62,6 +63,7 @@ class LocalJob:
     pending: dict[str, tuple[int, int]] = field(default_factory=dict)
     thread: threading.Thread | None = None
     failure_reason: str | None = None
+    store: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -140,7 +142,9 @@ class JobRunner:
 
     # ---- the job's life --------------------------------------------------------------------------
     def _run(self, job: LocalJob) -> None:
-        s3 = boto3.client("s3", region_name=self.settings.region)
+        # A session of its own: boto3 sessions are not thread-safe, and the Lambdas use the default one.
+        s3 = boto3.session.Session(region_name=self.settings.region).client("s3")
+        job.store = S3Store.of_current_account(self.settings.region)
         spec = job.spec
         try:
             self._set_status(job.fake, job.kind, "InProgress", secondary="Downloading",
@@ -167,7 +171,7 @@ class JobRunner:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(content, indent=2))
         for transfer in spec.inputs:
-            download_prefix(s3, transfer.s3_uri, transfer.local_path)
+            download_prefix(s3, transfer.s3_uri, transfer.local_path, store=job.store)
         for transfer in spec.outputs:
             transfer.local_path.mkdir(parents=True, exist_ok=True)
         if spec.kind == "training":
@@ -181,7 +185,7 @@ class JobRunner:
         checkpoint.local_path.mkdir(parents=True, exist_ok=True)
         bucket, prefix = split_s3_uri(checkpoint.s3_uri)
         if list_keys(s3, bucket, prefix.rstrip("/") + "/"):
-            download_prefix(s3, checkpoint.s3_uri.rstrip("/") + "/", checkpoint.local_path)
+            download_prefix(s3, checkpoint.s3_uri.rstrip("/") + "/", checkpoint.local_path, store=job.store)
             self._log(job, f"[local mode] restored checkpoints from {checkpoint.s3_uri}")
         job.synced = {str(p.relative_to(checkpoint.local_path)): _signature(p)
                       for p in checkpoint.local_path.rglob("*") if p.is_file()}
@@ -273,7 +277,7 @@ class JobRunner:
             to_upload.append((path, relative, signature))
         for path, relative, signature in to_upload:
             try:
-                upload_folder(s3, checkpoint.local_path, checkpoint.s3_uri, only=[path])
+                upload_folder(s3, checkpoint.local_path, checkpoint.s3_uri, only=[path], store=job.store)
             except FileNotFoundError:
                 continue
             job.synced[relative] = signature
@@ -290,7 +294,7 @@ class JobRunner:
                 self._upload_training_outputs(job, s3)
         elif returncode == 0:
             for transfer in spec.outputs:
-                upload_folder(s3, transfer.local_path, transfer.s3_uri)
+                upload_folder(s3, transfer.local_path, transfer.s3_uri, store=job.store)
         if stopped:
             self._set_final(job, "Stopped")
         elif returncode == 0:
@@ -312,7 +316,7 @@ class JobRunner:
             s3.upload_file(str(archive), bucket, key)
             job.fake.model_artifacts = {"S3ModelArtifacts": f"{spec.model_output_uri}/model.tar.gz"}
         else:
-            upload_folder(s3, model_dir, f"{spec.model_output_uri}/model/")
+            upload_folder(s3, model_dir, f"{spec.model_output_uri}/model/", store=job.store)
             job.fake.model_artifacts = {"S3ModelArtifacts": f"{spec.model_output_uri}/model/"}
         data_dir = spec.opt_ml / "output" / "data"
         if any(data_dir.rglob("*")):

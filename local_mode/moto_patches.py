@@ -76,6 +76,36 @@ RESPONSE_HELPERS = ("_get_param", "_get_params", "sagemaker_backend")
 RESPONSE_REQUEST_ATTRIBUTES = ("current_account", "region", "body", "headers", "path")
 
 
+class S3Store:
+    """Bulk copies straight to and from moto's S3 store (reads and writes, no patch).
+
+    Moving model weights between S3 and an instance is SageMaker's work, not an API call the workflow
+    makes; through moto's HTTP emulation a 500 MB object takes minutes on a small machine, here a
+    memory copy. Listing and every request the workflow makes still go through boto3.
+    """
+
+    def __init__(self, account_id: str):
+        from moto.s3.models import s3_backends
+
+        self.backend = s3_backends[account_id]["aws"]
+
+    @classmethod
+    def of_current_account(cls, region: str) -> "S3Store":
+        import boto3
+
+        sts = boto3.session.Session(region_name=region).client("sts")   # not the Lambdas' shared session
+        return cls(sts.get_caller_identity()["Account"])
+
+    def read(self, bucket: str, key: str) -> bytes:
+        stored = self.backend.get_object(bucket, key)
+        if stored is None:
+            raise FileNotFoundError(f"s3://{bucket}/{key}")
+        return stored.value
+
+    def write(self, bucket: str, key: str, data: bytes) -> None:
+        self.backend.put_object(bucket, key, data)
+
+
 def _request(response: Any) -> dict:
     """The request's JSON body, exactly as the client sent it (SageMaker speaks JSON 1.1)."""
     body = response.body

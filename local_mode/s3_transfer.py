@@ -21,11 +21,12 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     return keys
 
 
-def download_prefix(s3: Any, uri: str, destination: Path) -> list[Path]:
+def download_prefix(s3: Any, uri: str, destination: Path, store: Any = None) -> list[Path]:
     """Download every object whose key starts with the URI's key, as SageMaker's S3Prefix does.
 
     Paths below the destination are the keys relative to the prefix; an exact key lands under its
     file name. Returns the files written; an empty prefix is an error (SageMaker fails the job too).
+    `store` (an object with read/write, such as moto_patches.S3Store) copies the bytes directly.
     """
     bucket, prefix = split_s3_uri(uri)
     destination.mkdir(parents=True, exist_ok=True)
@@ -36,15 +37,21 @@ def download_prefix(s3: Any, uri: str, destination: Path) -> list[Path]:
         relative = key[len(prefix):].lstrip("/") or os.path.basename(key)
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(target))
+        if store is not None:
+            target.write_bytes(store.read(bucket, key))
+        else:
+            s3.download_file(bucket, key, str(target))
         written.append(target)
     if not written:
         raise FileNotFoundError(f"no S3 objects under {uri}")
     return written
 
 
-def upload_folder(s3: Any, source: Path, uri: str, only: list[Path] | None = None) -> list[str]:
-    """Upload every file below `source` (or just `only`) under the URI's prefix; returns the keys."""
+def upload_folder(s3: Any, source: Path, uri: str, only: list[Path] | None = None, store: Any = None) -> list[str]:
+    """Upload every file below `source` (or just `only`) under the URI's prefix; returns the keys.
+
+    `store` (an object with read/write, such as moto_patches.S3Store) copies the bytes directly.
+    """
     bucket, prefix = split_s3_uri(uri)
     prefix = prefix.rstrip("/")
     keys = []
@@ -52,6 +59,9 @@ def upload_folder(s3: Any, source: Path, uri: str, only: list[Path] | None = Non
     for path in files:
         relative = path.relative_to(source).as_posix()
         key = f"{prefix}/{relative}" if prefix else relative
-        s3.upload_file(str(path), bucket, key)
+        if store is not None:
+            store.write(bucket, key, path.read_bytes())
+        else:
+            s3.upload_file(str(path), bucket, key)
         keys.append(key)
     return keys

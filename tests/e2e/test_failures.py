@@ -1,4 +1,6 @@
 """Runs that must fail: a rejected model, a crashing training job, bad input; and a doubled start."""
+import shutil
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -36,11 +38,14 @@ def test_gate_rejects_an_unreachable_threshold(account, tiny_model, tiny_input):
     assert not endpoint_exists(account, "rejected-model")
 
 
-def test_crashing_training_job_fails_the_run_and_a_doubled_start_runs_each_job_once(account, tiny_model, tiny_input):
-    # A batching strategy the schema's pattern allows but train.py refuses when the job runs.
-    tiny_input["training"]["hyperparameters"]["batching"] = "no-such-strategy"
+def test_crashing_training_job_fails_the_run_and_a_doubled_start_runs_each_job_once(account, tiny_model, tiny_input,
+                                                                                  tmp_path):
+    # A base model whose weights file is garbage: valid input, but train.py fails when it loads it.
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model.safetensors").write_bytes(b"these are not weights")
     tiny_input["deployment"]["endpoint_name"] = "never-deployed"
-    execution_input = prepare_input(account, RunRequest(tiny_input, "crash", model_dir=tiny_model,
+    execution_input = prepare_input(account, RunRequest(tiny_input, "crash", model_dir=broken,
                                                         dataset=EXAMPLE_DATA))
     first = account.start_execution(execution_input, "crash")
     second = account.start_execution(execution_input, "crash")   # same name, same input, still running
@@ -49,7 +54,7 @@ def test_crashing_training_job_fails_the_run_and_a_doubled_start_runs_each_job_o
     summary = summarize(account, first)
     assert summary["status"] == "FAILED"
     train = next(job for job in summary["jobs"] if job["kind"] == "training")
-    assert train["status"] == "Failed" and "no-such-strategy" in train["failure_reason"]
+    assert train["status"] == "Failed" and train["failure_reason"].startswith("AlgorithmError: ExitCode")
     assert train["failure_reason"] in summary["cause"]
     assert summary["cleanup"] is not None
     assert not endpoint_exists(account, "never-deployed")

@@ -71,3 +71,21 @@ def test_installed_restores_moto():
         assert "stop_training_job" in SageMakerResponse.__dict__
     after = {(o, n): o.__dict__.get(n) for o, n, _ in moto_patches.PATCH_POINTS}
     assert after == before
+
+
+def test_s3_store_reads_and_writes_what_boto3_sees():
+    import boto3
+    from moto import mock_aws
+    from moto.s3.models import FakeKey, S3Backend
+
+    assert tuple(inspect.signature(S3Backend.put_object).parameters)[:4] == ("self", "bucket_name", "key_name", "value")
+    assert tuple(inspect.signature(S3Backend.get_object).parameters)[:3] == ("self", "bucket_name", "key_name")
+    assert isinstance(FakeKey.value, property)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="bkt")
+        store = moto_patches.S3Store.of_current_account("us-east-1")
+        store.write("bkt", "a/b.bin", b"weights")
+        assert s3.get_object(Bucket="bkt", Key="a/b.bin")["Body"].read() == b"weights"
+        s3.put_object(Bucket="bkt", Key="c.txt", Body=b"text")
+        assert store.read("bkt", "c.txt") == b"text"
