@@ -220,6 +220,8 @@ def summarize(strategies: list[str], runs: list[dict[str, Any]], auto: str) -> l
     summaries = []
     for strategy in strategies:
         own = [repeat[strategy] for repeat in by_repeat.values() if strategy in repeat]
+        if not own:
+            continue
         ratios = [repeat[strategy]["real_tokens_per_second"] / repeat[DEFAULTS]["real_tokens_per_second"]
                   for repeat in by_repeat.values() if strategy in repeat and DEFAULTS in repeat]
         summaries.append({
@@ -296,6 +298,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def write_results(args, argv, strategies, runs, auto, started, load_before, source_label):
+    """Write the results so far (after every run, so a stopped benchmark still leaves its figures)."""
+    summaries = summarize(strategies, runs, auto)
+    payload = {
+        "benchmark": RESULT_NAME,
+        "what": "LoRA fine-tuning, the same number of steps from the same rows: trl's defaults vs train.py's "
+                "batching strategies",
+        "command": " ".join(["python -m benchmarks.train_throughput", *(sys.argv[1:] if argv is None else argv)]),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "machine": machine_description(),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "settings": {"model": args.model, "pool_rows": args.pool_rows, "steps": args.steps, "repeats": args.repeats,
+                     "batch_size": args.batch_size, "max_length": args.max_length,
+                     "hyperparameters": run_hyperparameters(demo_hyperparameters(), args.steps, args.batch_size,
+                                                            args.max_length, args.seed),
+                     "threads": args.threads, "data": source_label, "quantization": "none (LoRA, fp32 on CPU)"},
+        "complete": len(runs) == len(strategies) * args.repeats,
+        "variants": summaries,
+        "verdict": verdict(summaries, auto),
+        "runs": runs,
+        "wall_seconds": time.time() - started,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{RESULT_NAME}.json"
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    return summaries, path
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
@@ -330,32 +362,11 @@ def main(argv: list[str] | None = None) -> int:
                 result = run_in_fresh_process(spec, scratch)
                 result["repeat"] = repeat
                 runs.append(result)
+                write_results(args, argv, strategies, runs, auto, started, load_before, source_label)
                 print(f"  repeat {repeat + 1}/{args.repeats} {strategy:<30} {result['real_tokens_per_second']:8.1f} "
                       f"real tokens/s, padding {100 * result['padding_share']:5.1f}%, {result['steps']} steps, "
                       f"{result['seconds']:.1f}s", flush=True)
-    summaries = summarize(strategies, runs, auto)
-    payload = {
-        "benchmark": RESULT_NAME,
-        "what": "LoRA fine-tuning, one epoch over the same rows: trl's defaults vs train.py's batching strategies",
-        "command": " ".join(["python -m benchmarks.train_throughput", *(sys.argv[1:] if argv is None else argv)]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": machine_description(),
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
-        "settings": {"model": args.model, "pool_rows": args.pool_rows, "steps": args.steps, "repeats": args.repeats,
-                     "batch_size": args.batch_size, "max_length": args.max_length,
-                     "hyperparameters": run_hyperparameters(demo_hyperparameters(), args.steps, args.batch_size,
-                                                            args.max_length, args.seed),
-                     "threads": args.threads, "data": source_label, "quantization": "none (LoRA, fp32 on CPU)"},
-        "variants": summaries,
-        "verdict": verdict(summaries, auto),
-        "runs": runs,
-        "wall_seconds": time.time() - started,
-    }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{RESULT_NAME}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    summaries, path = write_results(args, argv, strategies, runs, auto, started, load_before, source_label)
     print(f"\n{'strategy':<30} {'real tok/s':>11} {'padding':>8} {'ratio (min-max)':>20} {'peak RSS':>9}")
     for item in summaries:
         ratio = item["ratio_to_trl_defaults"]
@@ -363,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * item['padding_share']['median']:>7.1f}% "
               f"{ratio['median']:>8.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f}) "
               f"{item['peak_rss_bytes']['median'] / 2 ** 30:>7.2f}G")
-    print(f"\nauto picks {auto}; fastest measured: {payload['verdict']['fastest_measured']}; results: {path}")
+    print(f"\nauto picks {auto}; fastest measured: {verdict(summaries, auto)['fastest_measured']}; results: {path}")
     return 0
 
 
