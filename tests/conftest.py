@@ -7,8 +7,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# jsii (behind aws-cdk-lib) prints a large banner about the Node.js release on every synth.
-os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+# jsii (behind aws-cdk-lib) prints a large banner on every synth when Node.js 20 runs it.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 # Fake credentials: moto never needs real ones, and no test may find a real account.
 for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
