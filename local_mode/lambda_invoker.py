@@ -75,7 +75,7 @@ class LambdaInvoker:
         self._stdout: _ThreadStdout | None = None
 
     def __enter__(self) -> "LambdaInvoker":
-        self.fresh_imports()
+        self._modules_before = self.fresh_imports()
         if str(self.lambdas_dir) not in sys.path:
             sys.path.insert(0, str(self.lambdas_dir))
         self._stdout = _ThreadStdout(sys.stdout)
@@ -86,14 +86,21 @@ class LambdaInvoker:
         if self._stdout is not None and sys.stdout is self._stdout:
             sys.stdout = self._stdout.real
         self._stdout = None
+        # Hand the process back the handler modules it had, so code that imported them before
+        # this run (a test patching `common.jobs`, say) still sees the objects it holds.
+        self.fresh_imports()
+        sys.modules.update(getattr(self, "_modules_before", {}))
 
-    def fresh_imports(self) -> None:
-        """Forget handler modules imported earlier, so every run starts cold, with its own clients."""
+    def fresh_imports(self) -> dict[str, Any]:
+        """Forget handler modules imported earlier, so every run starts cold, with its own clients.
+        Returns the forgotten modules."""
         root = str(self.lambdas_dir)
+        forgotten = {}
         for name, module in list(sys.modules.items()):
             path = getattr(module, "__file__", None) or ""
             if path.startswith(root + os.sep):
-                del sys.modules[name]
+                forgotten[name] = sys.modules.pop(name)
+        return forgotten
 
     def invoke(self, function: Any, event: Any) -> tuple[str, bool, str]:
         with self._lock:
