@@ -308,24 +308,14 @@ class JobRunner:
             return
         model_dir = spec.opt_ml / "model"
         if spec.compress_model:
-            archive = spec.opt_ml.parent / "model.tar.gz"
-            with tarfile.open(archive, "w:gz") as tar:
-                for path in sorted(model_dir.iterdir()):
-                    tar.add(path, arcname=path.name)
-            bucket, key = split_s3_uri(f"{spec.model_output_uri}/model.tar.gz")
-            s3.upload_file(str(archive), bucket, key)
+            _upload_tarball(s3, model_dir, spec.opt_ml.parent / "model.tar.gz", f"{spec.model_output_uri}/model.tar.gz")
             job.fake.model_artifacts = {"S3ModelArtifacts": f"{spec.model_output_uri}/model.tar.gz"}
         else:
             upload_folder(s3, model_dir, f"{spec.model_output_uri}/model/", store=job.store)
             job.fake.model_artifacts = {"S3ModelArtifacts": f"{spec.model_output_uri}/model/"}
         data_dir = spec.opt_ml / "output" / "data"
         if any(data_dir.rglob("*")):
-            archive = spec.opt_ml.parent / "output.tar.gz"
-            with tarfile.open(archive, "w:gz") as tar:
-                for path in sorted(data_dir.iterdir()):
-                    tar.add(path, arcname=path.name)
-            bucket, key = split_s3_uri(f"{spec.model_output_uri}/output.tar.gz")
-            s3.upload_file(str(archive), bucket, key)
+            _upload_tarball(s3, data_dir, spec.opt_ml.parent / "output.tar.gz", f"{spec.model_output_uri}/output.tar.gz")
 
     def _failure_reason(self, job: LocalJob, returncode: int) -> str:
         """`/opt/ml/output/failure` when the script wrote one (SageMaker's rule), else the log's last errors."""
@@ -413,3 +403,12 @@ class JobRunner:
 def _signature(path: Path) -> tuple[int, int]:
     stat = path.stat()
     return stat.st_size, stat.st_mtime_ns
+
+
+def _upload_tarball(s3: Any, folder: Path, archive: Path, uri: str) -> None:
+    """Archive a folder's contents as SageMaker does for compressed outputs, and upload it to `uri`."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(folder.iterdir()):
+            tar.add(path, arcname=path.name)
+    bucket, key = split_s3_uri(uri)
+    s3.upload_file(str(archive), bucket, key)
