@@ -117,9 +117,11 @@ class JobRunner:
         job = self.jobs.get((kind, name))
         if job is None or job.status != "InProgress":
             return
-        job.stop_requested = True
-        self._set_status(job.fake, kind, "Stopping", secondary="Stopping", message="Stopping the job")
-        self._terminate(job, graceful=True)
+        # Under the job's lock, so a process being started either sees the request or gets killed.
+        with job.lock:
+            job.stop_requested = True
+            self._set_status(job.fake, kind, "Stopping", secondary="Stopping", message="Stopping the job")
+            self._terminate(job, graceful=True)
 
     # ---- for the runner, tests and the summary ---------------------------------------------------
     def summaries(self) -> list[dict]:
@@ -147,15 +149,13 @@ class JobRunner:
         job.store = S3Store.of_current_account(self.settings.region)
         spec = job.spec
         try:
-            self._set_status(job.fake, job.kind, "InProgress", secondary="Downloading",
-                             message="Downloading input data")
+            self._set_progress(job, "Downloading", "Downloading input data")
             self._prepare_folder(job, s3)
             while True:
                 returncode = self._attempt(job, s3)
                 if job.interrupted and job.attempts == 1 and not job.stop_requested:
                     self._log(job, "[local mode] spot interruption simulated: restarting from the checkpoints")
-                    self._set_status(job.fake, job.kind, "InProgress", secondary="Restarting",
-                                     message="Restarting after an interruption")
+                    self._set_progress(job, "Restarting", "Restarting after an interruption")
                     self._reset_for_restart(job, s3)
                     continue
                 break
@@ -195,17 +195,21 @@ class JobRunner:
         shutil.rmtree(job.spec.opt_ml)
         self._prepare_folder(job, s3)
 
-    def _attempt(self, job: LocalJob, s3: Any) -> int:
+    def _attempt(self, job: LocalJob, s3: Any) -> int | None:
+        """Run the job's process once; None when a stop came before it could start."""
         spec = job.spec
-        job.attempts += 1
-        self._set_status(job.fake, job.kind, "InProgress",
-                         secondary="Training" if job.kind == "training" else None,
-                         message="Training image download completed. Training in progress.")
         env = {**os.environ, **spec.environment}
-        self._log(job, f"[local mode] attempt {job.attempts}: {' '.join(spec.command)}")
-        job.process = subprocess.Popen(spec.command, cwd=str(job.folder), env=env, stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace",
-                                       start_new_session=True)
+        with job.lock:
+            if job.stop_requested:
+                self._log(job, "[local mode] stopped before the process started")
+                return None
+            job.attempts += 1
+            self._set_progress(job, "Training" if job.kind == "training" else None,
+                               "Training image download completed. Training in progress.")
+            self._log(job, f"[local mode] attempt {job.attempts}: {' '.join(spec.command)}")
+            job.process = subprocess.Popen(spec.command, cwd=str(job.folder), env=env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace",
+                                           start_new_session=True)
         reader = threading.Thread(target=self._read_output, args=(job, job.process), daemon=True)
         reader.start()
         started = time.monotonic()
@@ -218,8 +222,7 @@ class JobRunner:
                 if self._should_interrupt(job):
                     job.interrupted = True
                     self._log(job, "[local mode] simulating a spot interruption: killing the training process")
-                    self._set_status(job.fake, job.kind, "InProgress", secondary="Interrupted",
-                                     message="Training job interrupted (managed spot)")
+                    self._set_progress(job, "Interrupted", "Training job interrupted (managed spot)")
                     self._terminate(job, graceful=False)
             if spec.max_runtime_seconds and time.monotonic() - started > spec.max_runtime_seconds:
                 job.stop_requested = True
@@ -282,15 +285,14 @@ class JobRunner:
                 continue
             job.synced[relative] = signature
 
-    def _finish(self, job: LocalJob, s3: Any, returncode: int) -> None:
+    def _finish(self, job: LocalJob, s3: Any, returncode: int | None) -> None:
         spec = job.spec
         stopped = job.stop_requested
         if spec.kind == "training":
             if spec.checkpoint is not None:
                 self._sync_checkpoints(job, s3, stable_only=False)
             if returncode == 0 or stopped:
-                self._set_status(job.fake, job.kind, "InProgress" if not stopped else "Stopping",
-                                 secondary="Uploading", message="Uploading generated training model")
+                self._set_progress(job, "Uploading", "Uploading generated training model")
                 self._upload_training_outputs(job, s3)
         elif returncode == 0:
             for transfer in spec.outputs:
@@ -377,6 +379,13 @@ class JobRunner:
             if failure:
                 job.fake.exit_message = failure[:1024]
         self._log(job, f"[local mode] job {status}" + (f": {failure}" if failure else ""))
+
+    def _set_progress(self, job: LocalJob, secondary: str | None, message: str) -> None:
+        """A step of a running job; a job asked to stop stays Stopping, as on SageMaker."""
+        if job.stop_requested:
+            self._set_status(job.fake, job.kind, "Stopping")
+        else:
+            self._set_status(job.fake, job.kind, "InProgress", secondary=secondary, message=message)
 
     def _set_status(self, fake: Any, kind: str, status: str, secondary: str | None = None,
                     failure: str | None = None, message: str = "") -> None:

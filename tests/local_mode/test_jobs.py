@@ -1,5 +1,6 @@
 """SageMaker jobs as local processes: lifecycle, container contract, uniqueness, stop, failure."""
 import json
+import threading
 import time
 
 import boto3
@@ -115,15 +116,46 @@ def test_crash_fails_the_job_with_the_error_lines(aws):
     assert "ValueError: bad learning rate 'x': expected a number" in job["FailureReason"]
 
 
+def wait_for_line(lines, name, prefix):
+    for _ in range(600):
+        if any(job == name and line.startswith(prefix) for job, line in list(lines)):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{name} never printed {prefix!r}")
+
+
 def test_stop_kills_the_process(aws):
     runner, sagemaker, s3, lines = aws
     sagemaker.create_training_job(**training_request("r1-slow", steps="1000", sleep="0.05"))
-    time.sleep(1.0)
+    wait_for_line(lines, "r1-slow", "train_metrics:")
     sagemaker.stop_training_job(TrainingJobName="r1-slow")
     job = wait(sagemaker, "r1-slow")
     assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "Stopped"
+    assert job["ModelArtifacts"]["S3ModelArtifacts"].endswith("/r1-slow/output/model/")
     with pytest.raises(ClientError, match="Could not find training job"):
         sagemaker.stop_training_job(TrainingJobName="nope")
+
+
+def test_a_stop_while_inputs_download_keeps_the_process_from_starting(aws, monkeypatch):
+    runner, sagemaker, s3, lines = aws
+    downloading, release = threading.Event(), threading.Event()
+    prepare = runner._prepare_folder
+
+    def slow_prepare(job, s3_client):
+        downloading.set()
+        release.wait(30)
+        prepare(job, s3_client)
+
+    monkeypatch.setattr(runner, "_prepare_folder", slow_prepare)
+    sagemaker.create_training_job(**training_request("r1-early", steps="1000", sleep="0.05"))
+    assert downloading.wait(30)
+    sagemaker.stop_training_job(TrainingJobName="r1-early")
+    assert sagemaker.describe_training_job(TrainingJobName="r1-early")["TrainingJobStatus"] == "Stopping"
+    release.set()
+    job = wait(sagemaker, "r1-early")
+    assert job["TrainingJobStatus"] == "Stopped" and job["SecondaryStatus"] == "Stopped"
+    assert not any(line.startswith("train_metrics:") for name, line in lines if name == "r1-early")
+    assert [s["attempts"] for s in runner.summaries()] == [0]
 
 
 def test_spot_interruption_restarts_from_synced_checkpoints(tmp_path):
