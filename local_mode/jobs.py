@@ -19,6 +19,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,6 +33,11 @@ from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri, upl
 LogSink = Callable[[str, str, str], None]   # (job name, kind, line)
 FAILURE_REASON_LIMIT = 1024
 _TRACE_LINE = re.compile(r"(Error|Exception|error:|Traceback|raise |Killed)")
+
+
+def _now() -> datetime:
+    """Timezone-aware, so the summary's job times read the same anywhere."""
+    return datetime.now(timezone.utc)
 
 
 @dataclass
@@ -65,6 +71,8 @@ class LocalJob:
     failure_reason: str | None = None
     store: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    started: datetime = field(default_factory=_now)
+    ended: datetime | None = None
 
     @property
     def kind(self) -> str:
@@ -126,7 +134,9 @@ class JobRunner:
     # ---- for the runner, tests and the summary ---------------------------------------------------
     def summaries(self) -> list[dict]:
         return [{"name": job.spec.name, "kind": job.kind, "status": job.status, "attempts": job.attempts,
-                 "run_id": job.spec.run_id, "folder": str(job.folder), "failure_reason": job.failure_reason}
+                 "run_id": job.spec.run_id, "folder": str(job.folder), "failure_reason": job.failure_reason,
+                 "started": job.started.isoformat(), "ended": job.ended.isoformat() if job.ended else None,
+                 "seconds": round((job.ended - job.started).total_seconds(), 3) if job.ended else None}
                 for job in list(self.jobs.values())]
 
     def started_names(self) -> list[str]:
@@ -235,7 +245,23 @@ class JobRunner:
         if (not self.settings.interrupt_training_after_checkpoint or job.kind != "training"
                 or job.interrupted or job.stop_requested):
             return False
-        return any(key.endswith("trainer_state.json") for key in job.synced)
+        return any(self._checkpoint_in_s3(job, key.rpartition("/")[0])
+                   for key in list(job.synced) if key.endswith("/trainer_state.json"))
+
+    def _checkpoint_in_s3(self, job: LocalJob, folder: str) -> bool:
+        """Every file the trainer wrote into the checkpoint folder has reached S3 as it is now.
+
+        trainer_state.json is written last, but a replacement instance can only resume from a
+        checkpoint whose other files made it too: interrupting earlier would test nothing.
+        """
+        local = job.spec.checkpoint.local_path / folder
+        for path in (p for p in local.rglob("*") if p.is_file()):
+            try:
+                if job.synced.get(str(path.relative_to(job.spec.checkpoint.local_path))) != _signature(path):
+                    return False
+            except FileNotFoundError:
+                continue   # rotated away by save_total_limit after its upload
+        return True
 
     def _read_output(self, job: LocalJob, process: subprocess.Popen) -> None:
         with open(job.log_path, "a", encoding="utf-8") as log:
@@ -362,6 +388,7 @@ class JobRunner:
     def _set_final(self, job: LocalJob, status: str, failure: str | None = None) -> None:
         job.status = status
         job.failure_reason = failure
+        job.ended = _now()
         secondary = {"Completed": "Completed", "Failed": "Failed", "Stopped": "Stopped"}[status]
         self._set_status(job.fake, job.kind, status, secondary=secondary, failure=failure,
                          message={"Completed": "Training job completed", "Failed": "Training job failed",

@@ -89,7 +89,8 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
         lines.append(f"Cause:  {_short(summary.get('cause'), 800)}")
     for job in summary.get("jobs") or []:
         extra = f" ({job['attempts']} attempts)" if job.get("attempts", 1) > 1 else ""
-        lines.append(f"Job     {job['kind']:<10} {job['name']:<40} {job['status']}{extra}")
+        took = f" in {job['seconds']:.0f}s" if job.get("seconds") is not None else ""
+        lines.append(f"Job     {job['kind']:<10} {job['name']:<40} {job['status']}{took}{extra}")
     metrics = summary.get("metrics") or {}
     for model in ("base", "fine_tuned"):
         values = metrics.get(model)

@@ -82,7 +82,8 @@ def summarize(aws: LocalAws, execution_arn: str) -> dict[str, Any]:
         "execution_arn": execution_arn,
         "run_id": run_id,
         "run_folder": str(aws.workdir / "runs" / run_id) if run_id else None,
-        "jobs": [{k: job[k] for k in ("name", "kind", "status", "attempts", "failure_reason")}
+        "jobs": [{k: job[k] for k in ("name", "kind", "status", "attempts", "failure_reason",
+                                      "started", "ended", "seconds")}
                  for job in aws.jobs.summaries() if run_id and job["run_id"] == run_id],
         "metrics": {"base": (metrics or {}).get("base"), "fine_tuned": (metrics or {}).get("fine_tuned")}
         if metrics else None,

@@ -1,6 +1,7 @@
 """The whole workflow on the tiny model: SUCCEEDED, registered, deployed, answering; then a bad update."""
 import json
 import urllib.request
+from datetime import datetime
 
 import boto3
 import pytest
@@ -26,6 +27,12 @@ def test_succeeds_with_metrics_package_and_endpoint(account, first_run):
     assert summary["status"] == "SUCCEEDED", (summary["error"], summary["cause"])
     assert [(job["kind"], job["status"]) for job in summary["jobs"]] == [
         ("processing", "Completed"), ("training", "Completed"), ("processing", "Completed")]
+    # Each job's own time, in order: one starts after the one before it ended.
+    times = [(datetime.fromisoformat(job["started"]), datetime.fromisoformat(job["ended"])) for job in summary["jobs"]]
+    assert all(start < end for start, end in times)
+    assert all(times[index][1] <= times[index + 1][0] for index in range(len(times) - 1))
+    assert all(job["seconds"] == pytest.approx((end - start).total_seconds(), abs=0.01)
+               for job, (start, end) in zip(summary["jobs"], times))
     for model in ("base", "fine_tuned"):
         assert summary["metrics"][model]["count"] == 6
         assert 0.0 <= summary["metrics"][model]["execution_accuracy"] <= 1.0

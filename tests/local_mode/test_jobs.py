@@ -95,6 +95,8 @@ def test_training_job_runs_the_script_under_the_container_contract(aws, tmp_path
     assert "train rows 42" in log and f"--out={folder / 'opt_ml' / 'model'}" in log
     assert json.loads((folder / "opt_ml/input/config/hyperparameters.json").read_text()) == {"steps": "3"}
     assert ("r1-train", "train_metrics: step=2 loss=0.5000") in lines
+    [summary] = runner.summaries()
+    assert summary["status"] == "Completed" and summary["started"] < summary["ended"] and summary["seconds"] > 0
 
 
 def test_a_second_job_under_an_existing_name_is_rejected_as_aws_does(aws):
@@ -212,3 +214,26 @@ def test_processing_job_maps_local_paths_and_uploads_outputs(aws, tmp_path):
             ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
                                                    "VolumeSizeInGB": 30}})
     assert error.value.response["Error"]["Code"] == "ResourceInUse"
+
+
+def test_spot_emulation_waits_for_the_whole_checkpoint_to_reach_s3(tmp_path):
+    from types import SimpleNamespace
+
+    from local_mode.jobs import LocalJob, _signature
+    checkpoints = tmp_path / "checkpoints"
+    (checkpoints / "checkpoint-2").mkdir(parents=True)
+    state = checkpoints / "checkpoint-2" / "trainer_state.json"
+    optimizer = checkpoints / "checkpoint-2" / "optimizer.pt"
+    state.write_text("{}")
+    optimizer.write_bytes(b"x" * 10)
+    spec = SimpleNamespace(kind="training", checkpoint=SimpleNamespace(local_path=checkpoints))
+    job = LocalJob(spec=spec, fake=None, folder=tmp_path, log_path=tmp_path / "job.log")
+    runner = JobRunner(tmp_path, settings=JobSettings(interrupt_training_after_checkpoint=True))
+    job.synced = {"checkpoint-2/trainer_state.json": _signature(state)}
+    assert not runner._should_interrupt(job)          # the optimizer state has not been uploaded yet
+    job.synced["checkpoint-2/optimizer.pt"] = (3, 0)
+    assert not runner._should_interrupt(job)          # an older version of it has
+    job.synced["checkpoint-2/optimizer.pt"] = _signature(optimizer)
+    assert runner._should_interrupt(job)
+    job.interrupted = True
+    assert not runner._should_interrupt(job)          # once per job
