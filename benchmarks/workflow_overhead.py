@@ -4,8 +4,10 @@ Runs the demo as a user does (`python -m local_mode run --model tiny --summary-j
 splits its wall time into:
 
 - jobs: from each SageMaker job's start to its end (prepare, train, evaluate run one after another);
-- orchestration: the rest of the execution (Lambdas, the state machine's waits and polls, deploying
-  and checking the endpoint);
+- endpoint start-up: from CreateEndpoint until the model server answers /ping (the hosting's own
+  work: downloading the model and loading it into a server);
+- orchestration: the rest of the execution (Lambdas, the state machine's waits and polls, the
+  endpoint check's requests);
 - start-up: the command's wall time before and after the execution (imports, synthesis, the
   emulated account).
 
@@ -67,7 +69,7 @@ def _timestamp(value: Any) -> float | None:
 
 
 def job_intervals(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """(name, kind, start, end) of each job of the run.
+    """(name, kind, start, end) of each job of the run, and of each endpoint deployment (kind "endpoint").
 
     Taken from the summary's `started`/`ended` fields when local mode writes them; otherwise from the
     job's folder: `request.json` is written when the job starts and `job.log`'s last line when it ends.
@@ -86,6 +88,11 @@ def job_intervals(summary: dict[str, Any]) -> list[dict[str, Any]]:
             raise ValueError(f"job {job.get('name')!r}: no start/end time in the summary or its folder")
         intervals.append({"name": job["name"], "kind": job["kind"], "status": job.get("status"),
                           "start": start, "end": end, "seconds": end - start, "source": source})
+    for deployment in (summary.get("endpoint") or {}).get("deployments") or []:
+        start, end = _timestamp(deployment["started"]), _timestamp(deployment["ended"])
+        intervals.append({"name": f"{deployment['endpoint']} ({deployment['action']} {deployment['config']})",
+                          "kind": "endpoint", "status": deployment.get("status"), "start": start, "end": end,
+                          "seconds": end - start, "source": "summary"})
     return intervals
 
 
@@ -105,14 +112,16 @@ def busy_seconds(intervals: list[dict[str, Any]]) -> float:
 
 
 def split_run(wall: float, summary: dict[str, Any], intervals: list[dict[str, Any]]) -> dict[str, Any]:
-    """Wall time split into start-up, jobs and orchestration, with the orchestration's share."""
+    """Wall time split into start-up, jobs, endpoint start-up and orchestration, with the orchestration's share."""
     execution = float(summary["seconds"])
-    jobs = busy_seconds(intervals)
-    orchestration = max(0.0, execution - jobs)
+    jobs = busy_seconds([interval for interval in intervals if interval.get("kind") != "endpoint"])
+    endpoint = busy_seconds([interval for interval in intervals if interval.get("kind") == "endpoint"])
+    orchestration = max(0.0, execution - busy_seconds(intervals))
     return {
         "wall_seconds": wall,
         "execution_seconds": execution,
         "job_seconds": jobs,
+        "endpoint_startup_seconds": endpoint,
         "orchestration_seconds": orchestration,
         "startup_seconds": max(0.0, wall - execution),
         "orchestration_share_of_execution": orchestration / execution if execution else None,
@@ -172,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(result)
             print(f"  run {repeat + 1}/{args.repeats}: {result['status']}, wall {result['wall_seconds']:.1f}s, "
                   f"execution {result['execution_seconds']:.1f}s, jobs {result['job_seconds']:.1f}s, "
+                  f"endpoint start-up {result['endpoint_startup_seconds']:.1f}s, "
                   f"orchestration {result['orchestration_seconds']:.1f}s "
                   f"({100 * result['orchestration_share_of_execution']:.1f}% of the execution)", flush=True)
         for repeat in range(args.synth_repeats):
@@ -196,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": figure("wall_seconds"),
         "execution_seconds": figure("execution_seconds"),
         "job_seconds": figure("job_seconds"),
+        "endpoint_startup_seconds": figure("endpoint_startup_seconds"),
         "orchestration_seconds": figure("orchestration_seconds"),
         "startup_seconds": figure("startup_seconds"),
         "orchestration_share_of_execution": figure("orchestration_share_of_execution"),

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -150,6 +151,7 @@ class EndpointEmulator:
 
     # ---- lifecycles ------------------------------------------------------------------------------
     def _create(self, backend: Any, endpoint: Any, config_name: str) -> None:
+        started = _now()
         try:
             server = self._launch(backend, endpoint.endpoint_name, config_name)
         except DeployFailed as error:
@@ -165,10 +167,10 @@ class EndpointEmulator:
             endpoint.endpoint_status = "InService"
             self._event(endpoint.endpoint_name, f"InService at {server.url} ({config_name})")
         endpoint.last_modified_time = utcnow()
-        self.history.append({"endpoint": endpoint.endpoint_name, "config": config_name, "action": "create",
-                             "status": endpoint.endpoint_status})
+        self._record(endpoint.endpoint_name, config_name, "create", endpoint.endpoint_status, started)
 
     def _update(self, backend: Any, endpoint: Any, config_name: str) -> None:
+        started = _now()
         try:
             server = self._launch(backend, endpoint.endpoint_name, config_name)
         except DeployFailed as error:
@@ -190,8 +192,19 @@ class EndpointEmulator:
             self._event(endpoint.endpoint_name, f"updated to {config_name}, InService at {server.url}")
             result = "InService"
         endpoint.last_modified_time = utcnow()
-        self.history.append({"endpoint": endpoint.endpoint_name, "config": config_name, "action": "update",
-                             "status": result})
+        self._record(endpoint.endpoint_name, config_name, "update", result, started)
+
+    def _record(self, endpoint_name: str, config_name: str, action: str, status: str, started: datetime) -> None:
+        """One deployment and how long the server took to come up (or fail), for summaries and benchmarks."""
+        ended = _now()
+        self.history.append({"endpoint": endpoint_name, "config": config_name, "action": action, "status": status,
+                             "started": started.isoformat(), "ended": ended.isoformat(),
+                             "seconds": round((ended - started).total_seconds(), 3)})
+
+    def deployments(self, endpoint_name: str, since: datetime | None = None) -> list[dict]:
+        """The endpoint's creations and updates, those that started at or after `since` when given."""
+        return [dict(entry) for entry in list(self.history) if entry["endpoint"] == endpoint_name
+                and (since is None or datetime.fromisoformat(entry["started"]) >= since)]
 
     def _launch(self, backend: Any, endpoint_name: str, config_name: str) -> Server:
         """Download the model data, start a server, wait for /ping: a Server, or DeployFailed."""
@@ -266,6 +279,10 @@ class EndpointEmulator:
             self.on_event(endpoint_name, message)
 
 
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -287,12 +304,15 @@ def _wait_healthy(server: Server, timeout: float) -> bool:
     return False
 
 
-def describe_for_summary(emulator: EndpointEmulator, endpoint_name: str | None) -> dict | None:
+def describe_for_summary(emulator: EndpointEmulator, endpoint_name: str | None,
+                         since: datetime | None = None) -> dict | None:
     if not endpoint_name:
         return None
     url = emulator.url(endpoint_name)
+    deployments = emulator.deployments(endpoint_name, since)
     if url is None:
-        return {"name": endpoint_name, "url": None}
+        return {"name": endpoint_name, "url": None, "deployments": deployments}
     example = json.dumps({"inputs": "SELECT", "parameters": {"max_new_tokens": 32}})
     return {"name": endpoint_name, "url": url,
-            "curl": f"curl -s {url}/invocations -H 'Content-Type: application/json' -d '{example}'"}
+            "curl": f"curl -s {url}/invocations -H 'Content-Type: application/json' -d '{example}'",
+            "deployments": deployments}

@@ -5,6 +5,7 @@ import copy
 import json
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +44,20 @@ def prepare_input(aws: LocalAws, request: RunRequest) -> dict:
 
 def run_execution(aws: LocalAws, request: RunRequest) -> dict:
     """Start the execution, follow it to its end, collect its results into a summary."""
-    started = time.monotonic()
+    started, since = time.monotonic(), datetime.now(timezone.utc)
     execution_input = prepare_input(aws, request)
     aws.progress.info(f"starting execution {request.name}")
     arn = aws.start_execution(execution_input, request.name)
     aws.wait(arn, timeout=request.timeout_seconds)
     aws.endpoints.wait_idle(30)
-    summary = summarize(aws, arn)
+    summary = summarize(aws, arn, since)
     summary["seconds"] = round(time.monotonic() - started, 1)
     save(aws, summary)
     return summary
 
 
-def summarize(aws: LocalAws, execution_arn: str) -> dict[str, Any]:
+def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None) -> dict[str, Any]:
+    """The run's outcome; `since` limits the endpoint's deployments to this run's."""
     description = aws.sfn.describe_execution(executionArn=execution_arn)
     state = aws.final_state(execution_arn)
     error, cause = description.get("error"), description.get("cause")
@@ -68,7 +70,7 @@ def summarize(aws: LocalAws, execution_arn: str) -> dict[str, Any]:
     run_id = (state.get("run") or {}).get("run_id")
     metrics = aws.read_json(f"s3://{aws.artifacts_bucket}/runs/{run_id}/eval/metrics.json") if run_id else None
     deployment = state.get("deployment") or {}
-    endpoint = describe_for_summary(aws.endpoints, deployment.get("endpoint_name"))
+    endpoint = describe_for_summary(aws.endpoints, deployment.get("endpoint_name"), since)
     if endpoint is not None:
         try:
             endpoint["status"] = aws.sagemaker.describe_endpoint(EndpointName=endpoint["name"])["EndpointStatus"]

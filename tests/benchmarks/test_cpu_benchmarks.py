@@ -70,6 +70,21 @@ def test_orchestration_is_execution_minus_time_covered_by_jobs():
     assert split["orchestration_share_of_wall"] == pytest.approx(18.0 / 50.0)
 
 
+def test_endpoint_start_up_is_counted_apart_from_jobs_and_orchestration():
+    summary = {"run_folder": None, "seconds": 40.0, "status": "SUCCEEDED",
+               "jobs": [{"name": "a", "kind": "training", "started": "2026-11-27T10:00:00+00:00",
+                         "ended": "2026-11-27T10:00:20+00:00"}],
+               "endpoint": {"deployments": [{"endpoint": "e", "config": "c", "action": "create",
+                                             "status": "InService", "started": "2026-11-27T10:00:25+00:00",
+                                             "ended": "2026-11-27T10:00:33+00:00"}]}}
+    intervals = workflow_overhead.job_intervals(summary)
+    assert [interval["kind"] for interval in intervals] == ["training", "endpoint"]
+    split = workflow_overhead.split_run(45.0, summary, intervals)
+    assert split["job_seconds"] == pytest.approx(20.0)
+    assert split["endpoint_startup_seconds"] == pytest.approx(8.0)
+    assert split["orchestration_seconds"] == pytest.approx(12.0)
+
+
 def test_count_differences():
     assert count_differences(["a", "b", "c"], ["a", "x", "c"]) == [1]
 

@@ -40,6 +40,8 @@ def test_succeeds_with_metrics_package_and_endpoint(account, first_run):
     package = account.sagemaker.describe_model_package(ModelPackageName=summary["model_package"]["arn"])
     assert package["ModelApprovalStatus"] == "Approved"
     assert summary["endpoint"]["status"] == "InService"
+    [deployment] = summary["endpoint"]["deployments"]
+    assert (deployment["action"], deployment["status"]) == ("create", "InService") and deployment["seconds"] > 0
     assert summary["endpoint_check"]["passed"] is True
     # The run's artifacts are on disk: the S3 copy, the job folders, the summary.
     folder = account.workdir / "runs" / summary["run_id"]
