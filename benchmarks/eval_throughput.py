@@ -6,6 +6,10 @@ how a classic walkthrough evaluated: one request per test row). Batch size and m
 default to the local demo's (examples/local-input.json). Repeats alternate which way goes first, and the
 outputs of the two ways are compared token for token (as decoded text).
 
+Each repeat also times both ways with max_new_tokens=1, which is reading the prompts (the prefill)
+and little else. Reading prompts is compute-bound, so batching barely speeds it up; the one-at-a-time
+time divided by the batched prefill time is the most batching could gain on this machine.
+
     python -m benchmarks.eval_throughput               # SmolLM2-135M, 32 text-to-SQL prompts
     python -m benchmarks.eval_throughput --model tiny  # a quick check
 """
@@ -86,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ways = {"batched": args.batch_size, "one_at_a_time": 1}
     timings: dict[str, list[float]] = {way: [] for way in ways}
+    prefill: dict[str, list[float]] = {way: [] for way in ways}
     outputs: dict[str, list[list[str]]] = {way: [] for way in ways}
     started = time.time()
     load_before = [round(value, 2) for value in os.getloadavg()]
@@ -99,8 +104,12 @@ def main(argv: list[str] | None = None) -> int:
             seconds = time.perf_counter() - began
             timings[way].append(seconds)
             outputs[way].append(texts)
+            began = time.perf_counter()
+            generate(model, tokenizer, prompts, batch_size=ways[way], max_new_tokens=1)
+            prefill[way].append(time.perf_counter() - began)
             print(f"  repeat {repeat + 1}/{args.repeats} {way:<14} {seconds:7.1f}s "
-                  f"{len(prompts) / seconds:6.2f} prompts/s", flush=True)
+                  f"{len(prompts) / seconds:6.2f} prompts/s; reading the prompts alone {prefill[way][-1]:.1f}s",
+                  flush=True)
 
     ratios = [one / batched for one, batched in zip(timings["one_at_a_time"], timings["batched"])]
     differing = count_differences(outputs["batched"][0], outputs["one_at_a_time"][0])
@@ -123,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         "one_at_a_time": {"seconds": spread(timings["one_at_a_time"]).as_dict(),
                           "prompts_per_second": spread([len(prompts) / s for s in timings["one_at_a_time"]]).as_dict()},
         "ratio": spread(ratios).as_dict(),
+        "prefill_seconds": {way: spread(prefill[way]).as_dict() for way in ways},
+        "ratio_ceiling": spread([one / first for one, first in zip(timings["one_at_a_time"],
+                                                                  prefill["batched"])]).as_dict(),
         "outputs_compared": len(prompts),
         "outputs_differing": len(differing),
         "differing_examples": [{"index": index, "batched": outputs["batched"][0][index],

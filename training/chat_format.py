@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from data_formats import RowError, validate_messages
+
 IGNORE_INDEX = -100
 
 # Used when a (base) model has no chat template. Plain-text role markers work with any vocabulary;
@@ -147,19 +149,11 @@ def _assistant_spans(tokenizer: Any, messages: Sequence[dict], full_text: str) -
 
 
 def _check_messages(messages: Sequence[dict]) -> None:
-    if not messages:
-        raise ChatFormatError("messages: empty conversation")
-    allowed = {"system", "user", "assistant"}
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise ChatFormatError(f"messages[{index}]: expected an object with role and content, got {message!r}")
-        role, content = message.get("role"), message.get("content")
-        if role not in allowed:
-            raise ChatFormatError(f"messages[{index}].role: {role!r} is not one of {sorted(allowed)}")
-        if not isinstance(content, str):
-            raise ChatFormatError(f"messages[{index}].content: expected a string, got {type(content).__name__}")
-    if not any(message["role"] == "assistant" for message in messages):
-        raise ChatFormatError("messages: no assistant turn, so there is nothing to learn")
+    """The same rules prepare_data applies, for data sets that reach training some other way."""
+    try:
+        validate_messages(messages)
+    except RowError as error:
+        raise ChatFormatError(str(error)) from error
 
 
 def _template_of(tokenizer: Any) -> str | None:

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from benchmarks import report
+from benchmarks.strategies import auto_choice
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MACHINE = {"cpu": "AMD EPYC", "cores": 2}
@@ -65,13 +66,39 @@ def test_training_goal_needs_both_the_speed_and_little_padding():
     assert report.train_row(train_result(auto_ratio=1.3, auto_padding=0.05))["goal"].startswith("met")
 
 
+def gpu_variant(strategy, role, ratio):
+    return {"name": f"qlora/{strategy}", "real_tokens_per_second": 1000.0 * ratio, "ratio_to_trl_defaults": ratio,
+            "peak_memory_bytes": 2**34, "mfu": 0.1,
+            "settings": {"precision": "qlora", "strategy": strategy, "role": role}}
+
+
+def gpu_result(train_py_choice, strategies):
+    return {"train_py_choice": train_py_choice, "settings": {"precisions": ["qlora"]},
+            "matmul_peak": {"median_flops": 7e14},
+            "variants": [gpu_variant("padding", "trl_defaults", 1.0),
+                         *(gpu_variant(name, "train_py_choice" if name == train_py_choice else "alternative", ratio)
+                           for name, ratio in strategies.items())]}
+
+
 def test_gpu_result_is_rendered_with_its_ratio_per_precision():
     gpu = json.loads((REPO_ROOT / "benchmarks" / "results" / "gpu_qlora_llama8b.json").read_text())
     row = report.gpu_row(gpu)
-    choice = next(v for v in gpu["variants"] if v["settings"]["role"] == "train_py_choice")
+    choice = next(v for v in gpu["variants"] if v["settings"]["strategy"] == report.current_cuda_choice(gpu)
+                  and v["settings"]["role"] != "trl_defaults")
     assert row["ratio"].startswith(f"{choice['ratio_to_trl_defaults']:.2f}x")
     assert "TFLOP/s measured" in row["figures"]
     assert "NVIDIA H" in report.render_summary_table({"gpu_qlora_llama8b": gpu})
+
+
+def test_gpu_row_follows_train_py_s_choice_today_when_the_run_measured_it():
+    now = auto_choice("cuda")
+    other = next(name for name in ("packing", "group_by_length") if name != now)
+    switched = report.gpu_row(gpu_result(other, {other: 1.9, now: 2.25}))
+    assert switched["ratio"] == "2.25x" and f"({now}; the run itself chose {other}" in switched["what"]
+    same = report.gpu_row(gpu_result(now, {now: 2.0, other: 1.5}))
+    assert same["ratio"] == "2.00x" and "switched" not in same["what"]
+    unmeasured = report.gpu_row(gpu_result(other, {other: 1.9}))   # today's choice was not in that run
+    assert unmeasured["ratio"] == "1.90x" and f"({other})" in unmeasured["what"]
 
 
 def test_smoke_results_are_left_out():

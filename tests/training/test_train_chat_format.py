@@ -104,7 +104,8 @@ def test_every_assistant_turn_of_a_multi_turn_conversation_is_trained(tiny_token
         ([], "empty"),
         ([{"role": "robot", "content": "x"}], "messages[0].role"),
         ([{"role": "user", "content": 3}], "messages[0].content"),
-        ([{"role": "user", "content": "only a question"}], "no assistant turn"),
+        ([{"role": "user", "content": "only a question"}], "last message must be the assistant's answer"),
+        ([{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}], "messages[0].role"),
     ],
 )
 def test_bad_conversations_name_the_problem(tiny_tokenizer, messages, field):
