@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks.machine import machine_label
+from benchmarks.measure import spread
 from benchmarks.strategies import auto_choice
 
 GIB = 2 ** 30
@@ -289,6 +290,12 @@ def workflow_details(result: dict[str, Any]) -> str:
         f"Orchestration: {_range(result['orchestration_share_of_wall'], '{:.1%}')} of the wall time, "
         f"{_range(result['orchestration_share_of_execution'], '{:.1%}')} of the execution.",
     ]
+    runs_with_endpoint = [run for run in result.get("runs", []) if "endpoint_startup_seconds" in run]
+    if runs_with_endpoint:
+        shares = spread([(run["orchestration_seconds"] + run["endpoint_startup_seconds"]) / run["wall_seconds"]
+                         for run in runs_with_endpoint]).as_dict()
+        lines[-1] += (f" Counting the endpoint's start-up as orchestration too: {_range(shares, '{:.1%}')} "
+                      f"of the wall time.")
     return "\n".join(lines)
 
 
