@@ -154,10 +154,10 @@ class EndpointEmulator:
         started = _now()
         try:
             server = self._launch(backend, endpoint.endpoint_name, config_name)
-        except DeployFailed as error:
+        except Exception as error:   # DeployFailed, or the emulation itself: never leave it Creating
             endpoint.endpoint_status = "Failed"
-            endpoint.failure_reason = str(error)
-            self._event(endpoint.endpoint_name, f"Failed: {error}")
+            endpoint.failure_reason = _failure_reason(error)
+            self._event(endpoint.endpoint_name, f"Failed: {endpoint.failure_reason}")
         else:
             with self._lock:
                 self.serving[endpoint.endpoint_name] = server
@@ -173,11 +173,11 @@ class EndpointEmulator:
         started = _now()
         try:
             server = self._launch(backend, endpoint.endpoint_name, config_name)
-        except DeployFailed as error:
+        except Exception as error:   # DeployFailed, or the emulation itself: never leave it Updating
             # Blue/green with automatic rollback: the old configuration keeps serving.
             endpoint.endpoint_status = "InService"
-            endpoint.failure_reason = f"Update failed and was rolled back: {error}"
-            self._event(endpoint.endpoint_name, f"update to {config_name} failed, rolled back: {error}")
+            endpoint.failure_reason = f"Update failed and was rolled back: {_failure_reason(error)}"
+            self._event(endpoint.endpoint_name, f"update to {config_name} failed, rolled back: {_failure_reason(error)}")
             result = "RolledBack"
         else:
             with self._lock:
@@ -277,6 +277,13 @@ class EndpointEmulator:
     def _event(self, endpoint_name: str, message: str) -> None:
         if self.on_event is not None:
             self.on_event(endpoint_name, message)
+
+
+def _failure_reason(error: Exception) -> str:
+    """SageMaker's reason for a deployment that failed; the emulation's own errors say they are ours."""
+    if isinstance(error, DeployFailed):
+        return str(error)
+    return f"InternalServerError: local mode could not start the server: {type(error).__name__}: {error}"
 
 
 def _now() -> datetime:

@@ -154,11 +154,12 @@ class JobRunner:
 
     # ---- the job's life --------------------------------------------------------------------------
     def _run(self, job: LocalJob) -> None:
-        # A session of its own: boto3 sessions are not thread-safe, and the Lambdas use the default one.
-        s3 = boto3.session.Session(region_name=self.settings.region).client("s3")
-        job.store = S3Store.of_current_account(self.settings.region)
-        spec = job.spec
+        # Everything inside the try: a thread that died here would leave the job InProgress for ever,
+        # and the execution polling it until its timeout.
         try:
+            # A session of its own: boto3 sessions are not thread-safe, and the Lambdas use the default one.
+            s3 = boto3.session.Session(region_name=self.settings.region).client("s3")
+            job.store = S3Store.of_current_account(self.settings.region)
             self._set_progress(job, "Downloading", "Downloading input data")
             self._prepare_folder(job, s3)
             while True:

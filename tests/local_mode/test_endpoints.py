@@ -111,3 +111,25 @@ def test_endpoint_lifecycle_invoke_update_rollback_and_failure(tmp_path):
                 sagemaker.describe_endpoint(EndpointName="ep")
         finally:
             emulator.shutdown()
+
+
+def test_an_error_of_the_emulation_itself_fails_the_endpoint_instead_of_leaving_it_creating(tmp_path, monkeypatch):
+    emulator = EndpointEmulator(tmp_path)
+
+    def broken_launch(backend, endpoint_name, config_name):
+        raise OSError("no free port")
+
+    monkeypatch.setattr(emulator, "_launch", broken_launch)
+    with mock_aws(), moto_patches.installed(object(), JobRunner(tmp_path), emulator):
+        try:
+            sagemaker = boto3.client("sagemaker", region_name=REGION)
+            create_config(sagemaker, "a")
+            sagemaker.create_endpoint(EndpointName="ep", EndpointConfigName="a-cfg")
+            failed = wait_status(sagemaker, "ep", ("InService", "Failed"))
+            assert failed["EndpointStatus"] == "Failed"
+            assert failed["FailureReason"] == ("InternalServerError: local mode could not start the server: "
+                                               "OSError: no free port")
+            [deployment] = emulator.deployments("ep")
+            assert deployment["status"] == "Failed" and deployment["seconds"] >= 0
+        finally:
+            emulator.shutdown()

@@ -237,3 +237,17 @@ def test_spot_emulation_waits_for_the_whole_checkpoint_to_reach_s3(tmp_path):
     assert runner._should_interrupt(job)
     job.interrupted = True
     assert not runner._should_interrupt(job)          # once per job
+
+
+def test_an_error_of_the_emulation_itself_fails_the_job_instead_of_leaving_it_in_progress(aws, monkeypatch):
+    runner, sagemaker, s3, lines = aws
+
+    class BrokenSession:
+        def __init__(self, **kwargs):
+            raise KeyError("credential_provider")
+
+    monkeypatch.setattr("local_mode.jobs.boto3.session.Session", BrokenSession)
+    sagemaker.create_training_job(**training_request("r1-broken"))
+    job = wait(sagemaker, "r1-broken")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "InternalServerError: KeyError: 'credential_provider'"
