@@ -198,5 +198,5 @@ def test_bad_training_rows_fail_with_line_number(tmp_path, tiny_model_dir, capsy
         run_training(tmp_path, tiny_model_dir, train_dir)
     assert exit_info.value.code == 2
     message = (tmp_path / "failure").read_text()
-    assert "line 3" in message and "no assistant turn" in message
+    assert "line 3" in message and "the last message must be the assistant's answer" in message
     assert "line 3" in capsys.readouterr().err
