@@ -268,6 +268,7 @@ def eval_details(result: dict[str, Any]) -> str:
 
 
 def workflow_details(result: dict[str, Any]) -> str:
+    endpoint = result.get("endpoint_startup_seconds")
     lines = [
         "## Workflow overhead",
         "",
@@ -280,8 +281,8 @@ def workflow_details(result: dict[str, Any]) -> str:
         f"| whole command (wall) | {_range(result['wall_seconds'], '{:.1f}')} |",
         f"| execution | {_range(result['execution_seconds'], '{:.1f}')} |",
         f"| inside the jobs | {_range(result['job_seconds'], '{:.1f}')} |",
-        *([f"| endpoint start-up (CreateEndpoint until the server answers /ping) | "
-           f"{_range(result['endpoint_startup_seconds'], '{:.1f}')} |"] if result.get("endpoint_startup_seconds") else []),
+        *([f"| endpoint start-up (CreateEndpoint until the server answers /ping) | {_range(endpoint, '{:.1f}')} |"]
+          if endpoint else []),
         f"| orchestration (the rest of the execution: Lambdas, state transitions, waits, polls) | "
         f"{_range(result['orchestration_seconds'], '{:.1f}')} |",
         f"| start-up (wall minus execution) | {_range(result['startup_seconds'], '{:.1f}')} |",

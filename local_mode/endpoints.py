@@ -176,8 +176,9 @@ class EndpointEmulator:
         except Exception as error:   # DeployFailed, or the emulation itself: never leave it Updating
             # Blue/green with automatic rollback: the old configuration keeps serving.
             endpoint.endpoint_status = "InService"
-            endpoint.failure_reason = f"Update failed and was rolled back: {_failure_reason(error)}"
-            self._event(endpoint.endpoint_name, f"update to {config_name} failed, rolled back: {_failure_reason(error)}")
+            reason = _failure_reason(error)
+            endpoint.failure_reason = f"Update failed and was rolled back: {reason}"
+            self._event(endpoint.endpoint_name, f"update to {config_name} failed, rolled back: {reason}")
             result = "RolledBack"
         else:
             with self._lock:
