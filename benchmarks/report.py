@@ -206,13 +206,18 @@ def _hyperparameters_text(hyperparameters: dict[str, Any]) -> str:
     return ", ".join(f"{name} {hyperparameters[name]}" for name in shown if name in hyperparameters)
 
 
+def _provenance(result: dict[str, Any]) -> str:
+    """Command, machine, date and load: what a reader needs to trust or repeat a figure."""
+    return (f"`{result['command']}` on {machine_label(result['machine'])}, {_date(result)}; load average "
+            f"{result.get('load_average_before')} before, {result.get('load_average_after')} after.")
+
+
 def train_details(result: dict[str, Any]) -> str:
     settings = result["settings"]
     lines = [
         "## Fine-tuning throughput on CPU",
         "",
-        f"`{result['command']}` on {machine_label(result['machine'])}, {_date(result)}; load average "
-        f"{result.get('load_average_before')} before, {result.get('load_average_after')} after.",
+        _provenance(result),
         "",
         f"Model {settings['model']}, {settings['quantization']}, the local demo's hyperparameters "
         f"({_hyperparameters_text(settings.get('hyperparameters', {}))}), {settings['threads']} threads. Each run trains {settings['steps']} optimizer steps in a fresh process, on "
@@ -239,8 +244,7 @@ def eval_details(result: dict[str, Any]) -> str:
     lines = [
         "## Evaluation throughput",
         "",
-        f"`{result['command']}` on {machine_label(result['machine'])}, {_date(result)}; load average "
-        f"{result.get('load_average_before')} before, {result.get('load_average_after')} after.",
+        _provenance(result),
         "",
         f"Model {settings['model']}, {settings['prompts']} prompts from {settings['data']}, greedy, "
         f"max_new_tokens {settings['max_new_tokens']}, {settings['repeats']} repeats in alternating order.",
@@ -272,8 +276,7 @@ def workflow_details(result: dict[str, Any]) -> str:
     lines = [
         "## Workflow overhead",
         "",
-        f"`{result['command']}` on {machine_label(result['machine'])}, {_date(result)}; load average "
-        f"{result.get('load_average_before')} before, {result.get('load_average_after')} after. Each run is "
+        _provenance(result) + " Each run is "
         f"`{result['settings']['local_mode_command']}`.",
         "",
         "| Part | Seconds |",
