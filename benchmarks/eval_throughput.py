@@ -29,7 +29,8 @@ if str(REPO_ROOT) not in sys.path:
 if str(REPO_ROOT / "training") not in sys.path:
     sys.path.append(str(REPO_ROOT / "training"))
 
-from benchmarks.machine import default_threads, machine_description  # noqa: E402
+from benchmarks.machine import default_threads  # noqa: E402
+from benchmarks import result_file  # noqa: E402
 from benchmarks.measure import spread  # noqa: E402
 from benchmarks.train_throughput import dataset_source, load_conversations  # noqa: E402
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     prefill: dict[str, list[float]] = {way: [] for way in ways}
     outputs: dict[str, list[list[str]]] = {way: [] for way in ways}
     started = time.time()
-    load_before = [round(value, 2) for value in os.getloadavg()]
+    load_before = result_file.load_average()
     print(f"{len(prompts)} prompts, model {args.model}, batch size {args.batch_size} vs 1, max_new_tokens "
           f"{args.max_new_tokens}, {args.repeats} repeats", flush=True)
     for repeat in range(args.repeats):
@@ -117,13 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     generated_tokens = sum(len(tokenizer(text, add_special_tokens=False)["input_ids"])
                            for text in outputs["one_at_a_time"][0])
     payload: dict[str, Any] = {
-        "benchmark": RESULT_NAME,
-        "what": "evaluate.py's batched greedy generation vs one prompt at a time, same prompts and settings",
-        "command": " ".join(["python -m benchmarks.eval_throughput", *(sys.argv[1:] if argv is None else argv)]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": machine_description(),
-        "load_average_before": load_before,
-        "load_average_after": [round(value, 2) for value in os.getloadavg()],
+        **result_file.header(RESULT_NAME, "evaluate.py's batched greedy generation vs one prompt at a time, "
+                             "same prompts and settings", argv, started, load_before),
         "settings": {"model": args.model, "prompts": len(prompts), "batch_size": args.batch_size,
                      "max_new_tokens": args.max_new_tokens, "repeats": args.repeats, "threads": args.threads,
                      "data": source_label, "greedy": True},
@@ -143,10 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         "generated_tokens_one_at_a_time": generated_tokens,
         "wall_seconds": time.time() - started,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{RESULT_NAME}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path = result_file.write(args.out, RESULT_NAME, payload)
     print(f"\nbatched {payload['batched']['prompts_per_second']['median']:.2f} prompts/s, one at a time "
           f"{payload['one_at_a_time']['prompts_per_second']['median']:.2f} prompts/s: "
           f"{payload['ratio']['median']:.2f}x ({payload['ratio']['min']:.2f}-{payload['ratio']['max']:.2f}); "

@@ -37,7 +37,8 @@ if str(REPO_ROOT) not in sys.path:
 if str(REPO_ROOT / "training") not in sys.path:
     sys.path.append(str(REPO_ROOT / "training"))
 
-from benchmarks.machine import default_threads, machine_description  # noqa: E402
+from benchmarks.machine import default_threads  # noqa: E402
+from benchmarks import result_file  # noqa: E402
 from benchmarks.measure import spread  # noqa: E402
 from benchmarks.strategies import DEFAULTS, auto_choice, single_strategies  # noqa: E402
 
@@ -250,13 +251,6 @@ def verdict(summaries: list[dict[str, Any]], auto: str) -> dict[str, Any]:
     }
 
 
-def load_average() -> list[float] | None:
-    try:
-        return [round(value, 2) for value in os.getloadavg()]
-    except OSError:
-        return None
-
-
 # ---------------------------------------------------------------------------------------------- main
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -302,14 +296,8 @@ def write_results(args, argv, strategies, runs, auto, started, load_before, sour
     """Write the results so far (after every run, so a stopped benchmark still leaves its figures)."""
     summaries = summarize(strategies, runs, auto)
     payload = {
-        "benchmark": RESULT_NAME,
-        "what": "LoRA fine-tuning, the same number of steps from the same rows: trl's defaults vs train.py's "
-                "batching strategies",
-        "command": " ".join(["python -m benchmarks.train_throughput", *(sys.argv[1:] if argv is None else argv)]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": machine_description(),
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
+        **result_file.header(RESULT_NAME, "LoRA fine-tuning, the same number of steps from the same rows: trl's "
+                             "defaults vs train.py's batching strategies", argv, started, load_before),
         "settings": {"model": args.model, "pool_rows": args.pool_rows, "steps": args.steps, "repeats": args.repeats,
                      "batch_size": args.batch_size, "max_length": args.max_length,
                      "hyperparameters": run_hyperparameters(demo_hyperparameters(), args.steps, args.batch_size,
@@ -321,11 +309,7 @@ def write_results(args, argv, strategies, runs, auto, started, load_before, sour
         "runs": runs,
         "wall_seconds": time.time() - started,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{RESULT_NAME}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
-    return summaries, path
+    return summaries, result_file.write(args.out, RESULT_NAME, payload)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         strategies.append(auto)
     conversations = load_conversations(source, args.pool_rows, args.seed)
     started = time.time()
-    load_before = load_average()
+    load_before = result_file.load_average()
     runs: list[dict[str, Any]] = []
     print(f"{len(strategies)} variants x {args.repeats} repeats of {args.steps} steps (batch size {args.batch_size}, "
           f"max_length {args.max_length}), model {args.model}, {args.pool_rows} rows from {source_label}; "

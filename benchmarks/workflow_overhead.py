@@ -36,7 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.machine import machine_description  # noqa: E402
+from benchmarks import result_file  # noqa: E402
 from benchmarks.measure import spread  # noqa: E402
 
 RESULT_NAME = "workflow_overhead"
@@ -170,7 +170,7 @@ def time_synth(scratch: Path) -> float:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.time()
-    load_before = [round(value, 2) for value in os.getloadavg()]
+    load_before = result_file.load_average()
     runs, synth = [], []
     with tempfile.TemporaryDirectory(prefix="workflow-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
@@ -192,13 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         return spread([run[key] for run in runs]).as_dict()
 
     payload = {
-        "benchmark": RESULT_NAME,
-        "what": "local-mode demo: orchestration's own time against the time inside the SageMaker jobs; app synth",
-        "command": " ".join(["python -m benchmarks.workflow_overhead", *(sys.argv[1:] if argv is None else argv)]),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": machine_description(),
-        "load_average_before": load_before,
-        "load_average_after": [round(value, 2) for value in os.getloadavg()],
+        **result_file.header(RESULT_NAME, "local-mode demo: orchestration's own time against the time inside the "
+                             "SageMaker jobs; app synth", argv, started, load_before),
         "settings": {"model": args.model, "repeats": args.repeats, "synth_repeats": args.synth_repeats,
                      "local_mode_command": f"python -m local_mode run --model {args.model} --input "
                                            "<examples/local-input.json with the gate opened> --summary-json FILE",
@@ -215,10 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "benchmark_seconds": time.time() - started,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{RESULT_NAME}.json"
-    path.write_text(json.dumps(payload, indent=2) + "\n")
+    path = result_file.write(args.out, RESULT_NAME, payload)
     share = payload["orchestration_share_of_execution"]
     print(f"\norchestration {payload['orchestration_seconds']['median']:.1f}s = {100 * share['median']:.1f}% of the "
           f"execution ({100 * share['min']:.1f}-{100 * share['max']:.1f}%); synth "
