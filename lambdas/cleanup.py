@@ -62,9 +62,12 @@ def _remove_endpoint_resources(names: dict, run_id: str, deployment: dict) -> tu
             notes.append(f"endpoint {endpoint_name} served before this run and keeps "
                          f"{endpoint['EndpointConfigName']}")
     if not config_in_use:
-        if _delete("delete_endpoint_config", EndpointConfigName=config_name):
+        # Described first: IAM decides a delete before SageMaker looks for the resource, and the
+        # tag condition on deletes cannot hold for a resource that was never created.
+        if endpoints.describe_endpoint_config(config_name) is not None \
+                and _delete("delete_endpoint_config", EndpointConfigName=config_name):
             deleted.append(f"endpoint-config/{config_name}")
-        if _delete("delete_model", ModelName=model_name):
+        if endpoints.describe_model(model_name) is not None and _delete("delete_model", ModelName=model_name):
             deleted.append(f"model/{model_name}")
     return deleted, notes
 

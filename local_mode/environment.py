@@ -20,6 +20,7 @@ from moto import mock_aws
 from local_mode import moto_patches
 from local_mode.moto_patches import S3Store
 from local_mode.endpoints import EndpointEmulator, EndpointSettings
+from local_mode.iam import AccountIam
 from local_mode.jobs import JobRunner, JobSettings
 from local_mode.lambda_invoker import LambdaInvoker
 from local_mode.progress import Progress
@@ -79,11 +80,16 @@ class LocalAws:
         self.endpoints = EndpointEmulator(self.workdir, settings=EndpointSettings(
             region=region, never_healthy=self.settings.unhealthy_endpoints,
             health_check_timeout_cap=self.settings.health_check_timeout_cap), on_event=self.progress.endpoint_event)
-        self.lambdas = LambdaInvoker(region, logs_dir=self.workdir / "lambda")
+        self.lambdas = LambdaInvoker(region, logs_dir=self.workdir / "lambda",
+                                     identity=lambda function: self.iam.lambda_identity(function))
         self._patches = moto_patches.installed(self.lambdas, self.jobs, self.endpoints)
         self._patches.__enter__()
         self.lambdas.__enter__()
         self.stack = deploy(self.template, self.stack_name, region)
+        # From here on every request a Lambda or the state machine makes is evaluated against the
+        # template's policies; the runner's own requests (the operator's) are not.
+        self.iam = AccountIam(self.template, self.stack)
+        self.iam.install(boto3.DEFAULT_SESSION)
         self.sfn = boto3.client("stepfunctions", region_name=region)
         self.s3 = boto3.client("s3", region_name=region)
         self.sagemaker = boto3.client("sagemaker", region_name=region)
@@ -148,6 +154,7 @@ class LocalAws:
 
     # ---- executions ------------------------------------------------------------------------------
     def start_execution(self, execution_input: dict, name: str) -> str:
+        self.iam.execution_started()
         return self.sfn.start_execution(stateMachineArn=self.stack.state_machine_arn, name=name,
                                         input=json.dumps(execution_input))["executionArn"]
 

@@ -8,6 +8,7 @@ class name exactly as they do in AWS.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import io
 import json
@@ -18,7 +19,7 @@ import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 
@@ -63,8 +64,11 @@ class LambdaInvoker:
 
     def __init__(self, region: str, logs_dir: Path | None = None, lambdas_dir: Path = LAMBDAS_DIR,
                  on_invoke: Callable[[str, dict, str, bool], None] | None = None,
-                 extra_environment: dict[str, str] | None = None):
+                 extra_environment: dict[str, str] | None = None,
+                 identity: Callable[[Any], ContextManager] | None = None):
         self.region = region
+        # Wraps each handler call: local mode's IAM makes the handler's requests as the function's role.
+        self.identity = identity or (lambda function: contextlib.nullcontext())
         self.logs_dir = logs_dir
         self.lambdas_dir = Path(lambdas_dir)
         self.on_invoke = on_invoke
@@ -129,7 +133,8 @@ class LambdaInvoker:
             if not module_name or not attribute:
                 raise ImportError(f"Bad handler '{function.handler}': expected module.function")
             handler = getattr(importlib.import_module(module_name), attribute)
-            result = handler(event, context)
+            with self.identity(function):
+                result = handler(event, context)
             payload = json.dumps(result)
         except Exception as error:  # the runtime reports every exception as the function's error
             errored = True

@@ -96,6 +96,7 @@ def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None) 
         "cleanup": state.get("cleanup"),
         "output": json.loads(description["output"]) if description.get("output") else None,
         "not_emulated": aws.stack.not_emulated,
+        "iam": aws.iam.summary(),
     }
 
 

@@ -34,6 +34,9 @@ class FunctionInfo:
     name: str
     handler: str
     environment: dict[str, str]
+    role_arn: str = ""
+    log_group: str | None = None      # LoggingConfig.LogGroup; Lambda's default is /aws/lambda/<name>
+    tracing: bool = False             # TracingConfig.Mode Active
 
 
 @dataclass
@@ -45,8 +48,16 @@ class DeployedStack:
     outputs: dict[str, str]
     functions: dict[str, FunctionInfo]
     state_machine_arn: str
+    state_machine_role_arn: str = ""
+    state_machine_tracing: bool = False
+    state_machine_logging: bool = False
     code_uris: list[str] = field(default_factory=list)
     not_emulated: list[str] = field(default_factory=list)
+    resolver: Resolver | None = None
+
+    @property
+    def function_arns(self) -> dict[str, str]:
+        return {info.name: self.physical[info.logical_id].attributes["Arn"] for info in self.functions.values()}
 
     def output(self, name: str) -> str:
         if name not in self.outputs:
@@ -81,7 +92,8 @@ def deploy(template: dict, stack_name: str, region: str, training_dir: Path = RE
             elif resource_type == "AWS::S3::Bucket":
                 _create_bucket(clients.s3, name, region, properties)
             elif resource_type == "AWS::SNS::Topic":
-                clients.sns.create_topic(Name=physical[logical_id].attributes["TopicName"])
+                attributes = {"KmsMasterKeyId": properties["KmsMasterKeyId"]} if properties.get("KmsMasterKeyId") else {}
+                clients.sns.create_topic(Name=physical[logical_id].attributes["TopicName"], Attributes=attributes)
             elif resource_type == "AWS::SQS::Queue":
                 clients.sqs.create_queue(QueueName=physical[logical_id].attributes["QueueName"])
             elif resource_type == "AWS::Logs::LogGroup":
@@ -98,16 +110,19 @@ def deploy(template: dict, stack_name: str, region: str, training_dir: Path = RE
                 _upload_code(clients.s3, training_dir, uri)
                 code_uris.append(uri)
             elif resource_type == "AWS::StepFunctions::StateMachine":
-                state_machines.append(_create_state_machine(clients.sfn, name, properties))
+                state_machines.append((_create_state_machine(clients.sfn, name, properties), properties))
     if len(state_machines) != 1:
         raise TemplateError(f"expected one state machine in the template, found {len(state_machines)}")
     outputs = {}
     for output_name, output in (template.get("Outputs") or {}).items():
         if _condition_holds(resolver, output):
             outputs[output_name] = resolver.resolve(output["Value"], f"Outputs.{output_name}")
+    machine_arn, machine = state_machines[0]
     return DeployedStack(stack_name=stack_name, region=region, account=account, physical=physical, outputs=outputs,
-                         functions=functions, state_machine_arn=state_machines[0], code_uris=code_uris,
-                         not_emulated=not_emulated)
+                         functions=functions, state_machine_arn=machine_arn, code_uris=code_uris,
+                         not_emulated=not_emulated, state_machine_role_arn=machine.get("RoleArn", ""),
+                         state_machine_tracing=bool((machine.get("TracingConfiguration") or {}).get("Enabled")),
+                         state_machine_logging=bool(machine.get("LoggingConfiguration")), resolver=resolver)
 
 
 class _Clients:
@@ -162,6 +177,22 @@ def _create_bucket(s3: Any, name: str, region: str, properties: dict) -> None:
         s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
     if (properties.get("VersioningConfiguration") or {}).get("Status") == "Enabled":
         s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    rules = (properties.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration") or []
+    if rules:
+        # Default encryption decides which key S3 uses for every object written, and so what KMS checks.
+        s3.put_bucket_encryption(Bucket=name,
+                                 ServerSideEncryptionConfiguration={"Rules": [_encryption_rule(r) for r in rules]})
+
+
+def _encryption_rule(rule: dict) -> dict:
+    """A template's ServerSideEncryptionRule in the shape PutBucketEncryption takes."""
+    default = rule["ServerSideEncryptionByDefault"]
+    converted: dict[str, Any] = {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": default["SSEAlgorithm"]}}
+    if default.get("KMSMasterKeyID"):
+        converted["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] = default["KMSMasterKeyID"]
+    if "BucketKeyEnabled" in rule:
+        converted["BucketKeyEnabled"] = bool(rule["BucketKeyEnabled"])
+    return converted
 
 
 def _code_zip(lambdas_dir: Path) -> bytes:
@@ -181,7 +212,10 @@ def _create_function(client: Any, logical_id: str, name: str, properties: dict, 
         Handler=handler, Code={"ZipFile": _code_zip(lambdas_dir)}, Timeout=int(properties.get("Timeout", 3)),
         MemorySize=int(properties.get("MemorySize", 128)), Environment={"Variables": environment},
         Description=str(properties.get("Description", ""))[:256])
-    return FunctionInfo(logical_id=logical_id, name=name, handler=handler, environment=environment)
+    return FunctionInfo(logical_id=logical_id, name=name, handler=handler, environment=environment,
+                        role_arn=properties["Role"],
+                        log_group=(properties.get("LoggingConfig") or {}).get("LogGroup"),
+                        tracing=(properties.get("TracingConfig") or {}).get("Mode") == "Active")
 
 
 def _upload_code(s3: Any, training_dir: Path, uri: str) -> None:

@@ -31,11 +31,14 @@ ACTIONS_WITHOUT_RESOURCES = {
     "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
     "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
+    # Listing model packages names the group as a filter; the request authorizes no ARN.
+    "sagemaker:ListModelPackages",
 }
 
 REASON_RESOURCE_STAR = ("Only actions without resource-level permissions use Resource '*' (X-Ray "
                         "tracing, ECR login, CloudWatch metrics limited to the /aws/sagemaker/ namespace, "
-                        "Step Functions log delivery, and network interfaces for jobs in your VPC)")
+                        "Step Functions log delivery, listing the model packages of a group, and network "
+                        "interfaces for jobs in your VPC)")
 REASON_RUNS = ("Run artifacts live under runs/{run_id}/ with run ids chosen per execution; access "
                "stays inside the runs/ prefix of the pipeline's own bucket")
 REASON_CODE = "Training code versions live under code/{asset hash}/ of the artifacts bucket; read only"

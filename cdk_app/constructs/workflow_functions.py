@@ -87,18 +87,21 @@ class WorkflowFunctions(Construct):
         self._allow(fn["start_job"], ["sagemaker:AddTags"], self._job_arns())
         self._allow(fn["start_job"], _DESCRIBE_JOBS, self._job_arns())
         self._allow(fn["describe_job"], _DESCRIBE_JOBS, self._job_arns())
-        self._allow(fn["gate"], ["sagemaker:ListModelPackages"], [self._group_arn()])
+        # Listing is authorized against no ARN (the group is a filter of the request, not its resource).
+        self._allow(fn["gate"], ["sagemaker:ListModelPackages"], ["*"])
         self._allow(fn["gate"], ["sagemaker:DescribeModelPackage"], [self._package_arns()])
         self._allow(fn["register"], ["sagemaker:CreateModelPackage", "sagemaker:AddTags"],
                     [self._group_arn(), self._package_arns()])
-        self._allow(fn["register"], ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages",
-                                     "sagemaker:UpdateModelPackage", "sagemaker:DescribeModelPackageGroup"],
+        self._allow(fn["register"], ["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage",
+                                     "sagemaker:DescribeModelPackageGroup"],
                     [self._group_arn(), self._package_arns()])
+        self._allow(fn["register"], ["sagemaker:ListModelPackages"], ["*"])
         self._allow(fn["deploy"], ["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig",
                                    "sagemaker:CreateEndpoint"],
                     self._serving_arns(), {"Null": {f"aws:RequestTag/{RUN_TAG}": "false"}})
         self._allow(fn["deploy"], ["sagemaker:AddTags"], self._serving_arns())
-        self._allow(fn["deploy"], ["sagemaker:UpdateEndpoint"], [self._arn("endpoint", "*")],
+        # UpdateEndpoint authorizes the endpoint and the endpoint config it names.
+        self._allow(fn["deploy"], ["sagemaker:UpdateEndpoint"], self._endpoint_and_config_arns(),
                     {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
         self._allow(fn["deploy"], _DESCRIBE_SERVING, self._serving_arns())
         self._allow(fn["deploy"], ["sagemaker:ListTags"], [self._arn("endpoint", "*")])
@@ -117,7 +120,7 @@ class WorkflowFunctions(Construct):
                                     "sagemaker:DeleteModel"],
                     self._serving_arns(), {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
         # Returns an endpoint this run was updating to the config it served before.
-        self._allow(fn["cleanup"], ["sagemaker:UpdateEndpoint"], [self._arn("endpoint", "*")],
+        self._allow(fn["cleanup"], ["sagemaker:UpdateEndpoint"], self._endpoint_and_config_arns(),
                     {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
         self._allow(fn["cleanup"], ["sagemaker:ListTags"], [self._arn("endpoint", "*")])
 
@@ -164,11 +167,15 @@ class WorkflowFunctions(Construct):
         return [self._arn("model", "*-model"), self._arn("endpoint-config", "*-cfg"),
                 self._arn("endpoint", "*")]
 
+    def _endpoint_and_config_arns(self) -> list[str]:
+        return [self._arn("endpoint", "*"), self._arn("endpoint-config", "*-cfg")]
+
+    # SageMaker writes model package group names in lower case in ARNs.
     def _group_arn(self) -> str:
-        return self._arn("model-package-group", self._group_name)
+        return self._arn("model-package-group", self._group_name.lower())
 
     def _package_arns(self) -> str:
-        return self._arn("model-package", f"{self._group_name}/*")
+        return self._arn("model-package", f"{self._group_name.lower()}/*")
 
     @staticmethod
     def _allow(function: lambda_.Function, actions: list[str], resources: list[str],

@@ -1,0 +1,48 @@
+"""A template with one grant removed: the run fails with AccessDenied where AWS would, and Cleanup runs.
+
+In a module of its own: it needs an emulated account of its own, with the edited template.
+"""
+import copy
+
+from local_mode.run import RunRequest, run_execution
+from tests.e2e.conftest import EXAMPLE_DATA, local_aws
+
+
+def without_create_training_job(template):
+    """The template with sagemaker:CreateTrainingJob taken out of every policy."""
+    template = copy.deepcopy(template)
+    removed = 0
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "sagemaker:CreateTrainingJob" in actions:
+                statement["Action"] = [a for a in actions if a != "sagemaker:CreateTrainingJob"]
+                removed += 1
+    assert removed == 1
+    return template
+
+
+def test_a_missing_grant_fails_the_state_that_needs_it_and_cleanup_runs(stack_template, tiny_model, tiny_input,
+                                                                         tmp_path):
+    stack_name, template = stack_template
+    with local_aws(tmp_path, (stack_name, without_create_training_job(template))) as aws:
+        summary = run_execution(aws, RunRequest(tiny_input, "missing-grant", model_dir=tiny_model,
+                                                dataset=EXAMPLE_DATA, timeout_seconds=600))
+        failure = next(event.get("taskFailedEventDetails") or event["lambdaFunctionFailedEventDetails"]
+                       for event in aws.history(summary["execution_arn"])
+                       if "taskFailedEventDetails" in event or "lambdaFunctionFailedEventDetails" in event)
+        entered = [event["stateEnteredEventDetails"]["name"] for event in aws.history(summary["execution_arn"])
+                   if "stateEnteredEventDetails" in event]
+    assert summary["status"] == "FAILED"
+    assert "AccessDeniedException" in summary["cause"]
+    assert "sagemaker:CreateTrainingJob" in summary["cause"] and "StartJobRole" in summary["cause"]
+    assert "training-job/" in summary["cause"]
+    assert "AccessDeniedException" in failure["cause"]
+    assert entered.index("StartTrain") < entered.index("Cleanup")
+    assert [job["kind"] for job in summary["jobs"]] == ["processing"]
+    assert summary["cleanup"] is not None and summary["cleanup"]["error"] == "ClientError"
+    denied = summary["iam"]["denials"]
+    assert [(d["action"], d["operation"]) for d in denied] == [("sagemaker:CreateTrainingJob",
+                                                                "sagemaker:CreateTrainingJob")]
