@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--simulate-spot-interruption", action="store_true",
                      help="kill the training process once its first checkpoint is in S3 and let the job restart, "
                           "as a managed spot interruption does")
+    run.add_argument("--iam-report", action="store_true",
+                     help="print every IAM check of the run (principal, action, resource, decision, statement)")
     run.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds (default: 3600)")
     return parser
 
@@ -104,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         progress.info(f"emulated account ready: stack {stack_name}, state machine {aws.stack.state_machine_arn}")
         request = RunRequest(execution_input=execution_input, name=name, model_dir=model_dir, dataset=dataset,
                              dataset_format=dataset_format, timeout_seconds=args.timeout)
+        first_check = aws.iam.checks_so_far
         summary = run_execution(aws, request)
+        if args.iam_report:
+            print(aws.iam.table(first_check), flush=True)
         Progress(quiet=False).summary(summary)
         if args.summary_json:
             args.summary_json.parent.mkdir(parents=True, exist_ok=True)

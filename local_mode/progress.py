@@ -109,8 +109,13 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
     if endpoint and endpoint.get("url"):
         lines.append(f"Endpoint {endpoint['name']}: {endpoint['url']}")
         lines.append(f"  try:  {endpoint['curl']}")
+    iam = summary.get("iam")
+    if iam:
+        lines.append(f"IAM:    {iam['checks']} checks, {iam['denied']} denied"
+                     + "".join(f"\n  DENIED {d['principal']}: {d['action']} on {d['resource']}"
+                               for d in iam.get("denials", [])[:5]))
     if summary.get("run_folder"):
-        lines.append(f"Run folder: {summary['run_folder']}  (jobs/, lambda/, s3/, summary.json)")
+        lines.append(f"Run folder: {summary['run_folder']}  (jobs/, lambda/, s3/, summary.json, iam-checks.txt)")
     lines.append("=" * 72)
     return lines
 

@@ -45,19 +45,20 @@ def prepare_input(aws: LocalAws, request: RunRequest) -> dict:
 def run_execution(aws: LocalAws, request: RunRequest) -> dict:
     """Start the execution, follow it to its end, collect its results into a summary."""
     started, since = time.monotonic(), datetime.now(timezone.utc)
+    first_check = aws.iam.checks_so_far
     execution_input = prepare_input(aws, request)
     aws.progress.info(f"starting execution {request.name}")
     arn = aws.start_execution(execution_input, request.name)
     aws.wait(arn, timeout=request.timeout_seconds)
     aws.endpoints.wait_idle(30)
-    summary = summarize(aws, arn, since)
+    summary = summarize(aws, arn, since, first_check)
     summary["seconds"] = round(time.monotonic() - started, 1)
-    save(aws, summary)
+    save(aws, summary, first_check)
     return summary
 
 
-def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None) -> dict[str, Any]:
-    """The run's outcome; `since` limits the endpoint's deployments to this run's."""
+def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, first_check: int = 0) -> dict[str, Any]:
+    """The run's outcome; `since` and `first_check` limit deployments and IAM checks to this run's."""
     description = aws.sfn.describe_execution(executionArn=execution_arn)
     state = aws.final_state(execution_arn)
     error, cause = description.get("error"), description.get("cause")
@@ -96,12 +97,12 @@ def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None) 
         "cleanup": state.get("cleanup"),
         "output": json.loads(description["output"]) if description.get("output") else None,
         "not_emulated": aws.stack.not_emulated,
-        "iam": aws.iam.summary(),
+        "iam": aws.iam.summary(first_check),
     }
 
 
-def save(aws: LocalAws, summary: dict) -> None:
-    """Copy the run's S3 objects beside its jobs and write summary.json into the run folder."""
+def save(aws: LocalAws, summary: dict, first_check: int = 0) -> None:
+    """Copy the run's S3 objects beside its jobs; write summary.json and the IAM checks (iam-checks.txt)."""
     run_id = summary.get("run_id")
     if not run_id:
         return
@@ -109,3 +110,4 @@ def save(aws: LocalAws, summary: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     summary["s3_objects"] = aws.copy_run_objects(run_id, folder / "s3")
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    (folder / "iam-checks.txt").write_text(aws.iam.table(first_check) + "\n")

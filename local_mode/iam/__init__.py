@@ -78,11 +78,15 @@ class AccountIam:
             self.record(self.state_machine, service_checks.execution_tracing(), "step functions tracing")
 
     # ---- reporting ------------------------------------------------------------------------------
-    def summary(self) -> dict[str, Any]:
-        return self.enforcer.summary()
+    @property
+    def checks_so_far(self) -> int:
+        return len(self.enforcer.records)
 
-    def table(self) -> str:
-        return self.enforcer.table()
+    def summary(self, since: int = 0) -> dict[str, Any]:
+        return self.enforcer.summary(since)
+
+    def table(self, since: int = 0) -> str:
+        return self.enforcer.table(since)
 
     def _encrypted_log_groups(self, template: dict[str, Any]) -> dict[str, str]:
         groups = {}

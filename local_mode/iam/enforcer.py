@@ -77,9 +77,10 @@ class IamEnforcer:
         self.authorize(principal, checks, f"{service}:{operation}", service)
 
     # ---- reporting ------------------------------------------------------------------------------
-    def summary(self) -> dict[str, Any]:
+    def summary(self, since: int = 0) -> dict[str, Any]:
+        """Counts of the checks from record `since` on (a run's own, when the account ran several)."""
         with self._lock:
-            records = list(self.records)
+            records = list(self.records[since:])
         by_principal: dict[str, dict[str, int]] = {}
         for record in records:
             counts = by_principal.setdefault(record.principal, {"allowed": 0, "denied": 0})
@@ -88,10 +89,10 @@ class IamEnforcer:
                 "denied": sum(not r.allowed for r in records), "by_principal": dict(sorted(by_principal.items())),
                 "denials": [asdict(r) for r in records if not r.allowed]}
 
-    def table(self) -> str:
+    def table(self, since: int = 0) -> str:
         """Every check as a fixed-width table: principal, action, resource, decision, statement."""
         with self._lock:
-            records = list(self.records)
+            records = list(self.records[since:])
         rows = [("PRINCIPAL", "ACTION", "RESOURCE", "DECISION", "STATEMENT")]
         rows += [(r.principal, r.action, r.resource, "allow" if r.allowed else "DENY", r.statement or "-")
                  for r in records]
