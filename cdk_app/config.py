@@ -38,6 +38,8 @@ class Settings:
     training_py_version: str = "py312"
     # Hugging Face LLM inference image (Text Generation Inference) version.
     inference_image_version: str = "3.3.6"
+    # Hugging Face vLLM inference image version (deployment.engine "vllm").
+    vllm_image_version: str = "0.29.0"
     prepare_instance_type: str = "ml.m5.xlarge"
     train_instance_type: str = "ml.g5.2xlarge"
     evaluate_instance_type: str = "ml.g5.2xlarge"
@@ -172,10 +174,11 @@ def _convert(name: str, raw: Any, default: Any) -> Any:
 
 @dataclass(frozen=True)
 class RegionImages:
-    """The two container images of one region, and the ECR accounts that serve them."""
+    """The container images of one region, and the ECR accounts that serve them."""
 
     training_image_uri: str
     inference_image_uri: str
+    vllm_image_uri: str
 
     @property
     def training_account(self) -> str:
@@ -185,9 +188,13 @@ class RegionImages:
     def inference_account(self) -> str:
         return self.inference_image_uri.split(".", 1)[0]
 
+    @property
+    def vllm_account(self) -> str:
+        return self.vllm_image_uri.split(".", 1)[0]
+
 
 def image_catalogue(settings: Settings) -> dict[str, RegionImages]:
-    """Image URIs for every region the sagemaker package's catalogue lists for both images.
+    """Image URIs for every region the sagemaker package's catalogue lists for all three images.
 
     Resolved at synth time from the catalogue shipped inside the `sagemaker` package (no network,
     no account), so one template deploys to any of these regions.
@@ -196,6 +203,7 @@ def image_catalogue(settings: Settings) -> dict[str, RegionImages]:
 
     training_versions = image_uris.config_for_framework("huggingface")["training"]["versions"]
     inference_versions = image_uris.config_for_framework("huggingface-llm")["inference"]["versions"]
+    vllm_versions = image_uris.config_for_framework("huggingface-vllm")["inference"]["versions"]
     if settings.training_image_version not in training_versions:
         raise SettingsError(
             f"context {CONTEXT_PREFIX}training_image_version: {settings.training_image_version!r} is not "
@@ -211,8 +219,13 @@ def image_catalogue(settings: Settings) -> dict[str, RegionImages]:
         raise SettingsError(
             f"context {CONTEXT_PREFIX}inference_image_version: {settings.inference_image_version!r} is not "
             f"in the sagemaker image catalogue; expected one of {sorted(inference_versions)}")
+    if settings.vllm_image_version not in vllm_versions:
+        raise SettingsError(
+            f"context {CONTEXT_PREFIX}vllm_image_version: {settings.vllm_image_version!r} is not in the "
+            f"sagemaker image catalogue; expected one of {sorted(vllm_versions)}")
     regions = sorted(set(training[pytorch_key]["registries"])
-                     & set(inference_versions[settings.inference_image_version]["registries"]))
+                     & set(inference_versions[settings.inference_image_version]["registries"])
+                     & set(vllm_versions[settings.vllm_image_version]["registries"]))
     catalogue = {}
     for region in regions:
         catalogue[region] = RegionImages(
@@ -222,6 +235,9 @@ def image_catalogue(settings: Settings) -> dict[str, RegionImages]:
                 instance_type=settings.train_instance_type, image_scope="training"),
             inference_image_uri=image_uris.retrieve(
                 "huggingface-llm", region, version=settings.inference_image_version,
+                instance_type=settings.endpoint_instance_type, image_scope="inference"),
+            vllm_image_uri=image_uris.retrieve(
+                "huggingface-vllm", region, version=settings.vllm_image_version,
                 instance_type=settings.endpoint_instance_type, image_scope="inference"),
         )
     return catalogue

@@ -8,11 +8,13 @@ from common.errors import EndpointMismatch, translate_throttling
 from common.observability import logger, tracer
 from common.run import run_of
 from common.s3_paths import read_json, read_text
+from common.serving import RESPONSE_SHAPES, engine_of, generated_text, generation_request
 from common.text_rules import postprocess_generation
 
 
-def sample_rows(predictions_jsonl: str, count: int) -> list[dict]:
-    """The first `count` rows that have a prompt and a fine-tuned prediction."""
+def sample_rows(predictions_jsonl: str, count: int, needs_messages: bool = False) -> list[dict]:
+    """The first `count` rows that have a prompt (and its messages, for engines that render them)
+    and a fine-tuned prediction."""
     rows = []
     for number, line in enumerate(predictions_jsonl.splitlines(), start=1):
         if not line.strip():
@@ -22,7 +24,8 @@ def sample_rows(predictions_jsonl: str, count: int) -> list[dict]:
         except json.JSONDecodeError as error:
             raise ValueError(f"predictions.jsonl line {number} is not JSON: {error}") from error
         prediction = (row.get("fine_tuned") or {}).get("prediction")
-        if isinstance(row.get("prompt"), str) and isinstance(prediction, str):
+        has_messages = isinstance(row.get("messages"), list) or not needs_messages
+        if isinstance(row.get("prompt"), str) and has_messages and isinstance(prediction, str):
             rows.append(row)
         if len(rows) == count:
             break
@@ -35,19 +38,15 @@ def expected_text(row: dict) -> str:
     return fine_tuned["output"] if isinstance(fine_tuned.get("output"), str) else fine_tuned["prediction"]
 
 
-def tgi_request(prompt: str, max_new_tokens: int) -> dict:
-    """TGI's request, greedy like the evaluation."""
-    return {"inputs": prompt, "parameters": {"max_new_tokens": max_new_tokens, "do_sample": False,
-                                             "return_full_text": False}}
-
-
-def generated_text(body: bytes) -> str:
-    answer = json.loads(body)
-    if isinstance(answer, list) and answer and isinstance(answer[0], dict):
-        answer = answer[0]
-    if not isinstance(answer, dict) or not isinstance(answer.get("generated_text"), str):
-        raise EndpointMismatch(f"the endpoint answered {body[:200]!r}; expected [{{\"generated_text\": ...}}]")
-    return answer["generated_text"]
+def live_text(engine: str, body: bytes) -> str:
+    try:
+        answer = json.loads(body)
+    except json.JSONDecodeError:
+        answer = None
+    text = generated_text(engine, answer)
+    if text is None:
+        raise EndpointMismatch(f"the endpoint answered {body[:200]!r}; expected {RESPONSE_SHAPES[engine]}")
+    return text
 
 
 @tracer.capture_lambda_handler
@@ -65,7 +64,8 @@ def handler(event: dict, context: object) -> dict:
     except Exception:  # noqa: BLE001 - the input's value is a sound fallback
         settings = {}
     max_new_tokens = int(settings.get("max_new_tokens") or run["config"]["evaluation"]["max_new_tokens"])
-    rows = sample_rows(read_text(run["paths"]["predictions"]), check["samples"])
+    engine = engine_of(run["config"]["deployment"])
+    rows = sample_rows(read_text(run["paths"]["predictions"]), check["samples"], needs_messages=engine == "vllm")
     if not rows:
         raise EndpointMismatch(f"{run['paths']['predictions']} has no row with a prompt and a prediction")
     runtime = aws.client("sagemaker-runtime")
@@ -73,8 +73,8 @@ def handler(event: dict, context: object) -> dict:
     for row in rows:
         response = runtime.invoke_endpoint(EndpointName=name, ContentType="application/json",
                                            Accept="application/json",
-                                           Body=json.dumps(tgi_request(row["prompt"], max_new_tokens)))
-        live = postprocess_generation(generated_text(response["Body"].read()))
+                                           Body=json.dumps(generation_request(engine, row, max_new_tokens)))
+        live = postprocess_generation(live_text(engine, response["Body"].read()))
         expected = postprocess_generation(expected_text(row))
         if live == expected:
             matches += 1
@@ -82,7 +82,8 @@ def handler(event: dict, context: object) -> dict:
             mismatches.append({"id": row.get("id"), "expected": expected[:200], "live": live[:200]})
     needed = check["min_match_fraction"]
     passed = matches / len(rows) >= needed - 1e-12
-    result = {"passed": passed, "compared": len(rows), "matches": matches, "url": url, "mismatches": mismatches}
+    result = {"passed": passed, "compared": len(rows), "matches": matches, "url": url, "mismatches": mismatches,
+              "engine": engine}
     logger.info("endpoint checked", extra={"run_id": run["run_id"], **result})
     if not passed:
         first = mismatches[0]

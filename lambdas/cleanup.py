@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from common import aws, endpoints, jobs
+from common import alarms, aws, endpoints, jobs, scaling
 from common.errors import ThrottlingException, is_not_found, is_throttling, translate_throttling
 from common.failure import describe_failure
 from common.observability import logger, tracer
@@ -41,8 +41,12 @@ def _remove_endpoint_resources(names: dict, run_id: str, deployment: dict) -> tu
         on_our_config = endpoint["EndpointConfigName"] == config_name
         pending_ours = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName") == config_name
         if endpoints.created_by(endpoint, run_id):
+            # This run's own endpoint never served anyone else: it goes, with its scaling and alarms.
+            if scaling.deregister(endpoint_name) is not None:
+                deleted.append(f"scalable-target/{scaling.resource_id(endpoint_name)}")
             if _delete("delete_endpoint", EndpointName=endpoint_name):
                 deleted.append(f"endpoint/{endpoint_name}")
+            deleted.extend(f"alarm/{name}" for name in alarms.delete_alarms(endpoint_name))
         elif on_our_config:
             previous = deployment.get("previous_endpoint_config_name")
             if previous and endpoints.describe_endpoint_config(previous):
@@ -50,6 +54,9 @@ def _remove_endpoint_resources(names: dict, run_id: str, deployment: dict) -> tu
                     EndpointName=endpoint_name, EndpointConfigName=previous,
                     RetainAllVariantProperties=False)
                 notes.append(f"endpoint {endpoint_name} is being returned to {previous}")
+                if deployment.get("scaling_removed"):
+                    notes.append(f"auto scaling of {endpoint_name} was removed for this run's update; register it "
+                                 f"again once the endpoint is InService: {deployment['scaling_removed']}")
             else:
                 notes.append(f"endpoint {endpoint_name} serves this run's config and no previous "
                              "config is known; left as is")
@@ -61,6 +68,10 @@ def _remove_endpoint_resources(names: dict, run_id: str, deployment: dict) -> tu
         else:
             notes.append(f"endpoint {endpoint_name} served before this run and keeps "
                          f"{endpoint['EndpointConfigName']}")
+            removed = deployment.get("scaling_removed")
+            if removed and endpoint["EndpointStatus"] == "InService":
+                scaling.restore(removed)   # Deploy removed it to change the instance type; the old fleet keeps it
+                notes.append(f"auto scaling of {endpoint_name} restored as it was before this run")
     if not config_in_use:
         # Described first: IAM decides a delete before SageMaker looks for the resource, and the
         # tag condition on deletes cannot hold for a resource that was never created.

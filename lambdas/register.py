@@ -10,7 +10,7 @@ from common.job_requests import RUN_ID_TAG
 from common.model_registry import metadata_value
 from common.observability import logger, tracer
 from common.run import run_of
-from common.serving import model_data_source, tgi_environment
+from common.serving import container_environment, model_data_source
 
 APPROVAL_DESCRIPTION_LIMIT = 1024
 
@@ -34,9 +34,9 @@ def _request(run: dict, gate: dict, env: LambdaEnvironment, status: str) -> dict
         "ModelPackageGroupName": env.model_package_group_name,
         "ModelPackageDescription": metadata_value(f"Fine-tuned {_base_label(run)} run {run['run_id']}", 1000),
         "InferenceSpecification": {
-            "Containers": [{"Image": env.inference_image_uri,
+            "Containers": [{"Image": env.serving_image(deployment),
                             "ModelDataSource": model_data_source(run["paths"]["merged"]),
-                            "Environment": tgi_environment(deployment)}],
+                            "Environment": container_environment(deployment)}],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
             "SupportedRealtimeInferenceInstanceTypes": [deployment["instance_type"]],

@@ -30,7 +30,7 @@ from moto.core.exceptions import ServiceException
 from moto.core.utils import utcnow
 
 from local_mode.moto_patches import S3Store
-from local_mode.s3_transfer import download_prefix, split_s3_uri
+from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri
 
 DEFAULT_HEALTH_CHECK_TIMEOUT = 600
 PING_FAILURE = ("The primary container for production variant {variant} did not pass the ping health check. "
@@ -87,6 +87,8 @@ class EndpointEmulator:
     workdir: Path
     settings: EndpointSettings = field(default_factory=EndpointSettings)
     on_event: EventSink | None = None
+    # The account's IAM (local_mode.iam.AccountIam); None serves without checking the execution role.
+    iam: Any = None
     serving: dict[str, Server] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -98,11 +100,11 @@ class EndpointEmulator:
         endpoint.failure_reason = None
         self._background(self._create, backend, endpoint, endpoint.endpoint_config_name)
 
-    def update(self, backend: Any, endpoint: Any, config_name: str) -> None:
+    def update(self, backend: Any, endpoint: Any, config_name: str, rollback_alarms: list[str] | None = None) -> None:
         endpoint.endpoint_status = "Updating"
         endpoint.failure_reason = None
         endpoint.last_modified_time = utcnow()
-        self._background(self._update, backend, endpoint, config_name)
+        self._background(self._update, backend, endpoint, config_name, list(rollback_alarms or []))
 
     def delete(self, endpoint_name: str) -> None:
         with self._lock:
@@ -169,10 +171,11 @@ class EndpointEmulator:
         endpoint.last_modified_time = utcnow()
         self._record(endpoint.endpoint_name, config_name, "create", endpoint.endpoint_status, started)
 
-    def _update(self, backend: Any, endpoint: Any, config_name: str) -> None:
+    def _update(self, backend: Any, endpoint: Any, config_name: str, rollback_alarms: list[str]) -> None:
         started = _now()
         try:
             server = self._launch(backend, endpoint.endpoint_name, config_name)
+            self._check_alarms(backend, server, rollback_alarms)
         except Exception as error:   # DeployFailed, or the emulation itself: never leave it Updating
             # Blue/green with automatic rollback: the old configuration keeps serving.
             endpoint.endpoint_status = "InService"
@@ -194,6 +197,18 @@ class EndpointEmulator:
             result = "InService"
         endpoint.last_modified_time = utcnow()
         self._record(endpoint.endpoint_name, config_name, "update", result, started)
+
+    @staticmethod
+    def _check_alarms(backend: Any, server: Server, alarm_names: list[str]) -> None:
+        """Blue/green's baking: an AutoRollbackConfiguration alarm in ALARM rolls the new fleet back."""
+        from moto.cloudwatch.models import cloudwatch_backends
+
+        alarms = cloudwatch_backends[backend.account_id][backend.region_name].alarms
+        firing = [name for name in alarm_names if name in alarms and alarms[name].state_value == "ALARM"]
+        if firing:
+            server.stop()
+            raise DeployFailed(f"Auto rollback: alarm(s) {', '.join(firing)} went into ALARM while the new "
+                               "fleet was baking")
 
     def _record(self, endpoint_name: str, config_name: str, action: str, status: str, started: datetime) -> None:
         """One deployment and how long the server took to come up (or fail), for summaries and benchmarks."""
@@ -218,6 +233,7 @@ class EndpointEmulator:
         if model is None:
             raise DeployFailed(f"Could not find model '{variant['ModelName']}'.")
         container = model.primary_container or (model.containers[0] if model.containers else {})
+        self._check_execution_role(model, container, endpoint_name, variant_name)
         folder = self.workdir / "endpoints" / endpoint_name / config_name
         if folder.exists():
             shutil.rmtree(folder)
@@ -232,7 +248,7 @@ class EndpointEmulator:
             if value == "/opt/ml/model" or value.startswith("/opt/ml/model/"):
                 environment[key] = str(model_dir) + value[len("/opt/ml/model"):]
         command = [sys.executable, "-m", "local_mode.endpoint_server", "--model-dir", str(model_dir),
-                   "--port", str(port)]
+                   "--port", str(port), "--engine", engine_for_image(container.get("Image", ""))]
         if self.settings.never_healthy:
             command.append("--never-healthy")
         log = open(folder / "server.log", "w", encoding="utf-8")
@@ -251,6 +267,31 @@ class EndpointEmulator:
             server.stop()
             raise DeployFailed(PING_FAILURE.format(variant=variant_name))
         return server
+
+    def _check_execution_role(self, model: Any, container: dict, endpoint_name: str, variant: str) -> None:
+        """What SageMaker does as the model's execution role before the container starts: pull the image,
+        read the model data, open the endpoint's log stream (and join the VPC when the model has one)."""
+        if self.iam is None:
+            return
+        from local_mode.iam import AccessDenied, service_checks
+
+        principal = self.iam.sagemaker(model.execution_role_arn)
+        view = self.iam.view
+        steps = [("pull the inference image", service_checks.image_pull(view, container.get("Image", "")))]
+        source = (container.get("ModelDataSource") or {}).get("S3DataSource")
+        if source is not None:
+            bucket, prefix = split_s3_uri(source["S3Uri"])
+            s3 = boto3.session.Session(region_name=self.settings.region).client("s3")
+            keys = list_keys(s3, bucket, prefix)
+            steps.append(("download model data", service_checks.read_prefix(view, source["S3Uri"], keys)))
+        steps.append(("write the endpoint's logs", service_checks.endpoint_logs(view, endpoint_name, variant)))
+        if model.vpc_config:
+            steps.append(("attach to the VPC", service_checks.vpc_interfaces()))
+        for step, checks in steps:
+            try:
+                self.iam.authorize(principal, checks, f"sagemaker endpoint {endpoint_name}: {step}")
+            except AccessDenied as denied:
+                raise DeployFailed(f"Failed to {step} for production variant {variant}: {denied.code}: {denied}")
 
     def _download_model(self, container: dict, model_dir: Path) -> None:
         # A session of its own: boto3 sessions are not thread-safe, and the Lambdas use the default one.
@@ -278,6 +319,12 @@ class EndpointEmulator:
     def _event(self, endpoint_name: str, message: str) -> None:
         if self.on_event is not None:
             self.on_event(endpoint_name, message)
+
+
+def engine_for_image(image_uri: str) -> str:
+    """Which container contract an image serves: the vLLM images', or TGI's (the Hugging Face LLM image)."""
+    repository = image_uri.split("/", 1)[-1].split(":", 1)[0]
+    return "vllm" if repository in ("huggingface-vllm", "vllm") or repository.endswith("/vllm") else "tgi"
 
 
 def _failure_reason(error: Exception) -> str:

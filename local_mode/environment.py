@@ -90,6 +90,7 @@ class LocalAws:
         # template's policies; the runner's own requests (the operator's) are not.
         self.iam = AccountIam(self.template, self.stack)
         self.iam.install(boto3.DEFAULT_SESSION)
+        self.endpoints.iam = self.iam
         self.sfn = boto3.client("stepfunctions", region_name=region)
         self.s3 = boto3.client("s3", region_name=region)
         self.sagemaker = boto3.client("sagemaker", region_name=region)

@@ -17,6 +17,7 @@ import json
 from typing import Any, Iterator, Protocol
 
 from moto.awslambda.models import LambdaFunction
+from moto.cloudwatch.models import CloudWatchBackend
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
 from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, ModelPackage, SageMakerModelBackend, arn_formatter
@@ -37,7 +38,8 @@ class JobHooks(Protocol):
 class EndpointHooks(Protocol):
     def create(self, backend: SageMakerModelBackend, endpoint: FakeEndpoint, request: dict) -> None: ...
 
-    def update(self, backend: SageMakerModelBackend, endpoint: FakeEndpoint, config_name: str) -> None: ...
+    def update(self, backend: SageMakerModelBackend, endpoint: FakeEndpoint, config_name: str,
+               rollback_alarms: list[str]) -> None: ...
 
     def delete(self, endpoint_name: str) -> None: ...
 
@@ -64,6 +66,9 @@ PATCH_POINTS: list[tuple[type, str, tuple[str, ...] | None]] = [
     (SageMakerResponse, "delete_endpoint", ("self",)),
     # sagemaker-runtime InvokeEndpoint: forward to the endpoint's local server.
     (SageMakerRuntimeResponse, "invoke_endpoint", ("self",)),
+    # CloudWatch: updating an alarm keeps its state (moto resets it), so an alarm that went off still
+    # rolls back the blue/green update that names it.
+    (CloudWatchBackend, "put_metric_alarm", ("self", "name")),
     # moto's instance type lists predate current instances (ml.g5 is refused): use botocore's enums.
     (FakeEndpointConfig, "validate_instance_type", ("self", "instance_type")),
     (ModelPackage, "validate_supported_realtime_inference_instance_types", ("instance_types",)),
@@ -130,6 +135,27 @@ def _check_instance_types(instance_types: list[str], shape: str, field: str) -> 
                                           f"Member must satisfy enum value set: {sorted(allowed)}")
 
 
+def _check_scalable_variants(backend: SageMakerModelBackend, endpoint: FakeEndpoint, config: Any) -> None:
+    """SageMaker refuses an update that removes a variant registered for auto scaling, or changes its
+    instance type, until the variant is deregistered."""
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+
+    targets = applicationautoscaling_backends[backend.account_id][backend.region_name].targets.get(
+        "sagemaker:variant:DesiredInstanceCount", {})
+    current = backend.endpoint_configs.get(endpoint.endpoint_config_name)
+    new_types = {v["VariantName"]: v.get("InstanceType") for v in config.production_variants}
+    blocked = []
+    for variant in (current.production_variants if current else []):
+        if f"endpoint/{endpoint.endpoint_name}/variant/{variant['VariantName']}" not in targets:
+            continue
+        if new_types.get(variant["VariantName"]) != variant.get("InstanceType"):
+            blocked.append(variant["VariantName"])
+    if blocked:
+        raise ValidationError(message=f'The variant(s) "{blocked}" must be deregistered as scalable targets with '
+                                      "AWS Application Auto Scaling before they can be removed or have their "
+                                      "instance type updated.")
+
+
 def _arn(kind: str, name: str, backend: SageMakerModelBackend) -> str:
     return arn_formatter(kind, name, backend.account_id, backend.region_name)
 
@@ -145,6 +171,7 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks) ->
     orig_create_config = SageMakerResponse.create_endpoint_config
     orig_create_endpoint = SageMakerResponse.create_endpoint
     orig_delete_endpoint = SageMakerResponse.delete_endpoint
+    orig_put_metric_alarm = CloudWatchBackend.put_metric_alarm
 
     def invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
         return lambdas.invoke(self, event)
@@ -232,7 +259,10 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks) ->
                 message=f'Cannot update in-progress endpoint "{endpoint.arn}".' if endpoint.endpoint_status
                 in ("Creating", "Updating") else f'Cannot update endpoint "{endpoint.arn}" in status '
                 f"{endpoint.endpoint_status}.")
-        endpoints.update(backend, endpoint, config_name)
+        _check_scalable_variants(backend, endpoint, backend.endpoint_configs[config_name])
+        deployment = self._get_param("DeploymentConfig") or {}
+        alarms = [a["AlarmName"] for a in (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
+        endpoints.update(backend, endpoint, config_name, alarms)
         return ActionResult({"EndpointArn": endpoint.arn})
 
     def delete_endpoint(self: SageMakerResponse) -> EmptyResult:
@@ -246,6 +276,16 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks) ->
         body = self.body if isinstance(self.body, bytes) else (self.body or "").encode("utf-8")
         return endpoints.invoke(self.current_account, self.region, endpoint_name, body,
                                 self.headers.get("Content-Type"), self.headers.get("Accept"))
+
+    def put_metric_alarm(self: CloudWatchBackend, name: str, *args: Any, **kwargs: Any) -> Any:
+        existing = self.alarms.get(name)
+        if existing is not None:
+            kwargs.pop("tags", None)   # tags are set when an alarm is created, not when it is updated
+        alarm = orig_put_metric_alarm(self, name, *args, **kwargs)
+        if existing is not None:
+            for attribute in ("state_value", "state_reason", "state_reason_data", "state_updated_timestamp"):
+                setattr(alarm, attribute, getattr(existing, attribute))
+        return alarm
 
     def validate_instance_type(self: FakeEndpointConfig, instance_type: str) -> None:
         _check_instance_types([instance_type], "ProductionVariantInstanceType", "instanceType")
@@ -268,6 +308,7 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks) ->
         (SageMakerResponse, "update_endpoint"): update_endpoint,
         (SageMakerResponse, "delete_endpoint"): delete_endpoint,
         (SageMakerRuntimeResponse, "invoke_endpoint"): invoke_endpoint,
+        (CloudWatchBackend, "put_metric_alarm"): put_metric_alarm,
         (FakeEndpointConfig, "validate_instance_type"): validate_instance_type,
         (ModelPackage, "validate_supported_realtime_inference_instance_types"): staticmethod(validate_realtime_types),
         (ModelPackage, "validate_supported_transform_instance_types"): staticmethod(validate_transform_types),

@@ -77,6 +77,7 @@ class FineTuningWorkflow(Construct):
             "SAGEMAKER_ROLE_ARN": sagemaker_role.role_arn,
             "TRAINING_IMAGE_URI": images.training_image_uri,
             "INFERENCE_IMAGE_URI": images.inference_image_uri,
+            "VLLM_IMAGE_URI": images.vllm_image_uri,
             "CODE_S3_URI": self.code_s3_uri,
             "MODEL_PACKAGE_GROUP_NAME": self.model_package_group_name,
             "TOPIC_ARN": notification.topic_arn,

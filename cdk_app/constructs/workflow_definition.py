@@ -1,8 +1,8 @@
 """The Step Functions definition of a fine-tuning run (docs/workflow-contract.md, payloads).
 
 ValidateInput -> prepare, train and evaluate jobs (start, then wait/describe until Completed)
--> Gate -> Register -> GatePassed? -> Deploy -> wait/describe until InService -> CheckEndpoint
--> Notify -> Succeed. A rejected model goes to Notify -> Fail("EvaluationGateFailed"); any error
+-> Gate -> Register -> GatePassed? -> Deploy -> wait/describe until InService -> ConfigureScaling
+-> CheckEndpoint -> Notify -> Succeed. A rejected model goes to Notify -> Fail("EvaluationGateFailed"); any error
 goes to Cleanup -> Notify -> Fail(error, cause from the cleanup's result).
 """
 from __future__ import annotations
@@ -85,13 +85,15 @@ class WorkflowDefinition(Construct):
         deploy = self._task("Deploy", "deploy", "$.deployment")
         wait_endpoint = sfn.Wait(self, "WaitForEndpoint", time=sfn.WaitTime.seconds_path("$.run.poll_seconds"))
         describe_endpoint = self._task("DescribeEndpoint", "describe_endpoint", "$.deployment")
+        configure_scaling = self._task("ConfigureScaling", "configure_scaling", "$.scaling")
         check_endpoint = self._task("CheckEndpoint", "check_endpoint", "$.endpoint_check")
         endpoint_ready = sfn.Choice(self, "EndpointInService")
         deploy.next(wait_endpoint)
         wait_endpoint.next(describe_endpoint)
         describe_endpoint.next(endpoint_ready)
-        endpoint_ready.when(sfn.Condition.string_equals("$.deployment.status", "InService"), check_endpoint)
+        endpoint_ready.when(sfn.Condition.string_equals("$.deployment.status", "InService"), configure_scaling)
         endpoint_ready.otherwise(wait_endpoint)
+        configure_scaling.next(check_endpoint)
         check_endpoint.next(notify_success)
 
         deployment_enabled = sfn.Choice(self, "DeploymentEnabled")

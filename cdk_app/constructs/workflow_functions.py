@@ -22,8 +22,9 @@ VERBS: Mapping[str, str] = {
     "describe_job": "Reports the status of a SageMaker job",
     "gate": "Compares evaluation metrics with the gate's thresholds",
     "register": "Registers the model package as Approved or Rejected",
-    "deploy": "Creates or updates the TGI endpoint",
+    "deploy": "Creates or updates the serving endpoint (TGI or vLLM) and its alarms",
     "describe_endpoint": "Reports the status of the endpoint",
+    "configure_scaling": "Registers the endpoint's variant for auto scaling once it is InService",
     "check_endpoint": "Compares live endpoint answers with the evaluated predictions",
     "notify": "Publishes the run's outcome to the notification topic",
     "cleanup": "Stops this run's jobs and removes endpoint resources that never served",
@@ -33,6 +34,11 @@ VERBS: Mapping[str, str] = {
 JOB_SUFFIXES = {"processing-job": ["*-prep", "*-eval"], "training-job": ["*-train"]}
 RUN_TAG = "fine-tune:run-id"
 RUNS = RUNS_PREFIX + "*"
+# The endpoint alarms Deploy creates (lambdas/common/alarms.py) and those target tracking creates.
+ALARM_NAMES = ["*-invocation-5xx-errors", "*-model-latency"]
+TARGET_TRACKING_ALARMS = "TargetTracking-endpoint/*"
+AUTOSCALING_SERVICE = "sagemaker.application-autoscaling.amazonaws.com"
+AUTOSCALING_ROLE = f"aws-service-role/{AUTOSCALING_SERVICE}/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
 
 POWERTOOLS_ACCOUNT = "017000801446"
 
@@ -124,6 +130,37 @@ class WorkflowFunctions(Construct):
                     {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
         self._allow(fn["cleanup"], ["sagemaker:ListTags"], [self._arn("endpoint", "*")])
 
+        # Alarms on each endpoint (Deploy creates them; Cleanup deletes those of endpoints it deletes).
+        self._allow(fn["deploy"], ["cloudwatch:PutMetricAlarm", "cloudwatch:TagResource"], self._alarm_arns())
+        self._allow(fn["cleanup"], ["cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"], self._alarm_arns())
+        # Auto scaling: ConfigureScaling registers the variant; Deploy removes it before an update that
+        # changes the instance type; Cleanup removes it with an endpoint it deletes, or restores it.
+        self._allow_autoscaling(fn["configure_scaling"], ["RegisterScalableTarget", "PutScalingPolicy"])
+        self._allow_autoscaling(fn["deploy"], ["DeregisterScalableTarget"])
+        self._allow_autoscaling(fn["cleanup"], ["DeregisterScalableTarget", "RegisterScalableTarget",
+                                                "PutScalingPolicy"])
+
+    def _allow_autoscaling(self, function: lambda_.Function, writes: list[str]) -> None:
+        """Application Auto Scaling of SageMaker variants, and what it checks on the caller's behalf."""
+        self._allow(function, [f"application-autoscaling:{action}" for action in writes], ["*"],
+                    {"StringEquals": {"application-autoscaling:service-namespace": "sagemaker",
+                                      "application-autoscaling:scalable-dimension":
+                                          "sagemaker:variant:DesiredInstanceCount"}})
+        self._allow(function, ["application-autoscaling:DescribeScalableTargets",
+                               "application-autoscaling:DescribeScalingPolicies"], ["*"])
+        # Target tracking policies create and delete their own CloudWatch alarms as the caller.
+        self._allow(function, ["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
+                    [self._alarm_arn(TARGET_TRACKING_ALARMS)])
+        if "RegisterScalableTarget" in writes:
+            self._allow(function, ["sagemaker:DescribeEndpoint"], [self._arn("endpoint", "*")])
+            self._allow(function, ["sagemaker:UpdateEndpointWeightsAndCapacities"], [self._arn("endpoint", "*")],
+                        {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+            # The first registration creates Application Auto Scaling's service-linked role.
+            self._allow(function, ["iam:CreateServiceLinkedRole"],
+                        [self._stack.format_arn(service="iam", region="", resource="role",
+                                                resource_name=AUTOSCALING_ROLE)],
+                        {"StringLike": {"iam:AWSServiceName": AUTOSCALING_SERVICE}})
+
     def _function(self, verb: str, description: str, props: WorkflowFunctionsProps,
                   layer: lambda_.ILayerVersion, storage: FineTuningStorage) -> lambda_.Function:
         name = "".join(part.capitalize() for part in verb.split("_"))
@@ -166,6 +203,13 @@ class WorkflowFunctions(Construct):
     def _serving_arns(self) -> list[str]:
         return [self._arn("model", "*-model"), self._arn("endpoint-config", "*-cfg"),
                 self._arn("endpoint", "*")]
+
+    def _alarm_arn(self, name: str) -> str:
+        return self._stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name,
+                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
+
+    def _alarm_arns(self) -> list[str]:
+        return [self._alarm_arn(name) for name in ALARM_NAMES]
 
     def _endpoint_and_config_arns(self) -> list[str]:
         return [self._arn("endpoint", "*"), self._arn("endpoint-config", "*-cfg")]

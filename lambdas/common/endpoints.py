@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from common import aws
+from common import alarms, aws, scaling
 from common.errors import is_already_exists, is_not_found
 from common.instance_types import has_local_storage
 from common.job_requests import RUN_ID_TAG, RunContext
 from common.s3_paths import prefix_size_bytes
-from common.serving import model_data_source, tgi_environment, timeout_for_size
+from common.serving import (VARIANT_NAME, container_environment, engine_of, inference_ami_version,
+                            model_data_source, timeout_for_size)
 
-VARIANT_NAME = "AllTraffic"
+ROLLBACK_ALARMS_LIMIT = 10
 IN_PROGRESS = {"Creating": "Creating", "Updating": "Updating", "SystemUpdating": "Updating",
                "RollingBack": "Updating", "UpdateRollbackFailed": "Failed"}
 
@@ -46,11 +47,12 @@ def _create(call: str, request: dict) -> None:
 
 
 def model_request(ctx: RunContext) -> dict:
+    deployment = ctx.config["deployment"]
     request = {
         "ModelName": ctx.names["model"],
-        "PrimaryContainer": {"Image": ctx.env.inference_image_uri,
+        "PrimaryContainer": {"Image": ctx.env.serving_image(deployment),
                              "ModelDataSource": model_data_source(ctx.paths["merged"]),
-                             "Environment": tgi_environment(ctx.config["deployment"])},
+                             "Environment": container_environment(deployment)},
         "ExecutionRoleArn": ctx.env.sagemaker_role_arn,
         "EnableNetworkIsolation": True,
         "Tags": ctx.tags,
@@ -72,6 +74,9 @@ def endpoint_config_request(ctx: RunContext, model_size_bytes: int) -> dict:
         "ModelDataDownloadTimeoutInSeconds": timeout_for_size(
             model_size_bytes, deployment.get("model_data_download_timeout_seconds")),
     }
+    ami = inference_ami_version(ctx.env.serving_image(deployment))
+    if ami:
+        variant["InferenceAmiVersion"] = ami   # the image's CUDA needs this AMI's driver
     request = {"EndpointConfigName": ctx.names["endpoint_config"], "ProductionVariants": [variant],
                "Tags": ctx.tags}
     if ctx.env.kms_key_arn and not has_local_storage(instance_type):
@@ -79,28 +84,36 @@ def endpoint_config_request(ctx: RunContext, model_size_bytes: int) -> dict:
     return request
 
 
-def deployment_config(deployment: dict) -> dict:
-    """Blue/green: the new fleet takes all traffic at once, is watched, and rolls back on failure."""
+def deployment_config(deployment: dict, endpoint_alarms: list[str] | None = None) -> dict:
+    """Blue/green: the new fleet takes all traffic at once, is watched, and rolls back on failure
+    (or when one of the endpoint's alarms, or the input's own alarms, goes off while it bakes)."""
     blue_green = deployment["blue_green"]
     config = {"BlueGreenUpdatePolicy": {
         "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE",
                                         "WaitIntervalInSeconds": blue_green["wait_interval_seconds"]},
         "TerminationWaitInSeconds": blue_green["termination_wait_seconds"],
         "MaximumExecutionTimeoutInSeconds": blue_green["maximum_execution_timeout_seconds"]}}
-    alarms = blue_green.get("rollback_alarm_names") or []
-    if alarms:
-        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name} for name in alarms]}
+    names = list(dict.fromkeys(list(endpoint_alarms or []) + list(blue_green.get("rollback_alarm_names") or [])))
+    if names:
+        config["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": name}
+                                                          for name in names[:ROLLBACK_ALARMS_LIMIT]]}
     return config
 
 
 def deploy(ctx: RunContext) -> dict:
-    """Create the run's model and config, then create the endpoint or update it blue/green."""
+    """Create the run's model and config, then create the endpoint or update it blue/green.
+
+    The endpoint's alarms are made after a new endpoint exists (Cleanup removes both together) and
+    before an update, whose automatic rollback watches them.
+    """
     _create("create_model", model_request(ctx))
     size = prefix_size_bytes(ctx.paths["merged"])
     _create("create_endpoint_config", endpoint_config_request(ctx, size))
     name, config_name = ctx.names["endpoint"], ctx.names["endpoint_config"]
+    deployment = ctx.config["deployment"]
     result = {"endpoint_name": name, "endpoint_config_name": config_name, "model_name": ctx.names["model"],
-              "previous_endpoint_config_name": None}
+              "previous_endpoint_config_name": None, "engine": engine_of(deployment), "alarms": [],
+              "scaling_removed": None}
     endpoint = describe_endpoint(name)
     sagemaker = aws.client("sagemaker")
     if endpoint is None:
@@ -109,14 +122,26 @@ def deploy(ctx: RunContext) -> dict:
         except ClientError as error:
             if not is_already_exists(error):
                 raise
-        return {**result, "action": "create"}
+        return {**result, "action": "create", "alarms": alarms.ensure_alarms(name, deployment["alarms"], ctx.tags)}
     if endpoint["EndpointConfigName"] == config_name or _pending_config(endpoint) == config_name:
         created_here = _run_tag(endpoint["EndpointArn"]) == ctx.run_id
-        return {**result, "action": "create" if created_here else "update", "adopted": True}
+        return {**result, "action": "create" if created_here else "update", "adopted": True,
+                "alarms": alarms.alarm_names(name) if deployment["alarms"].get("enabled", True) else []}
+    endpoint_alarms = alarms.ensure_alarms(name, deployment["alarms"], ctx.tags)
+    result["alarms"] = endpoint_alarms
+    if _instance_type_changes(endpoint, deployment["instance_type"]):
+        # SageMaker refuses to change the instance type of a variant registered for auto scaling.
+        result["scaling_removed"] = scaling.deregister(name)
     sagemaker.update_endpoint(EndpointName=name, EndpointConfigName=config_name,
                               RetainAllVariantProperties=False,
-                              DeploymentConfig=deployment_config(ctx.config["deployment"]))
+                              DeploymentConfig=deployment_config(deployment, endpoint_alarms))
     return {**result, "action": "update", "previous_endpoint_config_name": endpoint["EndpointConfigName"]}
+
+
+def _instance_type_changes(endpoint: dict, instance_type: str) -> bool:
+    serving = describe_endpoint_config(endpoint["EndpointConfigName"]) or {}
+    current = {variant.get("InstanceType") for variant in serving.get("ProductionVariants", [])}
+    return bool(current) and current != {instance_type}
 
 
 def _pending_config(endpoint: dict) -> str | None:

@@ -22,7 +22,7 @@ class LambdaEnvironment:
     kms_key_arn: str
     sagemaker_role_arn: str
     training_image_uri: str
-    inference_image_uri: str
+    inference_image_uri: str       # the TGI image
     code_s3_uri: str
     model_package_group_name: str
     topic_arn: str
@@ -31,6 +31,7 @@ class LambdaEnvironment:
     security_group_ids: tuple[str, ...]
     hf_token_secret_arn: str
     create_model_package_group: bool
+    vllm_image_uri: str = ""        # the vLLM image (deployment.engine "vllm")
 
     @property
     def vpc_config(self) -> dict | None:
@@ -70,4 +71,10 @@ class LambdaEnvironment:
             security_group_ids=groups,
             hf_token_secret_arn=env.get("HF_TOKEN_SECRET_ARN", ""),
             create_model_package_group=env.get("CREATE_MODEL_PACKAGE_GROUP", "").lower() == "true",
+            vllm_image_uri=env.get("VLLM_IMAGE_URI", ""),
         )
+
+    def serving_image(self, deployment: dict) -> str:
+        from common.serving import image_for
+
+        return image_for(deployment, self.inference_image_uri, self.vllm_image_uri)

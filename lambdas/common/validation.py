@@ -30,17 +30,37 @@ def schema() -> dict:
 
 
 def schema_defaults(node: dict | None = None) -> dict:
-    """The nested defaults the schema declares, e.g. {"training": {"use_spot": True, ...}}."""
+    """The nested defaults the schema declares, e.g. {"training": {"use_spot": True, ...}}.
+
+    An object with required members (`deployment.autoscaling`) is opt-in: it gets its defaults only
+    when a layer gives it (`opt_in_defaults`).
+    """
     node = schema() if node is None else node
     defaults: dict = {}
     for name, prop in node.get("properties", {}).items():
         if "default" in prop:
             defaults[name] = copy.deepcopy(prop["default"])
-        elif prop.get("type") == "object":
+        elif prop.get("type") == "object" and not prop.get("required"):
             nested = schema_defaults(prop)
             if nested:
                 defaults[name] = nested
     return defaults
+
+
+def opt_in_defaults(config: Any, node: dict | None = None) -> Any:
+    """`config` with the defaults of every opt-in object it contains filled in (given values win)."""
+    node = schema() if node is None else node
+    if not isinstance(config, dict):
+        return config
+    filled = dict(config)
+    for name, prop in node.get("properties", {}).items():
+        if name not in filled or prop.get("type") != "object":
+            continue
+        value = opt_in_defaults(filled[name], prop)
+        if prop.get("required") and isinstance(value, dict):
+            value = merge(schema_defaults(prop), value)
+        filled[name] = value
+    return filled
 
 
 def merge(lower: dict, upper: dict, path: tuple[str, ...] = ()) -> dict:
@@ -63,7 +83,7 @@ def resolve(execution_input: Any, stack_defaults: dict) -> dict:
     if not isinstance(execution_input, dict):
         raise InvalidInput([f"(input): {_show(execution_input)} is not a JSON object; "
                             "expected an object such as {\"training\": {...}}"])
-    config = merge(merge(schema_defaults(), stack_defaults), execution_input)
+    config = opt_in_defaults(merge(merge(schema_defaults(), stack_defaults), execution_input))
     problems = list(schema_problems(config))
     problems += [p for p in semantic_problems(config) if p not in problems]
     if problems:
@@ -162,10 +182,21 @@ def semantic_problems(config: dict) -> Iterable[str]:
     if max_input is not None and max_total is not None and max_input >= max_total:
         yield (f"deployment.max_input_tokens: {max_input} must be less than "
                f"deployment.max_total_tokens {max_total}")
+    scaling = deployment.get("autoscaling")
+    if isinstance(scaling, dict):
+        low, high = _number(scaling.get("min_instances")), _number(scaling.get("max_instances"))
+        count = _number(deployment.get("instance_count"))
+        if low is not None and high is not None and low > high:
+            yield (f"deployment.autoscaling.min_instances: {low} is above deployment.autoscaling.max_instances "
+                   f"{high}; the minimum must be at most the maximum")
+        elif low is not None and high is not None and count is not None and not low <= count <= high:
+            yield (f"deployment.instance_count: {count} is outside deployment.autoscaling's range {low}..{high}; "
+                   "the endpoint starts with instance_count instances")
     instance_type = deployment.get("instance_type")
     # Checked even when deployment is off: the registered model package names its serving setup.
     if isinstance(instance_type, str) \
             and instance_type.startswith("ml.") and instance_type.count(".") == 2 \
             and "num_gpus" not in deployment and gpu_count(instance_type) is None:
-        yield (f"deployment.instance_type: {_show(instance_type)} has no known NVIDIA GPU; the TGI "
+        engine = deployment.get("engine", "tgi")
+        yield (f"deployment.instance_type: {_show(instance_type)} has no known NVIDIA GPU; the {engine} "
                "container needs one (e.g. ml.g5.2xlarge, ml.g6e.xlarge) or set deployment.num_gpus")

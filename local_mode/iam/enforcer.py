@@ -96,7 +96,7 @@ class IamEnforcer:
         rows = [("PRINCIPAL", "ACTION", "RESOURCE", "DECISION", "STATEMENT")]
         rows += [(r.principal, r.action, r.resource, "allow" if r.allowed else "DENY", r.statement or "-")
                  for r in records]
-        widths = [min(max(len(row[i]) for row in rows), limit) for i, limit in enumerate((48, 40, 90, 8, 70))]
+        widths = [min(max(len(row[i]) for row in rows), limit) for i, limit in enumerate((48, 50, 90, 8, 70))]
         lines = []
         for row in rows:
             cells = [(cell if len(cell) <= width else cell[:width - 1] + "…").ljust(width)

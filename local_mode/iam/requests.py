@@ -287,9 +287,73 @@ def _secretsmanager(operation: str, params: dict, view: AccountView) -> list[Aut
     return checks
 
 
+# ---- CloudWatch alarms and Application Auto Scaling --------------------------------------------
+
+def _alarm_arn(view: AccountView, name: str) -> str:
+    return f"arn:{view.partition}:cloudwatch:{view.region}:{view.account}:alarm:{name}"
+
+
+def _cloudwatch(operation: str, params: dict, view: AccountView) -> list[Authorization]:
+    if operation == "PutMetricAlarm":
+        arn = _alarm_arn(view, params["AlarmName"])
+        context = _tags_context(params.get("Tags"))
+        checks = [Authorization("cloudwatch:PutMetricAlarm", arn, dict(context))]
+        if params.get("Tags"):
+            checks.append(Authorization("cloudwatch:TagResource", arn, dict(context), "Tags on the new alarm"))
+        return checks
+    if operation in ("DescribeAlarms", "DeleteAlarms"):
+        names = params.get("AlarmNames") or []
+        if not names:
+            return [Authorization(f"cloudwatch:{operation}", "*")]
+        return [Authorization(f"cloudwatch:{operation}", _alarm_arn(view, name)) for name in names]
+    if operation == "PutMetricData":
+        return [Authorization("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": params.get("Namespace")})]
+    raise UnmodeledRequest(f"cloudwatch.{operation}: not mapped")
+
+
+# Application Auto Scaling checks these for the caller (Service Authorization Reference and the
+# service's "permissions required for API actions"): SageMaker's own calls when a variant is
+# registered, its service-linked role, and the alarms a target-tracking policy manages.
+AUTOSCALING_SERVICE_ROLE = ("aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+                            "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
+
+
+def _autoscaling(operation: str, params: dict, view: AccountView) -> list[Authorization]:
+    if operation in ("DescribeScalableTargets", "DescribeScalingPolicies", "DescribeScalingActivities"):
+        return [Authorization(f"application-autoscaling:{operation}", "*")]
+    if operation not in ("RegisterScalableTarget", "PutScalingPolicy", "DeregisterScalableTarget",
+                         "DeleteScalingPolicy"):
+        raise UnmodeledRequest(f"application-autoscaling.{operation}: not mapped")
+    namespace, resource_id = params.get("ServiceNamespace", ""), params.get("ResourceId", "")
+    context = {"application-autoscaling:service-namespace": namespace,
+               "application-autoscaling:scalable-dimension": params.get("ScalableDimension", ""),
+               **_tags_context(params.get("Tags"))}
+    # A scalable target's ARN is made when it is registered, so the request authorizes "*".
+    checks = [Authorization(f"application-autoscaling:{operation}", "*", context)]
+    alarms = [_alarm_arn(view, f"TargetTracking-{resource_id}-{suffix}") for suffix in ("AlarmHigh", "AlarmLow")]
+    if operation == "RegisterScalableTarget" and namespace == "sagemaker":
+        endpoint = resource_id.split("/")[1] if resource_id.startswith("endpoint/") else ""
+        endpoint_arn = f"arn:{view.partition}:sagemaker:{view.region}:{view.account}:endpoint/{endpoint}"
+        checks.append(Authorization("sagemaker:DescribeEndpoint", endpoint_arn, {}, "registering a variant"))
+        checks.append(Authorization("sagemaker:UpdateEndpointWeightsAndCapacities", endpoint_arn,
+                                    _resource_context(view, "endpoint", endpoint), "registering a variant"))
+        checks.append(Authorization(
+            "iam:CreateServiceLinkedRole", f"arn:{view.partition}:iam::{view.account}:role/{AUTOSCALING_SERVICE_ROLE}",
+            {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"},
+            "Application Auto Scaling's service-linked role"))
+    elif operation == "PutScalingPolicy" and params.get("PolicyType") == "TargetTrackingScaling":
+        checks += [Authorization(action, arn, {}, "alarms of the target-tracking policy")
+                   for arn in alarms for action in ("cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm")]
+    elif operation in ("DeregisterScalableTarget", "DeleteScalingPolicy"):
+        checks += [Authorization(action, arn, {}, "alarms of the target-tracking policy")
+                   for arn in alarms for action in ("cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms")]
+    return checks
+
+
 _HANDLERS: dict[str, Callable[[str, dict, AccountView], list[Authorization]]] = {
     "s3": _s3, "sagemaker": _sagemaker, "sagemaker-runtime": _sagemaker_runtime, "sns": _sns, "kms": _kms,
-    "lambda": _lambda, "secretsmanager": _secretsmanager,
+    "lambda": _lambda, "secretsmanager": _secretsmanager, "cloudwatch": _cloudwatch,
+    "application-autoscaling": _autoscaling,
 }
 
 

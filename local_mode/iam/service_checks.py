@@ -84,3 +84,19 @@ def job_logs_and_metrics(view: AccountView, kind: str, job_name: str) -> list[Au
     checks.append(Authorization("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": group},
                                 why="job metrics"))
     return checks
+
+
+def endpoint_logs(view: AccountView, endpoint_name: str, variant: str) -> list[Authorization]:
+    group_arn = f"arn:{view.partition}:logs:{view.region}:{view.account}:log-group:/aws/sagemaker/Endpoints/{endpoint_name}"
+    stream_arn = f"{group_arn}:log-stream:{variant}/local"
+    return [Authorization("logs:CreateLogGroup", group_arn, why="endpoint logs"),
+            Authorization("logs:CreateLogStream", stream_arn, why="endpoint logs"),
+            Authorization("logs:PutLogEvents", stream_arn, why="endpoint logs")]
+
+
+def vpc_interfaces() -> list[Authorization]:
+    """The network interfaces SageMaker creates in the job's or endpoint's subnets."""
+    return [Authorization(action, "*", why="VPC attachment")
+            for action in ("ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                           "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
+                           "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DeleteNetworkInterface")]

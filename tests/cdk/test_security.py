@@ -9,7 +9,7 @@ from aws_cdk.assertions import Match, Template
 
 CONTRACT_ENVIRONMENT = {
     "ARTIFACTS_BUCKET", "DATA_BUCKET", "KMS_KEY_ARN", "SAGEMAKER_ROLE_ARN", "TRAINING_IMAGE_URI",
-    "INFERENCE_IMAGE_URI", "CODE_S3_URI", "MODEL_PACKAGE_GROUP_NAME", "TOPIC_ARN", "DEFAULTS_JSON",
+    "INFERENCE_IMAGE_URI", "VLLM_IMAGE_URI", "CODE_S3_URI", "MODEL_PACKAGE_GROUP_NAME", "TOPIC_ARN", "DEFAULTS_JSON",
     "SUBNET_IDS", "SECURITY_GROUP_IDS", "HF_TOKEN_SECRET_ARN", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_LOG_LEVEL",
 }
@@ -97,7 +97,7 @@ def test_topic_and_every_log_group_are_encrypted_with_the_key(synthesized):
     _, topic = synthesized.only("AWS::SNS::Topic")
     assert topic["Properties"]["KmsMasterKeyId"] == key_arn
     log_groups = synthesized.resources("AWS::Logs::LogGroup")
-    assert len(log_groups) == 12  # ten functions, the state machine, the code deployment
+    assert len(log_groups) == 13  # eleven functions, the state machine, the code deployment
     for name, group in log_groups.items():
         assert group["Properties"]["KmsKeyId"] == key_arn, name
 
@@ -124,6 +124,13 @@ def test_pass_role_only_for_the_sagemaker_role_and_only_to_sagemaker(synthesized
     holders = set()
     for name, policy in synthesized.resources("AWS::IAM::Policy").items():
         for statement in statements(policy):
+            if as_list(statement["Action"]) == ["iam:CreateServiceLinkedRole"]:
+                # Only Application Auto Scaling's role for SageMaker endpoints, only for that service.
+                assert statement["Condition"] == {"StringLike": {
+                    "iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"}}, name
+                assert "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint" in json.dumps(
+                    statement["Resource"]), name
+                continue
             if any(a.startswith("iam:") or a == "*" for a in as_list(statement["Action"])):
                 assert as_list(statement["Action"]) == ["iam:PassRole"], name
                 assert statement["Resource"] == {"Fn::GetAtt": [sagemaker_role, "Arn"]}, name
@@ -146,11 +153,13 @@ def test_each_function_has_only_the_sagemaker_actions_it_needs(synthesized):
         "deploy": {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "AddTags", "UpdateEndpoint",
                    "DescribeModel", "DescribeEndpointConfig", "DescribeEndpoint", "ListTags"},
         "describe_endpoint": {"DescribeEndpoint"},
+        "configure_scaling": {"DescribeEndpoint", "UpdateEndpointWeightsAndCapacities"},
         "check_endpoint": {"InvokeEndpoint", "DescribeEndpoint"},
         "notify": set(),
         "cleanup": {"DescribeProcessingJob", "DescribeTrainingJob", "DescribeModel", "DescribeEndpointConfig",
                     "DescribeEndpoint", "StopProcessingJob", "StopTrainingJob", "DeleteEndpoint",
-                    "DeleteEndpointConfig", "DeleteModel", "UpdateEndpoint", "ListTags"},
+                    "DeleteEndpointConfig", "DeleteModel", "UpdateEndpoint", "ListTags",
+                    "UpdateEndpointWeightsAndCapacities"},
     }
     functions = synthesized.functions()
     assert set(functions) == set(expected)
@@ -160,6 +169,10 @@ def test_each_function_has_only_the_sagemaker_actions_it_needs(synthesized):
         assert granted == expected[verb], verb
         for statement in role_statements(synthesized, role):
             assert "*" not in as_list(statement["Action"]), verb
+            if any(a.startswith(("application-autoscaling:Register", "application-autoscaling:Put",
+                                 "application-autoscaling:Deregister")) for a in as_list(statement["Action"])):
+                assert statement["Condition"]["StringEquals"]["application-autoscaling:service-namespace"] \
+                    == "sagemaker", (verb, statement)
             if any(a.startswith(("sagemaker:Create", "sagemaker:Stop", "sagemaker:Delete",
                                  "sagemaker:UpdateEndpoint", "sagemaker:InvokeEndpoint"))
                    for a in as_list(statement["Action"])) and "ModelPackage" not in json.dumps(statement):
@@ -247,6 +260,7 @@ def test_lambda_environment_is_the_contract_and_resolvable_offline(synthesized):
         assert set(env) == CONTRACT_ENVIRONMENT, verb
         assert env["TRAINING_IMAGE_URI"] == {"Fn::FindInMap": [mapping_id, {"Ref": "AWS::Region"}, "TrainingImageUri"]}
         assert env["INFERENCE_IMAGE_URI"] == {"Fn::FindInMap": [mapping_id, {"Ref": "AWS::Region"}, "InferenceImageUri"]}
+        assert env["VLLM_IMAGE_URI"] == {"Fn::FindInMap": [mapping_id, {"Ref": "AWS::Region"}, "VllmImageUri"]}
         defaults = json.loads(env["DEFAULTS_JSON"])
         assert defaults["orchestration"]["poll_interval_seconds"] == 60
         assert defaults["evaluation"]["gate"] == {"min_execution_accuracy": 0.6, "min_improvement_over_base": 0.05}
@@ -266,7 +280,10 @@ def test_image_mapping_covers_many_regions_with_the_huggingface_images(synthesiz
                             r"2\.9\.0-transformers5\.3\.0-gpu-py312-[a-z0-9.-]+", row["TrainingImageUri"]), region
         assert re.fullmatch(rf"\d{{12}}\.dkr\.ecr\.{region}\.[a-z.0-9]+/huggingface-pytorch-tgi-inference:"
                             r"[0-9.]+-tgi3\.3\.6-gpu-[a-z0-9.-]+", row["InferenceImageUri"]), region
+        assert re.fullmatch(rf"\d{{12}}\.dkr\.ecr\.{region}\.[a-z.0-9]+/huggingface-vllm:"
+                            r"0\.29\.0-transformers[0-9.]+-gpu-py312-cu130-[a-z0-9.-]+", row["VllmImageUri"]), region
         assert row["TrainingImageUri"].startswith(row["TrainingImageAccount"] + ".")
+        assert row["VllmImageUri"].startswith(row["VllmImageAccount"] + ".")
 
 
 def test_training_code_is_deployed_to_the_prefix_the_lambdas_use(synthesized):

@@ -23,6 +23,7 @@ CONTRACT = {
     "Register": ("Register", "register", "$.model_package", {}),
     "Deploy": ("Deploy", "deploy", "$.deployment", {}),
     "DescribeEndpoint": ("DescribeEndpoint", "describe_endpoint", "$.deployment", {}),
+    "ConfigureScaling": ("ConfigureScaling", "configure_scaling", "$.scaling", {}),
     "CheckEndpoint": ("CheckEndpoint", "check_endpoint", "$.endpoint_check", {}),
     "NotifySuccess": ("Notify", "notify", "$.notification", {"outcome": "succeeded"}),
     "NotifyRejected": ("Notify", "notify", "$.notification", {"outcome": "rejected"}),
@@ -163,7 +164,8 @@ def test_success_runs_through_the_endpoint_check(definition):
     states = definition["States"]
     in_service = states["EndpointInService"]
     assert in_service["Choices"] == [{"Variable": "$.deployment.status", "StringEquals": "InService",
-                                      "Next": "CheckEndpoint"}]
+                                      "Next": "ConfigureScaling"}]
     assert in_service["Default"] == "WaitForEndpoint"
+    assert states["ConfigureScaling"]["Next"] == "CheckEndpoint"
     assert states["CheckEndpoint"]["Next"] == "NotifySuccess"
     assert states["NotifySuccess"]["Next"] == "Succeeded"

@@ -68,7 +68,8 @@ def test_the_endpoint_lifecycle_runs_without_a_single_denial(account, runs):
     assert any("StateMachineRole" in name for name in principals)
     assert any("CleanupRole" in name for name in principals)
     assert any(name.startswith("logs.") for name in principals)
-    assert runs["update"]["iam"]["checks"] > runs["create"]["iam"]["checks"] > 0
+    # Each run's summary counts its own checks (how many depends on how often the jobs were polled).
+    assert all(run["iam"]["checks"] > 0 and run["iam"]["denied"] == 0 for run in runs.values())
 
 
 def test_every_check_is_in_the_table(account, runs):

@@ -87,7 +87,11 @@ def test_existing_endpoint_is_updated_blue_green(aws):
     assert update["RetainAllVariantProperties"] is False
     policy = update["DeploymentConfig"]["BlueGreenUpdatePolicy"]
     assert policy["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600}
-    assert update["DeploymentConfig"]["AutoRollbackConfiguration"] == {"Alarms": [{"AlarmName": "sql-assistant-5xx"}]}
+    # The endpoint's own alarms (5xx errors, model latency) first, then the input's.
+    assert update["DeploymentConfig"]["AutoRollbackConfiguration"] == {"Alarms": [
+        {"AlarmName": "sql-assistant-invocation-5xx-errors"}, {"AlarmName": "sql-assistant-model-latency"},
+        {"AlarmName": "sql-assistant-5xx"}]}
+    assert deployment["alarms"] == ["sql-assistant-invocation-5xx-errors", "sql-assistant-model-latency"]
     assert _describe(second, deployment)["status"] == "Updating"
     aws.finish_update(ENDPOINT)
     assert _describe(second, deployment)["status"] == "InService"
@@ -114,9 +118,11 @@ def test_cleanup_deletes_an_endpoint_this_run_created(aws):
     run = _run(aws, "first")
     deployment = _deploy(run)
     result = _cleanup(run, deployment, error="EndpointMismatch", message="endpoint matched 1 of 3")
-    assert f"endpoint/{ENDPOINT}" in result["deleted"]
-    assert len(result["deleted"]) == 3
+    assert sorted(result["deleted"]) == sorted([
+        f"endpoint/{ENDPOINT}", f"alarm/{ENDPOINT}-invocation-5xx-errors", f"alarm/{ENDPOINT}-model-latency",
+        f"endpoint-config/{run['names']['endpoint_config']}", f"model/{run['names']['model']}"])
     assert aws.session.client("sagemaker").list_endpoints()["Endpoints"] == []
+    assert aws.session.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
 
 
 def test_failed_endpoint_raises_with_the_reason(aws):

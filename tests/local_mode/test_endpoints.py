@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local_mode import moto_patches
-from local_mode.endpoint_server import Limits, RequestError, check_limits, cut_at_stop, parse_request
+from local_mode.engines.tgi import Limits, RequestError, check_limits, cut_at_stop, parse_request
 from local_mode.endpoints import EndpointEmulator, EndpointSettings
 from local_mode.jobs import JobRunner
 from local_mode.models import prepare_model
