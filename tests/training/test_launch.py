@@ -1,4 +1,4 @@
-"""launch.py: installs only what is missing, and starts torchrun or python as the job needs."""
+"""launch.py: installs only what is missing (from the wheelhouse), and starts torchrun or python as the job needs."""
 import json
 import os
 import subprocess
@@ -78,12 +78,24 @@ def test_nothing_is_installed_when_the_environment_satisfies_every_pin(monkeypat
     pins = launch.read_pins(REPO_ROOT_FOR_TESTS / "training" / "requirements.txt")
     assert pins and launch.missing_pins(pins) == []
     calls = []
-    monkeypatch.setattr(launch.subprocess, "run", lambda *args, **kwargs: calls.append(args))
+    monkeypatch.setattr(launch.wheelhouse, "install", lambda *args, **kwargs: calls.append(args))
     executed = []
     launch.main(["train.py", "--max_steps", "1"], environ={"OPT_ML": str(tmp_path), "SM_NUM_GPUS": "0"},
                 execute=lambda path, argv, env: executed.append(argv))
     assert calls == []
     assert executed == [[sys.executable, str(launch.HERE / "train.py"), "--max_steps", "1"]]
+
+
+def test_a_missing_pin_without_a_wheelhouse_fails_the_job_with_what_to_run(monkeypatch, tmp_path):
+    monkeypatch.setattr(launch, "missing_pins", lambda pins: ["trl==1.16.0"])
+    monkeypatch.setattr(launch, "HERE", tmp_path / "code")
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "requirements.txt").write_text("trl==1.16.0\n")
+    (tmp_path / "code" / "train.py").write_text("")
+    with pytest.raises(SystemExit, match="make wheelhouse"):
+        launch.main(["train.py"], environ={"OPT_ML": str(tmp_path / "opt_ml")}, execute=lambda *args: None)
+    failure = (tmp_path / "opt_ml" / "output" / "failure").read_text()
+    assert "wheelhouse/manifest.json not found" in failure and "make wheelhouse" in failure
 
 
 def test_unknown_script_is_reported():
