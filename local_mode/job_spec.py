@@ -60,7 +60,6 @@ class JobSpec:
     metric_definitions: list[dict] = field(default_factory=list)
     max_steps: int | None = None
     network_isolation: bool = False
-    vpc_config: dict | None = None
 
     @property
     def folder(self) -> Path:
@@ -176,7 +175,7 @@ def training_spec(request: dict, jobs_folder: Path) -> JobSpec:
     max_steps = hyperparameters.get("max_steps")
     return JobSpec(
         kind="training", name=name, run_id=run_id, hosts=hosts,
-        network_isolation=bool(request.get("EnableNetworkIsolation")), vpc_config=request.get("VpcConfig"),
+        network_isolation=bool(request.get("EnableNetworkIsolation")),
         model_output_uri=f"{output['S3OutputPath'].rstrip('/')}/{name}/output" if output.get("S3OutputPath") else None,
         compress_model=output.get("CompressionType", "GZIP") != "NONE",
         max_runtime_seconds=(request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
@@ -215,6 +214,6 @@ def processing_spec(request: dict, jobs_folder: Path) -> JobSpec:
     network = request.get("NetworkConfig") or {}
     return JobSpec(
         kind="processing", name=name, run_id=run_id, hosts=hosts,
-        network_isolation=bool(network.get("EnableNetworkIsolation")), vpc_config=network.get("VpcConfig"),
+        network_isolation=bool(network.get("EnableNetworkIsolation")),
         max_runtime_seconds=(request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
     )

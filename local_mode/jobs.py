@@ -252,7 +252,8 @@ class JobRunner:
         bucket, prefix = split_s3_uri(checkpoint.s3_uri)
         if list_keys(s3, bucket, prefix.rstrip("/") + "/"):
             download_prefix(s3, checkpoint.s3_uri.rstrip("/") + "/", checkpoint.local_path, store=job.store)
-            self._log(job, f"[local mode] {self._host_label(job, host)}restored checkpoints from {checkpoint.s3_uri}")
+            who = f"{host.name} " if len(job.hosts) > 1 else ""
+            self._log(job, f"[local mode] {who}restored checkpoints from {checkpoint.s3_uri}")
         host.synced = {str(p.relative_to(checkpoint.local_path)): _signature(p)
                        for p in checkpoint.local_path.rglob("*") if p.is_file()}
         host.pending = {}

@@ -188,6 +188,35 @@ def test_spot_interruption_restarts_from_synced_checkpoints(tmp_path):
     assert first_step > 1
 
 
+@needs_namespaces
+def test_a_spot_interruption_restarts_every_host_from_the_synced_checkpoints(tmp_path):
+    with mock_aws():
+        runner = JobRunner(tmp_path, settings=JobSettings(poll_seconds=0.1, checkpoint_sync_seconds=0.1,
+                                                          interrupt_training_after_checkpoint=True))
+        with moto_patches.installed(object(), runner, EndpointEmulator(tmp_path)):
+            s3 = boto3.client("s3", region_name=REGION)
+            s3.create_bucket(Bucket="bkt")
+            s3.put_object(Bucket="bkt", Key="code/job.py", Body=SCRIPT.encode())
+            s3.put_object(Bucket="bkt", Key="data/rows.txt", Body=b"42\n")
+            sagemaker = boto3.client("sagemaker", region_name=REGION)
+            request = training_request("r1-spot-hosts", steps="40", sleep="0.1")
+            request["ResourceConfig"]["InstanceCount"] = 2
+            sagemaker.create_training_job(**request)
+            job = wait(sagemaker, "r1-spot-hosts")
+            runner.shutdown()
+            body = s3.get_object(Bucket="bkt", Key="runs/r1/training/r1-spot-hosts/output/model/weights.txt")["Body"].read()
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    [summary] = runner.summaries()
+    assert summary["attempts"] == 2
+    log = (tmp_path / "runs/r1/jobs/r1-spot-hosts/job.log").read_text()
+    assert "[local mode] algo-1 restored checkpoints" in log and "[local mode] algo-2 restored checkpoints" in log
+    second_attempt = log.split("attempt 2:", 1)[1]
+    for host in ("algo-1", "algo-2"):
+        first_step = int(second_attempt.split(f"[{host}] train_metrics: step=")[1].split()[0])
+        assert first_step > 1, host
+    assert body.startswith(b"steps=40 start=") and body != b"steps=40 start=0"
+
+
 def test_processing_job_maps_local_paths_and_uploads_outputs(aws, tmp_path):
     runner, sagemaker, s3, lines = aws
     s3.put_object(Bucket="bkt", Key="code/prep.py", Body=(
