@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import launch
+from local_mode.job_network import build_job_network
 
 from .conftest import REPO_ROOT_FOR_TESTS
 
@@ -116,8 +117,14 @@ def test_torchrun_with_two_cpu_processes_trains(tmp_path, tiny_model_dir, sql_tr
     }))
     env = {**os.environ, "OPT_ML": str(opt_ml), "LAUNCH_NPROC_PER_NODE": "2", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(REPO_ROOT_FOR_TESTS / "training")}
-    result = subprocess.run([sys.executable, str(REPO_ROOT_FOR_TESTS / "training" / "launch.py"), "train.py"],
-                            env=env, capture_output=True, text=True, timeout=540)
+    # In a network namespace of its own where root allows: torchrun's port meets no other process here.
+    network = build_job_network(["algo-1"], isolated=True, folder=tmp_path / "network")
+    try:
+        result = subprocess.run(network.command("algo-1", [sys.executable, str(REPO_ROOT_FOR_TESTS / "training" /
+                                                                               "launch.py"), "train.py"]),
+                                env=env, capture_output=True, text=True, timeout=540)
+    finally:
+        network.close()
     assert result.returncode == 0, result.stderr[-3000:]
     assert "torch.distributed.run" in result.stdout and "--nproc_per_node=2" in result.stdout
     metrics = json.loads((opt_ml / "model" / "training_metrics.json").read_text())
