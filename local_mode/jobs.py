@@ -1,10 +1,14 @@
 """SageMaker Training and Processing jobs as local processes, with SageMaker's lifecycle.
 
-A created job gets a folder `<workdir>/runs/<run_id>/jobs/<job>/` holding its `/opt/ml` stand-in
-(`opt_ml/`), the request it was created with (`request.json`) and its log (`job.log`). Inputs are
-downloaded from the emulated S3, the job's command runs with the current Python, and the moto job
-object that Describe* reads moves InProgress -> Completed / Failed / Stopped, with SecondaryStatus,
-FailureReason and FinalMetricDataList as SageMaker reports them.
+A created job gets a folder `<workdir>/runs/<run_id>/jobs/<job>/` holding the request it was
+created with (`request.json`), its log (`job.log`) and one `/opt/ml` stand-in per host: `opt_ml/`
+for algo-1, `algo-<k>/opt_ml/` for the others of a job with `InstanceCount` > 1. Inputs are
+downloaded from the emulated S3 to every host, each host's command runs with the current Python in
+the job's own network namespaces (job_network.py: the hosts reach each other, nothing else), and the
+moto job object that Describe* reads moves InProgress -> Completed / Failed / Stopped, with
+SecondaryStatus, FailureReason and FinalMetricDataList as SageMaker reports them. Every host syncs
+its checkpoints to the job's checkpoint URI; only the first host's model and output data are
+uploaded; the first host to fail fails the job with its reason, and the others are stopped.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from typing import Any, Callable
 import boto3
 from moto.core.utils import utcnow
 
-from local_mode.job_spec import JobSpec, UnsupportedJob, processing_spec, training_spec
+from local_mode.job_network import HostNetwork, NetworkUnavailable, build_job_network
+from local_mode.job_spec import HostSpec, JobSpec, UnsupportedJob, processing_spec, training_spec
 from local_mode.moto_patches import S3Store
 from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri, upload_folder
 
@@ -50,6 +55,28 @@ class JobSettings:
     # Simulate one managed-spot interruption of every training job, right after its first checkpoint
     # reached S3: the process is killed and the job restarts from the checkpoints, as SageMaker does.
     interrupt_training_after_checkpoint: bool = False
+    # Network namespaces for every job (None: wherever this machine allows them, see job_network.py).
+    network_namespaces: bool | None = None
+
+
+@dataclass
+class HostRun:
+    """One host of a job: its process and what was seen of it."""
+    spec: HostSpec
+    process: subprocess.Popen | None = None
+    readers: list = field(default_factory=list)
+    tail: deque = field(default_factory=lambda: deque(maxlen=200))
+    synced: dict[str, tuple[int, int]] = field(default_factory=dict)
+    pending: dict[str, tuple[int, int]] = field(default_factory=dict)
+    exited_at: float | None = None      # monotonic time its process ended, for "who failed first"
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
 
 @dataclass
@@ -62,17 +89,21 @@ class LocalJob:
     attempts: int = 0
     interrupted: bool = False
     stop_requested: bool = False
-    process: subprocess.Popen | None = None
-    tail: deque = field(default_factory=lambda: deque(maxlen=200))
+    hosts: list[HostRun] = field(default_factory=list)
+    failed_host: HostRun | None = None
     metrics: dict[str, float] = field(default_factory=dict)
-    synced: dict[str, tuple[int, int]] = field(default_factory=dict)
-    pending: dict[str, tuple[int, int]] = field(default_factory=dict)
+    network: Any = None
     thread: threading.Thread | None = None
     failure_reason: str | None = None
     store: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    log_lock: threading.Lock = field(default_factory=threading.Lock)
     started: datetime = field(default_factory=_now)
     ended: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if not self.hosts:
+            self.hosts = [HostRun(spec=host) for host in self.spec.hosts]
 
     @property
     def kind(self) -> str:
@@ -100,7 +131,7 @@ class JobRunner:
         except (UnsupportedJob, KeyError, ValueError) as error:
             self._set_status(fake, kind, "Failed", failure=f"ClientError: {error}")
             return
-        folder = spec.opt_ml.parent
+        folder = spec.folder
         if folder.exists():
             shutil.rmtree(folder)   # a leftover from an earlier emulated account with the same names
         folder.mkdir(parents=True)
@@ -162,6 +193,11 @@ class JobRunner:
             job.store = S3Store.of_current_account(self.settings.region)
             self._set_progress(job, "Downloading", "Downloading input data")
             self._prepare_folder(job, s3)
+            try:
+                job.network = self._build_network(job)
+            except NetworkUnavailable as error:
+                self._set_final(job, "Failed", failure=f"ClientError: {error}")
+                return
             while True:
                 returncode = self._attempt(job, s3)
                 if job.interrupted and job.attempts == 1 and not job.stop_requested:
@@ -174,42 +210,64 @@ class JobRunner:
         except Exception as error:  # the emulation itself failed: the job fails, the run goes on
             self._log(job, f"[local mode] {type(error).__name__}: {error}")
             self._set_final(job, "Failed", failure=f"InternalServerError: {type(error).__name__}: {error}")
+        finally:
+            if job.network is not None:
+                job.network.close()
+
+    def _build_network(self, job: LocalJob):
+        """The job's own namespaces: its hosts reach each other and nothing else (see job_network.py)."""
+        network = build_job_network([host.name for host in job.hosts], job.spec.network_isolation,
+                                    job.folder / "network", use_namespaces=self.settings.network_namespaces)
+        if isinstance(network, HostNetwork):
+            self._log(job, "[local mode] network namespaces are not available here (they need root): the job "
+                           "runs with this machine's network, without network isolation")
+        else:
+            shape = (f"{len(job.hosts)} hosts on {network.interface}" if network.interface
+                     else "no interface but lo")
+            self._log(job, f"[local mode] job network: {shape}, no route out"
+                           + (" (network isolation)" if job.spec.network_isolation else ""))
+        return network
 
     def _prepare_folder(self, job: LocalJob, s3: Any) -> None:
-        spec = job.spec
-        for relative, content in spec.files.items():
-            path = spec.opt_ml / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(content, indent=2))
-        for transfer in spec.inputs:
-            download_prefix(s3, transfer.s3_uri, transfer.local_path, store=job.store)
-        for transfer in spec.outputs:
-            transfer.local_path.mkdir(parents=True, exist_ok=True)
-        if spec.kind == "training":
-            for folder in ("model", "output/data", "output/intermediate"):
-                (spec.opt_ml / folder).mkdir(parents=True, exist_ok=True)
-        if spec.checkpoint is not None:
-            self._restore_checkpoints(job, s3)
+        for host in job.hosts:
+            spec = host.spec
+            for relative, content in spec.files.items():
+                path = spec.opt_ml / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(content, indent=2))
+            for transfer in spec.inputs:
+                download_prefix(s3, transfer.s3_uri, transfer.local_path, store=job.store)
+            for transfer in spec.outputs:
+                transfer.local_path.mkdir(parents=True, exist_ok=True)
+            if job.kind == "training":
+                for folder in ("model", "output/data", "output/intermediate"):
+                    (spec.opt_ml / folder).mkdir(parents=True, exist_ok=True)
+            if spec.checkpoint is not None:
+                self._restore_checkpoints(job, host, s3)
 
-    def _restore_checkpoints(self, job: LocalJob, s3: Any) -> None:
-        checkpoint = job.spec.checkpoint
+    def _restore_checkpoints(self, job: LocalJob, host: HostRun, s3: Any) -> None:
+        """Every host starts with everything the checkpoint URI holds, as SageMaker copies it in."""
+        checkpoint = host.spec.checkpoint
         checkpoint.local_path.mkdir(parents=True, exist_ok=True)
         bucket, prefix = split_s3_uri(checkpoint.s3_uri)
         if list_keys(s3, bucket, prefix.rstrip("/") + "/"):
             download_prefix(s3, checkpoint.s3_uri.rstrip("/") + "/", checkpoint.local_path, store=job.store)
-            self._log(job, f"[local mode] restored checkpoints from {checkpoint.s3_uri}")
-        job.synced = {str(p.relative_to(checkpoint.local_path)): _signature(p)
-                      for p in checkpoint.local_path.rglob("*") if p.is_file()}
+            who = f"{host.name} " if len(job.hosts) > 1 else ""
+            self._log(job, f"[local mode] {who}restored checkpoints from {checkpoint.s3_uri}")
+        host.synced = {str(p.relative_to(checkpoint.local_path)): _signature(p)
+                       for p in checkpoint.local_path.rglob("*") if p.is_file()}
+        host.pending = {}
 
     def _reset_for_restart(self, job: LocalJob, s3: Any) -> None:
-        """A replacement instance starts empty: only S3 (inputs and synced checkpoints) survives."""
-        shutil.rmtree(job.spec.opt_ml)
+        """Replacement instances start empty: only S3 (inputs and synced checkpoints) survives."""
+        for host in job.hosts:
+            shutil.rmtree(host.spec.opt_ml)
+            host.process, host.readers, host.exited_at = None, [], None
+        job.failed_host = None
         self._prepare_folder(job, s3)
 
     def _attempt(self, job: LocalJob, s3: Any) -> int | None:
-        """Run the job's process once; None when a stop came before it could start."""
-        spec = job.spec
-        env = {**os.environ, **spec.environment}
+        """Run every host's process once; None when a stop came before they could start."""
         with job.lock:
             if job.stop_requested:
                 self._log(job, "[local mode] stopped before the process started")
@@ -217,15 +275,23 @@ class JobRunner:
             job.attempts += 1
             self._set_progress(job, "Training" if job.kind == "training" else None,
                                "Training image download completed. Training in progress.")
-            self._log(job, f"[local mode] attempt {job.attempts}: {' '.join(spec.command)}")
-            job.process = subprocess.Popen(spec.command, cwd=str(job.folder), env=env, stdout=subprocess.PIPE,
-                                           stderr=subprocess.STDOUT, text=True, bufsize=1, errors="replace",
-                                           start_new_session=True)
-        reader = threading.Thread(target=self._read_output, args=(job, job.process), daemon=True)
-        reader.start()
+            for host in job.hosts:
+                spec = host.spec
+                self._log(job, f"[local mode] attempt {job.attempts}: {self._host_label(job, host)}"
+                               f"{' '.join(spec.command)}")
+                host.process = subprocess.Popen(
+                    job.network.command(host.name, spec.command), cwd=str(spec.opt_ml.parent),
+                    env={**os.environ, **spec.environment}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    text=True, bufsize=1, errors="replace", start_new_session=True)
+                host.exited_at = None
+                host.readers = [threading.Thread(target=self._read_output, args=(job, host, host.process), daemon=True),
+                                threading.Thread(target=_note_exit, args=(host, host.process), daemon=True)]
+                for thread in host.readers:
+                    thread.start()
+        spec = job.spec
         started = time.monotonic()
         last_sync = 0.0
-        while job.process.poll() is None:
+        while any(host.running for host in job.hosts):
             time.sleep(self.settings.poll_seconds)
             if spec.checkpoint is not None and time.monotonic() - last_sync >= self.settings.checkpoint_sync_seconds:
                 self._sync_checkpoints(job, s3, stable_only=True)
@@ -235,44 +301,64 @@ class JobRunner:
                     self._log(job, "[local mode] simulating a spot interruption: killing the training process")
                     self._set_progress(job, "Interrupted", "Training job interrupted (managed spot)")
                     self._terminate(job, graceful=False)
+            if job.failed_host is None and not job.stop_requested and not job.interrupted:
+                failed = self._first_failed_host(job)
+                if failed is not None:
+                    job.failed_host = failed
+                    if any(host.running for host in job.hosts):
+                        self._log(job, f"[local mode] {failed.name} failed (exit code {failed.process.returncode}): "
+                                       "stopping the other hosts")
+                        self._terminate(job, graceful=True)
             if spec.max_runtime_seconds and time.monotonic() - started > spec.max_runtime_seconds:
                 job.stop_requested = True
                 self._log(job, "[local mode] MaxRuntimeInSeconds exceeded: stopping the job")
                 self._terminate(job, graceful=True)
-        reader.join(timeout=10)
-        return job.process.returncode
+        for host in job.hosts:
+            for thread in host.readers:
+                thread.join(timeout=10)
+        if job.failed_host is None and not job.stop_requested and not job.interrupted:
+            job.failed_host = self._first_failed_host(job)
+        if job.failed_host is not None:
+            return job.failed_host.process.returncode
+        return next((host.process.returncode for host in job.hosts if host.process.returncode), 0)
+
+    @staticmethod
+    def _first_failed_host(job: LocalJob) -> HostRun | None:
+        failed = [host for host in job.hosts
+                  if host.process is not None and host.process.poll() not in (None, 0)]
+        return min(failed, key=lambda host: host.exited_at or float("inf")) if failed else None
 
     def _should_interrupt(self, job: LocalJob) -> bool:
         if (not self.settings.interrupt_training_after_checkpoint or job.kind != "training"
                 or job.interrupted or job.stop_requested):
             return False
         return any(self._checkpoint_in_s3(job, key.rpartition("/")[0])
-                   for key in list(job.synced) if key.endswith("/trainer_state.json"))
+                   for host in job.hosts for key in list(host.synced) if key.endswith("/trainer_state.json"))
 
     def _checkpoint_in_s3(self, job: LocalJob, folder: str) -> bool:
-        """Every file the trainer wrote into the checkpoint folder has reached S3 as it is now.
+        """Every file any host wrote into the checkpoint folder has reached S3 as it is now.
 
         trainer_state.json is written last, but a replacement instance can only resume from a
-        checkpoint whose other files made it too: interrupting earlier would test nothing.
+        checkpoint whose other files made it too (on several hosts, each host writes some of them):
+        interrupting earlier would test nothing.
         """
-        local = job.spec.checkpoint.local_path / folder
-        for path in (p for p in local.rglob("*") if p.is_file()):
-            try:
-                if job.synced.get(str(path.relative_to(job.spec.checkpoint.local_path))) != _signature(path):
-                    return False
-            except FileNotFoundError:
-                continue   # rotated away by save_total_limit after its upload
+        for host in job.hosts:
+            checkpoint = host.spec.checkpoint
+            for path in (p for p in (checkpoint.local_path / folder).rglob("*") if p.is_file()):
+                try:
+                    if host.synced.get(str(path.relative_to(checkpoint.local_path))) != _signature(path):
+                        return False
+                except FileNotFoundError:
+                    continue   # rotated away by save_total_limit after its upload
         return True
 
-    def _read_output(self, job: LocalJob, process: subprocess.Popen) -> None:
-        with open(job.log_path, "a", encoding="utf-8") as log:
-            for line in process.stdout:
-                line = line.rstrip("\n")
-                log.write(line + "\n")
-                log.flush()
-                job.tail.append(line)
-                self._collect_metrics(job, line)
-                self.on_log(job.spec.name, job.kind, line)
+    def _read_output(self, job: LocalJob, host: HostRun, process: subprocess.Popen) -> None:
+        label = self._host_label(job, host)
+        for line in process.stdout:
+            line = line.rstrip("\n")
+            host.tail.append(line)
+            self._collect_metrics(job, line)
+            self._log(job, label + line)
 
     def _collect_metrics(self, job: LocalJob, line: str) -> None:
         for definition in job.spec.metric_definitions:
@@ -287,30 +373,34 @@ class JobRunner:
                     pass
 
     def _sync_checkpoints(self, job: LocalJob, s3: Any, stable_only: bool) -> None:
-        """Upload new or changed checkpoint files; with stable_only, only files unchanged for one scan."""
-        checkpoint = job.spec.checkpoint
-        if checkpoint is None or not checkpoint.local_path.exists():
-            return
-        pending = job.pending
-        to_upload = []
-        for path in sorted(p for p in checkpoint.local_path.rglob("*") if p.is_file()):
-            relative = str(path.relative_to(checkpoint.local_path))
-            try:
-                signature = _signature(path)
-            except FileNotFoundError:
+        """Upload every host's new or changed checkpoint files to the one checkpoint URI.
+
+        With stable_only, only files unchanged for one scan. Hosts that write the same file
+        overwrite each other in S3, as on SageMaker.
+        """
+        for host in job.hosts:
+            checkpoint = host.spec.checkpoint
+            if checkpoint is None or not checkpoint.local_path.exists():
                 continue
-            if job.synced.get(relative) == signature:
-                continue
-            if stable_only and pending.get(relative) != signature:
-                pending[relative] = signature
-                continue
-            to_upload.append((path, relative, signature))
-        for path, relative, signature in to_upload:
-            try:
-                upload_folder(s3, checkpoint.local_path, checkpoint.s3_uri, only=[path], store=job.store)
-            except FileNotFoundError:
-                continue
-            job.synced[relative] = signature
+            to_upload = []
+            for path in sorted(p for p in checkpoint.local_path.rglob("*") if p.is_file()):
+                relative = str(path.relative_to(checkpoint.local_path))
+                try:
+                    signature = _signature(path)
+                except FileNotFoundError:
+                    continue
+                if host.synced.get(relative) == signature:
+                    continue
+                if stable_only and host.pending.get(relative) != signature:
+                    host.pending[relative] = signature
+                    continue
+                to_upload.append((path, relative, signature))
+            for path, relative, signature in to_upload:
+                try:
+                    upload_folder(s3, checkpoint.local_path, checkpoint.s3_uri, only=[path], store=job.store)
+                except FileNotFoundError:
+                    continue
+                host.synced[relative] = signature
 
     def _finish(self, job: LocalJob, s3: Any, returncode: int | None) -> None:
         spec = job.spec
@@ -322,37 +412,42 @@ class JobRunner:
                 self._set_progress(job, "Uploading", "Uploading generated training model")
                 self._upload_training_outputs(job, s3)
         elif returncode == 0:
-            for transfer in spec.outputs:
-                upload_folder(s3, transfer.local_path, transfer.s3_uri, store=job.store)
+            for host in job.hosts:
+                for transfer in host.spec.outputs:
+                    upload_folder(s3, transfer.local_path, transfer.s3_uri, store=job.store)
         if stopped:
             self._set_final(job, "Stopped")
         elif returncode == 0:
             self._set_final(job, "Completed")
         else:
-            self._set_final(job, "Failed", failure=self._failure_reason(job, returncode))
+            self._set_final(job, "Failed", failure=self._failure_reason(job, job.failed_host or job.hosts[0],
+                                                                        returncode))
 
     def _upload_training_outputs(self, job: LocalJob, s3: Any) -> None:
+        """The first host's /opt/ml/model (and output/data) is the job's model, as on SageMaker."""
         spec = job.spec
         if spec.model_output_uri is None:
             return
-        model_dir = spec.opt_ml / "model"
+        opt_ml = spec.hosts[0].opt_ml
+        model_dir = opt_ml / "model"
         if spec.compress_model:
-            _upload_tarball(s3, model_dir, spec.opt_ml.parent / "model.tar.gz", f"{spec.model_output_uri}/model.tar.gz")
+            _upload_tarball(s3, model_dir, job.folder / "model.tar.gz", f"{spec.model_output_uri}/model.tar.gz")
             job.fake.model_artifacts = {"S3ModelArtifacts": f"{spec.model_output_uri}/model.tar.gz"}
         else:
             upload_folder(s3, model_dir, f"{spec.model_output_uri}/model/", store=job.store)
             job.fake.model_artifacts = {"S3ModelArtifacts": f"{spec.model_output_uri}/model/"}
-        data_dir = spec.opt_ml / "output" / "data"
+        data_dir = opt_ml / "output" / "data"
         if any(data_dir.rglob("*")):
-            _upload_tarball(s3, data_dir, spec.opt_ml.parent / "output.tar.gz", f"{spec.model_output_uri}/output.tar.gz")
+            _upload_tarball(s3, data_dir, job.folder / "output.tar.gz", f"{spec.model_output_uri}/output.tar.gz")
 
-    def _failure_reason(self, job: LocalJob, returncode: int) -> str:
-        """`/opt/ml/output/failure` when the script wrote one (SageMaker's rule), else the log's last errors."""
-        failure_file = job.spec.opt_ml / "output" / "failure"
+    def _failure_reason(self, job: LocalJob, host: HostRun, returncode: int) -> str:
+        """The failed host's `/opt/ml/output/failure` when its script wrote one (SageMaker's rule),
+        else its log's last errors."""
+        failure_file = host.spec.opt_ml / "output" / "failure"
         if failure_file.is_file() and failure_file.read_text().strip():
             detail = failure_file.read_text().strip()
         else:
-            lines = [line for line in job.tail if line.strip() and not line.startswith("[local mode]")]
+            lines = [line for line in host.tail if line.strip() and not line.startswith("[local mode]")]
             errors = [line for line in lines if _TRACE_LINE.search(line)]
             picked = (errors or lines)[-4:]
             detail = "\n".join(picked) if picked else "no output"
@@ -362,8 +457,16 @@ class JobRunner:
         return reason
 
     # ---- helpers ---------------------------------------------------------------------------------
+    @staticmethod
+    def _host_label(job: LocalJob, host: HostRun) -> str:
+        """`[algo-2] ` before a host's lines when the job has several hosts; nothing otherwise."""
+        return f"[{host.name}] " if len(job.hosts) > 1 else ""
+
     def _terminate(self, job: LocalJob, graceful: bool) -> None:
-        process = job.process
+        for host in job.hosts:
+            self._terminate_process(host.process, graceful)
+
+    def _terminate_process(self, process: subprocess.Popen | None, graceful: bool) -> None:
         if process is None or process.poll() is not None:
             return
         try:
@@ -382,7 +485,7 @@ class JobRunner:
             threading.Thread(target=escalate, daemon=True).start()
 
     def _log(self, job: LocalJob, line: str) -> None:
-        with open(job.log_path, "a", encoding="utf-8") as log:
+        with job.log_lock, open(job.log_path, "a", encoding="utf-8") as log:
             log.write(line + "\n")
         self.on_log(job.spec.name, job.kind, line)
 
@@ -435,6 +538,11 @@ class JobRunner:
             transitions.append({"Status": secondary, "StartTime": now, "StatusMessage": message})
             fake.secondary_status_transitions = transitions
             fake.secondary_status = secondary
+
+
+def _note_exit(host: HostRun, process: subprocess.Popen) -> None:
+    process.wait()
+    host.exited_at = time.monotonic()
 
 
 def _signature(path: Path) -> tuple[int, int]:

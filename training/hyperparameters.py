@@ -76,8 +76,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "warmup_ratio": (lambda v: 0 <= v < 1, "a number >= 0 and < 1"),
     "gradient_checkpointing": (lambda v: True, "true or false"),
     "fsdp": (
-        lambda v: v == "" or all(option in FSDP_OPTIONS for option in v.split()),
-        f"true, false, none, or space-separated options from {', '.join(FSDP_OPTIONS)}",
+        lambda v: v == "" or (all(option in FSDP_OPTIONS for option in v.split())
+                              and not {"full_shard", "shard_grad_op"} <= set(v.split())),
+        f"true, false, none, or space-separated options from {', '.join(FSDP_OPTIONS)}, with at most one "
+        "sharding strategy (full_shard or shard_grad_op)",
     ),
     "model_id": (lambda v: v == "" or re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", v) is not None,
                  "a Hugging Face Hub id such as org/name"),

@@ -1,7 +1,9 @@
 """Container entrypoint for every job: `python3 launch.py <script> [args...]`.
 
-1. Installs from requirements.txt (next to this file) only the packages the image lacks or has at
-   another version; nothing is installed when the image already satisfies every pin.
+1. Installs the pins of requirements.txt (next to this file) that the image lacks or has at another
+   version, from the wheelhouse that travels with the code (`wheelhouse/`, see wheelhouse.py):
+   no package index is ever asked, so a job with network isolation or without egress starts too.
+   Nothing is installed when the image already satisfies every pin.
 2. Runs the script: train.py through `torchrun` when the job has several GPUs or several hosts
    (hosts from $OPT_ML/input/config/resourceconfig.json, the first host is the rendezvous master),
    anything else as a single `python` process. The script replaces this process, so SageMaker's
@@ -14,17 +16,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import wheelhouse
+from wheelhouse import WheelhouseError, read_pins
+
 HERE = Path(__file__).resolve().parent
 DISTRIBUTED_SCRIPTS = {"train.py"}
 MASTER_PORT = 29500
-_PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
 
 @dataclass(frozen=True)
@@ -45,16 +47,6 @@ class Cluster:
         return len(self.hosts) > 1 or self.processes_per_host > 1
 
 
-def read_pins(requirements: Path) -> list[tuple[str, str]]:
-    """(name, version) for every `name==version` line; comments, blanks and options are skipped."""
-    pins = []
-    for line in requirements.read_text(encoding="utf-8").splitlines():
-        match = _PIN.match(line)
-        if match:
-            pins.append((match.group(1), match.group(3)))
-    return pins
-
-
 def missing_pins(pins: list[tuple[str, str]], installed_version=None) -> list[str]:
     """`name==version` for each pin that is not installed, or installed at another version."""
     installed_version = installed_version or _installed_version
@@ -68,11 +60,19 @@ def _installed_version(name: str) -> str | None:
         return None
 
 
-def install(requirements: list[str]) -> None:
-    if not requirements:
-        return
-    print(f"launch: installing {' '.join(requirements)}", flush=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-cache-dir", "--quiet", *requirements], check=True)
+def install(requirements: list[str], opt_ml: Path) -> None:
+    """Install from the wheelhouse; a wheelhouse that cannot serve them fails the job with the reason."""
+    try:
+        wheelhouse.install(requirements, HERE / "wheelhouse")
+    except WheelhouseError as error:
+        message = f"launch: {error}"
+        failure = opt_ml / "output" / "failure"
+        try:
+            failure.parent.mkdir(parents=True, exist_ok=True)
+            failure.write_text(message[:1024], encoding="utf-8")
+        except OSError:
+            pass
+        raise SystemExit(message) from error
 
 
 def read_cluster(opt_ml: Path, environ: dict[str, str]) -> Cluster:
@@ -143,10 +143,13 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None, e
     if not argv:
         raise SystemExit("usage: python3 launch.py <script> [args...]")
     script = resolve_script(argv[0])
+    opt_ml = Path(environ.get("OPT_ML", "/opt/ml"))
     requirements = HERE / "requirements.txt"
     if requirements.is_file():
-        install(missing_pins(read_pins(requirements)))
-    cluster = read_cluster(Path(environ.get("OPT_ML", "/opt/ml")), environ)
+        missing = missing_pins(read_pins(requirements))
+        if missing:
+            install(missing, opt_ml)
+    cluster = read_cluster(opt_ml, environ)
     command = build_command(script, argv[1:], cluster)
     print(f"launch: {' '.join(command)}", flush=True)
     sys.stdout.flush()

@@ -11,6 +11,11 @@ Inputs follow the SageMaker training contract, with every path also a command-li
 OPT_ML defaults to /opt/ml. Loss is computed on assistant tokens only, each assistant turn ends
 with the EOS token, and the adapter is merged into the unquantized base model.
 
+Under torchrun (several GPUs or hosts; launch.py decides) every process trains; with `fsdp` the
+model is sharded over them (FSDP2, on CPU processes too). At the end every process takes part in
+saving the adapter, then the process group is ended and only the main process merges: the others
+exit at once instead of waiting in a collective that would time out during a long merge.
+
 Metric line, once per logging step (see metrics_logging.py), and the MetricDefinitions for it:
 
     train_metrics: step=12 loss=1.2345 learning_rate=0.0002 epoch=0.50 tokens_per_second=812.3
@@ -276,6 +281,52 @@ def fsdp_arguments(hyperparameters: Hyperparameters, model) -> dict[str, Any]:
     return {"fsdp": True, "fsdp_config": config}
 
 
+def enable_fsdp_on_cpu(trainer) -> None:
+    """Let CPU processes (gloo) take accelerate's FSDP2 path, as GPU processes do.
+
+    accelerate turns FSDP on only for accelerator devices and silently trains CPU processes with
+    DDP instead, although torch's FSDP2 shards CPU tensors over gloo. Local mode and the tests
+    train on CPU: without this they would never run the sharding, the FSDP checkpoints and their
+    resume that a GPU job runs. On GPUs (and without `fsdp`) this changes nothing.
+    """
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    if trainer.args.fsdp_plugin_args is None or trainer.accelerator.distributed_type != DistributedType.MULTI_CPU:
+        return
+    for shared in (PartialState._shared_state, AcceleratorState._shared_state):
+        shared["distributed_type"] = DistributedType.FSDP
+    AcceleratorState._shared_state["fsdp_plugin"] = FullyShardedDataParallelPlugin(**trainer.args.fsdp_plugin_args)
+    trainer.is_fsdp_enabled = True
+
+
+def parameter_shares(model) -> tuple[int, int]:
+    """(bytes of all parameters, bytes this process holds): under FSDP each holds about 1/N."""
+    from torch.distributed.tensor import DTensor
+
+    total = held = 0
+    for parameter in model.parameters():
+        size = parameter.element_size()
+        total += parameter.numel() * size
+        held += (parameter.to_local().numel() if isinstance(parameter, DTensor) else parameter.numel()) * size
+    return total, held
+
+
+def release_ranks_then(work_on_main, is_main: bool):
+    """End the process group on every rank, then run `work_on_main` on the main process alone.
+
+    Merging a large model on CPU takes longer than any collective timeout (NCCL's and gloo's
+    defaults are 10 and 30 minutes); a rank that waited for it in a barrier would fail the job.
+    After the last barrier here no rank waits for another: the others return None at once.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    return work_on_main() if is_main else None
+
+
 def newest_checkpoint(checkpoint_dir: Path) -> Path | None:
     """The highest-numbered complete checkpoint (trainer_state.json is written last)."""
     if not checkpoint_dir.is_dir():
@@ -329,14 +380,29 @@ def build_sft_config(paths: Paths, hyperparameters: Hyperparameters, settings: R
 
 
 def make_trainer(model, tokenizer, train_dataset, eval_dataset, sft_config, hyperparameters, counter, num_processes):
+    from transformers import TrainerCallback
     from trl import SFTTrainer
 
     class TokenCountingSFTTrainer(SFTTrainer):
         """Counts real and padding tokens of every batch, for tokens/s and the padding share."""
 
+        def create_accelerator_and_postprocess(self):
+            super().create_accelerator_and_postprocess()
+            enable_fsdp_on_cpu(self)
+
         def training_step(self, model, inputs, num_items_in_batch=None):
             counter.add(*count_batch_tokens(inputs))
             return super().training_step(model, inputs, num_items_in_batch)
+
+    class ShardReport(TrainerCallback):
+        """One line saying how much of the model each process holds once FSDP has sharded it."""
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if getattr(args, "fsdp_plugin_args", None) and model is not None:
+                total, held = parameter_shares(model)
+                if state.is_world_process_zero:
+                    LOG.info("fsdp: parameters %.2f MiB in all, %.2f MiB held by each of %d processes",
+                             total / 2**20, held / 2**20, num_processes)
 
     return TokenCountingSFTTrainer(
         model=model,
@@ -345,7 +411,7 @@ def make_trainer(model, tokenizer, train_dataset, eval_dataset, sft_config, hype
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         peft_config=lora_config(hyperparameters),
-        callbacks=[MetricLineCallback(counter, num_processes=num_processes)],
+        callbacks=[MetricLineCallback(counter, num_processes=num_processes), ShardReport()],
     )
 
 
@@ -437,17 +503,16 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
     eval_loss = trainer.evaluate()["eval_loss"] if eval_dataset is not None else None
 
     adapter_dir, merged_dir = paths.output_dir / "adapter", paths.output_dir / "merged"
-    trainer.save_model(str(adapter_dir))
-    accelerator = trainer.accelerator
-    accelerator.wait_for_everyone()
-    metrics: dict[str, Any] = {}
-    if trainer.is_world_process_zero():
+    trainer.save_model(str(adapter_dir))   # every rank: under FSDP the adapter is gathered from all
+    is_main = trainer.is_world_process_zero()
+    log_history = list(trainer.state.log_history)
+    del trainer, model
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+    def merge_and_record() -> dict[str, Any]:
         tokenizer.save_pretrained(adapter_dir)
-        log_history = list(trainer.state.log_history)
-        del trainer, model
-        gc.collect()
-        if device == "cuda":
-            torch.cuda.empty_cache()
         merge_started = time.perf_counter()
         merge_and_save(source, adapter_dir, merged_dir, tokenizer, device, token)
         merge_seconds = time.perf_counter() - merge_started
@@ -470,6 +535,7 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
             "quantization": "4bit" if settings.quantize_4bit else "none",
             "device": device if device == "cpu" else f"cuda ({torch.cuda.get_device_name(0)})",
             "num_processes": settings.num_processes,
+            "fsdp": hyperparameters.fsdp or None,
             "resumed_from": str(resume_from) if resume_from else None,
             "timings": {
                 "model_load_seconds": load_seconds,
@@ -482,8 +548,10 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
         }
         paths.output_dir.mkdir(parents=True, exist_ok=True)
         (paths.output_dir / "training_metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
-    accelerator.wait_for_everyone()
-    return metrics
+        return metrics
+
+    # The other ranks are released before the main process merges: no collective outlives the training.
+    return release_ranks_then(merge_and_record, is_main) or {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,11 +1,13 @@
 """The fine-tuning workflow: training code in S3, model package group, Lambdas and state machine."""
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from aws_cdk import Aws, Duration, Fn, RemovalPolicy
+from aws_cdk import Aws, Duration, Fn, RemovalPolicy, Size
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -26,6 +28,27 @@ from cdk_app.constructs.workflow_functions import WorkflowFunctions, WorkflowFun
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Files that never belong in the uploaded code.
 ASSET_EXCLUDES = ["__pycache__", "*.pyc", ".pytest_cache", "*.egg-info", "tests"]
+# What jobs install at start travels with the code as wheels, in `<code prefix>/wheelhouse/`
+# (training/wheelhouse.py builds it; its manifest.json is the contract read here).
+WHEELHOUSE_ROOT = REPO_ROOT / "build" / "job-wheels"
+WHEELHOUSE_BUILD_COMMAND = "make wheelhouse"
+
+
+def wheelhouse_problem(wheelhouse_root: Path, training_dir: Path, py_version: str) -> Optional[str]:
+    """Why the wheelhouse under `wheelhouse_root` cannot go with `training_dir`'s code, or None."""
+    manifest_path = wheelhouse_root / "wheelhouse" / "manifest.json"
+    fix = f"run `{WHEELHOUSE_BUILD_COMMAND}` (it downloads the wheels jobs install at start) and synthesize again"
+    if not manifest_path.is_file():
+        return f"{manifest_path} not found: the training jobs' wheelhouse has not been built; {fix}"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    requirements = (training_dir / "requirements.txt").read_bytes()
+    if manifest.get("requirements_sha256") != hashlib.sha256(requirements).hexdigest():
+        return f"{manifest_path} was built for another {training_dir / 'requirements.txt'}; {fix}"
+    python = f"py{str(manifest.get('python', '')).replace('.', '')}"
+    if python != py_version:
+        return (f"{manifest_path} holds wheels for {python}, the training image runs {py_version} "
+                f"(context fine-tune:training_py_version); {fix}")
+    return None
 
 
 @dataclass
@@ -33,13 +56,15 @@ class FineTuningWorkflowProps:
     """Settings plus the folders whose code the workflow ships.
 
     `lambdas_dir` holds the handlers (`<verb>.py`) and `common/`; `training_dir` is deployed to
-    `s3://<artifacts>/code/<asset hash>/` and mounted into every job.
+    `s3://<artifacts>/code/<hash>/` and mounted into every job, with the wheels its
+    requirements.txt needs from `wheelhouse_root/wheelhouse/` (built by `make wheelhouse`).
     `model_package_group_name` defaults to `<resource_prefix>-models`.
     """
 
     settings: Settings = field(default_factory=Settings)
     lambdas_dir: Path = REPO_ROOT / "lambdas"
     training_dir: Path = REPO_ROOT / "training"
+    wheelhouse_root: Path = WHEELHOUSE_ROOT
     model_package_group_name: Optional[str] = None
     log_retention: Optional[logs.RetentionDays] = None
     lambda_memory_size: int = 512
@@ -61,7 +86,8 @@ class FineTuningWorkflow(Construct):
         settings = props.settings
         retention = props.log_retention or getattr(logs.RetentionDays, RETENTION_DAYS[settings.log_retention_days])
 
-        self.code_s3_uri = self._deploy_training_code(props.training_dir, storage, retention)
+        self.code_s3_uri = self._deploy_training_code(props.training_dir, props.wheelhouse_root, settings,
+                                                      storage, retention)
         self.model_package_group_name = props.model_package_group_name or f"{settings.resource_prefix}-models"
         self.model_package_group = sagemaker.CfnModelPackageGroup(
             self, "ModelPackageGroup",
@@ -125,21 +151,33 @@ class FineTuningWorkflow(Construct):
             comment="Fine-tunes an LLM on SageMaker, evaluates it, and deploys it only if the gate passes",
         )
 
-    def _deploy_training_code(self, training_dir: Path, storage: FineTuningStorage,
-                              retention: logs.RetentionDays) -> str:
-        """Upload training/ as an asset and copy it to `code/<asset hash>/` in the artifacts bucket."""
+    def _deploy_training_code(self, training_dir: Path, wheelhouse_root: Path, settings: Settings,
+                              storage: FineTuningStorage, retention: logs.RetentionDays) -> str:
+        """Upload training/ and its wheelhouse as assets and copy both to `code/<hash>/`.
+
+        Jobs install what the image lacks from `code/<hash>/wheelhouse/` (never from a package
+        index, so jobs with network isolation or without egress start too); synthesis stops with
+        what to run when the wheelhouse is missing or was built for other pins or another Python.
+        """
+        problem = wheelhouse_problem(wheelhouse_root, training_dir, settings.training_py_version)
+        if problem:
+            raise ValueError(problem)
         asset = s3_assets.Asset(self, "TrainingCodeAsset", path=str(training_dir), exclude=ASSET_EXCLUDES)
+        wheels = s3_assets.Asset(self, "TrainingWheelsAsset", path=str(wheelhouse_root))
         log_group = logs.LogGroup(self, "TrainingCodeDeploymentLogs", encryption_key=storage.key,
                                   retention=retention, removal_policy=RemovalPolicy.RETAIN)
-        prefix = f"{CODE_PREFIX}{asset.asset_hash}/"
+        # One prefix per code and wheels together: nothing is overwritten across deployments.
+        prefix = f"{CODE_PREFIX}{hashlib.sha256((asset.asset_hash + wheels.asset_hash).encode()).hexdigest()}/"
         s3_deployment.BucketDeployment(
             self, "TrainingCode",
-            sources=[s3_deployment.Source.bucket(asset.bucket, asset.s3_object_key)],
+            sources=[s3_deployment.Source.bucket(asset.bucket, asset.s3_object_key),
+                     s3_deployment.Source.bucket(wheels.bucket, wheels.s3_object_key)],
             destination_bucket=storage.artifacts_bucket,
             destination_key_prefix=prefix,
             prune=False,
             retain_on_delete=True,
-            memory_limit=512,
+            memory_limit=1024,
+            ephemeral_storage_size=Size.gibibytes(2),   # the wheels are unpacked in /tmp before the copy
             log_group=log_group,
         )
         return Fn.join("", ["s3://", storage.artifacts_bucket.bucket_name, "/", prefix])

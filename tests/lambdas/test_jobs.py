@@ -70,6 +70,28 @@ def test_model_from_s3_isolates_the_job_and_vpc_and_token_settings(aws, monkeypa
     assert "model_id" not in request["HyperParameters"] and "hf_token_secret_arn" not in request["HyperParameters"]
 
 
+def test_several_spot_instances_in_a_vpc_get_a_request_sagemaker_accepts(aws, monkeypatch):
+    """N hosts share one job-level VpcConfig; inputs are copied to each; traffic between them is encrypted."""
+    import validate
+    monkeypatch.setenv("SUBNET_IDS", "subnet-0123456789abcdef0")
+    monkeypatch.setenv("SECURITY_GROUP_IDS", "sg-0123456789abcdef0,sg-0fedcba9876543210")
+    run = validate.handler({"execution_name": "four-hosts", "state": {
+        "training": {"instance_type": "ml.g5.12xlarge", "instance_count": 4, "use_spot": True,
+                     "hyperparameters": {"fsdp": "full_shard auto_wrap"}}}}, None)
+    _start(run, "train")
+    (request,) = aws.calls_to("CreateTrainingJob")   # validated against SageMaker's service model
+    assert request["ResourceConfig"]["InstanceCount"] == 4
+    assert request["EnableInterContainerTrafficEncryption"] is True
+    assert request["VpcConfig"] == {"Subnets": ["subnet-0123456789abcdef0"],
+                                    "SecurityGroupIds": ["sg-0123456789abcdef0", "sg-0fedcba9876543210"]}
+    assert {c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in request["InputDataConfig"]} == {
+        "FullyReplicated"}
+    assert request["EnableManagedSpotTraining"] is True and request["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
+    stop = request["StoppingCondition"]
+    assert stop["MaxWaitTimeInSeconds"] >= stop["MaxRuntimeInSeconds"]
+    assert request["HyperParameters"]["fsdp"] == "full_shard auto_wrap"
+
+
 def test_hf_token_is_passed_as_a_secret_arn_never_a_token(aws, run, monkeypatch):
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:hf-AbCdEf"
     monkeypatch.setenv("HF_TOKEN_SECRET_ARN", arn)

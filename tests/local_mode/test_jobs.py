@@ -1,5 +1,6 @@
-"""SageMaker jobs as local processes: lifecycle, container contract, uniqueness, stop, failure."""
+"""SageMaker jobs as local processes: lifecycle, container contract, uniqueness, stop, failure, hosts, network."""
 import json
+import socket
 import threading
 import time
 
@@ -10,7 +11,11 @@ from moto import mock_aws
 
 from local_mode import moto_patches
 from local_mode.endpoints import EndpointEmulator
+from local_mode.job_network import namespaces_available
 from local_mode.jobs import JobRunner, JobSettings
+
+needs_namespaces = pytest.mark.skipif(not namespaces_available(),
+                                      reason="network namespaces need root (unshare, nsenter, ip)")
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/sm"
@@ -183,6 +188,35 @@ def test_spot_interruption_restarts_from_synced_checkpoints(tmp_path):
     assert first_step > 1
 
 
+@needs_namespaces
+def test_a_spot_interruption_restarts_every_host_from_the_synced_checkpoints(tmp_path):
+    with mock_aws():
+        runner = JobRunner(tmp_path, settings=JobSettings(poll_seconds=0.1, checkpoint_sync_seconds=0.1,
+                                                          interrupt_training_after_checkpoint=True))
+        with moto_patches.installed(object(), runner, EndpointEmulator(tmp_path)):
+            s3 = boto3.client("s3", region_name=REGION)
+            s3.create_bucket(Bucket="bkt")
+            s3.put_object(Bucket="bkt", Key="code/job.py", Body=SCRIPT.encode())
+            s3.put_object(Bucket="bkt", Key="data/rows.txt", Body=b"42\n")
+            sagemaker = boto3.client("sagemaker", region_name=REGION)
+            request = training_request("r1-spot-hosts", steps="40", sleep="0.1")
+            request["ResourceConfig"]["InstanceCount"] = 2
+            sagemaker.create_training_job(**request)
+            job = wait(sagemaker, "r1-spot-hosts")
+            runner.shutdown()
+            body = s3.get_object(Bucket="bkt", Key="runs/r1/training/r1-spot-hosts/output/model/weights.txt")["Body"].read()
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    [summary] = runner.summaries()
+    assert summary["attempts"] == 2
+    log = (tmp_path / "runs/r1/jobs/r1-spot-hosts/job.log").read_text()
+    assert "[local mode] algo-1 restored checkpoints" in log and "[local mode] algo-2 restored checkpoints" in log
+    second_attempt = log.split("attempt 2:", 1)[1]
+    for host in ("algo-1", "algo-2"):
+        first_step = int(second_attempt.split(f"[{host}] train_metrics: step=")[1].split()[0])
+        assert first_step > 1, host
+    assert body.startswith(b"steps=40 start=") and body != b"steps=40 start=0"
+
+
 def test_processing_job_maps_local_paths_and_uploads_outputs(aws, tmp_path):
     runner, sagemaker, s3, lines = aws
     s3.put_object(Bucket="bkt", Key="code/prep.py", Body=(
@@ -226,14 +260,23 @@ def test_spot_emulation_waits_for_the_whole_checkpoint_to_reach_s3(tmp_path):
     optimizer = checkpoints / "checkpoint-2" / "optimizer.pt"
     state.write_text("{}")
     optimizer.write_bytes(b"x" * 10)
-    spec = SimpleNamespace(kind="training", checkpoint=SimpleNamespace(local_path=checkpoints))
+    second = tmp_path / "algo-2-checkpoints"
+    (second / "checkpoint-2").mkdir(parents=True)
+    rng = second / "checkpoint-2" / "rng_state_1.pth"   # what the second host's rank writes
+    rng.write_bytes(b"r")
+    spec = SimpleNamespace(kind="training", hosts=[
+        SimpleNamespace(name="algo-1", checkpoint=SimpleNamespace(local_path=checkpoints)),
+        SimpleNamespace(name="algo-2", checkpoint=SimpleNamespace(local_path=second))])
     job = LocalJob(spec=spec, fake=None, folder=tmp_path, log_path=tmp_path / "job.log")
+    first, other = job.hosts
     runner = JobRunner(tmp_path, settings=JobSettings(interrupt_training_after_checkpoint=True))
-    job.synced = {"checkpoint-2/trainer_state.json": _signature(state)}
+    first.synced = {"checkpoint-2/trainer_state.json": _signature(state)}
     assert not runner._should_interrupt(job)          # the optimizer state has not been uploaded yet
-    job.synced["checkpoint-2/optimizer.pt"] = (3, 0)
+    first.synced["checkpoint-2/optimizer.pt"] = (3, 0)
     assert not runner._should_interrupt(job)          # an older version of it has
-    job.synced["checkpoint-2/optimizer.pt"] = _signature(optimizer)
+    first.synced["checkpoint-2/optimizer.pt"] = _signature(optimizer)
+    assert not runner._should_interrupt(job)          # the second host's part has not
+    other.synced["checkpoint-2/rng_state_1.pth"] = _signature(rng)
     assert runner._should_interrupt(job)
     job.interrupted = True
     assert not runner._should_interrupt(job)          # once per job
@@ -251,3 +294,130 @@ def test_an_error_of_the_emulation_itself_fails_the_job_instead_of_leaving_it_in
     job = wait(sagemaker, "r1-broken")
     assert job["TrainingJobStatus"] == "Failed"
     assert job["FailureReason"] == "InternalServerError: KeyError: 'credential_provider'"
+
+
+HOSTS_SCRIPT = r"""
+import json, os, pathlib, socket, sys, time
+root = pathlib.Path(os.environ["OPT_ML"])
+config = json.loads((root / "input/config/resourceconfig.json").read_text())
+me, hosts = config["current_host"], config["hosts"]
+print("host", me, "of", ",".join(hosts), "rows", (root / "input/data/train/rows.txt").read_text().strip(), flush=True)
+checkpoint = root / "checkpoints" / "checkpoint-1"
+checkpoint.mkdir(parents=True, exist_ok=True)
+if me == hosts[0]:
+    server = socket.create_server(("0.0.0.0", 29500))
+    peers = []
+    for _ in hosts[1:]:
+        connection, _ = server.accept()
+        peers.append(connection.recv(64).decode())
+    print("rendezvous", sorted(peers), flush=True)
+    (checkpoint / "trainer_state.json").write_text("{}")
+else:
+    if os.environ.get("BREAK_HOST") == me:
+        time.sleep(0.5)
+        (root / "output").mkdir(exist_ok=True)
+        (root / "output" / "failure").write_text(f"ValueError: {me} broke")
+        raise SystemExit(3)
+    for _ in range(100):
+        try:
+            connection = socket.create_connection((hosts[0], 29500), timeout=2)
+            break
+        except OSError:
+            time.sleep(0.1)
+    connection.sendall(f"{me}@{socket.gethostname()}".encode())
+    (checkpoint / f"rng_state_{hosts.index(me)}.pth").write_text(me)
+if os.environ.get("BREAK_HOST") and me == hosts[0]:
+    time.sleep(120)
+(root / "model" / "weights.txt").write_text(me)
+"""
+
+
+def hosts_request(name, count, **extra):
+    request = training_request(name)
+    request["AlgorithmSpecification"]["ContainerEntrypoint"] = ["python3", "/opt/ml/input/data/code/hosts.py"]
+    request["ResourceConfig"]["InstanceCount"] = count
+    request.update(extra)
+    return request
+
+
+@needs_namespaces
+def test_several_instances_run_as_hosts_that_reach_each_other_by_name(aws, tmp_path):
+    runner, sagemaker, s3, lines = aws
+    s3.put_object(Bucket="bkt", Key="code/hosts.py", Body=HOSTS_SCRIPT.encode())
+    sagemaker.create_training_job(**hosts_request("r1-hosts", 3, EnableNetworkIsolation=True))
+    job = wait(sagemaker, "r1-hosts")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    folder = tmp_path / "runs" / "r1" / "jobs" / "r1-hosts"
+    roots = {"algo-1": folder / "opt_ml", "algo-2": folder / "algo-2" / "opt_ml", "algo-3": folder / "algo-3" / "opt_ml"}
+    for host, root in roots.items():
+        config = json.loads((root / "input/config/resourceconfig.json").read_text())
+        assert config["current_host"] == host and config["hosts"] == ["algo-1", "algo-2", "algo-3"]
+        assert config["network_interface_name"] == "eth0"
+        assert (root / "input/data/train/rows.txt").read_text() == "42\n"      # every channel on every host
+    log = (folder / "job.log").read_text()
+    assert "[algo-1] rendezvous ['algo-2@algo-2', 'algo-3@algo-3']" in log   # by name, over the job's network
+    # Only the first host's model is the job's model; every host's checkpoint files reach the one URI.
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="bkt", Prefix="runs/r1/")["Contents"]}
+    assert "runs/r1/training/r1-hosts/output/model/weights.txt" in keys
+    assert s3.get_object(Bucket="bkt", Key="runs/r1/training/r1-hosts/output/model/weights.txt")["Body"].read() == b"algo-1"
+    assert {"runs/r1/checkpoints/checkpoint-1/trainer_state.json", "runs/r1/checkpoints/checkpoint-1/rng_state_1.pth",
+            "runs/r1/checkpoints/checkpoint-1/rng_state_2.pth"} <= keys
+
+
+@needs_namespaces
+def test_one_host_failing_fails_the_job_with_its_reason_and_stops_the_others(aws, monkeypatch):
+    runner, sagemaker, s3, lines = aws
+    monkeypatch.setenv("BREAK_HOST", "algo-2")
+    s3.put_object(Bucket="bkt", Key="code/hosts.py", Body=HOSTS_SCRIPT.encode())
+    started = time.monotonic()
+    sagemaker.create_training_job(**hosts_request("r1-broken-host", 2))
+    job = wait(sagemaker, "r1-broken-host")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "AlgorithmError: ExitCode 3\nValueError: algo-2 broke"
+    assert time.monotonic() - started < 60          # algo-1 (sleeping 120 s) was stopped
+    assert any(line.startswith("[local mode] algo-2 failed (exit code 3): stopping the other hosts")
+               for name, line in lines if name == "r1-broken-host")
+    assert not any(o["Key"].endswith("weights.txt") for o in
+                   s3.list_objects_v2(Bucket="bkt", Prefix="runs/r1/training/").get("Contents", []))
+
+
+NETWORK_SCRIPT = r"""
+import json, os, pathlib, socket, sys, urllib.request
+root = pathlib.Path(os.environ["OPT_ML"])
+result = {"interfaces": sorted(name for _, name in socket.if_nameindex()),
+          "rows": (root / "input/data/train/rows.txt").read_text().strip(), "reached": []}
+targets = [("1.1.1.1", 443), ("127.0.0.1", int(sys.argv[1]))]
+for host, port in targets:
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+        result["reached"].append(f"{host}:{port}")
+    except OSError as error:
+        pass
+try:
+    urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=5)
+    result["reached"].append("pypi.org")
+except OSError:
+    pass
+(root / "model" / "network.json").write_text(json.dumps(result))
+"""
+
+
+@needs_namespaces
+@pytest.mark.parametrize("isolated", [True, False])
+def test_no_socket_leaves_a_job_and_s3_channels_still_arrive(aws, tmp_path, isolated):
+    runner, sagemaker, s3, lines = aws
+    # A server on this machine's loopback: the job must not reach it either.
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    s3.put_object(Bucket="bkt", Key="code/network.py", Body=NETWORK_SCRIPT.encode())
+    request = training_request(f"r1-net-{isolated}".lower())
+    request["AlgorithmSpecification"]["ContainerEntrypoint"] = ["python3", "/opt/ml/input/data/code/network.py"]
+    request["AlgorithmSpecification"]["ContainerArguments"] = [str(port)]
+    request["EnableNetworkIsolation"] = isolated
+    sagemaker.create_training_job(**request)
+    job = wait(sagemaker, request["TrainingJobName"])
+    server.close()
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    result = json.loads((tmp_path / "runs/r1/jobs" / request["TrainingJobName"] / "opt_ml/model/network.json").read_text())
+    assert result["rows"] == "42" and result["reached"] == []
+    assert result["interfaces"] == (["lo"] if isolated else ["eth0", "lo"])

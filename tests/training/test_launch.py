@@ -1,4 +1,4 @@
-"""launch.py: installs only what is missing, and starts torchrun or python as the job needs."""
+"""launch.py: installs only what is missing (from the wheelhouse), and starts torchrun or python as the job needs."""
 import json
 import os
 import subprocess
@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import launch
+from local_mode.job_network import build_job_network
 
 from .conftest import REPO_ROOT_FOR_TESTS
 
@@ -78,12 +79,24 @@ def test_nothing_is_installed_when_the_environment_satisfies_every_pin(monkeypat
     pins = launch.read_pins(REPO_ROOT_FOR_TESTS / "training" / "requirements.txt")
     assert pins and launch.missing_pins(pins) == []
     calls = []
-    monkeypatch.setattr(launch.subprocess, "run", lambda *args, **kwargs: calls.append(args))
+    monkeypatch.setattr(launch.wheelhouse, "install", lambda *args, **kwargs: calls.append(args))
     executed = []
     launch.main(["train.py", "--max_steps", "1"], environ={"OPT_ML": str(tmp_path), "SM_NUM_GPUS": "0"},
                 execute=lambda path, argv, env: executed.append(argv))
     assert calls == []
     assert executed == [[sys.executable, str(launch.HERE / "train.py"), "--max_steps", "1"]]
+
+
+def test_a_missing_pin_without_a_wheelhouse_fails_the_job_with_what_to_run(monkeypatch, tmp_path):
+    monkeypatch.setattr(launch, "missing_pins", lambda pins: ["trl==1.16.0"])
+    monkeypatch.setattr(launch, "HERE", tmp_path / "code")
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "requirements.txt").write_text("trl==1.16.0\n")
+    (tmp_path / "code" / "train.py").write_text("")
+    with pytest.raises(SystemExit, match="make wheelhouse"):
+        launch.main(["train.py"], environ={"OPT_ML": str(tmp_path / "opt_ml")}, execute=lambda *args: None)
+    failure = (tmp_path / "opt_ml" / "output" / "failure").read_text()
+    assert "wheelhouse/manifest.json not found" in failure and "make wheelhouse" in failure
 
 
 def test_unknown_script_is_reported():
@@ -104,8 +117,14 @@ def test_torchrun_with_two_cpu_processes_trains(tmp_path, tiny_model_dir, sql_tr
     }))
     env = {**os.environ, "OPT_ML": str(opt_ml), "LAUNCH_NPROC_PER_NODE": "2", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(REPO_ROOT_FOR_TESTS / "training")}
-    result = subprocess.run([sys.executable, str(REPO_ROOT_FOR_TESTS / "training" / "launch.py"), "train.py"],
-                            env=env, capture_output=True, text=True, timeout=540)
+    # In a network namespace of its own where root allows: torchrun's port meets no other process here.
+    network = build_job_network(["algo-1"], isolated=True, folder=tmp_path / "network")
+    try:
+        result = subprocess.run(network.command("algo-1", [sys.executable, str(REPO_ROOT_FOR_TESTS / "training" /
+                                                                               "launch.py"), "train.py"]),
+                                env=env, capture_output=True, text=True, timeout=540)
+    finally:
+        network.close()
     assert result.returncode == 0, result.stderr[-3000:]
     assert "torch.distributed.run" in result.stdout and "--nproc_per_node=2" in result.stdout
     metrics = json.loads((opt_ml / "model" / "training_metrics.json").read_text())

@@ -61,6 +61,7 @@ def test_sagemaker_reserved_entries_are_ignored():
         ({"max_steps": "0"}, "max_steps='0': out of range; allowed: -1 (use epochs) or an integer >= 1"),
         ({"lora_dropout": "1"}, "lora_dropout='1': out of range"),
         ({"fsdp": "full_shard turbo"}, "fsdp='full_shard turbo': out of range; allowed: true, false, none"),
+        ({"fsdp": "full_shard shard_grad_op"}, "with at most one sharding strategy (full_shard or shard_grad_op)"),
         ({"hf_token_secret_arn": "hf_abc123"}, "hf_token_secret_arn='hf_abc123': out of range"),
         ({"model_id": "not a hub id"}, "model_id='not a hub id': out of range"),
     ],
