@@ -20,6 +20,7 @@ from moto import mock_aws
 from local_mode import moto_patches
 from local_mode.moto_patches import S3Store
 from local_mode.endpoints import EndpointEmulator, EndpointSettings
+from local_mode.aws_server import LocalAwsServer
 from local_mode.iam import AccountIam
 from local_mode.jobs import JobRunner, JobSettings
 from local_mode.lambda_invoker import LambdaInvoker
@@ -91,6 +92,11 @@ class LocalAws:
         self.iam = AccountIam(self.template, self.stack)
         self.iam.install(boto3.DEFAULT_SESSION)
         self.endpoints.iam = self.iam
+        self.jobs.iam = self.iam
+        # The account over HTTP, for the jobs that may call AWS (and for the CLI in other processes).
+        self.server = LocalAwsServer(authorize=self.iam.enforcer.authorize_request).start()
+        self.jobs.gateway["aws"] = self.server.port
+        self.jobs.credentials_for = self.server.credentials_for
         self.sfn = boto3.client("stepfunctions", region_name=region)
         self.s3 = boto3.client("s3", region_name=region)
         self.sagemaker = boto3.client("sagemaker", region_name=region)
@@ -99,11 +105,18 @@ class LocalAws:
         try:
             self.endpoints.shutdown()
             self.jobs.shutdown()
+            if getattr(self, "server", None) is not None:
+                self.server.stop()
         finally:
             self.lambdas.__exit__(*exc)
             self._patches.__exit__(*exc)
             self._mock.stop()
             boto3.DEFAULT_SESSION = None
+
+    @property
+    def endpoint_url(self) -> str:
+        """Where other processes reach this account (requests with the operator's credentials)."""
+        return self.server.url
 
     # ---- names the stack exposes -----------------------------------------------------------------
     @property

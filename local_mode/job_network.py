@@ -16,8 +16,11 @@ and UTS namespaces, made with `unshare` and entered with `nsenter`:
 
 Nothing is created in the machine's own network namespace. Each namespace is held by a `cat`
 reading a pipe from this process: closing the pipe, or this process dying, releases them all.
-`build_job_network` is the one place that decides a job's links; a link to an emulated AWS endpoint
-for jobs without isolation would be one more veth there.
+`build_job_network` is the one place that decides a job's links.
+
+A job without network isolation also gets a gateway, `10.0.0.254` on the job's bridge, where relays
+(local_mode/netns_relay.py) lead to the emulated account's endpoint and, when there is one, the
+local model hub: what such a job may call in the cloud, and nothing else.
 
 Creating namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN). Where that is not available,
 `build_job_network` returns the machine's network for one-host jobs (a warning says so) and refuses
@@ -34,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SUBNET = ipaddress.ip_network("10.0.0.0/24")
+GATEWAY = "10.0.0.254"
 INTERFACE = "eth0"
 BRIDGE = "br0"
 
@@ -68,6 +72,10 @@ class HostNetwork:
     sandboxed = False
     interface: str | None = None
 
+    def __init__(self, gateway: dict[str, int] | None = None):
+        # Without namespaces the job reaches this machine's loopback directly.
+        self.gateway_urls = {name: f"http://127.0.0.1:{port}" for name, port in (gateway or {}).items()}
+
     def command(self, host: str, command: list[str]) -> list[str]:
         return list(command)
 
@@ -80,11 +88,14 @@ class JobNetwork:
 
     sandboxed = True
 
-    def __init__(self, links: list[HostLink], folder: Path):
+    def __init__(self, links: list[HostLink], folder: Path, gateway: dict[str, int] | None = None):
         self.links = links
         self.folder = Path(folder)
         self.interface = INTERFACE if any(link.address for link in links) else None
+        self.gateway = dict(gateway or {}) if self.interface else {}
+        self.gateway_urls: dict[str, str] = {}
         self._holders: dict[str, subprocess.Popen] = {}
+        self._relays: list = []
 
     def start(self) -> "JobNetwork":
         try:
@@ -117,6 +128,18 @@ class JobNetwork:
                 _run("nsenter", "-t", str(self._holders["switch"].pid), "-n", "ip", "link", "set", port, "up")
                 _run(*inside, "-n", "ip", "addr", "add", f"{link.address}/{SUBNET.prefixlen}", "dev", INTERFACE)
                 _run(*inside, "-n", "ip", "link", "set", INTERFACE, "up")
+        if self.gateway:
+            self._open_gateway()
+
+    def _open_gateway(self) -> None:
+        from local_mode.netns_relay import Relay, listen_in_namespace
+
+        switch = self._holders["switch"].pid
+        _run("nsenter", "-t", str(switch), "-n", "ip", "addr", "add", f"{GATEWAY}/{SUBNET.prefixlen}", "dev", BRIDGE)
+        for name, target_port in self.gateway.items():
+            relay = Relay(listen_in_namespace(switch, GATEWAY), target_port)
+            self._relays.append(relay)
+            self.gateway_urls[name] = f"http://{GATEWAY}:{relay.address[1]}"
 
     def hosts_file_text(self) -> str:
         lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
@@ -151,6 +174,9 @@ class JobNetwork:
         return ["nsenter", "-t", str(self._holders[host].pid), "-n", "-m", "-u", "--", *command]
 
     def close(self) -> None:
+        for relay in self._relays:
+            relay.close()
+        self._relays.clear()
         for holder in self._holders.values():
             try:
                 holder.stdin.close()
@@ -165,13 +191,16 @@ class JobNetwork:
         self._holders.clear()
 
 
-def build_job_network(hosts: list[str], isolated: bool, folder: Path, use_namespaces: bool | None = None):
+def build_job_network(hosts: list[str], isolated: bool, folder: Path, use_namespaces: bool | None = None,
+                      gateway: dict[str, int] | None = None):
     """The network of one job's hosts: who gets an eth0 on the job's bridge, and at which address.
 
     A job with several hosts always links them (SageMaker lets the instances of one job talk, with
     network isolation too); a one-host job gets eth0 unless it is network-isolated. No host gets a
-    route out of the job.
+    route out of the job; a job without isolation reaches `gateway`'s ports (name -> port on
+    127.0.0.1) through relays at GATEWAY.
     """
+    gateway = None if isolated else gateway
     if use_namespaces is None:
         use_namespaces = namespaces_available()
     if not use_namespaces:
@@ -179,11 +208,11 @@ def build_job_network(hosts: list[str], isolated: bool, folder: Path, use_namesp
             raise NetworkUnavailable(
                 f"a job with {len(hosts)} instances runs in local mode only in network namespaces, one per "
                 "host, which need root (unshare, nsenter, ip): run local mode as root, or use InstanceCount 1")
-        return HostNetwork()
+        return HostNetwork(gateway)
     linked = len(hosts) > 1 or not isolated
     addresses = list(SUBNET.hosts())
     links = [HostLink(name, str(addresses[index]) if linked else None) for index, name in enumerate(hosts)]
-    return JobNetwork(links, folder).start()
+    return JobNetwork(links, folder, gateway).start()
 
 
 def _run(*command: str) -> None:

@@ -30,6 +30,8 @@ from typing import Any, Callable
 import boto3
 from moto.core.utils import utcnow
 
+from local_mode.iam.sagemaker_jobs import JobAccessDenied
+from local_mode.job_logs import JobLogStream
 from local_mode.job_network import HostNetwork, NetworkUnavailable, build_job_network
 from local_mode.job_spec import HostSpec, JobSpec, UnsupportedJob, processing_spec, training_spec
 from local_mode.moto_patches import S3Store
@@ -93,6 +95,7 @@ class LocalJob:
     failed_host: HostRun | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     network: Any = None
+    permissions: Any = None     # local_mode.iam.sagemaker_jobs.JobPermissions, when IAM is evaluated
     thread: threading.Thread | None = None
     failure_reason: str | None = None
     store: Any = None
@@ -121,6 +124,12 @@ class JobRunner:
         self.settings = settings or JobSettings()
         self.jobs: dict[tuple[str, str], LocalJob] = {}
         self._lock = threading.Lock()
+        # The account's IAM (local_mode.iam.AccountIam); None runs jobs without checking their role.
+        self.iam: Any = None
+        # What a job without network isolation may reach: name -> port on 127.0.0.1 ("aws": the
+        # emulated account's endpoint, "hub": a local model hub), and who hands out job credentials.
+        self.gateway: dict[str, int] = {}
+        self.credentials_for: Callable[[Any], dict[str, str]] | None = None
 
     # ---- called by the moto patches ------------------------------------------------------------
     def start(self, kind: str, backend: Any, fake: Any, request: dict) -> None:
@@ -137,6 +146,10 @@ class JobRunner:
         folder.mkdir(parents=True)
         (folder / "request.json").write_text(json.dumps(request, indent=2, default=str))
         job = LocalJob(spec=spec, fake=fake, folder=folder, log_path=folder / "job.log")
+        if self.iam is not None:
+            from local_mode.iam.sagemaker_jobs import JobPermissions
+
+            job.permissions = JobPermissions(self.iam, request, kind)
         with self._lock:
             self.jobs[(kind, name)] = job
         self.on_start(spec)
@@ -192,6 +205,11 @@ class JobRunner:
             s3 = boto3.session.Session(region_name=self.settings.region).client("s3")
             job.store = S3Store.of_current_account(self.settings.region)
             self._set_progress(job, "Downloading", "Downloading input data")
+            try:
+                self._check_start(job, s3)
+            except JobAccessDenied as denied:
+                self._set_final(job, "Failed", failure=str(denied))
+                return
             self._prepare_folder(job, s3)
             try:
                 job.network = self._build_network(job)
@@ -207,6 +225,10 @@ class JobRunner:
                     continue
                 break
             self._finish(job, s3, returncode)
+        except JobAccessDenied as denied:   # SageMaker could not act as the job's role: the job fails
+            self._terminate(job, graceful=False)
+            self._log(job, f"[local mode] {denied}")
+            self._set_final(job, "Failed", failure=str(denied))
         except Exception as error:  # the emulation itself failed: the job fails, the run goes on
             self._log(job, f"[local mode] {type(error).__name__}: {error}")
             self._set_final(job, "Failed", failure=f"InternalServerError: {type(error).__name__}: {error}")
@@ -214,10 +236,52 @@ class JobRunner:
             if job.network is not None:
                 job.network.close()
 
+    def _environment(self, job: LocalJob, spec: HostSpec) -> dict[str, str]:
+        """The container's environment: the request's, plus what reaches the job's gateway.
+
+        A job that can reach the emulated account gets its own credentials, evaluated by IAM as its
+        execution role (SageMaker hands a container its role's credentials); this process's own
+        credentials and offline switches never leak into a job that has somewhere to connect to.
+        """
+        env = dict(os.environ)
+        urls = getattr(job.network, "gateway_urls", {}) or {}
+        if "aws" in urls:
+            for name in [key for key in env if key.startswith("AWS_")]:
+                env.pop(name)
+            env.update(AWS_ENDPOINT_URL=urls["aws"], AWS_DEFAULT_REGION=self.settings.region,
+                       AWS_REGION=self.settings.region)
+            if self.credentials_for is not None and job.permissions is not None:
+                env.update(self.credentials_for(job.permissions.principal))
+        if "hub" in urls:
+            for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+                env.pop(name, None)
+            env["HF_ENDPOINT"] = urls["hub"]
+        env.update(spec.environment)   # the request's Environment, as SageMaker sets it
+        return env
+
+    def _check_start(self, job: LocalJob, s3: Any) -> None:
+        """What SageMaker does as the job's role before the container starts (image, volume, inputs)."""
+        if job.permissions is None:
+            return
+        inputs = {}
+        for transfer in job.hosts[0].spec.inputs:
+            bucket, prefix = split_s3_uri(transfer.s3_uri)
+            inputs[transfer.s3_uri] = list_keys(s3, bucket, prefix)
+        job.permissions.at_start(inputs)
+
+    def _check_upload(self, job: LocalJob, folder: Path, uri: str, files: list[Path] | None, what: str) -> None:
+        if job.permissions is None:
+            return
+        _, prefix = split_s3_uri(uri)
+        paths = files if files is not None else sorted(p for p in folder.rglob("*") if p.is_file())
+        keys = [f"{prefix.rstrip('/')}/{p.relative_to(folder).as_posix()}".lstrip("/") for p in paths]
+        job.permissions.upload(uri, keys, what)
+
     def _build_network(self, job: LocalJob):
         """The job's own namespaces: its hosts reach each other and nothing else (see job_network.py)."""
         network = build_job_network([host.name for host in job.hosts], job.spec.network_isolation,
-                                    job.folder / "network", use_namespaces=self.settings.network_namespaces)
+                                    job.folder / "network", use_namespaces=self.settings.network_namespaces,
+                                    gateway=self.gateway)
         if isinstance(network, HostNetwork):
             self._log(job, "[local mode] network namespaces are not available here (they need root): the job "
                            "runs with this machine's network, without network isolation")
@@ -250,7 +314,10 @@ class JobRunner:
         checkpoint = host.spec.checkpoint
         checkpoint.local_path.mkdir(parents=True, exist_ok=True)
         bucket, prefix = split_s3_uri(checkpoint.s3_uri)
-        if list_keys(s3, bucket, prefix.rstrip("/") + "/"):
+        keys = list_keys(s3, bucket, prefix.rstrip("/") + "/")
+        if keys and job.permissions is not None:
+            job.permissions.restore_checkpoints(checkpoint.s3_uri, keys)
+        if keys:
             download_prefix(s3, checkpoint.s3_uri.rstrip("/") + "/", checkpoint.local_path, store=job.store)
             who = f"{host.name} " if len(job.hosts) > 1 else ""
             self._log(job, f"[local mode] {who}restored checkpoints from {checkpoint.s3_uri}")
@@ -281,7 +348,7 @@ class JobRunner:
                                f"{' '.join(spec.command)}")
                 host.process = subprocess.Popen(
                     job.network.command(host.name, spec.command), cwd=str(spec.opt_ml.parent),
-                    env={**os.environ, **spec.environment}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    env=self._environment(job, spec), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                     text=True, bufsize=1, errors="replace", start_new_session=True)
                 host.exited_at = None
                 host.readers = [threading.Thread(target=self._read_output, args=(job, host, host.process), daemon=True),
@@ -354,11 +421,23 @@ class JobRunner:
 
     def _read_output(self, job: LocalJob, host: HostRun, process: subprocess.Popen) -> None:
         label = self._host_label(job, host)
+        cloudwatch = self._log_stream(job, host)
         for line in process.stdout:
             line = line.rstrip("\n")
             host.tail.append(line)
             self._collect_metrics(job, line)
             self._log(job, label + line)
+            if cloudwatch is not None:
+                cloudwatch.write(line)
+
+    def _log_stream(self, job: LocalJob, host: HostRun) -> JobLogStream | None:
+        """The host's CloudWatch Logs stream, as SageMaker names it (None if moto's backend refuses)."""
+        try:
+            return JobLogStream(job.store.account_id, self.settings.region, job.kind, job.spec.name, host.name,
+                                job.started.timestamp())
+        except Exception as error:  # noqa: BLE001 - the job's own log file still has every line
+            self._log(job, f"[local mode] job logs are not copied to CloudWatch Logs: {error}")
+            return None
 
     def _collect_metrics(self, job: LocalJob, line: str) -> None:
         for definition in job.spec.metric_definitions:
@@ -395,6 +474,9 @@ class JobRunner:
                     host.pending[relative] = signature
                     continue
                 to_upload.append((path, relative, signature))
+            if to_upload:
+                self._check_upload(job, checkpoint.local_path, checkpoint.s3_uri, [p for p, _, _ in to_upload],
+                                   "checkpoints")
             for path, relative, signature in to_upload:
                 try:
                     upload_folder(s3, checkpoint.local_path, checkpoint.s3_uri, only=[path], store=job.store)
@@ -414,6 +496,7 @@ class JobRunner:
         elif returncode == 0:
             for host in job.hosts:
                 for transfer in host.spec.outputs:
+                    self._check_upload(job, transfer.local_path, transfer.s3_uri, None, "outputs")
                     upload_folder(s3, transfer.local_path, transfer.s3_uri, store=job.store)
         if stopped:
             self._set_final(job, "Stopped")
@@ -430,6 +513,7 @@ class JobRunner:
             return
         opt_ml = spec.hosts[0].opt_ml
         model_dir = opt_ml / "model"
+        self._check_upload(job, model_dir, f"{spec.model_output_uri}/model/", None, "outputs")
         if spec.compress_model:
             _upload_tarball(s3, model_dir, job.folder / "model.tar.gz", f"{spec.model_output_uri}/model.tar.gz")
             job.fake.model_artifacts = {"S3ModelArtifacts": f"{spec.model_output_uri}/model.tar.gz"}

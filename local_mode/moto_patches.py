@@ -92,6 +92,7 @@ class S3Store:
     def __init__(self, account_id: str):
         from moto.s3.models import s3_backends
 
+        self.account_id = account_id
         self.backend = s3_backends[account_id]["aws"]
 
     @classmethod

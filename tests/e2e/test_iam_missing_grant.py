@@ -46,3 +46,30 @@ def test_a_missing_grant_fails_the_state_that_needs_it_and_cleanup_runs(stack_te
     denied = summary["iam"]["denials"]
     assert [(d["action"], d["operation"]) for d in denied] == [("sagemaker:CreateTrainingJob",
                                                                 "sagemaker:CreateTrainingJob")]
+
+
+def without_data_reads_for_sagemaker(template):
+    """The template with the SageMaker role's read of the data bucket's objects taken out."""
+    template = copy.deepcopy(template)
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] == "AWS::IAM::Policy" and logical_id.startswith("PipelineSageMakerRoleDefaultPolicy"):
+            for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+                if statement["Action"] == "s3:GetObject":
+                    statement["Resource"] = [r for r in statement["Resource"] if "DataBucket" not in str(r)]
+                    return template
+    raise AssertionError("the SageMaker role's s3:GetObject statement was not found")
+
+
+def test_a_job_whose_role_cannot_read_its_input_fails_as_sagemaker_reports_it(stack_template, tiny_model,
+                                                                            tiny_input, tmp_path):
+    stack_name, template = stack_template
+    with local_aws(tmp_path, (stack_name, without_data_reads_for_sagemaker(template))) as aws:
+        summary = run_execution(aws, RunRequest(tiny_input, "no-data-read", model_dir=tiny_model,
+                                                dataset=EXAMPLE_DATA, timeout_seconds=600))
+    [prepare] = summary["jobs"]
+    assert prepare["status"] == "Failed" and prepare["attempts"] == 0       # the container never started
+    assert prepare["failure_reason"].startswith("ClientError: Failed to download input data from s3://")
+    assert "s3:GetObject" in prepare["failure_reason"] and "SageMakerRole" in prepare["failure_reason"]
+    assert summary["status"] == "FAILED" and summary["error"] == "PrepareJobFailed"
+    assert summary["cleanup"] is not None
+    assert [d["action"] for d in summary["iam"]["denials"]] == ["s3:GetObject"]
