@@ -4,6 +4,7 @@ from __future__ import annotations
 from common import endpoints
 from common.errors import EndpointFailed, translate_throttling
 from common.observability import logger, tracer
+from common.run import next_wait_seconds
 
 
 @tracer.capture_lambda_handler
@@ -20,7 +21,10 @@ def handler(event: dict, context: object) -> dict:
     logger.info("endpoint status", extra={"endpoint": name, "status": status,
                                           "config": endpoint["EndpointConfigName"]})
     if status in endpoints.IN_PROGRESS and endpoints.IN_PROGRESS[status] != "Failed":
-        return {**deployment, "status": endpoints.IN_PROGRESS[status]}
+        run = (event.get("state") or {}).get("run") or {}
+        wait = next_wait_seconds(run, "endpoint", deployment.get("started_at")) if run.get("poll_seconds") \
+            else deployment.get("poll_seconds", 60)
+        return {**deployment, "status": endpoints.IN_PROGRESS[status], "poll_seconds": wait}
     if status == "InService":
         if endpoint["EndpointConfigName"] != ours:
             raise EndpointFailed(f"update rolled back: {reason} (endpoint {name} still serves "

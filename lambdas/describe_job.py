@@ -4,7 +4,7 @@ from __future__ import annotations
 from common import jobs
 from common.errors import translate_throttling
 from common.observability import logger, tracer
-from common.run import run_of
+from common.run import next_wait_seconds, run_of
 
 
 @tracer.capture_lambda_handler
@@ -18,4 +18,5 @@ def handler(event: dict, context: object) -> dict:
     name = known.get("name") or run["names"][kind]
     state = jobs.follow(kind, name)
     logger.info("job status", extra={"run_id": run["run_id"], "job": state.as_dict()})
-    return {**state.as_dict(), "adopted": bool(known.get("adopted"))}
+    return {**state.as_dict(), "adopted": bool(known.get("adopted")),
+            "poll_seconds": next_wait_seconds(run, kind, state.started_at)}

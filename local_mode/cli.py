@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -81,8 +82,25 @@ def load_stack(template: Path | None, workdir: Path) -> tuple[str, dict]:
     return synthesize(cache_dir=workdir / "templates")
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM stops the runner as Ctrl-C does: every job process and endpoint server with it."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _stop_on_sigterm()
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print("\nlocal mode stopped: its jobs and endpoint servers are stopped too", file=sys.stderr, flush=True)
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
     for key, value in OFFLINE.items():
         os.environ.setdefault(key, value)
     from local_mode.environment import EmulationSettings, LocalAws

@@ -103,6 +103,7 @@ class LocalAws:
 
     def __exit__(self, *exc: Any) -> None:
         try:
+            self._stop_running_executions()
             self.endpoints.shutdown()
             self.jobs.shutdown()
             if getattr(self, "server", None) is not None:
@@ -117,6 +118,19 @@ class LocalAws:
     def endpoint_url(self) -> str:
         """Where other processes reach this account (requests with the operator's credentials)."""
         return self.server.url
+
+    def _stop_running_executions(self) -> None:
+        """An execution still running when the account goes (Ctrl-C, an error) is aborted first."""
+        if self.stack is None or getattr(self, "sfn", None) is None:
+            return
+        try:
+            running = self.sfn.list_executions(stateMachineArn=self.stack.state_machine_arn,
+                                               statusFilter="RUNNING")["executions"]
+            for execution in running:
+                self.sfn.stop_execution(executionArn=execution["executionArn"], error="LocalModeStopped",
+                                        cause="the local runner stopped")
+        except Exception:  # noqa: BLE001 - tearing down: the processes below are stopped regardless
+            pass
 
     # ---- names the stack exposes -----------------------------------------------------------------
     @property

@@ -347,7 +347,7 @@ class JobRunner:
                 self._log(job, f"[local mode] attempt {job.attempts}: {self._host_label(job, host)}"
                                f"{' '.join(spec.command)}")
                 host.process = subprocess.Popen(
-                    job.network.command(host.name, spec.command), cwd=str(spec.opt_ml.parent),
+                    _dies_with_runner(job.network.command(host.name, spec.command)), cwd=str(spec.opt_ml.parent),
                     env=self._environment(job, spec), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                     text=True, bufsize=1, errors="replace", start_new_session=True)
                 host.exited_at = None
@@ -622,6 +622,11 @@ class JobRunner:
             transitions.append({"Status": secondary, "StartTime": now, "StatusMessage": message})
             fake.secondary_status_transitions = transitions
             fake.secondary_status = secondary
+
+
+def _dies_with_runner(command: list[str]) -> list[str]:
+    """The job's command, killed by the kernel if this process dies without stopping it (SIGKILL)."""
+    return ["setpriv", "--pdeathsig", "KILL", "--", *command] if shutil.which("setpriv") else command
 
 
 def _note_exit(host: HostRun, process: subprocess.Popen) -> None:

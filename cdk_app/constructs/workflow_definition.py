@@ -83,7 +83,9 @@ class WorkflowDefinition(Construct):
 
         # Deployment, reachable only through GatePassed.
         deploy = self._task("Deploy", "deploy", "$.deployment")
-        wait_endpoint = sfn.Wait(self, "WaitForEndpoint", time=sfn.WaitTime.seconds_path("$.run.poll_seconds"))
+        # Waits grow with the time a stage has taken (lambdas/common/polling.py), so the history stays bounded.
+        wait_endpoint = sfn.Wait(self, "WaitForEndpoint",
+                                 time=sfn.WaitTime.seconds_path("$.deployment.poll_seconds"))
         describe_endpoint = self._task("DescribeEndpoint", "describe_endpoint", "$.deployment")
         configure_scaling = self._task("ConfigureScaling", "configure_scaling", "$.scaling")
         check_endpoint = self._task("CheckEndpoint", "check_endpoint", "$.endpoint_check")
@@ -123,7 +125,7 @@ class WorkflowDefinition(Construct):
 
     def _job_stage(self, kind: str, title: str, next_state: sfn.IChainable) -> sfn.IChainable:
         start = self._task(f"Start{title}", "start_job", f"$.jobs.{kind}", extra={"kind": kind})
-        wait = sfn.Wait(self, f"WaitFor{title}", time=sfn.WaitTime.seconds_path("$.run.poll_seconds"))
+        wait = sfn.Wait(self, f"WaitFor{title}", time=sfn.WaitTime.seconds_path(f"$.jobs.{kind}.poll_seconds"))
         describe = self._task(f"Describe{title}", "describe_job", f"$.jobs.{kind}", extra={"kind": kind})
         complete = sfn.Choice(self, f"{title}Complete")
         start.next(wait)

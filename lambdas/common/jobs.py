@@ -44,6 +44,7 @@ class JobState:
     arn: str
     status: str
     adopted: bool = False
+    started_at: float | None = None     # the job's CreationTime, epoch seconds (for the next wait)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -75,8 +76,10 @@ def describe(kind: str, name: str) -> dict | None:
 
 def _state(kind: str, description: dict, adopted: bool) -> JobState:
     api = _api(kind)
+    created = description.get("CreationTime")
     return JobState(name=description[api.name_key], kind=kind, arn=description[api.arn_key],
-                    status=collapse_status(description[api.status_key]), adopted=adopted)
+                    status=collapse_status(description[api.status_key]), adopted=adopted,
+                    started_at=created.timestamp() if hasattr(created, "timestamp") else None)
 
 
 def start(kind: str, request: dict) -> JobState:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from common.environment import LambdaEnvironment
 from common.naming import RunNames, run_id_from_execution_name
+from common.polling import caps_for
 from common.s3_paths import RunPaths
 
 
@@ -13,7 +14,8 @@ def build_run(execution_name: str, config: dict, env: LambdaEnvironment) -> dict
     paths = RunPaths.for_run(env.artifacts_bucket, run_id, names.train)
     return {"run_id": run_id, "execution_name": execution_name, "config": config,
             "names": names.as_dict(), "paths": paths.as_dict(),
-            "poll_seconds": config["orchestration"]["poll_interval_seconds"]}
+            "poll_seconds": config["orchestration"]["poll_interval_seconds"],
+            "poll_caps": caps_for(config)}
 
 
 def run_of(event: dict) -> dict:
@@ -24,3 +26,15 @@ def run_of(event: dict) -> dict:
         raise ValueError("the payload's state has no run (ValidateInput stores it at $.run); "
                          f"state keys: {sorted(state)}")
     return run
+
+
+def next_wait_seconds(run: dict, stage: str, started_at: float | None) -> int:
+    """The wait before the next look at `stage` (prepare, train, evaluate, endpoint); see polling.py."""
+    import time
+
+    from common.polling import next_wait
+
+    base = run["poll_seconds"]
+    cap = (run.get("poll_caps") or {}).get(stage, base)
+    elapsed = time.time() - started_at if started_at else 0.0
+    return next_wait(elapsed, base, cap)

@@ -90,11 +90,64 @@ def test_every_task_and_the_state_machine_have_a_timeout(definition, synthesized
     assert definition["TimeoutSeconds"] == 72 * 3600
 
 
-def test_waits_poll_at_the_interval_from_validate(definition):
+def test_waits_poll_at_the_interval_the_last_look_chose(definition):
     waits = {name: state for name, state in definition["States"].items() if state["Type"] == "Wait"}
-    assert set(waits) == {"WaitForPrepare", "WaitForTrain", "WaitForEvaluate", "WaitForEndpoint"}
-    for state in waits.values():
-        assert state == {"Type": "Wait", "SecondsPath": "$.run.poll_seconds", "Next": state["Next"]}
+    paths = {"WaitForPrepare": "$.jobs.prepare.poll_seconds", "WaitForTrain": "$.jobs.train.poll_seconds",
+             "WaitForEvaluate": "$.jobs.evaluate.poll_seconds", "WaitForEndpoint": "$.deployment.poll_seconds"}
+    assert set(waits) == set(paths)
+    for name, state in waits.items():
+        assert state == {"Type": "Wait", "SecondsPath": paths[name], "Next": state["Next"]}
+
+
+# History events of each kind of state (Step Functions' Standard execution history).
+EVENTS = {"Task": 5, "Wait": 2, "Choice": 2, "Pass": 2, "Succeed": 2, "Fail": 1}
+
+
+def loop_events(definition: dict, wait: str) -> int:
+    """Events of one look: the Wait, then every state until the loop comes back to it."""
+    states, total, name = definition["States"], 0, wait
+    while True:
+        state = states[name]
+        total += EVENTS[state["Type"]]
+        name = state["Default"] if state["Type"] == "Choice" else state["Next"]
+        if name == wait:
+            return total
+
+
+def test_the_longest_accepted_run_fits_the_execution_history(definition):
+    from common.polling import EVENTS_PER_LOOK, HISTORY_LIMIT, caps_for, looks_for, stage_limits
+    from common.validation import resolve, schema
+
+    def maximum(*path):
+        node = schema()
+        for key in path:
+            node = node["properties"][key]
+        return node["maximum"]
+
+    # The input that keeps every stage alive longest, polled as often as the input allows.
+    longest = resolve({
+        "preparation": {"max_runtime_hours": maximum("preparation", "max_runtime_hours")},
+        "training": {"use_spot": True, "max_runtime_hours": maximum("training", "max_runtime_hours"),
+                     "max_wait_hours": maximum("training", "max_wait_hours")},
+        "evaluation": {"max_runtime_hours": maximum("evaluation", "max_runtime_hours")},
+        "deployment": {"model_data_download_timeout_seconds": 3600, "container_startup_timeout_seconds": 3600,
+                       "blue_green": {"maximum_execution_timeout_seconds":
+                                      maximum("deployment", "blue_green", "maximum_execution_timeout_seconds"),
+                                      "termination_wait_seconds": 3600}},
+        "orchestration": {"poll_interval_seconds": 1}}, {})
+    caps, limits = caps_for(longest), stage_limits(longest)
+    waits = {"prepare": "WaitForPrepare", "train": "WaitForTrain", "evaluate": "WaitForEvaluate",
+             "endpoint": "WaitForEndpoint"}
+    looping = 0
+    for stage, wait in waits.items():
+        assert loop_events(definition, wait) == EVENTS_PER_LOOK, wait
+        looping += EVENTS_PER_LOOK * looks_for(limits[stage], 1, caps[stage])
+    # Every other state once, with every retry of every task (a generous bound on the rest).
+    tasks_ = [state for state in definition["States"].values() if state["Type"] == "Task"]
+    once = sum(EVENTS[state["Type"]] for state in definition["States"].values())
+    retries = sum(2 * retry["MaxAttempts"] for state in tasks_ for retry in state.get("Retry", []))
+    assert looping + once + retries < HISTORY_LIMIT, (looping, once, retries)
+    assert limits["train"] == 672 * 3600
 
 
 @pytest.mark.parametrize("kind,title", [("prepare", "Prepare"), ("train", "Train"), ("evaluate", "Evaluate")])

@@ -21,7 +21,7 @@ def _start(run, kind, **state):
 def test_training_job_follows_the_container_contract(aws, run):
     job = _start(run, "train")
     assert job == {"name": f"{run['run_id']}-train", "kind": "train", "adopted": False, "status": "Completed",
-                   "arn": job["arn"]}
+                   "arn": job["arn"], "started_at": job["started_at"], "poll_seconds": 60}
     (request,) = aws.calls_to("CreateTrainingJob")
     spec = request["AlgorithmSpecification"]
     assert spec["ContainerEntrypoint"] == ["python3", "/opt/ml/input/data/code/launch.py", "train.py"]
@@ -174,3 +174,15 @@ def test_throttling_becomes_one_error_name(aws, run, monkeypatch):
 def test_unknown_kind_is_refused(aws, run):
     with pytest.raises(ValueError, match="'deploy' is not a job kind"):
         _start(run, "deploy")
+
+
+def test_waits_grow_with_the_time_a_stage_has_taken_up_to_its_cap():
+    from common.polling import cap_seconds, looks_for, next_wait
+
+    cap = cap_seconds("train", 672 * 3600, 60)
+    assert cap == 2420                                 # 1,000 looks for the longest spot job
+    assert next_wait(0, 60, cap) == 60                 # a new job is looked at after the input's interval
+    assert next_wait(3600, 60, cap) == 360             # an hour in: a tenth of the time taken
+    assert next_wait(10 * 24 * 3600, 60, cap) == cap   # never more than the cap
+    assert looks_for(672 * 3600, 60, cap) <= 1_000 + 40
+    assert next_wait(5, 1, cap_seconds("prepare", 2 * 3600, 1)) == 1    # local mode: every second at first
