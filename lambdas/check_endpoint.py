@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from common import aws
+from common import aws, model_registry
 from common.errors import EndpointMismatch, translate_throttling
 from common.observability import logger, tracer
 from common.run import run_of
@@ -85,6 +85,10 @@ def handler(event: dict, context: object) -> dict:
     result = {"passed": passed, "compared": len(rows), "matches": matches, "url": url, "mismatches": mismatches,
               "engine": engine}
     logger.info("endpoint checked", extra={"run_id": run["run_id"], **result})
+    if passed and (event["state"].get("model_package") or {}).get("arn"):
+        endpoint_arn = aws.client("sagemaker").describe_endpoint(EndpointName=name)["EndpointArn"]
+        model_registry.record_serving(endpoint_arn, event["state"]["model_package"]["arn"])
+        result["serving_package"] = event["state"]["model_package"]["arn"]
     if not passed:
         first = mismatches[0]
         raise EndpointMismatch(

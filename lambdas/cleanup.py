@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from common import alarms, aws, endpoints, jobs, scaling
+from common import alarms, aws, endpoints, jobs, model_registry, scaling
 from common.errors import ThrottlingException, is_not_found, is_throttling, translate_throttling
+from common.environment import LambdaEnvironment
 from common.failure import describe_failure
 from common.observability import logger, tracer
 
@@ -31,16 +32,20 @@ def _delete(call: str, **kwargs) -> bool:
         raise
 
 
-def _remove_endpoint_resources(names: dict, run_id: str, deployment: dict) -> tuple[list[str], list[str]]:
+def _remove_endpoint_resources(names: dict, run_id: str, deployment: dict,
+                               stack_tag: str) -> tuple[list[str], list[str]]:
     """(deleted resource names, notes on what was kept and why)."""
     deleted, notes = [], []
     endpoint_name, config_name, model_name = names["endpoint"], names["endpoint_config"], names["model"]
     endpoint = endpoints.describe_endpoint(endpoint_name)
     config_in_use = False
+    if endpoint is not None and not endpoints.owned_by(endpoints.tags_of(endpoint["EndpointArn"]), None, stack_tag):
+        notes.append(f"endpoint {endpoint_name} was not created by this stack; left as it is")
+        endpoint = None
     if endpoint is not None:
         on_our_config = endpoint["EndpointConfigName"] == config_name
         pending_ours = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName") == config_name
-        if endpoints.created_by(endpoint, run_id):
+        if endpoints.created_by(endpoint, run_id, stack_tag):
             # This run's own endpoint never served anyone else: it goes, with its scaling and alarms.
             if scaling.deregister(endpoint_name) is not None:
                 deleted.append(f"scalable-target/{scaling.resource_id(endpoint_name)}")
@@ -93,7 +98,8 @@ def handler(event: dict, context: object) -> dict:
     if not run.get("names"):
         return result  # failed before ValidateInput produced names: nothing was started
     steps = (("stop jobs", lambda: result["stopped_jobs"].extend(_stop_jobs(run["names"]))),
-             ("remove endpoint resources", lambda: _remove(run, state, result)))
+             ("remove endpoint resources", lambda: _remove(run, state, result)),
+             ("reject the package", lambda: _reject_package(state, error, cause, result)))
     for label, step in steps:
         try:
             step()
@@ -105,7 +111,16 @@ def handler(event: dict, context: object) -> dict:
     return result
 
 
+def _reject_package(state: dict, error: str, cause: str, result: dict) -> None:
+    """The run registered an Approved package, then failed (deployment, rollback, check): it is not production."""
+    package = state.get("model_package") or {}
+    if package.get("status") == "Approved" and package.get("arn"):
+        model_registry.reject(package["arn"], f"the run failed after approval: {error}: {cause}")
+        result["notes"].append(f"model package {package['arn']} set to Rejected: the run failed after approval")
+
+
 def _remove(run: dict, state: dict, result: dict) -> None:
-    deleted, notes = _remove_endpoint_resources(run["names"], run["run_id"], state.get("deployment") or {})
+    stack_tag = LambdaEnvironment.from_os(required=()).stack_tag
+    deleted, notes = _remove_endpoint_resources(run["names"], run["run_id"], state.get("deployment") or {}, stack_tag)
     result["deleted"].extend(deleted)
     result["notes"].extend(notes)

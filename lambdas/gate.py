@@ -19,7 +19,8 @@ def handler(event: dict, context: object) -> dict:
     metrics = read_json(run["paths"]["metrics"])
     production = None
     if gate.get("compare_to_production", True):
-        production = model_registry.production_accuracy(env.model_package_group_name, run["run_id"])
+        # Production is what the endpoint serves now, as recorded by the deployment that last passed its check.
+        production = model_registry.production_accuracy(run["names"]["endpoint"], env.stack_tag, run["run_id"])
     decision = decide(metrics, gate, production)
     logger.info("gate decided", extra={"run_id": run["run_id"], **decision.as_dict()})
     return decision.as_dict()

@@ -6,7 +6,7 @@ import hashlib
 from common import aws, model_registry
 from common.environment import LambdaEnvironment
 from common.errors import translate_throttling
-from common.job_requests import RUN_ID_TAG
+from common.job_requests import owner_tags
 from common.model_registry import metadata_value
 from common.observability import logger, tracer
 from common.run import run_of
@@ -46,7 +46,7 @@ def _request(run: dict, gate: dict, env: LambdaEnvironment, status: str) -> dict
                                                          "S3Uri": run["paths"]["metrics"]}}},
         "CustomerMetadataProperties": _metadata(run, gate),
         "ClientToken": hashlib.sha256(run["run_id"].encode()).hexdigest()[:36],
-        "Tags": [{"Key": RUN_ID_TAG, "Value": run["run_id"]}],
+        "Tags": owner_tags(run["run_id"], env.stack_tag),
     }
 
 

@@ -111,6 +111,8 @@ class FineTuningWorkflow(Construct):
             "SUBNET_IDS": ",".join(settings.subnet_ids),
             "SECURITY_GROUP_IDS": ",".join(settings.security_group_ids),
             "HF_TOKEN_SECRET_ARN": settings.hf_token_secret_arn,
+            # The value of the fine-tune:stack tag on everything this stack's runs create.
+            "STACK_TAG": Aws.STACK_ID,
             "POWERTOOLS_SERVICE_NAME": "fine-tuning-workflow",
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
@@ -120,6 +122,7 @@ class FineTuningWorkflow(Construct):
                 code=lambda_.Code.from_asset(str(props.lambdas_dir), exclude=ASSET_EXCLUDES),
                 environment=environment,
                 model_package_group_name=self.model_package_group_name,
+                stack_tag=Aws.STACK_ID,
                 powertools_layer_version=settings.powertools_layer_version,
                 timeout=Duration.seconds(settings.task_timeout_seconds),
                 memory_size=props.lambda_memory_size,

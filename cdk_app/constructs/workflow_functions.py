@@ -33,6 +33,9 @@ VERBS: Mapping[str, str] = {
 # Name suffixes of the SageMaker resources a run creates (docs/workflow-contract.md, "Names").
 JOB_SUFFIXES = {"processing-job": ["*-prep", "*-eval"], "training-job": ["*-train"]}
 RUN_TAG = "fine-tune:run-id"
+# Every resource a run creates also carries the stack that owns it; IAM holds each function to
+# resources of its own stack (docs/workflow-contract.md, "Names").
+STACK_TAG = "fine-tune:stack"
 RUNS = RUNS_PREFIX + "*"
 # The endpoint alarms Deploy creates (lambdas/common/alarms.py) and those target tracking creates.
 ALARM_NAMES = ["*-invocation-5xx-errors", "*-model-latency"]
@@ -50,6 +53,7 @@ class WorkflowFunctionsProps:
     code: lambda_.Code
     environment: Mapping[str, str]
     model_package_group_name: str
+    stack_tag: str
     powertools_layer_version: int
     timeout: Duration = Duration.minutes(5)
     memory_size: int = 512
@@ -66,6 +70,11 @@ class WorkflowFunctions(Construct):
         super().__init__(scope, construct_id)
         self._stack = Stack.of(self)
         self._group_name = props.model_package_group_name
+        # Creating needs both tags, this stack's value for the stack tag; changing, stopping, invoking
+        # or deleting needs a resource this stack tagged.
+        self._creating = {"Null": {f"aws:RequestTag/{RUN_TAG}": "false"},
+                          "StringEquals": {f"aws:RequestTag/{STACK_TAG}": props.stack_tag}}
+        self._owned = {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": props.stack_tag}}
         layer = lambda_.LayerVersion.from_layer_version_arn(
             self, "PowertoolsLayer",
             Stack.of(self).format_arn(
@@ -89,13 +98,17 @@ class WorkflowFunctions(Construct):
         sagemaker_role.grant_pass_role(fn["deploy"])
 
         self._allow(fn["start_job"], ["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob"],
-                    self._job_arns(), {"Null": {f"aws:RequestTag/{RUN_TAG}": "false"}})
-        self._allow(fn["start_job"], ["sagemaker:AddTags"], self._job_arns())
+                    self._job_arns(), self._creating)
+        self._allow(fn["start_job"], ["sagemaker:AddTags"], self._job_arns(), self._creating)
+        # A job found under the run's name is adopted only when its tags say it is this run's.
+        self._allow(fn["start_job"], ["sagemaker:ListTags"], self._job_arns())
         self._allow(fn["start_job"], _DESCRIBE_JOBS, self._job_arns())
         self._allow(fn["describe_job"], _DESCRIBE_JOBS, self._job_arns())
         # Listing is authorized against no ARN (the group is a filter of the request, not its resource).
         self._allow(fn["gate"], ["sagemaker:ListModelPackages"], ["*"])
         self._allow(fn["gate"], ["sagemaker:DescribeModelPackage"], [self._package_arns()])
+        # Production is the package the endpoint serves, recorded in a tag on the endpoint.
+        self._allow(fn["gate"], ["sagemaker:DescribeEndpoint", "sagemaker:ListTags"], [self._arn("endpoint", "*")])
         self._allow(fn["register"], ["sagemaker:CreateModelPackage", "sagemaker:AddTags"],
                     [self._group_arn(), self._package_arns()])
         self._allow(fn["register"], ["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage",
@@ -104,11 +117,11 @@ class WorkflowFunctions(Construct):
         self._allow(fn["register"], ["sagemaker:ListModelPackages"], ["*"])
         self._allow(fn["deploy"], ["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig",
                                    "sagemaker:CreateEndpoint"],
-                    self._serving_arns(), {"Null": {f"aws:RequestTag/{RUN_TAG}": "false"}})
-        self._allow(fn["deploy"], ["sagemaker:AddTags"], self._serving_arns())
+                    self._serving_arns(), self._creating)
+        self._allow(fn["deploy"], ["sagemaker:AddTags"], self._serving_arns(), self._creating)
         # UpdateEndpoint authorizes the endpoint and the endpoint config it names.
         self._allow(fn["deploy"], ["sagemaker:UpdateEndpoint"], self._endpoint_and_config_arns(),
-                    {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+                    self._owned)
         self._allow(fn["deploy"], _DESCRIBE_SERVING, self._serving_arns())
         self._allow(fn["deploy"], ["sagemaker:ListTags"], [self._arn("endpoint", "*")])
         # Endpoint storage is encrypted with the key: SageMaker creates grants for its own resources.
@@ -116,18 +129,22 @@ class WorkflowFunctions(Construct):
                     {"Bool": {"kms:GrantIsForAWSResource": "true"}})
         self._allow(fn["describe_endpoint"], ["sagemaker:DescribeEndpoint"], [self._arn("endpoint", "*")])
         self._allow(fn["check_endpoint"], ["sagemaker:InvokeEndpoint"], [self._arn("endpoint", "*")],
-                    {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+                    self._owned)
         self._allow(fn["check_endpoint"], ["sagemaker:DescribeEndpoint"], [self._arn("endpoint", "*")])
+        # A checked endpoint records the package it now serves (the gate's production).
+        self._allow(fn["check_endpoint"], ["sagemaker:AddTags"], [self._arn("endpoint", "*")], self._owned)
+        # A package approved by a run that then failed is set to Rejected.
+        self._allow(fn["cleanup"], ["sagemaker:UpdateModelPackage"], [self._package_arns()])
         self._allow(fn["cleanup"], _DESCRIBE_JOBS + _DESCRIBE_SERVING,
                     self._job_arns() + self._serving_arns())
         self._allow(fn["cleanup"], ["sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob"],
-                    self._job_arns(), {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+                    self._job_arns(), self._owned)
         self._allow(fn["cleanup"], ["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig",
                                     "sagemaker:DeleteModel"],
-                    self._serving_arns(), {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+                    self._serving_arns(), self._owned)
         # Returns an endpoint this run was updating to the config it served before.
         self._allow(fn["cleanup"], ["sagemaker:UpdateEndpoint"], self._endpoint_and_config_arns(),
-                    {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+                    self._owned)
         self._allow(fn["cleanup"], ["sagemaker:ListTags"], [self._arn("endpoint", "*")])
 
         # Alarms on each endpoint (Deploy creates them; Cleanup deletes those of endpoints it deletes).
@@ -154,7 +171,7 @@ class WorkflowFunctions(Construct):
         if "RegisterScalableTarget" in writes:
             self._allow(function, ["sagemaker:DescribeEndpoint"], [self._arn("endpoint", "*")])
             self._allow(function, ["sagemaker:UpdateEndpointWeightsAndCapacities"], [self._arn("endpoint", "*")],
-                        {"Null": {f"aws:ResourceTag/{RUN_TAG}": "false"}})
+                        self._owned)
             # The first registration creates Application Auto Scaling's service-linked role.
             self._allow(function, ["iam:CreateServiceLinkedRole"],
                         [self._stack.format_arn(service="iam", region="", resource="role",

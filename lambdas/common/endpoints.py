@@ -4,9 +4,9 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from common import alarms, aws, scaling
-from common.errors import is_already_exists, is_not_found
+from common.errors import ResourceConflict, is_already_exists, is_not_found
 from common.instance_types import has_local_storage
-from common.job_requests import RUN_ID_TAG, RunContext
+from common.job_requests import STACK_TAG, RunContext, owned_by
 from common.s3_paths import prefix_size_bytes
 from common.serving import (VARIANT_NAME, container_environment, engine_of, inference_ami_version,
                             model_data_source, timeout_for_size)
@@ -123,8 +123,9 @@ def deploy(ctx: RunContext) -> dict:
             if not is_already_exists(error):
                 raise
         return {**result, "action": "create", "alarms": alarms.ensure_alarms(name, deployment["alarms"], ctx.tags)}
+    check_owned(endpoint, ctx.env.stack_tag)
     if endpoint["EndpointConfigName"] == config_name or _pending_config(endpoint) == config_name:
-        created_here = _run_tag(endpoint["EndpointArn"]) == ctx.run_id
+        created_here = created_by(endpoint, ctx.run_id, ctx.env.stack_tag)
         return {**result, "action": "create" if created_here else "update", "adopted": True,
                 "alarms": alarms.alarm_names(name) if deployment["alarms"].get("enabled", True) else []}
     endpoint_alarms = alarms.ensure_alarms(name, deployment["alarms"], ctx.tags)
@@ -148,10 +149,19 @@ def _pending_config(endpoint: dict) -> str | None:
     return (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
 
 
-def _run_tag(arn: str) -> str | None:
-    tags = aws.client("sagemaker").list_tags(ResourceArn=arn).get("Tags", [])
-    return next((tag["Value"] for tag in tags if tag["Key"] == RUN_ID_TAG), None)
+def tags_of(arn: str) -> dict[str, str]:
+    return {tag["Key"]: tag["Value"] for tag in aws.client("sagemaker").list_tags(ResourceArn=arn).get("Tags", [])}
 
 
-def created_by(endpoint: dict, run_id: str) -> bool:
-    return _run_tag(endpoint["EndpointArn"]) == run_id
+def created_by(endpoint: dict, run_id: str, stack_tag: str) -> bool:
+    """Whether this run (of this stack) created the endpoint."""
+    return owned_by(tags_of(endpoint["EndpointArn"]), run_id, stack_tag)
+
+
+def check_owned(endpoint: dict, stack_tag: str) -> None:
+    """An endpoint another stack (or anyone else) created is never updated, adopted or deleted."""
+    tags = tags_of(endpoint["EndpointArn"])
+    if not owned_by(tags, None, stack_tag) or "fine-tune:run-id" not in tags:
+        raise ResourceConflict(
+            f"endpoint {endpoint['EndpointName']} exists and was not created by this stack (its {STACK_TAG} tag "
+            f"is {tags.get(STACK_TAG)!r}); it is left as it is: choose another deployment.endpoint_name")

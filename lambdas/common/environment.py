@@ -32,6 +32,7 @@ class LambdaEnvironment:
     hf_token_secret_arn: str
     create_model_package_group: bool
     vllm_image_uri: str = ""        # the vLLM image (deployment.engine "vllm")
+    stack_tag: str = ""             # value of the fine-tune:stack tag: the stack that owns what runs create
 
     @property
     def vpc_config(self) -> dict | None:
@@ -72,6 +73,7 @@ class LambdaEnvironment:
             hf_token_secret_arn=env.get("HF_TOKEN_SECRET_ARN", ""),
             create_model_package_group=env.get("CREATE_MODEL_PACKAGE_GROUP", "").lower() == "true",
             vllm_image_uri=env.get("VLLM_IMAGE_URI", ""),
+            stack_tag=env.get("STACK_TAG", ""),
         )
 
     def serving_image(self, deployment: dict) -> str:

@@ -38,6 +38,10 @@ class EndpointMismatch(Exception):
     """The live endpoint does not answer what the evaluated model answered."""
 
 
+class ResourceConflict(Exception):
+    """A resource with the run's name exists but was not created by this run (or this stack)."""
+
+
 class ThrottlingException(Exception):
     """AWS throttled a call after the client's own retries; the state machine retries later."""
 

@@ -11,6 +11,7 @@ from common.environment import LambdaEnvironment
 from common.instance_types import volume_kms_key
 
 RUN_ID_TAG = "fine-tune:run-id"
+STACK_TAG = "fine-tune:stack"
 PROCESSING = "/opt/ml/processing"
 PROCESSING_CODE_DIR = f"{PROCESSING}/input/code"
 TRAINING_CODE_DIR = "/opt/ml/input/data/code"
@@ -41,11 +42,27 @@ class RunContext:
 
     @property
     def tags(self) -> list[dict]:
-        return [{"Key": RUN_ID_TAG, "Value": self.run_id}]
+        return owner_tags(self.run_id, self.env.stack_tag)
 
     @property
     def base_model_from_s3(self) -> bool:
         return "s3_uri" in self.config["base_model"]
+
+
+def owner_tags(run_id: str, stack_tag: str) -> list[dict]:
+    """The tags that say which run, of which stack, created a resource."""
+    tags = [{"Key": RUN_ID_TAG, "Value": run_id}]
+    if stack_tag:
+        tags.append({"Key": STACK_TAG, "Value": stack_tag})
+    return tags
+
+
+def owned_by(tags: list[dict] | dict, run_id: str | None, stack_tag: str) -> bool:
+    """Whether tags (a list or a dict) name this stack (and this run, when `run_id` is given)."""
+    values = tags if isinstance(tags, dict) else {tag["Key"]: tag["Value"] for tag in tags}
+    if stack_tag and values.get(STACK_TAG) != stack_tag:
+        return False
+    return run_id is None or values.get(RUN_ID_TAG) == run_id
 
 
 def _seconds(hours: float) -> int:

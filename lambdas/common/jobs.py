@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from botocore.exceptions import ClientError
 
 from common import aws
-from common.errors import JobFailed, is_already_exists, is_not_found
+from common.errors import JobFailed, ResourceConflict, is_already_exists, is_not_found
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,24 @@ def _state(kind: str, description: dict, adopted: bool) -> JobState:
                     started_at=created.timestamp() if hasattr(created, "timestamp") else None)
 
 
+def _check_adoptable(kind: str, description: dict, request: dict) -> None:
+    """A job found under the run's name is this run's only if it carries every tag the run would give it."""
+    wanted = {tag["Key"]: tag["Value"] for tag in request.get("Tags") or []}
+    arn = description[_api(kind).arn_key]
+    found = {tag["Key"]: tag["Value"] for tag in aws.client("sagemaker").list_tags(ResourceArn=arn).get("Tags", [])}
+    differing = {key: found.get(key) for key, value in wanted.items() if found.get(key) != value}
+    if differing:
+        raise ResourceConflict(f"{kind} job {description[_api(kind).name_key]} exists but was not started by this run "
+                               f"(tags {differing}, expected {wanted}); it is not adopted")
+
+
 def start(kind: str, request: dict) -> JobState:
-    """Create the job unless one with its name exists; adopt an existing one (also after a race)."""
+    """Create the job unless one with its name exists; adopt an existing one of this run (also after a race)."""
     api = _api(kind)
     name = request[api.name_key]
     existing = describe(kind, name)
     if existing is not None:
+        _check_adoptable(kind, existing, request)
         return _state(kind, existing, adopted=True)
     try:
         api.call("create", **request)
@@ -97,6 +109,7 @@ def start(kind: str, request: dict) -> JobState:
         raced = describe(kind, name)
         if raced is None:
             raise
+        _check_adoptable(kind, raced, request)
         return _state(kind, raced, adopted=True)
     created = describe(kind, name)
     if created is None:

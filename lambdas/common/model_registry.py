@@ -45,17 +45,53 @@ def find_run_package(group: str, run_id: str) -> dict | None:
     return None
 
 
-def production_accuracy(group: str, exclude_run_id: str) -> float | None:
-    """Execution accuracy of the latest Approved package that carries one, if any."""
-    for package in _recent_packages(group, approval="Approved"):
-        metadata = package.get("CustomerMetadataProperties") or {}
-        if metadata.get(RUN_ID_KEY) == exclude_run_id or ACCURACY_KEY not in metadata:
-            continue
-        try:
-            return float(metadata[ACCURACY_KEY])
-        except ValueError:
-            continue
-    return None
+SERVING_PACKAGE_TAG = "fine-tune:model-package"
+
+
+def serving_package(endpoint_name: str, stack_tag: str) -> dict | None:
+    """The model package the endpoint serves now: the one its last checked deployment recorded on it.
+
+    None when the endpoint does not exist, is not this stack's, or never passed its check.
+    """
+    from common.endpoints import describe_endpoint, tags_of
+    from common.job_requests import owned_by
+
+    endpoint = describe_endpoint(endpoint_name)
+    if endpoint is None:
+        return None
+    tags = tags_of(endpoint["EndpointArn"])
+    if not owned_by(tags, None, stack_tag) or not tags.get(SERVING_PACKAGE_TAG):
+        return None
+    try:
+        return aws.client("sagemaker").describe_model_package(ModelPackageName=tags[SERVING_PACKAGE_TAG])
+    except ClientError as error:
+        if is_not_found(error):
+            return None
+        raise
+
+
+def production_accuracy(endpoint_name: str, stack_tag: str, exclude_run_id: str) -> float | None:
+    """Execution accuracy of the package serving the endpoint now, if it records one."""
+    package = serving_package(endpoint_name, stack_tag)
+    metadata = (package or {}).get("CustomerMetadataProperties") or {}
+    if not package or metadata.get(RUN_ID_KEY) == exclude_run_id or ACCURACY_KEY not in metadata:
+        return None
+    try:
+        return float(metadata[ACCURACY_KEY])
+    except ValueError:
+        return None
+
+
+def record_serving(endpoint_arn: str, package_arn: str) -> None:
+    """Mark the endpoint as serving `package_arn` (the gate's "production" from now on)."""
+    aws.client("sagemaker").add_tags(ResourceArn=endpoint_arn,
+                                     Tags=[{"Key": SERVING_PACKAGE_TAG, "Value": package_arn}])
+
+
+def reject(package_arn: str, reason: str) -> None:
+    """A package whose deployment failed or rolled back is not left Approved."""
+    aws.client("sagemaker").update_model_package(
+        ModelPackageArn=package_arn, ModelApprovalStatus="Rejected", ApprovalDescription=reason[:1024])
 
 
 def ensure_group(group: str, create: bool) -> None:

@@ -9,13 +9,14 @@ from aws_cdk.assertions import Match, Template
 
 CONTRACT_ENVIRONMENT = {
     "ARTIFACTS_BUCKET", "DATA_BUCKET", "KMS_KEY_ARN", "SAGEMAKER_ROLE_ARN", "TRAINING_IMAGE_URI",
-    "INFERENCE_IMAGE_URI", "VLLM_IMAGE_URI", "CODE_S3_URI", "MODEL_PACKAGE_GROUP_NAME", "TOPIC_ARN", "DEFAULTS_JSON",
+    "INFERENCE_IMAGE_URI", "VLLM_IMAGE_URI", "STACK_TAG", "CODE_S3_URI", "MODEL_PACKAGE_GROUP_NAME", "TOPIC_ARN", "DEFAULTS_JSON",
     "SUBNET_IDS", "SECURITY_GROUP_IDS", "HF_TOKEN_SECRET_ARN", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_LOG_LEVEL",
 }
 # What local mode can resolve without CloudFormation.
 RESOLVABLE_INTRINSICS = {"Ref", "Fn::GetAtt", "Fn::FindInMap", "Fn::Join", "Fn::Sub"}
-PSEUDO_PARAMETERS = {"AWS::Region", "AWS::Partition", "AWS::AccountId", "AWS::StackName", "AWS::URLSuffix"}
+PSEUDO_PARAMETERS = {"AWS::Region", "AWS::Partition", "AWS::AccountId", "AWS::StackName", "AWS::StackId",
+                     "AWS::URLSuffix"}
 
 
 def statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
@@ -145,21 +146,21 @@ def test_each_function_has_only_the_sagemaker_actions_it_needs(synthesized):
     expected = {
         "validate": set(),
         "start_job": {"CreateProcessingJob", "CreateTrainingJob", "AddTags", "DescribeProcessingJob",
-                      "DescribeTrainingJob"},
+                      "DescribeTrainingJob", "ListTags"},
         "describe_job": {"DescribeProcessingJob", "DescribeTrainingJob"},
-        "gate": {"ListModelPackages", "DescribeModelPackage"},
+        "gate": {"ListModelPackages", "DescribeModelPackage", "DescribeEndpoint", "ListTags"},
         "register": {"CreateModelPackage", "AddTags", "DescribeModelPackage", "ListModelPackages",
                      "UpdateModelPackage", "DescribeModelPackageGroup"},
         "deploy": {"CreateModel", "CreateEndpointConfig", "CreateEndpoint", "AddTags", "UpdateEndpoint",
                    "DescribeModel", "DescribeEndpointConfig", "DescribeEndpoint", "ListTags"},
         "describe_endpoint": {"DescribeEndpoint"},
         "configure_scaling": {"DescribeEndpoint", "UpdateEndpointWeightsAndCapacities"},
-        "check_endpoint": {"InvokeEndpoint", "DescribeEndpoint"},
+        "check_endpoint": {"InvokeEndpoint", "DescribeEndpoint", "AddTags"},
         "notify": set(),
         "cleanup": {"DescribeProcessingJob", "DescribeTrainingJob", "DescribeModel", "DescribeEndpointConfig",
                     "DescribeEndpoint", "StopProcessingJob", "StopTrainingJob", "DeleteEndpoint",
                     "DeleteEndpointConfig", "DeleteModel", "UpdateEndpoint", "ListTags",
-                    "UpdateEndpointWeightsAndCapacities"},
+                    "UpdateEndpointWeightsAndCapacities", "UpdateModelPackage"},
     }
     functions = synthesized.functions()
     assert set(functions) == set(expected)
@@ -173,10 +174,18 @@ def test_each_function_has_only_the_sagemaker_actions_it_needs(synthesized):
                                  "application-autoscaling:Deregister")) for a in as_list(statement["Action"])):
                 assert statement["Condition"]["StringEquals"]["application-autoscaling:service-namespace"] \
                     == "sagemaker", (verb, statement)
-            if any(a.startswith(("sagemaker:Create", "sagemaker:Stop", "sagemaker:Delete",
-                                 "sagemaker:UpdateEndpoint", "sagemaker:InvokeEndpoint"))
-                   for a in as_list(statement["Action"])) and "ModelPackage" not in json.dumps(statement):
-                assert "Null" in statement["Condition"], (verb, statement)
+            actions = as_list(statement["Action"])
+            stack_id = {"Ref": "AWS::StackId"}
+            if any(a.startswith("sagemaker:Create") for a in actions) and "ModelPackage" not in json.dumps(statement):
+                # Creating needs the run's tag and this stack's value of the stack tag.
+                assert statement["Condition"]["Null"] == {"aws:RequestTag/fine-tune:run-id": "false"}, verb
+                assert statement["Condition"]["StringEquals"] == {"aws:RequestTag/fine-tune:stack": stack_id}, verb
+            elif any(a.startswith(("sagemaker:Stop", "sagemaker:Delete", "sagemaker:UpdateEndpoint",
+                                   "sagemaker:InvokeEndpoint")) for a in actions) \
+                    and "ModelPackage" not in json.dumps(statement):
+                # Changing, stopping, invoking or deleting needs a resource this stack tagged.
+                assert statement["Condition"] == {"StringEquals": {"aws:ResourceTag/fine-tune:stack": stack_id}}, \
+                    (verb, statement)
     # S3: exact actions, writes only by validate, everything under runs/.
     s3_actions = {verb: actions_of(role_statements(synthesized, f["Properties"]["Role"]["Fn::GetAtt"][0]), "s3:")
                   for verb, f in functions.items()}

@@ -50,6 +50,18 @@ def _event(run, **state):
     return {"state": {"run": run, **state}, "execution_name": run["execution_name"]}
 
 
+def serve(aws, endpoint_name, run_id):
+    """An endpoint of this stack's runs (as Deploy creates it); returns its ARN."""
+    sagemaker = aws.session.client("sagemaker")
+    sagemaker.create_model(ModelName=f"{run_id}-model", PrimaryContainer={"Image": "tgi"},
+                           ExecutionRoleArn="arn:aws:iam::123456789012:role/fine-tune-sagemaker")
+    sagemaker.create_endpoint_config(EndpointConfigName=f"{run_id}-cfg", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": f"{run_id}-model", "InstanceType": "ml.g5.2xlarge",
+        "InitialInstanceCount": 1}])
+    return sagemaker.create_endpoint(EndpointName=endpoint_name, EndpointConfigName=f"{run_id}-cfg",
+                                     Tags=[{"Key": "fine-tune:run-id", "Value": run_id}])["EndpointArn"]
+
+
 def test_gate_and_register_approved_then_rejected_against_production(aws, run):
     put_evaluation(aws, run, fine_tuned_accuracy=0.7, base_accuracy=0.4)
     put_merged_model(aws, run)
@@ -71,10 +83,18 @@ def test_gate_and_register_approved_then_rejected_against_production(aws, run):
     again = register.handler(_event(run, gate=decision), None)
     assert again["arn"] == package["arn"] and len(aws.calls_to("CreateModelPackage")) == 1
 
-    # A later, weaker run is compared with this production model and rejected.
+    # Approved alone is not production: only the package the endpoint serves is.
     import validate
-    later = validate.handler({"execution_name": "later-run", "state": {}}, None)
+    later = validate.handler({"execution_name": "later-run",
+                              "state": {"deployment": {"endpoint_name": run["names"]["endpoint"]}}}, None)
     put_evaluation(aws, later, fine_tuned_accuracy=0.65, base_accuracy=0.4)
+    assert "production" not in gate.handler(_event(later), None)["metrics"]
+
+    # Once the deployment of the first package passed its check, the endpoint records it.
+    from common import model_registry
+    endpoint_arn = serve(aws, run["names"]["endpoint"], run["run_id"])
+    model_registry.record_serving(endpoint_arn, package["arn"])
+    # A later, weaker run is compared with this production model and rejected.
     decision = gate.handler(_event(later), None)
     assert decision["passed"] is False
     assert decision["metrics"]["production"]["execution_accuracy"] == 0.7
