@@ -1,5 +1,9 @@
 """Cleanup: after any error, stop this run's jobs and remove its endpoint resources that never served.
 
+It runs twice over for safety, and each time finds only what is left: inside the workflow (every
+task's Catch), and from EventBridge for every execution that ends FAILED, TIMED_OUT or ABORTED, which
+a Catch never sees (the state machine's timeout, StopExecution, a failure of Cleanup itself).
+
 An endpoint that served before this run is never deleted: after a failed update its old config
 keeps serving, and only this run's new config and model are removed.
 """
@@ -7,7 +11,7 @@ from __future__ import annotations
 
 from botocore.exceptions import ClientError
 
-from common import alarms, aws, endpoints, jobs, model_registry, scaling
+from common import alarms, aws, endpoints, execution_history, jobs, model_registry, scaling
 from common.errors import ThrottlingException, is_not_found, is_throttling, translate_throttling
 from common.environment import LambdaEnvironment
 from common.failure import describe_failure
@@ -91,7 +95,28 @@ def _remove_endpoint_resources(names: dict, run_id: str, deployment: dict,
 @tracer.capture_lambda_handler
 @translate_throttling
 def handler(event: dict, context: object) -> dict:
-    state = event.get("state") or {}
+    if event.get("detail-type") == execution_history.STATUS_CHANGE:
+        return _after_execution_ended(event["detail"])
+    return clean_up(event.get("state") or {})
+
+
+def _after_execution_ended(detail: dict) -> dict:
+    """An execution ended outside the workflow's Catch: clean up what its history says it started."""
+    events = execution_history.history(detail["executionArn"])
+    status = detail.get("status", "FAILED")
+    if execution_history.cleanup_ran(events):
+        return {"skipped": f"the workflow's own Cleanup already ran for {detail.get('name')}", "status": status}
+    state = execution_history.last_state(events)
+    cause = detail.get("cause") or f"the execution {detail.get('name')} ended {status}"
+    state["error"] = {"Error": detail.get("error") or execution_history.ENDING_ERRORS.get(status, status),
+                      "Cause": cause}
+    result = clean_up(state)
+    logger.info("cleaned up after the execution ended", extra={"execution": detail.get("executionArn"),
+                                                                "status": status})
+    return {**result, "status": status}
+
+
+def clean_up(state: dict) -> dict:
     error, cause = describe_failure(state.get("error"))
     run = state.get("run") or {}
     result = {"stopped_jobs": [], "deleted": [], "notes": [], "problems": [], "error": error, "cause": cause}

@@ -21,6 +21,7 @@ from local_mode import moto_patches
 from local_mode.moto_patches import S3Store
 from local_mode.endpoints import EndpointEmulator, EndpointSettings
 from local_mode.aws_server import LocalAwsServer
+from local_mode.eventbridge import ExecutionEndings
 from local_mode.iam import AccountIam
 from local_mode.jobs import JobRunner, JobSettings
 from local_mode.lambda_invoker import LambdaInvoker
@@ -97,12 +98,17 @@ class LocalAws:
         self.server = LocalAwsServer(authorize=self.iam.enforcer.authorize_request).start()
         self.jobs.gateway["aws"] = self.server.port
         self.jobs.credentials_for = self.server.credentials_for
+        # EventBridge: every ending of an execution goes to the stack's rules (Cleanup on every ending).
+        self.endings = ExecutionEndings(region, self.stack.account, self.stack.state_machine_arn, self.stack.rules,
+                                        self.iam).start()
         self.sfn = boto3.client("stepfunctions", region_name=region)
         self.s3 = boto3.client("s3", region_name=region)
         self.sagemaker = boto3.client("sagemaker", region_name=region)
 
     def __exit__(self, *exc: Any) -> None:
         try:
+            if getattr(self, "endings", None) is not None:
+                self.endings.stop()
             self._stop_running_executions()
             self.endpoints.shutdown()
             self.jobs.shutdown()

@@ -50,8 +50,10 @@ def run_execution(aws: LocalAws, request: RunRequest) -> dict:
     aws.progress.info(f"starting execution {request.name}")
     arn = aws.start_execution(execution_input, request.name)
     aws.wait(arn, timeout=request.timeout_seconds)
+    ending = aws.endings.wait_delivered(arn, timeout=120)   # EventBridge's Cleanup, for runs that did not succeed
     aws.endpoints.wait_idle(30)
     summary = summarize(aws, arn, since, first_check)
+    summary["ending_cleanup"] = [delivery.get("result") for delivery in ending or []] or None
     summary["seconds"] = round(time.monotonic() - started, 1)
     save(aws, summary, first_check)
     return summary

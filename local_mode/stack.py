@@ -24,7 +24,10 @@ from local_mode.template import NAME_PROPERTIES, Physical, Resolver, TemplateErr
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMULATED_TYPES = {"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::IAM::Role", "AWS::SNS::Topic", "AWS::Logs::LogGroup",
                   "AWS::SageMaker::ModelPackageGroup", "AWS::Lambda::Function", "AWS::StepFunctions::StateMachine",
-                  "AWS::SQS::Queue", "Custom::CDKBucketDeployment"}
+                  "AWS::SQS::Queue", "Custom::CDKBucketDeployment", "AWS::Events::Rule",
+                  # Enforced by local mode's IAM (local_mode/iam/store.py) rather than created in moto.
+                  "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy",
+                  "AWS::Lambda::Permission"}
 _IGNORED_FILES = ("__pycache__", ".pyc", ".pytest_cache")
 
 
@@ -37,6 +40,15 @@ class FunctionInfo:
     role_arn: str = ""
     log_group: str | None = None      # LoggingConfig.LogGroup; Lambda's default is /aws/lambda/<name>
     tracing: bool = False             # TracingConfig.Mode Active
+
+
+@dataclass
+class RuleInfo:
+    """An EventBridge rule: its pattern and the functions it invokes (local mode delivers the events)."""
+    name: str
+    arn: str
+    pattern: dict
+    function_arns: list[str]
 
 
 @dataclass
@@ -54,6 +66,7 @@ class DeployedStack:
     code_uris: list[str] = field(default_factory=list)
     not_emulated: list[str] = field(default_factory=list)
     resolver: Resolver | None = None
+    rules: list["RuleInfo"] = field(default_factory=list)
 
     @property
     def function_arns(self) -> dict[str, str]:
@@ -78,8 +91,8 @@ def deploy(template: dict, stack_name: str, region: str, training_dir: Path = RE
     clients = _Clients(region)
     order = ["AWS::IAM::Role", "AWS::S3::Bucket", "AWS::SNS::Topic", "AWS::SQS::Queue", "AWS::Logs::LogGroup",
              "AWS::SageMaker::ModelPackageGroup", "AWS::Lambda::Function", "Custom::CDKBucketDeployment",
-             "AWS::StepFunctions::StateMachine"]
-    state_machines = []
+             "AWS::StepFunctions::StateMachine", "AWS::Events::Rule"]
+    state_machines, rules = [], []
     for resource_type in order:
         for logical_id, resource in resources.items():
             if resource["Type"] != resource_type or not _condition_holds(resolver, resource):
@@ -111,6 +124,8 @@ def deploy(template: dict, stack_name: str, region: str, training_dir: Path = RE
                 code_uris.append(uri)
             elif resource_type == "AWS::StepFunctions::StateMachine":
                 state_machines.append((_create_state_machine(clients.sfn, name, properties), properties))
+            elif resource_type == "AWS::Events::Rule":
+                rules.append(_create_rule(clients.events, name, physical[logical_id].attributes["Arn"], properties))
     if len(state_machines) != 1:
         raise TemplateError(f"expected one state machine in the template, found {len(state_machines)}")
     outputs = {}
@@ -122,7 +137,8 @@ def deploy(template: dict, stack_name: str, region: str, training_dir: Path = RE
                          functions=functions, state_machine_arn=machine_arn, code_uris=code_uris,
                          not_emulated=not_emulated, state_machine_role_arn=machine.get("RoleArn", ""),
                          state_machine_tracing=bool((machine.get("TracingConfiguration") or {}).get("Enabled")),
-                         state_machine_logging=bool(machine.get("LoggingConfiguration")), resolver=resolver)
+                         state_machine_logging=bool(machine.get("LoggingConfiguration")), resolver=resolver,
+                         rules=rules)
 
 
 class _Clients:
@@ -136,6 +152,7 @@ class _Clients:
         self.lambda_ = boto3.client("lambda", region_name=region)
         self.sfn = boto3.client("stepfunctions", region_name=region)
         self.kms = boto3.client("kms", region_name=region)
+        self.events = boto3.client("events", region_name=region)
 
 
 def _condition_holds(resolver: Resolver, item: dict) -> bool:
@@ -222,6 +239,17 @@ def _upload_code(s3: Any, training_dir: Path, uri: str) -> None:
     files = [p for p in sorted(training_dir.rglob("*")) if p.is_file()
              and not any(part in p.parts or p.name.endswith(part) for part in _IGNORED_FILES)]
     upload_folder(s3, training_dir, uri, only=files)
+
+
+def _create_rule(client: Any, name: str, arn: str, properties: dict) -> RuleInfo:
+    pattern = properties.get("EventPattern") or {}
+    client.put_rule(Name=name, EventPattern=json.dumps(pattern), State=properties.get("State", "ENABLED"),
+                    Description=str(properties.get("Description", ""))[:512])
+    targets = [{"Id": target["Id"], "Arn": target["Arn"]} for target in properties.get("Targets") or []]
+    if targets:
+        client.put_targets(Rule=name, Targets=targets)
+    functions = [target["Arn"] for target in targets if ":lambda:" in target["Arn"]]
+    return RuleInfo(name=name, arn=arn, pattern=pattern, function_arns=functions)
 
 
 def _create_state_machine(client: Any, name: str, properties: dict) -> str:

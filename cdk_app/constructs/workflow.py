@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from aws_cdk import Aws, Duration, Fn, RemovalPolicy, Size
+from aws_cdk import ArnFormat, Aws, Duration, Fn, RemovalPolicy, Size, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -153,6 +155,28 @@ class FineTuningWorkflow(Construct):
                                 include_execution_data=True),
             comment="Fine-tunes an LLM on SageMaker, evaluates it, and deploys it only if the gate passes",
         )
+        self.ending_rule = self._clean_up_every_ending(self.functions["cleanup"])
+
+    def _clean_up_every_ending(self, cleanup: lambda_.Function) -> events.Rule:
+        """An execution that times out, is aborted or fails outside a Catch still gets its Cleanup.
+
+        The rule hands Cleanup the status-change event; Cleanup reads the execution's history to learn
+        what it started (a policy of its own, so the function does not depend on the state machine).
+        """
+        rule = events.Rule(
+            self, "ExecutionEnded",
+            description="Runs Cleanup for every execution of the fine-tuning workflow that did not succeed",
+            event_pattern=events.EventPattern(
+                source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
+                detail={"stateMachineArn": [self.state_machine.state_machine_arn],
+                        "status": ["FAILED", "TIMED_OUT", "ABORTED"]}))
+        rule.add_target(targets.LambdaFunction(cleanup, retry_attempts=4, max_event_age=Duration.hours(6)))
+        executions = Stack.of(self).format_arn(
+            service="states", resource="execution", arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            resource_name=f"{self.state_machine.state_machine_name}:*")
+        iam.Policy(self, "CleanupReadsExecutions", roles=[cleanup.role], statements=[iam.PolicyStatement(
+            actions=["states:GetExecutionHistory", "states:DescribeExecution"], resources=[executions])])
+        return rule
 
     def _deploy_training_code(self, training_dir: Path, wheelhouse_root: Path, settings: Settings,
                               storage: FineTuningStorage, retention: logs.RetentionDays) -> str:

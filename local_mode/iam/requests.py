@@ -350,10 +350,18 @@ def _autoscaling(operation: str, params: dict, view: AccountView) -> list[Author
     return checks
 
 
+def _states(operation: str, params: dict, view: AccountView) -> list[Authorization]:
+    if operation in ("GetExecutionHistory", "DescribeExecution", "StopExecution", "RedriveExecution"):
+        return [Authorization(f"states:{operation}", params["executionArn"])]
+    if operation in ("StartExecution", "ListExecutions", "DescribeStateMachine"):
+        return [Authorization(f"states:{operation}", params["stateMachineArn"])]
+    raise UnmodeledRequest(f"stepfunctions.{operation}: not mapped")
+
+
 _HANDLERS: dict[str, Callable[[str, dict, AccountView], list[Authorization]]] = {
     "s3": _s3, "sagemaker": _sagemaker, "sagemaker-runtime": _sagemaker_runtime, "sns": _sns, "kms": _kms,
     "lambda": _lambda, "secretsmanager": _secretsmanager, "cloudwatch": _cloudwatch,
-    "application-autoscaling": _autoscaling,
+    "application-autoscaling": _autoscaling, "stepfunctions": _states,
 }
 
 
