@@ -20,6 +20,7 @@ _SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secr
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class SettingsError(ValueError):
@@ -49,6 +50,8 @@ class Settings:
     task_timeout_seconds: int = 300
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
+    # Buckets besides the stack's own that hold data sets or base models the jobs may read.
+    input_bucket_names: tuple[str, ...] = ()
     hf_token_secret_arn: str = ""
     notification_email: str = ""
     base_model_id: str = "Qwen/Qwen2.5-Coder-7B-Instruct"
@@ -75,6 +78,9 @@ class Settings:
                self.task_timeout_seconds, "10..900 (the Lambda limit)")
         for subnet in self.subnet_ids:
             _check(_SUBNET.match(subnet), "subnet_ids", subnet, "subnet ids like subnet-0123abcd")
+        for bucket in self.input_bucket_names:
+            _check(_BUCKET.match(bucket), "input_bucket_names", bucket,
+                   "S3 bucket names (3-63 characters of a-z, 0-9, '.' and '-')")
         for group in self.security_group_ids:
             _check(_SECURITY_GROUP.match(group), "security_group_ids", group,
                    "security group ids like sg-0123abcd")

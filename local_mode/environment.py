@@ -22,6 +22,8 @@ from local_mode.moto_patches import S3Store
 from local_mode.endpoints import EndpointEmulator, EndpointSettings
 from local_mode.aws_server import LocalAwsServer
 from local_mode.eventbridge import ExecutionEndings
+from local_mode.hub import LocalHub
+from local_mode.service_quotas import SageMakerQuotas
 from local_mode.iam import AccountIam
 from local_mode.jobs import JobRunner, JobSettings
 from local_mode.lambda_invoker import LambdaInvoker
@@ -41,6 +43,19 @@ class EmulationSettings:
     health_check_timeout_cap: float | None = None
     verbose_logs: bool = True
     quiet: bool = False
+
+
+class _AccountServices:
+    """What the account answers itself (moto_patches.AccountHooks): its quotas, and IAM's simulation."""
+
+    def __init__(self, aws: "LocalAws"):
+        self.aws = aws
+
+    def quotas(self, service_code: str, account_id: str, region: str) -> list[dict]:
+        return self.aws.quotas.listed(account_id, region) if service_code == "sagemaker" else []
+
+    def simulate(self, policy_source_arn: str, actions: list[str], resources: list[str], context: dict) -> list[dict]:
+        return self.aws.iam.simulate(policy_source_arn, actions, resources, context)
 
 
 class LocalAws:
@@ -82,9 +97,13 @@ class LocalAws:
         self.endpoints = EndpointEmulator(self.workdir, settings=EndpointSettings(
             region=region, never_healthy=self.settings.unhealthy_endpoints,
             health_check_timeout_cap=self.settings.health_check_timeout_cap), on_event=self.progress.endpoint_event)
+        # A local model hub (empty until repositories are added): the Hub of jobs and Lambdas here.
+        self.hub = LocalHub().start()
         self.lambdas = LambdaInvoker(region, logs_dir=self.workdir / "lambda",
-                                     identity=lambda function: self.iam.lambda_identity(function))
-        self._patches = moto_patches.installed(self.lambdas, self.jobs, self.endpoints)
+                                     identity=lambda function: self.iam.lambda_identity(function),
+                                     extra_environment={"HF_ENDPOINT": self.hub.url})
+        self.quotas = SageMakerQuotas()
+        self._patches = moto_patches.installed(self.lambdas, self.jobs, self.endpoints, account=_AccountServices(self))
         self._patches.__enter__()
         self.lambdas.__enter__()
         self.stack = deploy(self.template, self.stack_name, region)
@@ -97,6 +116,7 @@ class LocalAws:
         # The account over HTTP, for the jobs that may call AWS (and for the CLI in other processes).
         self.server = LocalAwsServer(authorize=self.iam.enforcer.authorize_request).start()
         self.jobs.gateway["aws"] = self.server.port
+        self.jobs.gateway["hub"] = self.hub.port
         self.jobs.credentials_for = self.server.credentials_for
         # EventBridge: every ending of an execution goes to the stack's rules (Cleanup on every ending).
         self.endings = ExecutionEndings(region, self.stack.account, self.stack.state_machine_arn, self.stack.rules,
@@ -114,6 +134,8 @@ class LocalAws:
             self.jobs.shutdown()
             if getattr(self, "server", None) is not None:
                 self.server.stop()
+            if getattr(self, "hub", None) is not None:
+                self.hub.stop()
         finally:
             self.lambdas.__exit__(*exc)
             self._patches.__exit__(*exc)

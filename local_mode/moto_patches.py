@@ -18,6 +18,8 @@ from typing import Any, Iterator, Protocol
 
 from moto.awslambda.models import LambdaFunction
 from moto.cloudwatch.models import CloudWatchBackend
+from moto.iam.responses import IamResponse
+from moto.servicequotas.responses import ServiceQuotasResponse
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
 from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, ModelPackage, SageMakerModelBackend, arn_formatter
@@ -47,6 +49,15 @@ class EndpointHooks(Protocol):
                content_type: str | None, accept: str | None) -> tuple[int, dict, bytes]: ...
 
 
+class AccountHooks(Protocol):
+    """What the account itself answers: its SageMaker quotas, and IAM's policy simulation."""
+
+    def quotas(self, service_code: str, account_id: str, region: str) -> list[dict]: ...
+
+    def simulate(self, policy_source_arn: str, actions: list[str], resources: list[str],
+                 context: dict) -> list[dict]: ...
+
+
 # (owner, attribute, parameter names the patch relies on; None for an API this module adds)
 PATCH_POINTS: list[tuple[type, str, tuple[str, ...] | None]] = [
     # Lambda: run the handler in process instead of in a Docker container.
@@ -69,6 +80,10 @@ PATCH_POINTS: list[tuple[type, str, tuple[str, ...] | None]] = [
     # CloudWatch: updating an alarm keeps its state (moto resets it), so an alarm that went off still
     # rolls back the blue/green update that names it.
     (CloudWatchBackend, "put_metric_alarm", ("self", "name")),
+    # Service Quotas: ListServiceQuotas with SageMaker's per-instance-type quotas (moto knows only VPC's).
+    (ServiceQuotasResponse, "list_service_quotas", None),
+    # IAM: SimulatePrincipalPolicy answered by local mode's own evaluator (moto has none).
+    (IamResponse, "simulate_principal_policy", None),
     # moto's instance type lists predate current instances (ml.g5 is refused): use botocore's enums.
     (FakeEndpointConfig, "validate_instance_type", ("self", "instance_type")),
     (ModelPackage, "validate_supported_realtime_inference_instance_types", ("instance_types",)),
@@ -162,7 +177,8 @@ def _arn(kind: str, name: str, backend: SageMakerModelBackend) -> str:
 
 
 @contextlib.contextmanager
-def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks) -> Iterator[None]:
+def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks,
+              account: AccountHooks | None = None) -> Iterator[None]:
     """Install every patch for the duration of the block; the originals come back afterwards."""
     originals = {(owner, name): owner.__dict__.get(name) for owner, name, _ in PATCH_POINTS}
 
@@ -288,6 +304,24 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks) ->
                 setattr(alarm, attribute, getattr(existing, attribute))
         return alarm
 
+    def list_service_quotas(self: ServiceQuotasResponse) -> str:
+        params = json.loads(self.body or "{}")
+        quotas = account.quotas(params.get("ServiceCode", ""), self.current_account, self.region) if account else []
+        start = int(params.get("NextToken") or 0)
+        size = int(params.get("MaxResults") or 100)
+        page = {"Quotas": quotas[start:start + size]}
+        if start + size < len(quotas):
+            page["NextToken"] = str(start + size)
+        return json.dumps(page)
+
+    def simulate_principal_policy(self: IamResponse) -> ActionResult:
+        actions = list(self._get_param("ActionNames") or [])
+        resources = list(self._get_param("ResourceArns") or ["*"])
+        context = {entry.get("ContextKeyName"): entry.get("ContextKeyValues")
+                   for entry in self._get_param("ContextEntries") or []}
+        results = account.simulate(self._get_param("PolicySourceArn"), actions, resources, context) if account else []
+        return ActionResult({"EvaluationResults": results, "IsTruncated": False})
+
     def validate_instance_type(self: FakeEndpointConfig, instance_type: str) -> None:
         _check_instance_types([instance_type], "ProductionVariantInstanceType", "instanceType")
 
@@ -310,6 +344,8 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks) ->
         (SageMakerResponse, "delete_endpoint"): delete_endpoint,
         (SageMakerRuntimeResponse, "invoke_endpoint"): invoke_endpoint,
         (CloudWatchBackend, "put_metric_alarm"): put_metric_alarm,
+        (ServiceQuotasResponse, "list_service_quotas"): list_service_quotas,
+        (IamResponse, "simulate_principal_policy"): simulate_principal_policy,
         (FakeEndpointConfig, "validate_instance_type"): validate_instance_type,
         (ModelPackage, "validate_supported_realtime_inference_instance_types"): staticmethod(validate_realtime_types),
         (ModelPackage, "validate_supported_transform_instance_types"): staticmethod(validate_transform_types),

@@ -38,11 +38,13 @@ ACTIONS_WITHOUT_RESOURCES = {
     "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
     "application-autoscaling:DeregisterScalableTarget", "application-autoscaling:DescribeScalableTargets",
     "application-autoscaling:DescribeScalingPolicies",
+    # The preflight lists the account's SageMaker quotas.
+    "servicequotas:ListServiceQuotas",
 }
 
 REASON_RESOURCE_STAR = ("Only actions without resource-level permissions use Resource '*' (X-Ray "
                         "tracing, ECR login, CloudWatch metrics limited to the /aws/sagemaker/ namespace, "
-                        "Step Functions log delivery, listing the model packages of a group, Application "
+                        "Step Functions log delivery, listing the model packages of a group and the service quotas, Application "
                         "Auto Scaling of SageMaker variants (held to the sagemaker namespace and the variant "
                         "dimension by conditions), and network interfaces for jobs in your VPC)")
 REASON_RUNS = ("Run artifacts live under runs/{run_id}/ with run ids chosen per execution; access "

@@ -49,6 +49,7 @@ class FineTuningPipeline(Construct):
             self, "SageMaker", self.storage,
             SageMakerRoleProps(image_repository_arns=self.images.repository_arns,
                                hf_token_secret_arn=settings.hf_token_secret_arn,
+                               input_bucket_names=settings.input_bucket_names,
                                vpc_enabled=settings.vpc_enabled, role=props.sagemaker_role))
         self.notification = NotificationTopic(
             self, "Notification", self.storage.key,

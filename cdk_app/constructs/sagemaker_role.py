@@ -18,11 +18,13 @@ class SageMakerRoleProps:
     `image_repository_arns`: ECR repositories of the container images (pull only).
     `hf_token_secret_arn`: the Hugging Face token secret the containers read, when one is used.
     `vpc_enabled`: grants the network-interface permissions SageMaker needs to join your subnets.
+    `input_bucket_names`: other buckets whose objects jobs may read (data sets, base models).
     `role`: bring your own role; the construct adds the same scoped policies to it.
     """
 
     image_repository_arns: Sequence[str] = field(default_factory=list)
     hf_token_secret_arn: str = ""
+    input_bucket_names: Sequence[str] = field(default_factory=list)
     vpc_enabled: bool = False
     role: Optional[iam.IRole] = None
 
@@ -76,6 +78,10 @@ class SageMakerExecutionRole(Construct):
                          "ecr:BatchCheckLayerAvailability"],
                 resources=list(props.image_repository_arns),
             ))
+        for bucket in props.input_bucket_names:
+            policy.add_statements(
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[f"arn:{Aws.PARTITION}:s3:::{bucket}/*"]),
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[f"arn:{Aws.PARTITION}:s3:::{bucket}"]))
         if props.hf_token_secret_arn:
             policy.add_statements(iam.PolicyStatement(
                 sid="ReadHuggingFaceToken",

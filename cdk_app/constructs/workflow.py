@@ -113,6 +113,8 @@ class FineTuningWorkflow(Construct):
             "SUBNET_IDS": ",".join(settings.subnet_ids),
             "SECURITY_GROUP_IDS": ",".join(settings.security_group_ids),
             "HF_TOKEN_SECRET_ARN": settings.hf_token_secret_arn,
+            "INPUT_BUCKETS": ",".join(settings.input_bucket_names),
+            "STATE_MACHINE_TIMEOUT_SECONDS": str(settings.state_machine_timeout_hours * 3600),
             # The value of the fine-tune:stack tag on everything this stack's runs create.
             "STACK_TAG": Aws.STACK_ID,
             "POWERTOOLS_SERVICE_NAME": "fine-tuning-workflow",
@@ -125,6 +127,8 @@ class FineTuningWorkflow(Construct):
                 environment=environment,
                 model_package_group_name=self.model_package_group_name,
                 stack_tag=Aws.STACK_ID,
+                input_bucket_names=settings.input_bucket_names,
+                hf_token_secret_arn=settings.hf_token_secret_arn,
                 powertools_layer_version=settings.powertools_layer_version,
                 timeout=Duration.seconds(settings.task_timeout_seconds),
                 memory_size=props.lambda_memory_size,

@@ -1,6 +1,6 @@
 """The Step Functions definition of a fine-tuning run (docs/workflow-contract.md, payloads).
 
-ValidateInput -> prepare, train and evaluate jobs (start, then wait/describe until Completed)
+ValidateInput -> Preflight -> DryRun? (stop here when asked) -> prepare, train and evaluate jobs (start, then wait/describe until Completed)
 -> Gate -> Register -> GatePassed? -> Deploy -> wait/describe until InService -> ConfigureScaling
 -> CheckEndpoint -> Notify -> Succeed. A rejected model goes to Notify -> Fail("EvaluationGateFailed"); any error
 goes to Cleanup -> Notify -> Fail(error, cause from the cleanup's result).
@@ -120,7 +120,14 @@ class WorkflowDefinition(Construct):
             after = self._job_stage(kind, title, after)
 
         validate = self._task("ValidateInput", "validate", "$.run")
-        validate.next(after)
+        preflight = self._task("Preflight", "preflight", "$.preflight")
+        dry_run = sfn.Choice(self, "DryRun")
+        dry_run.when(sfn.Condition.and_(sfn.Condition.is_present("$.run.config.orchestration.dry_run"),
+                                        sfn.Condition.boolean_equals("$.run.config.orchestration.dry_run", True)),
+                     sfn.Succeed(self, "DryRunSucceeded", comment="Only validation and the preflight were asked for"))
+        dry_run.otherwise(after)
+        validate.next(preflight)
+        preflight.next(dry_run)
         self.start: sfn.IChainable = validate
 
     def _job_stage(self, kind: str, title: str, next_state: sfn.IChainable) -> sfn.IChainable:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -18,6 +18,7 @@ from cdk_app.constructs.storage import RUNS_PREFIX, FineTuningStorage
 # Verb -> one line on what it does (the function's description).
 VERBS: Mapping[str, str] = {
     "validate": "Checks the execution input and resolves names, paths and defaults",
+    "preflight": "Finds every problem of the run (quotas, inputs, base model, time) before a job starts",
     "start_job": "Starts (or adopts) a prepare, train or evaluate SageMaker job",
     "describe_job": "Reports the status of a SageMaker job",
     "gate": "Compares evaluation metrics with the gate's thresholds",
@@ -55,6 +56,8 @@ class WorkflowFunctionsProps:
     model_package_group_name: str
     stack_tag: str
     powertools_layer_version: int
+    input_bucket_names: tuple[str, ...] = ()
+    hf_token_secret_arn: str = ""
     timeout: Duration = Duration.minutes(5)
     memory_size: int = 512
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
@@ -94,6 +97,18 @@ class WorkflowFunctions(Construct):
         storage.grant_list_artifacts(fn["deploy"], RUNS)  # size of the merged model
         storage.grant_read_artifacts(fn["check_endpoint"], RUNS)  # evaluated predictions
         notification.grant_publish(fn["notify"])
+        # Preflight: inputs exist (reads the data bucket, run artifacts and configured input buckets),
+        # the SageMaker role may read them (IAM's simulation), quotas, the serving endpoint, the token.
+        storage.grant_read_data(fn["preflight"])
+        storage.grant_read_artifacts(fn["preflight"], RUNS)
+        for bucket in props.input_bucket_names:
+            self._allow(fn["preflight"], ["s3:GetObject"], [f"arn:{Aws.PARTITION}:s3:::{bucket}/*"])
+            self._allow(fn["preflight"], ["s3:ListBucket"], [f"arn:{Aws.PARTITION}:s3:::{bucket}"])
+        self._allow(fn["preflight"], ["servicequotas:ListServiceQuotas"], ["*"])
+        self._allow(fn["preflight"], ["iam:SimulatePrincipalPolicy"], [sagemaker_role.role_arn])
+        self._allow(fn["preflight"], ["sagemaker:DescribeEndpoint"], [self._arn("endpoint", "*")])
+        if props.hf_token_secret_arn:
+            self._allow(fn["preflight"], ["secretsmanager:GetSecretValue"], [props.hf_token_secret_arn])
         sagemaker_role.grant_pass_role(fn["start_job"])
         sagemaker_role.grant_pass_role(fn["deploy"])
 

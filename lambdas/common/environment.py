@@ -33,6 +33,8 @@ class LambdaEnvironment:
     create_model_package_group: bool
     vllm_image_uri: str = ""        # the vLLM image (deployment.engine "vllm")
     stack_tag: str = ""             # value of the fine-tune:stack tag: the stack that owns what runs create
+    input_buckets: tuple[str, ...] = ()      # other buckets the SageMaker role may read inputs from
+    state_machine_timeout_seconds: int = 0   # the state machine's own timeout (0: unknown)
 
     @property
     def vpc_config(self) -> dict | None:
@@ -74,6 +76,8 @@ class LambdaEnvironment:
             create_model_package_group=env.get("CREATE_MODEL_PACKAGE_GROUP", "").lower() == "true",
             vllm_image_uri=env.get("VLLM_IMAGE_URI", ""),
             stack_tag=env.get("STACK_TAG", ""),
+            input_buckets=_split(env.get("INPUT_BUCKETS", "")),
+            state_machine_timeout_seconds=int(env.get("STATE_MACHINE_TIMEOUT_SECONDS") or 0),
         )
 
     def serving_image(self, deployment: dict) -> str:

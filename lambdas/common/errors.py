@@ -22,6 +22,15 @@ class InvalidInput(Exception):
                          + "\n".join(f"- {p}" for p in problems))
 
 
+class PreflightFailed(Exception):
+    """The run would fail (a quota, an input, the base model, its time); the message lists every problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) found before any job started:\n"
+                         + "\n".join(f"- {p}" for p in problems))
+
+
 class ConfigurationError(Exception):
     """The Lambda environment the stack set is incomplete or inconsistent."""
 

@@ -20,8 +20,8 @@ from common.instance_types import gpu_count
 SCHEMA_PATH = Path(__file__).with_name("execution_input.schema.json")
 
 # Keys that choose one source: a layer that names one of them replaces the layer below's choice.
-EXCLUSIVE_KEYS = {"base_model": ("hf_model_id", "s3_uri"),
-                  "dataset": ("hf_dataset_id", "s3_uri", "hf_split")}
+EXCLUSIVE_KEYS = {"base_model": ("hf_model_id", "s3_uri", "revision"),
+                  "dataset": ("hf_dataset_id", "s3_uri", "hf_split", "hf_revision")}
 
 
 @lru_cache(maxsize=1)
@@ -175,8 +175,12 @@ def semantic_problems(config: dict) -> Iterable[str]:
         yield ("training.hyperparameters.max_steps: 0 is not allowed; "
                "use -1 (train for `epochs`) or an integer >= 1")
     dataset = _group(config, "dataset")
-    if "hf_split" in dataset and "hf_dataset_id" not in dataset:
-        yield f"dataset.hf_split: {_show(dataset['hf_split'])} is only allowed with dataset.hf_dataset_id"
+    for key in ("hf_split", "hf_revision"):
+        if key in dataset and "hf_dataset_id" not in dataset:
+            yield f"dataset.{key}: {_show(dataset[key])} is only allowed with dataset.hf_dataset_id"
+    base = _group(config, "base_model")
+    if "revision" in base and "hf_model_id" not in base:
+        yield f"base_model.revision: {_show(base['revision'])} is only allowed with base_model.hf_model_id"
     deployment = _group(config, "deployment")
     max_input, max_total = _number(deployment.get("max_input_tokens")), _number(deployment.get("max_total_tokens"))
     if max_input is not None and max_total is not None and max_input >= max_total:

@@ -77,6 +77,27 @@ class AccountIam:
         if self.state_machine is not None and self.stack.state_machine_tracing:
             self.record(self.state_machine, service_checks.execution_tracing(), "step functions tracing")
 
+    # ---- IAM's own API ---------------------------------------------------------------------------
+    def simulate(self, role_arn: str, actions: list[str], resources: list[str], context: dict) -> list[dict]:
+        """SimulatePrincipalPolicy: the role's identity policies only, as IAM simulates without ResourcePolicy."""
+        from local_mode.iam.evaluator import PolicyEvaluator
+        from local_mode.iam.policy import Request
+
+        evaluator = PolicyEvaluator(self.store.identity, {}, lambda resource: None)
+        principal = Principal.role_session(role_arn, "simulation")
+        results = []
+        for action in actions:
+            for resource in resources:
+                decision = evaluator.decide(Request(principal, action, resource, {
+                    "aws:PrincipalArn": role_arn, "aws:PrincipalAccount": principal.account,
+                    "aws:SecureTransport": True, **context}))
+                verdict = "allowed" if decision.allowed else ("explicitDeny" if decision.explicit_deny
+                                                              else "implicitDeny")
+                results.append({"EvalActionName": action, "EvalResourceName": resource, "EvalDecision": verdict,
+                                "MatchedStatements": [{"SourcePolicyId": decision.statement}]
+                                if decision.statement else [], "MissingContextValues": []})
+        return results
+
     # ---- reporting ------------------------------------------------------------------------------
     @property
     def checks_so_far(self) -> int:

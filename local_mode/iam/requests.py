@@ -135,7 +135,7 @@ def _s3(operation: str, params: dict, view: AccountView) -> list[Authorization]:
             checks.append(Authorization("kms:GenerateDataKey", kms_key, dict(via_s3), "SSE-KMS of the object"))
             if operation == "UploadPart":
                 checks.append(Authorization("kms:Decrypt", kms_key, dict(via_s3), "multipart upload under SSE-KMS"))
-    elif operation in ("GetObject", "HeadObject"):
+    elif operation == "GetObject":   # HeadObject reads metadata only: no decryption
         kms_key = view.object_kms_key(bucket, key)
         if kms_key:
             checks.append(Authorization("kms:Decrypt", kms_key, dict(via_s3), "SSE-KMS of the object"))
@@ -358,10 +358,23 @@ def _states(operation: str, params: dict, view: AccountView) -> list[Authorizati
     raise UnmodeledRequest(f"stepfunctions.{operation}: not mapped")
 
 
+def _service_quotas(operation: str, params: dict, view: AccountView) -> list[Authorization]:
+    if operation in ("ListServiceQuotas", "GetServiceQuota", "ListAWSDefaultServiceQuotas"):
+        return [Authorization(f"servicequotas:{operation}", "*", {"servicequotas:service": params.get("ServiceCode")})]
+    raise UnmodeledRequest(f"service-quotas.{operation}: not mapped")
+
+
+def _iam(operation: str, params: dict, view: AccountView) -> list[Authorization]:
+    if operation == "SimulatePrincipalPolicy":
+        return [Authorization("iam:SimulatePrincipalPolicy", params["PolicySourceArn"])]
+    raise UnmodeledRequest(f"iam.{operation}: not mapped")
+
+
 _HANDLERS: dict[str, Callable[[str, dict, AccountView], list[Authorization]]] = {
     "s3": _s3, "sagemaker": _sagemaker, "sagemaker-runtime": _sagemaker_runtime, "sns": _sns, "kms": _kms,
     "lambda": _lambda, "secretsmanager": _secretsmanager, "cloudwatch": _cloudwatch,
-    "application-autoscaling": _autoscaling, "stepfunctions": _states,
+    "application-autoscaling": _autoscaling, "stepfunctions": _states, "service-quotas": _service_quotas,
+    "iam": _iam,
 }
 
 

@@ -34,7 +34,7 @@ def test_the_documented_stack_synthesizes_with_the_platform_key_and_bucket():
 
     functions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"
                  and "ARTIFACTS_BUCKET" in json.dumps(r["Properties"].get("Environment", {}))]
-    assert len(functions) == 11
+    assert len(functions) == 12
     for function in functions:
         env = function["Properties"]["Environment"]["Variables"]
         assert env["ARTIFACTS_BUCKET"] == {"Ref": artifacts}

@@ -9,7 +9,8 @@ from aws_cdk.assertions import Match, Template
 
 CONTRACT_ENVIRONMENT = {
     "ARTIFACTS_BUCKET", "DATA_BUCKET", "KMS_KEY_ARN", "SAGEMAKER_ROLE_ARN", "TRAINING_IMAGE_URI",
-    "INFERENCE_IMAGE_URI", "VLLM_IMAGE_URI", "STACK_TAG", "CODE_S3_URI", "MODEL_PACKAGE_GROUP_NAME", "TOPIC_ARN", "DEFAULTS_JSON",
+    "INFERENCE_IMAGE_URI", "VLLM_IMAGE_URI", "STACK_TAG", "INPUT_BUCKETS", "STATE_MACHINE_TIMEOUT_SECONDS",
+    "CODE_S3_URI", "MODEL_PACKAGE_GROUP_NAME", "TOPIC_ARN", "DEFAULTS_JSON",
     "SUBNET_IDS", "SECURITY_GROUP_IDS", "HF_TOKEN_SECRET_ARN", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_LOG_LEVEL",
 }
@@ -98,7 +99,7 @@ def test_topic_and_every_log_group_are_encrypted_with_the_key(synthesized):
     _, topic = synthesized.only("AWS::SNS::Topic")
     assert topic["Properties"]["KmsMasterKeyId"] == key_arn
     log_groups = synthesized.resources("AWS::Logs::LogGroup")
-    assert len(log_groups) == 13  # eleven functions, the state machine, the code deployment
+    assert len(log_groups) == 14  # twelve functions, the state machine, the code deployment
     for name, group in log_groups.items():
         assert group["Properties"]["KmsKeyId"] == key_arn, name
 
@@ -125,6 +126,10 @@ def test_pass_role_only_for_the_sagemaker_role_and_only_to_sagemaker(synthesized
     holders = set()
     for name, policy in synthesized.resources("AWS::IAM::Policy").items():
         for statement in statements(policy):
+            if as_list(statement["Action"]) == ["iam:SimulatePrincipalPolicy"]:
+                # The preflight asks IAM whether the SageMaker role may read the run's inputs.
+                assert statement["Resource"] == {"Fn::GetAtt": [sagemaker_role, "Arn"]}, name
+                continue
             if as_list(statement["Action"]) == ["iam:CreateServiceLinkedRole"]:
                 # Only Application Auto Scaling's role for SageMaker endpoints, only for that service.
                 assert statement["Condition"] == {"StringLike": {
@@ -145,6 +150,7 @@ def test_pass_role_only_for_the_sagemaker_role_and_only_to_sagemaker(synthesized
 def test_each_function_has_only_the_sagemaker_actions_it_needs(synthesized):
     expected = {
         "validate": set(),
+        "preflight": {"DescribeEndpoint"},
         "start_job": {"CreateProcessingJob", "CreateTrainingJob", "AddTags", "DescribeProcessingJob",
                       "DescribeTrainingJob", "ListTags"},
         "describe_job": {"DescribeProcessingJob", "DescribeTrainingJob"},
@@ -195,7 +201,11 @@ def test_each_function_has_only_the_sagemaker_actions_it_needs(synthesized):
         assert s3_actions[verb] == {"s3:GetObject", "s3:ListBucket"}, verb
     for verb in ("start_job", "describe_job", "describe_endpoint", "notify", "cleanup"):
         assert s3_actions[verb] == set(), verb
+    # The preflight reads inputs wherever a run may take them from: the data bucket and run artifacts.
+    assert s3_actions["preflight"] == {"s3:GetObject", "s3:ListBucket"}
     for verb, function in functions.items():
+        if verb == "preflight":
+            continue
         for statement in role_statements(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0]):
             if "s3:GetObject" in as_list(statement["Action"]):
                 assert json.dumps(statement["Resource"]).endswith('"/runs/*"]]}'), verb

@@ -23,6 +23,7 @@ CONTRACT = {
     "Register": ("Register", "register", "$.model_package", {}),
     "Deploy": ("Deploy", "deploy", "$.deployment", {}),
     "DescribeEndpoint": ("DescribeEndpoint", "describe_endpoint", "$.deployment", {}),
+    "Preflight": ("Preflight", "preflight", "$.preflight", {}),
     "ConfigureScaling": ("ConfigureScaling", "configure_scaling", "$.scaling", {}),
     "CheckEndpoint": ("CheckEndpoint", "check_endpoint", "$.endpoint_check", {}),
     "NotifySuccess": ("Notify", "notify", "$.notification", {"outcome": "succeeded"}),
