@@ -267,6 +267,9 @@ def check_outputs(report: Report, model_dir: Path, tokenizer, engine: EngineToke
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     greedy.update(do_sample=False, num_beams=1, max_new_tokens=settings["max_new_tokens"], pad_token_id=pad,
                   eos_token_id=stops)
+    # The model's own config, not a generate() argument: transformers 4.5x replaces a passed config's
+    # default-valued fields (do_sample=False among them) with the model's values.
+    model.generation_config = greedy
     results = []
     for row in rows:
         ids = engine.encode(row["prompt"])
@@ -277,8 +280,7 @@ def check_outputs(report: Report, model_dir: Path, tokenizer, engine: EngineToke
                                + _added_tokens_message(tokenizer, ids, plain))
         inputs = torch.tensor([ids], device=settings["device"])
         with torch.inference_mode():
-            generated = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs),
-                                       generation_config=greedy)
+            generated = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs))
         text = tokenizer.decode(generated[0, len(ids):], skip_special_tokens=True)
         if text != row["output"]:
             report.add("outputs", "output", text, row["output"], row=row["id"],
