@@ -32,6 +32,7 @@ with its check, field or row, the value found and the value expected); 2 when th
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import platform
 import struct
@@ -40,7 +41,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from serving_manifest import MISSING, FORMAT_VERSION, MANIFEST_NAME, config_values, differences, major_version
+from serving_manifest import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    MISSING,
+    PROBE_MESSAGES,
+    config_values,
+    differences,
+    major_version,
+)
 
 ENGINES = ("tgi", "vllm")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -195,6 +204,11 @@ def check_tokenizer(report: Report, model_dir: Path, tokenizer, engine: EngineTo
         report.add("tokenizer", "chat_template_sha256", _sha256(template), expected.get("chat_template_sha256"),
                    message=f"chat template in {where}")
     probe = expected["probe"]
+    if engine.engine == "vllm":  # vLLM renders chat requests with transformers; TGI's router has its own renderer
+        rendered = tokenizer.apply_chat_template(list(PROBE_MESSAGES), tokenize=False, add_generation_prompt=True)
+        if rendered != probe["text"]:
+            report.add("tokenizer", "chat_template_rendering", rendered, probe["text"],
+                       message="the probe conversation rendered by this transformers' apply_chat_template")
     ids = engine.encode(probe["text"])
     if ids != probe["ids"]:
         report.add("tokenizer", "probe_ids", ids, probe["ids"],
@@ -262,7 +276,8 @@ def check_outputs(report: Report, model_dir: Path, tokenizer, engine: EngineToke
     dtype_argument = "dtype" if major_version(transformers.__version__) >= 5 else "torch_dtype"
     model = AutoModelForCausalLM.from_pretrained(model_dir, **{dtype_argument: dtype}).to(settings["device"])
     model.eval()
-    greedy = GenerationConfig.from_dict(generation.to_dict()) if generation is not None else GenerationConfig()
+    greedy = copy.deepcopy(generation) if generation is not None else GenerationConfig()
+    greedy._from_model_config = False  # else transformers 4 may rebuild it from the model config
     stops = sorted({tokenizer.eos_token_id, *_as_list(greedy.eos_token_id)} - {None})
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     greedy.update(do_sample=False, num_beams=1, max_new_tokens=settings["max_new_tokens"], pad_token_id=pad,

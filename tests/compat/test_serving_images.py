@@ -52,28 +52,38 @@ def test_the_merged_model_reads_as_evaluated(compat_envs, evaluated_models, tmp_
     assert set(report["checks"]) == {"config", "weights", "generation_config", "tokenizer_load", "tokenizer", "outputs"}
 
 
-def test_a_folder_saved_the_plain_transformers_5_way_fails_in_tgi(compat_envs, evaluated_models, tmp_path):
-    """What train.py wrote before: fp32 weights, rope_parameters only, a TokenizersBackend tokenizer."""
+def _plain_folder(evaluated, folder):
+    """The merged model as train.py wrote it before: fp32 weights, config and tokenizer as transformers 5 saves them."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    AutoModelForCausalLM.from_pretrained(evaluated.merged, dtype=torch.float32).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(evaluated.base).save_pretrained(folder)
+    shutil.copy(evaluated.merged / "serving_check.json", folder)
+    return folder
+
+
+def test_the_plain_transformers_5_layout_misreads_rope_and_dtype_in_tgi(compat_envs, evaluated_models, tmp_path):
     evaluated = evaluated_models("qwen2-rope-1e6")
-    plain = tmp_path / "plain"
-    import torch
-
-    AutoModelForCausalLM.from_pretrained(evaluated.merged, dtype=torch.float32).save_pretrained(plain)
-    AutoTokenizer.from_pretrained(evaluated.base).save_pretrained(plain)
-    shutil.copy(evaluated.merged / "serving_check.json", plain)
-
-    result, report = _check("tgi-3.3.6", plain, evaluated.predictions, tmp_path)
+    result, report = _check("tgi-3.3.6", _plain_folder(evaluated, tmp_path / "plain"), evaluated.predictions, tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr[-3000:]
     found = {(m["check"], m["field"]): m for m in report["mismatches"]}
-    assert found[("config", "config.rope.rope_theta")]["found"] == 10000.0
-    assert found[("config", "config.rope.rope_theta")]["expected"] == 1e6
+    rope = found[("config", "config.rope.rope_theta")]
+    assert (rope["found"], rope["expected"]) == (10000.0, 1e6)
     assert found[("config", "config.dtype")] == {"check": "config", "field": "config.dtype", "found": None,
                                                  "expected": "bfloat16"}
-    assert found[("weights", "dtype")]["found"] == ["float32"]
-    assert "TokenizersBackend does not exist" in found[("tokenizer_load", "error")]["found"]
-    assert "TokenizersBackend" in result.stdout
+    assert (found[("weights", "dtype")]["found"], found[("weights", "dtype")]["expected"]) == (["float32"], ["bfloat16"])
+    assert found[("tokenizer", "chat_template_sha256")]["found"] is None  # only in chat_template.jinja
+    assert "config.rope.rope_theta: found 10000.0, expected 1000000.0" in result.stdout
+
+
+def test_the_plain_transformers_5_tokenizer_does_not_load_in_tgi(compat_envs, evaluated_models, tmp_path):
+    evaluated = evaluated_models("tiny-llama")
+    result, report = _check("tgi-3.3.6", _plain_folder(evaluated, tmp_path / "plain"), evaluated.predictions, tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr[-3000:]
+    failure = next(m for m in report["mismatches"] if m["check"] == "tokenizer_load")
+    assert failure["field"] == "error" and "TokenizersBackend does not exist" in failure["found"]
+    assert report["checks"]["tokenizer_load"] == "failed" and "outputs" not in report["checks"]
 
 
 @pytest.mark.parametrize("image", IMAGES)

@@ -4,7 +4,8 @@
   says otherwise), a ChatML template, bf16 weights and a repetition penalty in generation_config, as
   Qwen2.5-Coder-7B-Instruct has them.
 - `build_bos_llama_model`: a Llama whose tokenizer adds BOS by itself and whose chat template writes
-  it as well: an engine that adds special tokens would feed BOS twice.
+  it as well: an engine that adds special tokens would feed BOS twice. Its generation config is
+  derived from the model config (`_from_model_config`), as SmolLM2's is.
 """
 from __future__ import annotations
 
@@ -73,8 +74,8 @@ def build_bos_llama_model(out_dir: str | Path) -> Path:
                          pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(2)
     model = LlamaForCausalLM(config).to(torch.float32)
-    model.generation_config = GenerationConfig(bos_token_id=bos_id, eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id)
+    # Derived from the model config, as SmolLM2's is: transformers 4 treats such a config specially.
+    model.generation_config = GenerationConfig.from_model_config(config)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     return out_dir
