@@ -122,6 +122,9 @@ def make_tokenizer_portable(merged_dir: Path, tokenizer) -> list[str]:
 
     Returns the special tokens the tokenizer no longer adds by itself at encode time.
     """
+    if not (merged_dir / "tokenizer.json").is_file():
+        raise ServingArtifactError(f"{type(tokenizer).__name__} saved no tokenizer.json; TGI's router and every "
+                                   "supported transformers need it (use a fast tokenizer)")
     config_file = merged_dir / "tokenizer_config.json"
     config = json.loads(config_file.read_text(encoding="utf-8"))
     config["tokenizer_class"] = GENERIC_FAST_TOKENIZER

@@ -68,8 +68,11 @@ def test_merged_weights_give_the_same_logits_as_base_plus_adapter(tiny_training_
     tokenizer = AutoTokenizer.from_pretrained(output / "merged")
     ids = tokenizer("SELECT name FROM players WHERE age = 7", return_tensors="pt").input_ids
     with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), output / "adapter")
-    # The merge is computed in fp32 and saved in the serving dtype (bf16): the same rounding here.
-    rounded = with_adapter.merge_and_unload().to(torch.bfloat16).to(torch.float32)
+    # The merge is computed in fp32 and its weights saved in the serving dtype (bf16): the same rounding here.
+    rounded = with_adapter.merge_and_unload()
+    with torch.no_grad():
+        for parameter in rounded.parameters():
+            parameter.copy_(parameter.to(torch.bfloat16))
     merged = AutoModelForCausalLM.from_pretrained(output / "merged", dtype=torch.float32)
     with torch.no_grad():
         expected = rounded(ids).logits
