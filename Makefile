@@ -52,5 +52,10 @@ diagram: setup
 bench: setup
 	$(PY) -m benchmarks.run_all
 
+# One venv per serving image with that image's own transformers, for the serving checks (cached in .cache/).
+.PHONY: compat-envs
+compat-envs: setup
+	$(PY) -m local_mode.compat_envs
+
 clean:
 	rm -rf cdk.out .pytest_cache

@@ -50,6 +50,7 @@ from hyperparameters import (
     read_hyperparameters_file,
 )
 from metrics_logging import MetricLineCallback, TokenCounter
+from serving_artifacts import declared_dtype, save_for_serving, serving_dtype
 
 LOG = logging.getLogger("train")
 EVAL_ROWS_LIMIT = 256
@@ -426,7 +427,8 @@ def generation_eos_ids(tokenizer, base_generation_config) -> int | list[int]:
 
 
 def merge_and_save(source: str, adapter_dir: Path, merged_dir: Path, tokenizer, device: str, token: str | None) -> None:
-    """Merge the adapter into the unquantized base model and save it with tokenizer and generation config."""
+    """Merge the adapter into the unquantized base model and save it with tokenizer and generation config,
+    in the serving dtype and in the form every supported serving image reads (serving_artifacts.py)."""
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, GenerationConfig
@@ -444,8 +446,7 @@ def merge_and_save(source: str, adapter_dir: Path, merged_dir: Path, tokenizer, 
     merged.config.eos_token_id = tokenizer.eos_token_id
     merged.config.pad_token_id = tokenizer.pad_token_id
     merged.config.use_cache = True
-    merged.save_pretrained(merged_dir, safe_serialization=True, max_shard_size="5GB")
-    tokenizer.save_pretrained(merged_dir)
+    save_for_serving(merged, tokenizer, merged_dir, serving_dtype(declared_dtype(source, token)))
 
 
 def write_failure(paths: Paths, message: str) -> None:

@@ -42,7 +42,7 @@ def test_fine_tuning_lowers_loss_on_held_out_rows(tiny_training_run, tiny_model_
     tokenizer = AutoTokenizer.from_pretrained(output / "merged")
     rows = [json.loads(line) for line in (sql_train_dir / "test.jsonl").read_text().splitlines()]
     base = _held_out_loss(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, rows)
-    tuned = _held_out_loss(AutoModelForCausalLM.from_pretrained(output / "merged"), tokenizer, rows)
+    tuned = _held_out_loss(AutoModelForCausalLM.from_pretrained(output / "merged", dtype=torch.float32), tokenizer, rows)
     assert tuned < base - 0.2, (base, tuned)
     metrics = json.loads((output / "training_metrics.json").read_text())
     assert metrics["final_loss"] < metrics["first_loss"]
@@ -68,12 +68,17 @@ def test_merged_weights_give_the_same_logits_as_base_plus_adapter(tiny_training_
     tokenizer = AutoTokenizer.from_pretrained(output / "merged")
     ids = tokenizer("SELECT name FROM players WHERE age = 7", return_tensors="pt").input_ids
     with_adapter = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), output / "adapter")
-    merged = AutoModelForCausalLM.from_pretrained(output / "merged")
+    # The merge is computed in fp32 and its weights saved in the serving dtype (bf16): the same rounding here.
+    rounded = with_adapter.merge_and_unload()
     with torch.no_grad():
-        expected = with_adapter(ids).logits
+        for parameter in rounded.parameters():
+            parameter.copy_(parameter.to(torch.bfloat16))
+    merged = AutoModelForCausalLM.from_pretrained(output / "merged", dtype=torch.float32)
+    with torch.no_grad():
+        expected = rounded(ids).logits
         actual = merged(ids).logits
         untrained = AutoModelForCausalLM.from_pretrained(tiny_model_dir)(ids).logits
-    assert torch.allclose(actual, expected, atol=1e-4)
+    assert torch.allclose(actual, expected, atol=1e-5)
     assert not torch.allclose(actual, untrained, atol=1e-3)  # the adapter did change the model
 
 
@@ -167,7 +172,7 @@ def test_newest_checkpoint_ignores_one_cut_off_while_saving(tmp_path):
     assert train.newest_checkpoint(tmp_path / "missing") is None
 
 
-def test_4bit_qlora_path_runs_on_cpu_and_merges_into_full_precision(tmp_path, tiny_model_dir, sql_train_dir):
+def test_4bit_qlora_path_runs_on_cpu_and_merges_unquantized_weights(tmp_path, tiny_model_dir, sql_train_dir):
     output = run_training(tmp_path, tiny_model_dir, sql_train_dir, quantization="4bit", max_steps=2,
                         logging_steps=1, save_steps=100)
     metrics = json.loads((output / "training_metrics.json").read_text())
@@ -176,7 +181,7 @@ def test_4bit_qlora_path_runs_on_cpu_and_merges_into_full_precision(tmp_path, ti
     assert adapter_config["r"] == 16
     merged = AutoModelForCausalLM.from_pretrained(output / "merged")
     assert getattr(merged.config, "quantization_config", None) is None
-    assert merged.model.layers[0].self_attn.q_proj.weight.dtype == torch.float32
+    assert merged.model.layers[0].self_attn.q_proj.weight.dtype == torch.bfloat16  # the serving dtype, not 4-bit
 
 
 @pytest.mark.parametrize("strategy", ["packing", "padding_free"])
