@@ -92,6 +92,12 @@ def serving_image(name: str) -> ServingImage:
     raise CompatEnvError(f"serving image {name!r} is unknown; allowed: {', '.join(i.name for i in SERVING_IMAGES)}")
 
 
+def for_image(image_uri: str) -> ServingImage | None:
+    """The environment of the serving image `image_uri` names (any region's registry), or None."""
+    wanted = image_uri.split("/", 1)[-1]
+    return next((image for image in SERVING_IMAGES if image.image.split("/", 1)[-1] == wanted), None)
+
+
 def default_cache_dir() -> Path:
     configured = os.environ.get(CACHE_ENV_VAR)
     return Path(configured) if configured else REPO_ROOT / ".cache" / "compat-envs"

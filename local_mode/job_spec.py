@@ -60,6 +60,7 @@ class JobSpec:
     metric_definitions: list[dict] = field(default_factory=list)
     max_steps: int | None = None
     network_isolation: bool = False
+    image: str = ""                # the container image: a serving image runs with its own software
 
     @property
     def folder(self) -> Path:
@@ -176,6 +177,7 @@ def training_spec(request: dict, jobs_folder: Path) -> JobSpec:
     return JobSpec(
         kind="training", name=name, run_id=run_id, hosts=hosts,
         network_isolation=bool(request.get("EnableNetworkIsolation")),
+        image=algorithm.get("TrainingImage", ""),
         model_output_uri=f"{output['S3OutputPath'].rstrip('/')}/{name}/output" if output.get("S3OutputPath") else None,
         compress_model=output.get("CompressionType", "GZIP") != "NONE",
         max_runtime_seconds=(request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
@@ -215,5 +217,6 @@ def processing_spec(request: dict, jobs_folder: Path) -> JobSpec:
     return JobSpec(
         kind="processing", name=name, run_id=run_id, hosts=hosts,
         network_isolation=bool(network.get("EnableNetworkIsolation")),
+        image=app.get("ImageUri", ""),
         max_runtime_seconds=(request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),
     )

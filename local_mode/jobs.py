@@ -236,7 +236,17 @@ class JobRunner:
             if job.network is not None:
                 job.network.close()
 
-    def _environment(self, job: LocalJob, spec: HostSpec) -> dict[str, str]:
+    def _image_python(self, job: LocalJob) -> str | None:
+        """A serving image's own Python (its transformers), for jobs that run in that image; None: ours."""
+        from local_mode import compat_envs
+
+        image = compat_envs.for_image(job.spec.image)
+        if image is None:
+            return None
+        self._log(job, f"[local mode] the job runs in {image.name}'s environment (transformers {image.transformers})")
+        return str(compat_envs.ensure_env(image.name))
+
+    def _environment(self, job: LocalJob, spec: HostSpec, own_python: bool = False) -> dict[str, str]:
         """The container's environment: the request's, plus what reaches the job's gateway.
 
         A job that can reach the emulated account gets its own credentials, evaluated by IAM as its
@@ -256,6 +266,9 @@ class JobRunner:
             for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
                 env.pop(name, None)
             env["HF_ENDPOINT"] = urls["hub"]
+        if own_python:   # an image's own interpreter sees none of this project's packages
+            for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
+                env.pop(name, None)
         env.update(spec.environment)   # the request's Environment, as SageMaker sets it
         return env
 
@@ -335,6 +348,7 @@ class JobRunner:
 
     def _attempt(self, job: LocalJob, s3: Any) -> int | None:
         """Run every host's process once; None when a stop came before they could start."""
+        python = self._image_python(job)
         with job.lock:
             if job.stop_requested:
                 self._log(job, "[local mode] stopped before the process started")
@@ -346,9 +360,11 @@ class JobRunner:
                 spec = host.spec
                 self._log(job, f"[local mode] attempt {job.attempts}: {self._host_label(job, host)}"
                                f"{' '.join(spec.command)}")
+                command = [python or spec.command[0], *spec.command[1:]]
                 host.process = subprocess.Popen(
-                    _dies_with_runner(job.network.command(host.name, spec.command)), cwd=str(spec.opt_ml.parent),
-                    env=self._environment(job, spec), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                    _dies_with_runner(job.network.command(host.name, command)), cwd=str(spec.opt_ml.parent),
+                    env=self._environment(job, spec, own_python=python is not None), stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
                     text=True, bufsize=1, errors="replace", start_new_session=True)
                 host.exited_at = None
                 host.readers = [threading.Thread(target=self._read_output, args=(job, host, host.process), daemon=True),

@@ -72,6 +72,8 @@ def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, 
                 break
     run_id = (state.get("run") or {}).get("run_id")
     metrics = aws.read_json(f"s3://{aws.artifacts_bucket}/runs/{run_id}/eval/metrics.json") if run_id else None
+    serving_check = aws.read_json(f"s3://{aws.artifacts_bucket}/runs/{run_id}/serving-check/report.json") \
+        if run_id else None
     deployment = state.get("deployment") or {}
     endpoint = describe_for_summary(aws.endpoints, deployment.get("endpoint_name"), since)
     if endpoint is not None:
@@ -92,6 +94,7 @@ def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, 
                  for job in aws.jobs.summaries() if run_id and job["run_id"] == run_id],
         "metrics": {"base": (metrics or {}).get("base"), "fine_tuned": (metrics or {}).get("fine_tuned")}
         if metrics else None,
+        "serving_check": _serving_check_summary(serving_check),
         "gate": state.get("gate"),
         "model_package": state.get("model_package"),
         "endpoint": endpoint,
@@ -101,6 +104,16 @@ def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, 
         "not_emulated": aws.stack.not_emulated,
         "iam": aws.iam.summary(first_check),
     }
+
+
+def _serving_check_summary(report: dict | None) -> dict | None:
+    """What the serving image's own software found: the verdict, the image's versions, each mismatch."""
+    if not report:
+        return None
+    rows = report.get("rows") or {}
+    return {"passed": report.get("passed"), "engine": report.get("engine"), "software": report.get("software"),
+            "checks": report.get("checks"), "rows": {"compared": rows.get("compared"), "matching": rows.get("matching")},
+            "mismatches": report.get("mismatches")}
 
 
 def save(aws: LocalAws, summary: dict, first_check: int = 0) -> None:

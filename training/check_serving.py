@@ -449,6 +449,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dtype", choices=DTYPES, default="auto",
                         help="compute dtype; auto: what evaluate.py uses on this machine")
     parser.add_argument("--output", type=Path, default=None, help="where to write the report (JSON)")
+    parser.add_argument("--failure-file", type=Path, default=None,
+                        help="where to write the first mismatches when the check fails (a job's failure reason)")
     return parser.parse_args(argv)
 
 
@@ -472,7 +474,23 @@ def main(argv: list[str] | None = None) -> int:
               f"expected {_short(mismatch['expected'])}" + (f" ({mismatch['message']})" if "message" in mismatch else ""))
     for note in report["notes"]:
         print(f"  note: {note}")
+    if not report["passed"] and args.failure_file is not None:
+        _write_failure(args.failure_file, report)
     return 0 if report["passed"] else 1
+
+
+def _write_failure(path: Path, report: dict) -> None:
+    """The first mismatches, for the job's FailureReason (SageMaker shows 1024 characters)."""
+    lines = [f"the serving image's software reads the model differently ({len(report['mismatches'])} mismatch(es))"]
+    for mismatch in report["mismatches"][:4]:
+        where = f" row {mismatch['row']}" if "row" in mismatch else ""
+        lines.append(f"{mismatch['check']}{where} {mismatch['field']}: found {_short(mismatch['found'], 80)}, "
+                     f"expected {_short(mismatch['expected'], 80)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines)[:1024], encoding="utf-8")
+    except OSError:
+        pass
 
 
 def _short(value: Any, limit: int = 160) -> str:

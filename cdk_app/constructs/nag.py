@@ -52,14 +52,15 @@ REASON_RUNS = ("Run artifacts live under runs/{run_id}/ with run ids chosen per 
 REASON_CODE = "Training code versions live under code/{asset hash}/ of the artifacts bucket; read only"
 REASON_BUCKET_OBJECTS = ("Data sets and artifacts have keys chosen per run; access is limited to the "
                          "objects of the pipeline's own buckets")
-REASON_JOBS = ("Job names are {run_id}-prep, -train and -eval, derived from the execution name at run "
-               "time; the suffix limits access to this workflow's jobs, and creating or stopping them "
-               "requires the fine-tune:run-id tag")
+REASON_JOBS = ("Job names are {run_id}-prep, -train, -eval and -chk, derived from the execution name at run "
+               "time; the suffix limits access to this workflow's jobs, creating them requires the run's tags and "
+               "this stack's fine-tune:stack tag, and stopping them a job this stack tagged")
 REASON_SERVING = ("Model and endpoint-config names are {run_id}-model and {run_id}-cfg, derived at run "
-                  "time; creating or deleting them requires the fine-tune:run-id tag")
-REASON_ENDPOINT = ("The endpoint name comes from the execution input; creating, updating, invoking or "
-                   "deleting an endpoint requires the fine-tune:run-id tag the workflow puts on its "
-                   "endpoints")
+                  "time; creating them requires this stack's fine-tune:stack tag, deleting them a resource this "
+                  "stack tagged")
+REASON_ENDPOINT = ("The endpoint name comes from the execution input; creating an endpoint requires this "
+                   "stack's fine-tune:stack tag, and updating, invoking or deleting one an endpoint this stack "
+                   "tagged")
 REASON_PACKAGES = ("Model package versions of this stack's own model package group; SageMaker numbers "
                    "the versions")
 REASON_SAGEMAKER_LOGS = "SageMaker names its job and endpoint log groups itself, under /aws/sagemaker/"
@@ -83,7 +84,7 @@ RESOURCE_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^/\*$"), REASON_BUCKET_OBJECTS),
 ]
 ARN_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r":sagemaker:.*:(processing-job/\*-(prep|eval)|training-job/\*-train)$"), REASON_JOBS),
+    (re.compile(r":sagemaker:.*:(processing-job/\*-(prep|eval|chk)|training-job/\*-train)$"), REASON_JOBS),
     (re.compile(r":sagemaker:.*:(model/\*-model|endpoint-config/\*-cfg)$"), REASON_SERVING),
     (re.compile(r":sagemaker:.*:endpoint/\*$"), REASON_ENDPOINT),
     (re.compile(r":sagemaker:.*:model-package/[a-z0-9-]+/\*$"), REASON_PACKAGES),

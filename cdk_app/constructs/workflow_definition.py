@@ -27,7 +27,8 @@ RETRYABLE_ERRORS = [
     "Throttled",
 ]
 
-JOB_STAGES = (("prepare", "Prepare"), ("train", "Train"), ("evaluate", "Evaluate"))
+JOB_STAGES = (("prepare", "Prepare"), ("train", "Train"), ("evaluate", "Evaluate"),
+              ("serving_check", "ServingCheck"))
 GATE_FAILED_ERROR = "EvaluationGateFailed"
 
 

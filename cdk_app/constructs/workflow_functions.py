@@ -32,7 +32,7 @@ VERBS: Mapping[str, str] = {
 }
 
 # Name suffixes of the SageMaker resources a run creates (docs/workflow-contract.md, "Names").
-JOB_SUFFIXES = {"processing-job": ["*-prep", "*-eval"], "training-job": ["*-train"]}
+JOB_SUFFIXES = {"processing-job": ["*-prep", "*-eval", "*-chk"], "training-job": ["*-train"]}
 RUN_TAG = "fine-tune:run-id"
 # Every resource a run creates also carries the stack that owns it; IAM holds each function to
 # resources of its own stack (docs/workflow-contract.md, "Names").

@@ -4,8 +4,9 @@ from __future__ import annotations
 import json
 import re
 
-_JOB_ERROR = {"prepare": "PrepareJobFailed", "train": "TrainingJobFailed", "evaluate": "EvaluationJobFailed"}
-_JOB_MESSAGE = re.compile(r"^(prepare|train|evaluate) job ")
+_JOB_ERROR = {"prepare": "PrepareJobFailed", "train": "TrainingJobFailed", "evaluate": "EvaluationJobFailed",
+              "serving_check": "ServingCheckFailed"}
+_JOB_MESSAGE = re.compile(r"^(prepare|train|evaluate|serving_check) job ")
 
 
 def describe_failure(error: dict | None) -> tuple[str, str]:

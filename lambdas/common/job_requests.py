@@ -16,7 +16,10 @@ PROCESSING = "/opt/ml/processing"
 PROCESSING_CODE_DIR = f"{PROCESSING}/input/code"
 TRAINING_CODE_DIR = "/opt/ml/input/data/code"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
-JOB_SCRIPTS = {"prepare": "prepare_data.py", "train": "train.py", "evaluate": "evaluate.py"}
+JOB_SCRIPTS = {"prepare": "prepare_data.py", "train": "train.py", "evaluate": "evaluate.py",
+               "serving_check": "check_serving.py"}
+# The serving check runs in the serving image itself, with that image's Python and transformers.
+SERVING_CHECK_HOURS = 2
 
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 # One CloudWatch metric per field of the `train_metrics:` line train.py prints.
@@ -84,13 +87,16 @@ def _network_config(ctx: RunContext, isolate: bool) -> dict:
 
 def _processing_request(ctx: RunContext, kind: str, group: dict, inputs: list[dict],
                         output_name: str, output_dir: str, output_uri: str, args: list[str],
-                        isolate: bool) -> dict:
+                        isolate: bool, image: str | None = None, max_runtime_hours: float | None = None) -> dict:
     instance_type = group["instance_type"]
-    entrypoint = ["python3", f"{PROCESSING_CODE_DIR}/launch.py", JOB_SCRIPTS[kind], *args]
+    if image is None:   # the training image, through launch.py (the wheelhouse, then the script)
+        entrypoint = ["python3", f"{PROCESSING_CODE_DIR}/launch.py", JOB_SCRIPTS[kind], *args]
+    else:               # another image runs the script directly, with its own software
+        entrypoint = ["python3", f"{PROCESSING_CODE_DIR}/{JOB_SCRIPTS[kind]}", *args]
     return {
         "ProcessingJobName": ctx.names[kind],
         "RoleArn": ctx.env.sagemaker_role_arn,
-        "AppSpecification": {"ImageUri": ctx.env.training_image_uri, "ContainerEntrypoint": entrypoint},
+        "AppSpecification": {"ImageUri": image or ctx.env.training_image_uri, "ContainerEntrypoint": entrypoint},
         "ProcessingInputs": [_s3_input("code", ctx.env.code_s3_uri, PROCESSING_CODE_DIR), *inputs],
         "ProcessingOutputConfig": {
             "Outputs": [{"OutputName": output_name, "AppManaged": False,
@@ -102,7 +108,7 @@ def _processing_request(ctx: RunContext, kind: str, group: dict, inputs: list[di
             "InstanceCount": 1, "InstanceType": instance_type,
             "VolumeSizeInGB": group["volume_size_gb"],
             **volume_kms_key(instance_type, ctx.env.kms_key_arn)}},
-        "StoppingCondition": {"MaxRuntimeInSeconds": _seconds(group["max_runtime_hours"])},
+        "StoppingCondition": {"MaxRuntimeInSeconds": _seconds(max_runtime_hours or group["max_runtime_hours"])},
         "NetworkConfig": _network_config(ctx, isolate),
         "Environment": {"FINE_TUNE_RUN_ID": ctx.run_id},
         "Tags": ctx.tags,
@@ -149,6 +155,22 @@ def evaluate_request(ctx: RunContext) -> dict:
     isolate = ctx.base_model_from_s3 or bool(evaluation.get("skip_base"))
     return _processing_request(ctx, "evaluate", evaluation, inputs, "eval", output_dir,
                                ctx.paths["eval"], args, isolate=isolate)
+
+
+def serving_check_request(ctx: RunContext) -> dict:
+    """The merged model read by the serving image's own software, before the model is registered."""
+    evaluation, deployment = ctx.config["evaluation"], ctx.config["deployment"]
+    root, output_dir = f"{PROCESSING}/input", f"{PROCESSING}/output/serving-check"
+    inputs = [_s3_input("model", ctx.paths["merged"], f"{root}/model"),
+              _s3_input("predictions", ctx.paths["predictions"], f"{root}/predictions")]
+    args = ["--model-dir", f"{root}/model", "--predictions", f"{root}/predictions/predictions.jsonl",
+            "--expected-config", f"{root}/model/serving_check.json", "--engine", deployment.get("engine", "tgi"),
+            "--samples", str(evaluation["serving_check_samples"]), "--max-new-tokens",
+            str(evaluation["max_new_tokens"]), "--output", f"{output_dir}/report.json",
+            "--failure-file", "/opt/ml/output/failure"]
+    return _processing_request(ctx, "serving_check", evaluation, inputs, "serving-check", output_dir,
+                               ctx.paths["serving_check"], args, isolate=True,
+                               image=ctx.env.serving_image(deployment), max_runtime_hours=SERVING_CHECK_HOURS)
 
 
 def _hyperparameters(ctx: RunContext) -> dict[str, str]:
@@ -210,4 +232,5 @@ def train_request(ctx: RunContext) -> dict:
     return request
 
 
-BUILDERS = {"prepare": prepare_request, "train": train_request, "evaluate": evaluate_request}
+BUILDERS = {"prepare": prepare_request, "train": train_request, "evaluate": evaluate_request,
+            "serving_check": serving_check_request}

@@ -31,7 +31,8 @@ class JobApi:
         return getattr(aws.client("sagemaker"), f"{verb}_{self.noun.lower()}_job")(**kwargs)
 
 
-APIS = {"prepare": JobApi("Processing"), "train": JobApi("Training"), "evaluate": JobApi("Processing")}
+APIS = {"prepare": JobApi("Processing"), "train": JobApi("Training"), "evaluate": JobApi("Processing"),
+        "serving_check": JobApi("Processing")}
 KINDS = tuple(APIS)
 
 

@@ -12,8 +12,8 @@ SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 MAX_NAME_LENGTH = 63
 HASH_LENGTH = 8
 # The longest suffix a run appends to its run_id.
-SUFFIXES = {"prepare": "-prep", "train": "-train", "evaluate": "-eval", "model": "-model",
-            "endpoint_config": "-cfg", "endpoint": "-ep"}
+SUFFIXES = {"prepare": "-prep", "train": "-train", "evaluate": "-eval", "serving_check": "-chk",
+            "model": "-model", "endpoint_config": "-cfg", "endpoint": "-ep"}
 MAX_RUN_ID_LENGTH = MAX_NAME_LENGTH - max(len(s) for s in SUFFIXES.values())
 
 
@@ -38,6 +38,7 @@ class RunNames:
     prepare: str
     train: str
     evaluate: str
+    serving_check: str
     model: str
     endpoint_config: str
     endpoint: str

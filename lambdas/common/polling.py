@@ -12,7 +12,8 @@ import math
 
 GROWTH = 0.1
 # Looks each stage may take at most (the plateau; the growing part adds about 10 * ln(cap / base)).
-LOOKS = {"prepare": 200, "train": 1000, "evaluate": 300, "endpoint": 200}
+LOOKS = {"prepare": 200, "train": 1000, "evaluate": 300, "serving_check": 60, "endpoint": 200}
+SERVING_CHECK_HOURS = 2   # the serving check job's MaxRuntimeInSeconds (job_requests.py)
 EVENTS_PER_LOOK = 9
 HISTORY_LIMIT = 25_000
 
@@ -49,6 +50,7 @@ def stage_limits(config: dict) -> dict[str, float]:
     return {"prepare": config["preparation"]["max_runtime_hours"] * 3600,
             "train": max(train_hours, training["max_runtime_hours"]) * 3600,
             "evaluate": config["evaluation"]["max_runtime_hours"] * 3600,
+            "serving_check": SERVING_CHECK_HOURS * 3600,
             "endpoint": endpoint_seconds}
 
 

@@ -58,6 +58,7 @@ def needed_instances(config: dict, serving_now: int) -> list[tuple[str, str, str
               "spot training job usage" if training["use_spot"] else "training job usage",
               training["instance_count"]),
              ("evaluation.instance_type", config["evaluation"]["instance_type"], "processing job usage", 1)]
+    # The serving check runs on the evaluation's instance type too, after it: the same one instance.
     if deployment.get("enabled", True):
         count = max(deployment["instance_count"], (deployment.get("autoscaling") or {}).get("max_instances", 0))
         needs.append(("deployment.instance_type", deployment["instance_type"], "endpoint usage", count + serving_now))
@@ -231,7 +232,8 @@ def check_s3_model(config: dict, allowed_buckets: dict[str, str], role_arn: str,
 def check_time(config: dict, timeout_seconds: int, findings: Findings) -> None:
     limits = stage_limits(config)
     deployment_on = (config.get("deployment") or {}).get("enabled", True)
-    total = limits["prepare"] + limits["train"] + limits["evaluate"] + (limits["endpoint"] if deployment_on else 0)
+    total = limits["prepare"] + limits["train"] + limits["evaluate"] + limits["serving_check"] \
+        + (limits["endpoint"] if deployment_on else 0)
     if timeout_seconds and total > timeout_seconds:
         findings.problems.append(
             f"training.max_runtime_hours: the longest this run can take is {total / 3600:.1f} h (preparation "

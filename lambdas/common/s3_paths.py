@@ -34,6 +34,7 @@ class RunPaths:
     metrics: str
     predictions: str
     report: str
+    serving_check: str
 
     @classmethod
     def for_run(cls, bucket: str, run_id: str, training_job_name: str) -> "RunPaths":
@@ -55,6 +56,7 @@ class RunPaths:
             metrics=f"{run}eval/metrics.json",
             predictions=f"{run}eval/predictions.jsonl",
             report=f"{run}eval/report.html",
+            serving_check=f"{run}serving-check/",
         )
 
     def as_dict(self) -> dict:

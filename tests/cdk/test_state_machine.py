@@ -19,6 +19,9 @@ CONTRACT = {
     "DescribeTrain": ("DescribeTrain", "describe_job", "$.jobs.train", {"kind": "train"}),
     "StartEvaluate": ("StartEvaluate", "start_job", "$.jobs.evaluate", {"kind": "evaluate"}),
     "DescribeEvaluate": ("DescribeEvaluate", "describe_job", "$.jobs.evaluate", {"kind": "evaluate"}),
+    "StartServingCheck": ("StartServingCheck", "start_job", "$.jobs.serving_check", {"kind": "serving_check"}),
+    "DescribeServingCheck": ("DescribeServingCheck", "describe_job", "$.jobs.serving_check",
+                             {"kind": "serving_check"}),
     "Gate": ("Gate", "gate", "$.gate", {}),
     "Register": ("Register", "register", "$.model_package", {}),
     "Deploy": ("Deploy", "deploy", "$.deployment", {}),
@@ -94,7 +97,8 @@ def test_every_task_and_the_state_machine_have_a_timeout(definition, synthesized
 def test_waits_poll_at_the_interval_the_last_look_chose(definition):
     waits = {name: state for name, state in definition["States"].items() if state["Type"] == "Wait"}
     paths = {"WaitForPrepare": "$.jobs.prepare.poll_seconds", "WaitForTrain": "$.jobs.train.poll_seconds",
-             "WaitForEvaluate": "$.jobs.evaluate.poll_seconds", "WaitForEndpoint": "$.deployment.poll_seconds"}
+             "WaitForEvaluate": "$.jobs.evaluate.poll_seconds",
+             "WaitForServingCheck": "$.jobs.serving_check.poll_seconds", "WaitForEndpoint": "$.deployment.poll_seconds"}
     assert set(waits) == set(paths)
     for name, state in waits.items():
         assert state == {"Type": "Wait", "SecondsPath": paths[name], "Next": state["Next"]}
@@ -138,7 +142,7 @@ def test_the_longest_accepted_run_fits_the_execution_history(definition):
         "orchestration": {"poll_interval_seconds": 1}}, {})
     caps, limits = caps_for(longest), stage_limits(longest)
     waits = {"prepare": "WaitForPrepare", "train": "WaitForTrain", "evaluate": "WaitForEvaluate",
-             "endpoint": "WaitForEndpoint"}
+             "serving_check": "WaitForServingCheck", "endpoint": "WaitForEndpoint"}
     looping = 0
     for stage, wait in waits.items():
         assert loop_events(definition, wait) == EVENTS_PER_LOOK, wait
@@ -151,7 +155,8 @@ def test_the_longest_accepted_run_fits_the_execution_history(definition):
     assert limits["train"] == 672 * 3600
 
 
-@pytest.mark.parametrize("kind,title", [("prepare", "Prepare"), ("train", "Train"), ("evaluate", "Evaluate")])
+@pytest.mark.parametrize("kind,title", [("prepare", "Prepare"), ("train", "Train"), ("evaluate", "Evaluate"),
+                                        ("serving_check", "ServingCheck")])
 def test_jobs_are_followed_until_completed(definition, kind, title):
     states = definition["States"]
     assert states[f"Start{title}"]["Next"] == f"WaitFor{title}"

@@ -26,7 +26,8 @@ def test_succeeds_with_metrics_package_and_endpoint(account, first_run):
     summary = first_run
     assert summary["status"] == "SUCCEEDED", (summary["error"], summary["cause"])
     assert [(job["kind"], job["status"]) for job in summary["jobs"]] == [
-        ("processing", "Completed"), ("training", "Completed"), ("processing", "Completed")]
+        ("processing", "Completed"), ("training", "Completed"), ("processing", "Completed"),
+        ("processing", "Completed")]
     # Each job's own time, in order: one starts after the one before it ended.
     times = [(datetime.fromisoformat(job["started"]), datetime.fromisoformat(job["ended"])) for job in summary["jobs"]]
     assert all(start < end for start, end in times)
@@ -36,6 +37,10 @@ def test_succeeds_with_metrics_package_and_endpoint(account, first_run):
     for model in ("base", "fine_tuned"):
         assert summary["metrics"][model]["count"] == 6
         assert 0.0 <= summary["metrics"][model]["execution_accuracy"] <= 1.0
+    check = summary["serving_check"]   # the merged model, read by the serving image's own transformers
+    assert check["passed"] is True and check["mismatches"] == [], check
+    assert check["software"]["transformers"] == "4.51.0" and check["rows"]["compared"] > 0
+    assert check["rows"]["matching"] == check["rows"]["compared"]
     assert summary["gate"]["passed"] is True
     package = account.sagemaker.describe_model_package(ModelPackageName=summary["model_package"]["arn"])
     assert package["ModelApprovalStatus"] == "Approved"

@@ -41,6 +41,7 @@ TEMPLATE = {
                 {"Ref": "AWS::Partition"}, ':states:::lambda:invoke","Parameters":{"FunctionName":"',
                 {"Fn::GetAtt": ["Fn", "Arn"]}, '"},"End":true}}}']]}}},
         "Policy": {"Type": "AWS::IAM::Policy", "Properties": {}},
+        "Dashboard": {"Type": "AWS::CloudWatch::Dashboard", "Properties": {}},
     },
     "Outputs": {"Bucket": {"Value": {"Ref": "Artifacts"}}, "Machine": {"Value": {"Ref": "Machine"}}},
 }
@@ -82,5 +83,6 @@ def test_deploy_creates_resources_with_resolved_environment(tmp_path):
         assert json.loads(machine["definition"])["States"]["A"]["Parameters"]["FunctionName"].endswith(
             ":function:Stack-Fn")
         assert stack.outputs == {"Bucket": "stack-artifacts", "Machine": stack.state_machine_arn}
-        assert "AWS::IAM::Policy" in stack.not_emulated
+        # Policies are enforced by local mode's IAM; a type it has no emulation for is listed.
+        assert stack.not_emulated == ["AWS::CloudWatch::Dashboard"]
         boto3.client("sagemaker", region_name="us-east-1").describe_model_package_group(ModelPackageGroupName="models")
