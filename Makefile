@@ -13,7 +13,10 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
 .PHONY: setup wheelhouse demo test test-fast synth diagram bench clean
 
-setup: $(STAMP) $(WHEELHOUSE_MANIFEST)
+# The serving images' own software, for the serving check each run makes (local_mode/compat_envs.py).
+COMPAT_STAMP := .cache/compat-envs/.installed
+
+setup: $(STAMP) $(WHEELHOUSE_MANIFEST) $(COMPAT_STAMP)
 
 # torch first, on its own: the CPU build, so nothing else pulls a multi-gigabyte CUDA build.
 $(STAMP): requirements.txt requirements-dev.txt training/requirements.txt
@@ -54,8 +57,11 @@ bench: setup
 
 # One venv per serving image with that image's own transformers, for the serving checks (cached in .cache/).
 .PHONY: compat-envs
-compat-envs: setup
+compat-envs: $(COMPAT_STAMP)
+
+$(COMPAT_STAMP): $(STAMP) local_mode/compat_envs.py
 	$(PY) -m local_mode.compat_envs
+	touch $(COMPAT_STAMP)
 
 clean:
 	rm -rf cdk.out .pytest_cache
