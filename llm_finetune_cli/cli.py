@@ -243,12 +243,9 @@ class Cli:
         run = RunState().add_all(history.read_all())
         training = None
         train = run.jobs.get("train")
-        if train and description["status"] == "RUNNING":
-            job = describe_job(target.client("sagemaker"), "train", train)
-            if job is not None and not job.done:
-                log = TrainingLog(target.client("logs"), train)
-                log.poll()
-                training = estimate(log.points, job.hyperparameters)
+        job = describe_job(target.client("sagemaker"), "train", train) if train else None
+        if job is not None:
+            training = estimate(TrainingLog(target.client("logs"), train).latest(), job.hyperparameters)
         summary = build_summary(target, description, run, history.events, training)
         if self.args.json:
             self.out.out(json.dumps(summary, indent=2, default=str), highlight=False)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any, Iterator
 
 from botocore.exceptions import ClientError
@@ -72,10 +73,15 @@ def _iterate(sfn: Any, state_machine_arn: str, status: str | None, limit: int) -
         kwargs["nextToken"] = page["nextToken"]
 
 
-def stop(sfn: Any, arn: str, cause: str) -> tuple[dict, bool]:
-    """Stop a running execution: (its description, whether this call stopped it)."""
+def stop(sfn: Any, arn: str, cause: str, settle_seconds: float = 10) -> tuple[dict, bool]:
+    """Stop a running execution: (its description once it is no longer RUNNING, whether this call stopped it)."""
     description = describe(sfn, arn)
     if description["status"] != "RUNNING":
         return description, False
     sfn.stop_execution(executionArn=arn, error="StoppedByUser", cause=cause[:32768])
-    return describe(sfn, arn), True
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        description = describe(sfn, arn)
+        if description["status"] != "RUNNING" or time.monotonic() > deadline:
+            return description, True
+        time.sleep(0.5)

@@ -1,7 +1,8 @@
 """A job's output in CloudWatch Logs, where SageMaker writes it: one stream per host, `<job>/<host>-<epoch>`.
 
-FilterLogEvents over the job's stream prefix gives every host's lines in time order. Following a
-job polls from the last timestamp seen and skips the events already printed at that timestamp.
+The job's streams are found by their prefix (DescribeLogStreams), and FilterLogEvents over them gives
+every host's lines in time order. Following a job polls from the last timestamp seen and skips the
+events already printed at that timestamp.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any, Iterator
 from botocore.exceptions import ClientError
 
 from llm_finetune_cli.jobs import LOG_GROUPS, api_of
+
+MAX_STREAMS = 100
 
 
 @dataclass
@@ -34,18 +37,32 @@ class JobLogReader:
     def group(self) -> str:
         return LOG_GROUPS[api_of(self.kind)]
 
+    def streams(self) -> list[str]:
+        names: list[str] = []
+        kwargs: dict[str, Any] = {"logGroupName": self.group, "logStreamNamePrefix": f"{self.job_name}/"}
+        while True:
+            try:
+                page = self.logs.describe_log_streams(**kwargs)
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                    return []       # no job has written to this log group yet
+                raise
+            names += [stream["logStreamName"] for stream in page.get("logStreams", [])]
+            if not page.get("nextToken"):
+                return names
+            kwargs["nextToken"] = page["nextToken"]
+
     def read_new(self) -> Iterator[LogLine]:
         """Every line not yet read, page by page, oldest first."""
-        kwargs: dict[str, Any] = {"logGroupName": self.group, "logStreamNamePrefix": f"{self.job_name}/"}
+        streams = self.streams()
+        if not streams:
+            return
+        # FilterLogEvents takes at most 100 stream names: the hosts of a job, restarts included.
+        kwargs: dict[str, Any] = {"logGroupName": self.group, "logStreamNames": streams[-MAX_STREAMS:]}
         if self._last_timestamp:
             kwargs["startTime"] = self._last_timestamp
         while True:
-            try:
-                page = self.logs.filter_log_events(**kwargs)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                    return      # no job has written to this log group yet
-                raise
+            page = self.logs.filter_log_events(**kwargs)
             for event in sorted(page.get("events", []), key=lambda e: e["timestamp"]):
                 if not self._is_new(event):
                     continue

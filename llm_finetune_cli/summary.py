@@ -120,7 +120,7 @@ def _endpoint(target: Target, deployment: dict | None, check: dict | None) -> di
     try:
         status = target.client("sagemaker").describe_endpoint(EndpointName=name)["EndpointStatus"]
     except ClientError:
-        status = "Deleted"
+        status = "not found"
     url = (check or {}).get("url") or f"https://runtime.sagemaker.{target.region}.amazonaws.com/endpoints/{name}/invocations"
     command = ["aws", "sagemaker-runtime", "invoke-endpoint", "--endpoint-name", name, "--region", target.region]
     if target.endpoint_url:

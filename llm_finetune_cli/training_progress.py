@@ -128,6 +128,16 @@ class TrainingLog:
         self.points.extend(new)
         return new
 
+    def latest(self) -> list[TrainingPoint]:
+        """The points of the newest page of the stream (one call), for a one-shot look at where training is."""
+        self._discover()
+        if self.stream is None:
+            return []
+        page = self.logs.get_log_events(logGroupName=self.group, logStreamName=self.stream, startFromHead=False)
+        self.points = [p for p in (parse_metric_line(e["message"], e.get("timestamp", 0))
+                                   for e in page.get("events", [])) if p is not None]
+        return self.points
+
     def _discover(self) -> None:
         try:
             streams = self.logs.describe_log_streams(logGroupName=self.group,

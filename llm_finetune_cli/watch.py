@@ -13,6 +13,7 @@ from llm_finetune_cli.jobs import EndpointTracker, JobStatus, JobTracker
 from llm_finetune_cli.target import Target
 from llm_finetune_cli.training_progress import Progress, TrainingLog, estimate
 
+pause = time.sleep        # between polls (tests replace it to act between two polls)
 CATCH_UP_SECONDS = 0.2   # between history pages while reading back to the last event seen
 FINAL_LOG_PAGES = 50     # pages of a finished training job's log read at most, to show where it ended
 
@@ -59,7 +60,8 @@ class TrainingFollower:
 
 
 def follow(target: Target, arn: str, display: WatchDisplay, interval: float,
-           sleep: Callable[[float], None] = time.sleep) -> Followed:
+           sleep: Callable[[float], None] | None = None) -> Followed:
+    sleep = sleep or pause
     sfn = target.client("stepfunctions")
     history = ExecutionHistory(sfn, arn)
     run = RunState()
