@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from datetime import datetime, timezone
@@ -117,6 +118,18 @@ class Cli:
             self.target = aws_target(stack or default_stack_name(), self.args.region, self.args.profile)
         return self.target
 
+    def command_line(self) -> str:
+        """The options that point another command at the same stack, for the hints printed."""
+        words = ["llm-finetune"]
+        if self.args.local:
+            words.append("--local")
+            if Path(self.args.workdir) != DEFAULT_WORKDIR:
+                words += ["--workdir", str(self.args.workdir)]
+        for option in ("stack", "region", "profile"):
+            if getattr(self.args, option):
+                words += [f"--{option}", getattr(self.args, option)]
+        return shlex.join(words)
+
     def arn(self, target: Target, execution: str) -> str:
         return executions.execution_arn(target.outputs.state_machine_arn, execution)
 
@@ -161,7 +174,7 @@ class Cli:
         arn = executions.start(target.client("stepfunctions"), outputs.state_machine_arn, name, execution_input)
         if not (self.args.watch or self.args.dry_run):
             self.out.print(f"started [bold]{escape(name)}[/]  {escape(arn)}", highlight=False, soft_wrap=True)
-            self.say(f"follow it with: llm-finetune{' --local' if target.local else ''} watch {name}")
+            self.say(f"follow it with: {self.command_line()} watch {name}")
             return ExitCode.SUCCEEDED
         return self.follow(target, arn, dry_run=self.args.dry_run)
 
@@ -175,8 +188,8 @@ class Cli:
         except KeyboardInterrupt:
             display.close()
             name = arn.rsplit(":", 1)[-1]
-            self.err.print(f"stopped watching; the execution keeps running. Resume with `llm-finetune watch {name}`,"
-                           f" stop it with `llm-finetune stop {name}`.", highlight=False)
+            self.err.print(f"stopped watching; the execution keeps running. Resume with `{self.command_line()} watch "
+                           f"{name}`, stop it with `{self.command_line()} stop {name}`.", highlight=False)
             return ExitCode.INTERRUPTED
         summary = build_summary(target, followed.description, followed.run, followed.events, followed.training)
         render_summary(self.out, summary)

@@ -1,10 +1,12 @@
 """What `watch` prints: each state once as it is entered, job status changes, a training progress bar.
 
-On a terminal the bar is a rich progress bar that stays below the lines printed above it; when the
-output goes to a file or a pipe, each poll that brought new training steps prints one line instead.
+On a terminal the bar is a rich progress bar that stays below the lines printed above it while the
+job trains; when the output goes to a file or a pipe, a line says where training is, at most every
+`line_every` seconds, and once more when training has ended.
 """
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -17,14 +19,17 @@ from llm_finetune_cli.jobs import JobStatus
 from llm_finetune_cli.training_progress import Progress
 
 STATE_PREFIX = "▶"
+LINE_EVERY_SECONDS = 30.0
 
 
 class WatchDisplay:
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, line_every: float = LINE_EVERY_SECONDS):
         self.console = console
+        self.line_every = line_every
         self._bar: RichProgress | None = None
         self._task: TaskID | None = None
         self._shown_states: set[str] = set()
+        self._last_line: float | None = None
 
     # ---- lines -----------------------------------------------------------------------------------
     def line(self, text: str, when: datetime | None = None) -> None:
@@ -38,7 +43,10 @@ class WatchDisplay:
     def event(self, event: dict) -> None:
         """A history event: loop states (Wait, Describe, Choice...) are shown the first time only."""
         kind, when = event["type"], event.get("timestamp")
-        if kind.endswith("StateEntered"):
+        if kind == "ExecutionRedriven":
+            self._shown_states.clear()      # the redriven states run again: show them again
+            self.line("execution redriven", when)
+        elif kind.endswith("StateEntered"):
             name = event["stateEnteredEventDetails"]["name"]
             if name not in self._shown_states:
                 self._shown_states.add(name)
@@ -71,16 +79,22 @@ class WatchDisplay:
         self.line(f"[bold]endpoint[/] {escape(name)}: {status}{reason}")
 
     # ---- the training bar ------------------------------------------------------------------------
-    def training(self, progress: Progress) -> None:
+    def training(self, progress: Progress, final: bool = False) -> None:
         if not self.console.is_terminal:
-            self.line(f"[bold]train[/] {escape(progress.describe())}")
+            now = time.monotonic()
+            if final or self._last_line is None or now - self._last_line >= self.line_every:
+                self._last_line = now
+                self.line(f"[bold]train[/] {escape(progress.describe(time_left=not final))}")
             return
         if self._bar is None:
             self._bar = RichProgress(TextColumn("[bold]train[/]"), BarColumn(), TextColumn("{task.fields[text]}"),
                                      console=self.console, transient=False, refresh_per_second=4)
             self._bar.start()
             self._task = self._bar.add_task("train", total=progress.total, text="")
-        self._bar.update(self._task, completed=progress.point.step, total=progress.total, text=progress.describe())
+        self._bar.update(self._task, completed=progress.point.step, total=progress.total,
+                         text=progress.describe(time_left=not final))
+        if final:
+            self.close()        # the bar stays where it is, with the lines that follow below it
 
     def close(self) -> None:
         if self._bar is not None:

@@ -60,7 +60,7 @@ def build_summary(target: Target, description: dict, run: RunState, events: list
                         or _input_dry_run(description.get("input"))),
         "cleanup": state.get("cleanup"),
         "report": paths.get("report") if _evaluated(run) else None,
-        "artifacts": f"s3://{target.outputs.artifacts_bucket}/runs/{run_id}/" if run_id else None,
+        "artifacts": f"s3://{target.outputs.artifacts_bucket}/runs/{run_id}/" if run_id and run.jobs else None,
         "run_folder": str(Path(target.local.workdir) / "runs" / run_id) if target.local and run_id else None,
     }
     return summary
@@ -165,7 +165,9 @@ def render_row(console: Console, label: str, value: str, width: int = LABEL_WIDT
 def render_summary(console: Console, summary: dict[str, Any]) -> None:
     status = summary["status"]
     took = f" in {format_seconds(summary['seconds'])}" if summary.get("seconds") is not None else ""
-    console.rule(escape(f"Run {summary.get('run_id') or '-'}  ({summary.get('execution_name')})"), style="dim")
+    title = (f"Run {summary['run_id']}  ({summary.get('execution_name')})" if summary.get("run_id")
+             else f"Execution {summary.get('execution_name')}")
+    console.rule(escape(title), style="dim")
 
     def row(label: str, value: str) -> None:
         render_row(console, label, value)
@@ -203,8 +205,11 @@ def render_summary(console: Console, summary: dict[str, Any]) -> None:
         console.print(_jobs_table(summary["jobs"]))
     if summary.get("metrics"):
         console.print(_metrics_table(summary["metrics"]))
-    if summary.get("preflight") is not None or summary.get("dry_run"):
+    if summary.get("preflight") is not None or (summary.get("dry_run") and status == "SUCCEEDED"):
         render_preflight(console, summary.get("preflight"))
+    elif summary.get("dry_run") and "dry_run: unknown key" in str(summary.get("cause")):
+        console.print("[red]The stack does not know dry runs[/] (orchestration.dry_run): deploy this version of it "
+                      "(npx cdk deploy).")
     console.rule(style="dim")
 
 

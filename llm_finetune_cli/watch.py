@@ -35,8 +35,8 @@ class TrainingFollower:
         self.job: JobStatus | None = None
         self.finished = False
 
-    def poll(self, job: JobStatus | None) -> Progress | None:
-        """The progress when new steps were logged since the last poll."""
+    def poll(self, job: JobStatus | None) -> tuple[Progress, bool] | None:
+        """(progress, whether training has ended) when new steps were logged, or training ended, since the last poll."""
         if job is None or self.finished:
             return None
         if self.log is None or self.log.job_name != job.name:
@@ -50,7 +50,10 @@ class TrainingFollower:
                     break
                 new += more
             self.finished = True
-        return self.progress if new else None
+        progress = self.progress
+        if progress is None or not (new or self.finished):
+            return None
+        return progress, self.finished
 
     @property
     def progress(self) -> Progress | None:
@@ -80,7 +83,7 @@ def follow(target: Target, arn: str, display: WatchDisplay, interval: float,
                 display.job(job)
         progress = training.poll(jobs.latest.get("train"))
         if progress is not None:
-            display.training(progress)
+            display.training(*progress)
         changed = endpoint.poll(run.deployment) if description["status"] == "RUNNING" else None
         if changed is not None:
             display.endpoint(*changed)

@@ -55,9 +55,11 @@ def test_start_watch_shows_states_jobs_training_and_the_summary(stack, input_fil
     assert f"train job {NAMES['train']}: Completed - Training job completed" in out
     assert out.count(f"train job {NAMES['train']}: InProgress / Training") == 1
     assert f"prepare job {NAMES['prepare']}: Completed" in out
-    # Training progress: step of total (max_steps), loss, tokens/s and, from the second point on, time left.
+    # Training progress: step of total (max_steps), loss, tokens/s and, from the second point on, time left;
+    # into a file a line at most every 30 s, and one when training has ended.
     assert "train step 2/4  loss 2.1000  820 tokens/s  2s left" in out
-    assert "train step 4/4  loss 1.7000  805 tokens/s  0s left" in out
+    assert "train step 4/4  loss 1.7000  805 tokens/s\n" in out
+    assert out.count("train step") == 2
     assert "execution SUCCEEDED" in out
     # The summary: metrics, gate, model package, endpoint, report.
     summary = out[out.index(f"Run {RUN_ID}"):]
@@ -279,3 +281,22 @@ def test_profile_and_region_as_the_aws_cli_takes_them(stack, monkeypatch, tmp_pa
     assert run("--region", "us-east-1", "list")[0] == 0
     code, err = run("--profile", "nobody", "list")
     assert code == ExitCode.USAGE and "nobody" in err and "--profile" in err
+
+
+def test_ctrl_c_stops_watching_not_the_execution(stack, input_file, monkeypatch):
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(watch_module, "pause", interrupted)
+    run = stack.cli("--stack", "LlmFineTuning", "start", "--input", str(input_file({"fake_outcome": "stalls"})),
+                    "--name", "long-one", "--watch")
+    assert run.code == ExitCode.INTERRUPTED
+    assert "stopped watching; the execution keeps running" in run.err
+    assert "llm-finetune --stack LlmFineTuning --region us-east-1 watch long-one" in run.err
+    [execution] = stack.client("stepfunctions").list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
+    assert execution["status"] == "RUNNING"
+
+
+@pytest.mark.parametrize("status, code", [("SUCCEEDED", 0), ("FAILED", 1), ("ABORTED", 3), ("TIMED_OUT", 4)])
+def test_exit_codes_of_a_followed_execution(status, code):
+    from llm_finetune_cli.errors import exit_code_for
+    assert exit_code_for(status) == code

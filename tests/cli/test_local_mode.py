@@ -151,6 +151,14 @@ def test_dry_run_runs_the_preflight_only(server, input_files):
     assert "Preflight: passed" in run.out and "StartPrepare" not in run.out
 
 
+@pytest.mark.skipif("dry_run" in SCHEMA.read_text(), reason="the workflow knows orchestration.dry_run")
+def test_dry_run_on_a_stack_without_it_says_so(server, input_files):
+    _, workdir = server
+    run = cli(workdir, "start", "--input", str(input_files / "tiny.json"), "--dry-run")
+    assert run.code == ExitCode.FAILED
+    assert "orchestration.dry_run: unknown key" in run.out and "The stack does not know dry runs" in run.out
+
+
 def test_stop_a_running_execution(server, input_files, finished_run):
     _, workdir = server
     started = cli(workdir, "start", "--input", str(input_files / "long.json"), "--name", "cli-stop")

@@ -213,3 +213,15 @@ def test_python_dash_m_runs_the_same_command(tmp_path):
                             capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert result.returncode == ExitCode.NOT_FOUND
     assert f"no local account is running in {tmp_path}" in result.stderr
+
+
+def test_the_docs_list_every_command_and_exit_code():
+    from llm_finetune_cli.cli import build_parser
+
+    text = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    section = text[text.index("## Command line"):text.index("## Start a run with the AWS CLI")]
+    commands = next(action for action in build_parser()._actions if action.dest == "command").choices
+    for name in commands:
+        assert f"| `{name} " in section or f"| `{name}`" in section, name
+    for code in ExitCode:
+        assert f"\n| {int(code)} | " in section, code
