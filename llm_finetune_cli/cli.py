@@ -141,6 +141,9 @@ class Cli:
 
             return serve(self.args.workdir, self.args.model, self.args.dataset, self.args.dataset_format,
                          self.args.template, self.args.verbose, self.say)
+        if command == "start" and self.args.model and not self.args.local:
+            raise CliError(f"--model {self.args.model}: applies with --local only (the base model of an AWS run is "
+                           "base_model in the input)", ExitCode.USAGE)
         if command == "start" and self.args.local and read_connection(self.args.workdir) is None:
             return self.start_in_process()
         if command == "start" and self.args.local and self.args.model:
@@ -153,7 +156,8 @@ class Cli:
     def start_in_process(self) -> int:
         if not (self.args.watch or self.args.dry_run):
             require_connection(self.args.workdir)     # explains how to start one
-        load_input(self.args.input)                   # a bad file fails before the account starts
+        load_input(self.args.input)                   # a bad file or name fails before the account starts
+        execution_name(self.args.name, self.args.dry_run)
         from llm_finetune_cli.local import run_in_process
 
         def command(target: Target) -> int:

@@ -159,6 +159,8 @@ def test_a_name_in_use_with_another_input_is_refused(stack, input_file):
     assert again.code == ExitCode.USAGE and "--name twice: an execution of that name already exists" in again.err
     bad = stack.cli("start", "--input", str(input_file({})), "--name", "has space")
     assert bad.code == ExitCode.USAGE and "--name 'has space'" in bad.err
+    model = stack.cli("start", "--input", str(input_file({})), "--model", "tiny")
+    assert model.code == ExitCode.USAGE and "--model tiny: applies with --local only" in model.err
 
 
 @pytest.mark.parametrize("text, message", [
@@ -300,3 +302,21 @@ def test_ctrl_c_stops_watching_not_the_execution(stack, input_file, monkeypatch)
 def test_exit_codes_of_a_followed_execution(status, code):
     from llm_finetune_cli.errors import exit_code_for
     assert exit_code_for(status) == code
+
+
+def test_on_a_terminal_watch_draws_the_bar_among_the_state_lines(stack, input_file, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from llm_finetune_cli.cli import main
+    stack.create_jobs()
+    stack.set_training("InProgress", "Starting", "Preparing the instances for training")
+    scripted_training(stack, monkeypatch)
+    out = io.StringIO()
+    code = main(["--region", "us-east-1", "--interval", "0.2", "start", "--input", str(input_file({})), "--watch"],
+                out=Console(file=out, force_terminal=True, width=160), err=Console(file=io.StringIO()))
+    assert code == ExitCode.SUCCEEDED
+    text = out.getvalue()
+    assert "━" in text and "step 4/4" in text and "▶ Succeeded" in text and "SUCCEEDED" in text
+    assert "train step" not in text, "on a terminal the bar replaces the progress lines"
