@@ -88,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--format", dest="dataset_format", help="the data set's format")
     up.add_argument("--template", type=Path, help="a synthesized template instead of synthesizing the app")
     up.add_argument("--verbose", action="store_true", help="print every job log line")
+    up.add_argument("--quotas", type=Path, help="your account's SageMaker quotas for the preflight: the output of "
+                                                "`aws service-quotas list-service-quotas --service-code sagemaker`")
     return parser
 
 
@@ -140,7 +142,7 @@ class Cli:
             from llm_finetune_cli.local import serve
 
             return serve(self.args.workdir, self.args.model, self.args.dataset, self.args.dataset_format,
-                         self.args.template, self.args.verbose, self.say)
+                         self.args.template, self.args.verbose, self.say, quotas=self.args.quotas)
         if command == "start" and self.args.model and not self.args.local:
             raise CliError(f"--model {self.args.model}: applies with --local only (the base model of an AWS run is "
                            "base_model in the input)", ExitCode.USAGE)

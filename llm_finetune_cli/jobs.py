@@ -7,13 +7,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-KINDS = ("prepare", "train", "evaluate")
+KINDS = ("prepare", "train", "evaluate", "serving_check")
 TERMINAL_JOB_STATUSES = ("Completed", "Failed", "Stopped")
 LOG_GROUPS = {"training": "/aws/sagemaker/TrainingJobs", "processing": "/aws/sagemaker/ProcessingJobs"}
 
 
 def api_of(kind: str) -> str:
-    """The workflow's prepare and evaluate jobs are processing jobs; train is a training job."""
+    """The workflow's train job is a training job; every other kind is a processing job."""
     return "training" if kind == "train" else "processing"
 
 

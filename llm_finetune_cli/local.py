@@ -41,7 +41,7 @@ def _local_mode() -> Any:
 @contextlib.contextmanager
 def local_account(workdir: Path, model: str = "smollm2", dataset: Path | None = None,
                   dataset_format: str | None = None, template: Path | None = None, verbose: bool = False,
-                  quiet: bool = False, say: Callable[[str], None] = lambda text: None
+                  quiet: bool = False, say: Callable[[str], None] = lambda text: None, quotas: Path | None = None
                   ) -> Iterator[tuple[Any, LocalConnection]]:
     """The emulated account with the stack deployed and the model and data set uploaded."""
     local_cli = _local_mode()
@@ -63,7 +63,13 @@ def local_account(workdir: Path, model: str = "smollm2", dataset: Path | None = 
     stack_name, stack_template = local_cli.load_stack(template, Path(workdir))
     data = Path(dataset) if dataset else local_cli.DEFAULT_DATASET
     data_format = dataset_format or (None if dataset else local_cli.DEFAULT_DATASET_FORMAT)
-    settings = EmulationSettings(verbose_logs=verbose, quiet=quiet)
+    if quotas is not None:   # read before anything starts: a bad file is a usage error
+        from local_mode.service_quotas import QuotaFileError, SageMakerQuotas
+        try:
+            SageMakerQuotas().load_file(quotas)
+        except QuotaFileError as error:
+            raise CliError(str(error), ExitCode.USAGE) from None
+    settings = EmulationSettings(verbose_logs=verbose, quiet=quiet, quotas_file=quotas)
     with LocalAws(Path(workdir), stack_template, stack_name, settings, Progress(verbose=verbose, quiet=quiet)) as aws:
         sources = prepare_input(aws, RunRequest({}, "", model_dir=model_dir, dataset=data, dataset_format=data_format))
         _register_outputs(aws)
@@ -129,7 +135,7 @@ class RunSaver(threading.Thread):
 
 
 def serve(workdir: Path, model: str, dataset: Path | None, dataset_format: str | None, template: Path | None,
-          verbose: bool, say: Callable[[str], None]) -> int:
+          verbose: bool, say: Callable[[str], None], quotas: Path | None = None) -> int:
     running = read_connection(workdir)
     if running is not None:
         raise CliError(f"a local account already runs in {workdir} (process {running.pid}, {running.endpoint_url}); "
@@ -137,7 +143,8 @@ def serve(workdir: Path, model: str, dataset: Path | None, dataset_format: str |
     stopping = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with local_account(workdir, model, dataset, dataset_format, template, verbose=verbose, say=say) as (aws, connection):
+        with local_account(workdir, model, dataset, dataset_format, template, verbose=verbose, say=say,
+                           quotas=quotas) as (aws, connection):
             if stopping.is_set():
                 return ExitCode.INTERRUPTED
             path = connection.write()

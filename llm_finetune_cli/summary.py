@@ -241,41 +241,17 @@ def _metrics_table(metrics: dict) -> Table:
 
 
 def render_preflight(console: Console, preflight: dict | None) -> None:
+    """Each check that passed, then each problem (its field, the value and what is allowed), one per line."""
     if not isinstance(preflight, dict):
         console.print("[red]No preflight report in the execution's output[/]: the stack did not run a dry run "
                       "(is it older than this CLI?).")
         return
     passed = preflight.get("passed")
     console.print(f"Preflight: {'[green]passed[/]' if passed else '[red]failed[/]'}")
-    checks = preflight.get("checks") or []
-    if checks:
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-        table.add_column("check", overflow="fold")
-        table.add_column("result", overflow="fold")
-        for check in checks:
-            if isinstance(check, dict):
-                name = check.get("name") or check.get("check") or check.get("field") or ""
-                result = check.get("passed")
-                detail = check.get("detail") or check.get("message") or ""
-                shown = ("ok" if result else "FAILED") if isinstance(result, bool) else str(check.get("status", ""))
-                table.add_row(escape(str(name)), escape(f"{shown} {detail}".strip()))
-            else:
-                table.add_row(escape(str(check)), "")
-        console.print(table)
+    for check in preflight.get("checks") or []:
+        console.print(f"  [green]ok[/]      {escape(str(check))}")
     for problem in preflight.get("problems") or []:
-        console.print(f"  [red]problem[/] {escape(_problem(problem))}")
-
-
-def _problem(problem: Any) -> str:
-    """A problem names its field, the value and what is allowed."""
-    if not isinstance(problem, dict):
-        return str(problem)
-    text = f"{problem.get('field', '?')}: {json.dumps(problem.get('value'))}"
-    if problem.get("allowed") is not None:
-        text += f"; allowed: {problem['allowed']}"
-    if problem.get("message"):
-        text += f" ({problem['message']})"
-    return text
+        console.print(f"  [red]problem[/] {escape(str(problem))}")
 
 
 def _value(value: Any) -> str:

@@ -84,7 +84,8 @@ def follow(target: Target, arn: str, display: WatchDisplay, interval: float,
         progress = training.poll(jobs.latest.get("train"))
         if progress is not None:
             display.training(*progress)
-        changed = endpoint.poll(run.deployment) if description["status"] == "RUNNING" else None
+        # Also on the look that finds the run ended: it may have reached InService since the last one.
+        changed = endpoint.poll(run.deployment) if not replay else None
         if changed is not None:
             display.endpoint(*changed)
         if description["status"] in TERMINAL_STATUSES and history.caught_up:

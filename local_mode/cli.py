@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "as a managed spot interruption does")
     run.add_argument("--iam-report", action="store_true",
                      help="print every IAM check of the run (principal, action, resource, decision, statement)")
+    run.add_argument("--quotas", type=Path, help="your account's SageMaker quotas for the preflight: the output of "
+                                                 "`aws service-quotas list-service-quotas --service-code sagemaker`")
     run.add_argument("--timeout", type=float, default=3600, help="give up after this many seconds (default: 3600)")
     return parser
 
@@ -106,6 +108,7 @@ def _run(args: argparse.Namespace) -> int:
     from local_mode.environment import EmulationSettings, LocalAws
     from local_mode.progress import Progress
     from local_mode.run import RunRequest, run_execution
+    from local_mode.service_quotas import QuotaFileError, SageMakerQuotas
 
     progress = Progress(verbose=not args.brief_logs, quiet=args.quiet)
     execution_input = load_input(args.input)
@@ -113,13 +116,18 @@ def _run(args: argparse.Namespace) -> int:
     dataset_format = args.dataset_format or (None if args.dataset else DEFAULT_DATASET_FORMAT)
     if args.dataset is not None and not args.dataset.is_file():
         raise SystemExit(f"--dataset {args.dataset}: no such file")
+    if args.quotas is not None:   # read before anything starts: a bad file is a usage error
+        try:
+            SageMakerQuotas().load_file(args.quotas)
+        except QuotaFileError as error:
+            raise SystemExit(str(error)) from None
     progress.info(f"preparing the base model ({args.model})")
     model_dir = resolve_model(args.model)
     progress.info("synthesizing the CDK app" if args.template is None else f"reading {args.template}")
     stack_name, template = load_stack(args.template, args.workdir)
     name = args.name or "local-" + datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     settings = EmulationSettings(simulate_spot_interruption=args.simulate_spot_interruption,
-                                 verbose_logs=not args.brief_logs, quiet=args.quiet)
+                                 verbose_logs=not args.brief_logs, quiet=args.quiet, quotas_file=args.quotas)
     with LocalAws(args.workdir, template, stack_name, settings, progress) as aws:
         progress.info(f"emulated account ready: stack {stack_name}, state machine {aws.stack.state_machine_arn}")
         request = RunRequest(execution_input=execution_input, name=name, model_dir=model_dir, dataset=dataset,

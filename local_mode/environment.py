@@ -43,6 +43,7 @@ class EmulationSettings:
     health_check_timeout_cap: float | None = None
     verbose_logs: bool = True
     quiet: bool = False
+    quotas_file: Path | None = None   # the account's own SageMaker quotas (list-service-quotas output)
 
 
 class _AccountServices:
@@ -103,6 +104,8 @@ class LocalAws:
                                      identity=lambda function: self.iam.lambda_identity(function),
                                      extra_environment={"HF_ENDPOINT": self.hub.url})
         self.quotas = SageMakerQuotas()
+        if self.settings.quotas_file is not None:
+            self.quotas.load_file(self.settings.quotas_file)
         self._patches = moto_patches.installed(self.lambdas, self.jobs, self.endpoints, account=_AccountServices(self))
         self._patches.__enter__()
         self.lambdas.__enter__()

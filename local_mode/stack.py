@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,8 +293,7 @@ def synthesize(context: dict | None = None, cache_dir: Path | None = None) -> tu
         return stored["stack_name"], stored["template"]
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    for warning in ("DEPRECATED", "END_OF_LIFE", "UNTESTED"):   # the node version is the machine's business
-        os.environ.setdefault(f"JSII_SILENCE_WARNING_{warning}_NODE_VERSION", "1")
+    _silence_node_version_warnings()
     from app import STACK_NAME, build_app
 
     with tempfile.TemporaryDirectory(prefix="local-mode-synth-") as outdir:
@@ -303,6 +303,17 @@ def synthesize(context: dict | None = None, cache_dir: Path | None = None) -> tu
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_text(json.dumps({"stack_name": STACK_NAME, "template": template}))
     return STACK_NAME, template
+
+
+def _silence_node_version_warnings() -> None:
+    """The machine's Node.js version is its own business; jsii silences a warning for a named major version."""
+    try:
+        major = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=30,
+                               check=True).stdout.strip().lstrip("v").split(".")[0]
+    except (OSError, subprocess.SubprocessError):
+        return
+    for warning in ("DEPRECATED", "END_OF_LIFE", "UNTESTED"):
+        os.environ.setdefault(f"JSII_SILENCE_WARNING_{warning}_NODE_VERSION", major)
 
 
 def load_template(path: Path) -> tuple[str, dict]:

@@ -39,13 +39,15 @@ METRICS = {"fine_tuned": {"execution_accuracy": 0.62, "exact_match": 0.41, "coun
            "base": {"execution_accuracy": 0.31, "exact_match": 0.12, "count": 100, "execution_errors": 20},
            "settings": {"max_new_tokens": 128}}
 PACKAGE_ARN = f"arn:aws:sagemaker:{REGION}:{DEFAULT_ACCOUNT_ID}:model-package/llm-ft-models/3"
+# The shape lambdas/preflight.py returns: each passed check and each problem is one sentence.
 PREFLIGHT_PASSED = {"passed": True, "problems": [],
-                    "checks": [{"name": "training instance quota", "passed": True, "detail": "ml.g5.2xlarge: 1 of 2"},
-                               {"name": "base model reachable", "passed": True}]}
+                    "checks": ["quota 'ml.g5.2xlarge for spot training job usage' is 2, the run needs 1",
+                               "the longest run (13.0 h) fits the state machine's timeout (72 h)"]}
 PREFLIGHT_FAILED = {"passed": False,
-                    "problems": [{"field": "training.instance_type", "value": "ml.p5.48xlarge",
-                                  "allowed": "an instance type with a spot training quota above 0 in us-east-1"}],
-                    "checks": [{"name": "training instance quota", "passed": False, "detail": "ml.p5.48xlarge: 0"}]}
+                    "problems": ["training.instance_type: 'ml.p5.48xlarge' has no SageMaker quota 'ml.p5.48xlarge "
+                                 "for spot training job usage' in us-east-1; choose an instance type offered for "
+                                 "spot training job usage in this region"],
+                    "checks": []}
 
 
 def _pass(result: dict, path: str, next_state: str) -> dict:

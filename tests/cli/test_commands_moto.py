@@ -122,7 +122,7 @@ def test_dry_run_sets_the_flag_and_reports_the_preflight(stack, input_file):
     sent = json.loads(stack.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])["input"])
     assert sent == {"training": {"instance_type": "ml.g5.2xlarge"}, "orchestration": {"dry_run": True}}
     assert "Dry run        SUCCEEDED" in run.out and "Preflight: passed" in run.out
-    assert "training instance quota" in run.out and "ml.g5.2xlarge: 1 of 2" in run.out
+    assert "ok      quota 'ml.g5.2xlarge for spot training job usage' is 2, the run needs 1" in run.out
     assert "StartPrepare" not in run.out
 
 
@@ -130,8 +130,7 @@ def test_failed_preflight_exits_1_naming_field_value_and_what_is_allowed(stack, 
     run = stack.cli("start", "--input", str(input_file({"fake_outcome": "preflight_fails"})), "--dry-run")
     assert run.code == ExitCode.FAILED
     assert "Error          PreflightFailed" in run.out and "Preflight: failed" in run.out
-    assert ('problem training.instance_type: "ml.p5.48xlarge"; allowed: an instance type with a spot training '
-            'quota above 0 in us-east-1') in run.out
+    assert "problem training.instance_type: 'ml.p5.48xlarge' has no SageMaker quota" in run.out
 
 
 def test_a_stack_that_ignores_dry_run_is_not_taken_for_a_passed_preflight(stack, input_file):

@@ -136,7 +136,8 @@ def test_list_and_status(server, finished_run):
     summary = json.loads(cli(workdir, "status", "cli-tiny", "--json").out)
     assert summary["status"] == "SUCCEEDED" and summary["gate"]["passed"] is True
     assert [(job["kind"], job["status"]) for job in summary["jobs"]] == [
-        ("prepare", "Completed"), ("train", "Completed"), ("evaluate", "Completed")]
+        ("prepare", "Completed"), ("train", "Completed"), ("evaluate", "Completed"),
+        ("serving_check", "Completed")]
     assert summary["metrics"]["fine_tuned"]["count"] == 6
     assert summary["training"]["step"] == 4 and summary["training"]["total_steps"] == 4
     overview = cli(workdir, "status")
