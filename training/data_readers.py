@@ -117,10 +117,11 @@ def _read_parquet(path: Path) -> Iterator[RawRow]:
         yield RawRow(number, value)
 
 
-def read_hub_dataset(dataset_id: str, split: str) -> Iterator[RawRow]:
-    """Rows of a Hugging Face Hub data set (cloud only: this needs the network)."""
+def read_hub_dataset(dataset_id: str, split: str, revision: str | None = None,
+                     token: str | None = None) -> Iterator[RawRow]:
+    """Rows of a Hugging Face Hub data set at `revision` (cloud only: this needs the network)."""
     from datasets import load_dataset
 
-    dataset = load_dataset(dataset_id, split=split)
+    dataset = load_dataset(dataset_id, split=split, revision=revision or None, token=token)
     for number, value in enumerate(dataset, start=1):
         yield RawRow(number, dict(value))

@@ -51,6 +51,7 @@ class Hyperparameters:
     gradient_checkpointing: bool = True
     fsdp: str = ""  # e.g. "full_shard auto_wrap"; "true" means that, "false"/"none"/empty: no FSDP
     model_id: str = ""  # a Hub id, used when no `model` channel is given
+    model_revision: str = ""  # the commit of model_id Preflight resolved (empty: main)
     hf_token_secret_arn: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,6 +84,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "model_id": (lambda v: v == "" or re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", v) is not None,
                  "a Hugging Face Hub id such as org/name"),
+    "model_revision": (lambda v: v == "" or re.fullmatch(r"[A-Za-z0-9_.\-/]{1,128}", v) is not None,
+                       "empty, or a branch, tag or commit of model_id"),
     "hf_token_secret_arn": (lambda v: v == "" or _SECRET_ARN.match(v) is not None,
                             "empty or a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)"),
 }

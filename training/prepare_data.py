@@ -45,6 +45,8 @@ class PrepareConfig:
     input_path: Path | None = None
     hf_dataset_id: str | None = None
     hf_split: str = "train"
+    hf_revision: str | None = None          # the data set's commit Preflight resolved
+    hf_token_secret_arn: str | None = None  # where the token for a gated data set is kept
     test_size: float = 0.1  # a row count (>= 1) or a fraction (0 < x < 1)
     seed: int = 42
     max_samples: int | None = None
@@ -207,7 +209,10 @@ def write_outputs(prepared: Prepared, output_dir: Path) -> None:
 
 def load_rows(config: PrepareConfig) -> Iterable[RawRow]:
     if config.hf_dataset_id:
-        return read_hub_dataset(config.hf_dataset_id, config.hf_split)
+        from hf_token import read_hf_token
+
+        return read_hub_dataset(config.hf_dataset_id, config.hf_split, config.hf_revision,
+                                read_hf_token(config.hf_token_secret_arn))
     return read_rows(resolve_input(config.input_path))
 
 
@@ -254,6 +259,9 @@ def parse_args(argv: list[str] | None = None) -> PrepareConfig:
     parser.add_argument("--max-length", type=int, default=None, help="report rows longer than this many tokens")
     parser.add_argument("--hf-dataset-id", default=None, help="read a Hugging Face Hub data set instead of --input")
     parser.add_argument("--hf-split", default="train")
+    parser.add_argument("--hf-revision", default=None, help="the commit (or branch) of --hf-dataset-id")
+    parser.add_argument("--hf-token-secret-arn", default=None,
+                        help="Secrets Manager secret holding the Hugging Face token, for a gated data set")
     args = parser.parse_args(argv)
     if args.max_samples is not None and args.max_samples < 1:
         parser.error(f"--max-samples must be at least 1, got {args.max_samples}")
@@ -263,7 +271,8 @@ def parse_args(argv: list[str] | None = None) -> PrepareConfig:
         args.input = DEFAULT_INPUT
     return PrepareConfig(
         data_format=args.data_format, output_dir=args.output_dir, input_path=args.input,
-        hf_dataset_id=args.hf_dataset_id, hf_split=args.hf_split, test_size=args.test_size, seed=args.seed,
+        hf_dataset_id=args.hf_dataset_id, hf_split=args.hf_split, hf_revision=args.hf_revision,
+        hf_token_secret_arn=args.hf_token_secret_arn, test_size=args.test_size, seed=args.seed,
         max_samples=args.max_samples, max_bad_fraction=args.max_bad_fraction,
         tokenizer_dir=args.tokenizer_dir, max_length=args.max_length)
 

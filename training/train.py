@@ -50,6 +50,7 @@ from hyperparameters import (
     read_hyperparameters_file,
 )
 from metrics_logging import MetricLineCallback, TokenCounter
+from hub_snapshot import pinned_snapshot
 from serving_artifacts import declared_dtype, save_for_serving, serving_dtype
 
 LOG = logging.getLogger("train")
@@ -479,6 +480,8 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
     LOG.info("device=%s processes=%d 4bit=%s batching=%s model=%s", device, settings.num_processes,
              settings.quantize_4bit, settings.batching.strategy, source)
     token = read_hf_token(hyperparameters.hf_token_secret_arn)
+    if source == hyperparameters.model_id:     # a Hub id: the commit Preflight resolved, downloaded once
+        source = pinned_snapshot(source, hyperparameters.model_revision, token)
 
     tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(source, token=token))
     train_dataset, dropped = tokenize_conversations(tokenizer, conversations, hyperparameters.max_length)

@@ -5,7 +5,7 @@ Every job runs the Hugging Face PyTorch training image with an explicit entrypoi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.environment import LambdaEnvironment
 from common.instance_types import volume_kms_key
@@ -38,10 +38,27 @@ class RunContext:
     names: dict
     paths: dict
     env: LambdaEnvironment
+    preflight: dict = field(default_factory=dict)   # what Preflight resolved ($.preflight)
 
     @classmethod
-    def from_run(cls, run: dict, env: LambdaEnvironment) -> "RunContext":
-        return cls(run["run_id"], run["config"], run["names"], run["paths"], env)
+    def from_run(cls, run: dict, env: LambdaEnvironment, preflight: dict | None = None) -> "RunContext":
+        return cls(run["run_id"], run["config"], run["names"], run["paths"], env, preflight or {})
+
+    def hub_revision(self, what: str) -> str | None:
+        """The commit Preflight resolved for the Hub base model or data set (`what`), else the asked revision.
+
+        Every job downloads that commit, so the model that is registered is the one that was checked
+        and trained, even when the branch moves during the run.
+        """
+        resolved = self.preflight.get(what) or {}
+        if resolved.get("source") == "hub" and resolved.get("sha"):
+            return resolved["sha"]
+        section = self.config["base_model"] if what == "base_model" else self.config["dataset"]
+        return section.get("revision" if what == "base_model" else "hf_revision")
+
+    def hub_token_args(self) -> list[str]:
+        """Where the scripts read the Hugging Face token (gated repositories), when the stack has one."""
+        return ["--hf-token-secret-arn", self.env.hf_token_secret_arn] if self.env.hf_token_secret_arn else []
 
     @property
     def tags(self) -> list[dict]:
@@ -130,6 +147,9 @@ def prepare_request(ctx: RunContext) -> dict:
         args = ["--input", f"{data_dir}/{file_name}", *args]
     else:
         args += ["--hf-dataset-id", dataset["hf_dataset_id"], "--hf-split", dataset.get("hf_split", "train")]
+        if ctx.hub_revision("dataset"):
+            args += ["--hf-revision", ctx.hub_revision("dataset")]
+        args += ctx.hub_token_args()
     return _processing_request(ctx, "prepare", ctx.config["preparation"], inputs, "data", output_dir,
                                ctx.paths["data"], args, isolate="s3_uri" in dataset)
 
@@ -151,7 +171,9 @@ def evaluate_request(ctx: RunContext) -> dict:
         inputs.append(_s3_input("base_model", base["s3_uri"], f"{root}/base_model"))
         args += ["--base-model-dir", f"{root}/base_model"]
     else:
-        args += ["--base-model-id", base["hf_model_id"]]
+        args += ["--base-model-id", base["hf_model_id"], *ctx.hub_token_args()]
+        if ctx.hub_revision("base_model"):
+            args += ["--base-model-revision", ctx.hub_revision("base_model")]
     isolate = ctx.base_model_from_s3 or bool(evaluation.get("skip_base"))
     return _processing_request(ctx, "evaluate", evaluation, inputs, "eval", output_dir,
                                ctx.paths["eval"], args, isolate=isolate)
@@ -179,6 +201,8 @@ def _hyperparameters(ctx: RunContext) -> dict[str, str]:
     base = ctx.config["base_model"]
     if not ctx.base_model_from_s3:
         values["model_id"] = base["hf_model_id"]
+        if ctx.hub_revision("base_model"):
+            values["model_revision"] = ctx.hub_revision("base_model")
         if ctx.env.hf_token_secret_arn:
             values["hf_token_secret_arn"] = ctx.env.hf_token_secret_arn
     return {key: (str(value).lower() if isinstance(value, bool) else str(value))

@@ -264,13 +264,14 @@ def test_hub_data_set_id_reads_through_the_hub_reader(tmp_path, monkeypatch):
 
     asked = []
 
-    def fake_hub(dataset_id, split):  # the real reader needs the network
-        asked.append((dataset_id, split))
+    def fake_hub(dataset_id, split, revision=None, token=None):  # the real reader needs the network
+        asked.append((dataset_id, split, revision, token))
         return [RawRow(number, row) for number, row in enumerate(sql_rows(10), start=1)]
 
     monkeypatch.setattr(prepare_data, "read_hub_dataset", fake_hub)
     assert main(["--hf-dataset-id", "b-mc2/sql-create-context", "--hf-split", "train", "--format",
-                 "sql-create-context", "--output-dir", str(tmp_path / "out"), "--test-size", "2"]) == 0
-    assert asked == [("b-mc2/sql-create-context", "train")]
+                 "sql-create-context", "--output-dir", str(tmp_path / "out"), "--test-size", "2",
+                 "--hf-revision", "0123abc"]) == 0
+    assert asked == [("b-mc2/sql-create-context", "train", "0123abc", None)]   # no secret: no token
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["input"] == "b-mc2/sql-create-context" and report["counts"]["train"] == 8
