@@ -57,19 +57,17 @@ class QuoteScanner:
                     self.state, index = _IN_QUOTED, index + 1
                 else:                       # the field's closing quote; this byte is read unquoted
                     self.state = _IN_FIELD
-            elif state == _START_FIELD:
-                byte = chunk[index]
-                if byte == _QUOTE:
-                    self.state = _IN_QUOTED
-                elif byte != _COMMA and byte != _NEWLINE:
-                    self.state = _IN_FIELD
-                index += 1
-            else:  # an unquoted field: a quote is an ordinary character, a comma or line break ends it
-                comma, newline = chunk.find(b",", index), chunk.find(b"\n", index)
-                ends = [position for position in (comma, newline) if position >= 0]
-                if not ends:
+            else:  # outside quotes: a quote opens a field only as its first character
+                found = chunk.find(b'"', index)
+                if found < 0:
+                    if index < length:
+                        self.state = _START_FIELD if chunk[-1] in (_COMMA, _NEWLINE) else _IN_FIELD
                     return
-                self.state, index = _START_FIELD, min(ends) + 1
+                if found == index:
+                    opens = state == _START_FIELD
+                else:
+                    opens = chunk[found - 1] in (_COMMA, _NEWLINE)
+                self.state, index = (_IN_QUOTED if opens else _IN_FIELD), found + 1
 
 
 def read_records(handle: BinaryIO, max_bytes: int) -> Iterator[Record]:

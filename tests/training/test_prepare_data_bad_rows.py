@@ -190,7 +190,10 @@ def test_csv_records_match_the_csv_module_whatever_the_chunk_size(monkeypatch, c
     rows = [["".join(rng.choice(pieces) for _ in range(rng.randint(0, 4))) for _ in range(3)] for _ in range(200)]
     buffer = io.StringIO(newline="")
     csv.writer(buffer).writerows(rows)
-    text = buffer.getvalue() + 'p,q"r,s\n'  # a quote inside an unquoted field is an ordinary character
+    # Irregular but readable: a quote inside an unquoted field is an ordinary character; text after a
+    # closing quote stays in the field; an empty field before a quoted one.
+    text = buffer.getvalue() + 'p,q"r,s\n' + 'a"b,"c""d"e,f\n' + '"x"y,z\n' + ',"q\n",\n' + '""\n'
+    rows = None
     records = list(csv_records.read_records(io.BytesIO(text.encode()), 1 << 30))
     parsed = [values for record in records
               for values in csv.reader(io.StringIO(record.data.decode(), newline=""))]
