@@ -30,7 +30,15 @@ MESSAGE_KEYS = ("role", "content", "weight")
 
 
 class RowError(ValueError):
-    """One row that cannot be used; the message says why."""
+    """One row that cannot be used; the message says why, ``kind`` names the category."""
+
+    kind = "format"
+
+
+class RowTooLong(RowError):
+    """A row longer than the character limit (--max-chars)."""
+
+    kind = "too_long"
 
 
 Messages = list[dict[str, str]]
@@ -86,7 +94,7 @@ def _text_field(row: dict, name: str, context: _Conversion, required: bool = Tru
     if not isinstance(value, str):
         raise RowError(f"field {name!r} must be a string, got {type(value).__name__}: {_short(value)}")
     if context.max_chars is not None and len(value) > context.max_chars:
-        raise RowError(f"field {name!r} is {len(value):,} characters, over the limit of "
+        raise RowTooLong(f"field {name!r} is {len(value):,} characters, over the limit of "
                        f"{context.max_chars:,} for a whole conversation (--max-chars)")
     check_text(value, f"field {name!r}")
     if required and not value.strip():
@@ -245,7 +253,7 @@ def convert(row: Any, data_format: str, max_chars: int | None = None) -> Convert
     messages = CONVERTERS[data_format](row, context)
     total = sum(len(message["content"]) for message in messages)
     if max_chars is not None and total > max_chars:
-        raise RowError(f"the conversation is {total:,} characters, over the limit of {max_chars:,} (--max-chars)")
+        raise RowTooLong(f"the conversation is {total:,} characters, over the limit of {max_chars:,} (--max-chars)")
     for name in row:
         if name not in FIELDS[data_format]:
             context.note("unknown_field_dropped", _short(name, 40).strip("'"))

@@ -24,6 +24,7 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024
 TOO_DEEP = "JSON nested too deeply to read (arrays or objects inside one another ~1,000 levels deep)"
 _BOM = b"\xef\xbb\xbf"
 PARQUET_BATCH_ROWS = 1024
+_PARQUET_VALUE_ERRORS = (ValueError, OverflowError)  # UnicodeDecodeError and pyarrow's ArrowInvalid among them
 
 
 class DataFileError(ValueError):
@@ -124,6 +125,8 @@ def parse_json_text(text: str) -> tuple[Any, str | None, str | None]:
         return None, f"broken JSON ({error.msg} at column {error.colno})", "broken_json"
     except RecursionError:
         return None, TOO_DEEP, "too_deep"
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        return None, f"unreadable JSON ({error})", "broken_json"
 
 
 def _read_jsonl(path: Path, max_bytes: int) -> Iterator[RawRow]:
@@ -177,6 +180,8 @@ def _read_json(path: Path) -> Iterator[RawRow]:
     except RecursionError as error:
         raise DataFileError(f"{path.name} is nested too deeply to read (arrays or objects inside one another "
                             "~1,000 levels deep); a JSONL file would let the other rows through") from error
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        raise DataFileError(f"{path.name} cannot be read as JSON: {error}") from error
     if isinstance(document, dict):
         lists = {key: value for key, value in document.items() if isinstance(value, list)}
         if "data" in lists:
@@ -244,6 +249,8 @@ def _csv_header(path: Path, record, max_bytes: int) -> list[str]:
         raise DataFileError(f"{path.name} line 1 (the header): {invalid_utf8(record.data, error)}") from error
     except csv.Error as error:
         raise DataFileError(f"{path.name}: the CSV header row cannot be read ({error})") from error
+    if record.unclosed_quote:
+        raise DataFileError(f"{path.name}: the CSV header row opens a quote that is never closed")
     if not rows or not rows[0]:
         raise DataFileError(f"{path.name}: the CSV file has no header row")
     return rows[0]
@@ -269,8 +276,8 @@ def _read_parquet(path: Path) -> Iterator[RawRow]:
         for batch in batches:
             try:
                 rows = batch.to_pylist()
-            except UnicodeDecodeError:
-                rows = None  # some string in the batch is not UTF-8: find it row by row
+            except _PARQUET_VALUE_ERRORS:
+                rows = None  # some value in the batch cannot be read (a string that is not UTF-8): find it
             for index in range(batch.num_rows):
                 number += 1
                 yield RawRow(number, rows[index]) if rows is not None else _parquet_row(batch, index, number)
@@ -284,10 +291,10 @@ def _parquet_row(batch, index: int, number: int) -> RawRow:
         try:
             value[name] = column[index].as_py()
         except UnicodeDecodeError:
-            bad.append(name)
-    if bad:
-        return RawRow(number, error=f"invalid UTF-8: column(s) {', '.join(map(repr, bad))} hold bytes that are "
-                                    "not UTF-8 text", kind="invalid_utf8")
+            return RawRow(number, error=f"invalid UTF-8: column {name!r} holds bytes that are not UTF-8 text",
+                          kind="invalid_utf8")
+        except _PARQUET_VALUE_ERRORS as error:
+            return RawRow(number, error=f"column {name!r} cannot be read ({error})", kind="unreadable")
     return RawRow(number, value)
 
 

@@ -44,6 +44,9 @@ def _opt_ml() -> Path:
 
 
 def default_exit_message_files() -> list[Path]:
+    """Inside a job (the OPT_ML folder exists): the files its platform reads a failure's message from."""
+    if not _opt_ml().is_dir():
+        return []
     output = _opt_ml() / "output"
     return [output / "message", output / "failure"]
 
@@ -149,8 +152,7 @@ def convert_rows(rows: Iterable[RawRow], data_format: str, max_chars: int | None
         try:
             converted = convert(raw.value, data_format, max_chars)
         except RowError as error:
-            kind = "too_long" if "(--max-chars)" in str(error) else "format"
-            rejected.append(_bad_row(raw.line, str(error), kind))
+            rejected.append(_bad_row(raw.line, str(error), error.kind))
             continue
         except RecursionError:
             rejected.append(_bad_row(raw.line, "the row is nested too deeply to read", "too_deep"))
@@ -386,8 +388,9 @@ def parse_args(argv: list[str] | None = None) -> PrepareConfig:
     parser.add_argument("--tokenizer", type=Path, default=None, dest="tokenizer_dir",
                         help="tokenizer folder, for token-length statistics")
     parser.add_argument("--max-length", type=int, default=None,
-                        help=f"the training token budget (default {TRAINING_MAX_LENGTH}, training's own): "
-                             "rows longer in tokens are reported, and it sets the --max-chars default")
+                        help=f"the training job's max_length in tokens (default: training's default, "
+                             f"{TRAINING_MAX_LENGTH}); sets the --max-chars default and, with --tokenizer, "
+                             "rows longer than this are listed")
     parser.add_argument("--max-chars", type=_positive("max-chars"), default=None,
                         help=f"refuse a row whose conversation is longer than this many characters "
                              f"(default {CHARS_PER_TOKEN_BOUND} x --max-length, "
@@ -396,8 +399,8 @@ def parse_args(argv: list[str] | None = None) -> PrepareConfig:
                         help=f"list at most this many rows per list in report.json (default {LIST_CAP}); "
                              "the totals are always given")
     parser.add_argument("--exit-message-file", type=Path, action="append", default=None, dest="exit_message_files",
-                        help="where a refusal's short message goes (repeatable; default "
-                             f"{' and '.join(map(str, default_exit_message_files()))})")
+                        help="where a refusal's short message goes (repeatable; default, when $OPT_ML "
+                             "exists: $OPT_ML/output/message and $OPT_ML/output/failure)")
     parser.add_argument("--hf-dataset-id", default=None, help="read a Hugging Face Hub data set instead of --input")
     parser.add_argument("--hf-split", default="train")
     args = parser.parse_args(argv)

@@ -18,7 +18,8 @@ ERRORS_SHOWN = 5
 
 
 class ChangeCounts:
-    """Per kind of change: how many rows, how many times, per detail (a field name), and the first lines."""
+    """Per kind of change: how many rows, how many times, per detail (a field name) and the first lines;
+    details and lines stop at the cap."""
 
     def __init__(self, cap: int = LIST_CAP) -> None:
         self.cap = cap
@@ -38,7 +39,7 @@ class ChangeCounts:
 
     def to_report(self) -> dict:
         return {kind: {"rows": entry["rows"], "occurrences": entry["occurrences"],
-                       **({"details": dict(entry["details"].most_common())} if entry["details"] else {}),
+                       **({"details": dict(entry["details"].most_common(self.cap))} if entry["details"] else {}),
                        "lines": entry["lines"]}
                 for kind, entry in sorted(self._kinds.items())}
 
@@ -84,6 +85,6 @@ def write_exit_message(paths: list[Path], message: str) -> None:
     for path in paths:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(message, encoding="utf-8")
+            path.write_bytes(message.encode("utf-8", errors="backslashreplace"))
         except OSError:
             pass

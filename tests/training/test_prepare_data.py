@@ -176,11 +176,12 @@ def test_too_many_bad_rows_refuse_the_set_and_write_only_the_report(tmp_path):
 
 
 def test_cli_refusal_exits_non_zero_with_the_reason(tmp_path):
+    (tmp_path / "opt_ml").mkdir()
     path = write_jsonl(tmp_path / "d.jsonl", ["{oops"] + [json.dumps(row) for row in sql_rows(3)])
     result = subprocess.run([sys.executable, str(SCRIPT), "--input", str(path), "--format", "sql-create-context",
                              "--output-dir", str(tmp_path / "out"), "--test-size", "1"],
                             capture_output=True, text=True, cwd=tmp_path,
-                            env={**os.environ, "OPT_ML": str(tmp_path / "opt_ml")})
+                            env={**os.environ, "OPT_ML": str((tmp_path / "opt_ml").resolve())})
     assert result.returncode != 0
     assert "1 of 4 rows (25.0%) are unusable" in result.stderr and "line 1: broken JSON" in result.stderr
     assert "prepare_data: bad line 1: broken JSON" in result.stdout

@@ -106,6 +106,13 @@ def test_a_line_over_the_byte_limit_is_a_bad_row_and_not_kept(tmp_path):
     assert rows[1].value is None and "the line is 5,034 bytes, over the limit of 1,000 bytes" in rows[1].error
 
 
+def test_an_integer_too_long_to_convert_is_a_bad_row(tmp_path):
+    lines = good_lines(20)
+    lines[2] = b'{"prompt": "p", "completion": "c", "n": ' + b"9" * 5000 + b"}"
+    prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines))
+    assert list(bad_lines(report)) == [3] and "unreadable JSON (Exceeds the limit" in bad_lines(report)[3]
+
+
 def test_a_byte_order_mark_and_blank_lines_are_not_rows(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(good_lines(3)) + b"\n\n   \n")
@@ -237,7 +244,7 @@ def test_parquet_strings_that_are_not_utf8_are_bad_rows_by_row_number(tmp_path):
                       "completion": pa.array(["a"] * 20)})
     pq.write_table(table, tmp_path / "d.parquet")
     prepared, report = prepare(tmp_path, tmp_path / "d.parquet")
-    assert list(bad_lines(report)) == [13] and "column(s) 'prompt'" in bad_lines(report)[13]
+    assert list(bad_lines(report)) == [13] and "column 'prompt' holds bytes that are not UTF-8" in bad_lines(report)[13]
     assert report["counts"]["valid"] == 19
 
 
@@ -283,6 +290,7 @@ def test_a_file_that_cannot_be_read_still_gets_a_report(tmp_path):
 
 def test_cli_refusal_logs_every_bad_row_and_writes_a_short_exit_message(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("OPT_ML", str(tmp_path / "opt_ml"))
+    (tmp_path / "opt_ml").mkdir()
     lines = good_lines(5) + [b'{"prompt": "' + b"z" * 300 + b'"}'] * 40
     path = write_bytes_lines(tmp_path / "d.jsonl", lines)
     assert main(["--input", str(path), "--format", "prompt-completion", "--output-dir", str(tmp_path / "out"),
@@ -296,6 +304,17 @@ def test_cli_refusal_logs_every_bad_row_and_writes_a_short_exit_message(tmp_path
     assert message.rstrip().endswith(f"more; every bad row is printed in the job's log and listed in "
                                      f"{tmp_path / 'out' / 'report.json'}")
     assert len(json.loads((tmp_path / "out" / "report.json").read_text())["rejected"]) == 10
+
+
+def test_outside_a_job_no_exit_message_file_is_written_by_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPT_ML", str(tmp_path / "opt_ml"))  # does not exist: not inside a job
+    path = write_bytes_lines(tmp_path / "d.jsonl", [b"{broken"] * 3)
+    assert main(["--input", str(path), "--format", "prompt-completion", "--output-dir", str(tmp_path / "out")]) == 1
+    assert not (tmp_path / "opt_ml").exists()
+    chosen = tmp_path / "elsewhere" / "message.txt"
+    assert main(["--input", str(path), "--format", "prompt-completion", "--output-dir", str(tmp_path / "out"),
+                 "--exit-message-file", str(chosen)]) == 1
+    assert chosen.read_text().startswith("prepare_data refused the data set: 3 of 3 rows")
 
 
 def test_exit_message_fits_the_byte_limit_with_multibyte_text():
@@ -379,3 +398,7 @@ def test_change_lines_are_capped_but_counted(tmp_path):
     prepared, report = prepare(tmp_path, path, report_list_cap=4)
     assert report["changes"]["unknown_field_dropped"] == {"rows": 30, "occurrences": 30, "details": {"extra": 30},
                                                           "lines": [1, 2, 3, 4]}
+    rows = [{"prompt": f"q{n}", "completion": "a", f"field{n}": n} for n in range(30)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    prepared, report = prepare(tmp_path, path, report_list_cap=4)
+    assert len(report["changes"]["unknown_field_dropped"]["details"]) == 4
