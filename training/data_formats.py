@@ -35,6 +35,12 @@ class RowError(ValueError):
     kind = "format"
 
 
+class LoneSurrogate(RowError):
+    """Text that is not Unicode: half of a UTF-16 surrogate pair."""
+
+    kind = "lone_surrogate"
+
+
 class RowTooLong(RowError):
     """A row longer than the character limit (--max-chars)."""
 
@@ -74,7 +80,7 @@ def check_text(text: str, where: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise RowError(f"{where} holds a lone surrogate U+{ord(text[error.start]):04X} at character "
+        raise LoneSurrogate(f"{where} holds a lone surrogate U+{ord(text[error.start]):04X} at character "
                        f"{error.start + 1}: not valid Unicode text (often bytes decoded with the wrong "
                        "encoding); fix the text at its source") from None
 

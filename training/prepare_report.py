@@ -13,7 +13,9 @@ from pathlib import Path
 from data_formats import Change
 
 LIST_CAP = 1000
-EXIT_MESSAGE_BYTES = 1024
+# SageMaker keeps 1,024 bytes of a Processing job's exit message; a failure reason built from it
+# ("AlgorithmError: ExitCode 1" and a line break before it) must fit in the same 1,024.
+EXIT_MESSAGE_BYTES = 992
 ERRORS_SHOWN = 5
 
 

@@ -65,6 +65,7 @@ def test_lone_surrogate_escapes_are_bad_rows_naming_the_field(tmp_path):
     assert list(reasons) == [3, 10]
     assert "field 'prompt' holds a lone surrogate U+DC80 at character 3" in reasons[3]
     assert "field 'completion' holds a lone surrogate U+D800 at character 1" in reasons[10]
+    assert report["rejected_by_kind"] == {"lone_surrogate": 2}
     kept = [example.messages[0]["content"] for example in prepared.train + prepared.test]
     assert "an emoji \U0001F600 is a pair" in kept
     # The outputs are valid UTF-8 throughout.
