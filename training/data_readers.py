@@ -253,6 +253,9 @@ def _csv_header(path: Path, record, max_bytes: int) -> list[str]:
         raise DataFileError(f"{path.name}: the CSV header row opens a quote that is never closed")
     if not rows or not rows[0]:
         raise DataFileError(f"{path.name}: the CSV file has no header row")
+    if len(rows) > 1:  # only a bare carriage return ends a csv row without ending a line
+        raise DataFileError(f"{path.name}: its lines end in a bare carriage return (\\r); save it with \\n or "
+                            "\\r\\n line ends")
     return rows[0]
 
 
@@ -302,6 +305,10 @@ def read_hub_dataset(dataset_id: str, split: str) -> Iterator[RawRow]:
     """Rows of a Hugging Face Hub data set (cloud only: this needs the network)."""
     from datasets import load_dataset
 
-    dataset = load_dataset(dataset_id, split=split)
+    try:
+        dataset = load_dataset(dataset_id, split=split)
+    except Exception as error:  # the Hub, the network or the data set's own files
+        raise DataFileError(f"Hugging Face Hub data set {dataset_id!r} (split {split!r}) cannot be loaded: "
+                            f"{type(error).__name__}: {error}") from error
     for number, value in enumerate(dataset, start=1):
         yield RawRow(number, dict(value))

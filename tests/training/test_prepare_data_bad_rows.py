@@ -215,6 +215,13 @@ def test_csv_records_match_the_csv_module_whatever_the_chunk_size(monkeypatch, c
     assert [record.line for record in records] == starts
 
 
+def test_a_csv_file_with_bare_carriage_returns_is_refused_not_read_as_one_row(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"prompt,completion\rone,1\rtwo,2\r")
+    with pytest.raises(DataSetRefused, match="bare carriage return"):
+        prepare(tmp_path, path)
+
+
 # --- JSON and Parquet -----------------------------------------------------------------------------
 
 def test_a_json_file_with_bytes_that_are_not_utf8_loses_only_those_rows(tmp_path):
