@@ -3,8 +3,8 @@
     python training/prepare_data.py --input data.jsonl --format sql-create-context --output-dir out/
 
 writes ``train.jsonl`` and ``test.jsonl`` (one ``{"messages": [...]}`` per line) and ``report.json``
-(counts, every rejected row with its line and reason, every duplicate, what was dropped or changed in
-the rows kept, token-length percentiles). No row stops the job: a row that cannot be decoded,
+(counts; the rejected rows with their line and reason and the duplicates, up to a cap; what was
+dropped or changed in the rows kept; token-length percentiles). No row stops the job: a row that cannot be decoded,
 parsed, converted or is too long is skipped and listed. When the bad rows' share exceeds
 ``--max-bad-fraction`` the whole set is refused, because a mostly broken file usually means the
 wrong ``--format`` or the wrong file: no train/test files are written, report.json still is, every
