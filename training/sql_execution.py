@@ -51,6 +51,8 @@ POOL_SIZE = 6
 MAX_PROGRESS_CALLS = DEFAULT_STEP_BUDGET
 # Longest query text given to the parser (SQLite refuses longer statements anyway).
 MAX_PARSED_LENGTH = LIMITS[sqlite3.SQLITE_LIMIT_SQL_LENGTH]
+# Longest context whose repeated CREATE TABLE statements are merged (real ones are far shorter).
+MAX_MERGED_CONTEXT = 20_000
 
 _DIALECT = sqlglot.Dialect.get_or_raise("sqlite")
 _INT64_MAX = 2 ** 63 - 1
@@ -290,9 +292,59 @@ def _affinity(declared_type: str) -> str:
     return "text"
 
 
-def create_schema(sandbox: Sandbox, context: str) -> list[Column]:
+def merge_repeated_tables(statements: list[str]) -> list[str]:
+    """One CREATE TABLE per table: later declarations of a table add their new columns to the first.
+
+    sql-create-context declares a table once for each part of the query that uses it, each time
+    with the columns that part needs, and sometimes one column twice in two spellings (``Major``,
+    ``major``). SQLite refuses both; read as one table with every column they name, the row can be
+    scored. Statements are returned unchanged when no table or column repeats (or the context is
+    too long to be worth reading twice)."""
+    if sum(len(statement) for statement in statements) > MAX_MERGED_CONTEXT:
+        return statements
+    tables: dict[str, tuple[int, exp.Expression, dict[str, exp.Expression]]] = {}
+    repeated = False
+    kept: list[str | None] = []
+    for statement in statements:
+        tree = parse_query_any(statement) if _CREATE_TABLE_RE.match(statement) else None
+        schema = tree.this if isinstance(tree, exp.Create) else None
+        if not isinstance(schema, exp.Schema) or not isinstance(schema.this, exp.Table) or \
+                not all(isinstance(item, exp.ColumnDef) for item in schema.expressions):
+            kept.append(statement)
+            continue
+        name = schema.this.name.lower()
+        columns = tables[name][2] if name in tables else {}
+        for column in schema.expressions:
+            if column.name.lower() in columns:
+                repeated = True
+            else:
+                columns[column.name.lower()] = column
+        if name in tables:
+            repeated = True
+            continue
+        tables[name] = (len(kept), schema.this, columns)
+        kept.append(None)
+    if not repeated:
+        return statements
+    for name, (index, table, columns) in tables.items():
+        definitions = ", ".join(column.sql(dialect=_DIALECT, identify=True) for column in columns.values())
+        kept[index] = f"CREATE TABLE {quote_identifier(table.name)} ({definitions})"
+    return [statement for statement in kept if statement is not None]
+
+
+def parse_query_any(sql: str) -> exp.Expression | None:
+    """Any one statement's syntax tree (CREATE TABLE included), or None."""
+    try:
+        trees = [tree for tree in sqlglot.parse(sql, read=_DIALECT) if tree is not None]
+    except Exception:
+        return None
+    return trees[0] if len(trees) == 1 else None
+
+
+def create_schema(sandbox: Sandbox, context: str, statements: list[str] | None = None) -> list[Column]:
     """Run the context's statements in the sandbox and return the columns SQLite created."""
-    statements = context_statements(context)
+    if statements is None:
+        statements = merge_repeated_tables(context_statements(context))
     if not any(_CREATE_TABLE_RE.match(statement) for statement in statements):
         raise SchemaError(f"context has no complete CREATE TABLE statement: {context[:120]!r}")
     sandbox.begin_phase(Phase.SCHEMA)
@@ -354,8 +406,13 @@ def _literal_value(node: exp.Expression, column_names: set[str]):
     return None
 
 
+# Wrappers whose argument a compared literal says something about: MAX(x) > 5 wants x near 5,
+# and so do SUM(x) > 5 (a group of one row), lower(x) = 'a' and CAST(x AS INT) = 3.
+_UNWRAPPED = (exp.Paren, exp.Max, exp.Min, exp.Sum, exp.Avg, exp.Lower, exp.Upper, exp.Cast, exp.Abs, exp.Trim)
+
+
 def _column_name(node: exp.Expression, column_names: set[str]) -> str | None:
-    while isinstance(node, exp.Paren):
+    while isinstance(node, _UNWRAPPED) and isinstance(node.this, exp.Expression):
         node = node.this
     if isinstance(node, exp.Column) and node.name.lower() in column_names:
         return node.name.lower()
@@ -473,7 +530,8 @@ def _numeric_neighbours(value: int | float) -> list:
     return [value, value - 1, value + 1]
 
 
-def _value_pool(affinity: str, literals: list, patterns: list[str], rng: random.Random) -> list:
+def _value_pool(affinity: str, literals: list, patterns: list[str], rng: random.Random,
+                pool_size: int = POOL_SIZE) -> list:
     """A small pool of values for one group of columns: its literals, their neighbours, random ones."""
     pool: list = []
     numbers = [value for value in literals if isinstance(value, (int, float))]
@@ -494,15 +552,21 @@ def _value_pool(affinity: str, literals: list, patterns: list[str], rng: random.
     if numbers or affinity != "text":
         low = max(int(min(finite, default=0)) - 20, _INT64_MIN)
         high = min(int(max(finite, default=100)) + 20, _INT64_MAX)
-        for _ in range(POOL_SIZE):
+        for _ in range(pool_size):
             if affinity == "real":
                 pool.append(round(rng.uniform(low, high), 2))
             else:
                 pool.append(rng.randint(low, high))
     else:
-        for _ in range(POOL_SIZE):
+        for _ in range(pool_size):
             pool.append(f"{rng.choice(_WORDS)} {rng.choice(_WORDS)}" if rng.random() < 0.3 else rng.choice(_WORDS))
     return pool
+
+
+def pool_size_for(rows_per_table: int) -> int:
+    """Random values per pool: few in small fills (GROUP BY and DISTINCT see repeats), more in large
+    ones (DISTINCT over a join, ``<>`` against ``=``, see values that differ)."""
+    return max(POOL_SIZE // 2, rows_per_table // 2)
 
 
 def fill_database(sandbox: Sandbox, columns: list[Column], hints: QueryHints, rows_per_table: int,
@@ -518,7 +582,8 @@ def fill_database(sandbox: Sandbox, columns: list[Column], hints: QueryHints, ro
     for group, group_names in sorted(members.items()):
         literals = [value for name in group_names for value in hints.literals.get(name, [])]
         patterns = [pattern for name in group_names for pattern in hints.like_patterns.get(name, [])]
-        pools[group] = _value_pool(affinity[group_names[0]], literals, patterns, rng)
+        pools[group] = _value_pool(affinity[group_names[0]], literals, patterns, rng,
+                                   pool_size_for(rows_per_table))
     tables: dict[str, list[Column]] = {}
     for column in columns:
         if tables_to_fill is None or column.table.lower() in tables_to_fill:
@@ -535,12 +600,16 @@ def fill_database(sandbox: Sandbox, columns: list[Column], hints: QueryHints, ro
 
 def _cell(name: str, row: int, hints: QueryHints, pool: list, rng: random.Random):
     """Row 0 holds every column's first literal and row 1 its last, so that conditions combined
-    with AND (or IN lists) select at least one row; the other rows draw from the pool."""
+    with AND (or IN lists) select at least one row; in the other rows each column holds one of its
+    literals a third of the time, independently of the other columns (so rows meet one condition
+    of an OR and not the other), and otherwise a value from the pool."""
     literals = hints.literals.get(name)
     if literals and row < 2:
         return literals[0] if row == 0 else literals[-1]
     if name in hints.null_tested and rng.random() < 0.25:
         return None
+    if literals and rng.random() < 1 / 3:
+        return rng.choice(literals)
     return rng.choice(pool)
 
 
@@ -612,10 +681,11 @@ def _execution_match(predicted: str, gold: str, context: str, seed: int,
         tables_to_fill = referenced_tables(gold_tree) | referenced_tables(predicted_tree)
     progress_calls = 0
     hints = None
+    statements = merge_repeated_tables(context_statements(context))
     for fill, rows_per_table in enumerate(row_counts):
         with Sandbox(step_budget=MAX_PROGRESS_CALLS) as sandbox:
             try:
-                columns = create_schema(sandbox, context)
+                columns = create_schema(sandbox, context, statements)
                 if hints is None:
                     names = {column.name.lower() for column in columns}
                     hints = _merge_hints([query_hints(gold, names, gold_tree),
