@@ -49,6 +49,9 @@ POOL_SIZE = 6
 # Step budget (progress-handler calls of PROGRESS_STEPS steps) of each phase: the context, the
 # fill, the gold query and the predicted query each get their own.
 MAX_PROGRESS_CALLS = DEFAULT_STEP_BUDGET
+# Phases with a budget of their own in each fill: the context, listing its tables, the fill, the
+# gold query, the prediction.
+PHASES_PER_FILL = 5
 # Longest query text given to the parser (SQLite refuses longer statements anyway).
 MAX_PARSED_LENGTH = LIMITS[sqlite3.SQLITE_LIMIT_SQL_LENGTH]
 # Longest context whose repeated CREATE TABLE statements are merged (real ones are far shorter).
@@ -339,6 +342,38 @@ def parse_query_any(sql: str) -> exp.Expression | None:
     except Exception:
         return None
     return trees[0] if len(trees) == 1 else None
+
+
+_CREATE_HEADER_WORDS = {TokenType.CREATE, TokenType.TABLE, TokenType.NOT, TokenType.EXISTS} | {
+    getattr(TokenType, name) for name in ("TEMPORARY", "IF") if hasattr(TokenType, name)}
+
+
+def created_table(statement: str) -> str | None:
+    """The lowercase name of the table a CREATE TABLE statement creates, or None (not one, unclear)."""
+    if not _CREATE_TABLE_RE.match(statement):
+        return None
+    header_end = statement.find("(")
+    tokens = _tokens(statement[:header_end] if header_end > 0 else statement[:1000])
+    names = [token for token in tokens or [] if token.token_type not in _CREATE_HEADER_WORDS
+             and token.text.upper() not in ("TEMP", "IF")]
+    if not names or names[0].token_type not in (TokenType.VAR, TokenType.IDENTIFIER) and not names[0].text.isidentifier():
+        return None
+    if len(names) >= 3 and names[1].token_type == TokenType.DOT:
+        return names[2].text.lower()  # schema.table
+    return names[0].text.lower()
+
+
+def statements_for_tables(statements: list[str], tables: set[str] | None) -> list[str]:
+    """Only the CREATE TABLE statements of the tables the queries read, when the context holds
+    nothing but CREATE TABLE statements: SQLite's work per CREATE TABLE grows with the number of
+    tables already there, so a context of thousands of tables would use up the step budget."""
+    if tables is None:
+        return statements
+    names = [created_table(statement) for statement in statements]
+    if any(name is None for name in names):
+        return statements
+    chosen = [statement for statement, name in zip(statements, names) if name in tables]
+    return chosen or statements
 
 
 def create_schema(sandbox: Sandbox, context: str, statements: list[str] | None = None) -> list[Column]:
@@ -655,6 +690,11 @@ def _fill_seed(seed: int, context: str, gold: str, predicted: str, fill: int) ->
     return int.from_bytes(digest[:8], "big")
 
 
+def progress_budget(row_counts: tuple[int, ...] = FILL_ROW_COUNTS) -> int:
+    """The most progress-handler calls one ``execution_match`` can use, whatever it is given."""
+    return len(row_counts) * PHASES_PER_FILL * (MAX_PROGRESS_CALLS + 1)
+
+
 def execution_match(predicted: str, gold: str, context: str, seed: int = 0,
                     row_counts: tuple[int, ...] = FILL_ROW_COUNTS) -> ExecutionResult:
     """Whether ``predicted`` returns what ``gold`` returns on every filled database for ``context``.
@@ -681,7 +721,7 @@ def _execution_match(predicted: str, gold: str, context: str, seed: int,
         tables_to_fill = referenced_tables(gold_tree) | referenced_tables(predicted_tree)
     progress_calls = 0
     hints = None
-    statements = merge_repeated_tables(context_statements(context))
+    statements = statements_for_tables(merge_repeated_tables(context_statements(context)), tables_to_fill)
     for fill, rows_per_table in enumerate(row_counts):
         with Sandbox(step_budget=MAX_PROGRESS_CALLS) as sandbox:
             try:
