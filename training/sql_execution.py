@@ -556,6 +556,10 @@ def _int64(value: int) -> bool:
     return _INT64_MIN <= value <= _INT64_MAX
 
 
+def _clamp64(value: int) -> int:
+    return min(max(value, _INT64_MIN), _INT64_MAX)
+
+
 def _numeric_neighbours(value: int | float) -> list:
     """The value and its neighbours (-1, +1) where SQLite can store them."""
     if isinstance(value, int):
@@ -585,8 +589,8 @@ def _value_pool(affinity: str, literals: list, patterns: list[str], rng: random.
         pool.extend([_like_example(pattern, rng), _near_miss(pattern)])
     finite = [value for value in numbers if math.isfinite(value)]
     if numbers or affinity != "text":
-        low = max(int(min(finite, default=0)) - 20, _INT64_MIN)
-        high = min(int(max(finite, default=100)) + 20, _INT64_MAX)
+        low = _clamp64(int(min(finite, default=0)) - 20)
+        high = _clamp64(int(max(finite, default=100)) + 20)
         for _ in range(pool_size):
             if affinity == "real":
                 pool.append(round(rng.uniform(low, high), 2))
