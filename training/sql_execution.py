@@ -26,6 +26,7 @@ reads them: an integer literal beyond 64 bits is a REAL.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import random
@@ -136,7 +137,14 @@ def _tokens(sql: str) -> list | None:
 
 
 def parse_query(sql: str) -> exp.Expression | None:
-    """The query's syntax tree from sqlglot's SQLite dialect, or None when it does not parse."""
+    """The query's syntax tree from sqlglot's SQLite dialect, or None when it does not parse.
+
+    Trees are cached (a gold query is scored against many predictions): read them, never change them."""
+    return _parse_cached(sql)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_cached(sql: str) -> exp.Expression | None:
     text = _strip_semicolons(sql)
     if not text or len(text) > MAX_PARSED_LENGTH:
         return None
@@ -374,6 +382,12 @@ def statements_for_tables(statements: list[str], tables: set[str] | None) -> lis
         return statements
     chosen = [statement for statement, name in zip(statements, names) if name in tables]
     return chosen or statements
+
+
+@functools.lru_cache(maxsize=256)
+def _prepared_context(context: str) -> list[str]:
+    """The context's statements, repeated tables merged; cached, as one context serves many queries."""
+    return merge_repeated_tables(context_statements(context))
 
 
 def create_schema(sandbox: Sandbox, context: str, statements: list[str] | None = None) -> list[Column]:
@@ -725,7 +739,7 @@ def _execution_match(predicted: str, gold: str, context: str, seed: int,
         tables_to_fill = referenced_tables(gold_tree) | referenced_tables(predicted_tree)
     progress_calls = 0
     hints = None
-    statements = statements_for_tables(merge_repeated_tables(context_statements(context)), tables_to_fill)
+    statements = statements_for_tables(_prepared_context(context), tables_to_fill)
     for fill, rows_per_table in enumerate(row_counts):
         with Sandbox(step_budget=MAX_PROGRESS_CALLS) as sandbox:
             try:
