@@ -179,11 +179,15 @@ def main(argv: list[str] | None = None) -> int:
         "equivalents": {"total": total_equivalents, "rejected": rejected,
                         "false_rejection_rate": _rate(rejected, total_equivalents),
                         "by_kind": {kind: dict(c) for kind, c in sorted(equivalent_counts.items())}},
-        "missed_mutant_examples": missed_examples,
-        "rejected_equivalent_examples": rejected_examples,
         "progress_calls": progress_calls,
         "wall_seconds": round(time.time() - started, 1),
     }
+    # Examples go to the console only: the result file is committed, the data set's rows must not be.
+    for example in missed_examples:
+        print(f"  accepted mutant ({example['kind']}): {example['mutant']}\n    gold: {example['gold']}")
+    for example in rejected_examples:
+        print(f"  rejected rewrite ({example['kind']}): {example['rewrite']}\n    gold: {example['gold']}; "
+              f"{example['error']}")
     path = result_file.write(args.out, RESULT_NAME, payload)
     one, three = payload["one_fill"], payload["three_fills"]
     print(f"\nmutants told apart: one fill {one['told_apart']}/{one['ran']} ({one['discrimination_rate']}), "

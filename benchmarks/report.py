@@ -161,8 +161,8 @@ def gpu_row(result: dict[str, Any]) -> dict[str, str]:
 def fill_row(result: dict[str, Any]) -> dict[str, str]:
     one, three, same = result["one_fill"], result["three_fills"], result["equivalents"]
     rate, rejected = three["discrimination_rate"] or 0.0, same["false_rejection_rate"] or 0.0
-    figures = (f"{result['rows_scored']} rows, {three['ran']} mutants told apart: one fill "
-               f"{_percent(one['discrimination_rate'])}, three fills {_percent(three['discrimination_rate'])}; "
+    figures = (f"{result['rows_scored']} rows, {three['ran']} mutants: told apart by one fill "
+               f"{_percent(one['discrimination_rate'])}, by three fills {_percent(three['discrimination_rate'])}; "
                f"{same['rejected']} of {same['total']} equivalent rewrites rejected ({_percent(same['false_rejection_rate'])})")
     return {"what": "Execution accuracy's filled databases: mutants of the gold query told apart, one fill vs three",
             "figures": figures, "ratio": _percent(three["discrimination_rate"]),
