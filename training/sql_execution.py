@@ -99,7 +99,6 @@ class QueryHints:
 class QueryOutcome:
     rows: list[tuple] | None
     error: str | None
-    budget_exceeded: bool = False
 
 
 @dataclass(frozen=True)
@@ -683,7 +682,7 @@ def run_query(sandbox: Sandbox, sql: str) -> QueryOutcome:
     except SandboxError as error:
         if error.kind == "budget":
             return QueryOutcome(None, f"query stopped after {MAX_PROGRESS_CALLS * PROGRESS_STEPS} "
-                                      f"SQLite steps (too slow)", budget_exceeded=True)
+                                      f"SQLite steps (too slow)")
         return QueryOutcome(None, str(error))
 
 

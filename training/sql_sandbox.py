@@ -205,8 +205,8 @@ class Sandbox:
         if isinstance(error, MemoryError):
             return SandboxError("too_large", f"out of memory (SQLite heap limit {HEAP_LIMIT_BYTES} bytes)")
         if "not authorized" in message:
-            return SandboxError("denied", f"{message} (the {self._phase.value} phase allows "
-                                          f"{'only reads' if self._phase is Phase.QUERY else 'only CREATE TABLE, CREATE INDEX and INSERT'})")
+            allowed = "only reads" if self._phase is Phase.QUERY else "only CREATE TABLE, CREATE INDEX and INSERT"
+            return SandboxError("denied", f"{message} (the {self._phase.value} phase allows {allowed})")
         if "too big" in message or "too large" in message or "too many" in message:
             return SandboxError("too_large", message)
         return SandboxError("error", message)
