@@ -681,8 +681,7 @@ def run_query(sandbox: Sandbox, sql: str) -> QueryOutcome:
         return QueryOutcome(sandbox.run(text), None)
     except SandboxError as error:
         if error.kind == "budget":
-            return QueryOutcome(None, f"query stopped after {MAX_PROGRESS_CALLS * PROGRESS_STEPS} "
-                                      f"SQLite steps (too slow)")
+            return QueryOutcome(None, f"too slow: {error}")
         return QueryOutcome(None, str(error))
 
 

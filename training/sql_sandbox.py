@@ -8,7 +8,8 @@ file, attach a database, change a setting, run for ever or take the process's me
   indexes and inserts rows (no triggers, views, virtual tables, temp objects, ATTACH, PRAGMA,
   DELETE, UPDATE, DROP, ALTER); ``QUERY`` only reads (SELECT, WITH, recursive CTEs, functions);
 - a step budget: a progress handler counts SQLite virtual-machine steps and stops a statement
-  that uses up its budget (deterministic, unlike a clock);
+  that uses up its budget (deterministic, unlike a clock; a time limit per phase backs it up for
+  statements whose every step is slow);
 - SQLite's own limits (``Connection.setlimit``) keep every value, statement, expression and
   result row small, so no single step can allocate much (``zeroblob(2000000000)``,
   ``printf('%.*c', 2000000000, 'x')`` and ``group_concat`` over huge strings fail at once with
@@ -26,6 +27,7 @@ from __future__ import annotations
 import enum
 import re
 import sqlite3
+import time
 from typing import Iterable
 
 # SQLite virtual-machine steps between two calls of the progress handler.
@@ -33,13 +35,18 @@ PROGRESS_STEPS = 1_000
 # Progress-handler calls a phase may use: 5,000 x 1,000 = 5 million steps, far more than any sane
 # query needs on tables of a few dozen rows, and a fraction of a second of work.
 DEFAULT_STEP_BUDGET = 5_000
+# A backstop to the step budget, for steps that are each slow (string functions on long values):
+# it only ever stops statements the step budget would take minutes to stop.
+PHASE_SECONDS = 10.0
 HEAP_LIMIT_BYTES = 512 * 1024 * 1024
 MAX_RESULT_ROWS = 100_000
 MAX_RESULT_BYTES = 32 * 1024 * 1024
 
 # Far above what a text-to-SQL schema or query needs, far below what could hurt.
 LIMITS = {
-    sqlite3.SQLITE_LIMIT_LENGTH: 100_000,  # one string, blob or row
+    # One string, blob or row. Also bounds the work of one step: instr() or replace() on two
+    # values of this length takes some 50 ms at worst.
+    sqlite3.SQLITE_LIMIT_LENGTH: 50_000,
     sqlite3.SQLITE_LIMIT_SQL_LENGTH: 1_000_000,  # one statement's text
     sqlite3.SQLITE_LIMIT_COLUMN: 256,  # columns of a table, result, index, GROUP BY, ORDER BY
     sqlite3.SQLITE_LIMIT_EXPR_DEPTH: 200,
@@ -94,8 +101,11 @@ def _lower_heap_limit(connection: sqlite3.Connection) -> None:
 class Sandbox:
     """One in-memory database; ``run`` executes one statement under the current phase's rules."""
 
-    def __init__(self, step_budget: int = DEFAULT_STEP_BUDGET):
+    def __init__(self, step_budget: int = DEFAULT_STEP_BUDGET, phase_seconds: float = PHASE_SECONDS):
         self.step_budget = step_budget
+        self.phase_seconds = phase_seconds
+        self._deadline = time.monotonic() + phase_seconds
+        self._out_of_time = False
         self.progress_calls = 0  # over the sandbox's life, for callers that report the work done
         self._phase_calls = 0
         self._phase = Phase.SCHEMA
@@ -137,6 +147,8 @@ class Sandbox:
         """Switch the rules and give the phase a fresh step budget."""
         self._phase = phase
         self._phase_calls = 0
+        self._deadline = time.monotonic() + self.phase_seconds
+        self._out_of_time = False
         # Changing the authorizer expires every prepared statement, so none outlives its phase.
         self.connection.set_authorizer(self._authorize)
 
@@ -149,6 +161,9 @@ class Sandbox:
         self._phase_calls += 1
         if self._phase_calls > self.step_budget:
             self._stopped = True
+            return 1
+        if time.monotonic() > self._deadline:
+            self._stopped = self._out_of_time = True
             return 1
         return 0
 
@@ -196,6 +211,9 @@ class Sandbox:
         return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
 
     def _failure(self, error: BaseException) -> SandboxError:
+        if self._stopped and self._out_of_time:
+            return SandboxError("budget", f"stopped after {self.phase_seconds:g} s (time limit of the "
+                                          f"{self._phase.value} phase)")
         if self._stopped:
             return SandboxError("budget", f"stopped after {self.step_budget * PROGRESS_STEPS} SQLite "
                                           f"steps (step budget of the {self._phase.value} phase)")
