@@ -18,11 +18,17 @@ The fill is deterministic (seed + schema + queries) and built so that conditions
 and near misses differ: the literals the gold and the predicted query compare columns with (found
 with sqlglot's SQLite parser) are planted in those columns, with their neighbours (literal - 1 and
 + 1, so ``>`` and ``>=`` differ), a case variant of text (so ``=`` and ``LIKE`` differ), strings that
-match a LIKE pattern and strings that nearly do; columns joined by ``a = b`` share one pool of
-values, and pools are small so GROUP BY and DISTINCT see repeated values. Columns hold NULLs only
+match a LIKE pattern and strings that nearly do. The first two rows hold every column's literals
+together (AND); elsewhere a column holds one of its literals a third of the time, independently of
+the others (OR). Columns joined by ``a = b`` share one pool of values; pools are small in small
+fills (GROUP BY and DISTINCT see repeated values) and larger in large ones. Columns hold NULLs only
 when a query tests them with ``IS [NOT] NULL``; elsewhere ``COUNT(*)`` and ``COUNT(col)`` agree, as
 they do on the NOT NULL columns real schemas mostly have. Numbers of any size are read as SQLite
 reads them: an integer literal beyond 64 bits is a REAL.
+
+The context is read in one linear pass. A table declared twice (sql-create-context declares one
+per use) becomes one table with the columns of both, and when the context holds only CREATE TABLE
+statements, only the tables the queries name are created and filled.
 """
 from __future__ import annotations
 
@@ -40,14 +46,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
-from sql_sandbox import (DEFAULT_STEP_BUDGET, LIMITS, PROGRESS_STEPS, Phase, Sandbox, SandboxError,
-                         quote_identifier)
+from sql_sandbox import DEFAULT_STEP_BUDGET, LIMITS, Phase, Sandbox, SandboxError, quote_identifier
 
 # Rows per table in each of the filled databases; several fills with different sizes and values
 # make an accidental match much less likely.
 FILL_ROW_COUNTS = (6, 15, 30)
 POOL_SIZE = 6
-# Step budget (progress-handler calls of PROGRESS_STEPS steps) of each phase: the context, the
+# Step budget (progress-handler calls of sql_sandbox.PROGRESS_STEPS steps) of each phase: the context, the
 # fill, the gold query and the predicted query each get their own.
 MAX_PROGRESS_CALLS = DEFAULT_STEP_BUDGET
 # Phases with a budget of their own in each fill: the context, listing its tables, the fill, the
