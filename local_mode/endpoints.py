@@ -29,6 +29,7 @@ import boto3
 from moto.core.exceptions import ServiceException
 from moto.core.utils import utcnow
 
+from local_mode import process_env
 from local_mode.moto_patches import S3Store
 from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri
 
@@ -252,7 +253,7 @@ class EndpointEmulator:
         if self.settings.never_healthy:
             command.append("--never-healthy")
         log = open(folder / "server.log", "w", encoding="utf-8")
-        env = {**os.environ, **environment, "PYTHONUNBUFFERED": "1"}
+        env = {**process_env.snapshot(), **environment, "PYTHONUNBUFFERED": "1"}
         project_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(folder),

@@ -70,6 +70,7 @@ class PrepareConfig:
     hf_split: str = "train"
     hf_revision: str | None = None          # the data set's commit Preflight resolved
     hf_token_secret_arn: str | None = None  # where the token for a gated data set is kept
+    refused_exit_code: int = 1              # 0 in the workflow: report.json is uploaded only by a job that succeeds
     test_size: float = 0.1  # a row count (>= 1) or a fraction 0 < x < 1
     seed: int = 42
     max_samples: int | None = None
@@ -414,6 +415,10 @@ def parse_args(argv: list[str] | None = None) -> PrepareConfig:
     parser.add_argument("--exit-message-file", type=Path, action="append", default=None, dest="exit_message_files",
                         help="where a refusal's short message goes (repeatable; default, when $OPT_ML "
                              "exists: $OPT_ML/output/message and $OPT_ML/output/failure)")
+    parser.add_argument("--refused-exit-code", type=int, choices=(0, 1), default=1,
+                        help="exit status when the set is refused (default 1). The workflow's job gives 0: a "
+                             "failed job uploads nothing, so report.json reaches S3 only from a job that "
+                             "succeeds, and the workflow fails the run from report.json's status")
     parser.add_argument("--hf-dataset-id", default=None, help="read a Hugging Face Hub data set instead of --input")
     parser.add_argument("--hf-split", default="train")
     parser.add_argument("--hf-revision", default=None, help="the commit (or branch) of --hf-dataset-id")
@@ -429,7 +434,7 @@ def parse_args(argv: list[str] | None = None) -> PrepareConfig:
     return PrepareConfig(
         data_format=args.data_format, output_dir=args.output_dir, input_path=args.input,
         hf_dataset_id=args.hf_dataset_id, hf_split=args.hf_split, hf_revision=args.hf_revision,
-        hf_token_secret_arn=args.hf_token_secret_arn, test_size=args.test_size, seed=args.seed,
+        hf_token_secret_arn=args.hf_token_secret_arn, refused_exit_code=args.refused_exit_code, test_size=args.test_size, seed=args.seed,
         max_samples=args.max_samples, max_bad_fraction=args.max_bad_fraction,
         tokenizer_dir=args.tokenizer_dir, max_length=args.max_length, max_chars=args.max_chars,
         report_list_cap=args.report_list_cap,
@@ -454,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                            exit_message(f"prepare_data refused the data set: {summary}", error.rejected,
                                         config.report_path))
         print(f"prepare_data: error: {error}", file=sys.stderr)
-        return 1
+        return config.refused_exit_code
     counts = prepared.report["counts"]
     print("prepare_data: " + ", ".join(f"{key}={value}" for key, value in counts.items()))
     log_bad_rows(prepared.rejected, "skipped")

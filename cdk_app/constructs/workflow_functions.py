@@ -96,6 +96,7 @@ class WorkflowFunctions(Construct):
         storage.grant_read_artifacts(fn["register"], RUNS)  # model data the package points to
         storage.grant_list_artifacts(fn["deploy"], RUNS)  # size of the merged model
         storage.grant_read_artifacts(fn["check_endpoint"], RUNS)  # evaluated predictions
+        storage.grant_read_artifacts(fn["describe_job"], RUNS)  # the data report of a finished prepare job
         notification.grant_publish(fn["notify"])
         # Preflight: inputs exist (reads the data bucket, run artifacts and configured input buckets),
         # the SageMaker role may read them (IAM's simulation), quotas, the serving endpoint, the token.

@@ -137,9 +137,14 @@ def prepare_request(ctx: RunContext) -> dict:
     data_dir, output_dir = f"{PROCESSING}/input/data", f"{PROCESSING}/output/data"
     args = ["--format", dataset["format"], "--output-dir", output_dir,
             "--test-size", str(dataset["test_size"]), "--seed", str(dataset["seed"]),
-            "--max-bad-fraction", str(dataset["max_bad_fraction"])]
+            "--max-bad-fraction", str(dataset["max_bad_fraction"]),
+            # A refused set still completes the job, so its report.json is uploaded; DescribePrepare fails the run.
+            "--refused-exit-code", "0"]
     if "max_samples" in dataset:
         args += ["--max-samples", str(dataset["max_samples"])]
+    max_length = ctx.config["training"].get("hyperparameters", {}).get("max_length")
+    if max_length:     # rows far longer than training reads are refused by line
+        args += ["--max-length", str(max_length)]
     inputs = []
     if "s3_uri" in dataset:
         file_name = dataset["s3_uri"].rsplit("/", 1)[-1]
