@@ -7,7 +7,7 @@ from common import aws, model_registry
 from common.environment import LambdaEnvironment
 from common.errors import translate_throttling
 from common.job_requests import owner_tags
-from common.lineage import lineage
+from common.lineage import lineage, lineage_line
 from common.model_registry import metadata_value
 from common.observability import logger, tracer
 from common.run import run_of
@@ -66,7 +66,8 @@ def handler(event: dict, context: object) -> dict:
         raise ValueError("the state has no gate decision at $.gate; Register runs after Gate")
     status = "Approved" if gate["passed"] else "Rejected"
     serving_image = env.serving_image(run["config"]["deployment"])
-    metadata = _metadata(run, gate, lineage(run, event["state"].get("preflight"), env, serving_image))
+    record = lineage(run, event["state"].get("preflight"), env, serving_image)
+    metadata = _metadata(run, gate, record)
     group = env.model_package_group_name
     model_registry.ensure_group(group, env.create_model_package_group)
     existing = model_registry.find_run_package(group, run["run_id"])
@@ -82,4 +83,5 @@ def handler(event: dict, context: object) -> dict:
                                    CustomerMetadataProperties=metadata)
     logger.info("model package registered", extra={"run_id": run["run_id"], "arn": arn,
                                                    "status": status, "adopted": bool(existing)})
-    return {"arn": arn, "status": status, "adopted": bool(existing)}
+    return {"arn": arn, "status": status, "adopted": bool(existing), "lineage": record,
+            "lineage_summary": lineage_line(record)}

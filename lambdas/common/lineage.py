@@ -85,3 +85,16 @@ def lineage(run: dict, preflight: dict | None, env: LambdaEnvironment, serving_i
                             f"{len(hyperparameters)} characters: DescribeTrainingJob {run['names']['train']} "
                             f"lists them; settings_sha256 identifies them"),
     }
+
+
+def lineage_line(record: dict | None) -> str | None:
+    """One line for a run's summary: base model and commit, data set and commit, the data's digests."""
+    if not isinstance(record, dict) or not record.get("base_model"):
+        return None
+    def at(source: str, revision: str) -> str:
+        return source if revision in ("s3", "", None) else f"{source}@{str(revision)[:12]}"
+    digests = ", ".join(f"{name} sha256 {str(record[key])[:12]}" for name, key in
+                        (("train", "train_sha256"), ("test", "test_sha256")) if record.get(key) != NOT_RECORDED)
+    return (f"base {at(record['base_model'], record.get('base_model_revision'))}; "
+            f"data {at(record.get('dataset', '?'), record.get('dataset_revision'))}"
+            + (f"; {digests}" if digests else ""))

@@ -48,6 +48,7 @@ def test_without_preflight_results_the_asked_revision_is_used_and_no_token_is_pa
 
 
 def test_the_model_package_records_its_lineage(aws, run):
+    run = _hub_dataset(run)
     run["config"]["training"]["hyperparameters"] = {"learning_rate": 0.0002, "lora_r": 16,
                                                     "gradient_checkpointing": True, "quantization": "4bit"}
     put_evaluation(aws, run)
@@ -55,7 +56,10 @@ def test_the_model_package_records_its_lineage(aws, run):
     put_uri(aws, run["paths"]["data_report"], json.dumps(
         {"files": {"train.jsonl": {"sha256": "a" * 64, "rows": 90}, "test.jsonl": {"sha256": "b" * 64, "rows": 10}}}))
     decision = {"passed": True, "reasons": ["pass: ok"], "metrics": metrics()}
-    register.handler({"state": {"run": run, "gate": decision, "preflight": PREFLIGHT}}, None)
+    result = register.handler({"state": {"run": run, "gate": decision, "preflight": PREFLIGHT}}, None)
+    assert result["lineage_summary"] == (f"base hf://Qwen/Qwen2.5-Coder-7B-Instruct@{SHA[:12]}; "
+                                         f"data hf://b-mc2/sql-create-context@{DATA_SHA[:12]}; "
+                                         f"train sha256 {'a' * 12}, test sha256 {'b' * 12}")
     (request,) = aws.calls_to("CreateModelPackage")
     recorded = request["CustomerMetadataProperties"]
     assert recorded["base_model"] == "hf://Qwen/Qwen2.5-Coder-7B-Instruct"
