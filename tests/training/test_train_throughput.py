@@ -235,3 +235,39 @@ def test_a_lever_this_machine_lacks_fails_the_job_before_loading(tmp_path, tiny_
         run_training(tmp_path, tiny_model_dir, sql_train_dir, attn_implementation="flash_attention_2")
     assert exit_info.value.code == 2
     assert "attn_implementation='flash_attention_2': needs a CUDA device" in (tmp_path / "failure").read_text()
+
+
+# ---------------------------------------------------------------- schema, parsing and docs agree
+
+def _schema_hyperparameters():
+    from .conftest import REPO_ROOT_FOR_TESTS
+
+    schema = json.loads((REPO_ROOT_FOR_TESTS / "lambdas" / "common" / "execution_input.schema.json").read_text())
+    return schema["properties"]["training"]["properties"]["hyperparameters"]["properties"]
+
+
+def test_schema_defaults_and_lever_choices_are_what_train_py_accepts():
+    properties = _schema_hyperparameters()
+    # As the workflow passes them: every value a string, booleans lower-case.
+    as_sent = {name: str(spec["default"]).lower() if isinstance(spec["default"], bool) else str(spec["default"])
+               for name, spec in properties.items() if "default" in spec}
+    parsed = build_hyperparameters(as_sent)
+    assert parsed.gradient_checkpointing == "auto" and parsed.tokens_per_micro_batch == "auto"
+    choices = {"attn_implementation": throughput.ATTENTION_CHOICES, "optim": throughput.OPTIM_CHOICES,
+               "lora_dtype": throughput.LORA_DTYPE_CHOICES}
+    for name, allowed in choices.items():
+        assert tuple(properties[name]["enum"]) == allowed, name
+    for value in properties["gradient_checkpointing"]["enum"]:
+        build_hyperparameters({"gradient_checkpointing": str(value).lower()})
+
+
+def test_docs_table_lists_every_hyperparameter():
+    from dataclasses import fields
+
+    from hyperparameters import Hyperparameters
+
+    from .conftest import REPO_ROOT_FOR_TESTS
+
+    docs = (REPO_ROOT_FOR_TESTS / "docs" / "training.md").read_text()
+    missing = [field.name for field in fields(Hyperparameters) if f"| `{field.name}` |" not in docs]
+    assert not missing
