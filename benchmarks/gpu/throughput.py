@@ -75,29 +75,11 @@ from benchmarks.gpu.qlora_llama8b import (  # noqa: E402
     measure_matmul_peak,
     synthetic_lengths,
 )
+from benchmarks.gpu.lever_plan import BEFORE_LEVERS, LEVERS, PRECISIONS, RESULT_NAME, TRL_DEFAULTS  # noqa: E402
 from benchmarks.measure import CountingCollator, VariantResult, make_step_timer, model_shape, step_records  # noqa: E402
 
-RESULT_FILE = "gpu_throughput.json"
+RESULT_FILE = f"{RESULT_NAME}.json"
 PROMPTS_FILE = REPO_ROOT / "examples" / "data" / "sql-example.jsonl"
-PRECISIONS = ("qlora", "bf16")
-# name -> (what it is, hyperparameters on top of the `before` settings); `auto` is every lever on auto.
-TRL_DEFAULTS = {"batching": "padding", "gradient_checkpointing": "full", "attn_implementation": "sdpa",
-                "use_liger_kernel": "false", "tokens_per_micro_batch": "none", "torch_compile": "false",
-                "optim": "adamw_torch_fused", "lora_dtype": "auto"}
-BEFORE_LEVERS = {**TRL_DEFAULTS, "batching": "padding_free"}
-LEVERS: dict[str, tuple[str, dict[str, str]]] = {
-    "trl_defaults": ("trl's defaults: padded batches, full activation checkpointing, sdpa", TRL_DEFAULTS),
-    "before_levers": ("train.py before the levers: padding-free batches, full checkpointing, sdpa", BEFORE_LEVERS),
-    "flash_attention_2": ("flash-attention 2 (varlen) instead of sdpa", {"attn_implementation": "flash_attention_2"}),
-    "checkpointing_none": ("no activation checkpointing", {"gradient_checkpointing": "none"}),
-    "checkpointing_selective": ("every second layer checkpointed", {"gradient_checkpointing": "selective"}),
-    "token_budget": ("micro-batches packed to 2 x max_length tokens", {"tokens_per_micro_batch": "2x"}),
-    "optim_plain": ("plain (unfused) AdamW", {"optim": "adamw_torch"}),
-    "lora_dtype_flipped": ("adapters in the other dtype (fp32 on QLoRA, bf16 on LoRA)", {"lora_dtype": "flip"}),
-    "liger": ("Liger kernels", {"use_liger_kernel": "true"}),
-    "auto": ("every lever on auto, as a job on this GPU resolves them", {}),
-    "torch_compile": ("torch.compile", {"torch_compile": "true"}),
-}
 DEFAULT_LEVERS = tuple(LEVERS)
 
 
@@ -253,7 +235,7 @@ def variant_hyperparameters(variant: Variant, settings: Settings) -> dict[str, s
         values.update(TRL_DEFAULTS)
     elif variant.lever != "auto":
         values.update(BEFORE_LEVERS)
-        for name, value in (LEVERS[variant.lever][1] if variant.lever != "before_levers" else {}).items():
+        for name, value in LEVERS[variant.lever][1].items():
             if value == "2x":
                 value = str(2 * settings.seq_len)
             elif value == "flip":
