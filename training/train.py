@@ -437,12 +437,12 @@ def make_trainer(model, tokenizer, train_dataset, eval_dataset, sft_config, hype
     return trainer
 
 
-def model_bytes(model, device: str) -> int:
-    """Memory the loaded model takes: what CUDA has allocated, or its parameters' and buffers' bytes on CPU."""
-    import torch
+def model_bytes(model) -> int:
+    """Memory the loaded model takes: its parameters' and buffers' bytes (4-bit weights count packed).
 
-    if device == "cuda":
-        return int(torch.cuda.memory_allocated())
+    Read off the tensors rather than the CUDA allocator: a bf16 base is still on the CPU here; the
+    Trainer moves it to the GPU.
+    """
     return sum(tensor.numel() * tensor.element_size() for tensor in [*model.parameters(), *model.buffers()])
 
 
@@ -534,7 +534,7 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
                                 attn_implementation=resolve_attention(request, machine).value)
     load_seconds = time.perf_counter() - load_started
     lengths = [len(ids) for ids in train_dataset["input_ids"]]
-    levers = resolve_levers(request, machine, ModelDims.of(model.config), model_bytes(model, device),
+    levers = resolve_levers(request, machine, ModelDims.of(model.config), model_bytes(model),
                             mean_row_tokens=sum(lengths) / len(lengths))
     LOG.info("throughput levers: %s", "; ".join(levers.summary_lines()))
 

@@ -80,6 +80,7 @@ from benchmarks.measure import CountingCollator, VariantResult, make_step_timer,
 
 RESULT_FILE = f"{RESULT_NAME}.json"
 PROMPTS_FILE = REPO_ROOT / "examples" / "data" / "sql-example.jsonl"
+EVALUATION_RESERVE_SECONDS = 100
 DEFAULT_LEVERS = tuple(LEVERS)
 
 
@@ -275,7 +276,6 @@ def run_variant(train, model, variant: Variant, hyperparameters, levers, run_set
     with tempfile.TemporaryDirectory(prefix="throughput-bench-") as work:
         paths = train.Paths.defaults(Path(work))
         config = train.build_sft_config(paths, hyperparameters, run_settings, model, levers)
-        config.disable_tqdm = True
         trainer = train.make_trainer(model, tokenizer, dataset, None, config, hyperparameters, TokenCounter(), 1,
                                      lora_dtype=levers.lora_dtype.value)
         trainer.add_callback(timer)
@@ -401,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = settings_from_args(args)
     deadline = started + settings.budget_seconds
+    # Loading the bf16 model again and generating take about this long on an H100/H200.
+    training_deadline = deadline - (0 if args.smoke else EVALUATION_RESERVE_SECONDS)
     out_dir = Path(args.out)
 
     import torch
@@ -453,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"wrote the random model in {payload['timings']['write_model_seconds']:.0f}s")
         variants = planned_variants(settings)
         for index, variant in enumerate(variants):
-            remaining = deadline - time.monotonic()
+            remaining = training_deadline - time.monotonic()
             values = variant_hyperparameters(variant, settings)
             try:
                 hyperparameters = build_hyperparameters(values)
@@ -484,19 +486,29 @@ def main(argv: list[str] | None = None) -> int:
                 load_started = time.monotonic()
                 model = train.load_training_model(str(model_dir), run_settings, hyperparameters, None,
                                                   attn_implementation=attention)
+                if settings.device == "cuda":
+                    model.to("cuda")  # a bf16 base loads on the CPU; the Trainer would move it at the first variant
                 own = (torch.cuda.memory_allocated() - before) if settings.device == "cuda" else \
-                    train.model_bytes(model, "cpu")
+                    train.model_bytes(model)
                 loaded[key] = (model, own)
                 payload["timings"][f"load_seconds_{'_'.join(map(str, key))}"] = time.monotonic() - load_started
                 payload["parameters"] = sum(p.numel() for p in model.parameters())
             model, own = loaded[key]
             resident = torch.cuda.memory_allocated() if settings.device == "cuda" else own
             levers = throughput.resolve_levers(request, machine, throughput.ModelDims.of(model.config), own, mean_row)
-            share = (deadline - time.monotonic()) / (len(variants) - index + 1)  # +1: the evaluation's share
+            share = (training_deadline - time.monotonic()) / (len(variants) - index)
             log(f"{variant.name}: up to {share:.0f}s; " + "; ".join(levers.summary_lines()))
-            base, summary = run_variant(train, model, variant, hyperparameters, levers, run_settings, dataset, lengths,
-                                        tokenizer, settings, time.monotonic() + share, peak_flops, resident, own)
-            loaded[key] = (base, own)
+            try:
+                base, summary = run_variant(train, model, variant, hyperparameters, levers, run_settings, dataset,
+                                            lengths, tokenizer, settings, time.monotonic() + share, peak_flops,
+                                            resident, own)
+                loaded[key] = (base, own)
+            except Exception as error:  # one lever failing here says so and leaves the others to be measured
+                traceback.print_exc()
+                summary = {"name": variant.name, "error": f"failed: {type(error).__name__}: {error}"[:500],
+                           "settings": {"precision": variant.precision, "lever": variant.lever}}
+                del loaded[key]  # its state is unknown: the next variant loads a fresh copy
+                del model
             payload["variants"].append(summary)
             add_ratios(payload["variants"])
             write_results(out_dir, payload)
