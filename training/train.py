@@ -58,7 +58,6 @@ from throughput import (
     cast_adapters,
     detect_machine,
     request_from,
-    resolve_attention,
     resolve_levers,
     sft_config_kwargs,
 )
@@ -277,7 +276,8 @@ def lora_config(hyperparameters: Hyperparameters):
     )
 
 
-def fsdp_arguments(hyperparameters: Hyperparameters, model, activation_checkpointing: bool | None = None) -> dict[str, Any]:
+def fsdp_arguments(hyperparameters: Hyperparameters, model,
+                   activation_checkpointing: bool | None = None) -> dict[str, Any]:
     """SFTConfig's fsdp/fsdp_config for `fsdp` (e.g. "full_shard auto_wrap"), FSDP2 wrapping each decoder layer.
 
     FSDP's own activation checkpointing (every layer) is on unless `gradient_checkpointing` resolved to none.
@@ -362,10 +362,24 @@ def newest_checkpoint(checkpoint_dir: Path) -> Path | None:
 
 # ---------------------------------------------------------------- training
 
-def build_sft_config(paths: Paths, hyperparameters: Hyperparameters, settings: RunSettings, model, levers: Levers):
+def job_levers(hyperparameters: Hyperparameters, settings: RunSettings, model=None,
+               mean_row_tokens: float | None = None) -> Levers:
+    """The throughput levers for this job on this machine (training/throughput.py); with the loaded
+    model, `auto` checkpointing and token budgets are sized from its shape and the memory it leaves."""
+    request = request_from(hyperparameters, padding_free=settings.batching.padding_free,
+                           quantize_4bit=settings.quantize_4bit)
+    machine = detect_machine(settings.device)
+    if model is None:
+        return resolve_levers(request, machine, mean_row_tokens=mean_row_tokens)
+    return resolve_levers(request, machine, ModelDims.of(model.config), model_bytes(model), mean_row_tokens)
+
+
+def build_sft_config(paths: Paths, hyperparameters: Hyperparameters, settings: RunSettings, model,
+                     levers: Levers | None = None):
     import torch
     from trl import SFTConfig
 
+    levers = levers or job_levers(hyperparameters, settings, model)
     use_bf16 = settings.device == "cuda" and compute_dtype(settings.device) == torch.bfloat16
     fsdp = fsdp_arguments(hyperparameters, model, levers.gradient_checkpointing.value != "none")
     batching = {**settings.batching.sft_config_kwargs(hyperparameters.max_length), **batching_overrides(levers.plan)}
@@ -516,10 +530,7 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
     )
     LOG.info("device=%s processes=%d 4bit=%s batching=%s model=%s", device, settings.num_processes,
              settings.quantize_4bit, settings.batching.strategy, source)
-    machine = detect_machine(device)
-    request = request_from(hyperparameters, padding_free=settings.batching.padding_free,
-                           quantize_4bit=settings.quantize_4bit)
-    resolve_levers(request, machine)  # a lever this machine cannot give fails the job before anything loads
+    job_levers(hyperparameters, settings)  # a lever this machine cannot give fails the job before anything loads
     token = read_hf_token(hyperparameters.hf_token_secret_arn)
 
     tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(source, token=token))
@@ -531,11 +542,10 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
 
     load_started = time.perf_counter()
     model = load_training_model(source, settings, hyperparameters, token,
-                                attn_implementation=resolve_attention(request, machine).value)
+                                attn_implementation=job_levers(hyperparameters, settings).attn_implementation.value)
     load_seconds = time.perf_counter() - load_started
     lengths = [len(ids) for ids in train_dataset["input_ids"]]
-    levers = resolve_levers(request, machine, ModelDims.of(model.config), model_bytes(model),
-                            mean_row_tokens=sum(lengths) / len(lengths))
+    levers = job_levers(hyperparameters, settings, model, mean_row_tokens=sum(lengths) / len(lengths))
     LOG.info("throughput levers: %s", "; ".join(levers.summary_lines()))
 
     counter = TokenCounter()
