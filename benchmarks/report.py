@@ -32,11 +32,11 @@ Run the CPU benchmarks again and regenerate this page:
 
 The GPU benchmarks run on one NVIDIA H100 or H200 in under 8 minutes each and write their JSON
 file into the folder given by `--out`; copy it to `benchmarks/results/` and regenerate.
-`benchmarks/gpu/throughput.py` (`gpu_throughput.json`: every throughput lever of train.py, and
+`benchmarks/gpu/throughput_llama8b.py` (`gpu_throughput.json`: every throughput lever of train.py, and
 evaluation batching) supersedes `benchmarks/gpu/qlora_llama8b.py` (`gpu_qlora_llama8b.json`: the
 batching strategies); its docstring says which wheels the GPU machine needs:
 
-    python3 benchmarks/gpu/throughput.py --out "$OUT"
+    python3 benchmarks/gpu/throughput_llama8b.py --out "$OUT"
 """
 
 
@@ -211,7 +211,7 @@ def gpu_throughput_details(result: dict[str, Any] | None, earlier: dict[str, Any
     variants = _lever_variants(result)
     lines = ["## GPU throughput levers (Llama-3-8B shape)", ""]
     if result is None:
-        lines += ["`python3 benchmarks/gpu/throughput.py --out $OUT` has not run on a GPU yet: the figures below "
+        lines += ["`python3 benchmarks/gpu/throughput_llama8b.py --out $OUT` has not run on a GPU yet: the figures below "
                   "await one, except where a cell names the earlier run they come from.", ""]
     else:
         environment = result.get("environment", {})

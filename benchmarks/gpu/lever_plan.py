@@ -1,4 +1,4 @@
-"""What benchmarks/gpu/throughput.py measures, and the goals its figures are held to.
+"""What benchmarks/gpu/throughput_llama8b.py measures, and the goals its figures are held to.
 
 Kept apart from the script (which needs torch and sets up import paths) so that the report that
 renders docs/benchmarks.md can list the plan, measured or not, without importing either.

@@ -1,4 +1,4 @@
-"""benchmarks/gpu/throughput.py's code path, run on CPU with a tiny Llama (`--smoke`)."""
+"""benchmarks/gpu/throughput_llama8b.py's code path, run on CPU with a tiny Llama (`--smoke`)."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.gpu import throughput as bench  # noqa: E402
+from benchmarks.gpu import throughput_llama8b as bench  # noqa: E402
 
 
 def test_smoke_run_measures_levers_through_train_py_and_evaluation_batching(tmp_path):

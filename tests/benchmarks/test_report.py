@@ -124,7 +124,7 @@ def _lever_result(qlora_auto_mfu, bf16_auto_mfu, auto_ratio, eval_ratio, auto_pe
                      variant(precision, "auto", 1000 * auto_ratio, mfu, auto_ratio, auto_peak)]
     variants.append({"name": "qlora/liger", "settings": {"precision": "qlora", "lever": "liger"},
                      "error": "not measured here: use_liger_kernel='true': needs the liger-kernel package"})
-    return {"benchmark": "gpu_throughput", "command": "python3 benchmarks/gpu/throughput.py --out $OUT",
+    return {"benchmark": "gpu_throughput", "command": "python3 benchmarks/gpu/throughput_llama8b.py --out $OUT",
             "date": "2026-12-02T03:00:00Z", "environment": {"gpu": "NVIDIA H200", "versions": {"torch": "2.11.0"}},
             "settings": {"precisions": ["qlora", "bf16"]}, "matmul_peak": {"median_flops": 7.5e14},
             "variants": variants,

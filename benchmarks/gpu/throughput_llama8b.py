@@ -33,7 +33,7 @@ downloaded here with
 flash-attention variants are recorded as not measured), and run, from the repository root:
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \\
-        PYTHONPATH=/tmp/site python3 benchmarks/gpu/throughput.py --out "$OUT"
+        PYTHONPATH=/tmp/site python3 benchmarks/gpu/throughput_llama8b.py --out "$OUT"
 
 It writes gpu_throughput.json into --out (copy it to benchmarks/results/ and regenerate
 docs/benchmarks.md with `python -m benchmarks.run_all --render-only`). `--budget-seconds`
@@ -375,7 +375,7 @@ def command_line(argv: list[str]) -> str:
             shown.append("$OUT")
         else:
             shown.append("--out=$OUT" if arg.startswith("--out=") else arg)
-    return " ".join(["python3", "benchmarks/gpu/throughput.py", *shown])
+    return " ".join(["python3", "benchmarks/gpu/throughput_llama8b.py", *shown])
 
 
 def write_results(out_dir: Path, payload: dict[str, Any]) -> Path:
@@ -477,6 +477,7 @@ def main(argv: list[str] | None = None) -> int:
             liger = throughput.resolve_liger(request, machine).value
             key = (variant.precision, attention, bool(liger))
             if key not in loaded:
+                model = base = None
                 for old in [k for k in loaded if k[0] == variant.precision]:
                     del loaded[old]  # a Liger-patched or other-attention copy of this precision is done with
                 gc.collect()
@@ -486,7 +487,7 @@ def main(argv: list[str] | None = None) -> int:
                 load_started = time.monotonic()
                 model = train.load_training_model(str(model_dir), run_settings, hyperparameters, None,
                                                   attn_implementation=attention)
-                if settings.device == "cuda":
+                if settings.device == "cuda" and next(model.parameters()).device.type != "cuda":
                     model.to("cuda")  # a bf16 base loads on the CPU; the Trainer would move it at the first variant
                 own = (torch.cuda.memory_allocated() - before) if settings.device == "cuda" else \
                     train.model_bytes(model)
