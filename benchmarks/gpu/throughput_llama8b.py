@@ -39,7 +39,7 @@ It writes gpu_throughput.json into --out (copy it to benchmarks/results/ and reg
 docs/benchmarks.md with `python -m benchmarks.run_all --render-only`). `--budget-seconds`
 (default 450) bounds the whole run: each variant gets an equal share of what is left, variants
 that find no time left are recorded as such, and the file is written after every variant.
-`--smoke` runs the same code on CPU with a tiny Llama in seconds (tests/benchmarks run it).
+`--smoke` runs the same code on CPU with a tiny Llama in a minute or two (tests/benchmarks run it).
 """
 from __future__ import annotations
 
