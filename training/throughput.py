@@ -8,8 +8,9 @@ logs the choices once at start and writes them into training_metrics.json.
 - `attn_implementation`: `auto` takes flash-attention 2 where the flash-attn package is importable
   on a CUDA device of compute capability 8.0 or more and batches are padding-free (its varlen
   kernel costs the sum of the squared document lengths); PyTorch's `sdpa` otherwise. A Hub kernel
-  (`kernels-community/flash-attn`) is used only when asked for: it needs the `kernels` package and
-  the kernel in the local Hugging Face cache, since an isolated job cannot download it.
+  (`kernels-community/flash-attn`) is used only when asked for: it needs the `kernels` package (at a
+  version transformers accepts) and the Hub, or the kernel in the local Hugging Face cache, since
+  the kernel is downloaded at its first use and an isolated job cannot download it.
 - `use_liger_kernel`: Liger's Triton kernels (fused RMSNorm, SwiGLU, RoPE, and a cross entropy
   fused with the output head that never materialises the logits); `auto` = on CUDA when the
   liger-kernel package is importable.
@@ -69,7 +70,17 @@ class Machine:
 
 
 def importable_packages() -> frozenset[str]:
-    return frozenset(name for name in OPTIONAL_PACKAGES if importlib.util.find_spec(name) is not None)
+    """The optional packages that are installed; `kernels` only at a version transformers accepts."""
+    found = {name for name in OPTIONAL_PACKAGES if importlib.util.find_spec(name) is not None}
+    if "kernels" in found:
+        try:
+            from transformers.utils.import_utils import is_kernels_available
+
+            if not is_kernels_available():
+                found.discard("kernels")
+        except ImportError:
+            found.discard("kernels")
+    return frozenset(found)
 
 
 def detect_machine(device: str) -> Machine:

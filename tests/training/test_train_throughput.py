@@ -271,3 +271,15 @@ def test_docs_table_lists_every_hyperparameter():
     docs = (REPO_ROOT_FOR_TESTS / "docs" / "training.md").read_text()
     missing = [field.name for field in fields(Hyperparameters) if f"| `{field.name}` |" not in docs]
     assert not missing
+
+
+def test_kernels_counts_only_at_a_version_transformers_accepts(monkeypatch):
+    import importlib.util
+
+    from transformers.utils import import_utils
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(import_utils, "is_kernels_available", lambda: False)
+    assert throughput.importable_packages() == {"flash_attn", "liger_kernel"}
+    monkeypatch.setattr(import_utils, "is_kernels_available", lambda: True)
+    assert throughput.importable_packages() == {"flash_attn", "liger_kernel", "kernels"}
