@@ -430,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
         "flops_count": ("model FLOPs = 4*N per real token (forward 2N + backward activation gradients 2N; frozen "
                         "base, no weight gradients) + causal attention 6*L^2*d per layer per document; N = "
                         "weights of all linear layers and the output head (input embedding excluded, LoRA "
-                        "adapters excluded); gradient-checkpointing recompute is counted only in 'hfu'"),
+                        "adapters excluded); gradient-checkpointing recompute is counted only in 'hfu', which counts every "
+                        "layer recomputed, so it overstates the hardware FLOPs of checkpointing none or selective"),
         "timings": {}, "variants": [], "evaluation": None, "complete": False,
     }
     matmul_size = 8192 if settings.device == "cuda" else 256
