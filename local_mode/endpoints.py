@@ -361,14 +361,17 @@ def _wait_healthy(server: Server, timeout: float) -> bool:
 
 
 def describe_for_summary(emulator: EndpointEmulator, endpoint_name: str | None,
-                         since: datetime | None = None) -> dict | None:
+                         since: datetime | None = None, engine: str = "tgi") -> dict | None:
     if not endpoint_name:
         return None
     url = emulator.url(endpoint_name)
     deployments = emulator.deployments(endpoint_name, since)
     if url is None:
         return {"name": endpoint_name, "url": None, "deployments": deployments}
-    example = json.dumps({"inputs": "SELECT", "parameters": {"max_new_tokens": 32}})
+    # A request in the engine's own format: TGI's text generation, vLLM's OpenAI chat completions.
+    example = json.dumps({"model": "model", "messages": [{"role": "user", "content": "List all tables."}],
+                          "max_tokens": 32} if engine == "vllm" else
+                         {"inputs": "SELECT", "parameters": {"max_new_tokens": 32}})
     return {"name": endpoint_name, "url": url,
             "curl": f"curl -s {url}/invocations -H 'Content-Type: application/json' -d '{example}'",
             "deployments": deployments}

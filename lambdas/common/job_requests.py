@@ -1,7 +1,8 @@
 """CreateProcessingJob / CreateTrainingJob requests per the job container contract.
 
-Every job runs the Hugging Face PyTorch training image with an explicit entrypoint:
-`python3 <code dir>/launch.py <script> [args...]`.
+The prepare, train and evaluate jobs run the Hugging Face PyTorch training image with an explicit
+entrypoint, `python3 <code dir>/launch.py <script> [args...]` (launch.py installs the wheelhouse, then
+runs the script); the serving check runs in the serving image itself, with that image's `python3`.
 """
 from __future__ import annotations
 
