@@ -350,9 +350,9 @@ def evaluate_model(name: str, reference: str | Path, rows: list[EvalRow], config
         raise EvaluationFailed(f"{name} model: generation failed on {_rows_named(rows, error.indices)}: {error}",
                                name, ModelRun(None, verdicts, list(prompts))) from error
     except Exception as error:
-        raise EvaluationFailed(f"{name} model: generation failed on one of {_rows_named(rows, list(range(len(rows))), 3)}: "
-                               f"{type(error).__name__}: {error}", name, ModelRun(None, [None] * len(rows),
-                                                                                   list(prompts))) from error
+        every_row = _rows_named(rows, list(range(len(rows))), 3)
+        raise EvaluationFailed(f"{name} model: generation failed on one of {every_row}: "
+                               f"{type(error).__name__}: {error}", name, ModelRun(None, [None] * len(rows), list(prompts))) from error
     finally:
         seconds = time.perf_counter() - started
         del model
@@ -406,9 +406,10 @@ def add_statistics(metrics: dict, runs: dict[str, ModelRun], config: EvalConfig)
                                        [_right(metric, base) for _, base in pairs], **options)
             comparison[metric] = result.as_dict("fine_tuned", "base") if result else None
     metrics["comparison"] = comparison
-    metrics["statistics"] = {"confidence": config.confidence, "resamples": config.resamples,
-                             "seed": config.bootstrap_seed, "interval": "percentile bootstrap over the test rows",
-                             "paired_test": "McNemar exact: two-sided binomial test on the rows only one model got right"}
+    metrics["statistics"] = {
+        "confidence": config.confidence, "resamples": config.resamples, "seed": config.bootstrap_seed,
+        "interval": "percentile bootstrap over the test rows",
+        "paired_test": "McNemar exact: two-sided binomial test on the rows only one model got right"}
     return metrics
 
 
@@ -601,7 +602,8 @@ def summary_lines(metrics: dict) -> list[str]:
         if result:
             lines.append(f"evaluate: fine_tuned vs base, {metric}: difference {result['difference']:+} "
                          f"({level} {result['low']:+} to {result['high']:+}), McNemar exact p={result['p_value']} "
-                         f"(fine-tuned alone right {result['fine_tuned_only']}, base alone right {result['base_only']})")
+                         f"(fine-tuned alone right {result['fine_tuned_only']}, "
+                         f"base alone right {result['base_only']})")
     return lines
 
 
