@@ -342,3 +342,17 @@ def test_report_shows_intervals_and_the_paired_comparison():
     assert "<td>42</td><td>2</td>" in html and "not available (no row to compare)" in html
     assert html.count("<path") == 4  # an error bar on each of the four bars
     assert "No paired comparison: the base model was not evaluated" in render_report({"fine_tuned": entry}, [], [])
+
+
+def test_a_report_that_cannot_be_drawn_becomes_a_plain_page(tmp_path, monkeypatch):
+    import report
+
+    def broken_report(*args):
+        raise KeyError("chart")
+
+    monkeypatch.setattr(report, "render_report", broken_report)
+    config = EvalConfig(model_dir=tmp_path, test_file=tmp_path / "t.jsonl", output_dir=tmp_path / "eval")
+    evaluate.write_outputs(config, {"fine_tuned": {"count": 1, "note": "<b>"}}, [])
+    html = (tmp_path / "eval" / "report.html").read_text()
+    assert "the report could not be drawn: KeyError: &#x27;chart&#x27;" in html and "&lt;b&gt;" in html
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["fine_tuned"]["count"] == 1
