@@ -59,6 +59,9 @@ class Settings:
     dataset_format: str = "sql-create-context"
     min_execution_accuracy: float = 0.6
     min_improvement_over_base: float = 0.05
+    # Also require the gains over the base (and production) model to be significant at this level.
+    require_significance: bool = False
+    significance_level: float = 0.05
     # Version of the public Powertools for AWS Lambda layer (AWSLambdaPowertoolsPythonV3-python313-x86_64).
     powertools_layer_version: int = 36
     log_retention_days: int = 365
@@ -93,6 +96,8 @@ class Settings:
         for name in ("min_execution_accuracy", "min_improvement_over_base"):
             value = getattr(self, name)
             _check(-1.0 <= value <= 1.0, name, value, "a fraction between -1 and 1")
+        _check(0 < self.significance_level <= 0.5, "significance_level", self.significance_level,
+               "a p-value threshold greater than 0 and at most 0.5")
         _check(self.powertools_layer_version >= 1, "powertools_layer_version",
                self.powertools_layer_version, "a positive layer version number")
         _check(self.log_retention_days in RETENTION_DAYS, "log_retention_days",
@@ -125,7 +130,9 @@ class Settings:
             "training": {"instance_type": self.train_instance_type},
             "evaluation": {"instance_type": self.evaluate_instance_type,
                            "gate": {"min_execution_accuracy": self.min_execution_accuracy,
-                                    "min_improvement_over_base": self.min_improvement_over_base}},
+                                    "min_improvement_over_base": self.min_improvement_over_base,
+                                    "require_significance": self.require_significance,
+                                    "significance_level": self.significance_level}},
             "deployment": {"instance_type": self.endpoint_instance_type},
             "orchestration": {"poll_interval_seconds": self.poll_interval_seconds},
         }
@@ -158,6 +165,10 @@ def _convert(name: str, raw: Any, default: Any) -> Any:
                 return tuple(raw)
             raise TypeError
         if isinstance(default, bool):
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+                return raw.strip().lower() == "true"
             raise TypeError
         if isinstance(default, int):
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
@@ -173,7 +184,7 @@ def _convert(name: str, raw: Any, default: Any) -> Any:
             return raw.strip()
     except (TypeError, ValueError):
         pass
-    expected = {tuple: "a list of strings or a comma-separated string", int: "an integer",
+    expected = {tuple: "a list of strings or a comma-separated string", bool: "true or false", int: "an integer",
                 float: "a number", str: "a string"}[type(default)]
     raise SettingsError(f"context {CONTEXT_PREFIX}{name}: {raw!r} is not allowed; expected {expected}")
 

@@ -24,10 +24,14 @@ def test_cdk_json_context_matches_the_code_defaults():
 
 
 def test_command_line_strings_are_converted():
-    settings = from_context(poll_interval_seconds="5", min_execution_accuracy="0.7",
+    settings = from_context(poll_interval_seconds="5", min_execution_accuracy="0.7", require_significance="true",
+                            significance_level="0.01",
                             subnet_ids="subnet-0123abcd, subnet-0456abcd", security_group_ids="sg-0123abcd")
     assert settings.poll_interval_seconds == 5
     assert settings.min_execution_accuracy == 0.7
+    assert settings.require_significance is True and settings.significance_level == 0.01
+    assert from_context(require_significance=False).require_significance is False
+    assert json.loads(settings.defaults_json())["evaluation"]["gate"]["require_significance"] is True
     assert settings.subnet_ids == ("subnet-0123abcd", "subnet-0456abcd")
     assert settings.vpc_enabled
 
@@ -40,6 +44,8 @@ def test_command_line_strings_are_converted():
     ("hf_token_secret_arn", "my-token", "empty or a Secrets Manager secret ARN"),
     ("log_retention_days", 42, "fine-tune:log_retention_days: 42 is not allowed"),
     ("resource_prefix", "Prod_Models", "1-20 characters of [a-z0-9-]"),
+    ("require_significance", "yes", "fine-tune:require_significance: 'yes' is not allowed; expected true or false"),
+    ("significance_level", 0.7, "fine-tune:significance_level: 0.7 is not allowed; expected a p-value threshold"),
 ])
 def test_bad_values_are_rejected_with_key_value_and_allowed(key, value, message):
     with pytest.raises(SettingsError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):

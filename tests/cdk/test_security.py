@@ -283,7 +283,8 @@ def test_lambda_environment_is_the_contract_and_resolvable_offline(synthesized):
         assert env["VLLM_IMAGE_URI"] == {"Fn::FindInMap": [mapping_id, {"Ref": "AWS::Region"}, "VllmImageUri"]}
         defaults = json.loads(env["DEFAULTS_JSON"])
         assert defaults["orchestration"]["poll_interval_seconds"] == 60
-        assert defaults["evaluation"]["gate"] == {"min_execution_accuracy": 0.6, "min_improvement_over_base": 0.05}
+        assert defaults["evaluation"]["gate"] == {"min_execution_accuracy": 0.6, "min_improvement_over_base": 0.05,
+                                                  "require_significance": False, "significance_level": 0.05}
         assert intrinsics(env) <= RESOLVABLE_INTRINSICS, verb
         refs = re.findall(r'"Ref": "([^"]+)"', json.dumps(env))
         assert all(ref in synthesized.template["Resources"] or ref in PSEUDO_PARAMETERS for ref in refs)

@@ -1,4 +1,6 @@
 """Gate decisions with reasons; registration Approved or Rejected, once per run."""
+import math
+
 import pytest
 
 import gate
@@ -44,6 +46,100 @@ def test_fails_below_the_production_model():
     decision = decide(metrics(0.7, 0.4), GATE, production_accuracy=0.75)
     assert not decision.passed
     assert "FAIL: execution accuracy 0.7000 vs the production model's 0.7500" in decision.reasons
+
+
+SIGNIFICANT = {**GATE, "require_significance": True, "significance_level": 0.05}
+
+
+def with_statistics(data, fine_tuned_only=30, base_only=2, low=0.6, confidence=0.95):
+    """metrics() with what evaluate.py adds: intervals, the paired comparison and its settings."""
+    data["fine_tuned"]["intervals"] = {"execution_accuracy": {"low": low, "high": low + 0.18, "rows": 100},
+                                       "exact_match": {"low": 0.4, "high": 0.6, "rows": 100}}
+    difference = (fine_tuned_only - base_only) / 100
+    data["comparison"] = {"execution_accuracy": {
+        "difference": difference, "low": difference - 0.08, "high": difference + 0.08, "rows": 100,
+        "fine_tuned_only": fine_tuned_only, "base_only": base_only, "both": 38, "neither": 30,
+        "p_value": mcnemar_exact(fine_tuned_only, base_only), "test": "mcnemar_exact"}, "exact_match": None}
+    data["statistics"] = {"confidence": confidence, "resamples": 2000, "seed": 0}
+    return data
+
+
+def mcnemar_exact(b, c):
+    return min(1.0, 2 * sum(math.comb(b + c, k) for k in range(min(b, c) + 1)) / 2 ** (b + c))
+
+
+def test_significant_improvement_passes_with_its_reason():
+    decision = decide(with_statistics(metrics(0.7, 0.42)), SIGNIFICANT)
+    assert decision.passed, decision.reasons
+    (reason,) = [r for r in decision.reasons if "McNemar" in r]
+    assert reason.startswith("pass: improvement over the base model +0.2800, 95% interval +0.2000 to +0.3600 is "
+                             "significant: McNemar exact p=")
+    assert "vs level 0.05 (30 rows only the fine-tuned model got right, 2 only the base model)" in reason
+    assert decision.metrics["comparison"]["execution_accuracy"]["fine_tuned_only"] == 30
+
+
+@pytest.mark.parametrize("fine_tuned_only, base_only, level, words", [
+    (6, 1, 0.05, "+0.0500, 95% interval -0.0300 to +0.1300 is not significant: McNemar exact p=0.125 vs level 0.05"),
+    (1, 9, 0.5, "-0.0800, 95% interval -0.1600 to +0.0000 is not significant"),  # significant, but worse
+    (8, 1, 0.01, "is not significant: McNemar exact p=0.03906 vs level 0.01"),
+])
+def test_an_improvement_that_may_be_luck_fails(fine_tuned_only, base_only, level, words):
+    gate = {**SIGNIFICANT, "min_improvement_over_base": 0.0, "significance_level": level,
+            "min_execution_accuracy": 0.0}
+    decision = decide(with_statistics(metrics(0.7, 0.6), fine_tuned_only, base_only), gate)
+    assert not decision.passed
+    assert any(r.startswith("FAIL: improvement over the base model ") and words in r for r in decision.reasons), \
+        decision.reasons
+
+
+def test_old_metrics_without_a_paired_comparison_fail_clearly():
+    decision = decide(metrics(0.7, 0.4), SIGNIFICANT)
+    assert not decision.passed
+    assert any(r.startswith("FAIL: metrics.json has no paired comparison; evaluate.py writes one")
+               for r in decision.reasons), decision.reasons
+    # Without the option the same metrics pass as before.
+    assert decide(metrics(0.7, 0.4), {**SIGNIFICANT, "require_significance": False}).passed
+
+
+def test_significance_without_a_base_model_fails():
+    decision = decide(with_statistics(metrics(0.7, None)), {**SIGNIFICANT, "min_improvement_over_base": 0.0})
+    assert "FAIL: the base model was not evaluated, so no improvement over it can be shown significant at level 0.05" \
+        in decision.reasons
+
+
+@pytest.mark.parametrize("low, production, passed, words", [
+    (0.6, 0.55, True, "pass: execution accuracy 95% interval lower bound 0.6000 exceeds the production model's 0.5500"),
+    (0.6, 0.65, False, "FAIL: execution accuracy 95% interval lower bound 0.6000 does not exceed the production "
+                       "model's 0.6500"),
+])
+def test_over_production_the_interval_must_lie_above_its_accuracy(low, production, passed, words):
+    decision = decide(with_statistics(metrics(0.7, 0.4), low=low), SIGNIFICANT, production_accuracy=production)
+    assert decision.passed is passed and words in decision.reasons, decision.reasons
+    # The point estimate alone beats production in both cases.
+    assert "pass: execution accuracy 0.7000 vs the production model's " + f"{production:.4f}" in decision.reasons
+
+
+def test_production_significance_needs_intervals_of_the_level():
+    no_intervals = with_statistics(metrics(0.7, 0.4))
+    del no_intervals["fine_tuned"]["intervals"]
+    decision = decide(no_intervals, SIGNIFICANT, production_accuracy=0.5)
+    assert any(r.startswith("FAIL: metrics.json has no interval for the fine-tuned model's execution accuracy; "
+                            "evaluate.py writes one") for r in decision.reasons), decision.reasons
+    decision = decide(with_statistics(metrics(0.7, 0.4), fine_tuned_only=60, base_only=2), {**SIGNIFICANT,
+                      "significance_level": 0.01}, production_accuracy=0.5)
+    assert "FAIL: metrics.json's intervals are 95%; level 0.01 needs at least 99% (evaluate.py --confidence 0.99) " \
+           "to compare with the production model" in decision.reasons
+    # compare_to_production false: no production rule at all.
+    decision = decide(with_statistics(metrics(0.7, 0.4)), {**SIGNIFICANT, "compare_to_production": False},
+                      production_accuracy=0.9)
+    assert decision.passed and not any("production" in r for r in decision.reasons)
+
+
+def test_an_evaluation_error_in_metrics_fails_the_gate():
+    data = metrics(0.7, 0.4)
+    data["error"] = "base model: generation failed on rows 3 (index 2)"
+    decision = decide(data, GATE)
+    assert "FAIL: the evaluation did not finish: base model: generation failed on rows 3 (index 2)" in decision.reasons
 
 
 def _event(run, **state):

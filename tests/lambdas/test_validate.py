@@ -44,6 +44,10 @@ def _problems(execution_input: dict) -> list[str]:
     ({"dataset": {"hf_dataset_id": "b-mc2/sql-create-context", "format": "csv"}}, "dataset.format", "sql-create-context"),
     ({"evaluation": {"gate": {"min_execution_accuracy": 1.2}}}, "evaluation.gate.min_execution_accuracy", "at most 1"),
     ({"evaluation": {"gate": {"min_improvement_over_base": -0.1}}}, "evaluation.gate.min_improvement_over_base", "at least 0"),
+    ({"evaluation": {"gate": {"require_significance": "yes"}}}, "evaluation.gate.require_significance", "expected boolean"),
+    ({"evaluation": {"gate": {"significance_level": 0}}}, "evaluation.gate.significance_level", "greater than 0"),
+    ({"evaluation": {"gate": {"significance_level": 0.6}}}, "evaluation.gate.significance_level", "at most 0.5"),
+    ({"evaluation": {"gate": {"significance_level": "5%"}}}, "evaluation.gate.significance_level", "expected number"),
     ({"orchestration": {"poll_interval_seconds": 0}}, "orchestration.poll_interval_seconds", "at least 1"),
     ({"deployment": {"blue_green": {"rollback_alarm_names": ["a"] * 11}}}, "deployment.blue_green.rollback_alarm_names", "maxItems"),
 ])
@@ -71,6 +75,14 @@ def test_input_wins_over_stack_defaults_and_replaces_their_source():
     assert config["training"]["use_spot"] is False
     assert config["training"]["instance_type"] == "ml.g5.2xlarge"  # schema default
     assert config["dataset"]["hf_dataset_id"] == "b-mc2/sql-create-context"  # stack default
+
+
+def test_gate_significance_defaults_and_accepted_values():
+    gate = resolve({}, STACK_DEFAULTS)["evaluation"]["gate"]
+    assert gate["require_significance"] is False and gate["significance_level"] == 0.05
+    chosen = resolve({"evaluation": {"gate": {"require_significance": True, "significance_level": 0.5}}},
+                     STACK_DEFAULTS)["evaluation"]["gate"]
+    assert chosen["require_significance"] is True and chosen["significance_level"] == 0.5
 
 
 def test_instance_type_enums_match_botocores_sagemaker_model():
