@@ -171,6 +171,9 @@ def evaluate_request(ctx: RunContext) -> dict:
             "--output-dir", output_dir, "--training-metrics", f"{root}/training/training_metrics.json",
             "--max-samples", str(evaluation["max_samples"]), "--batch-size", str(evaluation["batch_size"]),
             "--max-new-tokens", str(evaluation["max_new_tokens"])]
+    gate = evaluation.get("gate") or {}
+    if gate.get("require_significance"):   # intervals at the level the gate decides at
+        args += ["--confidence", f"{1 - gate.get('significance_level', 0.05):g}"]
     if evaluation.get("skip_base"):
         args.append("--skip-base")
     elif ctx.base_model_from_s3:
