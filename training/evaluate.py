@@ -53,6 +53,7 @@ class EvalConfig:
     batch_size: int = 16
     max_new_tokens: int = 128
     execution_seed: int = 0
+    generation_backend: str = "transformers"  # or "vllm": the engine that serves the model (vllm_generation.py)
 
 
 @dataclass(frozen=True)
@@ -210,10 +211,18 @@ def summarize(verdicts: list[Verdict], seconds: float) -> dict:
 
 def evaluate_model(reference: str | Path, rows: list[EvalRow], config: EvalConfig) -> tuple[dict, list[Verdict], list[str]]:
     """Generate for every row with one model; returns its metrics, verdicts and rendered prompts."""
-    model, tokenizer = load_model(reference)
+    if config.generation_backend == "vllm":  # vLLM loads the model itself; only the tokenizer is needed here
+        import vllm_generation
+
+        model, tokenizer = None, vllm_generation.load_tokenizer(reference)
+    else:
+        model, tokenizer = load_model(reference)
     prompts = [render_prompt(tokenizer, row.messages) for row in rows]
     started = time.perf_counter()
-    outputs = generate(model, tokenizer, prompts, config.batch_size, config.max_new_tokens)
+    if model is None:
+        outputs = vllm_generation.generate(reference, tokenizer, prompts, config.batch_size, config.max_new_tokens)
+    else:
+        outputs = generate(model, tokenizer, prompts, config.batch_size, config.max_new_tokens)
     seconds = time.perf_counter() - started
     del model
     _free_memory()
@@ -310,6 +319,9 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     parser.add_argument("--max-samples", type=_positive, default=None, help="evaluate only the first N test rows")
     parser.add_argument("--batch-size", type=_positive, default=16)
     parser.add_argument("--max-new-tokens", type=_positive, default=128)
+    parser.add_argument("--generation-backend", choices=("transformers", "vllm"), default="transformers",
+                        help="what generates the answers: transformers' batched generate, or vLLM (which must be "
+                             "importable, as in the vLLM serving image), the engine that serves the model")
     args = parser.parse_args(argv)
     base_model: str | None
     if args.skip_base:
@@ -328,7 +340,8 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
         training_metrics = default_metrics
     return EvalConfig(model_dir=args.model_dir, test_file=args.test_file, output_dir=args.output_dir,
                       base_model=base_model, training_metrics=training_metrics, max_samples=args.max_samples,
-                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                      generation_backend=args.generation_backend)
 
 
 def main(argv: list[str] | None = None) -> int:
