@@ -96,9 +96,13 @@ def verify(versions: dict[str, str]) -> None:
         raise CompatEnvError(f"{NAME}: torch is a CUDA build ({versions.get('torch_cuda')}); use the CPU wheel")
 
 
-def clean_environment() -> dict[str, str]:
-    """The environment a vLLM process runs in: offline, none of the project's packages on the path."""
-    return compat_envs._clean_environment()
+def clean_environment(cache_dir: str | Path | None = None) -> dict[str, str]:
+    """The environment a vLLM process runs in: offline, none of the project's packages on the path, and
+    vLLM's caches kept next to the environment (vLLM inspects a model class in a second Python
+    process, minutes on a busy machine, unless its cache already holds the answer)."""
+    caches = env_dir(cache_dir) / "caches"
+    return {**compat_envs._clean_environment(), "VLLM_CACHE_ROOT": str(caches / "vllm"),
+            "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor")}
 
 
 def main(argv: list[str] | None = None) -> int:

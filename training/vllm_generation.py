@@ -45,6 +45,8 @@ PROTOCOL_PREFIX = "vllm_generation: "
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 # KV cache for the CPU backend, in GiB, when the environment does not say (vLLM's default is larger).
 CPU_KV_CACHE_GIB = "2"
+# How long the protocol line may trail the worker's exit before the worker counts as gone without one.
+EXIT_GRACE_SECONDS = 5.0
 
 
 class VllmGenerationError(RuntimeError):
@@ -102,8 +104,12 @@ def stop_token_ids(reference: str | Path, tokenizer) -> list[int]:
 
 def cpu_environment(environ: dict[str, str], threads: int | None = None) -> dict[str, str]:
     """Settings vLLM's CPU backend reads at start, where not already set: a KV cache that fits
-    beside other work, `threads` OpenMP threads bound to the first cores, no usage reports."""
-    settings = {"VLLM_CPU_KVCACHE_SPACE": CPU_KV_CACHE_GIB, "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+    beside other work, the engine in the calling process, `threads` OpenMP threads bound to the
+    first cores, no usage reports."""
+    settings = {"VLLM_CPU_KVCACHE_SPACE": CPU_KV_CACHE_GIB, "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
+                # The engine in the worker's own process: no second process to start and hand-shake with,
+                # which on a busy machine can take longer than vLLM waits.
+                "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     if threads is not None:
         if threads < 1:
             raise VllmGenerationError(f"threads must be at least 1, got {threads}")
@@ -293,7 +299,6 @@ class VllmWorker:
         self.dtype: str | None = None
         self._process: subprocess.Popen | None = None
         self._folder: tempfile.TemporaryDirectory | None = None
-        self._log: list[str] = []
 
     def __enter__(self) -> "VllmWorker":
         self._folder = tempfile.TemporaryDirectory(prefix="vllm-request-")
@@ -302,6 +307,7 @@ class VllmWorker:
         self.environ.setdefault("VLLM_CACHE_ROOT", str(Path(self._folder.name) / "vllm-cache"))
         self.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(self._folder.name) / "inductor-cache"))
         self._stderr = open(Path(self._folder.name) / "stderr.log", "w+", encoding="utf-8")
+        self._stdout_log = open(Path(self._folder.name) / "stdout.log", "w+", encoding="utf-8")
         self._process = subprocess.Popen([self.python, self.script, "--request", str(request_file)],
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                          text=True, env=self.environ, cwd=self._folder.name)
@@ -342,9 +348,10 @@ class VllmWorker:
                 process.stdout.close()
         if self.log_file is not None and self._folder is not None:
             self.log_file.parent.mkdir(parents=True, exist_ok=True)
-            self.log_file.write_text("".join(self._log) + self._stderr_text(), encoding="utf-8")
+            self.log_file.write_text(self._logged(), encoding="utf-8")
         if self._folder is not None:
             self._stderr.close()
+            self._stdout_log.close()
             self._folder.cleanup()
             self._folder = None
 
@@ -357,30 +364,44 @@ class VllmWorker:
                 if line.startswith(PROTOCOL_PREFIX):
                     result["message"] = json.loads(line[len(PROTOCOL_PREFIX):])
                     return
-                self._log.append(line)
+                self._stdout_log.write(line)
+                self._stdout_log.flush()
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        reader.join(self.timeout)
-        if reader.is_alive():
+        deadline, exited_at = time.monotonic() + self.timeout, None
+        # A process the worker started may keep stdout open after the worker itself is gone.
+        while reader.is_alive() and time.monotonic() < deadline:
+            reader.join(0.5)
+            if self._process.poll() is not None:
+                exited_at = exited_at or time.monotonic()
+                if time.monotonic() - exited_at > EXIT_GRACE_SECONDS:
+                    break
+        message = result.get("message")
+        if message is None and (not reader.is_alive() or self._process.poll() is not None):
+            with contextlib.suppress(subprocess.TimeoutExpired):  # its output is closed: it is ending
+                self._process.wait(timeout=EXIT_GRACE_SECONDS)
+        if message is None and self._process.poll() is not None:
+            raise VllmGenerationError(f"the vLLM worker exited ({self._process.returncode}) without answering:\n"
+                                      f"{self._tail()}")
+        if message is None:
             self._process.kill()
             raise VllmGenerationError(f"the vLLM worker did not answer within {self.timeout:.0f} s:\n{self._tail()}")
-        message = result.get("message")
-        if message is None:
-            code = self._process.wait()
-            raise VllmGenerationError(f"the vLLM worker exited ({code}) without answering:\n{self._tail()}")
         if "error" in message:
             raise VllmGenerationError(f"the vLLM worker failed: {message['error']}\n{self._tail()}")
         return message
 
-    def _stderr_text(self) -> str:
-        with contextlib.suppress(OSError, ValueError):
-            self._stderr.flush()
-            return Path(self._stderr.name).read_text(encoding="utf-8", errors="replace")
-        return ""
+    def _logged(self) -> str:
+        """What the worker printed besides the protocol: stdout's lines, then stderr."""
+        texts = []
+        for handle in (self._stdout_log, self._stderr):
+            with contextlib.suppress(OSError, ValueError):
+                handle.flush()
+                texts.append(Path(handle.name).read_text(encoding="utf-8", errors="replace"))
+        return "".join(texts)
 
-    def _tail(self, characters: int = 3000) -> str:
-        return ("".join(self._log) + self._stderr_text())[-characters:]
+    def _tail(self, characters: int = 6000) -> str:
+        return self._logged()[-characters:]
 
 
 def generate_in_worker(python: str | Path, model_dir: str | Path, prompts: list[str], batch_size: int,

@@ -258,6 +258,25 @@ def test_a_worker_that_answers_for_the_wrong_number_of_prompts_is_refused(tmp_pa
 
 # --- real vLLM ----------------------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def vllm_tiny_model_dir(tmp_path_factory, tiny_model_dir):
+    """The tiny model with 64-wide attention heads (vLLM's CPU attention has no 16-wide kernel) and
+    larger random weights, so greedy choices are not near-ties that rounding could flip."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    folder = tmp_path_factory.mktemp("vllm-tiny") / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    config = AutoConfig.from_pretrained(folder)
+    config.update({"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2, "num_key_value_heads": 1,
+                   "head_dim": 64, "initializer_range": 0.2})
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).to(torch.float32).save_pretrained(folder)
+    return folder
+
+
 def _vllm_python():
     from local_mode import vllm_env
 
@@ -267,12 +286,12 @@ def _vllm_python():
 @pytest.mark.skipif(_vllm_python() is None,
                     reason="the vLLM environment is not built (make vllm-env, about 3.4 GB); "
                            "or set LLM_FINETUNE_VLLM_PYTHON to its python")
-def test_vllm_greedy_outputs_equal_evaluates(tiny_model_dir, prompts):
+def test_vllm_greedy_outputs_equal_evaluates(vllm_tiny_model_dir, prompts):
     from local_mode import vllm_env
 
-    model, tokenizer = load_model(tiny_model_dir)
+    model, tokenizer = load_model(vllm_tiny_model_dir)
     expected = generate(model, tokenizer, prompts, batch_size=4, max_new_tokens=MAX_NEW_TOKENS)
-    request = Request(str(tiny_model_dir), prompts, batch_size=4, max_new_tokens=MAX_NEW_TOKENS, dtype="float32")
+    request = Request(str(vllm_tiny_model_dir), prompts, batch_size=4, max_new_tokens=MAX_NEW_TOKENS, dtype="float32")
     with VllmWorker(_vllm_python(), request, environ=vllm_env.clean_environment(), threads=1,
                     timeout=600) as worker:
         outputs, _ = worker.generate()
