@@ -4,8 +4,9 @@ engine that serves it.
 Both take the same rendered prompts and return the same texts: the prompts are tokenized by the
 model's own tokenizer without special tokens and handed to vLLM as token ids (vLLM's own prompt
 handling would add a BOS); decoding is greedy, up to max_new_tokens, and stops at the same tokens
-(the tokenizer's EOS and the generation config's eos_token_id); the new token ids are decoded by the
-same tokenizer with skip_special_tokens, as evaluate.generate decodes them. The compute dtype follows
+(the tokenizer's EOS and the generation config's eos_token_id), with the generation config's
+repetition_penalty and min_new_tokens applied as transformers applies them (a setting vLLM cannot
+reproduce, such as no_repeat_ngram_size, is refused); the new token ids are decoded by the same tokenizer with skip_special_tokens, as evaluate.generate decodes them. The compute dtype follows
 evaluate.load_model's rule (fp32 on CPU, bf16 on a bf16-capable GPU, else fp16) unless one is given.
 fp32 greedy outputs do not depend on batching, so on CPU they equal transformers' exactly; bf16 ones
 can change with batch composition.
@@ -81,25 +82,58 @@ def engine_arguments(model_dir: str | Path, prompt_lengths: list[int], batch_siz
             "enforce_eager": not cuda, "seed": seed, "generation_config": "vllm"}
 
 
-def sampling_arguments(max_new_tokens: int, stop_token_ids: list[int]) -> dict[str, Any]:
-    """Keyword arguments for vllm.SamplingParams: greedy, evaluate.generate's length and stop tokens;
-    token ids only, which the caller decodes itself."""
+def sampling_arguments(max_new_tokens: int, stop_token_ids: list[int],
+                       model_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Keyword arguments for vllm.SamplingParams: greedy, evaluate.generate's length and stop tokens,
+    the model's own greedy settings (`model_settings`); token ids only, which the caller decodes."""
     return {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "n": 1, "max_tokens": max_new_tokens,
             "stop_token_ids": list(stop_token_ids), "ignore_eos": False, "repetition_penalty": 1.0,
-            "detokenize": False}
+            "detokenize": False, **(model_settings or {})}
 
 
-def stop_token_ids(reference: str | Path, tokenizer) -> list[int]:
-    """evaluate.generate's stop tokens: the tokenizer's EOS and the generation config's eos_token_id."""
+def load_generation_config(reference: str | Path):
+    """The model's generation config, as transformers' generate reads it."""
     from transformers import AutoConfig, GenerationConfig
 
+    try:
+        return GenerationConfig.from_pretrained(str(reference))
+    except OSError:  # no generation_config.json: transformers derives one from config.json
+        return GenerationConfig.from_model_config(AutoConfig.from_pretrained(str(reference)))
+
+
+def stop_token_ids(generation_config, tokenizer) -> list[int]:
+    """evaluate.generate's stop tokens: the tokenizer's EOS and the generation config's eos_token_id."""
     from evaluate import _stop_token_ids
 
-    try:
-        generation_config = GenerationConfig.from_pretrained(str(reference))
-    except OSError:  # no generation_config.json: transformers derives one from config.json
-        generation_config = GenerationConfig.from_model_config(AutoConfig.from_pretrained(str(reference)))
     return _stop_token_ids(SimpleNamespace(generation_config=generation_config), tokenizer)
+
+
+# Settings of a generation config that change greedy output and that vLLM has no equal for, with the
+# values that change nothing.
+UNSUPPORTED_GREEDY_SETTINGS = {"no_repeat_ngram_size": (None, 0), "bad_words_ids": (None, []), "min_length": (None, 0),
+                               "suppress_tokens": (None, []), "begin_suppress_tokens": (None, []),
+                               "forced_bos_token_id": (None,), "forced_eos_token_id": (None,),
+                               "sequence_bias": (None, {}), "encoder_repetition_penalty": (None, 1.0),
+                               "exponential_decay_length_penalty": (None,)}
+
+
+def model_greedy_settings(generation_config) -> dict[str, Any]:
+    """SamplingParams for the settings of the model's generation config that transformers applies under
+    evaluate.generate's own (repetition_penalty, min_new_tokens); any other setting that would change
+    greedy output is refused, naming it, since vLLM would not reproduce it."""
+    settings: dict[str, Any] = {}
+    penalty = getattr(generation_config, "repetition_penalty", None)
+    if penalty not in (None, 1.0):
+        settings["repetition_penalty"] = float(penalty)
+    minimum = getattr(generation_config, "min_new_tokens", None)
+    if minimum:
+        settings["min_tokens"] = int(minimum)
+    for name, neutral in UNSUPPORTED_GREEDY_SETTINGS.items():
+        value = getattr(generation_config, name, None)
+        if value not in neutral:
+            raise VllmGenerationError(f"generation_config.json sets {name}={value!r}, which vLLM cannot apply as "
+                                      "transformers does; evaluate with --generation-backend transformers")
+    return settings
 
 
 def cpu_environment(environ: dict[str, str], threads: int | None = None) -> dict[str, str]:
@@ -144,7 +178,9 @@ class Engine:
 
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
-        self.stop_token_ids = stop_token_ids(reference, tokenizer)
+        generation_config = load_generation_config(reference)
+        self.stop_token_ids = stop_token_ids(generation_config, tokenizer)
+        self.model_settings = model_greedy_settings(generation_config)
         self.dtype = resolve_dtype(dtype, cuda, cuda and torch.cuda.is_bf16_supported())
         self.llm = LLM(**engine_arguments(reference, prompt_lengths, batch_size, max_new_tokens, self.dtype, cuda))
 
@@ -155,7 +191,7 @@ class Engine:
         if max_new_tokens > self.max_new_tokens:
             raise VllmGenerationError(f"max_new_tokens {max_new_tokens} is more than the engine was started "
                                       f"for ({self.max_new_tokens})")
-        settings = SamplingParams(**sampling_arguments(max_new_tokens, self.stop_token_ids))
+        settings = SamplingParams(**sampling_arguments(max_new_tokens, self.stop_token_ids, self.model_settings))
         results = self.llm.generate([{"prompt_token_ids": ids} for ids in token_ids], settings, use_tqdm=False)
         return [self.tokenizer.decode(list(result.outputs[0].token_ids), skip_special_tokens=True)
                 for result in results]

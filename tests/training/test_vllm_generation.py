@@ -12,7 +12,8 @@ import vllm_generation
 from chat_format import render_prompt
 from evaluate import EvalConfig, EvalRow, generate, load_model, parse_args
 from vllm_generation import (PROTOCOL_PREFIX, Request, VllmGenerationError, VllmWorker, cpu_environment,
-                             engine_arguments, prompt_token_ids, resolve_dtype, sampling_arguments, stop_token_ids)
+                             engine_arguments, load_generation_config, model_greedy_settings, prompt_token_ids,
+                             resolve_dtype, sampling_arguments, stop_token_ids)
 
 from .conftest import sql_conversations
 
@@ -68,7 +69,7 @@ def test_sampling_is_greedy_with_evaluates_length_and_stop_tokens():
 
 def test_stop_tokens_are_evaluates(tiny_model_dir, tmp_path):
     model, tokenizer = load_model(tiny_model_dir)
-    assert stop_token_ids(tiny_model_dir, tokenizer) == evaluate._stop_token_ids(model, tokenizer)
+    assert stop_token_ids(load_generation_config(tiny_model_dir), tokenizer) == evaluate._stop_token_ids(model, tokenizer)
     # A folder without generation_config.json: transformers derives the config from config.json.
     import shutil
 
@@ -76,7 +77,18 @@ def test_stop_tokens_are_evaluates(tiny_model_dir, tmp_path):
     shutil.copytree(tiny_model_dir, bare)
     (bare / "generation_config.json").unlink()
     model, tokenizer = load_model(bare)
-    assert stop_token_ids(bare, tokenizer) == evaluate._stop_token_ids(model, tokenizer)
+    assert stop_token_ids(load_generation_config(bare), tokenizer) == evaluate._stop_token_ids(model, tokenizer)
+
+
+def test_the_models_own_greedy_settings_are_applied_and_those_vllm_lacks_refused():
+    from transformers import GenerationConfig
+
+    assert model_greedy_settings(GenerationConfig(eos_token_id=2)) == {}
+    settings = model_greedy_settings(GenerationConfig(repetition_penalty=1.05, min_new_tokens=3))
+    assert settings == {"repetition_penalty": 1.05, "min_tokens": 3}
+    assert sampling_arguments(8, [2], settings)["repetition_penalty"] == 1.05
+    with pytest.raises(VllmGenerationError, match="sets no_repeat_ngram_size=3, which vLLM cannot apply"):
+        model_greedy_settings(GenerationConfig(no_repeat_ngram_size=3))
 
 
 def test_prompts_are_tokenized_as_evaluate_tokenizes_them(tiny_tokenizer, prompts):
