@@ -442,10 +442,11 @@ class VllmWorker:
 
 def generate_in_worker(python: str | Path, model_dir: str | Path, prompts: list[str], batch_size: int,
                        max_new_tokens: int, dtype: str = "auto", threads: int | None = None,
-                       timeout: float = 1800) -> list[str]:
-    """`generate`, run by the vLLM environment's `python` in a worker process."""
+                       environ: dict[str, str] | None = None, timeout: float = 1800) -> list[str]:
+    """`generate`, run by the vLLM environment's `python` in a worker process (`environ`: its environment,
+    by default this process's; local_mode.vllm_env.clean_environment() gives the right one on CPU)."""
     request = Request(str(model_dir), list(prompts), batch_size, max_new_tokens, dtype)
-    with VllmWorker(python, request, threads=threads, timeout=timeout) as worker:
+    with VllmWorker(python, request, environ=environ, threads=threads, timeout=timeout) as worker:
         outputs, _ = worker.generate()
     return outputs
 

@@ -12,8 +12,8 @@ import vllm_generation
 from chat_format import render_prompt
 from evaluate import EvalConfig, EvalRow, generate, load_model, parse_args
 from vllm_generation import (PROTOCOL_PREFIX, Request, VllmGenerationError, VllmWorker, cpu_environment,
-                             engine_arguments, load_generation_config, model_greedy_settings, prompt_token_ids,
-                             resolve_dtype, sampling_arguments, stop_token_ids)
+                             engine_arguments, generate_in_worker, load_generation_config, model_greedy_settings,
+                             prompt_token_ids, resolve_dtype, sampling_arguments, stop_token_ids)
 
 from .conftest import sql_conversations
 
@@ -208,6 +208,14 @@ def test_the_worker_answers_every_request_through_the_protocol(tiny_model_dir, t
     assert short == [tiny_tokenizer.decode(row[-3:][:1], skip_special_tokens=True) for row in ids]
     assert seconds >= 0
     assert "a log line vLLM prints on stdout" in log.read_text()
+
+
+def test_generate_in_worker_gives_the_outputs_in_prompt_order(tiny_model_dir, tiny_tokenizer, prompts,
+                                                               fake_vllm_environment):
+    outputs = generate_in_worker(sys.executable, tiny_model_dir, prompts, 2, MAX_NEW_TOKENS,
+                                 environ=fake_vllm_environment)
+    assert outputs == [tiny_tokenizer.decode(row[-3:], skip_special_tokens=True)
+                       for row in prompt_token_ids(tiny_tokenizer, prompts)]
 
 
 def test_an_engine_that_fails_to_start_is_reported(tiny_model_dir, prompts, fake_vllm_environment):
