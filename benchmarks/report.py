@@ -269,7 +269,7 @@ def eval_details(result: dict[str, Any]) -> str:
         _provenance(result),
         "",
         f"Model {settings['model']}, {settings['prompts']} prompts from {settings['data']}, greedy, "
-        f"max_new_tokens {settings['max_new_tokens']}, {settings.get('threads', '?')} threads, {settings['repeats']} "
+        f"max_new_tokens {settings['max_new_tokens']}, torch threads {settings.get('threads', '?')}, {settings['repeats']} "
         f"repeats in {'rotating' if vllm.get('dtypes') else 'alternating'} order. Outputs are compared with one "
         "prompt at a time's, text for text.",
         "",
@@ -307,10 +307,8 @@ def eval_details(result: dict[str, Any]) -> str:
             f"started before the repeats and not timed: engine start-up {starts}. It reads the prompts as the "
             f"token ids evaluate.generate makes of them; reading them alone takes {reading}.",
         ]
-        for dtype, figures in vllm["dtypes"].items():
-            for example in figures.get("differing_examples", [])[:1]:
-                lines += ["", f"A differing output (vLLM {dtype}, prompt {example['index']}): vLLM "
-                              f"`{_cell(example['vllm'])}`, one at a time `{_cell(example['one_at_a_time'])}`."]
+        if any(figures["outputs_differing"] for figures in vllm["dtypes"].values()):
+            lines[-1] += " Examples of differing outputs are in the result file (`differing_examples`)."
     elif vllm.get("skipped"):
         lines += ["", f"vLLM was not measured: {vllm['skipped']}."]
     return "\n".join(lines)
