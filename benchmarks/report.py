@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Callable
 
+from benchmarks.gpu import lever_plan
 from benchmarks.machine import machine_label
 from benchmarks.measure import spread
 from benchmarks.strategies import auto_choice
@@ -29,11 +30,13 @@ Run the CPU benchmarks again and regenerate this page:
     make bench                                  # = python -m benchmarks.run_all
     python -m benchmarks.run_all --render-only  # only regenerate this page from benchmarks/results/
 
-The GPU benchmark runs on one NVIDIA H100 or H200 in under 8 minutes and writes
-`gpu_qlora_llama8b.json` into the folder given by `--out`; copy it to `benchmarks/results/` and
-regenerate:
+The GPU benchmarks run on one NVIDIA H100 or H200 in under 8 minutes each and write their JSON
+file into the folder given by `--out`; copy it to `benchmarks/results/` and regenerate.
+`benchmarks/gpu/throughput_llama8b.py` (`gpu_throughput.json`: every throughput lever of train.py, and
+evaluation batching) supersedes `benchmarks/gpu/qlora_llama8b.py` (`gpu_qlora_llama8b.json`: the
+batching strategies); its docstring says which wheels the GPU machine needs:
 
-    python3 benchmarks/gpu/qlora_llama8b.py --out "$OUT"
+    python3 benchmarks/gpu/throughput_llama8b.py --out "$OUT"
 """
 
 
@@ -179,10 +182,117 @@ def gpu_row(result: dict[str, Any]) -> dict[str, str]:
             "ratio": ratio_text, "goal": _goal(met, ">= 1.8x")}
 
 
+def fill_row(result: dict[str, Any]) -> dict[str, str]:
+    one, three, same = result["one_fill"], result["three_fills"], result["equivalents"]
+    rate, rejected = three["discrimination_rate"] or 0.0, same["false_rejection_rate"] or 0.0
+    figures = (f"{result['rows_scored']} rows, {three['ran']} mutants: told apart by one fill "
+               f"{_percent(one['discrimination_rate'])}, by three fills {_percent(three['discrimination_rate'])}; "
+               f"{same['rejected']} of {same['total']} equivalent rewrites rejected ({_percent(same['false_rejection_rate'])})")
+    return {"what": "Execution accuracy's filled databases: mutants of the gold query told apart, one fill vs three",
+            "figures": figures, "ratio": _percent(three["discrimination_rate"]),
+            "goal": _goal(rate >= 0.9 and rejected == 0, ">= 90% of mutants told apart with three fills, "
+                                                          "no equivalent rewrite rejected")}
+
+
+def _lever_cell(variant: dict[str, Any] | None) -> str:
+    if variant is None:
+        return "not measured yet on a GPU"
+    if not variant.get("real_tokens_per_second"):
+        return str(variant.get("error") or "not measured")
+    peak = variant.get("peak_memory_bytes")
+    return (f"{variant['real_tokens_per_second']:.0f} tokens/s, MFU {_percent(variant.get('mfu'))}, "
+            f"{'–' if not peak else f'{peak / GIB:.1f} GiB'}, {variant.get('ratio_to_trl_defaults', 0):.2f}x")
+
+
+def _lever_variants(result: dict[str, Any] | None) -> dict[tuple[str, str], dict[str, Any]]:
+    if not result:
+        return {}
+    return {(v["settings"].get("precision"), v["settings"].get("lever")): v for v in result.get("variants", [])
+            if v.get("settings")}
+
+
+def gpu_throughput_row(result: dict[str, Any]) -> dict[str, str]:
+    variants = _lever_variants(result)
+    parts, met = [], True
+    for precision in result["settings"]["precisions"]:
+        auto, before = variants.get((precision, "auto")), variants.get((precision, "before_levers"))
+        parts.append(f"{precision} auto: {_lever_cell(auto)}")
+        if not auto or not auto.get("real_tokens_per_second"):
+            met = False
+            continue
+        met &= (auto.get("mfu") or 0) >= lever_plan.GOALS["mfu"][precision]
+        met &= auto.get("ratio_to_trl_defaults", 0) >= lever_plan.GOALS["ratio_to_trl_defaults"]
+        if before and before.get("peak_memory_bytes") and auto.get("peak_memory_bytes"):
+            met &= auto["peak_memory_bytes"] <= before["peak_memory_bytes"]
+    evaluation = result.get("evaluation") or {}
+    ratio = evaluation.get("ratio")
+    parts.append(f"evaluation batched/one at a time: {'–' if ratio is None else f'{ratio:.1f}x'}")
+    met &= ratio is not None and ratio >= lever_plan.GOALS["evaluation_ratio"]
+    ratios = [variants[(p, "auto")].get("ratio_to_trl_defaults") for p in result["settings"]["precisions"]
+              if variants.get((p, "auto"), {}).get("ratio_to_trl_defaults")]
+    return {"what": "GPU throughput levers, Llama-3-8B shape: every lever on auto vs trl defaults; evaluation batching",
+            "figures": "; ".join(parts), "ratio": ", ".join(f"{r:.2f}x" for r in ratios) or "–",
+            "goal": _goal(met, lever_plan.GOAL_TEXT)}
+
+
+def gpu_throughput_details(result: dict[str, Any] | None, earlier: dict[str, Any] | None = None) -> str:
+    """The levers table; every cell says "not measured yet on a GPU" until gpu_throughput.json exists.
+
+    Without that file, the QLoRA cells of trl's defaults and of train.py before the levers show what
+    gpu_qlora_llama8b.json (`earlier`) measured for the same settings (padding, and padding_free).
+    """
+    variants = _lever_variants(result)
+    lines = ["## GPU throughput levers (Llama-3-8B shape)", ""]
+    if result is None:
+        lines += ["`python3 benchmarks/gpu/throughput_llama8b.py --out $OUT` has not run on a GPU yet: the figures below "
+                  "await one, except where a cell names the earlier run they come from.", ""]
+    else:
+        environment = result.get("environment", {})
+        versions = ", ".join(f"{k} {v}" for k, v in environment.get("versions", {}).items() if v)
+        lines += [f"`{result['command']}` on {environment.get('gpu', '?')}, {_date(result)}; {versions}; peak "
+                  f"{result['matmul_peak']['median_flops'] / 1e12:.0f} TFLOP/s (bf16 matrix product, same run).", ""]
+    lines += ["Each lever alone on top of train.py before the levers, every lever on `auto`, and trl's defaults; "
+              "the model is loaded, configured and trained by train.py's own code. Cells: real tokens/s, MFU "
+              "(as above), peak GPU memory, ratio to trl's defaults at the same precision. Goal: "
+              f"{lever_plan.GOAL_TEXT}.", "",
+              "| Lever | What | QLoRA | bf16 LoRA |", "|---|---|---|---|"]
+    earlier_by_strategy = {}
+    if result is None and earlier:
+        earlier_by_strategy = {v["settings"].get("strategy"): v for v in earlier.get("variants", [])
+                               if v.get("settings", {}).get("precision") == "qlora" and v.get("real_tokens_per_second")}
+    for lever, (what, _) in lever_plan.LEVERS.items():
+        cells = []
+        for precision in lever_plan.PRECISIONS:
+            variant = variants.get((precision, lever))
+            strategy = {"trl_defaults": "padding", "before_levers": "padding_free"}.get(lever)
+            if variant is None and precision == "qlora" and strategy in earlier_by_strategy:
+                cells.append(_lever_cell(earlier_by_strategy[strategy])
+                             + f" (gpu_qlora_llama8b, {_date(earlier)}, batching {strategy})")
+            else:
+                cells.append(_lever_cell(variant))
+        lines.append(f"| {lever} | {what} | {cells[0]} | {cells[1]} |")
+    evaluation = (result or {}).get("evaluation")
+    lines.append("")
+    if evaluation and evaluation.get("ratio"):
+        lines.append(f"Evaluation, evaluate.py's `generate` on the bf16 model, max_new_tokens "
+                     f"{evaluation['max_new_tokens']}: batched (batch {evaluation['batch_size']}) "
+                     f"{evaluation['batched']['prompts_per_second']:.2f} prompts/s "
+                     f"({evaluation['batched']['seconds_for_1000_prompts']:.0f} s for 1,000 prompts), one at a time "
+                     f"{evaluation['one_at_a_time']['prompts_per_second']:.2f} prompts/s "
+                     f"({evaluation['one_at_a_time']['seconds_for_1000_prompts']:.0f} s); ratio "
+                     f"{evaluation['ratio']:.1f}x.")
+    else:
+        lines.append("Evaluation, evaluate.py's `generate` batched (the workflow's batch size, 16) against one prompt "
+                     "at a time, on the walkthrough's 1,000 prompts and max_new_tokens 256: not measured yet on a GPU.")
+    return "\n".join(lines)
+
+
 ROWS: dict[str, Callable[[dict[str, Any]], dict[str, str]]] = {
+    lever_plan.RESULT_NAME: gpu_throughput_row,
     "train_throughput": train_row,
     "eval_throughput": eval_row,
     "workflow_overhead": workflow_row,
+    "fill_discrimination": fill_row,
 }
 
 
@@ -390,22 +500,62 @@ def gpu_details(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def fill_details(result: dict[str, Any]) -> str:
+    settings, one, three, same = result["settings"], result["one_fill"], result["three_fills"], result["equivalents"]
+    unscorable = ", ".join(f"{count} {reason}" for reason, count in sorted(result["rows_unscorable"].items())) or "none"
+    lines = [
+        "## Fill discrimination of execution accuracy",
+        "",
+        _provenance(result),
+        "",
+        f"{settings['rows']} rows drawn (seed {settings['seed']}) from {settings['data']}; {result['rows_scored']} "
+        f"scored (left out, gold query not scorable: {unscorable}). Each gold query is rewritten by sqlglot into "
+        f"mutants, which mean something else, and equivalent rewrites, and each is scored against the gold by "
+        f"`execution_match` with one fill ({', '.join(map(str, settings['one_fill']))} rows a table) and with "
+        f"three ({', '.join(map(str, settings['three_fills']))} rows). Mutants that fail to run (e.g. another "
+        f"column that is not in the joined tables) are not counted; a mutant can, rarely, mean the same as the "
+        f"gold query, so the rates are lower bounds. {result['progress_calls']} SQLite progress-handler calls "
+        f"in all, {result['wall_seconds']:.0f} s.",
+        "",
+        "| Mutant | Ran | Told apart, one fill | Told apart, three fills |",
+        "|---|---|---|---|",
+    ]
+    for kind, counts in three["by_kind"].items():
+        single = one["by_kind"].get(kind, {})
+        lines.append(f"| {kind} | {counts.get('total', 0) - counts.get('errors', 0)} | "
+                     f"{_percent(single.get('discrimination_rate'))} | {_percent(counts.get('discrimination_rate'))} |")
+    lines.append(f"| **all** | {three['ran']} | {_percent(one['discrimination_rate'])} | "
+                 f"{_percent(three['discrimination_rate'])} |")
+    lines += ["", "| Equivalent rewrite | Scored | Rejected |", "|---|---|---|"]
+    for kind, counts in same["by_kind"].items():
+        lines.append(f"| {kind} | {counts.get('total', 0)} | {counts.get('rejected', 0)} |")
+    lines.append(f"| **all** | {same['total']} | {same['rejected']} ({_percent(same['false_rejection_rate'])}) |")
+    return "\n".join(lines)
+
+
 DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
+    lever_plan.RESULT_NAME: gpu_throughput_details,
     "train_throughput": train_details,
     "eval_throughput": eval_details,
     "workflow_overhead": workflow_details,
+    "fill_discrimination": fill_details,
 }
 
 
 def render_document(results: dict[str, dict[str, Any]]) -> str:
     """The whole of docs/benchmarks.md."""
     sections = [INTRO, "## Summary", "", render_summary_table(results)]
+    levers_measured = not results.get(lever_plan.RESULT_NAME, {"smoke": True}).get("smoke")
     for name, result in results.items():
         if result.get("smoke"):
             continue
         builder = DETAILS.get(name) or (gpu_details if name.startswith("gpu_") else None)
         if builder is not None:
             sections += ["", builder(result)]
+        if name == "gpu_qlora_llama8b" and not levers_measured:
+            sections += ["", gpu_throughput_details(None, earlier=result)]
+    if not levers_measured and "gpu_qlora_llama8b" not in results:
+        sections += ["", gpu_throughput_details(None)]
     return "\n".join(sections).rstrip() + "\n"
 
 

@@ -1,6 +1,6 @@
 """`make bench`: run the CPU benchmarks fresh, one after another, then regenerate docs/benchmarks.md.
 
-    python -m benchmarks.run_all                      # all three CPU benchmarks, then the page
+    python -m benchmarks.run_all                      # all four CPU benchmarks, then the page
     python -m benchmarks.run_all --only eval_throughput
     python -m benchmarks.run_all --render-only        # the page from benchmarks/results/ as they are
 
@@ -18,7 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks import eval_throughput, train_throughput, workflow_overhead  # noqa: E402
+from benchmarks import eval_throughput, fill_discrimination, train_throughput, workflow_overhead  # noqa: E402
 from benchmarks.report import write_document  # noqa: E402
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "train_throughput": train_throughput.main,
     "eval_throughput": eval_throughput.main,
     "workflow_overhead": workflow_overhead.main,
+    "fill_discrimination": fill_discrimination.main,
 }
 
 

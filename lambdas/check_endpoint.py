@@ -57,8 +57,9 @@ def handler(event: dict, context: object) -> dict:
     check = run["config"]["deployment"]["check"]
     name = deployment["endpoint_name"]
     url = f"https://runtime.sagemaker.{aws.region()}.amazonaws.com/endpoints/{name}/invocations"
-    if check["samples"] == 0:
-        return {"passed": True, "compared": 0, "matches": 0, "url": url, "mismatches": []}
+    if check["samples"] == 0:      # nothing compared, but the endpoint serves this run's package now
+        return _record_serving(event, name, {"passed": True, "compared": 0, "matches": 0, "url": url,
+                                             "mismatches": []})
     try:
         settings = read_json(run["paths"]["metrics"]).get("settings") or {}
     except Exception:  # noqa: BLE001 - the input's value is a sound fallback
@@ -85,13 +86,21 @@ def handler(event: dict, context: object) -> dict:
     result = {"passed": passed, "compared": len(rows), "matches": matches, "url": url, "mismatches": mismatches,
               "engine": engine}
     logger.info("endpoint checked", extra={"run_id": run["run_id"], **result})
-    if passed and (event["state"].get("model_package") or {}).get("arn"):
-        endpoint_arn = aws.client("sagemaker").describe_endpoint(EndpointName=name)["EndpointArn"]
-        model_registry.record_serving(endpoint_arn, event["state"]["model_package"]["arn"])
-        result["serving_package"] = event["state"]["model_package"]["arn"]
-    if not passed:
+    if passed:
+        _record_serving(event, name, result)
+    else:
         first = mismatches[0]
         raise EndpointMismatch(
             f"endpoint {name} matched {matches} of {len(rows)} evaluation prompts (need {needed:.0%}); "
             f"row {first['id']}: expected {first['expected']!r}, got {first['live']!r}")
+    return result
+
+
+def _record_serving(event: dict, name: str, result: dict) -> dict:
+    """Tag the endpoint with the package it now serves: the next run's Gate compares against it."""
+    package = (event["state"].get("model_package") or {}).get("arn")
+    if package:
+        endpoint_arn = aws.client("sagemaker").describe_endpoint(EndpointName=name)["EndpointArn"]
+        model_registry.record_serving(endpoint_arn, package)
+        result["serving_package"] = package
     return result

@@ -15,7 +15,7 @@ from common.run import next_wait_seconds, run_of
 @translate_throttling
 def handler(event: dict, context: object) -> dict:
     run = run_of(event)
-    ctx = RunContext.from_run(run, LambdaEnvironment.from_os())
+    ctx = RunContext.from_run(run, LambdaEnvironment.from_os(), event["state"].get("preflight"))
     result = endpoints.deploy(ctx)
     logger.info("deployment started", extra={"run_id": ctx.run_id, **result})
     started = time.time()

@@ -7,6 +7,7 @@ from common import aws, model_registry
 from common.environment import LambdaEnvironment
 from common.errors import translate_throttling
 from common.job_requests import owner_tags
+from common.lineage import lineage, lineage_line
 from common.model_registry import metadata_value
 from common.observability import logger, tracer
 from common.run import run_of
@@ -15,12 +16,12 @@ from common.serving import container_environment, model_data_source
 APPROVAL_DESCRIPTION_LIMIT = 1024
 
 
-def _metadata(run: dict, gate: dict) -> dict[str, str]:
+def _metadata(run: dict, gate: dict, record: dict[str, str]) -> dict[str, str]:
     fine_tuned = (gate.get("metrics") or {}).get("fine_tuned") or {}
     base = (gate.get("metrics") or {}).get("base") or {}
     values = {"run_id": run["run_id"], "gate_passed": str(bool(gate["passed"])).lower(),
               "reasons": "; ".join(gate.get("reasons", [])),
-              "metrics_uri": run["paths"]["metrics"], "merged_model_uri": run["paths"]["merged"]}
+              "metrics_uri": run["paths"]["metrics"], "merged_model_uri": run["paths"]["merged"], **record}
     for label, source in (("", fine_tuned), ("base_", base)):
         for key in ("execution_accuracy", "exact_match", "count"):
             if isinstance(source.get(key), (int, float)):
@@ -28,7 +29,7 @@ def _metadata(run: dict, gate: dict) -> dict[str, str]:
     return {key: metadata_value(value) for key, value in values.items()}
 
 
-def _request(run: dict, gate: dict, env: LambdaEnvironment, status: str) -> dict:
+def _request(run: dict, gate: dict, env: LambdaEnvironment, status: str, metadata: dict[str, str]) -> dict:
     deployment = run["config"]["deployment"]
     return {
         "ModelPackageGroupName": env.model_package_group_name,
@@ -44,7 +45,7 @@ def _request(run: dict, gate: dict, env: LambdaEnvironment, status: str) -> dict
         "ModelApprovalStatus": status,
         "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
                                                          "S3Uri": run["paths"]["metrics"]}}},
-        "CustomerMetadataProperties": _metadata(run, gate),
+        "CustomerMetadataProperties": metadata,
         "ClientToken": hashlib.sha256(run["run_id"].encode()).hexdigest()[:36],
         "Tags": owner_tags(run["run_id"], env.stack_tag),
     }
@@ -64,6 +65,9 @@ def handler(event: dict, context: object) -> dict:
     if not isinstance(gate, dict) or "passed" not in gate:
         raise ValueError("the state has no gate decision at $.gate; Register runs after Gate")
     status = "Approved" if gate["passed"] else "Rejected"
+    serving_image = env.serving_image(run["config"]["deployment"])
+    record = lineage(run, event["state"].get("preflight"), env, serving_image)
+    metadata = _metadata(run, gate, record)
     group = env.model_package_group_name
     model_registry.ensure_group(group, env.create_model_package_group)
     existing = model_registry.find_run_package(group, run["run_id"])
@@ -71,12 +75,13 @@ def handler(event: dict, context: object) -> dict:
     if existing:
         arn = existing["ModelPackageArn"]
     else:
-        arn = sagemaker.create_model_package(**_request(run, gate, env, status))["ModelPackageArn"]
+        arn = sagemaker.create_model_package(**_request(run, gate, env, status, metadata))["ModelPackageArn"]
     description = "; ".join(gate.get("reasons", [])) or status
     # The metadata is sent again: an update must never lose the run id the re-run looks for.
     sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status,
                                    ApprovalDescription=description[:APPROVAL_DESCRIPTION_LIMIT],
-                                   CustomerMetadataProperties=_metadata(run, gate))
+                                   CustomerMetadataProperties=metadata)
     logger.info("model package registered", extra={"run_id": run["run_id"], "arn": arn,
                                                    "status": status, "adopted": bool(existing)})
-    return {"arn": arn, "status": status, "adopted": bool(existing)}
+    return {"arn": arn, "status": status, "adopted": bool(existing), "lineage": record,
+            "lineage_summary": lineage_line(record)}

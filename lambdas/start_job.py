@@ -1,4 +1,4 @@
-"""StartPrepare / StartTrain / StartEvaluate: start the run's job of `kind`, or adopt it."""
+"""StartPrepare / StartTrain / StartEvaluate / StartServingCheck: start the run's job of `kind`, or adopt it."""
 from __future__ import annotations
 
 from common import jobs
@@ -16,7 +16,7 @@ def handler(event: dict, context: object) -> dict:
     if kind not in BUILDERS:
         raise ValueError(f"payload kind {kind!r} is not a job kind; allowed: {', '.join(BUILDERS)}")
     run = run_of(event)
-    ctx = RunContext.from_run(run, LambdaEnvironment.from_os())
+    ctx = RunContext.from_run(run, LambdaEnvironment.from_os(), event["state"].get("preflight"))
     logger.append_keys(run_id=ctx.run_id, kind=kind)
     state = jobs.start(kind, BUILDERS[kind](ctx))
     logger.info("job adopted" if state.adopted else "job started", extra={"job": state.as_dict()})

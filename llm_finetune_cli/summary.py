@@ -190,6 +190,8 @@ def render_summary(console: Console, summary: dict[str, Any]) -> None:
     package = summary.get("model_package")
     if package:
         row("Model package", f"{escape(str(package.get('status')))}  {escape(str(package.get('arn')))}")
+        if package.get("lineage_summary"):
+            row("Lineage", escape(str(package["lineage_summary"])))
     endpoint = summary.get("endpoint")
     if endpoint:
         check = endpoint.get("check") or {}

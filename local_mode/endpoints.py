@@ -29,6 +29,7 @@ import boto3
 from moto.core.exceptions import ServiceException
 from moto.core.utils import utcnow
 
+from local_mode import process_env
 from local_mode.moto_patches import S3Store
 from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri
 
@@ -252,7 +253,7 @@ class EndpointEmulator:
         if self.settings.never_healthy:
             command.append("--never-healthy")
         log = open(folder / "server.log", "w", encoding="utf-8")
-        env = {**os.environ, **environment, "PYTHONUNBUFFERED": "1"}
+        env = {**process_env.snapshot(), **environment, "PYTHONUNBUFFERED": "1"}
         project_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(folder),
@@ -360,14 +361,17 @@ def _wait_healthy(server: Server, timeout: float) -> bool:
 
 
 def describe_for_summary(emulator: EndpointEmulator, endpoint_name: str | None,
-                         since: datetime | None = None) -> dict | None:
+                         since: datetime | None = None, engine: str = "tgi") -> dict | None:
     if not endpoint_name:
         return None
     url = emulator.url(endpoint_name)
     deployments = emulator.deployments(endpoint_name, since)
     if url is None:
         return {"name": endpoint_name, "url": None, "deployments": deployments}
-    example = json.dumps({"inputs": "SELECT", "parameters": {"max_new_tokens": 32}})
+    # A request in the engine's own format: TGI's text generation, vLLM's OpenAI chat completions.
+    example = json.dumps({"model": "model", "messages": [{"role": "user", "content": "List all tables."}],
+                          "max_tokens": 32} if engine == "vllm" else
+                         {"inputs": "SELECT", "parameters": {"max_new_tokens": 32}})
     return {"name": endpoint_name, "url": url,
             "curl": f"curl -s {url}/invocations -H 'Content-Type: application/json' -d '{example}'",
             "deployments": deployments}

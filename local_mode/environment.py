@@ -184,6 +184,22 @@ class LocalAws:
         return value
 
     # ---- data in and out -------------------------------------------------------------------------
+    def add_secret(self, arn: str, value: str) -> str:
+        """A secret the account already holds under exactly `arn` (as the stack's context names it).
+
+        Secrets Manager appends six random characters to a secret's name in its ARN; a stack names
+        the whole ARN, so the emulated secret takes the ARN the stack was given.
+        """
+        from moto.backends import get_backend
+
+        name = arn.split(":secret:", 1)[1]
+        if len(name) > 7 and name[-7] == "-":
+            name = name[:-7]
+        region, account = arn.split(":")[3], arn.split(":")[4]
+        boto3.client("secretsmanager", region_name=region).create_secret(Name=name, SecretString=value)
+        get_backend("secretsmanager")[account][region].secrets[name].arn = arn
+        return arn
+
     def upload_file(self, path: Path, uri: str) -> str:
         bucket, key = split_s3_uri(uri)
         self.s3.upload_file(str(path), bucket, key)

@@ -34,6 +34,7 @@ from local_mode.iam.sagemaker_jobs import JobAccessDenied
 from local_mode.job_logs import JobLogStream
 from local_mode.job_network import HostNetwork, NetworkUnavailable, build_job_network
 from local_mode.job_spec import HostSpec, JobSpec, UnsupportedJob, processing_spec, training_spec
+from local_mode import process_env
 from local_mode.moto_patches import S3Store
 from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri, upload_folder
 
@@ -253,7 +254,7 @@ class JobRunner:
         execution role (SageMaker hands a container its role's credentials); this process's own
         credentials and offline switches never leak into a job that has somewhere to connect to.
         """
-        env = dict(os.environ)
+        env = process_env.snapshot()
         urls = getattr(job.network, "gateway_urls", {}) or {}
         if "aws" in urls:
             for name in [key for key in env if key.startswith("AWS_")]:

@@ -21,6 +21,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
+from local_mode import process_env
+
 LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 
 
@@ -122,8 +124,8 @@ class LambdaInvoker:
             "_HANDLER": function.handler or "",
             **self.extra_environment,
         }
-        saved = {key: os.environ.get(key) for key in environment}
-        os.environ.update(environment)
+        variables = process_env.lambda_variables(environment)
+        variables.__enter__()
         buffer = io.StringIO()
         if self._stdout is not None:
             self._stdout.buffers[threading.get_ident()] = buffer
@@ -148,11 +150,7 @@ class LambdaInvoker:
         finally:
             if self._stdout is not None:
                 self._stdout.buffers.pop(threading.get_ident(), None)
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+            variables.__exit__(None, None, None)
         logs = buffer.getvalue()
         self._record(function, event, payload, errored, logs)
         return payload, errored, logs

@@ -105,6 +105,8 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
     package = summary.get("model_package")
     if package:
         lines.append(f"Model package: {package.get('status')}  {package.get('arn')}")
+        if package.get("lineage_summary"):
+            lines.append(f"Lineage: {package['lineage_summary']}")
     endpoint = summary.get("endpoint")
     if endpoint and endpoint.get("url"):
         lines.append(f"Endpoint {endpoint['name']}: {endpoint['url']}")

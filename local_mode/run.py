@@ -75,7 +75,8 @@ def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, 
     serving_check = aws.read_json(f"s3://{aws.artifacts_bucket}/runs/{run_id}/serving-check/report.json") \
         if run_id else None
     deployment = state.get("deployment") or {}
-    endpoint = describe_for_summary(aws.endpoints, deployment.get("endpoint_name"), since)
+    endpoint = describe_for_summary(aws.endpoints, deployment.get("endpoint_name"), since,
+                                    engine=deployment.get("engine", "tgi"))
     if endpoint is not None:
         try:
             endpoint["status"] = aws.sagemaker.describe_endpoint(EndpointName=endpoint["name"])["EndpointStatus"]

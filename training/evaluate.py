@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,8 @@ class EvalConfig:
     batch_size: int = 16
     max_new_tokens: int = 128
     execution_seed: int = 0
+    base_model_revision: str | None = None  # the Hub commit of a base model given by id
+    hf_token_secret_arn: str | None = None  # where the token for a gated Hub base model is kept
     generation_backend: str = "transformers"  # or "vllm": the engine that serves the model (vllm_generation.py)
 
 
@@ -319,6 +321,10 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     parser.add_argument("--max-samples", type=_positive, default=None, help="evaluate only the first N test rows")
     parser.add_argument("--batch-size", type=_positive, default=16)
     parser.add_argument("--max-new-tokens", type=_positive, default=128)
+    parser.add_argument("--base-model-revision", default=None,
+                        help="the commit (or branch) of --base-model-id to evaluate")
+    parser.add_argument("--hf-token-secret-arn", default=None,
+                        help="Secrets Manager secret holding the Hugging Face token, for a gated base model")
     parser.add_argument("--generation-backend", choices=("transformers", "vllm"), default="transformers",
                         help="what generates the answers: transformers' batched generate, or vLLM (which must be "
                              "importable, as in the vLLM serving image), the engine that serves the model")
@@ -341,13 +347,31 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     return EvalConfig(model_dir=args.model_dir, test_file=args.test_file, output_dir=args.output_dir,
                       base_model=base_model, training_metrics=training_metrics, max_samples=args.max_samples,
                       batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                      generation_backend=args.generation_backend)
+                      base_model_revision=args.base_model_revision if args.base_model_id else None,
+                      hf_token_secret_arn=args.hf_token_secret_arn, generation_backend=args.generation_backend)
+
+
+def pin_hub_base_model(config: EvalConfig) -> EvalConfig:
+    """A base model given by Hub id, downloaded at its pinned commit with the token, as a local folder."""
+    if config.base_model is None or Path(config.base_model).is_dir():
+        return config
+    from huggingface_hub.errors import HfHubHTTPError
+    from hf_token import TokenError, read_hf_token
+    from hub_snapshot import pinned_snapshot
+
+    try:
+        folder = pinned_snapshot(config.base_model, config.base_model_revision,
+                                 read_hf_token(config.hf_token_secret_arn))
+    except (HfHubHTTPError, TokenError, OSError) as error:
+        raise EvaluationError(f"--base-model-id {config.base_model!r} at revision "
+                              f"{config.base_model_revision or 'main'} cannot be downloaded: {error}") from error
+    return replace(config, base_model=folder)
 
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     try:
-        metrics = run(config)
+        metrics = run(pin_hub_base_model(config))
     except EvaluationError as error:
         print(f"evaluate: error: {error}", file=sys.stderr)
         return 1

@@ -13,6 +13,15 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
+# The throughput levers' choices are training/throughput.py's, which resolves `auto` for each.
+from throughput import (
+    ATTENTION_CHOICES,
+    CHECKPOINTING_CHOICES,
+    LORA_DTYPE_CHOICES,
+    OPTIM_CHOICES,
+    SWITCH_CHOICES,
+)
+
 QUANTIZATION_CHOICES = ("auto", "4bit", "none")
 BATCHING_CHOICES = ("auto", "padding", "group_by_length", "padding_free", "packing")
 FSDP_OPTIONS = ("full_shard", "shard_grad_op", "offload", "auto_wrap")
@@ -48,9 +57,16 @@ class Hyperparameters:
     logging_steps: int = 10
     save_steps: int = 100
     warmup_ratio: float = 0.03
-    gradient_checkpointing: bool = True
+    gradient_checkpointing: str = "auto"  # auto, full, selective, none; true means full, false none
+    attn_implementation: str = "auto"
+    use_liger_kernel: str = "auto"  # auto, true, false
+    tokens_per_micro_batch: str = "auto"  # auto, none, or an integer >= max_length
+    torch_compile: str = "auto"  # auto, true, false
+    optim: str = "auto"
+    lora_dtype: str = "auto"  # auto, bf16, fp32
     fsdp: str = ""  # e.g. "full_shard auto_wrap"; "true" means that, "false"/"none"/empty: no FSDP
     model_id: str = ""  # a Hub id, used when no `model` channel is given
+    model_revision: str = ""  # the commit of model_id Preflight resolved (empty: main)
     hf_token_secret_arn: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,7 +90,15 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "logging_steps": (lambda v: v >= 1, "an integer >= 1"),
     "save_steps": (lambda v: v >= 1, "an integer >= 1"),
     "warmup_ratio": (lambda v: 0 <= v < 1, "a number >= 0 and < 1"),
-    "gradient_checkpointing": (lambda v: True, "true or false"),
+    "gradient_checkpointing": (lambda v: v in CHECKPOINTING_CHOICES,
+                               f"one of {', '.join(CHECKPOINTING_CHOICES)}, or true (full) / false (none)"),
+    "attn_implementation": (lambda v: v in ATTENTION_CHOICES, f"one of {', '.join(ATTENTION_CHOICES)}"),
+    "use_liger_kernel": (lambda v: v in SWITCH_CHOICES, "auto, true or false"),
+    "tokens_per_micro_batch": (lambda v: v in ("auto", "none") or (v.isdigit() and 16 <= int(v) <= 2**24),
+                               "auto, none, or an integer from 16 to 16777216 (at least max_length)"),
+    "torch_compile": (lambda v: v in SWITCH_CHOICES, "auto, true or false"),
+    "optim": (lambda v: v in OPTIM_CHOICES, f"one of {', '.join(OPTIM_CHOICES)}"),
+    "lora_dtype": (lambda v: v in LORA_DTYPE_CHOICES, f"one of {', '.join(LORA_DTYPE_CHOICES)}"),
     "fsdp": (
         lambda v: v == "" or (all(option in FSDP_OPTIONS for option in v.split())
                               and not {"full_shard", "shard_grad_op"} <= set(v.split())),
@@ -83,6 +107,8 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     ),
     "model_id": (lambda v: v == "" or re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", v) is not None,
                  "a Hugging Face Hub id such as org/name"),
+    "model_revision": (lambda v: v == "" or re.fullmatch(r"[A-Za-z0-9_.\-/]{1,128}", v) is not None,
+                       "empty, or a branch, tag or commit of model_id"),
     "hf_token_secret_arn": (lambda v: v == "" or _SECRET_ARN.match(v) is not None,
                             "empty or a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)"),
 }
@@ -91,13 +117,49 @@ _TRUE = {"true", "1", "yes", "on"}
 FSDP_WHEN_TRUE = "full_shard auto_wrap"
 
 
+_FALSE = {"false", "0", "no", "off"}
+
+
 def _normalize_fsdp(value: str) -> str:
     """The execution input allows fsdp as a boolean: true means full sharding, false/none mean off."""
     text = " ".join(value.lower().split())
     if text in ("", "none") or text in _FALSE:
         return ""
     return FSDP_WHEN_TRUE if text in _TRUE else text
-_FALSE = {"false", "0", "no", "off"}
+
+
+def _normalize_checkpointing(value: str) -> str:
+    """Inputs written before the choices were added give a boolean: true is `full`, false `none`."""
+    text = value.strip().lower()
+    return "full" if text in _TRUE else "none" if text in _FALSE else text
+
+
+def _normalize_switch(value: str) -> str:
+    """auto, or the usual boolean spellings turned into true/false."""
+    text = value.strip().lower()
+    return "true" if text in _TRUE else "false" if text in _FALSE else text
+
+
+def _normalize_integer_or_word(value: str) -> str:
+    """`tokens_per_micro_batch`: auto or none as words, a number as its integer digits ("8192.0" -> "8192")."""
+    text = value.strip().lower()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() and number >= 0 else text
+
+
+_NORMALIZE: dict[str, Callable[[str], str]] = {
+    "fsdp": _normalize_fsdp,
+    "gradient_checkpointing": _normalize_checkpointing,
+    "use_liger_kernel": _normalize_switch,
+    "torch_compile": _normalize_switch,
+    "tokens_per_micro_batch": _normalize_integer_or_word,
+    "attn_implementation": lambda value: value.strip(),
+    "optim": lambda value: value.strip().lower(),
+    "lora_dtype": lambda value: value.strip().lower(),
+}
 
 
 def _coerce(raw: Any, kind: type) -> Any:
@@ -171,8 +233,8 @@ def build_hyperparameters(values: dict[str, Any]) -> Hyperparameters:
             check, allowed = _RULES[name]
             problems.append(f"{name}={raw!r}: not {_TYPE_WORDS[kind]}; allowed: {allowed}")
             continue
-        if name == "fsdp":
-            value = _normalize_fsdp(value)
+        if name in _NORMALIZE:
+            value = _NORMALIZE[name](value)
         check, allowed = _RULES[name]
         if not check(value):
             problems.append(f"{name}={raw!r}: out of range; allowed: {allowed}")

@@ -50,6 +50,18 @@ from hyperparameters import (
     read_hyperparameters_file,
 )
 from metrics_logging import MetricLineCallback, TokenCounter
+from hub_snapshot import pinned_snapshot
+from throughput import (
+    LeverError,
+    Levers,
+    ModelDims,
+    batching_overrides,
+    cast_adapters,
+    detect_machine,
+    request_from,
+    resolve_levers,
+    sft_config_kwargs,
+)
 from serving_artifacts import declared_dtype, save_for_serving, serving_dtype
 
 LOG = logging.getLogger("train")
@@ -214,13 +226,18 @@ def compute_dtype(device: str):
     return torch.float32
 
 
-def load_training_model(source: str, settings: RunSettings, hyperparameters: Hyperparameters, token: str | None):
-    """The base model ready for LoRA: 4-bit NF4 with double quantization for QLoRA, else full weights."""
+def load_training_model(source: str, settings: RunSettings, hyperparameters: Hyperparameters, token: str | None,
+                        attn_implementation: str = "sdpa"):
+    """The base model ready for LoRA: 4-bit NF4 with double quantization for QLoRA, else full weights.
+
+    Activation checkpointing is left to the Trainer (build_sft_config), which turns it on for the
+    layers the `gradient_checkpointing` lever names.
+    """
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     dtype = compute_dtype(settings.device)
-    kwargs: dict[str, Any] = {"dtype": dtype, "token": token}
+    kwargs: dict[str, Any] = {"dtype": dtype, "token": token, "attn_implementation": attn_implementation}
     if settings.quantize_4bit:
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True,
@@ -236,9 +253,7 @@ def load_training_model(source: str, settings: RunSettings, hyperparameters: Hyp
     if settings.quantize_4bit:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=hyperparameters.gradient_checkpointing and not hyperparameters.fsdp
-        )
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     configure_for_training(model)
     return model
 
@@ -262,17 +277,23 @@ def lora_config(hyperparameters: Hyperparameters):
     )
 
 
-def fsdp_arguments(hyperparameters: Hyperparameters, model) -> dict[str, Any]:
-    """SFTConfig's fsdp/fsdp_config for `fsdp` (e.g. "full_shard auto_wrap"), FSDP2 wrapping each decoder layer."""
+def fsdp_arguments(hyperparameters: Hyperparameters, model,
+                   activation_checkpointing: bool | None = None) -> dict[str, Any]:
+    """SFTConfig's fsdp/fsdp_config for `fsdp` (e.g. "full_shard auto_wrap"), FSDP2 wrapping each decoder layer.
+
+    FSDP's own activation checkpointing (every layer) is on unless `gradient_checkpointing` resolved to none.
+    """
     options = hyperparameters.fsdp.split()
     if not options:
         return {}
+    if activation_checkpointing is None:
+        activation_checkpointing = hyperparameters.gradient_checkpointing != "none"
     config: dict[str, Any] = {
         "version": 2,
         "reshard_after_forward": "shard_grad_op" not in options,
         "cpu_offload": "offload" in options,
         "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
-        "activation_checkpointing": hyperparameters.gradient_checkpointing,
+        "activation_checkpointing": activation_checkpointing,
         "state_dict_type": "FULL_STATE_DICT",
         "cpu_ram_efficient_loading": False,  # every process loads the model before FSDP shards it
     }
@@ -342,20 +363,33 @@ def newest_checkpoint(checkpoint_dir: Path) -> Path | None:
 
 # ---------------------------------------------------------------- training
 
-def build_sft_config(paths: Paths, hyperparameters: Hyperparameters, settings: RunSettings, model):
+def job_levers(hyperparameters: Hyperparameters, settings: RunSettings, model=None,
+               mean_row_tokens: float | None = None) -> Levers:
+    """The throughput levers for this job on this machine (training/throughput.py); with the loaded
+    model, `auto` checkpointing and token budgets are sized from its shape and the memory it leaves."""
+    request = request_from(hyperparameters, padding_free=settings.batching.padding_free,
+                           quantize_4bit=settings.quantize_4bit)
+    machine = detect_machine(settings.device)
+    if model is None:
+        return resolve_levers(request, machine, mean_row_tokens=mean_row_tokens)
+    return resolve_levers(request, machine, ModelDims.of(model.config), model_bytes(model), mean_row_tokens)
+
+
+def build_sft_config(paths: Paths, hyperparameters: Hyperparameters, settings: RunSettings, model,
+                     levers: Levers | None = None):
     import torch
     from trl import SFTConfig
 
+    levers = levers or job_levers(hyperparameters, settings, model)
     use_bf16 = settings.device == "cuda" and compute_dtype(settings.device) == torch.bfloat16
-    fsdp = fsdp_arguments(hyperparameters, model)
+    fsdp = fsdp_arguments(hyperparameters, model, levers.gradient_checkpointing.value != "none")
+    batching = {**settings.batching.sft_config_kwargs(hyperparameters.max_length), **batching_overrides(levers.plan)}
     return SFTConfig(
         output_dir=str(paths.checkpoint_dir),
         num_train_epochs=hyperparameters.epochs,
         max_steps=hyperparameters.max_steps,
         learning_rate=hyperparameters.learning_rate,
-        per_device_train_batch_size=hyperparameters.per_device_train_batch_size,
         per_device_eval_batch_size=hyperparameters.per_device_train_batch_size,
-        gradient_accumulation_steps=hyperparameters.gradient_accumulation_steps,
         warmup_steps=hyperparameters.warmup_ratio,  # a float below 1 is a ratio of the total steps
         logging_strategy="steps",
         logging_steps=hyperparameters.logging_steps,
@@ -371,16 +405,15 @@ def build_sft_config(paths: Paths, hyperparameters: Hyperparameters, settings: R
         use_cpu=settings.device == "cpu",
         ddp_backend="gloo" if settings.device == "cpu" and settings.num_processes > 1 else None,
         ddp_find_unused_parameters=False,
-        # Gradient (activation) checkpointing; under FSDP, FSDP's own checkpointing is used instead.
-        activation_checkpointing=hyperparameters.gradient_checkpointing and not fsdp,
-        activation_checkpointing_kwargs={"use_reentrant": False},
         assistant_only_loss=False,  # labels already mask everything but the assistant turns
-        **settings.batching.sft_config_kwargs(hyperparameters.max_length),
+        **sft_config_kwargs(levers, fsdp=bool(fsdp)),
+        **batching,
         **fsdp,
     )
 
 
-def make_trainer(model, tokenizer, train_dataset, eval_dataset, sft_config, hyperparameters, counter, num_processes):
+def make_trainer(model, tokenizer, train_dataset, eval_dataset, sft_config, hyperparameters, counter, num_processes,
+                 lora_dtype: str | None = None):
     from transformers import TrainerCallback
     from trl import SFTTrainer
 
@@ -405,7 +438,7 @@ def make_trainer(model, tokenizer, train_dataset, eval_dataset, sft_config, hype
                     LOG.info("fsdp: parameters %.2f MiB in all, %.2f MiB held by each of %d processes",
                              total / 2**20, held / 2**20, num_processes)
 
-    return TokenCountingSFTTrainer(
+    trainer = TokenCountingSFTTrainer(
         model=model,
         args=sft_config,
         train_dataset=train_dataset,
@@ -414,6 +447,26 @@ def make_trainer(model, tokenizer, train_dataset, eval_dataset, sft_config, hype
         peft_config=lora_config(hyperparameters),
         callbacks=[MetricLineCallback(counter, num_processes=num_processes), ShardReport()],
     )
+    if lora_dtype is not None:
+        cast_adapters(trainer.model, lora_dtype)  # before the optimizer is made, at the start of training
+    return trainer
+
+
+def model_bytes(model) -> int:
+    """Memory the loaded model takes: its parameters' and buffers' bytes (4-bit weights count packed).
+
+    Read off the tensors rather than the CUDA allocator: a bf16 base is still on the CPU here; the
+    Trainer moves it to the GPU.
+    """
+    return sum(tensor.numel() * tensor.element_size() for tensor in [*model.parameters(), *model.buffers()])
+
+
+def optimizer_record(trainer) -> dict[str, Any]:
+    """Which optimizer the Trainer made, and whether it runs the fused kernel."""
+    optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)
+    if optimizer is None:
+        return {}
+    return {"class": type(optimizer).__name__, "fused": bool(optimizer.defaults.get("fused"))}
 
 
 def generation_eos_ids(tokenizer, base_generation_config) -> int | list[int]:
@@ -478,7 +531,10 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
     )
     LOG.info("device=%s processes=%d 4bit=%s batching=%s model=%s", device, settings.num_processes,
              settings.quantize_4bit, settings.batching.strategy, source)
+    job_levers(hyperparameters, settings)  # a lever this machine cannot give fails the job before anything loads
     token = read_hf_token(hyperparameters.hf_token_secret_arn)
+    if source == hyperparameters.model_id:     # a Hub id: the commit Preflight resolved, downloaded once
+        source = pinned_snapshot(source, hyperparameters.model_revision, token)
 
     tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(source, token=token))
     train_dataset, dropped = tokenize_conversations(tokenizer, conversations, hyperparameters.max_length)
@@ -488,13 +544,17 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
     )
 
     load_started = time.perf_counter()
-    model = load_training_model(source, settings, hyperparameters, token)
+    model = load_training_model(source, settings, hyperparameters, token,
+                                attn_implementation=job_levers(hyperparameters, settings).attn_implementation.value)
     load_seconds = time.perf_counter() - load_started
+    lengths = [len(ids) for ids in train_dataset["input_ids"]]
+    levers = job_levers(hyperparameters, settings, model, mean_row_tokens=sum(lengths) / len(lengths))
+    LOG.info("throughput levers: %s", "; ".join(levers.summary_lines()))
 
     counter = TokenCounter()
     trainer = make_trainer(model, tokenizer, train_dataset, eval_dataset,
-                           build_sft_config(paths, hyperparameters, settings, model),
-                           hyperparameters, counter, settings.num_processes)
+                           build_sft_config(paths, hyperparameters, settings, model, levers),
+                           hyperparameters, counter, settings.num_processes, lora_dtype=levers.lora_dtype.value)
     resume_from = newest_checkpoint(paths.checkpoint_dir)
     if resume_from:
         LOG.info("resuming from %s", resume_from)
@@ -507,6 +567,7 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
     trainer.save_model(str(adapter_dir))   # every rank: under FSDP the adapter is gathered from all
     is_main = trainer.is_world_process_zero()
     log_history = list(trainer.state.log_history)
+    throughput = {**levers.to_dict(), "optimizer": optimizer_record(trainer)}
     del trainer, model
     gc.collect()
     if device == "cuda":
@@ -533,6 +594,7 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
             "padding_share": counter.padding_share,
             "real_tokens_per_second": real_total / train_seconds if train_seconds > 0 else None,
             "batching": settings.batching.to_dict(),
+            "throughput": throughput,
             "quantization": "4bit" if settings.quantize_4bit else "none",
             "device": device if device == "cpu" else f"cuda ({torch.cuda.get_device_name(0)})",
             "num_processes": settings.num_processes,
@@ -568,6 +630,10 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as error:
         print(f"training data error: {error}", file=sys.stderr)
         write_failure(paths, f"training data error: {error}")
+        return 2
+    except LeverError as error:
+        print(f"invalid hyperparameters: {error}", file=sys.stderr)
+        write_failure(paths, f"invalid hyperparameters: {error}")
         return 2
     except Exception as error:
         write_failure(paths, f"{type(error).__name__}: {error}")

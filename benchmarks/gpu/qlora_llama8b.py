@@ -10,6 +10,10 @@ The weights are random (nothing is downloaded): throughput does not depend on th
 rows are synthetic token ids whose lengths follow a long-tailed distribution like real SFT data,
 so padding and packing behave as they would on a real data set.
 
+benchmarks/gpu/throughput_llama8b.py supersedes this script: it measures train.py's throughput levers
+through train.py's own loading and trainer code. This one stays for the batching figures it measured
+(gpu_qlora_llama8b.json) and the helpers that script shares.
+
 Run from the repository root:
 
     python3 benchmarks/gpu/qlora_llama8b.py --out "$OUT"

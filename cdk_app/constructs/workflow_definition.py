@@ -1,7 +1,8 @@
 """The Step Functions definition of a fine-tuning run (docs/workflow-contract.md, payloads).
 
-ValidateInput -> Preflight -> DryRun? (stop here when asked) -> prepare, train and evaluate jobs (start, then wait/describe until Completed)
--> Gate -> Register -> GatePassed? -> Deploy -> wait/describe until InService -> ConfigureScaling
+ValidateInput -> Preflight -> DryRun? (stop here when asked) -> prepare, train and evaluate jobs (start, then
+wait/describe until Completed; DescribePrepare also fails a refused data set) -> the serving check job (the
+merged model read by the serving image's own software) -> Gate -> Register -> GatePassed? -> Deploy -> wait/describe until InService -> ConfigureScaling
 -> CheckEndpoint -> Notify -> Succeed. A rejected model goes to Notify -> Fail("EvaluationGateFailed"); any error
 goes to Cleanup -> Notify -> Fail(error, cause from the cleanup's result).
 """

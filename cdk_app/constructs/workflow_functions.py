@@ -19,8 +19,8 @@ from cdk_app.constructs.storage import RUNS_PREFIX, FineTuningStorage
 VERBS: Mapping[str, str] = {
     "validate": "Checks the execution input and resolves names, paths and defaults",
     "preflight": "Finds every problem of the run (quotas, inputs, base model, time) before a job starts",
-    "start_job": "Starts (or adopts) a prepare, train or evaluate SageMaker job",
-    "describe_job": "Reports the status of a SageMaker job",
+    "start_job": "Starts (or adopts) a prepare, train, evaluate or serving check SageMaker job",
+    "describe_job": "Reports the status of a SageMaker job (and a refused data set)",
     "gate": "Compares evaluation metrics with the gate's thresholds",
     "register": "Registers the model package as Approved or Rejected",
     "deploy": "Creates or updates the serving endpoint (TGI or vLLM) and its alarms",
@@ -96,6 +96,7 @@ class WorkflowFunctions(Construct):
         storage.grant_read_artifacts(fn["register"], RUNS)  # model data the package points to
         storage.grant_list_artifacts(fn["deploy"], RUNS)  # size of the merged model
         storage.grant_read_artifacts(fn["check_endpoint"], RUNS)  # evaluated predictions
+        storage.grant_read_artifacts(fn["describe_job"], RUNS)  # the data report of a finished prepare job
         notification.grant_publish(fn["notify"])
         # Preflight: inputs exist (reads the data bucket, run artifacts and configured input buckets),
         # the SageMaker role may read them (IAM's simulation), quotas, the serving endpoint, the token.

@@ -39,6 +39,10 @@ class JobFailed(Exception):
     """A SageMaker job ended Failed or Stopped."""
 
 
+class DataSetRefused(Exception):
+    """prepare_data.py refused the data set; its report.json (in S3) lists every bad row."""
+
+
 class EndpointFailed(Exception):
     """The endpoint failed to create, or an update rolled back."""
 

@@ -1,11 +1,12 @@
 """CreateProcessingJob / CreateTrainingJob requests per the job container contract.
 
-Every job runs the Hugging Face PyTorch training image with an explicit entrypoint:
-`python3 <code dir>/launch.py <script> [args...]`.
+The prepare, train and evaluate jobs run the Hugging Face PyTorch training image with an explicit
+entrypoint, `python3 <code dir>/launch.py <script> [args...]` (launch.py installs the wheelhouse, then
+runs the script); the serving check runs in the serving image itself, with that image's `python3`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from common.environment import LambdaEnvironment
 from common.instance_types import volume_kms_key
@@ -38,10 +39,27 @@ class RunContext:
     names: dict
     paths: dict
     env: LambdaEnvironment
+    preflight: dict = field(default_factory=dict)   # what Preflight resolved ($.preflight)
 
     @classmethod
-    def from_run(cls, run: dict, env: LambdaEnvironment) -> "RunContext":
-        return cls(run["run_id"], run["config"], run["names"], run["paths"], env)
+    def from_run(cls, run: dict, env: LambdaEnvironment, preflight: dict | None = None) -> "RunContext":
+        return cls(run["run_id"], run["config"], run["names"], run["paths"], env, preflight or {})
+
+    def hub_revision(self, what: str) -> str | None:
+        """The commit Preflight resolved for the Hub base model or data set (`what`), else the asked revision.
+
+        Every job downloads that commit, so the model that is registered is the one that was checked
+        and trained, even when the branch moves during the run.
+        """
+        resolved = self.preflight.get(what) or {}
+        if resolved.get("source") == "hub" and resolved.get("sha"):
+            return resolved["sha"]
+        section = self.config["base_model"] if what == "base_model" else self.config["dataset"]
+        return section.get("revision" if what == "base_model" else "hf_revision")
+
+    def hub_token_args(self) -> list[str]:
+        """Where the scripts read the Hugging Face token (gated repositories), when the stack has one."""
+        return ["--hf-token-secret-arn", self.env.hf_token_secret_arn] if self.env.hf_token_secret_arn else []
 
     @property
     def tags(self) -> list[dict]:
@@ -120,9 +138,14 @@ def prepare_request(ctx: RunContext) -> dict:
     data_dir, output_dir = f"{PROCESSING}/input/data", f"{PROCESSING}/output/data"
     args = ["--format", dataset["format"], "--output-dir", output_dir,
             "--test-size", str(dataset["test_size"]), "--seed", str(dataset["seed"]),
-            "--max-bad-fraction", str(dataset["max_bad_fraction"])]
+            "--max-bad-fraction", str(dataset["max_bad_fraction"]),
+            # A refused set still completes the job, so its report.json is uploaded; DescribePrepare fails the run.
+            "--refused-exit-code", "0"]
     if "max_samples" in dataset:
         args += ["--max-samples", str(dataset["max_samples"])]
+    max_length = ctx.config["training"].get("hyperparameters", {}).get("max_length")
+    if max_length:     # rows far longer than training reads are refused by line
+        args += ["--max-length", str(max_length)]
     inputs = []
     if "s3_uri" in dataset:
         file_name = dataset["s3_uri"].rsplit("/", 1)[-1]
@@ -130,6 +153,9 @@ def prepare_request(ctx: RunContext) -> dict:
         args = ["--input", f"{data_dir}/{file_name}", *args]
     else:
         args += ["--hf-dataset-id", dataset["hf_dataset_id"], "--hf-split", dataset.get("hf_split", "train")]
+        if ctx.hub_revision("dataset"):
+            args += ["--hf-revision", ctx.hub_revision("dataset")]
+        args += ctx.hub_token_args()
     return _processing_request(ctx, "prepare", ctx.config["preparation"], inputs, "data", output_dir,
                                ctx.paths["data"], args, isolate="s3_uri" in dataset)
 
@@ -151,7 +177,9 @@ def evaluate_request(ctx: RunContext) -> dict:
         inputs.append(_s3_input("base_model", base["s3_uri"], f"{root}/base_model"))
         args += ["--base-model-dir", f"{root}/base_model"]
     else:
-        args += ["--base-model-id", base["hf_model_id"]]
+        args += ["--base-model-id", base["hf_model_id"], *ctx.hub_token_args()]
+        if ctx.hub_revision("base_model"):
+            args += ["--base-model-revision", ctx.hub_revision("base_model")]
     isolate = ctx.base_model_from_s3 or bool(evaluation.get("skip_base"))
     return _processing_request(ctx, "evaluate", evaluation, inputs, "eval", output_dir,
                                ctx.paths["eval"], args, isolate=isolate)
@@ -179,6 +207,8 @@ def _hyperparameters(ctx: RunContext) -> dict[str, str]:
     base = ctx.config["base_model"]
     if not ctx.base_model_from_s3:
         values["model_id"] = base["hf_model_id"]
+        if ctx.hub_revision("base_model"):
+            values["model_revision"] = ctx.hub_revision("base_model")
         if ctx.env.hf_token_secret_arn:
             values["hf_token_secret_arn"] = ctx.env.hf_token_secret_arn
     return {key: (str(value).lower() if isinstance(value, bool) else str(value))

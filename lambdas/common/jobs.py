@@ -126,7 +126,11 @@ def follow(kind: str, name: str) -> JobState:
     state = _state(kind, description, adopted=False)
     if state.status in ("Failed", "Stopped"):
         raw = description[_api(kind).status_key]
-        reason = description.get("FailureReason") or description.get("ExitMessage") or "no reason given"
+        # A processing job's FailureReason is often generic; its container's own words are in ExitMessage.
+        failure, exit_message = description.get("FailureReason"), description.get("ExitMessage")
+        reason = failure or exit_message or "no reason given"
+        if failure and exit_message and exit_message.strip() not in failure:
+            reason = f"{failure}; the job's exit message: {exit_message.strip()}"
         secondary = description.get("SecondaryStatus")
         detail = f" (status {raw}" + (f", secondary status {secondary})" if secondary else ")")
         raise JobFailed(f"{kind} job {name} failed: {reason}{detail}")

@@ -238,7 +238,9 @@ def check_time(config: dict, timeout_seconds: int, findings: Findings) -> None:
         findings.problems.append(
             f"training.max_runtime_hours: the longest this run can take is {total / 3600:.1f} h (preparation "
             f"{limits['prepare'] / 3600:g} h, training {limits['train'] / 3600:g} h, evaluation "
-            f"{limits['evaluate'] / 3600:g} h, endpoint {limits['endpoint'] / 3600:.1f} h), above the state machine's "
+            f"{limits['evaluate'] / 3600:g} h, serving check {limits['serving_check'] / 3600:g} h"
+            + (f", endpoint {limits['endpoint'] / 3600:.1f} h" if deployment_on else "")
+            + "), above the state machine's "
             f"timeout of {timeout_seconds / 3600:g} h; lower the runtimes, or raise the context key "
             "fine-tune:state_machine_timeout_hours and deploy again")
     else:

@@ -138,3 +138,43 @@ def test_committed_page_matches_the_committed_results():
     results = report.load_results(REPO_ROOT / "benchmarks" / "results")
     page = (REPO_ROOT / "docs" / "benchmarks.md").read_text()
     assert page == report.render_document(results), "regenerate: python -m benchmarks.run_all --render-only"
+
+
+def _lever_result(qlora_auto_mfu, bf16_auto_mfu, auto_ratio, eval_ratio, auto_peak=9 * 2 ** 30):
+    def variant(precision, lever, tokens, mfu, ratio, peak):
+        return {"name": f"{precision}/{lever}", "settings": {"precision": precision, "lever": lever},
+                "real_tokens_per_second": tokens, "mfu": mfu, "peak_memory_bytes": peak,
+                "ratio_to_trl_defaults": ratio}
+
+    variants = []
+    for precision, mfu in (("qlora", qlora_auto_mfu), ("bf16", bf16_auto_mfu)):
+        variants += [variant(precision, "trl_defaults", 1000, 0.08, 1.0, 15 * 2 ** 30),
+                     variant(precision, "before_levers", 2200, 0.17, 2.2, 10 * 2 ** 30),
+                     variant(precision, "auto", 1000 * auto_ratio, mfu, auto_ratio, auto_peak)]
+    variants.append({"name": "qlora/liger", "settings": {"precision": "qlora", "lever": "liger"},
+                     "error": "not measured here: use_liger_kernel='true': needs the liger-kernel package"})
+    return {"benchmark": "gpu_throughput", "command": "python3 benchmarks/gpu/throughput_llama8b.py --out $OUT",
+            "date": "2026-12-02T03:00:00Z", "environment": {"gpu": "NVIDIA H200", "versions": {"torch": "2.11.0"}},
+            "settings": {"precisions": ["qlora", "bf16"]}, "matmul_peak": {"median_flops": 7.5e14},
+            "variants": variants,
+            "evaluation": {"ratio": eval_ratio, "max_new_tokens": 256, "batch_size": 16,
+                           "batched": {"prompts_per_second": 8.0, "seconds_for_1000_prompts": 125.0},
+                           "one_at_a_time": {"prompts_per_second": 8.0 / eval_ratio,
+                                             "seconds_for_1000_prompts": 125.0 * eval_ratio}}}
+
+
+def test_gpu_levers_goal_needs_every_figure():
+    assert report.gpu_throughput_row(_lever_result(0.31, 0.41, 2.6, 11))["goal"].startswith("met")
+    assert report.gpu_throughput_row(_lever_result(0.29, 0.41, 2.6, 11))["goal"].startswith("missed")
+    assert report.gpu_throughput_row(_lever_result(0.31, 0.41, 2.4, 11))["goal"].startswith("missed")
+    assert report.gpu_throughput_row(_lever_result(0.31, 0.41, 2.6, 9))["goal"].startswith("missed")
+    more_memory = _lever_result(0.31, 0.41, 2.6, 11, auto_peak=11 * 2 ** 30)  # above train.py before the levers
+    assert report.gpu_throughput_row(more_memory)["goal"].startswith("missed")
+
+
+def test_gpu_levers_table_says_what_awaits_a_gpu():
+    unmeasured = report.gpu_throughput_details(None)
+    assert unmeasured.count("not measured yet on a GPU") == 2 * len(report.lever_plan.LEVERS) + 1
+    measured = report.gpu_throughput_details(_lever_result(0.31, 0.41, 2.6, 11))
+    assert "| auto | every lever on auto" in measured and "2600 tokens/s, MFU 31.0%, 9.0 GiB, 2.60x" in measured
+    assert "needs the liger-kernel package" in measured and "ratio 11.0x" in measured

@@ -197,9 +197,10 @@ def test_each_function_has_only_the_sagemaker_actions_it_needs(synthesized):
                   for verb, f in functions.items()}
     assert s3_actions["validate"] == {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListBucket"}
     assert s3_actions["deploy"] == {"s3:ListBucket"}
-    for verb in ("gate", "register", "check_endpoint"):
+    # describe_job reads a finished prepare job's data report (a refused data set fails the run).
+    for verb in ("gate", "register", "check_endpoint", "describe_job"):
         assert s3_actions[verb] == {"s3:GetObject", "s3:ListBucket"}, verb
-    for verb in ("start_job", "describe_job", "describe_endpoint", "notify", "cleanup"):
+    for verb in ("start_job", "describe_endpoint", "notify", "cleanup"):
         assert s3_actions[verb] == set(), verb
     # The preflight reads inputs wherever a run may take them from: the data bucket and run artifacts.
     assert s3_actions["preflight"] == {"s3:GetObject", "s3:ListBucket"}

@@ -1,6 +1,7 @@
 """prepare_data.py: formats, file types, bad rows by line, refusal, duplicates, split, report."""
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -157,7 +158,7 @@ def test_bad_rows_are_skipped_and_listed_by_line(tmp_path):
     assert "missing field 'answer'" in report["rejected"][1]["reason"]
 
 
-def test_too_many_bad_rows_refuse_the_set_and_write_nothing(tmp_path):
+def test_too_many_bad_rows_refuse_the_set_and_write_only_the_report(tmp_path):
     lines = [json.dumps(row) for row in sql_rows(10)] + ["{oops"] * 2 + [json.dumps({"question": "q"})]
     path = write_jsonl(tmp_path / "d.jsonl", lines)
     with pytest.raises(DataSetRefused) as caught:
@@ -165,20 +166,29 @@ def test_too_many_bad_rows_refuse_the_set_and_write_nothing(tmp_path):
     message = str(caught.value)
     assert "3 of 13 rows (23.1%)" in message and "--max-bad-fraction 0.1" in message
     assert "line 11: broken JSON" in message and "line 13: missing field 'context'" in message
-    assert not (tmp_path / "out").exists()
+    assert str(tmp_path / "out" / "report.json") in message
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json"]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["status"] == "refused" and [row["line"] for row in report["rejected"]] == [11, 12, 13]
     # A higher limit lets the same file through, with the bad rows listed.
     train, test, report = prepare(tmp_path, path, test_size=2, max_bad_fraction=0.3)
     assert report["counts"]["rejected"] == 3 and len(train) + len(test) == 10
 
 
 def test_cli_refusal_exits_non_zero_with_the_reason(tmp_path):
+    (tmp_path / "opt_ml").mkdir()
     path = write_jsonl(tmp_path / "d.jsonl", ["{oops"] + [json.dumps(row) for row in sql_rows(3)])
     result = subprocess.run([sys.executable, str(SCRIPT), "--input", str(path), "--format", "sql-create-context",
                              "--output-dir", str(tmp_path / "out"), "--test-size", "1"],
-                            capture_output=True, text=True, cwd=tmp_path)
+                            capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "OPT_ML": str((tmp_path / "opt_ml").resolve())})
     assert result.returncode != 0
     assert "1 of 4 rows (25.0%) are unusable" in result.stderr and "line 1: broken JSON" in result.stderr
-    assert not (tmp_path / "out").exists()
+    assert "prepare_data: bad line 1: broken JSON" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json"]
+    message = (tmp_path / "opt_ml" / "output" / "message").read_text()
+    assert message.startswith("prepare_data refused the data set: 1 of 4 rows") and "line 1: broken JSON" in message
+    assert (tmp_path / "opt_ml" / "output" / "failure").read_text() == message
 
 
 def test_cli_writes_the_three_files(tmp_path):
@@ -249,7 +259,7 @@ def test_report_has_token_length_percentiles_and_long_rows(tmp_path, tiny_model_
     rows = sql_rows(20)
     rows[7]["question"] = "Why? " * 200
     train, test, report = prepare(tmp_path, write_jsonl(tmp_path / "d.jsonl", rows), test_size=4,
-                                  tokenizer_dir=tiny_model_dir, max_length=100)
+                                  tokenizer_dir=tiny_model_dir, max_length=100, max_chars=10_000)
     lengths = report["token_lengths"]
     assert lengths["rows"] == 20
     assert 0 < lengths["p50"] <= lengths["p90"] <= lengths["p99"] <= lengths["max"]
@@ -264,13 +274,19 @@ def test_hub_data_set_id_reads_through_the_hub_reader(tmp_path, monkeypatch):
 
     asked = []
 
-    def fake_hub(dataset_id, split):  # the real reader needs the network
-        asked.append((dataset_id, split))
+    def fake_hub(dataset_id, split, revision=None, token=None):  # the real reader needs the network
+        asked.append((dataset_id, split, revision, token))
         return [RawRow(number, row) for number, row in enumerate(sql_rows(10), start=1)]
 
     monkeypatch.setattr(prepare_data, "read_hub_dataset", fake_hub)
     assert main(["--hf-dataset-id", "b-mc2/sql-create-context", "--hf-split", "train", "--format",
-                 "sql-create-context", "--output-dir", str(tmp_path / "out"), "--test-size", "2"]) == 0
-    assert asked == [("b-mc2/sql-create-context", "train")]
+                 "sql-create-context", "--output-dir", str(tmp_path / "out"), "--test-size", "2",
+                 "--hf-revision", "0123abc"]) == 0
+    assert asked == [("b-mc2/sql-create-context", "train", "0123abc", None)]   # no secret: no token
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["input"] == "b-mc2/sql-create-context" and report["counts"]["train"] == 8
+    import hashlib
+    for name in ("train.jsonl", "test.jsonl"):      # the digests the model package records
+        written = (tmp_path / "out" / name).read_bytes()
+        assert report["files"][name] == {"rows": len(written.splitlines()),
+                                         "sha256": hashlib.sha256(written).hexdigest()}

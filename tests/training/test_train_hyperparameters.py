@@ -20,15 +20,16 @@ def test_sagemaker_string_values_are_coerced_to_declared_types():
         epochs=2.0, max_steps=100, learning_rate=1e-4, lora_r=8, lora_alpha=16.0, lora_dropout=0.1,
         max_length=512, quantization="4bit", per_device_train_batch_size=2, gradient_accumulation_steps=8,
         batching="packing", seed=7, logging_steps=5, save_steps=50, warmup_ratio=0.1,
-        gradient_checkpointing=False, fsdp="full_shard auto_wrap", model_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        gradient_checkpointing="none", fsdp="full_shard auto_wrap", model_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         hf_token_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:hf-token-AbCdEf",
     )
 
 
-@pytest.mark.parametrize("raw, expected", [("true", True), ("1", True), ("YES", True), ("false", False),
-                                           ("0", False), (True, True), ('"false"', False)])
-def test_booleans_accept_the_usual_spellings(raw, expected):
-    assert build_hyperparameters({"gradient_checkpointing": raw}).gradient_checkpointing is expected
+@pytest.mark.parametrize("raw, expected", [("true", "full"), ("1", "full"), ("YES", "full"), ("false", "none"),
+                                           ("0", "none"), (True, "full"), (False, "none"), ('"false"', "none"),
+                                           ("selective", "selective"), ("Auto", "auto")])
+def test_gradient_checkpointing_keeps_the_boolean_inputs_written_before_its_choices(raw, expected):
+    assert build_hyperparameters({"gradient_checkpointing": raw}).gradient_checkpointing == expected
 
 
 def test_json_numbers_and_integer_looking_floats_are_accepted():
@@ -49,7 +50,7 @@ def test_sagemaker_reserved_entries_are_ignored():
 @pytest.mark.parametrize(
     "values, expected",
     [
-        ({"learning_rat": "1e-4"}, "learning_rat='1e-4': unknown hyperparameter; known: batching, epochs"),
+        ({"learning_rat": "1e-4"}, "learning_rat='1e-4': unknown hyperparameter; known: attn_implementation, batching, epochs"),
         ({"lora_r": "eight"}, "lora_r='eight': not an integer; allowed: an integer from 1 to 1024"),
         ({"lora_r": "2.5"}, "lora_r='2.5': not an integer"),
         ({"lora_r": "0"}, "lora_r='0': out of range; allowed: an integer from 1 to 1024"),
@@ -57,7 +58,8 @@ def test_sagemaker_reserved_entries_are_ignored():
         ({"learning_rate": "nan"}, "learning_rate='nan': not a number"),
         ({"quantization": "8bit"}, "quantization='8bit': out of range; allowed: one of auto, 4bit, none"),
         ({"batching": "sorted"}, "batching='sorted': out of range; allowed: one of auto, padding, group_by_length"),
-        ({"gradient_checkpointing": "maybe"}, "gradient_checkpointing='maybe': not true or false"),
+        ({"gradient_checkpointing": "maybe"},
+         "gradient_checkpointing='maybe': out of range; allowed: one of auto, full, selective, none, or true (full)"),
         ({"max_steps": "0"}, "max_steps='0': out of range; allowed: -1 (use epochs) or an integer >= 1"),
         ({"lora_dropout": "1"}, "lora_dropout='1': out of range"),
         ({"fsdp": "full_shard turbo"}, "fsdp='full_shard turbo': out of range; allowed: true, false, none"),
