@@ -304,7 +304,7 @@ def _vllm_python():
 
 
 @pytest.mark.skipif(_vllm_python() is None,
-                    reason="the vLLM environment is not built (make vllm-env, about 3.4 GB); "
+                    reason="the vLLM environment is not built (make vllm-env, about 3 GB); "
                            "or set LLM_FINETUNE_VLLM_PYTHON to its python")
 def test_vllm_greedy_outputs_equal_evaluates(vllm_tiny_model_dir, prompts):
     from local_mode import vllm_env
