@@ -64,5 +64,11 @@ $(COMPAT_STAMP): $(STAMP) local_mode/compat_envs.py
 	$(PY) -m local_mode.compat_envs
 	touch $(COMPAT_STAMP)
 
+# vLLM's CPU build in a venv of its own (about 3 GB with its CPU torch, cached in .cache/; not part of setup), for
+# evaluating with vLLM on CPU and for `python -m benchmarks.eval_throughput` (local_mode/vllm_env.py).
+.PHONY: vllm-env
+vllm-env: $(STAMP)
+	$(PY) -m local_mode.vllm_env
+
 clean:
 	rm -rf cdk.out .pytest_cache

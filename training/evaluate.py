@@ -80,6 +80,7 @@ class EvalConfig:
     execution_seed: int = 0
     base_model_revision: str | None = None  # the Hub commit of a base model given by id
     hf_token_secret_arn: str | None = None  # where the token for a gated Hub base model is kept
+    generation_backend: str = "transformers"  # or "vllm": the engine that serves the model (vllm_generation.py)
     confidence: float = DEFAULT_CONFIDENCE  # of the bootstrap intervals
     resamples: int = DEFAULT_RESAMPLES
     bootstrap_seed: int = 0
@@ -332,7 +333,12 @@ def evaluate_model(name: str, reference: str | Path, rows: list[EvalRow], config
     generation fails; the rows answered before are kept in the error's ``partial``.
     """
     try:
-        model, tokenizer = load_model(reference)
+        if config.generation_backend == "vllm":  # vLLM loads the model itself; only the tokenizer is needed here
+            import vllm_generation
+
+            model, tokenizer = None, vllm_generation.load_tokenizer(reference)
+        else:
+            model, tokenizer = load_model(reference)
     except Exception as error:
         raise EvaluationFailed(f"{name} model {reference}: loading failed: {type(error).__name__}: {error}",
                                name) from error
@@ -345,7 +351,11 @@ def evaluate_model(name: str, reference: str | Path, rows: list[EvalRow], config
                                    f"{type(error).__name__}: {error}", name) from error
     started = time.perf_counter()
     try:
-        outputs: list[object] = list(generate(model, tokenizer, prompts, config.batch_size, config.max_new_tokens))
+        if model is None:
+            outputs: list[object] = list(vllm_generation.generate(reference, tokenizer, prompts, config.batch_size,
+                                                                  config.max_new_tokens))
+        else:
+            outputs = list(generate(model, tokenizer, prompts, config.batch_size, config.max_new_tokens))
     except GenerationFailed as error:
         verdicts = [judge_safely(rows[i], error.done[i], config.execution_seed) if i in error.done else None
                     for i in range(len(rows))]
@@ -567,6 +577,9 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     parser.add_argument("--resamples", type=_positive, default=DEFAULT_RESAMPLES,
                         help="bootstrap resamples (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument("--generation-backend", choices=("transformers", "vllm"), default="transformers",
+                        help="what generates the answers: transformers' batched generate, or vLLM (which must be "
+                             "importable, as in the vLLM serving image), the engine that serves the model")
     args = parser.parse_args(argv)
     base_model: str | None
     if args.skip_base:
@@ -588,7 +601,7 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
                       batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, confidence=args.confidence,
                       resamples=args.resamples, bootstrap_seed=args.seed,
                       base_model_revision=args.base_model_revision if args.base_model_id else None,
-                      hf_token_secret_arn=args.hf_token_secret_arn)
+                      hf_token_secret_arn=args.hf_token_secret_arn, generation_backend=args.generation_backend)
 
 
 def pin_hub_base_model(config: EvalConfig) -> EvalConfig:

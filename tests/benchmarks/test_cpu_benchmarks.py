@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from benchmarks import train_throughput, workflow_overhead
+from benchmarks import eval_throughput, train_throughput, workflow_overhead
 from benchmarks.eval_throughput import count_differences
 
 
@@ -124,3 +124,17 @@ def test_measured_runs_use_the_demo_hyperparameters_with_fixed_steps_and_no_savi
     hyperparameters = build_hyperparameters(values)  # train.py accepts them
     assert (hyperparameters.max_steps, hyperparameters.per_device_train_batch_size) == (6, 4)
     assert hyperparameters.quantization == "none" and hyperparameters.save_steps == 10_000
+
+
+def test_eval_throughput_takes_vllm_dtypes_or_none_and_every_prompt_in_flight_by_default(capsys):
+    args = eval_throughput.parse_args(["--prompts", "24", "--vllm-dtypes", "bfloat16,float32,bfloat16"])
+    assert args.vllm_dtypes == ["bfloat16", "float32"] and args.vllm_batch_size == 24
+    assert eval_throughput.parse_args(["--vllm-dtypes", "none"]).vllm_dtypes == []
+    with pytest.raises(SystemExit):
+        eval_throughput.parse_args(["--vllm-dtypes", "int4"])
+    assert "--vllm-dtypes: 'int4' is not allowed" in capsys.readouterr().err
+
+
+def test_eval_throughput_says_why_vllm_is_not_measured(tmp_path):
+    python, reason = eval_throughput.vllm_python(str(tmp_path / "missing" / "python"))
+    assert python is None and reason == f"--vllm-python {tmp_path / 'missing' / 'python'} does not exist"

