@@ -65,7 +65,7 @@ from throughput import (
 from serving_artifacts import declared_dtype, save_for_serving, serving_dtype
 
 LOG = logging.getLogger("train")
-EVAL_ROWS_LIMIT = 64
+EVAL_ROWS_LIMIT = 32
 _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
