@@ -31,12 +31,18 @@ import boto3
 from moto.core.utils import utcnow
 
 from local_mode.iam.sagemaker_jobs import JobAccessDenied
+from training.wheelhouse import IMAGE_SOFTWARE_FLAG
 from local_mode.job_logs import JobLogStream
 from local_mode.job_network import HostNetwork, NetworkUnavailable, build_job_network
 from local_mode.job_spec import HostSpec, JobSpec, UnsupportedJob, processing_spec, training_spec
 from local_mode import process_env
 from local_mode.moto_patches import S3Store
 from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri, upload_folder
+
+
+class ImageSoftwareMissing(RuntimeError):
+    """A job's image holds software this machine has no stand-in for yet."""
+
 
 LogSink = Callable[[str, str, str], None]   # (job name, kind, line)
 FAILURE_REASON_LIMIT = 1024
@@ -226,6 +232,9 @@ class JobRunner:
                     continue
                 break
             self._finish(job, s3, returncode)
+        except ImageSoftwareMissing as missing:   # this machine lacks what the image would hold
+            self._log(job, f"[local mode] {missing}")
+            self._set_final(job, "Failed", failure=f"local mode: {missing}")
         except JobAccessDenied as denied:   # SageMaker could not act as the job's role: the job fails
             self._terminate(job, graceful=False)
             self._log(job, f"[local mode] {denied}")
@@ -237,15 +246,31 @@ class JobRunner:
             if job.network is not None:
                 job.network.close()
 
-    def _image_python(self, job: LocalJob) -> str | None:
-        """A serving image's own Python (its transformers), for jobs that run in that image; None: ours."""
-        from local_mode import compat_envs
+    def _image_python(self, job: LocalJob) -> tuple[str | None, dict[str, str]]:
+        """A serving image's own Python, for jobs that run in that image (None: ours), and what it adds to the
+        environment.
+
+        A job that runs vLLM itself in the vLLM image (`launch.py --image-software`: the evaluation) gets
+        vLLM's CPU build (local_mode/vllm_env.py), the nearest this machine has to the image's vLLM.
+        """
+        from local_mode import compat_envs, vllm_env
 
         image = compat_envs.for_image(job.spec.image)
         if image is None:
-            return None
+            return None, {}
+        if image.engine == "vllm" and IMAGE_SOFTWARE_FLAG in job.hosts[0].spec.command:
+            python = vllm_env.find_python()
+            if python is None:
+                raise ImageSoftwareMissing(
+                    f"the job runs vLLM in {image.name}; local mode runs it with vLLM's CPU build, whose "
+                    "environment is not built: run `make vllm-env`, or set evaluation.generation to "
+                    "'transformers'")
+            self._log(job, f"[local mode] the job runs in vLLM's CPU build ({vllm_env.VLLM}) in place of "
+                           f"{image.name}'s GPU build")
+            return str(python), {key: value for key, value in vllm_env.clean_environment().items()
+                                 if key.startswith(("VLLM_", "TORCHINDUCTOR_"))}
         self._log(job, f"[local mode] the job runs in {image.name}'s environment (transformers {image.transformers})")
-        return str(compat_envs.ensure_env(image.name))
+        return str(compat_envs.ensure_env(image.name)), {}
 
     def _environment(self, job: LocalJob, spec: HostSpec, own_python: bool = False) -> dict[str, str]:
         """The container's environment: the request's, plus what reaches the job's gateway.
@@ -349,7 +374,7 @@ class JobRunner:
 
     def _attempt(self, job: LocalJob, s3: Any) -> int | None:
         """Run every host's process once; None when a stop came before they could start."""
-        python = self._image_python(job)
+        python, image_environment = self._image_python(job)
         with job.lock:
             if job.stop_requested:
                 self._log(job, "[local mode] stopped before the process started")
@@ -364,7 +389,8 @@ class JobRunner:
                 command = [python or spec.command[0], *spec.command[1:]]
                 host.process = subprocess.Popen(
                     _dies_with_runner(job.network.command(host.name, command)), cwd=str(spec.opt_ml.parent),
-                    env=self._environment(job, spec, own_python=python is not None), stdout=subprocess.PIPE,
+                    env={**self._environment(job, spec, own_python=python is not None), **image_environment},
+                    stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
                     text=True, bufsize=1, errors="replace", start_new_session=True)
                 host.exited_at = None

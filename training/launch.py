@@ -9,6 +9,12 @@
    anything else as a single `python` process. The script replaces this process, so SageMaker's
    stop signal (spot interruption, StopTrainingJob) reaches it directly.
 
+`python3 launch.py --image-software <script> [args...]` runs a script in a serving image (the vLLM
+image, for evaluate.py) instead: the image keeps its own software, and only what the script imports
+beyond it (wheelhouse.IMAGE_EXTRAS, pure Python) is added from the wheelhouse into a folder of the
+job's own, when the image lacks it. The image's CUDA forward-compatibility libraries are enabled as
+its own entrypoint enables them (`start_cuda_compat.sh`), since the job replaces that entrypoint.
+
 Environment: OPT_ML (default /opt/ml); SM_NUM_GPUS (GPUs per host, else counted by torch);
 LAUNCH_NPROC_PER_NODE (force a process count per host, e.g. 2 CPU processes for a local test).
 """
@@ -16,17 +22,21 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 import wheelhouse
-from wheelhouse import WheelhouseError, read_pins
+from wheelhouse import IMAGE_EXTRAS, IMAGE_SOFTWARE_FLAG, WheelhouseError, read_pins
 
 HERE = Path(__file__).resolve().parent
 DISTRIBUTED_SCRIPTS = {"train.py"}
 MASTER_PORT = 29500
+# Sourced by the serving images' entrypoints: puts the CUDA compat libraries first when the host driver is older.
+CUDA_COMPAT_SCRIPT = Path("/usr/local/bin/start_cuda_compat.sh")
 
 
 @dataclass(frozen=True)
@@ -65,14 +75,55 @@ def install(requirements: list[str], opt_ml: Path) -> None:
     try:
         wheelhouse.install(requirements, HERE / "wheelhouse")
     except WheelhouseError as error:
-        message = f"launch: {error}"
-        failure = opt_ml / "output" / "failure"
-        try:
-            failure.parent.mkdir(parents=True, exist_ok=True)
-            failure.write_text(message[:1024], encoding="utf-8")
-        except OSError:
-            pass
-        raise SystemExit(message) from error
+        _fail(opt_ml, error)
+
+
+def _fail(opt_ml: Path, error: Exception) -> None:
+    message = f"launch: {error}"
+    failure = opt_ml / "output" / "failure"
+    try:
+        failure.parent.mkdir(parents=True, exist_ok=True)
+        failure.write_text(message[:1024], encoding="utf-8")
+    except OSError:
+        pass
+    raise SystemExit(message) from error
+
+
+def image_extras(script: str, pins: list[tuple[str, str]], installed_version=None) -> list[str]:
+    """`name==version` of the script's extras that the image lacks altogether (the image's own versions stay)."""
+    installed_version = installed_version or _installed_version
+    pinned = dict(pins)
+    return [f"{name}=={pinned[name]}" for name in IMAGE_EXTRAS.get(script, ()) if installed_version(name) is None]
+
+
+def add_image_extras(requirements: list[str], opt_ml: Path, environ: dict[str, str]) -> dict[str, str]:
+    """Install the extras into a folder of this job's and return the environment that sees it first."""
+    if not requirements:
+        return environ
+    target = Path(tempfile.mkdtemp(prefix="launch-extras-"))
+    try:
+        wheelhouse.install_pure(requirements, HERE / "wheelhouse", target)
+    except (WheelhouseError, subprocess.CalledProcessError) as error:
+        _fail(opt_ml, error)
+    paths = [str(target), *filter(None, [environ.get("PYTHONPATH")])]
+    return {**environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def cuda_compat_environment(environ: dict[str, str], script: Path = CUDA_COMPAT_SCRIPT,
+                            run=subprocess.run) -> dict[str, str]:
+    """The environment with the image's CUDA compat setting applied, as its entrypoint would apply it."""
+    if not script.is_file():
+        return environ
+    result = run(["bash", "-c", 'source "$0" >&2; printf %s "${LD_LIBRARY_PATH:-}"', str(script)],
+                 env=environ, stdout=subprocess.PIPE, text=True, check=False)
+    if result.returncode != 0:
+        print(f"launch: {script} exited {result.returncode}; the host driver's CUDA libraries are used", flush=True)
+        return environ
+    library_path = result.stdout
+    if library_path == environ.get("LD_LIBRARY_PATH", ""):
+        return environ
+    print(f"launch: LD_LIBRARY_PATH={library_path} (from {script})", flush=True)
+    return {**environ, "LD_LIBRARY_PATH": library_path}
 
 
 def read_cluster(opt_ml: Path, environ: dict[str, str]) -> Cluster:
@@ -140,13 +191,20 @@ def resolve_script(name: str) -> Path:
 def main(argv: list[str] | None = None, environ: dict[str, str] | None = None, execute=os.execve) -> None:
     argv = sys.argv[1:] if argv is None else argv
     environ = dict(os.environ) if environ is None else environ
+    in_image = bool(argv) and argv[0] == IMAGE_SOFTWARE_FLAG
+    if in_image:
+        argv = argv[1:]
     if not argv:
-        raise SystemExit("usage: python3 launch.py <script> [args...]")
+        raise SystemExit(f"usage: python3 launch.py [{IMAGE_SOFTWARE_FLAG}] <script> [args...]")
     script = resolve_script(argv[0])
     opt_ml = Path(environ.get("OPT_ML", "/opt/ml"))
     requirements = HERE / "requirements.txt"
-    if requirements.is_file():
-        missing = missing_pins(read_pins(requirements))
+    pins = read_pins(requirements) if requirements.is_file() else []
+    if in_image:
+        environ = add_image_extras(image_extras(script.name, pins), opt_ml, environ)
+        environ = cuda_compat_environment(environ)
+    else:
+        missing = missing_pins(pins)
         if missing:
             install(missing, opt_ml)
     cluster = read_cluster(opt_ml, environ)

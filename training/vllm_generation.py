@@ -267,7 +267,8 @@ def _say(message: dict) -> None:
     sys.stdout.flush()
 
 
-def _versions() -> dict[str, str]:
+def software_versions() -> dict[str, str]:
+    """The versions of the software that generates (recorded with the metrics and by the worker)."""
     import importlib.metadata as metadata
 
     found = {}
@@ -285,7 +286,7 @@ def serve(request: Request, lines: Iterator[str]) -> None:
     engine = Engine(request.model_dir, tokenizer, [len(ids) for ids in token_ids], request.batch_size,
                     request.max_new_tokens, request.dtype)
     _say({"ready": True, "load_seconds": time.perf_counter() - started, "dtype": engine.dtype,
-          "versions": _versions()})
+          "versions": software_versions()})
     try:
         for line in lines:
             if not line.strip():

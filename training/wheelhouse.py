@@ -43,6 +43,11 @@ PROVIDED_BY_IMAGE = ("torch",)
 # The training image is Ubuntu 22.04 (glibc 2.35) on x86_64: every manylinux tag up to 2.35 runs there.
 PLATFORMS = tuple(f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)) + (
     "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64")
+# What a job's script imports beyond a serving image's own software (pure Python; taken from the
+# wheelhouse at the pins of requirements.txt when the image lacks them): evaluate.py's SQL parser.
+IMAGE_EXTRAS = {"evaluate.py": ("sqlglot",)}
+# launch.py's flag for a script run in a serving image, which keeps the image's software and adds only the extras.
+IMAGE_SOFTWARE_FLAG = "--image-software"
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*==\s*([^\s;#]+)")
 
 
@@ -117,6 +122,40 @@ def install(requirements: list[str], wheelhouse: Path, pip: list[str] | None = N
     print(f"launch: installing from the wheelhouse: {' '.join(requirements)}", flush=True)
     run([*pip, "--isolated", "install", "--no-index", "--find-links", str(wheelhouse), "--only-binary=:all:",
          "--no-cache-dir", "--disable-pip-version-check", "--quiet", *requirements], check=True)
+
+
+def install_pure(requirements: list[str], wheelhouse: Path, target: Path, pip: list[str] | None = None,
+                 run=subprocess.run) -> None:
+    """Install pure-Python `requirements` (name==version) into `target`, without their dependencies.
+
+    For a job in a serving image: the image keeps its own software (its Python may differ from the
+    one the wheelhouse was built for), and only the named packages, which run on any Python 3, are
+    added beside it.
+    """
+    if not requirements:
+        return
+    manifest = read_manifest(wheelhouse)
+    verify(wheelhouse, manifest)
+    for requirement in requirements:
+        name, version = requirement.split("==", 1)
+        prefix = f"{_canonical(name).replace('-', '_')}-{version}-"
+        wheels = [wheel for wheel in manifest.get("wheels") or {} if wheel.lower().startswith(prefix.lower())]
+        if not wheels:
+            raise WheelhouseError(f"the wheelhouse does not carry {requirement}: run `{BUILD_COMMAND}` and deploy again")
+        if not any(_is_pure(wheel) for wheel in wheels):
+            raise WheelhouseError(f"{requirement}: the wheelhouse holds only {', '.join(wheels)}, built for one "
+                                  "Python; a serving image can only be given pure-Python wheels")
+    pip = pip or [sys.executable, "-m", "pip"]
+    print(f"launch: adding to the image's software, from the wheelhouse: {' '.join(requirements)}", flush=True)
+    run([*pip, "--isolated", "install", "--no-index", "--find-links", str(wheelhouse), "--only-binary=:all:",
+         "--no-deps", "--no-cache-dir", "--disable-pip-version-check", "--quiet", "--target", str(target),
+         *requirements], check=True)
+
+
+def _is_pure(wheel: str) -> bool:
+    """A wheel whose tags run on any Python 3 and platform (`py3-none-any`, `py2.py3-none-any`)."""
+    python_tag, abi, platform = wheel[: -len(".whl")].split("-")[-3:]
+    return "py3" in python_tag.split(".") and abi == "none" and platform == "any"
 
 
 # ---------------------------------------------------------------- at set-up

@@ -3,6 +3,8 @@
 The prepare, train and evaluate jobs run the Hugging Face PyTorch training image with an explicit
 entrypoint, `python3 <code dir>/launch.py <script> [args...]` (launch.py installs the wheelhouse, then
 runs the script); the serving check runs in the serving image itself, with that image's `python3`.
+The evaluation of a model that vLLM will serve runs in the vLLM serving image, through
+`launch.py --image-software`: the image's own vLLM, torch and transformers generate the answers.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field
 
 from common.environment import LambdaEnvironment
 from common.instance_types import volume_kms_key
+from common.serving import evaluation_generation
 
 RUN_ID_TAG = "fine-tune:run-id"
 STACK_TAG = "fine-tune:stack"
@@ -21,6 +24,8 @@ JOB_SCRIPTS = {"prepare": "prepare_data.py", "train": "train.py", "evaluate": "e
                "serving_check": "check_serving.py"}
 # The serving check runs in the serving image itself, with that image's Python and transformers.
 SERVING_CHECK_HOURS = 2
+# launch.py's flag for a job in a serving image: keep the image's software, add only the script's extras.
+IMAGE_SOFTWARE_FLAG = "--image-software"
 
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 # One CloudWatch metric per field of the `train_metrics:` line train.py prints.
@@ -105,11 +110,15 @@ def _network_config(ctx: RunContext, isolate: bool) -> dict:
 
 def _processing_request(ctx: RunContext, kind: str, group: dict, inputs: list[dict],
                         output_name: str, output_dir: str, output_uri: str, args: list[str],
-                        isolate: bool, image: str | None = None, max_runtime_hours: float | None = None) -> dict:
+                        isolate: bool, image: str | None = None, max_runtime_hours: float | None = None,
+                        launched_in_image: bool = False) -> dict:
     instance_type = group["instance_type"]
-    if image is None:   # the training image, through launch.py (the wheelhouse, then the script)
-        entrypoint = ["python3", f"{PROCESSING_CODE_DIR}/launch.py", JOB_SCRIPTS[kind], *args]
-    else:               # another image runs the script directly, with its own software
+    launch = f"{PROCESSING_CODE_DIR}/launch.py"
+    if image is None:             # the training image, through launch.py (the wheelhouse, then the script)
+        entrypoint = ["python3", launch, JOB_SCRIPTS[kind], *args]
+    elif launched_in_image:       # a serving image's own software, plus only what the script imports beyond it
+        entrypoint = ["python3", launch, IMAGE_SOFTWARE_FLAG, JOB_SCRIPTS[kind], *args]
+    else:                         # another image runs the script directly, with its own software
         entrypoint = ["python3", f"{PROCESSING_CODE_DIR}/{JOB_SCRIPTS[kind]}", *args]
     return {
         "ProcessingJobName": ctx.names[kind],
@@ -184,6 +193,11 @@ def evaluate_request(ctx: RunContext) -> dict:
         if ctx.hub_revision("base_model"):
             args += ["--base-model-revision", ctx.hub_revision("base_model")]
     isolate = ctx.base_model_from_s3 or bool(evaluation.get("skip_base"))
+    if evaluation_generation(ctx.config) == "vllm":   # evaluated by the engine that serves it, in its image
+        args += ["--generation-backend", "vllm"]
+        return _processing_request(ctx, "evaluate", evaluation, inputs, "eval", output_dir, ctx.paths["eval"],
+                                   args, isolate=isolate, image=ctx.env.serving_image({"engine": "vllm"}),
+                                   launched_in_image=True)
     return _processing_request(ctx, "evaluate", evaluation, inputs, "eval", output_dir,
                                ctx.paths["eval"], args, isolate=isolate)
 

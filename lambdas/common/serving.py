@@ -35,6 +35,17 @@ def engine_of(deployment: dict) -> str:
     return engine
 
 
+def evaluation_generation(config: dict) -> str:
+    """What generates the evaluated answers: "vllm" (in the vLLM serving image) or "transformers".
+
+    "auto" evaluates a vllm deployment with vLLM, so the gate judges the engine that will serve it.
+    """
+    chosen = (config.get("evaluation") or {}).get("generation", "auto")
+    if chosen == "auto":
+        return "vllm" if (config.get("deployment") or {}).get("engine", "tgi") == "vllm" else "transformers"
+    return chosen
+
+
 def gpus_of(deployment: dict) -> int:
     gpus = deployment.get("num_gpus") or gpu_count(deployment["instance_type"])
     if not gpus:

@@ -16,6 +16,7 @@ import jsonschema
 
 from common.errors import InvalidInput
 from common.instance_types import gpu_count
+from common.serving import evaluation_generation
 
 SCHEMA_PATH = Path(__file__).with_name("execution_input.schema.json")
 
@@ -196,6 +197,7 @@ def semantic_problems(config: dict) -> Iterable[str]:
         elif low is not None and high is not None and count is not None and not low <= count <= high:
             yield (f"deployment.instance_count: {count} is outside deployment.autoscaling's range {low}..{high}; "
                    "the endpoint starts with instance_count instances")
+    yield from _evaluation_generation_problems(config)
     instance_type = deployment.get("instance_type")
     # Checked even when deployment is off: the registered model package names its serving setup.
     if isinstance(instance_type, str) \
@@ -204,3 +206,17 @@ def semantic_problems(config: dict) -> Iterable[str]:
         engine = deployment.get("engine", "tgi")
         yield (f"deployment.instance_type: {_show(instance_type)} has no known NVIDIA GPU; the {engine} "
                "container needs one (e.g. ml.g5.2xlarge, ml.g6e.xlarge) or set deployment.num_gpus")
+
+
+def _evaluation_generation_problems(config: dict) -> Iterable[str]:
+    """vLLM's serving image is built for NVIDIA GPUs: evaluating in it needs a GPU evaluation instance."""
+    evaluation = _group(config, "evaluation")
+    instance_type = evaluation.get("instance_type")
+    if not isinstance(instance_type, str) or evaluation_generation(config) != "vllm":
+        return
+    if gpu_count(instance_type) is None:
+        chosen = evaluation.get("generation", "auto")
+        why = "evaluation.generation 'vllm'" if chosen == "vllm" else "a vllm deployment (evaluation.generation 'auto')"
+        yield (f"evaluation.instance_type: {_show(instance_type)} has no NVIDIA GPU; with {why} the evaluation "
+               "job runs in the vLLM serving image, which needs one (e.g. ml.g5.2xlarge, ml.g6.xlarge), or set "
+               "evaluation.generation to 'transformers' to evaluate in the training image")

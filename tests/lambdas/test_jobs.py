@@ -121,6 +121,52 @@ def test_prepare_and_evaluate_jobs(aws, run):
     assert inputs["model"] == run["paths"]["merged"] and inputs["data"] == run["paths"]["test_file"]
 
 
+VLLM_IMAGE = ("763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-vllm:"
+              "0.29.0-transformers5.15.0-gpu-py312-cu130-ubuntu24.04-v1.0")
+
+
+def _validated(execution_name, execution_input):
+    import validate
+    return validate.handler({"step": "ValidateInput", "state": execution_input,
+                             "execution_name": execution_name}, None)
+
+
+def test_a_vllm_deployment_is_evaluated_in_the_vllm_image_by_vllm(aws, monkeypatch):
+    monkeypatch.setenv("VLLM_IMAGE_URI", VLLM_IMAGE)
+    run = _validated("vllm-eval", {"deployment": {"engine": "vllm"}})
+    _start(run, "evaluate")
+    (evaluate,) = aws.calls_to("CreateProcessingJob")
+    app = evaluate["AppSpecification"]
+    assert app["ImageUri"] == VLLM_IMAGE
+    entry = app["ContainerEntrypoint"]
+    # launch.py keeps the image's own vLLM, torch and transformers and adds only evaluate.py's extras
+    assert entry[:4] == ["python3", "/opt/ml/processing/input/code/launch.py", "--image-software", "evaluate.py"]
+    assert entry[entry.index("--generation-backend") + 1] == "vllm"
+    assert evaluate["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.g5.2xlarge"
+
+
+@pytest.mark.parametrize("execution_input", [
+    {"deployment": {"engine": "tgi"}},
+    {"deployment": {"engine": "vllm"}, "evaluation": {"generation": "transformers", "instance_type": "ml.m5.xlarge"}},
+])
+def test_other_evaluations_run_in_the_training_image_with_transformers(aws, monkeypatch, execution_input):
+    monkeypatch.setenv("VLLM_IMAGE_URI", VLLM_IMAGE)
+    run = _validated("tf-eval", execution_input)
+    _start(run, "evaluate")
+    (evaluate,) = aws.calls_to("CreateProcessingJob")
+    entry = evaluate["AppSpecification"]["ContainerEntrypoint"]
+    assert evaluate["AppSpecification"]["ImageUri"] != VLLM_IMAGE
+    assert entry[:3] == ["python3", "/opt/ml/processing/input/code/launch.py", "evaluate.py"]
+    assert "--generation-backend" not in entry
+
+
+def test_the_lambda_and_the_job_name_the_same_launch_flag():
+    from common.job_requests import IMAGE_SOFTWARE_FLAG
+    from training.wheelhouse import IMAGE_SOFTWARE_FLAG as job_flag
+
+    assert IMAGE_SOFTWARE_FLAG == job_flag
+
+
 def test_the_same_run_started_twice_makes_one_job(aws, run):
     first = _start(run, "train")
     second = _start(run, "train")

@@ -49,6 +49,11 @@ def _problems(execution_input: dict) -> list[str]:
     ({"evaluation": {"gate": {"significance_level": 0.6}}}, "evaluation.gate.significance_level", "at most 0.5"),
     ({"evaluation": {"gate": {"significance_level": "5%"}}}, "evaluation.gate.significance_level", "expected number"),
     ({"orchestration": {"poll_interval_seconds": 0}}, "orchestration.poll_interval_seconds", "at least 1"),
+    ({"evaluation": {"generation": "tgi"}}, "evaluation.generation", "transformers"),
+    # vLLM's serving image needs a GPU, and a vllm deployment is evaluated in it unless told otherwise
+    ({"deployment": {"engine": "vllm"}, "evaluation": {"instance_type": "ml.m5.xlarge"}}, "evaluation.instance_type",
+     "evaluation.generation to 'transformers'"),
+    ({"evaluation": {"generation": "vllm", "instance_type": "ml.c5.2xlarge"}}, "evaluation.instance_type", "GPU"),
     ({"deployment": {"blue_green": {"rollback_alarm_names": ["a"] * 11}}}, "deployment.blue_green.rollback_alarm_names", "maxItems"),
 ])
 def test_rejects_bad_input_naming_the_field(execution_input, field, words):

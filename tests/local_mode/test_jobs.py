@@ -421,3 +421,29 @@ def test_no_socket_leaves_a_job_and_s3_channels_still_arrive(aws, tmp_path, isol
     result = json.loads((tmp_path / "runs/r1/jobs" / request["TrainingJobName"] / "opt_ml/model/network.json").read_text())
     assert result["rows"] == "42" and result["reached"] == []
     assert result["interfaces"] == (["lo"] if isolated else ["eth0", "lo"])
+
+
+def test_running_vllm_in_the_vllm_image_without_its_cpu_build_fails_the_job_saying_what_to_run(aws, monkeypatch,
+                                                                                                 tmp_path):
+    from local_mode import compat_envs
+
+    runner, sagemaker, s3, lines = aws
+    monkeypatch.setenv("LLM_FINETUNE_VLLM_PYTHON", str(tmp_path / "no-such-python"))
+    [image] = [image.image.replace("<region>", REGION) for image in compat_envs.SERVING_IMAGES
+               if image.engine == "vllm"]
+    sagemaker.create_processing_job(
+        ProcessingJobName="r1-eval", RoleArn=ROLE,
+        AppSpecification={"ImageUri": image, "ContainerEntrypoint": [
+            "python3", "/opt/ml/processing/input/code/launch.py", "--image-software", "job.py"]},
+        ProcessingInputs=[{"InputName": "code", "S3Input": {"S3Uri": "s3://bkt/code/", "LocalPath":
+                           "/opt/ml/processing/input/code", "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.g5.2xlarge",
+                                               "VolumeSizeInGB": 30}},
+        Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}])
+    for _ in range(200):
+        job = sagemaker.describe_processing_job(ProcessingJobName="r1-eval")
+        if job["ProcessingJobStatus"] != "InProgress":
+            break
+        time.sleep(0.1)
+    assert job["ProcessingJobStatus"] == "Failed"
+    assert "make vllm-env" in job["FailureReason"] and "evaluation.generation" in job["FailureReason"]

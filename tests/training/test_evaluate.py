@@ -1,5 +1,6 @@
 """evaluate.py and report.py: batched generation, scoring, metrics.json, predictions, the report."""
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -122,7 +123,12 @@ def test_run_on_the_tiny_model_writes_metrics_predictions_and_report(tiny_model_
                                       max_new_tokens=8))
     assert json.loads((output / "metrics.json").read_text()) == metrics
     assert set(metrics) == {"fine_tuned", "base", "settings", "test_rows", "comparison", "statistics"}
-    assert metrics["settings"] == {"max_new_tokens": 8, "batch_size": 3, "greedy": True, "repetition_penalty": 1.0}
+    settings = metrics["settings"]
+    assert {key: settings[key] for key in ("max_new_tokens", "batch_size", "greedy", "repetition_penalty")} == \
+        {"max_new_tokens": 8, "batch_size": 3, "greedy": True, "repetition_penalty": 1.0}
+    # what generated the answers, and its versions
+    assert settings["generation_backend"] == "transformers"
+    assert settings["software"]["transformers"] == version("transformers") and "vllm" not in settings["software"]
     assert metrics["test_rows"] == {"lines": 8, "used": 8, "skipped": 0, "problems": []}
     assert metrics["statistics"]["confidence"] == 0.95 and metrics["statistics"]["resamples"] == 2000
     for name in ("fine_tuned", "base"):

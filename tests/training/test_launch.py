@@ -133,3 +133,36 @@ def test_torchrun_with_two_cpu_processes_trains(tmp_path, tiny_model_dir, sql_tr
     assert metrics["real_tokens"] > 0
     assert result.stdout.count("train_metrics: step=") == 3  # printed by the main process only
     assert (opt_ml / "model" / "merged" / "model.safetensors").is_file()
+
+
+def test_in_a_serving_image_only_the_scripts_absent_extras_are_added(monkeypatch, tmp_path):
+    pins = [("transformers", "5.23.0"), ("sqlglot", "30.30.0")]
+    assert launch.image_extras("evaluate.py", pins, {}.get) == ["sqlglot==30.30.0"]
+    # an image that has sqlglot at any version keeps it; other scripts get nothing
+    assert launch.image_extras("evaluate.py", pins, {"sqlglot": "25.0.0"}.get) == []
+    assert launch.image_extras("check_serving.py", pins, {}.get) == []
+    installed = []
+    monkeypatch.setattr(launch, "image_extras", lambda script, pins: ["sqlglot==30.30.0"])
+    monkeypatch.setattr(launch.wheelhouse, "install_pure",
+                        lambda requirements, house, target: installed.append((requirements, target)))
+    monkeypatch.setattr(launch.wheelhouse, "install", lambda *a, **k: pytest.fail("the image's software was replaced"))
+    executed = []
+    launch.main(["--image-software", "evaluate.py", "--skip-base"],
+                environ={"OPT_ML": str(tmp_path), "PYTHONPATH": "/image/lib"},
+                execute=lambda path, argv, env: executed.append((argv, env)))
+    [(requirements, target)] = installed
+    [(argv, env)] = executed
+    assert requirements == ["sqlglot==30.30.0"]
+    assert argv == [sys.executable, str(launch.HERE / "evaluate.py"), "--skip-base"]
+    assert env["PYTHONPATH"] == f"{target}{os.pathsep}/image/lib"
+
+
+def test_the_images_cuda_compat_script_sets_the_library_path_as_its_entrypoint_would(tmp_path):
+    script = tmp_path / "start_cuda_compat.sh"
+    script.write_text('echo "[cuda-compat] enabling"\nexport LD_LIBRARY_PATH="/usr/local/cuda/compat:${LD_LIBRARY_PATH:-}"\n')
+    env = launch.cuda_compat_environment({"PATH": os.environ["PATH"], "LD_LIBRARY_PATH": "/opt/lib"}, script)
+    assert env["LD_LIBRARY_PATH"] == "/usr/local/cuda/compat:/opt/lib"
+    assert launch.cuda_compat_environment({"PATH": os.environ["PATH"]}, tmp_path / "absent.sh") == \
+        {"PATH": os.environ["PATH"]}
+    script.write_text("return 3\n")   # a script that fails leaves the host driver's libraries in place
+    assert launch.cuda_compat_environment({"PATH": os.environ["PATH"]}, script) == {"PATH": os.environ["PATH"]}

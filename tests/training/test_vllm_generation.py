@@ -15,6 +15,8 @@ from vllm_generation import (PROTOCOL_PREFIX, Request, VllmGenerationError, Vllm
                              engine_arguments, generate_in_worker, load_generation_config, model_greedy_settings,
                              prompt_token_ids, resolve_dtype, sampling_arguments, stop_token_ids)
 
+from tests.vllm_models import vllm_tiny_model
+
 from .conftest import sql_conversations
 
 MAX_NEW_TOKENS = 12
@@ -281,21 +283,7 @@ def test_a_worker_that_answers_for_the_wrong_number_of_prompts_is_refused(tmp_pa
 
 @pytest.fixture(scope="module")
 def vllm_tiny_model_dir(tmp_path_factory, tiny_model_dir):
-    """The tiny model with 64-wide attention heads (vLLM's CPU attention has no 16-wide kernel) and
-    larger random weights, so greedy choices are not near-ties that rounding could flip."""
-    import shutil
-
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    folder = tmp_path_factory.mktemp("vllm-tiny") / "model"
-    shutil.copytree(tiny_model_dir, folder)
-    config = AutoConfig.from_pretrained(folder)
-    config.update({"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2, "num_key_value_heads": 1,
-                   "head_dim": 64, "initializer_range": 0.2})
-    torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(config).to(torch.float32).save_pretrained(folder)
-    return folder
+    return vllm_tiny_model(tiny_model_dir, tmp_path_factory.mktemp("vllm-tiny") / "model")
 
 
 def _vllm_python():

@@ -122,3 +122,39 @@ def test_synthesis_refuses_a_missing_or_stale_wheelhouse_and_says_what_to_run(tm
     assert wheelhouse_problem(tmp_path / "job-wheels", training, "py312") is None
     assert "holds wheels for py312, the training image runs py313" in wheelhouse_problem(
         tmp_path / "job-wheels", training, "py313")
+
+
+def test_a_serving_image_gets_pure_wheels_beside_its_own_software_whatever_its_python(tmp_path):
+    """The image's Python may differ from the wheelhouse's: a pure wheel goes into the job's own folder."""
+    house = _wheelhouse(tmp_path / "wheelhouse", python="3.9")
+    target = tmp_path / "extras"
+    wheelhouse.install_pure(["offline_probe==1.0.0"], house, target)
+    probe = subprocess.run([sys.executable, "-c", "import offline_probe; print(offline_probe.ANSWER)"],
+                           env={**os.environ, "PYTHONPATH": str(target)}, capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "42"
+
+
+def test_only_pure_wheels_go_into_a_serving_image(tmp_path):
+    house = _wheelhouse(tmp_path / "wheelhouse")
+    compiled = house / "fast-2.0-cp312-cp312-manylinux_2_17_x86_64.whl"
+    compiled.write_bytes(b"not really a wheel")
+    manifest = json.loads((house / "manifest.json").read_text())
+    manifest["wheels"][compiled.name] = wheelhouse.sha256_of(compiled)
+    (house / "manifest.json").write_text(json.dumps(manifest))
+    calls = []
+    with pytest.raises(WheelhouseError, match="fast==2.0: the wheelhouse holds only .*cp312.* pure-Python"):
+        wheelhouse.install_pure(["fast==2.0"], house, tmp_path / "t", run=lambda *a, **k: calls.append(a))
+    with pytest.raises(WheelhouseError, match="does not carry absent==1.0"):
+        wheelhouse.install_pure(["absent==1.0"], house, tmp_path / "t", run=lambda *a, **k: calls.append(a))
+    assert calls == []
+
+
+def test_evaluates_extras_are_pure_wheels_of_the_built_wheelhouse():
+    """What a serving image is given for evaluate.py is in the wheelhouse `make setup` builds, as pure wheels."""
+    house = REPO_ROOT_FOR_TESTS / "build" / "job-wheels" / "wheelhouse"
+    manifest = wheelhouse.read_manifest(house)
+    pins = dict(wheelhouse.read_pins(TRAINING / "requirements.txt"))
+    for name in wheelhouse.IMAGE_EXTRAS["evaluate.py"]:
+        prefix = f"{name.replace('-', '_')}-{pins[name]}-"
+        wheels = [wheel for wheel in manifest["wheels"] if wheel.startswith(prefix)]
+        assert wheels and all(wheelhouse._is_pure(wheel) for wheel in wheels), (name, wheels)
