@@ -41,6 +41,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from cli_arguments import whole_number
 from serving_manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -418,23 +419,6 @@ def _json(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
-
-
-def _positive(text: str) -> int:
-    value = _non_negative(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, required=True, help="the merged model folder")
@@ -442,9 +426,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--expected-config", type=Path, default=None,
                         help=f"the trained values (default: MODEL_DIR/{MANIFEST_NAME})")
     parser.add_argument("--engine", choices=ENGINES, required=True, help="how requests are tokenized")
-    parser.add_argument("--samples", type=_non_negative, default=8,
+    parser.add_argument("--samples", type=whole_number(0), default=8,
                         help="prediction rows whose greedy output is compared (0: none)")
-    parser.add_argument("--max-new-tokens", type=_positive, default=128,
+    parser.add_argument("--max-new-tokens", type=whole_number(1), default=128,
                         help="the evaluation's max_new_tokens (metrics.json settings)")
     parser.add_argument("--dtype", choices=DTYPES, default="auto",
                         help="compute dtype; auto: what evaluate.py uses on this machine")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_format import ensure_chat_template, prompt_messages, render_prompt
+from cli_arguments import number_between, whole_number
 from evaluation_stats import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, paired_comparison, proportion_interval
 from sql_execution import exact_match, execution_match, extract_schema
 from vllm_generation import software_versions
@@ -535,25 +536,8 @@ def _predictions(rows: list[EvalRow], runs: dict[str, ModelRun]) -> list[dict]:
 
 # --- command line -------------------------------------------------------------------------------
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
-    return value
-
-
-def _confidence(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0.5 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number from 0.5 up to (not including) 1, got {text!r}")
-    return value
-
+POSITIVE = whole_number(1)
+CONFIDENCE = number_between(0.5, 1, include_high=False)
 
 def parse_args(argv: list[str] | None = None) -> EvalConfig:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -567,16 +551,16 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT)
     parser.add_argument("--training-metrics", type=Path, default=None,
                         help="training_metrics.json, for the loss curve in the report")
-    parser.add_argument("--max-samples", type=_positive, default=None, help="evaluate only the first N test rows")
-    parser.add_argument("--batch-size", type=_positive, default=16)
-    parser.add_argument("--max-new-tokens", type=_positive, default=128)
+    parser.add_argument("--max-samples", type=POSITIVE, default=None, help="evaluate only the first N test rows")
+    parser.add_argument("--batch-size", type=POSITIVE, default=16)
+    parser.add_argument("--max-new-tokens", type=POSITIVE, default=128)
     parser.add_argument("--base-model-revision", default=None,
                         help="the commit (or branch) of --base-model-id to evaluate")
     parser.add_argument("--hf-token-secret-arn", default=None,
                         help="Secrets Manager secret holding the Hugging Face token, for a gated base model")
-    parser.add_argument("--confidence", type=_confidence, default=DEFAULT_CONFIDENCE,
+    parser.add_argument("--confidence", type=CONFIDENCE, default=DEFAULT_CONFIDENCE,
                         help="confidence of the bootstrap intervals (default 0.95)")
-    parser.add_argument("--resamples", type=_positive, default=DEFAULT_RESAMPLES,
+    parser.add_argument("--resamples", type=POSITIVE, default=DEFAULT_RESAMPLES,
                         help="bootstrap resamples (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     parser.add_argument("--generation-backend", choices=("transformers", "vllm"), default="transformers",

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterable
 
+from cli_arguments import number_between, whole_number
 from data_formats import FORMATS, Messages, RowError, convert
 from data_readers import DataFileError, RawRow, ascii_safe, read_hub_dataset, read_rows, resolve_input
 from hyperparameters import Hyperparameters
@@ -362,29 +363,6 @@ def _test_size(text: str) -> float:
     return int(value) if value >= 1 and value.is_integer() else value
 
 
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}")
-    return value
-
-
-def _positive(flag: str):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = 0
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-        return value
-    parse.__name__ = flag
-    return parse
-
-
 def parse_args(argv: list[str] | None = None) -> PrepareConfig:
     processing = _opt_ml() / "processing"
     default_input, default_output = processing / "input" / "data", processing / "output" / "data"
@@ -397,7 +375,7 @@ def parse_args(argv: list[str] | None = None) -> PrepareConfig:
                         help="test rows: a count, or a fraction 0 < x < 1 (default 0.1)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-samples", type=int, default=None, help="keep at most this many rows (before splitting)")
-    parser.add_argument("--max-bad-fraction", type=_fraction, default=0.1,
+    parser.add_argument("--max-bad-fraction", type=number_between(0, 1), default=0.1,
                         help="refuse the data set when a larger share of rows is unusable (default 0.1)")
     parser.add_argument("--tokenizer", type=Path, default=None, dest="tokenizer_dir",
                         help="tokenizer folder, for token-length statistics")
@@ -405,11 +383,11 @@ def parse_args(argv: list[str] | None = None) -> PrepareConfig:
                         help=f"the training job's max_length in tokens (default: training's default, "
                              f"{TRAINING_MAX_LENGTH}); sets the --max-chars default and, with --tokenizer, "
                              "rows longer than this are listed")
-    parser.add_argument("--max-chars", type=_positive("max-chars"), default=None,
+    parser.add_argument("--max-chars", type=whole_number(1), default=None,
                         help=f"refuse a row whose conversation is longer than this many characters "
                              f"(default {CHARS_PER_TOKEN_BOUND} x --max-length, "
                              f"{CHARS_PER_TOKEN_BOUND * TRAINING_MAX_LENGTH} for {TRAINING_MAX_LENGTH} tokens)")
-    parser.add_argument("--report-list-cap", type=_positive("report-list-cap"), default=LIST_CAP,
+    parser.add_argument("--report-list-cap", type=whole_number(1), default=LIST_CAP,
                         help=f"list at most this many rows per list in report.json (default {LIST_CAP}); "
                              "the totals are always given")
     parser.add_argument("--exit-message-file", type=Path, action="append", default=None, dest="exit_message_files",

@@ -50,6 +50,7 @@ from hyperparameters import (
     read_hyperparameters_file,
 )
 from metrics_logging import MetricLineCallback, TokenCounter
+from hf_token import TokenError, read_hf_token
 from hub_snapshot import pinned_snapshot
 from throughput import (
     LeverError,
@@ -194,27 +195,6 @@ def model_source(paths: Paths, hyperparameters: Hyperparameters) -> str:
     raise DataError(
         f"no base model: {paths.base_model_dir} has no config.json and hyperparameter model_id is empty"
     )
-
-
-def read_hf_token(secret_arn: str) -> str | None:
-    """The Hugging Face token stored in Secrets Manager (plain string, or JSON with HF_TOKEN/token)."""
-    if not secret_arn:
-        return None
-    import boto3
-
-    region = secret_arn.split(":")[3]
-    secret = boto3.client("secretsmanager", region_name=region).get_secret_value(SecretId=secret_arn)
-    value = secret.get("SecretString") or ""
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        return value.strip() or None
-    if isinstance(parsed, dict):
-        for key in ("HF_TOKEN", "hf_token", "token"):
-            if parsed.get(key):
-                return str(parsed[key])
-        raise DataError("the Hugging Face token secret is JSON without an HF_TOKEN or token key")
-    return str(parsed)
 
 
 def compute_dtype(device: str):
@@ -634,6 +614,10 @@ def main(argv: list[str] | None = None) -> int:
     except LeverError as error:
         print(f"invalid hyperparameters: {error}", file=sys.stderr)
         write_failure(paths, f"invalid hyperparameters: {error}")
+        return 2
+    except TokenError as error:
+        print(f"Hugging Face token: {error}", file=sys.stderr)
+        write_failure(paths, f"Hugging Face token: {error}")
         return 2
     except Exception as error:
         write_failure(paths, f"{type(error).__name__}: {error}")
