@@ -4,7 +4,8 @@ Once per logging step the main process prints exactly one line:
 
     train_metrics: step=12 loss=1.2345 learning_rate=0.0002 epoch=0.50 tokens_per_second=812.3
 
-`METRIC_DEFINITIONS` are the regexes for the training job's `AlgorithmSpecification.MetricDefinitions`.
+The training job's `MetricDefinitions` that read it are declared once, with the job request
+(lambdas/common/job_requests.py), and tested against `format_metric_line`.
 tokens_per_second counts real (non-padding) tokens of all processes since the previous line.
 """
 from __future__ import annotations
@@ -15,13 +16,6 @@ from dataclasses import dataclass, field
 from transformers import TrainerCallback
 
 METRIC_PREFIX = "train_metrics:"
-_NUMBER = r"([0-9.eE+-]+)"
-METRIC_DEFINITIONS = [
-    {"Name": "train:loss", "Regex": rf"train_metrics: .*\bloss={_NUMBER}"},
-    {"Name": "train:learning_rate", "Regex": rf"train_metrics: .*\blearning_rate={_NUMBER}"},
-    {"Name": "train:epoch", "Regex": rf"train_metrics: .*\bepoch={_NUMBER}"},
-    {"Name": "train:tokens_per_second", "Regex": rf"train_metrics: .*\btokens_per_second={_NUMBER}"},
-]
 
 
 def format_metric_line(step: int, loss: float, learning_rate: float, epoch: float, tokens_per_second: float) -> str:

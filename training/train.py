@@ -16,14 +16,10 @@ model is sharded over them (FSDP2, on CPU processes too). At the end every proce
 saving the adapter, then the process group is ended and only the main process merges: the others
 exit at once instead of waiting in a collective that would time out during a long merge.
 
-Metric line, once per logging step (see metrics_logging.py), and the MetricDefinitions for it:
+Metric line, once per logging step (see metrics_logging.py; the training job's MetricDefinitions,
+in lambdas/common/job_requests.py, read it):
 
     train_metrics: step=12 loss=1.2345 learning_rate=0.0002 epoch=0.50 tokens_per_second=812.3
-
-    {"Name": "train:loss",              "Regex": "train_metrics: .*\\bloss=([0-9.eE+-]+)"}
-    {"Name": "train:learning_rate",     "Regex": "train_metrics: .*\\blearning_rate=([0-9.eE+-]+)"}
-    {"Name": "train:epoch",             "Regex": "train_metrics: .*\\bepoch=([0-9.eE+-]+)"}
-    {"Name": "train:tokens_per_second", "Regex": "train_metrics: .*\\btokens_per_second=([0-9.eE+-]+)"}
 """
 from __future__ import annotations
 

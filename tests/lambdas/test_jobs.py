@@ -52,6 +52,15 @@ def test_metric_definitions_parse_the_training_log_line():
     assert re.search(METRIC_DEFINITIONS[2]["Regex"], line.replace("0.0002", "2e-04")).group(1) == "2e-04"
 
 
+def test_metric_definitions_read_every_field_of_the_line_training_prints():
+    from metrics_logging import format_metric_line
+
+    line = format_metric_line(step=7, loss=0.5, learning_rate=1.5e-05, epoch=1.25, tokens_per_second=99.5)
+    found = {d["Name"]: float(re.search(d["Regex"], line).group(1)) for d in METRIC_DEFINITIONS}
+    assert found == {"train:step": 7, "train:loss": 0.5, "train:learning_rate": 1.5e-05, "train:epoch": 1.25,
+                     "train:tokens_per_second": 99.5}
+
+
 def test_model_from_s3_isolates_the_job_and_vpc_and_token_settings(aws, monkeypatch):
     import validate
     monkeypatch.setenv("SUBNET_IDS", "subnet-0123456789abcdef0,subnet-0fedcba9876543210")
