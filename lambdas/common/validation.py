@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import jsonschema
 
 from common.errors import InvalidInput
-from common.instance_types import gpu_count
+from common.instance_types import gpu_count, no_gpu_reason
 from common.serving import evaluation_generation
 
 SCHEMA_PATH = Path(__file__).with_name("execution_input.schema.json")
@@ -204,8 +204,9 @@ def semantic_problems(config: dict) -> Iterable[str]:
             and instance_type.startswith("ml.") and instance_type.count(".") == 2 \
             and "num_gpus" not in deployment and gpu_count(instance_type) is None:
         engine = deployment.get("engine", "tgi")
-        yield (f"deployment.instance_type: {_show(instance_type)} has no known NVIDIA GPU; the {engine} "
-               "container needs one (e.g. ml.g5.2xlarge, ml.g6e.xlarge) or set deployment.num_gpus")
+        yield (f"deployment.instance_type: {_show(instance_type)} has no known NVIDIA GPU "
+               f"({no_gpu_reason(instance_type)}); the {engine} container needs one (e.g. ml.g5.2xlarge, "
+               "ml.g6e.xlarge) or set deployment.num_gpus")
 
 
 def _evaluation_generation_problems(config: dict) -> Iterable[str]:
@@ -217,6 +218,7 @@ def _evaluation_generation_problems(config: dict) -> Iterable[str]:
     if gpu_count(instance_type) is None:
         chosen = evaluation.get("generation", "auto")
         why = "evaluation.generation 'vllm'" if chosen == "vllm" else "a vllm deployment (evaluation.generation 'auto')"
-        yield (f"evaluation.instance_type: {_show(instance_type)} has no NVIDIA GPU; with {why} the evaluation "
+        yield (f"evaluation.instance_type: {_show(instance_type)} has no usable NVIDIA GPU "
+               f"({no_gpu_reason(instance_type)}); with {why} the evaluation "
                "job runs in the vLLM serving image, which needs one (e.g. ml.g5.2xlarge, ml.g6.xlarge), or set "
                "evaluation.generation to 'transformers' to evaluate in the training image")

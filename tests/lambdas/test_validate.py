@@ -135,3 +135,23 @@ def test_examples_are_valid():
     root = Path(__file__).resolve().parents[2] / "examples"
     for name in ("execution-input.json", "execution-input-minimal.json"):
         resolve(json.loads((root / name).read_text()), STACK_DEFAULTS)
+
+
+NVIDIA_FAMILY_PREFIXES = ("ml.g4dn.", "ml.g5", "ml.g6", "ml.g7", "ml.p")
+
+
+def test_every_nvidia_instance_type_the_schema_allows_is_in_the_gpu_table_or_left_out_with_a_reason():
+    from common.instance_types import GPU_FAMILIES_LEFT_OUT, family_and_size, gpu_count
+
+    definitions = schema()["$defs"]
+    for name in ("training_instance_type", "processing_instance_type", "endpoint_instance_type"):
+        for instance_type in definitions[name]["enum"]:
+            if not instance_type.startswith(NVIDIA_FAMILY_PREFIXES):
+                continue
+            family = family_and_size(instance_type)[0]
+            assert gpu_count(instance_type) or family in GPU_FAMILIES_LEFT_OUT, (name, instance_type)
+
+
+def test_a_left_out_gpu_family_is_refused_with_its_reason():
+    problems = _problems({"deployment": {"instance_type": "ml.p2.xlarge"}})
+    assert any(p.startswith("deployment.instance_type:") and "K80" in p for p in problems), problems
