@@ -123,23 +123,34 @@ class Settings:
 
     def default_execution_input(self) -> dict[str, Any]:
         """The stack's default execution input (DEFAULTS_JSON): what an empty input resolves to."""
-        return {
-            "base_model": {"hf_model_id": self.base_model_id},
-            "dataset": {"hf_dataset_id": self.dataset_id, "format": self.dataset_format},
-            "preparation": {"instance_type": self.prepare_instance_type},
-            "training": {"instance_type": self.train_instance_type},
-            "evaluation": {"instance_type": self.evaluate_instance_type,
-                           "gate": {"min_execution_accuracy": self.min_execution_accuracy,
-                                    "min_improvement_over_base": self.min_improvement_over_base,
-                                    "require_significance": self.require_significance,
-                                    "significance_level": self.significance_level}},
-            "deployment": {"instance_type": self.endpoint_instance_type},
-            "orchestration": {"poll_interval_seconds": self.poll_interval_seconds},
-        }
+        defaults: dict[str, Any] = {}
+        for path, name in DEFAULT_INPUT_FIELDS.items():
+            *parents, key = path.split(".")
+            node = defaults
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[key] = getattr(self, name)
+        return defaults
 
     def defaults_json(self) -> str:
         return json.dumps(self.default_execution_input(), sort_keys=True, separators=(",", ":"))
 
+
+# Where each setting lands in the default execution input: input field -> Settings field.
+DEFAULT_INPUT_FIELDS = {
+    "base_model.hf_model_id": "base_model_id",
+    "dataset.hf_dataset_id": "dataset_id",
+    "dataset.format": "dataset_format",
+    "preparation.instance_type": "prepare_instance_type",
+    "training.instance_type": "train_instance_type",
+    "evaluation.instance_type": "evaluate_instance_type",
+    "evaluation.gate.min_execution_accuracy": "min_execution_accuracy",
+    "evaluation.gate.min_improvement_over_base": "min_improvement_over_base",
+    "evaluation.gate.require_significance": "require_significance",
+    "evaluation.gate.significance_level": "significance_level",
+    "deployment.instance_type": "endpoint_instance_type",
+    "orchestration.poll_interval_seconds": "poll_interval_seconds",
+}
 
 # CloudWatch Logs retention periods, by number of days -> name of the CDK RetentionDays member.
 RETENTION_DAYS = {1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS",

@@ -20,6 +20,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk_app.config import RETENTION_DAYS, Settings
+from cdk_app.default_input import check_default_input
 from cdk_app.constructs.images import ContainerImages
 from cdk_app.constructs.notification import NotificationTopic
 from cdk_app.constructs.sagemaker_role import SageMakerExecutionRole
@@ -86,6 +87,7 @@ class FineTuningWorkflow(Construct):
         super().__init__(scope, construct_id)
         props = props or FineTuningWorkflowProps()
         settings = props.settings
+        check_default_input(settings, props.lambdas_dir)
         retention = props.log_retention or getattr(logs.RetentionDays, RETENTION_DAYS[settings.log_retention_days])
 
         self.code_s3_uri = self._deploy_training_code(props.training_dir, props.wheelhouse_root, settings,

@@ -69,3 +69,25 @@ def test_default_execution_input_is_valid_against_the_lambdas_schema():
     defaults = json.loads(Settings().defaults_json())
     jsonschema.validate(defaults, schema)
     assert defaults["preparation"]["instance_type"] == "ml.m5.xlarge"
+
+
+@pytest.mark.parametrize("overrides, problem", [
+    ({"train_instance_type": "ml.g5.3xlarge"},
+     'training.instance_type (context fine-tune:train_instance_type): "ml.g5.3xlarge" is not allowed'),
+    ({"min_execution_accuracy": -0.5},
+     "evaluation.gate.min_execution_accuracy (context fine-tune:min_execution_accuracy): -0.5"),
+    ({"min_improvement_over_base": -0.2},
+     "evaluation.gate.min_improvement_over_base (context fine-tune:min_improvement_over_base): -0.2"),
+])
+def test_settings_that_validateinput_would_refuse_for_every_run_are_not_synthesized(tmp_path, overrides, problem):
+    from tests.cdk.conftest import synthesize
+
+    with pytest.raises(SettingsError, match="refused by ValidateInput for every run") as raised:
+        synthesize(tmp_path, **overrides)
+    assert problem in str(raised.value), str(raised.value)
+
+
+def test_the_default_settings_pass_validateinputs_own_check():
+    from cdk_app.default_input import check_default_input
+
+    check_default_input(Settings(), SCHEMA.parents[1])
