@@ -50,8 +50,8 @@ class Hyperparameters:
     lora_dropout: float = 0.05
     max_length: int = 2048
     quantization: str = "auto"  # auto: 4-bit QLoRA where CUDA is available, plain LoRA elsewhere
-    per_device_train_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
+    per_device_train_batch_size: int = 1
+    gradient_accumulation_steps: int = 8
     batching: str = "auto"
     seed: int = 42
     logging_steps: int = 10

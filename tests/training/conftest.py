@@ -72,7 +72,7 @@ def run_training(work_dir: Path, model_dir: Path, train_dir: Path, **hyperparame
     """
     import train
 
-    settings = {"max_steps": 12, "learning_rate": 1e-2, "per_device_train_batch_size": 8, "logging_steps": 4,
+    settings = {"max_steps": 12, "learning_rate": 1e-2, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1, "logging_steps": 4,
                 "save_steps": 6, "gradient_checkpointing": False, "warmup_ratio": 0.0, "max_length": 128,
                 "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0}
     settings.update(hyperparameters)

@@ -112,7 +112,7 @@ def test_torchrun_with_two_cpu_processes_trains(tmp_path, tiny_model_dir, sql_tr
     config = opt_ml / "input" / "config"
     config.mkdir(parents=True)
     (config / "hyperparameters.json").write_text(json.dumps({
-        "max_steps": "3", "per_device_train_batch_size": "4", "logging_steps": "1", "save_steps": "100",
+        "max_steps": "3", "per_device_train_batch_size": "4", "gradient_accumulation_steps": "1", "logging_steps": "1", "save_steps": "100",
         "gradient_checkpointing": "false", "max_length": "128", "learning_rate": "0.01", "batching": "padding",
     }))
     env = {**os.environ, "OPT_ML": str(opt_ml), "LAUNCH_NPROC_PER_NODE": "2", "OMP_NUM_THREADS": "1",

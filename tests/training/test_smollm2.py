@@ -16,7 +16,7 @@ from .conftest import REPO_ROOT_FOR_TESTS, run_training
 
 ROWS, TEST_ROWS, SEED = 144, 16, 11
 HYPERPARAMETERS = {
-    "max_steps": 20, "per_device_train_batch_size": 4, "learning_rate": 1e-3, "lora_r": 16, "lora_alpha": 32,
+    "max_steps": 20, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 1, "learning_rate": 1e-3, "lora_r": 16, "lora_alpha": 32,
     "lora_dropout": 0.0, "warmup_ratio": 0.1, "max_length": 256, "logging_steps": 5, "save_steps": 1000,
     "gradient_checkpointing": False, "batching": "auto", "quantization": "none",
 }

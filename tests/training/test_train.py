@@ -125,7 +125,7 @@ def _train_command(work_dir: Path, model_dir: Path, train_dir: Path, **hyperpara
 
 def test_resumes_from_newest_checkpoint_after_a_kill_and_continues_the_step_count(
         tmp_path, tiny_model_dir, sql_train_dir):
-    quick = {"per_device_train_batch_size": 8, "gradient_checkpointing": "false", "max_length": 128,
+    quick = {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 1, "gradient_checkpointing": "false", "max_length": 128,
              "logging_steps": 2, "learning_rate": 1e-2}
     process = subprocess.Popen(
         _train_command(tmp_path, tiny_model_dir, sql_train_dir, max_steps=200, save_steps=2, **quick),

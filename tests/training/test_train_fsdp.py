@@ -25,7 +25,7 @@ TRAINING = REPO_ROOT_FOR_TESTS / "training"
 # Same seed, data and global batch (2 processes x 4 = 1 process x 8); no dropout, no warm-up.
 SETTINGS = {"max_steps": 3, "logging_steps": 1, "save_steps": 2, "gradient_checkpointing": "false",
             "max_length": 128, "learning_rate": 0.01, "batching": "padding", "lora_dropout": 0,
-            "warmup_ratio": 0, "lora_r": 16, "lora_alpha": 32}
+            "warmup_ratio": 0, "lora_r": 16, "lora_alpha": 32, "gradient_accumulation_steps": 1}
 SHARD_LINE = re.compile(r"fsdp: parameters ([0-9.]+) MiB in all, ([0-9.]+) MiB held by each of 2 processes")
 STEP_LOSS = re.compile(r"train_metrics: step=(\d+) loss=([0-9.]+)")
 

@@ -1,10 +1,15 @@
 """Hyperparameters: SageMaker's string values are coerced; bad values fail before any model loads."""
+import dataclasses
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 import train
 from hyperparameters import HyperparameterError, Hyperparameters, build_hyperparameters
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sagemaker_string_values_are_coerced_to_declared_types():
@@ -149,3 +154,31 @@ def test_fsdp_settings_wrap_decoder_layers():
     assert train.fsdp_arguments(Hyperparameters(fsdp="shard_grad_op"), Model())["fsdp_config"][
         "reshard_after_forward"] is False
     assert train.fsdp_arguments(Hyperparameters(fsdp=""), Model()) == {}
+
+
+def _documented_defaults() -> dict[str, str]:
+    """The `default` column of docs/training.md's hyperparameter table, by name."""
+    text = (REPO_ROOT / "docs" / "training.md").read_text(encoding="utf-8")
+    table = text.split("| name | type | default | allowed | meaning |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `([a-z_0-9]+)` \| [^|]+ \| ([^|]+) \|", table, flags=re.MULTILINE)
+    return {name: default.strip().strip("`") for name, default in rows}
+
+
+def test_train_pys_defaults_the_workflows_and_the_docs_agree():
+    """One set of defaults: the schema's (what the workflow passes), train.py's own, and the docs table's."""
+    schema = json.loads((REPO_ROOT / "lambdas" / "common" / "execution_input.schema.json").read_text())
+    workflow = {name: spec["default"] for name, spec in
+                schema["properties"]["training"]["properties"]["hyperparameters"]["properties"].items()
+                if "default" in spec}
+    own = {item.name: item.default for item in dataclasses.fields(Hyperparameters)}
+    documented = _documented_defaults()
+    for name, default in workflow.items():
+        expected = build_hyperparameters({name: default}) if name == "fsdp" else None
+        assert own[name] == (expected.fsdp if expected else default), name
+        text = documented[name]
+        if isinstance(default, bool) or default in ("", None) or name == "fsdp":
+            assert text.startswith("empty") or text == str(default).lower(), (name, text)
+        elif isinstance(default, (int, float)):
+            assert float(text) == float(default), (name, text, default)
+        else:
+            assert text == default, (name, text, default)
