@@ -11,8 +11,10 @@ Use it as a botocore event hook on a session or a client, before clients are cre
     install(client.meta.events, services=("sagemaker",))
 
 The service models write patterns in Java's regex dialect (`\\p{L}`, `\\z`, surrogate pairs);
-`java_pattern_to_python` translates them to Python's `re`. Unicode categories other than
-letters, digits and spaces are approximated by the common Latin, punctuation and symbol blocks.
+`java_pattern_to_python` translates them for the `regex` package, which knows Unicode's general
+categories (`\\p{L}`, `\\p{N}`, `\\p{P}`, ...) exactly as Java does. Java's POSIX classes
+(`\\p{Alpha}`, `\\p{Punct}`, ...) are ASCII-only by default, unlike `regex`'s, so they are
+written out as their ASCII ranges.
 """
 from __future__ import annotations
 
@@ -21,32 +23,20 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+import regex
 from botocore.exceptions import ParamValidationError
 from botocore.model import OperationModel, Shape
 
 DEFAULT_SERVICES = ("sagemaker", "sagemaker-runtime", "s3", "sns", "secretsmanager", "kms", "sts")
 
-# Python equivalents of the Java character properties the AWS models use. Each is a fragment
-# that is valid inside a character class.
-_UNICODE_PROPERTIES = {
-    "L": r"a-zA-Z\u00aa\u00b5\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u03ff\u0400-\u052f"
-         r"\u0531-\u0587\u05d0-\u05ea\u0620-\u064a\u0900-\u0dff\u0e00-\u0e7f\u1100-\u11ff"
-         r"\u1e00-\u1fff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff",
-    "M": r"\u0300-\u036f\u0483-\u0489\u0591-\u05bd\u064b-\u065f\u1ab0-\u1aff\u1dc0-\u1dff"
-         r"\u20d0-\u20ff\ufe20-\ufe2f",
-    "Z": r" \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000",
-    "Zs": r" \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000",
+# Java's POSIX character classes, which match ASCII only (Java's default, without UNICODE_CHARACTER_CLASS).
+# Each is a fragment that is valid inside a character class.
+_POSIX_CLASSES = {
     "Space": r" \t\n\x0b\f\r",
     "Upper": r"A-Z",
     "Lower": r"a-z",
     "XDigit": r"0-9a-fA-F",
     "Cntrl": r"\x00-\x1f\x7f",
-    "N": r"0-9\u00b2\u00b3\u00b9\u00bc-\u00be\u0660-\u0669\u06f0-\u06f9\u0966-\u096f"
-         r"\u2150-\u2189\u2460-\u249b\u24ea-\u24ff\u2776-\u2793\uff10-\uff19",
-    "P": r"!-#%-*,-/:;?@\[-\]_{}\u00a1\u00a7\u00ab\u00b6\u00b7\u00bb\u00bf\u2010-\u2027"
-         r"\u2030-\u2043\u2045-\u2051\u2053-\u205e\u3001-\u3003\u3008-\u3011",
-    "S": r"$+<=>^`|~\u00a2-\u00a6\u00a8\u00a9\u00ac\u00ae-\u00b1\u00b4\u00b8\u00d7\u00f7"
-         r"\u02c2-\u02c5\u20a0-\u20c0\u2100-\u214f\u2190-\u23ff\u2500-\u27bf\u2900-\u2bff",
     "Alnum": r"a-zA-Z0-9",
     "Alpha": r"a-zA-Z",
     "Digit": r"0-9",
@@ -55,18 +45,22 @@ _UNICODE_PROPERTIES = {
     "Graph": r"\x21-\x7e",
     "Punct": r"!-/:-@\[-`{-~",
 }
+# Unicode general categories, which `regex` matches as Java does: L, Lu, M, N, Nd, P, S, Z, Zs, ...
+_GENERAL_CATEGORY = re.compile(r"^(?:[LMNPSZC][a-z]?)$")
 
 _PROPERTY = re.compile(r"\\p\{(\w+)\}")
 _SURROGATE_PAIR = re.compile(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
 _QUANTIFIED_ANCHOR = re.compile(r"(?<!\\)\$\{\d+(,\d*)?\}")
 
 
-def _property_class(name: str, pattern: str) -> str:
-    try:
-        return _UNICODE_PROPERTIES[name]
-    except KeyError:
-        raise ValueError(f"pattern {pattern!r} uses \\p{{{name}}}, which has no translation; "
-                         f"known: {sorted(_UNICODE_PROPERTIES)}") from None
+def _property_class(name: str, pattern: str) -> str | None:
+    """The ASCII range of a POSIX class; None for a general category, which `regex` reads itself."""
+    if name in _POSIX_CLASSES:
+        return _POSIX_CLASSES[name]
+    if _GENERAL_CATEGORY.match(name):
+        return None
+    raise ValueError(f"pattern {pattern!r} uses \\p{{{name}}}, which has no translation; known: Unicode general "
+                     f"categories and {sorted(_POSIX_CLASSES)}")
 
 
 def _combine_surrogates(match: re.Match) -> str:
@@ -75,7 +69,7 @@ def _combine_surrogates(match: re.Match) -> str:
 
 
 def java_pattern_to_python(pattern: str) -> str:
-    """Translate one AWS model pattern (Java dialect) into an equivalent Python `re` pattern."""
+    """Translate one AWS model pattern (Java dialect) into an equivalent pattern for the `regex` package."""
     translated = _SURROGATE_PAIR.sub(_combine_surrogates, pattern)
     translated = _QUANTIFIED_ANCHOR.sub("$", translated)  # Java accepts `${1,128}`; it means `$`
     translated = translated.replace("\\z", "\\Z")
@@ -88,7 +82,10 @@ def java_pattern_to_python(pattern: str) -> str:
             prop = _PROPERTY.match(translated, i)
             if prop:
                 body = _property_class(prop.group(1), pattern)
-                out.append(body if in_class else f"[{body}]")
+                if body is None:
+                    out.append(prop.group(0))
+                else:
+                    out.append(body if in_class else f"[{body}]")
                 i = prop.end()
                 continue
             out.append(translated[i:i + 2])
@@ -107,9 +104,9 @@ def java_pattern_to_python(pattern: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def compiled_pattern(pattern: str) -> re.Pattern:
-    """The Python regex for a model pattern; AWS requires the whole value to match."""
-    return re.compile(java_pattern_to_python(pattern))
+def compiled_pattern(pattern: str) -> regex.Pattern:
+    """The compiled regex for a model pattern; AWS requires the whole value to match."""
+    return regex.compile(java_pattern_to_python(pattern), regex.VERSION0)
 
 
 @dataclass(frozen=True)

@@ -91,3 +91,11 @@ def test_every_pattern_of_the_services_used_translates():
             pattern = model.shape_for(name).metadata.get("pattern")
             if pattern:
                 compiled_pattern(pattern)
+
+
+def test_unicode_categories_are_javas_exactly_and_posix_classes_stay_ascii():
+    letters = compiled_pattern(r"[\p{L}\p{M}]+")
+    assert letters.fullmatch("ǅurđević") and letters.fullmatch("中文") and letters.fullmatch("é")  # e + combining accent
+    assert compiled_pattern(r"\p{S}+").fullmatch("€∑") and compiled_pattern(r"\p{P}+").fullmatch("«»")
+    assert compiled_pattern(r"\p{Lu}+").fullmatch("ÀB") and not compiled_pattern(r"\p{Lu}+").fullmatch("ab")
+    assert compiled_pattern(r"\p{Alpha}+").fullmatch("abc") and not compiled_pattern(r"\p{Alpha}+").fullmatch("ü")
