@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup wheelhouse demo test test-fast synth diagram bench clean
+.PHONY: setup wheelhouse demo test test-fast synth diagram bench clean lint
 
 # The serving images' own software, for the serving check each run makes (local_mode/compat_envs.py).
 COMPAT_STAMP := .cache/compat-envs/.installed
@@ -72,3 +72,12 @@ vllm-env: $(STAMP)
 
 clean:
 	rm -rf cdk.out .pytest_cache
+
+# Static checks: lint, formatting, types (per import root) and security findings of medium severity or worse.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	MYPYPATH=lambdas $(VENV)/bin/mypy lambdas
+	MYPYPATH=training $(VENV)/bin/mypy training
+	$(VENV)/bin/mypy cdk_app
+	$(VENV)/bin/bandit -r cdk_app lambdas training local_mode llm_finetune_cli -ll -q
