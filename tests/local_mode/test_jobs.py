@@ -82,6 +82,16 @@ def wait(sagemaker, name, statuses=("Completed", "Failed", "Stopped")):
     raise AssertionError(f"{name} stuck in {job['TrainingJobStatus']}")
 
 
+def wait_processing(sagemaker, name):
+    """The processing job once it has left InProgress (or after 20 s)."""
+    for _ in range(200):
+        job = sagemaker.describe_processing_job(ProcessingJobName=name)
+        if job["ProcessingJobStatus"] != "InProgress":
+            break
+        time.sleep(0.1)
+    return job
+
+
 def test_training_job_runs_the_script_under_the_container_contract(aws, tmp_path):
     runner, sagemaker, s3, lines = aws
     sagemaker.create_training_job(**training_request("r1-train"))
@@ -235,11 +245,7 @@ def test_processing_job_maps_local_paths_and_uploads_outputs(aws, tmp_path):
             "S3Uri": "s3://bkt/runs/r1/data", "LocalPath": "/opt/ml/processing/output/data", "S3UploadMode": "EndOfJob"}}]},
         ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}},
         Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}])
-    for _ in range(200):
-        job = sagemaker.describe_processing_job(ProcessingJobName="r1-prep")
-        if job["ProcessingJobStatus"] != "InProgress":
-            break
-        time.sleep(0.1)
+    job = wait_processing(sagemaker, "r1-prep")
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
     assert s3.get_object(Bucket="bkt", Key="runs/r1/data/copy.txt")["Body"].read() == b"42\n"
     with pytest.raises(ClientError) as error:
@@ -440,10 +446,6 @@ def test_running_vllm_in_the_vllm_image_without_its_cpu_build_fails_the_job_sayi
         ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.g5.2xlarge",
                                                "VolumeSizeInGB": 30}},
         Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}])
-    for _ in range(200):
-        job = sagemaker.describe_processing_job(ProcessingJobName="r1-eval")
-        if job["ProcessingJobStatus"] != "InProgress":
-            break
-        time.sleep(0.1)
+    job = wait_processing(sagemaker, "r1-eval")
     assert job["ProcessingJobStatus"] == "Failed"
     assert "make vllm-env" in job["FailureReason"] and "evaluation.generation" in job["FailureReason"]
