@@ -5,12 +5,13 @@ The stack is environment-agnostic: no account, no region, no lookups; container 
 resolved per region through a mapping. Settings come from cdk.json context (`fine-tune:*`).
 Run directly with `python app.py`, the app reads cdk.json itself, as the CDK CLI would.
 """
+
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
@@ -27,7 +28,7 @@ def project_context() -> dict[str, Any]:
     return json.loads(CDK_JSON.read_text())["context"]
 
 
-def build_app(context: Optional[dict[str, Any]] = None, outdir: Optional[str] = None) -> cdk.App:
+def build_app(context: dict[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
     """Build the app with its stack and the cdk-nag AwsSolutions checks.
 
     Without `context` and `outdir`, the CDK CLI's are used when the CLI runs the app; otherwise
@@ -40,10 +41,12 @@ def build_app(context: Optional[dict[str, Any]] = None, outdir: Optional[str] = 
         outdir = str(CDK_JSON.parent / "cdk.out")
     app = cdk.App(context=context, outdir=outdir)
     settings = Settings.from_context(app.node.try_get_context)
-    FineTuningStack(app, STACK_NAME, settings=settings,
-                    description="Fine-tunes open LLMs on Amazon SageMaker and serves them")
+    FineTuningStack(
+        app, STACK_NAME, settings=settings, description="Fine-tunes open LLMs on Amazon SageMaker and serves them"
+    )
     cdk.Validations.of(app).add_plugins(
-        AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True))
+        AwsSolutionsChecks(app, verbose=True, write_suppressions_to_cloud_formation=True)
+    )
     return app
 
 

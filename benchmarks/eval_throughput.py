@@ -19,6 +19,7 @@ transformers' kernels.
     python -m benchmarks.eval_throughput --vllm-dtypes bfloat16   # vLLM in bf16 only
     python -m benchmarks.eval_throughput --model tiny --vllm-dtypes none  # a quick check
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,8 @@ if str(REPO_ROOT) not in sys.path:
 if str(REPO_ROOT / "training") not in sys.path:
     sys.path.append(str(REPO_ROOT / "training"))
 
-from benchmarks.machine import default_threads  # noqa: E402
 from benchmarks import result_file  # noqa: E402
+from benchmarks.machine import default_threads  # noqa: E402
 from benchmarks.measure import spread  # noqa: E402
 from benchmarks.train_throughput import dataset_source, load_conversations  # noqa: E402
 
@@ -65,15 +66,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=batch_size, help="default: the local demo's")
     parser.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="default: the local demo's")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads, for transformers and vLLM alike (default: the cores not already busy, "
-                             "at least 1)")
-    parser.add_argument("--vllm-dtypes", default="float32,bfloat16",
-                        help=f"vLLM compute dtypes to measure, comma-separated ({', '.join(VLLM_DTYPES)}), or none")
-    parser.add_argument("--vllm-batch-size", type=int, default=None,
-                        help="sequences vLLM keeps in flight at once (default: every prompt)")
-    parser.add_argument("--vllm-python", default=None,
-                        help="the vLLM environment's python (default: local_mode/vllm_env.py's, when built)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads, for transformers and vLLM alike (default: the cores not already busy, at least 1)",
+    )
+    parser.add_argument(
+        "--vllm-dtypes",
+        default="float32,bfloat16",
+        help=f"vLLM compute dtypes to measure, comma-separated ({', '.join(VLLM_DTYPES)}), or none",
+    )
+    parser.add_argument(
+        "--vllm-batch-size",
+        type=int,
+        default=None,
+        help="sequences vLLM keeps in flight at once (default: every prompt)",
+    )
+    parser.add_argument(
+        "--vllm-python",
+        default=None,
+        help="the vLLM environment's python (default: local_mode/vllm_env.py's, when built)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
@@ -108,8 +122,11 @@ def vllm_python(configured: str | None) -> tuple[Path | None, str | None]:
     from local_mode import vllm_env
 
     if configured:
-        return (Path(configured), None) if Path(configured).is_file() else (None, f"--vllm-python {configured} "
-                                                                                "does not exist")
+        return (
+            (Path(configured), None)
+            if Path(configured).is_file()
+            else (None, f"--vllm-python {configured} does not exist")
+        )
     python = vllm_env.find_python()
     return (python, None) if python else (None, "the vLLM environment is not built (make vllm-env)")
 
@@ -126,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     from chat_format import prompt_messages, render_prompt
     from evaluate import generate, load_model
+    from vllm_generation import Request, VllmWorker
+
     from local_mode import vllm_env
     from local_mode.models import prepare_model
-    from vllm_generation import Request, VllmWorker
 
     model_dir = prepare_model(args.model)
     model, tokenizer = load_model(model_dir)
@@ -142,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             began = time.perf_counter()
             texts = generate(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens)
             return texts, time.perf_counter() - began
+
         return run
 
     def vllm_way(worker: VllmWorker):
@@ -149,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             began = time.perf_counter()
             texts, _ = worker.generate(max_new_tokens)
             return texts, time.perf_counter() - began
+
         return run
 
     ways = {"batched": transformers_way(args.batch_size), "one_at_a_time": transformers_way(1)}
@@ -159,16 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as stack:
         for dtype in args.vllm_dtypes if python else []:
             request = Request(str(model_dir), prompts, args.vllm_batch_size, args.max_new_tokens, dtype)
-            workers[dtype] = stack.enter_context(VllmWorker(python, request, environ=vllm_env.clean_environment(),
-                                                            threads=args.threads))
+            workers[dtype] = stack.enter_context(
+                VllmWorker(python, request, environ=vllm_env.clean_environment(), threads=args.threads)
+            )
             workers[dtype].generate(2)  # warm-up, not measured
             ways[f"vllm_{dtype}"] = vllm_way(workers[dtype])
             print(f"vLLM {dtype}: engine started in {workers[dtype].load_seconds:.1f}s", flush=True)
         timings: dict[str, list[float]] = {way: [] for way in ways}
         prefill: dict[str, list[float]] = {way: [] for way in ways}
         outputs: dict[str, list[list[str]]] = {way: [] for way in ways}
-        print(f"{len(prompts)} prompts, model {args.model}, ways {', '.join(ways)}, max_new_tokens "
-              f"{args.max_new_tokens}, {args.repeats} repeats", flush=True)
+        print(
+            f"{len(prompts)} prompts, model {args.model}, ways {', '.join(ways)}, max_new_tokens "
+            f"{args.max_new_tokens}, {args.repeats} repeats",
+            flush=True,
+        )
         names = list(ways)
         for repeat in range(args.repeats):
             shift = repeat % len(names)
@@ -178,9 +202,11 @@ def main(argv: list[str] | None = None) -> int:
                 outputs[way].append(texts)
                 _, prefill_seconds = ways[way](1)
                 prefill[way].append(prefill_seconds)
-                print(f"  repeat {repeat + 1}/{args.repeats} {way:<14} {seconds:7.1f}s "
-                      f"{len(prompts) / seconds:6.2f} prompts/s; reading the prompts alone {prefill_seconds:.1f}s",
-                      flush=True)
+                print(
+                    f"  repeat {repeat + 1}/{args.repeats} {way:<14} {seconds:7.1f}s "
+                    f"{len(prompts) / seconds:6.2f} prompts/s; reading the prompts alone {prefill_seconds:.1f}s",
+                    flush=True,
+                )
 
     def ratio_to_one(way: str) -> dict[str, float]:
         return spread([one / other for one, other in zip(timings["one_at_a_time"], timings[way])]).as_dict()
@@ -190,56 +216,96 @@ def main(argv: list[str] | None = None) -> int:
 
     differing_batched = differing("batched")
     unstable = {way: any(run != outputs[way][0] for run in outputs[way][1:]) for way in ways}
-    generated_tokens = sum(len(tokenizer(text, add_special_tokens=False)["input_ids"])
-                           for text in outputs["one_at_a_time"][0])
-    vllm: dict[str, Any] = {"skipped": vllm_skipped} if not workers else {
-        "batch_size": args.vllm_batch_size, "python": str(python),
-        "versions": next(iter(workers.values())).versions,
-        "prompt_token_ids": "the prompts tokenized as evaluate.generate tokenizes them, handed to vLLM as token ids",
-        "dtypes": {dtype: {**_figures(timings[f"vllm_{dtype}"], len(prompts)),
-                           "ratio": ratio_to_one(f"vllm_{dtype}"),
-                           "ratio_to_batched": spread([b / v for b, v in zip(timings["batched"],
-                                                                             timings[f"vllm_{dtype}"])]).as_dict(),
-                           "prefill_seconds": spread(prefill[f"vllm_{dtype}"]).as_dict(),
-                           "engine_start_seconds": worker.load_seconds,
-                           "outputs_differing": len(differing(f"vllm_{dtype}")),
-                           "differing_examples": [{"index": index, "vllm": outputs[f"vllm_{dtype}"][0][index],
-                                                   "one_at_a_time": outputs["one_at_a_time"][0][index]}
-                                                  for index in differing(f"vllm_{dtype}")[:3]],
-                           "outputs_vary_between_repeats": unstable[f"vllm_{dtype}"]}
-                   for dtype, worker in workers.items()},
-    }
+    generated_tokens = sum(
+        len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in outputs["one_at_a_time"][0]
+    )
+    vllm: dict[str, Any] = (
+        {"skipped": vllm_skipped}
+        if not workers
+        else {
+            "batch_size": args.vllm_batch_size,
+            "python": str(python),
+            "versions": next(iter(workers.values())).versions,
+            "prompt_token_ids": "the prompts tokenized as evaluate.generate tokenizes them, handed to vLLM as token ids",
+            "dtypes": {
+                dtype: {
+                    **_figures(timings[f"vllm_{dtype}"], len(prompts)),
+                    "ratio": ratio_to_one(f"vllm_{dtype}"),
+                    "ratio_to_batched": spread(
+                        [b / v for b, v in zip(timings["batched"], timings[f"vllm_{dtype}"])]
+                    ).as_dict(),
+                    "prefill_seconds": spread(prefill[f"vllm_{dtype}"]).as_dict(),
+                    "engine_start_seconds": worker.load_seconds,
+                    "outputs_differing": len(differing(f"vllm_{dtype}")),
+                    "differing_examples": [
+                        {
+                            "index": index,
+                            "vllm": outputs[f"vllm_{dtype}"][0][index],
+                            "one_at_a_time": outputs["one_at_a_time"][0][index],
+                        }
+                        for index in differing(f"vllm_{dtype}")[:3]
+                    ],
+                    "outputs_vary_between_repeats": unstable[f"vllm_{dtype}"],
+                }
+                for dtype, worker in workers.items()
+            },
+        }
+    )
     payload: dict[str, Any] = {
-        **result_file.header(RESULT_NAME, "evaluate.py's batched greedy generation, and vLLM's, vs one prompt at a "
-                             "time, same prompts and settings", argv, started, load_before),
-        "settings": {"model": args.model, "prompts": len(prompts), "batch_size": args.batch_size,
-                     "max_new_tokens": args.max_new_tokens, "repeats": args.repeats, "threads": args.threads,
-                     "data": source_label, "greedy": True, "vllm_dtypes": args.vllm_dtypes,
-                     "vllm_batch_size": args.vllm_batch_size},
+        **result_file.header(
+            RESULT_NAME,
+            "evaluate.py's batched greedy generation, and vLLM's, vs one prompt at a time, same prompts and settings",
+            argv,
+            started,
+            load_before,
+        ),
+        "settings": {
+            "model": args.model,
+            "prompts": len(prompts),
+            "batch_size": args.batch_size,
+            "max_new_tokens": args.max_new_tokens,
+            "repeats": args.repeats,
+            "threads": args.threads,
+            "data": source_label,
+            "greedy": True,
+            "vllm_dtypes": args.vllm_dtypes,
+            "vllm_batch_size": args.vllm_batch_size,
+        },
         "batched": _figures(timings["batched"], len(prompts)),
         "one_at_a_time": _figures(timings["one_at_a_time"], len(prompts)),
         "ratio": ratio_to_one("batched"),
         "prefill_seconds": {way: spread(prefill[way]).as_dict() for way in ("batched", "one_at_a_time")},
-        "ratio_ceiling": spread([one / first for one, first in zip(timings["one_at_a_time"],
-                                                                  prefill["batched"])]).as_dict(),
+        "ratio_ceiling": spread(
+            [one / first for one, first in zip(timings["one_at_a_time"], prefill["batched"])]
+        ).as_dict(),
         "outputs_compared": len(prompts),
         "outputs_differing": len(differing_batched),
-        "differing_examples": [{"index": index, "batched": outputs["batched"][0][index],
-                                "one_at_a_time": outputs["one_at_a_time"][0][index]} for index in differing_batched[:3]],
+        "differing_examples": [
+            {
+                "index": index,
+                "batched": outputs["batched"][0][index],
+                "one_at_a_time": outputs["one_at_a_time"][0][index],
+            }
+            for index in differing_batched[:3]
+        ],
         "outputs_vary_between_repeats": unstable,
         "generated_tokens_one_at_a_time": generated_tokens,
         "vllm": vllm,
         "wall_seconds": time.time() - started,
     }
     path = result_file.write(args.out, RESULT_NAME, payload)
-    print(f"\nbatched {payload['batched']['prompts_per_second']['median']:.2f} prompts/s, one at a time "
-          f"{payload['one_at_a_time']['prompts_per_second']['median']:.2f} prompts/s: "
-          f"{payload['ratio']['median']:.2f}x ({payload['ratio']['min']:.2f}-{payload['ratio']['max']:.2f}); "
-          f"{len(differing_batched)} of {len(prompts)} outputs differ")
+    print(
+        f"\nbatched {payload['batched']['prompts_per_second']['median']:.2f} prompts/s, one at a time "
+        f"{payload['one_at_a_time']['prompts_per_second']['median']:.2f} prompts/s: "
+        f"{payload['ratio']['median']:.2f}x ({payload['ratio']['min']:.2f}-{payload['ratio']['max']:.2f}); "
+        f"{len(differing_batched)} of {len(prompts)} outputs differ"
+    )
     for dtype, figures in vllm.get("dtypes", {}).items():
-        print(f"vLLM {dtype} {figures['prompts_per_second']['median']:.2f} prompts/s: {figures['ratio']['median']:.2f}x "
-              f"one at a time ({figures['ratio']['min']:.2f}-{figures['ratio']['max']:.2f}); "
-              f"{figures['outputs_differing']} of {len(prompts)} outputs differ")
+        print(
+            f"vLLM {dtype} {figures['prompts_per_second']['median']:.2f} prompts/s: {figures['ratio']['median']:.2f}x "
+            f"one at a time ({figures['ratio']['min']:.2f}-{figures['ratio']['max']:.2f}); "
+            f"{figures['outputs_differing']} of {len(prompts)} outputs differ"
+        )
     if vllm.get("skipped"):
         print(f"vLLM not measured: {vllm['skipped']}")
     print(f"results: {path}")

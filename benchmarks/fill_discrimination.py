@@ -17,6 +17,7 @@ of equivalents marked wrong. Rows whose gold query cannot be scored are counted 
 --data defaults to $SQL_DATASET, then ../shared/datasets/sql-create-context-4k.jsonl beside the
 repository, then the project's generated examples/data/sql-example.jsonl.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,13 @@ def default_data() -> Path:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=None,
-                        help="JSON lines with context and answer (default: $SQL_DATASET, the shared "
-                             "sql-create-context rows, else the generated examples)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="JSON lines with context and answer (default: $SQL_DATASET, the shared "
+        "sql-create-context rows, else the generated examples)",
+    )
     parser.add_argument("--rows", type=int, default=400, help="rows drawn at random (seeded)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
@@ -77,8 +82,9 @@ def load_rows(path: Path, count: int, seed: int) -> list[dict[str, str]]:
             record = json.loads(line)
             answer = str(record.get("answer", ""))
             wrapped = _SQL_WRAPPER_RE.match(answer)
-            rows.append({"context": str(record.get("context", "")),
-                         "gold": (wrapped.group(1) if wrapped else answer).strip()})
+            rows.append(
+                {"context": str(record.get("context", "")), "gold": (wrapped.group(1) if wrapped else answer).strip()}
+            )
     random.Random(seed).shuffle(rows)
     return rows[:count]
 
@@ -104,8 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     from sql_execution import FILL_ROW_COUNTS, execution_match, parse_query
 
     rows = load_rows(args.data, args.rows, args.seed)
-    label = ("sql-create-context (4,000 public rows, ../shared/datasets)" if args.data.name.startswith("sql-create-context")
-             else f"{args.data.name}")
+    label = (
+        "sql-create-context (4,000 public rows, ../shared/datasets)"
+        if args.data.name.startswith("sql-create-context")
+        else f"{args.data.name}"
+    )
     fills = {"one_fill": ONE_FILL, "three_fills": tuple(FILL_ROW_COUNTS)}
     started = time.time()
     load_before = result_file.load_average()
@@ -116,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     rejected_examples: list[dict[str, str]] = []
     missed_examples: list[dict[str, str]] = []
     progress_calls = 0
-    print(f"{len(rows)} rows from {label}; mutants with {fills['one_fill']} and {fills['three_fills']} rows a "
-          f"table", flush=True)
+    print(
+        f"{len(rows)} rows from {label}; mutants with {fills['one_fill']} and {fills['three_fills']} rows a table",
+        flush=True,
+    )
     for number, row in enumerate(rows, 1):
         gold, context = row["gold"], row["context"]
         check = execution_match(gold, gold, context)
@@ -151,34 +162,52 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 counts["rejected"] += 1
                 if len(rejected_examples) < 8:
-                    rejected_examples.append({"kind": kind, "gold": gold, "rewrite": text,
-                                              "error": result.error or ""})
+                    rejected_examples.append({"kind": kind, "gold": gold, "rewrite": text, "error": result.error or ""})
         if number % 50 == 0:
             print(f"  {number}/{len(rows)} rows", flush=True)
 
     def summary(per_kind: dict[str, Counter]) -> dict[str, Any]:
         ran = sum(c["total"] - c["errors"] for c in per_kind.values())
         apart = sum(c["told_apart"] for c in per_kind.values())
-        return {"mutants": sum(c["total"] for c in per_kind.values()), "ran": ran, "told_apart": apart,
-                "discrimination_rate": _rate(apart, ran),
-                "by_kind": {kind: {**dict(c), "discrimination_rate": _rate(c["told_apart"], c["total"] - c["errors"])}
-                            for kind, c in sorted(per_kind.items())}}
+        return {
+            "mutants": sum(c["total"] for c in per_kind.values()),
+            "ran": ran,
+            "told_apart": apart,
+            "discrimination_rate": _rate(apart, ran),
+            "by_kind": {
+                kind: {**dict(c), "discrimination_rate": _rate(c["told_apart"], c["total"] - c["errors"])}
+                for kind, c in sorted(per_kind.items())
+            },
+        }
 
     total_equivalents = sum(c["total"] for c in equivalent_counts.values())
     rejected = sum(c["rejected"] for c in equivalent_counts.values())
     payload: dict[str, Any] = {
-        **result_file.header(RESULT_NAME, "execution_match on mutants and equivalent rewrites of gold queries, "
-                             "one fill vs three", argv, started, load_before),
-        "settings": {"rows": len(rows), "seed": args.seed, "data": label,
-                     "one_fill": list(fills["one_fill"]), "three_fills": list(fills["three_fills"])},
+        **result_file.header(
+            RESULT_NAME,
+            "execution_match on mutants and equivalent rewrites of gold queries, one fill vs three",
+            argv,
+            started,
+            load_before,
+        ),
+        "settings": {
+            "rows": len(rows),
+            "seed": args.seed,
+            "data": label,
+            "one_fill": list(fills["one_fill"]),
+            "three_fills": list(fills["three_fills"]),
+        },
         "rows_unscorable": dict(unscorable),
         "rows_scored": len(rows) - sum(unscorable.values()),
         "gold_not_parsed_by_sqlglot": gold_unparsed,
         "one_fill": summary(mutant_counts["one_fill"]),
         "three_fills": summary(mutant_counts["three_fills"]),
-        "equivalents": {"total": total_equivalents, "rejected": rejected,
-                        "false_rejection_rate": _rate(rejected, total_equivalents),
-                        "by_kind": {kind: dict(c) for kind, c in sorted(equivalent_counts.items())}},
+        "equivalents": {
+            "total": total_equivalents,
+            "rejected": rejected,
+            "false_rejection_rate": _rate(rejected, total_equivalents),
+            "by_kind": {kind: dict(c) for kind, c in sorted(equivalent_counts.items())},
+        },
         "progress_calls": progress_calls,
         "wall_seconds": round(time.time() - started, 1),
     }
@@ -186,13 +215,17 @@ def main(argv: list[str] | None = None) -> int:
     for example in missed_examples:
         print(f"  accepted mutant ({example['kind']}): {example['mutant']}\n    gold: {example['gold']}")
     for example in rejected_examples:
-        print(f"  rejected rewrite ({example['kind']}): {example['rewrite']}\n    gold: {example['gold']}; "
-              f"{example['error']}")
+        print(
+            f"  rejected rewrite ({example['kind']}): {example['rewrite']}\n    gold: {example['gold']}; "
+            f"{example['error']}"
+        )
     path = result_file.write(args.out, RESULT_NAME, payload)
     one, three = payload["one_fill"], payload["three_fills"]
-    print(f"\nmutants told apart: one fill {one['told_apart']}/{one['ran']} ({one['discrimination_rate']}), "
-          f"three fills {three['told_apart']}/{three['ran']} ({three['discrimination_rate']}); equivalents "
-          f"rejected {rejected}/{total_equivalents}; results: {path}")
+    print(
+        f"\nmutants told apart: one fill {one['told_apart']}/{one['ran']} ({one['discrimination_rate']}), "
+        f"three fills {three['told_apart']}/{three['ran']} ({three['discrimination_rate']}); equivalents "
+        f"rejected {rejected}/{total_equivalents}; results: {path}"
+    )
     return 0
 
 

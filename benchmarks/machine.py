@@ -1,4 +1,5 @@
 """A short description of the machine a benchmark ran on, stored with its results."""
+
 from __future__ import annotations
 
 import os
@@ -33,7 +34,7 @@ def machine_description() -> dict[str, Any]:
     if meminfo.is_file():
         for line in meminfo.read_text().splitlines():
             if line.startswith("MemTotal:"):
-                info["memory_gib"] = round(int(line.split()[1]) / 2 ** 20, 1)
+                info["memory_gib"] = round(int(line.split()[1]) / 2**20, 1)
     versions = {}
     for package in ("torch", "transformers", "trl", "peft"):
         try:

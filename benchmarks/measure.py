@@ -5,12 +5,14 @@ documents in the batch), time the steps from inside the Trainer, and turn those 
 throughput and FLOPs figures. Nothing here depends on which batching strategy produced a batch:
 the counts are read off the collated tensors themselves, so every strategy is measured the same way.
 """
+
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,7 @@ class CountingCollator:
 
     def step_counts(self, step_index: int, gradient_accumulation_steps: int = 1) -> list[BatchCount]:
         first = step_index * gradient_accumulation_steps
-        return self.counts[first:first + gradient_accumulation_steps]
+        return self.counts[first : first + gradient_accumulation_steps]
 
 
 @dataclass
@@ -121,20 +123,25 @@ def make_step_timer(
     return StepTimer()
 
 
-def step_records(durations: Sequence[float], counter: CountingCollator,
-                 gradient_accumulation_steps: int = 1) -> list[StepRecord]:
+def step_records(
+    durations: Sequence[float], counter: CountingCollator, gradient_accumulation_steps: int = 1
+) -> list[StepRecord]:
     """Pair each timed step with the batches it consumed."""
     records = []
     for index, seconds in enumerate(durations):
         counts = counter.step_counts(index, gradient_accumulation_steps)
         if len(counts) < gradient_accumulation_steps:
-            raise RuntimeError(f"step {index} has {len(counts)} recorded batches, expected {gradient_accumulation_steps}")
-        records.append(StepRecord(
-            seconds=seconds,
-            processed_tokens=sum(count.processed_tokens for count in counts),
-            real_tokens=sum(count.real_tokens for count in counts),
-            document_lengths=tuple(length for count in counts for length in count.document_lengths),
-        ))
+            raise RuntimeError(
+                f"step {index} has {len(counts)} recorded batches, expected {gradient_accumulation_steps}"
+            )
+        records.append(
+            StepRecord(
+                seconds=seconds,
+                processed_tokens=sum(count.processed_tokens for count in counts),
+                real_tokens=sum(count.real_tokens for count in counts),
+                document_lengths=tuple(length for count in counts for length in count.document_lengths),
+            )
+        )
     return records
 
 
@@ -150,8 +157,14 @@ class Spread:
     count: int
 
     def as_dict(self) -> dict[str, float]:
-        return {"median": self.median, "min": self.minimum, "max": self.maximum,
-                "q1": self.q1, "q3": self.q3, "n": self.count}
+        return {
+            "median": self.median,
+            "min": self.minimum,
+            "max": self.maximum,
+            "q1": self.q1,
+            "q3": self.q3,
+            "n": self.count,
+        }
 
 
 def spread(values: Sequence[float]) -> Spread:
@@ -232,26 +245,40 @@ class VariantResult:
 
     def summary(self, shape: ModelShape | None = None, peak_flops: float | None = None) -> dict[str, Any]:
         """Real tokens/s (total real tokens over total time, and per-step spread), padding share, memory, MFU."""
-        out: dict[str, Any] = {"name": self.name, "settings": self.settings, "error": self.error,
-                               "measured_steps": len(self.steps), "peak_memory_bytes": self.peak_memory_bytes}
+        out: dict[str, Any] = {
+            "name": self.name,
+            "settings": self.settings,
+            "error": self.error,
+            "measured_steps": len(self.steps),
+            "peak_memory_bytes": self.peak_memory_bytes,
+        }
         if not self.steps:
             return out
         seconds = sum(step.seconds for step in self.steps)
         real = sum(step.real_tokens for step in self.steps)
         processed = sum(step.processed_tokens for step in self.steps)
-        out.update({
-            "seconds": seconds,
-            "real_tokens": real,
-            "processed_tokens": processed,
-            "real_tokens_per_second": real / seconds,
-            "real_tokens_per_second_per_step": spread(
-                [step.real_tokens / step.seconds for step in self.steps]).as_dict(),
-            "step_seconds": spread([step.seconds for step in self.steps]).as_dict(),
-            "padding_share": padding_share(processed, real),
-            "documents": sum(len(step.document_lengths) for step in self.steps),
-            "per_step": [{"seconds": round(step.seconds, 4), "real_tokens": step.real_tokens,
-                          "processed_tokens": step.processed_tokens} for step in self.steps],
-        })
+        out.update(
+            {
+                "seconds": seconds,
+                "real_tokens": real,
+                "processed_tokens": processed,
+                "real_tokens_per_second": real / seconds,
+                "real_tokens_per_second_per_step": spread(
+                    [step.real_tokens / step.seconds for step in self.steps]
+                ).as_dict(),
+                "step_seconds": spread([step.seconds for step in self.steps]).as_dict(),
+                "padding_share": padding_share(processed, real),
+                "documents": sum(len(step.document_lengths) for step in self.steps),
+                "per_step": [
+                    {
+                        "seconds": round(step.seconds, 4),
+                        "real_tokens": step.real_tokens,
+                        "processed_tokens": step.processed_tokens,
+                    }
+                    for step in self.steps
+                ],
+            }
+        )
         if shape is not None:
             flops = lora_training_flops(shape, [length for step in self.steps for length in step.document_lengths])
             out["model_flops_per_second"] = flops["model_flops"] / seconds

@@ -3,6 +3,7 @@
 docs/benchmarks.md is generated from these files (benchmarks/report.py), so every result must say
 what ran, with which command, when, on which machine and under what load.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ def load_average() -> list[float] | None:
         return None
 
 
-def header(name: str, what: str, argv: list[str] | None, started: float,
-           load_before: list[float] | None) -> dict[str, Any]:
+def header(
+    name: str, what: str, argv: list[str] | None, started: float, load_before: list[float] | None
+) -> dict[str, Any]:
     """Provenance of a result; `argv` None means the process's own command line."""
     arguments = sys.argv[1:] if argv is None else argv
     return {

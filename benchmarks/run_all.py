@@ -7,6 +7,7 @@
 The GPU benchmark (benchmarks/gpu/qlora_llama8b.py) needs a GPU and is not run here; its result
 file, when present in benchmarks/results/, is rendered with the others.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,9 @@ BENCHMARKS = {
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS),
-                        help="run only this benchmark (repeatable)")
+    parser.add_argument(
+        "--only", action="append", choices=sorted(BENCHMARKS), help="run only this benchmark (repeatable)"
+    )
     parser.add_argument("--render-only", action="store_true", help="only regenerate docs/benchmarks.md")
     args = parser.parse_args(argv)
     failures = []

@@ -7,10 +7,11 @@ mega-batches of up to 50 batches, so a small data set groups badly). Instead, th
 order is drawn with the Trainer's own samplers over the full row pool, and a seeded random sample of
 its batches is trained on, in order, with a sequential sampler.
 """
+
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def epoch_batches(lengths: Sequence[int], batch_size: int, group_by_length: bool, seed: int) -> list[list[int]]:
@@ -27,15 +28,17 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, group_by_length: bool
         order = get_length_grouped_indices(list(lengths), batch_size, generator=generator)
     else:
         order = torch.randperm(len(lengths), generator=generator).tolist()
-    return [order[start:start + batch_size] for start in range(0, len(order) - batch_size + 1, batch_size)]
+    return [order[start : start + batch_size] for start in range(0, len(order) - batch_size + 1, batch_size)]
 
 
-def sample_batches(lengths: Sequence[int], batch_size: int, group_by_length: bool, steps: int,
-                   seed: int) -> list[list[int]]:
+def sample_batches(
+    lengths: Sequence[int], batch_size: int, group_by_length: bool, steps: int, seed: int
+) -> list[list[int]]:
     """`steps` batches drawn at random (seeded) from one epoch, kept in epoch order."""
     batches = epoch_batches(lengths, batch_size, group_by_length, seed)
     if steps > len(batches):
-        raise ValueError(f"{steps} steps requested, but the {len(lengths)} rows make only {len(batches)} "
-                         f"batches of {batch_size}")
+        raise ValueError(
+            f"{steps} steps requested, but the {len(lengths)} rows make only {len(batches)} batches of {batch_size}"
+        )
     chosen = sorted(random.Random(seed).sample(range(len(batches)), steps))
     return [batches[index] for index in chosen]

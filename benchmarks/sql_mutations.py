@@ -7,18 +7,17 @@ should show it; an equivalent rewrite (AND terms reordered, a comparison written
 round, columns qualified through an alias, every identifier quoted) returns the same on every
 database, and must be accepted. Each function returns (kind, SQL) pairs and never raises.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import sqlglot
 from sqlglot import exp
 
 DIALECT = "sqlite"
-_FLIPS = {exp.EQ: exp.NEQ, exp.NEQ: exp.EQ, exp.GT: exp.GTE, exp.GTE: exp.GT, exp.LT: exp.LTE,
-          exp.LTE: exp.LT}
-_MIRRORS = {exp.EQ: exp.EQ, exp.NEQ: exp.NEQ, exp.GT: exp.LT, exp.LT: exp.GT, exp.GTE: exp.LTE,
-            exp.LTE: exp.GTE}
+_FLIPS = {exp.EQ: exp.NEQ, exp.NEQ: exp.EQ, exp.GT: exp.GTE, exp.GTE: exp.GT, exp.LT: exp.LTE, exp.LTE: exp.LT}
+_MIRRORS = {exp.EQ: exp.EQ, exp.NEQ: exp.NEQ, exp.GT: exp.LT, exp.LT: exp.GT, exp.GTE: exp.LTE, exp.LTE: exp.GTE}
 _AGGREGATES = {exp.Max: exp.Min, exp.Min: exp.Max, exp.Avg: exp.Sum, exp.Sum: exp.Avg}
 
 
@@ -37,8 +36,11 @@ def _sql(tree: exp.Expression) -> str | None:
         return None
 
 
-def _each_copy(tree: exp.Expression, wanted: Callable[[exp.Expression], bool],
-               change: Callable[[exp.Expression], exp.Expression | None]) -> Iterator[str]:
+def _each_copy(
+    tree: exp.Expression,
+    wanted: Callable[[exp.Expression], bool],
+    change: Callable[[exp.Expression], exp.Expression | None],
+) -> Iterator[str]:
     """One rewritten query for each node ``wanted`` picks: that node (alone) replaced by ``change``."""
     count = sum(1 for node in tree.walk() if wanted(node))
     for index in range(count):
@@ -61,9 +63,14 @@ def _is_number(node: exp.Expression) -> bool:
 def _is_compared_value(node: exp.Expression) -> bool:
     """A literal, or a double-quoted word SQLite reads as a string, compared with a column."""
     parent = node.parent
-    return isinstance(parent, (exp.Binary, exp.Between, exp.In)) and not isinstance(parent, exp.Connector) and (
-        isinstance(node, exp.Literal) or (isinstance(node, exp.Column) and node.this.quoted and not node.table
-                                          and parent.this is not node))
+    return (
+        isinstance(parent, (exp.Binary, exp.Between, exp.In))
+        and not isinstance(parent, exp.Connector)
+        and (
+            isinstance(node, exp.Literal)
+            or (isinstance(node, exp.Column) and node.this.quoted and not node.table and parent.this is not node)
+        )
+    )
 
 
 def _changed_literal(node: exp.Expression) -> exp.Expression:
@@ -94,25 +101,47 @@ def mutants(gold: str, columns: list[str] | None = None) -> list[tuple[str, str]
         found.extend((kind, text) for text in texts)
 
     add("change a literal", _each_copy(tree, _is_compared_value, _changed_literal))
-    add("flip a comparison", _each_copy(tree, lambda n: type(n) in _FLIPS,
-                                        lambda n: _FLIPS[type(n)](this=n.this.copy(), expression=n.expression.copy())))
+    add(
+        "flip a comparison",
+        _each_copy(
+            tree,
+            lambda n: type(n) in _FLIPS,
+            lambda n: _FLIPS[type(n)](this=n.this.copy(), expression=n.expression.copy()),
+        ),
+    )
     conjunction = lambda n: isinstance(n, (exp.And, exp.Or)) and isinstance(n.parent, (exp.Where, exp.Connector))  # noqa: E731
     add("drop a condition", _each_copy(tree, conjunction, lambda n: n.this.copy()))
     add("drop a condition", _each_copy(tree, conjunction, lambda n: n.expression.copy()))
-    if isinstance(tree, exp.Select) and tree.args.get("where") and not isinstance(tree.args["where"].this, exp.Connector):
+    if (
+        isinstance(tree, exp.Select)
+        and tree.args.get("where")
+        and not isinstance(tree.args["where"].this, exp.Connector)
+    ):
         copy = tree.copy()
         copy.set("where", None)
         add("drop a condition", filter(None, [_sql(copy)]))
-    add("change an aggregate", _each_copy(
-        tree, lambda n: type(n) in _AGGREGATES or (isinstance(n, exp.Count) and not isinstance(n.this, exp.Star)),
-        _other_aggregate))
+    add(
+        "change an aggregate",
+        _each_copy(
+            tree,
+            lambda n: type(n) in _AGGREGATES or (isinstance(n, exp.Count) and not isinstance(n.this, exp.Star)),
+            _other_aggregate,
+        ),
+    )
     if isinstance(tree, exp.Select) and not tree.args.get("distinct") and not tree.find(exp.AggFunc):
         copy = tree.copy()
         copy.set("distinct", exp.Distinct())
         add("add DISTINCT", filter(None, [_sql(copy)]))
-    add("swap ORDER direction", _each_copy(
-        tree, lambda n: isinstance(n, exp.Ordered) and isinstance(n.parent, exp.Order),
-        lambda n: exp.Ordered(this=n.this.copy(), desc=not n.args.get("desc"), nulls_first=bool(n.args.get("desc")))))
+    add(
+        "swap ORDER direction",
+        _each_copy(
+            tree,
+            lambda n: isinstance(n, exp.Ordered) and isinstance(n.parent, exp.Order),
+            lambda n: exp.Ordered(
+                this=n.this.copy(), desc=not n.args.get("desc"), nulls_first=bool(n.args.get("desc"))
+            ),
+        ),
+    )
     if isinstance(tree, exp.Select) and columns:
         selected = [node for node in tree.expressions if isinstance(node, exp.Column)]
         if selected:
@@ -134,11 +163,22 @@ def equivalents(gold: str) -> list[tuple[str, str]]:
     round_trip = _sql(tree)
     if round_trip:
         found.append(("sqlglot's rewrite", round_trip))
-    found += [("reorder AND terms", text) for text in _each_copy(
-        tree, lambda n: isinstance(n, exp.And), lambda n: exp.And(this=n.expression.copy(), expression=n.this.copy()))]
-    found += [("mirror a comparison", text) for text in _each_copy(
-        tree, lambda n: type(n) in _MIRRORS and not isinstance(n.this, exp.Subquery),
-        lambda n: _MIRRORS[type(n)](this=n.expression.copy(), expression=n.this.copy()))]
+    found += [
+        ("reorder AND terms", text)
+        for text in _each_copy(
+            tree,
+            lambda n: isinstance(n, exp.And),
+            lambda n: exp.And(this=n.expression.copy(), expression=n.this.copy()),
+        )
+    ]
+    found += [
+        ("mirror a comparison", text)
+        for text in _each_copy(
+            tree,
+            lambda n: type(n) in _MIRRORS and not isinstance(n.this, exp.Subquery),
+            lambda n: _MIRRORS[type(n)](this=n.expression.copy(), expression=n.this.copy()),
+        )
+    ]
     quoted = _quote_every_identifier(tree)
     if quoted:
         found.append(("quote every identifier", quoted))
@@ -168,8 +208,6 @@ def _alias_single_table(tree: exp.Expression) -> str | None:
     table = next(copy.find_all(exp.Table))
     table.set("alias", exp.TableAlias(this=exp.to_identifier("t_alias")))
     for column in copy.find_all(exp.Column):
-        if not column.table and not column.this.quoted:
-            column.set("table", exp.to_identifier("t_alias"))
-        elif column.table:
+        if (not column.table and not column.this.quoted) or column.table:
             column.set("table", exp.to_identifier("t_alias"))
     return _sql(copy)

@@ -5,6 +5,7 @@ settings come from `training/batching.py` (`resolve`), and `auto` is resolved th
 resolves it for the device. A combination such as `padding_free+group_by_length` merges the
 settings of its parts; it is measured to see whether it would beat the single strategies.
 """
+
 from __future__ import annotations
 
 import sys

@@ -17,6 +17,7 @@ Rows come from ../shared/datasets/sql-create-context-4k.jsonl (beside the reposi
 file exists, else from the project's generated examples/data/sql-example.jsonl. Batch size and
 the other training hyperparameters are the local demo's (examples/local-input.json).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,8 @@ if str(REPO_ROOT) not in sys.path:
 if str(REPO_ROOT / "training") not in sys.path:
     sys.path.append(str(REPO_ROOT / "training"))
 
-from benchmarks.machine import default_threads  # noqa: E402
 from benchmarks import result_file  # noqa: E402
+from benchmarks.machine import default_threads  # noqa: E402
 from benchmarks.measure import spread  # noqa: E402
 from benchmarks.strategies import DEFAULTS, auto_choice, single_strategies  # noqa: E402
 
@@ -63,6 +64,7 @@ class RunSpec:
 
 
 # ---------------------------------------------------------------------------------------------- data
+
 
 def dataset_source() -> tuple[Path, str]:
     """The real text-to-SQL rows when they are beside the repository, else the generated examples."""
@@ -95,6 +97,7 @@ def load_conversations(path: Path, count: int, seed: int) -> list[list[dict]]:
 
 # ---------------------------------------------------------------------------------------------- worker
 
+
 def batching_settings(strategy: str):
     """train.py's BatchingSettings for a strategy, or the union of several joined by '+'."""
     from batching import BatchingSettings, resolve
@@ -108,8 +111,13 @@ def batching_settings(strategy: str):
     )
 
 
-FALLBACK_HYPERPARAMETERS = {"per_device_train_batch_size": 4, "max_length": 256, "lora_r": 16, "lora_alpha": 32,
-                            "gradient_checkpointing": False}
+FALLBACK_HYPERPARAMETERS = {
+    "per_device_train_batch_size": 4,
+    "max_length": 256,
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "gradient_checkpointing": False,
+}
 
 
 def demo_hyperparameters() -> dict[str, Any]:
@@ -122,9 +130,19 @@ def demo_hyperparameters() -> dict[str, Any]:
 
 def run_hyperparameters(base: dict[str, Any], steps: int, batch_size: int, max_length: int, seed: int) -> dict:
     """The demo's hyperparameters for a measured run: fixed steps, LoRA without quantization, no saving."""
-    return {**base, "max_steps": steps, "per_device_train_batch_size": batch_size, "max_length": max_length,
-            "gradient_accumulation_steps": 1, "quantization": "none", "logging_steps": 10_000,
-            "save_steps": 10_000, "warmup_ratio": 0.0, "seed": seed, "fsdp": ""}
+    return {
+        **base,
+        "max_steps": steps,
+        "per_device_train_batch_size": batch_size,
+        "max_length": max_length,
+        "gradient_accumulation_steps": 1,
+        "quantization": "none",
+        "logging_steps": 10_000,
+        "save_steps": 10_000,
+        "warmup_ratio": 0.0,
+        "seed": seed,
+        "fsdp": "",
+    }
 
 
 def run_worker(spec: RunSpec) -> dict[str, Any]:
@@ -134,15 +152,15 @@ def run_worker(spec: RunSpec) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(spec.threads)
+    from chat_format import ensure_chat_template
+    from hyperparameters import build_hyperparameters
+    from metrics_logging import TokenCounter
+    from train import Paths, RunSettings, build_sft_config, load_training_model, make_trainer, tokenize_conversations
     from transformers import AutoTokenizer
 
     from benchmarks.measure import CountingCollator, make_step_timer, step_records
     from benchmarks.sampling import sample_batches
-    from chat_format import ensure_chat_template
-    from hyperparameters import build_hyperparameters
     from local_mode.models import prepare_model
-    from metrics_logging import TokenCounter
-    from train import Paths, RunSettings, build_sft_config, load_training_model, make_trainer, tokenize_conversations
 
     conversations = json.loads(Path(spec.rows_file).read_text())
     source = str(prepare_model(spec.model))
@@ -155,14 +173,18 @@ def run_worker(spec: RunSpec) -> dict[str, Any]:
         lengths = [len(ids) for ids in dataset["input_ids"]]
         batches = sample_batches(lengths, batch_size, batching.group_by_length, spec.steps, spec.seed)
         dataset = dataset.select([index for batch in batches for index in batch])
-    settings = RunSettings(device="cpu", quantize_4bit=False, batching=batching, model_source=source,
-                           num_processes=1)
+    settings = RunSettings(device="cpu", quantize_4bit=False, batching=batching, model_source=source, num_processes=1)
     model = load_training_model(source, settings, hyperparameters, None)
     with tempfile.TemporaryDirectory(prefix="train-bench-") as scratch:
         root = Path(scratch)
-        paths = Paths(train_dir=root, base_model_dir=root / "model", output_dir=root / "out",
-                      checkpoint_dir=root / "checkpoints", hyperparameters_file=root / "hp.json",
-                      failure_file=root / "failure")
+        paths = Paths(
+            train_dir=root,
+            base_model_dir=root / "model",
+            output_dir=root / "out",
+            checkpoint_dir=root / "checkpoints",
+            hyperparameters_file=root / "hp.json",
+            failure_file=root / "failure",
+        )
         sft_config = build_sft_config(paths, hyperparameters, settings, model)
         if not batching.packing:
             # The sampled batches are already in the order the strategy's sampler drew them.
@@ -198,12 +220,28 @@ def run_in_fresh_process(spec: RunSpec, scratch: Path) -> dict[str, Any]:
     spec_file = scratch / f"spec-{time.monotonic_ns()}.json"
     result_file = spec_file.with_suffix(".result.json")
     spec_file.write_text(json.dumps(asdict(spec)))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "OMP_NUM_THREADS": str(spec.threads), "PYTHONWARNINGS": "ignore"}
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "OMP_NUM_THREADS": str(spec.threads),
+        "PYTHONWARNINGS": "ignore",
+    }
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks.train_throughput", "--worker", str(spec_file), "--worker-out",
-         str(result_file)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.train_throughput",
+            "--worker",
+            str(spec_file),
+            "--worker-out",
+            str(result_file),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"{spec.strategy} run failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}")
@@ -211,6 +249,7 @@ def run_in_fresh_process(spec: RunSpec, scratch: Path) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- summary
+
 
 def summarize(strategies: list[str], runs: list[dict[str, Any]], auto: str) -> list[dict[str, Any]]:
     """Per strategy: median and range of tokens/s over repeats, and of its ratio to the defaults,
@@ -223,19 +262,26 @@ def summarize(strategies: list[str], runs: list[dict[str, Any]], auto: str) -> l
         own = [repeat[strategy] for repeat in by_repeat.values() if strategy in repeat]
         if not own:
             continue
-        ratios = [repeat[strategy]["real_tokens_per_second"] / repeat[DEFAULTS]["real_tokens_per_second"]
-                  for repeat in by_repeat.values() if strategy in repeat and DEFAULTS in repeat]
-        summaries.append({
-            "strategy": strategy,
-            "role": "trl_defaults" if strategy == DEFAULTS else ("train_py_auto" if strategy == auto else "alternative"),
-            "repeats": len(own),
-            "real_tokens_per_second": spread([run["real_tokens_per_second"] for run in own]).as_dict(),
-            "padding_share": spread([run["padding_share"] for run in own]).as_dict(),
-            "peak_rss_bytes": spread([run["peak_rss_bytes"] for run in own]).as_dict(),
-            "rows_per_run": spread([run["rows_trained"] for run in own]).as_dict(),
-            "ratio_to_trl_defaults": spread(ratios).as_dict() if ratios else None,
-            "sft_config": own[0]["sft_config"],
-        })
+        ratios = [
+            repeat[strategy]["real_tokens_per_second"] / repeat[DEFAULTS]["real_tokens_per_second"]
+            for repeat in by_repeat.values()
+            if strategy in repeat and DEFAULTS in repeat
+        ]
+        summaries.append(
+            {
+                "strategy": strategy,
+                "role": "trl_defaults"
+                if strategy == DEFAULTS
+                else ("train_py_auto" if strategy == auto else "alternative"),
+                "repeats": len(own),
+                "real_tokens_per_second": spread([run["real_tokens_per_second"] for run in own]).as_dict(),
+                "padding_share": spread([run["padding_share"] for run in own]).as_dict(),
+                "peak_rss_bytes": spread([run["peak_rss_bytes"] for run in own]).as_dict(),
+                "rows_per_run": spread([run["rows_trained"] for run in own]).as_dict(),
+                "ratio_to_trl_defaults": spread(ratios).as_dict() if ratios else None,
+                "sft_config": own[0]["sft_config"],
+            }
+        )
     return summaries
 
 
@@ -253,21 +299,34 @@ def verdict(summaries: list[dict[str, Any]], auto: str) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- main
 
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", choices=("smollm2", "tiny"), default="smollm2")
-    parser.add_argument("--strategies", default=",".join(DEFAULT_STRATEGIES),
-                        help="comma-separated; train.py's names, or several joined by '+'")
+    parser.add_argument(
+        "--strategies",
+        default=",".join(DEFAULT_STRATEGIES),
+        help="comma-separated; train.py's names, or several joined by '+'",
+    )
     demo = demo_hyperparameters()
     parser.add_argument("--pool-rows", type=int, default=1024, help="rows the batches are drawn from")
     parser.add_argument("--steps", type=int, default=6, help="measured optimizer steps per run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--batch-size", type=int, default=int(demo.get("per_device_train_batch_size", 4)),
-                        help="rows (or packs) per step (default: the local demo's)")
-    parser.add_argument("--max-length", type=int, default=int(demo.get("max_length", 256)),
-                        help="train.py's max_length, also the packed row size (default: the local demo's)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (default: the cores not already busy, at least 1)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=int(demo.get("per_device_train_batch_size", 4)),
+        help="rows (or packs) per step (default: the local demo's)",
+    )
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=int(demo.get("max_length", 256)),
+        help="train.py's max_length, also the packed row size (default: the local demo's)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: the cores not already busy, at least 1)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -296,13 +355,28 @@ def write_results(args, argv, strategies, runs, auto, started, load_before, sour
     """Write the results so far (after every run, so a stopped benchmark still leaves its figures)."""
     summaries = summarize(strategies, runs, auto)
     payload = {
-        **result_file.header(RESULT_NAME, "LoRA fine-tuning, the same number of steps from the same rows: trl's "
-                             "defaults vs train.py's batching strategies", argv, started, load_before),
-        "settings": {"model": args.model, "pool_rows": args.pool_rows, "steps": args.steps, "repeats": args.repeats,
-                     "batch_size": args.batch_size, "max_length": args.max_length,
-                     "hyperparameters": run_hyperparameters(demo_hyperparameters(), args.steps, args.batch_size,
-                                                            args.max_length, args.seed),
-                     "threads": args.threads, "data": source_label, "quantization": "none (LoRA, fp32 on CPU)"},
+        **result_file.header(
+            RESULT_NAME,
+            "LoRA fine-tuning, the same number of steps from the same rows: trl's "
+            "defaults vs train.py's batching strategies",
+            argv,
+            started,
+            load_before,
+        ),
+        "settings": {
+            "model": args.model,
+            "pool_rows": args.pool_rows,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "batch_size": args.batch_size,
+            "max_length": args.max_length,
+            "hyperparameters": run_hyperparameters(
+                demo_hyperparameters(), args.steps, args.batch_size, args.max_length, args.seed
+            ),
+            "threads": args.threads,
+            "data": source_label,
+            "quantization": "none (LoRA, fp32 on CPU)",
+        },
         "complete": len(runs) == len(strategies) * args.repeats,
         "variants": summaries,
         "verdict": verdict(summaries, auto),
@@ -328,9 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     load_before = result_file.load_average()
     runs: list[dict[str, Any]] = []
-    print(f"{len(strategies)} variants x {args.repeats} repeats of {args.steps} steps (batch size {args.batch_size}, "
-          f"max_length {args.max_length}), model {args.model}, {args.pool_rows} rows from {source_label}; "
-          f"train.py's batching=auto on CPU picks {auto}", flush=True)
+    print(
+        f"{len(strategies)} variants x {args.repeats} repeats of {args.steps} steps (batch size {args.batch_size}, "
+        f"max_length {args.max_length}), model {args.model}, {args.pool_rows} rows from {source_label}; "
+        f"train.py's batching=auto on CPU picks {auto}",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory(prefix="train-bench-") as scratch_dir:
         scratch = Path(scratch_dir)
         rows_file = scratch / "rows.json"
@@ -338,26 +415,37 @@ def main(argv: list[str] | None = None) -> int:
         for repeat in range(args.repeats):
             shift = repeat % len(strategies)
             for strategy in strategies[shift:] + strategies[:shift]:  # rotate who goes first
-                spec = RunSpec(model=args.model, strategy=strategy, rows_file=str(rows_file), steps=args.steps,
-                               hyperparameters=run_hyperparameters(demo_hyperparameters(), args.steps,
-                                                                   args.batch_size, args.max_length,
-                                                                   args.seed + repeat),
-                               threads=args.threads, seed=args.seed + repeat)
+                spec = RunSpec(
+                    model=args.model,
+                    strategy=strategy,
+                    rows_file=str(rows_file),
+                    steps=args.steps,
+                    hyperparameters=run_hyperparameters(
+                        demo_hyperparameters(), args.steps, args.batch_size, args.max_length, args.seed + repeat
+                    ),
+                    threads=args.threads,
+                    seed=args.seed + repeat,
+                )
                 result = run_in_fresh_process(spec, scratch)
                 result["repeat"] = repeat
                 runs.append(result)
                 write_results(args, argv, strategies, runs, auto, started, load_before, source_label)
-                print(f"  repeat {repeat + 1}/{args.repeats} {strategy:<30} {result['real_tokens_per_second']:8.1f} "
-                      f"real tokens/s, padding {100 * result['padding_share']:5.1f}%, {result['steps']} steps, "
-                      f"{result['seconds']:.1f}s", flush=True)
+                print(
+                    f"  repeat {repeat + 1}/{args.repeats} {strategy:<30} {result['real_tokens_per_second']:8.1f} "
+                    f"real tokens/s, padding {100 * result['padding_share']:5.1f}%, {result['steps']} steps, "
+                    f"{result['seconds']:.1f}s",
+                    flush=True,
+                )
     summaries, path = write_results(args, argv, strategies, runs, auto, started, load_before, source_label)
     print(f"\n{'strategy':<30} {'real tok/s':>11} {'padding':>8} {'ratio (min-max)':>20} {'peak RSS':>9}")
     for item in summaries:
         ratio = item["ratio_to_trl_defaults"]
-        print(f"{item['strategy']:<30} {item['real_tokens_per_second']['median']:>11.1f} "
-              f"{100 * item['padding_share']['median']:>7.1f}% "
-              f"{ratio['median']:>8.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f}) "
-              f"{item['peak_rss_bytes']['median'] / 2 ** 30:>7.2f}G")
+        print(
+            f"{item['strategy']:<30} {item['real_tokens_per_second']['median']:>11.1f} "
+            f"{100 * item['padding_share']['median']:>7.1f}% "
+            f"{ratio['median']:>8.2f}x ({ratio['min']:.2f}-{ratio['max']:.2f}) "
+            f"{item['peak_rss_bytes']['median'] / 2**30:>7.2f}G"
+        )
     print(f"\nauto picks {auto}; fastest measured: {verdict(summaries, auto)['fastest_measured']}; results: {path}")
     return 0
 

@@ -19,6 +19,7 @@ Also times the CDK app's synthesis (`python app.py`, as `cdk synth` runs it).
 
     python -m benchmarks.workflow_overhead
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,12 @@ from benchmarks.measure import spread  # noqa: E402
 RESULT_NAME = "workflow_overhead"
 DEMO_INPUT = REPO_ROOT / "examples" / "local-input.json"
 OPEN_GATE = {"min_execution_accuracy": 0, "min_improvement_over_base": 0, "compare_to_production": False}
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-               "TOKENIZERS_PARALLELISM": "false"}
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -86,13 +91,30 @@ def job_intervals(summary: dict[str, Any]) -> list[dict[str, Any]]:
                 source = "job folder timestamps"
         if start is None or end is None:
             raise ValueError(f"job {job.get('name')!r}: no start/end time in the summary or its folder")
-        intervals.append({"name": job["name"], "kind": job["kind"], "status": job.get("status"),
-                          "start": start, "end": end, "seconds": end - start, "source": source})
+        intervals.append(
+            {
+                "name": job["name"],
+                "kind": job["kind"],
+                "status": job.get("status"),
+                "start": start,
+                "end": end,
+                "seconds": end - start,
+                "source": source,
+            }
+        )
     for deployment in (summary.get("endpoint") or {}).get("deployments") or []:
         start, end = _timestamp(deployment["started"]), _timestamp(deployment["ended"])
-        intervals.append({"name": f"{deployment['endpoint']} ({deployment['action']} {deployment['config']})",
-                          "kind": "endpoint", "status": deployment.get("status"), "start": start, "end": end,
-                          "seconds": end - start, "source": "summary"})
+        intervals.append(
+            {
+                "name": f"{deployment['endpoint']} ({deployment['action']} {deployment['config']})",
+                "kind": "endpoint",
+                "status": deployment.get("status"),
+                "start": start,
+                "end": end,
+                "seconds": end - start,
+                "source": "summary",
+            }
+        )
     return intervals
 
 
@@ -142,12 +164,25 @@ def open_gate_input(target: Path) -> Path:
 def run_local_mode(model: str, scratch: Path) -> dict[str, Any]:
     summary_path = scratch / "summary.json"
     workdir = scratch / "workdir"
-    command = [sys.executable, "-m", "local_mode", "run", "--model", model, "--workdir", str(workdir),
-               "--input", str(open_gate_input(scratch / "input.json")), "--summary-json", str(summary_path),
-               "--quiet"]
+    command = [
+        sys.executable,
+        "-m",
+        "local_mode",
+        "run",
+        "--model",
+        model,
+        "--workdir",
+        str(workdir),
+        "--input",
+        str(open_gate_input(scratch / "input.json")),
+        "--summary-json",
+        str(summary_path),
+        "--quiet",
+    ]
     began = time.perf_counter()
-    completed = subprocess.run(command, cwd=REPO_ROOT, env={**os.environ, **OFFLINE_ENV}, capture_output=True,
-                               text=True)
+    completed = subprocess.run(
+        command, cwd=REPO_ROOT, env={**os.environ, **OFFLINE_ENV}, capture_output=True, text=True
+    )
     wall = time.perf_counter() - began
     if not summary_path.is_file():
         raise RuntimeError(f"local mode wrote no summary (exit {completed.returncode}):\n{completed.stderr[-3000:]}")
@@ -158,9 +193,13 @@ def run_local_mode(model: str, scratch: Path) -> dict[str, Any]:
 def time_synth(scratch: Path) -> float:
     outdir = scratch / f"cdk.out-{time.monotonic_ns()}"
     began = time.perf_counter()
-    completed = subprocess.run([sys.executable, "app.py"], cwd=REPO_ROOT,
-                               env={**os.environ, **OFFLINE_ENV, "CDK_OUTDIR": str(outdir)},
-                               capture_output=True, text=True)
+    completed = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **OFFLINE_ENV, "CDK_OUTDIR": str(outdir)},
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - began
     if completed.returncode != 0:
         raise RuntimeError(f"python app.py failed (exit {completed.returncode}):\n{completed.stderr[-3000:]}")
@@ -179,11 +218,14 @@ def main(argv: list[str] | None = None) -> int:
             run_dir.mkdir()
             result = run_local_mode(args.model, run_dir)
             runs.append(result)
-            print(f"  run {repeat + 1}/{args.repeats}: {result['status']}, wall {result['wall_seconds']:.1f}s, "
-                  f"execution {result['execution_seconds']:.1f}s, jobs {result['job_seconds']:.1f}s, "
-                  f"endpoint start-up {result['endpoint_startup_seconds']:.1f}s, "
-                  f"orchestration {result['orchestration_seconds']:.1f}s "
-                  f"({100 * result['orchestration_share_of_execution']:.1f}% of the execution)", flush=True)
+            print(
+                f"  run {repeat + 1}/{args.repeats}: {result['status']}, wall {result['wall_seconds']:.1f}s, "
+                f"execution {result['execution_seconds']:.1f}s, jobs {result['job_seconds']:.1f}s, "
+                f"endpoint start-up {result['endpoint_startup_seconds']:.1f}s, "
+                f"orchestration {result['orchestration_seconds']:.1f}s "
+                f"({100 * result['orchestration_share_of_execution']:.1f}% of the execution)",
+                flush=True,
+            )
         for repeat in range(args.synth_repeats):
             synth.append(time_synth(scratch))
             print(f"  synth {repeat + 1}/{args.synth_repeats}: {synth[-1]:.1f}s", flush=True)
@@ -192,12 +234,21 @@ def main(argv: list[str] | None = None) -> int:
         return spread([run[key] for run in runs]).as_dict()
 
     payload = {
-        **result_file.header(RESULT_NAME, "local-mode demo: orchestration's own time against the time inside the "
-                             "SageMaker jobs; app synth", argv, started, load_before),
-        "settings": {"model": args.model, "repeats": args.repeats, "synth_repeats": args.synth_repeats,
-                     "local_mode_command": f"python -m local_mode run --model {args.model} --input "
-                                           "<examples/local-input.json with the gate opened> --summary-json FILE",
-                     "gate": OPEN_GATE},
+        **result_file.header(
+            RESULT_NAME,
+            "local-mode demo: orchestration's own time against the time inside the SageMaker jobs; app synth",
+            argv,
+            started,
+            load_before,
+        ),
+        "settings": {
+            "model": args.model,
+            "repeats": args.repeats,
+            "synth_repeats": args.synth_repeats,
+            "local_mode_command": f"python -m local_mode run --model {args.model} --input "
+            "<examples/local-input.json with the gate opened> --summary-json FILE",
+            "gate": OPEN_GATE,
+        },
         "wall_seconds": figure("wall_seconds"),
         "execution_seconds": figure("execution_seconds"),
         "job_seconds": figure("job_seconds"),
@@ -212,9 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     path = result_file.write(args.out, RESULT_NAME, payload)
     share = payload["orchestration_share_of_execution"]
-    print(f"\norchestration {payload['orchestration_seconds']['median']:.1f}s = {100 * share['median']:.1f}% of the "
-          f"execution ({100 * share['min']:.1f}-{100 * share['max']:.1f}%); synth "
-          f"{payload['synth_seconds']['median']:.1f}s; results: {path}")
+    print(
+        f"\norchestration {payload['orchestration_seconds']['median']:.1f}s = {100 * share['median']:.1f}% of the "
+        f"execution ({100 * share['min']:.1f}-{100 * share['max']:.1f}%); synth "
+        f"{payload['synth_seconds']['median']:.1f}s; results: {path}"
+    )
     return 0 if all(run["status"] == "SUCCEEDED" for run in runs) else 1
 
 

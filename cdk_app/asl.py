@@ -3,6 +3,7 @@
 The template holds the definition as an `Fn::Join` of JSON text and tokens (function ARNs);
 tokens become `${LogicalId.Attribute}` placeholders, which keeps the JSON parseable and stable.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ def render_token(value: Any) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and len(value) == 1:
-        (name, argument), = value.items()
+        ((name, argument),) = value.items()
         if name == "Fn::Join":
             separator, parts = argument
             return separator.join(render_token(part) for part in parts)
@@ -29,8 +30,7 @@ def render_token(value: Any) -> str:
 
 def state_machine_definition(template: dict[str, Any]) -> dict[str, Any]:
     """The parsed definition of the template's only state machine."""
-    machines = [resource for resource in template["Resources"].values()
-                if resource["Type"] == STATE_MACHINE_TYPE]
+    machines = [resource for resource in template["Resources"].values() if resource["Type"] == STATE_MACHINE_TYPE]
     if len(machines) != 1:
         raise ValueError(f"expected one {STATE_MACHINE_TYPE} in the template, found {len(machines)}")
     return json.loads(render_token(machines[0]["Properties"]["DefinitionString"]))

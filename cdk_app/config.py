@@ -5,6 +5,7 @@ context; the app reads overrides from context, where values given on the command
 strings and are converted and checked here, with errors that name the key, the value and what is
 allowed.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,48 +68,90 @@ class Settings:
     log_retention_days: int = 365
 
     def __post_init__(self) -> None:
-        _check(_PREFIX.match(self.resource_prefix), "resource_prefix", self.resource_prefix,
-               "1-20 characters of [a-z0-9-], starting with a letter")
-        for name in ("prepare_instance_type", "train_instance_type", "evaluate_instance_type",
-                     "endpoint_instance_type"):
+        _check(
+            _PREFIX.match(self.resource_prefix),
+            "resource_prefix",
+            self.resource_prefix,
+            "1-20 characters of [a-z0-9-], starting with a letter",
+        )
+        for name in (
+            "prepare_instance_type",
+            "train_instance_type",
+            "evaluate_instance_type",
+            "endpoint_instance_type",
+        ):
             value = getattr(self, name)
             _check(_INSTANCE_TYPE.match(value), name, value, "a SageMaker instance type like ml.g5.2xlarge")
-        _check(1 <= self.poll_interval_seconds <= 3600, "poll_interval_seconds",
-               self.poll_interval_seconds, "1..3600")
-        _check(1 <= self.state_machine_timeout_hours <= 24 * 365, "state_machine_timeout_hours",
-               self.state_machine_timeout_hours, "1..8760")
-        _check(10 <= self.task_timeout_seconds <= 900, "task_timeout_seconds",
-               self.task_timeout_seconds, "10..900 (the Lambda limit)")
+        _check(1 <= self.poll_interval_seconds <= 3600, "poll_interval_seconds", self.poll_interval_seconds, "1..3600")
+        _check(
+            1 <= self.state_machine_timeout_hours <= 24 * 365,
+            "state_machine_timeout_hours",
+            self.state_machine_timeout_hours,
+            "1..8760",
+        )
+        _check(
+            10 <= self.task_timeout_seconds <= 900,
+            "task_timeout_seconds",
+            self.task_timeout_seconds,
+            "10..900 (the Lambda limit)",
+        )
         for subnet in self.subnet_ids:
             _check(_SUBNET.match(subnet), "subnet_ids", subnet, "subnet ids like subnet-0123abcd")
         for bucket in self.input_bucket_names:
-            _check(_BUCKET.match(bucket), "input_bucket_names", bucket,
-                   "S3 bucket names (3-63 characters of a-z, 0-9, '.' and '-')")
+            _check(
+                _BUCKET.match(bucket),
+                "input_bucket_names",
+                bucket,
+                "S3 bucket names (3-63 characters of a-z, 0-9, '.' and '-')",
+            )
         for group in self.security_group_ids:
-            _check(_SECURITY_GROUP.match(group), "security_group_ids", group,
-                   "security group ids like sg-0123abcd")
-        _check(bool(self.subnet_ids) == bool(self.security_group_ids), "security_group_ids",
-               list(self.security_group_ids), "subnet ids and security group ids given together")
-        _check(not self.hf_token_secret_arn or _SECRET_ARN.match(self.hf_token_secret_arn),
-               "hf_token_secret_arn", self.hf_token_secret_arn, "empty or a Secrets Manager secret ARN")
-        _check(not self.notification_email or _EMAIL.match(self.notification_email),
-               "notification_email", self.notification_email, "empty or an e-mail address")
+            _check(_SECURITY_GROUP.match(group), "security_group_ids", group, "security group ids like sg-0123abcd")
+        _check(
+            bool(self.subnet_ids) == bool(self.security_group_ids),
+            "security_group_ids",
+            list(self.security_group_ids),
+            "subnet ids and security group ids given together",
+        )
+        _check(
+            not self.hf_token_secret_arn or _SECRET_ARN.match(self.hf_token_secret_arn),
+            "hf_token_secret_arn",
+            self.hf_token_secret_arn,
+            "empty or a Secrets Manager secret ARN",
+        )
+        _check(
+            not self.notification_email or _EMAIL.match(self.notification_email),
+            "notification_email",
+            self.notification_email,
+            "empty or an e-mail address",
+        )
         for name in ("min_execution_accuracy", "min_improvement_over_base"):
             value = getattr(self, name)
             _check(-1.0 <= value <= 1.0, name, value, "a fraction between -1 and 1")
-        _check(0 < self.significance_level <= 0.5, "significance_level", self.significance_level,
-               "a p-value threshold greater than 0 and at most 0.5")
-        _check(self.powertools_layer_version >= 1, "powertools_layer_version",
-               self.powertools_layer_version, "a positive layer version number")
-        _check(self.log_retention_days in RETENTION_DAYS, "log_retention_days",
-               self.log_retention_days, f"one of {sorted(RETENTION_DAYS)}")
+        _check(
+            0 < self.significance_level <= 0.5,
+            "significance_level",
+            self.significance_level,
+            "a p-value threshold greater than 0 and at most 0.5",
+        )
+        _check(
+            self.powertools_layer_version >= 1,
+            "powertools_layer_version",
+            self.powertools_layer_version,
+            "a positive layer version number",
+        )
+        _check(
+            self.log_retention_days in RETENTION_DAYS,
+            "log_retention_days",
+            self.log_retention_days,
+            f"one of {sorted(RETENTION_DAYS)}",
+        )
 
     @property
     def vpc_enabled(self) -> bool:
         return bool(self.subnet_ids)
 
     @classmethod
-    def from_context(cls, get: Any) -> "Settings":
+    def from_context(cls, get: Any) -> Settings:
         """Build settings from a context getter (e.g. `app.node.try_get_context`).
 
         Keys are `fine-tune:<field>`; a missing key keeps the default.
@@ -153,12 +196,30 @@ DEFAULT_INPUT_FIELDS = {
 }
 
 # CloudWatch Logs retention periods, by number of days -> name of the CDK RetentionDays member.
-RETENTION_DAYS = {1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS",
-                  30: "ONE_MONTH", 60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS",
-                  150: "FIVE_MONTHS", 180: "SIX_MONTHS", 365: "ONE_YEAR", 400: "THIRTEEN_MONTHS",
-                  545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS", 1827: "FIVE_YEARS",
-                  2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
-                  3653: "TEN_YEARS"}
+RETENTION_DAYS = {
+    1: "ONE_DAY",
+    3: "THREE_DAYS",
+    5: "FIVE_DAYS",
+    7: "ONE_WEEK",
+    14: "TWO_WEEKS",
+    30: "ONE_MONTH",
+    60: "TWO_MONTHS",
+    90: "THREE_MONTHS",
+    120: "FOUR_MONTHS",
+    150: "FIVE_MONTHS",
+    180: "SIX_MONTHS",
+    365: "ONE_YEAR",
+    400: "THIRTEEN_MONTHS",
+    545: "EIGHTEEN_MONTHS",
+    731: "TWO_YEARS",
+    1096: "THREE_YEARS",
+    1827: "FIVE_YEARS",
+    2192: "SIX_YEARS",
+    2557: "SEVEN_YEARS",
+    2922: "EIGHT_YEARS",
+    3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
+}
 
 
 def _check(ok: Any, name: str, value: Any, allowed: str) -> None:
@@ -195,8 +256,13 @@ def _convert(name: str, raw: Any, default: Any) -> Any:
             return raw.strip()
     except (TypeError, ValueError):
         pass
-    expected = {tuple: "a list of strings or a comma-separated string", bool: "true or false", int: "an integer",
-                float: "a number", str: "a string"}[type(default)]
+    expected = {
+        tuple: "a list of strings or a comma-separated string",
+        bool: "true or false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+    }[type(default)]
     raise SettingsError(f"context {CONTEXT_PREFIX}{name}: {raw!r} is not allowed; expected {expected}")
 
 
@@ -235,38 +301,57 @@ def image_catalogue(settings: Settings) -> dict[str, RegionImages]:
     if settings.training_image_version not in training_versions:
         raise SettingsError(
             f"context {CONTEXT_PREFIX}training_image_version: {settings.training_image_version!r} is not "
-            f"in the sagemaker image catalogue; expected one of {sorted(training_versions)}")
+            f"in the sagemaker image catalogue; expected one of {sorted(training_versions)}"
+        )
     pytorch_key = f"pytorch{settings.training_pytorch_version}"
     training = training_versions[settings.training_image_version]
     if pytorch_key not in training:
         raise SettingsError(
             f"context {CONTEXT_PREFIX}training_pytorch_version: {settings.training_pytorch_version!r} is "
             f"not available with transformers {settings.training_image_version}; expected one of "
-            f"{sorted(k.removeprefix('pytorch') for k in training if k.startswith('pytorch'))}")
+            f"{sorted(k.removeprefix('pytorch') for k in training if k.startswith('pytorch'))}"
+        )
     if settings.inference_image_version not in inference_versions:
         raise SettingsError(
             f"context {CONTEXT_PREFIX}inference_image_version: {settings.inference_image_version!r} is not "
-            f"in the sagemaker image catalogue; expected one of {sorted(inference_versions)}")
+            f"in the sagemaker image catalogue; expected one of {sorted(inference_versions)}"
+        )
     if settings.vllm_image_version not in vllm_versions:
         raise SettingsError(
             f"context {CONTEXT_PREFIX}vllm_image_version: {settings.vllm_image_version!r} is not in the "
-            f"sagemaker image catalogue; expected one of {sorted(vllm_versions)}")
-    regions = sorted(set(training[pytorch_key]["registries"])
-                     & set(inference_versions[settings.inference_image_version]["registries"])
-                     & set(vllm_versions[settings.vllm_image_version]["registries"]))
+            f"sagemaker image catalogue; expected one of {sorted(vllm_versions)}"
+        )
+    regions = sorted(
+        set(training[pytorch_key]["registries"])
+        & set(inference_versions[settings.inference_image_version]["registries"])
+        & set(vllm_versions[settings.vllm_image_version]["registries"])
+    )
     catalogue = {}
     for region in regions:
         catalogue[region] = RegionImages(
             training_image_uri=image_uris.retrieve(
-                "huggingface", region, version=settings.training_image_version,
-                base_framework_version=pytorch_key, py_version=settings.training_py_version,
-                instance_type=settings.train_instance_type, image_scope="training"),
+                "huggingface",
+                region,
+                version=settings.training_image_version,
+                base_framework_version=pytorch_key,
+                py_version=settings.training_py_version,
+                instance_type=settings.train_instance_type,
+                image_scope="training",
+            ),
             inference_image_uri=image_uris.retrieve(
-                "huggingface-llm", region, version=settings.inference_image_version,
-                instance_type=settings.endpoint_instance_type, image_scope="inference"),
+                "huggingface-llm",
+                region,
+                version=settings.inference_image_version,
+                instance_type=settings.endpoint_instance_type,
+                image_scope="inference",
+            ),
             vllm_image_uri=image_uris.retrieve(
-                "huggingface-vllm", region, version=settings.vllm_image_version,
-                instance_type=settings.endpoint_instance_type, image_scope="inference"),
+                "huggingface-vllm",
+                region,
+                version=settings.vllm_image_version,
+                instance_type=settings.endpoint_instance_type,
+                image_scope="inference",
+            ),
         )
     return catalogue
 

@@ -5,6 +5,7 @@ synthesized. The check runs the Lambdas' own validation (lambdas/common/validati
 separate Python process whose import root is the Lambda code folder, as the Lambda runtime's is,
 so the app never imports the Lambdas' `common` package beside its own modules.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,17 +29,25 @@ except InvalidInput as error:
 
 def check_default_input(settings: Settings, lambdas_dir: Path) -> None:
     """Raise SettingsError listing every problem ValidateInput finds in an empty input under these settings."""
-    result = subprocess.run([sys.executable, "-c", _CHECK, settings.defaults_json()], cwd=str(lambdas_dir),
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", _CHECK, settings.defaults_json()],
+        cwd=str(lambdas_dir),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if result.returncode == 0:
         return
     if result.returncode == 3:
         problems = json.loads(result.stdout.strip().splitlines()[-1])
         listed = "\n".join(f"- {_with_context_key(problem)}" for problem in problems)
-        raise SettingsError(f"the stack's default execution input (context {CONTEXT_PREFIX}*) would be refused by "
-                            f"ValidateInput for every run:\n{listed}")
-    raise SettingsError(f"the default execution input could not be checked with {lambdas_dir}: "
-                        f"{result.stderr.strip()[-2000:]}")
+        raise SettingsError(
+            f"the stack's default execution input (context {CONTEXT_PREFIX}*) would be refused by "
+            f"ValidateInput for every run:\n{listed}"
+        )
+    raise SettingsError(
+        f"the default execution input could not be checked with {lambdas_dir}: {result.stderr.strip()[-2000:]}"
+    )
 
 
 def _with_context_key(problem: str) -> str:

@@ -1,4 +1,5 @@
 """CheckEndpoint: the live endpoint must answer the evaluation prompts as the evaluated model did."""
+
 from __future__ import annotations
 
 import json
@@ -57,12 +58,11 @@ def handler(event: dict, context: object) -> dict:
     check = run["config"]["deployment"]["check"]
     name = deployment["endpoint_name"]
     url = f"https://runtime.sagemaker.{aws.region()}.amazonaws.com/endpoints/{name}/invocations"
-    if check["samples"] == 0:      # nothing compared, but the endpoint serves this run's package now
-        return _record_serving(event, name, {"passed": True, "compared": 0, "matches": 0, "url": url,
-                                             "mismatches": []})
+    if check["samples"] == 0:  # nothing compared, but the endpoint serves this run's package now
+        return _record_serving(event, name, {"passed": True, "compared": 0, "matches": 0, "url": url, "mismatches": []})
     try:
         settings = read_json(run["paths"]["metrics"]).get("settings") or {}
-    except Exception:  # noqa: BLE001 - the input's value is a sound fallback
+    except Exception:
         settings = {}
     max_new_tokens = int(settings.get("max_new_tokens") or run["config"]["evaluation"]["max_new_tokens"])
     engine = engine_of(run["config"]["deployment"])
@@ -72,9 +72,12 @@ def handler(event: dict, context: object) -> dict:
     runtime = aws.client("sagemaker-runtime")
     matches, mismatches = 0, []
     for row in rows:
-        response = runtime.invoke_endpoint(EndpointName=name, ContentType="application/json",
-                                           Accept="application/json",
-                                           Body=json.dumps(generation_request(engine, row, max_new_tokens)))
+        response = runtime.invoke_endpoint(
+            EndpointName=name,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps(generation_request(engine, row, max_new_tokens)),
+        )
         live = postprocess_generation(live_text(engine, response["Body"].read()))
         expected = postprocess_generation(expected_text(row))
         if live == expected:
@@ -83,8 +86,14 @@ def handler(event: dict, context: object) -> dict:
             mismatches.append({"id": row.get("id"), "expected": expected[:200], "live": live[:200]})
     needed = check["min_match_fraction"]
     passed = matches / len(rows) >= needed - 1e-12
-    result = {"passed": passed, "compared": len(rows), "matches": matches, "url": url, "mismatches": mismatches,
-              "engine": engine}
+    result = {
+        "passed": passed,
+        "compared": len(rows),
+        "matches": matches,
+        "url": url,
+        "mismatches": mismatches,
+        "engine": engine,
+    }
     logger.info("endpoint checked", extra={"run_id": run["run_id"], **result})
     if passed:
         _record_serving(event, name, result)
@@ -92,7 +101,8 @@ def handler(event: dict, context: object) -> dict:
         first = mismatches[0]
         raise EndpointMismatch(
             f"endpoint {name} matched {matches} of {len(rows)} evaluation prompts (need {needed:.0%}); "
-            f"row {first['id']}: expected {first['expected']!r}, got {first['live']!r}")
+            f"row {first['id']}: expected {first['expected']!r}, got {first['live']!r}"
+        )
     return result
 
 

@@ -7,13 +7,13 @@ a Catch never sees (the state machine's timeout, StopExecution, a failure of Cle
 An endpoint that served before this run is never deleted: after a failed update its old config
 keeps serving, and only this run's new config and model are removed.
 """
+
 from __future__ import annotations
 
 from botocore.exceptions import ClientError
-
 from common import alarms, aws, endpoints, execution_history, jobs, model_registry, scaling
-from common.errors import ThrottlingException, is_not_found, is_throttling, translate_throttling
 from common.environment import LambdaEnvironment
+from common.errors import ThrottlingException, is_not_found, is_throttling, translate_throttling
 from common.failure import describe_failure
 from common.observability import logger, tracer
 
@@ -36,8 +36,9 @@ def _delete(call: str, **kwargs) -> bool:
         raise
 
 
-def _remove_endpoint_resources(names: dict, run_id: str, deployment: dict,
-                               stack_tag: str) -> tuple[list[str], list[str]]:
+def _remove_endpoint_resources(
+    names: dict, run_id: str, deployment: dict, stack_tag: str
+) -> tuple[list[str], list[str]]:
     """(deleted resource names, notes on what was kept and why)."""
     deleted, notes = [], []
     endpoint_name, config_name, model_name = names["endpoint"], names["endpoint_config"], names["model"]
@@ -60,32 +61,37 @@ def _remove_endpoint_resources(names: dict, run_id: str, deployment: dict,
             previous = deployment.get("previous_endpoint_config_name")
             if previous and endpoints.describe_endpoint_config(previous):
                 aws.client("sagemaker").update_endpoint(
-                    EndpointName=endpoint_name, EndpointConfigName=previous,
-                    RetainAllVariantProperties=False)
+                    EndpointName=endpoint_name, EndpointConfigName=previous, RetainAllVariantProperties=False
+                )
                 notes.append(f"endpoint {endpoint_name} is being returned to {previous}")
                 if deployment.get("scaling_removed"):
-                    notes.append(f"auto scaling of {endpoint_name} was removed for this run's update; register it "
-                                 f"again once the endpoint is InService: {deployment['scaling_removed']}")
+                    notes.append(
+                        f"auto scaling of {endpoint_name} was removed for this run's update; register it "
+                        f"again once the endpoint is InService: {deployment['scaling_removed']}"
+                    )
             else:
-                notes.append(f"endpoint {endpoint_name} serves this run's config and no previous "
-                             "config is known; left as is")
+                notes.append(
+                    f"endpoint {endpoint_name} serves this run's config and no previous config is known; left as is"
+                )
             config_in_use = True
         elif pending_ours or endpoint["EndpointStatus"] in ("Updating", "RollingBack"):
-            notes.append(f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; "
-                         f"this run's config and model are kept until it settles")
+            notes.append(
+                f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; "
+                f"this run's config and model are kept until it settles"
+            )
             config_in_use = True
         else:
-            notes.append(f"endpoint {endpoint_name} served before this run and keeps "
-                         f"{endpoint['EndpointConfigName']}")
+            notes.append(f"endpoint {endpoint_name} served before this run and keeps {endpoint['EndpointConfigName']}")
             removed = deployment.get("scaling_removed")
             if removed and endpoint["EndpointStatus"] == "InService":
-                scaling.restore(removed)   # Deploy removed it to change the instance type; the old fleet keeps it
+                scaling.restore(removed)  # Deploy removed it to change the instance type; the old fleet keeps it
                 notes.append(f"auto scaling of {endpoint_name} restored as it was before this run")
     if not config_in_use:
         # Described first: IAM decides a delete before SageMaker looks for the resource, and the
         # tag condition on deletes cannot hold for a resource that was never created.
-        if endpoints.describe_endpoint_config(config_name) is not None \
-                and _delete("delete_endpoint_config", EndpointConfigName=config_name):
+        if endpoints.describe_endpoint_config(config_name) is not None and _delete(
+            "delete_endpoint_config", EndpointConfigName=config_name
+        ):
             deleted.append(f"endpoint-config/{config_name}")
         if endpoints.describe_model(model_name) is not None and _delete("delete_model", ModelName=model_name):
             deleted.append(f"model/{model_name}")
@@ -108,11 +114,14 @@ def _after_execution_ended(detail: dict) -> dict:
         return {"skipped": f"the workflow's own Cleanup already ran for {detail.get('name')}", "status": status}
     state = execution_history.last_state(events)
     cause = detail.get("cause") or f"the execution {detail.get('name')} ended {status}"
-    state["error"] = {"Error": detail.get("error") or execution_history.ENDING_ERRORS.get(status, status),
-                      "Cause": cause}
+    state["error"] = {
+        "Error": detail.get("error") or execution_history.ENDING_ERRORS.get(status, status),
+        "Cause": cause,
+    }
     result = clean_up(state)
-    logger.info("cleaned up after the execution ended", extra={"execution": detail.get("executionArn"),
-                                                                "status": status})
+    logger.info(
+        "cleaned up after the execution ended", extra={"execution": detail.get("executionArn"), "status": status}
+    )
     return {**result, "status": status}
 
 
@@ -122,9 +131,11 @@ def clean_up(state: dict) -> dict:
     result = {"stopped_jobs": [], "deleted": [], "notes": [], "problems": [], "error": error, "cause": cause}
     if not run.get("names"):
         return result  # failed before ValidateInput produced names: nothing was started
-    steps = (("stop jobs", lambda: result["stopped_jobs"].extend(_stop_jobs(run["names"]))),
-             ("remove endpoint resources", lambda: _remove(run, state, result)),
-             ("reject the package", lambda: _reject_package(state, error, cause, result)))
+    steps = (
+        ("stop jobs", lambda: result["stopped_jobs"].extend(_stop_jobs(run["names"]))),
+        ("remove endpoint resources", lambda: _remove(run, state, result)),
+        ("reject the package", lambda: _reject_package(state, error, cause, result)),
+    )
     for label, step in steps:
         try:
             step()

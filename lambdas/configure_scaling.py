@@ -1,4 +1,5 @@
 """ConfigureScaling: once the endpoint is InService, register its variant for auto scaling (when asked)."""
+
 from __future__ import annotations
 
 from common import scaling
@@ -19,9 +20,15 @@ def handler(event: dict, context: object) -> dict:
     if not settings:
         return {"configured": False, "endpoint_name": name}
     applied = scaling.configure(name, settings)
-    result = {"configured": True, "endpoint_name": name, "resource_id": applied["target"]["ResourceId"],
-              "min_instances": settings["min_instances"], "max_instances": settings["max_instances"],
-              "metric": settings["metric"], "target_value": settings["target_value"],
-              "policy_name": applied["policy"]["PolicyName"]}
+    result = {
+        "configured": True,
+        "endpoint_name": name,
+        "resource_id": applied["target"]["ResourceId"],
+        "min_instances": settings["min_instances"],
+        "max_instances": settings["max_instances"],
+        "metric": settings["metric"],
+        "target_value": settings["target_value"],
+        "policy_name": applied["policy"]["PolicyName"],
+    }
     logger.info("auto scaling configured", extra={"run_id": run["run_id"], **result})
     return result

@@ -1,4 +1,5 @@
 """Deploy: serve the merged model on TGI; a new endpoint is created, an existing one updated blue/green."""
+
 from __future__ import annotations
 
 import time
@@ -19,5 +20,9 @@ def handler(event: dict, context: object) -> dict:
     result = endpoints.deploy(ctx)
     logger.info("deployment started", extra={"run_id": ctx.run_id, **result})
     started = time.time()
-    return {**result, "status": "Updating" if result["action"] == "update" else "Creating",
-            "started_at": started, "poll_seconds": next_wait_seconds(run, "endpoint", started)}
+    return {
+        **result,
+        "status": "Updating" if result["action"] == "update" else "Creating",
+        "started_at": started,
+        "poll_seconds": next_wait_seconds(run, "endpoint", started),
+    }

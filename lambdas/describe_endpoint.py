@@ -1,4 +1,5 @@
 """DescribeEndpoint: wait for InService on this run's config; a rollback or failure raises."""
+
 from __future__ import annotations
 
 from common import endpoints
@@ -18,16 +19,20 @@ def handler(event: dict, context: object) -> dict:
     if endpoint is None:
         raise EndpointFailed(f"endpoint {name} does not exist (deleted while deploying?)")
     status, reason = endpoint["EndpointStatus"], endpoint.get("FailureReason") or "no reason given"
-    logger.info("endpoint status", extra={"endpoint": name, "status": status,
-                                          "config": endpoint["EndpointConfigName"]})
+    logger.info("endpoint status", extra={"endpoint": name, "status": status, "config": endpoint["EndpointConfigName"]})
     if status in endpoints.IN_PROGRESS and endpoints.IN_PROGRESS[status] != "Failed":
         run = (event.get("state") or {}).get("run") or {}
-        wait = next_wait_seconds(run, "endpoint", deployment.get("started_at")) if run.get("poll_seconds") \
+        wait = (
+            next_wait_seconds(run, "endpoint", deployment.get("started_at"))
+            if run.get("poll_seconds")
             else deployment.get("poll_seconds", 60)
+        )
         return {**deployment, "status": endpoints.IN_PROGRESS[status], "poll_seconds": wait}
     if status == "InService":
         if endpoint["EndpointConfigName"] != ours:
-            raise EndpointFailed(f"update rolled back: {reason} (endpoint {name} still serves "
-                                 f"{endpoint['EndpointConfigName']}, not {ours})")
+            raise EndpointFailed(
+                f"update rolled back: {reason} (endpoint {name} still serves "
+                f"{endpoint['EndpointConfigName']}, not {ours})"
+            )
         return {**deployment, "status": "InService"}
     raise EndpointFailed(f"endpoint {name} is {status}: {reason}")

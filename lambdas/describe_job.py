@@ -3,13 +3,14 @@
 A prepare job that refused its data set completes (so its report.json is uploaded) and says so in
 report.json; DescribePrepare then fails the run with DataSetRefused, naming the report.
 """
+
 from __future__ import annotations
 
 from common import jobs
 from common.errors import DataSetRefused, translate_throttling
-from common.s3_paths import read_json
 from common.observability import logger, tracer
 from common.run import next_wait_seconds, run_of
+from common.s3_paths import read_json
 
 
 @tracer.capture_lambda_handler
@@ -25,8 +26,11 @@ def handler(event: dict, context: object) -> dict:
     logger.info("job status", extra={"run_id": run["run_id"], "job": state.as_dict()})
     if kind == "prepare" and state.status == "Completed":
         check_data_report(run["paths"]["data_report"])
-    return {**state.as_dict(), "adopted": bool(known.get("adopted")),
-            "poll_seconds": next_wait_seconds(run, kind, state.started_at)}
+    return {
+        **state.as_dict(),
+        "adopted": bool(known.get("adopted")),
+        "poll_seconds": next_wait_seconds(run, kind, state.started_at),
+    }
 
 
 def check_data_report(uri: str) -> None:
@@ -36,6 +40,9 @@ def check_data_report(uri: str) -> None:
         return
     counts = report.get("counts") or {}
     first = ", ".join(f"line {row.get('line')}: {row.get('reason')}" for row in (report.get("rejected") or [])[:3])
-    raise DataSetRefused(f"the data set was refused: {report.get('refusal') or 'see the report'} "
-                         f"({counts.get('rejected', '?')} bad of {counts.get('read', '?')} rows"
-                         + (f"; first: {first}" if first else "") + f"). Every bad row is listed in {uri}")
+    raise DataSetRefused(
+        f"the data set was refused: {report.get('refusal') or 'see the report'} "
+        f"({counts.get('rejected', '?')} bad of {counts.get('read', '?')} rows"
+        + (f"; first: {first}" if first else "")
+        + f"). Every bad row is listed in {uri}"
+    )

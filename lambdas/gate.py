@@ -1,4 +1,5 @@
 """Gate: decide from the evaluation metrics whether the model may be registered Approved."""
+
 from __future__ import annotations
 
 from common import model_registry

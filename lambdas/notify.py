@@ -1,8 +1,8 @@
 """Notify: a short summary of the run on the SNS topic; SNS trouble never fails the workflow."""
+
 from __future__ import annotations
 
 from botocore.exceptions import ClientError
-
 from common import aws
 from common.environment import LambdaEnvironment
 from common.errors import is_throttling, translate_throttling
@@ -31,17 +31,21 @@ def summary(state: dict, execution_name: str, status: str) -> tuple[str, str]:
     fine_tuned = (gate.get("metrics") or {}).get("fine_tuned") or {}
     base = (gate.get("metrics") or {}).get("base") or {}
     if fine_tuned:
-        lines.append(f"Execution accuracy: {fine_tuned.get('execution_accuracy')} "
-                     f"(base {base.get('execution_accuracy', 'not evaluated')}), "
-                     f"exact match {fine_tuned.get('exact_match')}")
+        lines.append(
+            f"Execution accuracy: {fine_tuned.get('execution_accuracy')} "
+            f"(base {base.get('execution_accuracy', 'not evaluated')}), "
+            f"exact match {fine_tuned.get('exact_match')}"
+        )
     if gate:
         lines.append("Gate: " + ("passed" if gate.get("passed") else "failed"))
         lines += [f"  {reason}" for reason in gate.get("reasons", [])]
     if state.get("model_package"):
         lines.append(f"Model package: {state['model_package'].get('arn')} ({state['model_package'].get('status')})")
     if state.get("deployment"):
-        lines.append(f"Endpoint: {state['deployment'].get('endpoint_name')} "
-                     f"({state['deployment'].get('action')}, {state['deployment'].get('status')})")
+        lines.append(
+            f"Endpoint: {state['deployment'].get('endpoint_name')} "
+            f"({state['deployment'].get('action')}, {state['deployment'].get('status')})"
+        )
     cleanup = state.get("cleanup") or {}
     if cleanup:
         lines.append(f"Error: {cleanup.get('error')}: {cleanup.get('cause')}")
@@ -59,9 +63,14 @@ def handler(event: dict, context: object) -> dict:
     run_id = (state.get("run") or {}).get("run_id", "unknown")
     try:
         response = aws.client("sns").publish(
-            TopicArn=env.topic_arn, Subject=subject, Message=message,
-            MessageAttributes={"status": {"DataType": "String", "StringValue": status},
-                               "run_id": {"DataType": "String", "StringValue": run_id}})
+            TopicArn=env.topic_arn,
+            Subject=subject,
+            Message=message,
+            MessageAttributes={
+                "status": {"DataType": "String", "StringValue": status},
+                "run_id": {"DataType": "String", "StringValue": run_id},
+            },
+        )
     except ClientError as error:
         if is_throttling(error):
             raise

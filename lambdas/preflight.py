@@ -4,12 +4,12 @@ Raises PreflightFailed with one problem per line; otherwise returns what it chec
 resolved (the base model's and the data set's commit), which the jobs use so none of them downloads
 a moving branch.
 """
+
 from __future__ import annotations
 
 import json
 
 from botocore.exceptions import ClientError
-
 from common import aws, endpoints, preflight_checks
 from common.environment import LambdaEnvironment
 from common.errors import PreflightFailed, translate_throttling
@@ -36,12 +36,16 @@ def hub_token(secret_arn: str) -> str | None:
 def serving_instances(config: dict) -> int:
     """Instances the endpoint already runs on the same instance type (a blue/green update doubles them)."""
     deployment = config["deployment"]
-    endpoint = endpoints.describe_endpoint(deployment.get("endpoint_name", "")) if deployment.get("endpoint_name") \
-        else None
+    endpoint = (
+        endpoints.describe_endpoint(deployment.get("endpoint_name", "")) if deployment.get("endpoint_name") else None
+    )
     if not endpoint:
         return 0
-    return sum(variant.get("CurrentInstanceCount", 0) for variant in endpoint.get("ProductionVariants", [])
-               if (variant.get("CurrentInstanceType") or deployment["instance_type"]) == deployment["instance_type"])
+    return sum(
+        variant.get("CurrentInstanceCount", 0)
+        for variant in endpoint.get("ProductionVariants", [])
+        if (variant.get("CurrentInstanceType") or deployment["instance_type"]) == deployment["instance_type"]
+    )
 
 
 @tracer.capture_lambda_handler
@@ -51,7 +55,7 @@ def handler(event: dict, context: object) -> dict:
     run = run_of(event)
     config = run["config"]
     findings = preflight_checks.Findings()
-    allowed = {env.data_bucket: "data", env.artifacts_bucket: "artifacts", **{b: "input" for b in env.input_buckets}}
+    allowed = {env.data_bucket: "data", env.artifacts_bucket: "artifacts", **dict.fromkeys(env.input_buckets, "input")}
     try:
         token = hub_token(env.hf_token_secret_arn)
     except ClientError as error:
@@ -59,8 +63,9 @@ def handler(event: dict, context: object) -> dict:
         token = None
     preflight_checks.check_quotas(config, serving_instances(config), findings)
     if "s3_uri" in config["dataset"]:
-        preflight_checks.check_s3_input("dataset.s3_uri", config["dataset"]["s3_uri"], allowed,
-                                        env.sagemaker_role_arn, findings)
+        preflight_checks.check_s3_input(
+            "dataset.s3_uri", config["dataset"]["s3_uri"], allowed, env.sagemaker_role_arn, findings
+        )
         findings.dataset = {"source": "s3", "uri": config["dataset"]["s3_uri"]}
     else:
         preflight_checks.check_hub_dataset(config, token, findings)
@@ -70,8 +75,9 @@ def handler(event: dict, context: object) -> dict:
         preflight_checks.check_hub_model(config, token, findings)
     preflight_checks.check_time(config, env.state_machine_timeout_seconds, findings)
     result = findings.as_dict()
-    logger.info("preflight", extra={"run_id": run["run_id"], "passed": result["passed"],
-                                    "problems": len(result["problems"])})
+    logger.info(
+        "preflight", extra={"run_id": run["run_id"], "passed": result["passed"], "problems": len(result["problems"])}
+    )
     if findings.problems:
         raise PreflightFailed(findings.problems)
     return result

@@ -1,4 +1,5 @@
 """Register: a model package for this run, Approved or Rejected by the gate, with its metrics."""
+
 from __future__ import annotations
 
 import hashlib
@@ -19,9 +20,14 @@ APPROVAL_DESCRIPTION_LIMIT = 1024
 def _metadata(run: dict, gate: dict, record: dict[str, str]) -> dict[str, str]:
     fine_tuned = (gate.get("metrics") or {}).get("fine_tuned") or {}
     base = (gate.get("metrics") or {}).get("base") or {}
-    values = {"run_id": run["run_id"], "gate_passed": str(bool(gate["passed"])).lower(),
-              "reasons": "; ".join(gate.get("reasons", [])),
-              "metrics_uri": run["paths"]["metrics"], "merged_model_uri": run["paths"]["merged"], **record}
+    values = {
+        "run_id": run["run_id"],
+        "gate_passed": str(bool(gate["passed"])).lower(),
+        "reasons": "; ".join(gate.get("reasons", [])),
+        "metrics_uri": run["paths"]["metrics"],
+        "merged_model_uri": run["paths"]["merged"],
+        **record,
+    }
     for label, source in (("", fine_tuned), ("base_", base)):
         for key in ("execution_accuracy", "exact_match", "count"):
             if isinstance(source.get(key), (int, float)):
@@ -35,16 +41,21 @@ def _request(run: dict, gate: dict, env: LambdaEnvironment, status: str, metadat
         "ModelPackageGroupName": env.model_package_group_name,
         "ModelPackageDescription": metadata_value(f"Fine-tuned {_base_label(run)} run {run['run_id']}", 1000),
         "InferenceSpecification": {
-            "Containers": [{"Image": env.serving_image(deployment),
-                            "ModelDataSource": model_data_source(run["paths"]["merged"]),
-                            "Environment": container_environment(deployment)}],
+            "Containers": [
+                {
+                    "Image": env.serving_image(deployment),
+                    "ModelDataSource": model_data_source(run["paths"]["merged"]),
+                    "Environment": container_environment(deployment),
+                }
+            ],
             "SupportedContentTypes": ["application/json"],
             "SupportedResponseMIMETypes": ["application/json"],
             "SupportedRealtimeInferenceInstanceTypes": [deployment["instance_type"]],
         },
         "ModelApprovalStatus": status,
-        "ModelMetrics": {"ModelQuality": {"Statistics": {"ContentType": "application/json",
-                                                         "S3Uri": run["paths"]["metrics"]}}},
+        "ModelMetrics": {
+            "ModelQuality": {"Statistics": {"ContentType": "application/json", "S3Uri": run["paths"]["metrics"]}}
+        },
         "CustomerMetadataProperties": metadata,
         "ClientToken": hashlib.sha256(run["run_id"].encode()).hexdigest()[:36],
         "Tags": owner_tags(run["run_id"], env.stack_tag),
@@ -78,10 +89,20 @@ def handler(event: dict, context: object) -> dict:
         arn = sagemaker.create_model_package(**_request(run, gate, env, status, metadata))["ModelPackageArn"]
     description = "; ".join(gate.get("reasons", [])) or status
     # The metadata is sent again: an update must never lose the run id the re-run looks for.
-    sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus=status,
-                                   ApprovalDescription=description[:APPROVAL_DESCRIPTION_LIMIT],
-                                   CustomerMetadataProperties=metadata)
-    logger.info("model package registered", extra={"run_id": run["run_id"], "arn": arn,
-                                                   "status": status, "adopted": bool(existing)})
-    return {"arn": arn, "status": status, "adopted": bool(existing), "lineage": record,
-            "lineage_summary": lineage_line(record)}
+    sagemaker.update_model_package(
+        ModelPackageArn=arn,
+        ModelApprovalStatus=status,
+        ApprovalDescription=description[:APPROVAL_DESCRIPTION_LIMIT],
+        CustomerMetadataProperties=metadata,
+    )
+    logger.info(
+        "model package registered",
+        extra={"run_id": run["run_id"], "arn": arn, "status": status, "adopted": bool(existing)},
+    )
+    return {
+        "arn": arn,
+        "status": status,
+        "adopted": bool(existing),
+        "lineage": record,
+        "lineage_summary": lineage_line(record),
+    }

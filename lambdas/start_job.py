@@ -1,4 +1,5 @@
 """StartPrepare / StartTrain / StartEvaluate / StartServingCheck: start the run's job of `kind`, or adopt it."""
+
 from __future__ import annotations
 
 from common import jobs

@@ -1,4 +1,5 @@
 """ValidateInput: resolve the execution input (defaults + input), validate it, record it."""
+
 from __future__ import annotations
 
 from common.environment import LambdaEnvironment
@@ -17,7 +18,10 @@ def handler(event: dict, context: object) -> dict:
     config = resolve(execution_input if execution_input is not None else {}, env.defaults)
     run = build_run(event.get("execution_name") or "", config, env)
     logger.append_keys(run_id=run["run_id"])
-    write_json(run["paths"]["input"], {"execution_name": run["execution_name"], "run_id": run["run_id"],
-                                       "config": config}, env.kms_key_arn)
+    write_json(
+        run["paths"]["input"],
+        {"execution_name": run["execution_name"], "run_id": run["run_id"], "config": config},
+        env.kms_key_arn,
+    )
     logger.info("execution input is valid", extra={"input_uri": run["paths"]["input"]})
     return run

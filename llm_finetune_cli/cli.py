@@ -1,4 +1,5 @@
 """`llm-finetune`: the command line of the fine-tuning stack, for AWS and for local mode (--local)."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,7 +7,7 @@ import json
 import shlex
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -18,8 +19,13 @@ from rich.table import Table
 from llm_finetune_cli import executions
 from llm_finetune_cli.display import WatchDisplay
 from llm_finetune_cli.errors import CliError, ExitCode, exit_code_for
-from llm_finetune_cli.execution_input import (execution_name, load_input, substitute_buckets, with_dry_run,
-                                              with_local_sources)
+from llm_finetune_cli.execution_input import (
+    execution_name,
+    load_input,
+    substitute_buckets,
+    with_dry_run,
+    with_local_sources,
+)
 from llm_finetune_cli.history import ExecutionHistory, RunState
 from llm_finetune_cli.job_logs import JobLogReader
 from llm_finetune_cli.jobs import KINDS, TERMINAL_JOB_STATUSES, describe_job
@@ -35,28 +41,43 @@ STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_R
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="llm-finetune", description="Start, follow and stop fine-tuning runs of the LlmFineTuning stack.",
+        prog="llm-finetune",
+        description="Start, follow and stop fine-tuning runs of the LlmFineTuning stack.",
         epilog="Exit codes: 0 succeeded, 1 execution failed, 2 usage or input error, 3 aborted, 4 timed out, "
-               "5 not found, 6 AWS error, 130 interrupted (the execution keeps running).")
-    parser.add_argument("--stack", default=None, help="the stack's name (default: $LLM_FINETUNE_STACK or LlmFineTuning)")
+        "5 not found, 6 AWS error, 130 interrupted (the execution keeps running).",
+    )
+    parser.add_argument(
+        "--stack", default=None, help="the stack's name (default: $LLM_FINETUNE_STACK or LlmFineTuning)"
+    )
     parser.add_argument("--region", help="AWS region (default: $AWS_REGION, $AWS_DEFAULT_REGION, the profile's)")
     parser.add_argument("--profile", help="AWS profile (default: $AWS_PROFILE)")
     parser.add_argument("--local", action="store_true", help="use local mode's emulated account instead of AWS")
-    parser.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
-                        help="local mode's folder (default: %(default)s)")
-    parser.add_argument("--interval", type=float, help=f"seconds between polls while following "
-                                                       f"(default: {AWS_INTERVAL:g}, local {LOCAL_INTERVAL:g})")
+    parser.add_argument(
+        "--workdir", type=Path, default=DEFAULT_WORKDIR, help="local mode's folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        help=f"seconds between polls while following (default: {AWS_INTERVAL:g}, local {LOCAL_INTERVAL:g})",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     start = commands.add_parser("start", help="start an execution")
-    start.add_argument("--input", type=Path, required=True, help="execution input (a JSON object); "
-                       "${DATA_BUCKET} and ${ARTIFACTS_BUCKET} in its strings become the stack's buckets")
+    start.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        help="execution input (a JSON object); "
+        "${DATA_BUCKET} and ${ARTIFACTS_BUCKET} in its strings become the stack's buckets",
+    )
     start.add_argument("--name", help="execution name, which becomes the run id (default: run-<UTC time>)")
     start.add_argument("--watch", action="store_true", help="follow it to its end, as `watch` does")
-    start.add_argument("--dry-run", action="store_true",
-                       help="validate the input and run the preflight checks only; no job starts")
-    start.add_argument("--model", help="--local without a running `local up`: base model smollm2 (default), tiny "
-                                       "or a model folder")
+    start.add_argument(
+        "--dry-run", action="store_true", help="validate the input and run the preflight checks only; no job starts"
+    )
+    start.add_argument(
+        "--model", help="--local without a running `local up`: base model smollm2 (default), tiny or a model folder"
+    )
 
     watch = commands.add_parser("watch", help="follow an execution to its end, then print its summary")
     watch.add_argument("execution", help="execution name or ARN")
@@ -81,15 +102,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     local = commands.add_parser("local", help="local mode's emulated account")
     local_commands = local.add_subparsers(dest="local_command", required=True, metavar="COMMAND")
-    up = local_commands.add_parser("up", help="deploy the stack into an emulated account and serve it until "
-                                              "Ctrl-C; other --local commands use it")
+    up = local_commands.add_parser(
+        "up", help="deploy the stack into an emulated account and serve it until Ctrl-C; other --local commands use it"
+    )
     up.add_argument("--model", default="smollm2", help="base model: smollm2 (default), tiny or a model folder")
     up.add_argument("--dataset", type=Path, help="a local data set file (default: the example text-to-SQL data)")
     up.add_argument("--format", dest="dataset_format", help="the data set's format")
     up.add_argument("--template", type=Path, help="a synthesized template instead of synthesizing the app")
     up.add_argument("--verbose", action="store_true", help="print every job log line")
-    up.add_argument("--quotas", type=Path, help="your account's SageMaker quotas for the preflight: the output of "
-                                                "`aws service-quotas list-service-quotas --service-code sagemaker`")
+    up.add_argument(
+        "--quotas",
+        type=Path,
+        help="your account's SageMaker quotas for the preflight: the output of "
+        "`aws service-quotas list-service-quotas --service-code sagemaker`",
+    )
     return parser
 
 
@@ -141,37 +167,59 @@ class Cli:
         if command == "local":
             from llm_finetune_cli.local import serve
 
-            return serve(self.args.workdir, self.args.model, self.args.dataset, self.args.dataset_format,
-                         self.args.template, self.args.verbose, self.say, quotas=self.args.quotas)
+            return serve(
+                self.args.workdir,
+                self.args.model,
+                self.args.dataset,
+                self.args.dataset_format,
+                self.args.template,
+                self.args.verbose,
+                self.say,
+                quotas=self.args.quotas,
+            )
         if command == "start" and self.args.model and not self.args.local:
-            raise CliError(f"--model {self.args.model}: applies with --local only (the base model of an AWS run is "
-                           "base_model in the input)", ExitCode.USAGE)
+            raise CliError(
+                f"--model {self.args.model}: applies with --local only (the base model of an AWS run is "
+                "base_model in the input)",
+                ExitCode.USAGE,
+            )
         if command == "start" and self.args.local and read_connection(self.args.workdir) is None:
             return self.start_in_process()
         if command == "start" and self.args.local and self.args.model:
-            raise CliError(f"--model {self.args.model}: the local account in {self.args.workdir} is running with "
-                           "its own model; --model applies when start runs the account itself", ExitCode.USAGE)
+            raise CliError(
+                f"--model {self.args.model}: the local account in {self.args.workdir} is running with "
+                "its own model; --model applies when start runs the account itself",
+                ExitCode.USAGE,
+            )
         target = self.connect()
-        return {"start": self.start, "watch": self.watch, "logs": self.logs, "status": self.status,
-                "list": self.list, "stop": self.stop}[command](target)
+        return {
+            "start": self.start,
+            "watch": self.watch,
+            "logs": self.logs,
+            "status": self.status,
+            "list": self.list,
+            "stop": self.stop,
+        }[command](target)
 
     def start_in_process(self) -> int:
         if not (self.args.watch or self.args.dry_run):
-            require_connection(self.args.workdir)     # explains how to start one
-        load_input(self.args.input)                   # a bad file or name fails before the account starts
+            require_connection(self.args.workdir)  # explains how to start one
+        load_input(self.args.input)  # a bad file or name fails before the account starts
         execution_name(self.args.name, self.args.dry_run)
         from llm_finetune_cli.local import run_in_process
 
         def command(target: Target) -> int:
             self.target = target
             return self.start(target)
+
         return run_in_process(self.args.workdir, self.args.model or "smollm2", command, self.args.stack, self.say)
 
     def start(self, target: Target) -> int:
         execution_input = load_input(self.args.input)
         outputs = target.outputs
-        execution_input = substitute_buckets(execution_input, {"DATA_BUCKET": outputs.data_bucket,
-                                                               "ARTIFACTS_BUCKET": outputs.artifacts_bucket})
+        execution_input = substitute_buckets(
+            execution_input, {"DATA_BUCKET": outputs.data_bucket, "ARTIFACTS_BUCKET": outputs.artifacts_bucket}
+        )
         if target.local is not None:
             execution_input = with_local_sources(execution_input, target.local.sources)
         if self.args.dry_run:
@@ -194,8 +242,11 @@ class Cli:
         except KeyboardInterrupt:
             display.close()
             name = arn.rsplit(":", 1)[-1]
-            self.err.print(f"stopped watching; the execution keeps running. Resume with `{self.command_line()} watch "
-                           f"{name}`, stop it with `{self.command_line()} stop {name}`.", highlight=False)
+            self.err.print(
+                f"stopped watching; the execution keeps running. Resume with `{self.command_line()} watch "
+                f"{name}`, stop it with `{self.command_line()} stop {name}`.",
+                highlight=False,
+            )
             return ExitCode.INTERRUPTED
         summary = build_summary(target, followed.description, followed.run, followed.events, followed.training)
         render_summary(self.out, summary)
@@ -234,9 +285,11 @@ class Cli:
                 run.add(event)
         if not readers:
             state = description["status"]
-            raise CliError(f"execution {description['name']} ({state}) has started no "
-                           f"{self.args.job + ' ' if self.args.job else ''}job"
-                           + (" yet" if state == "RUNNING" else ""), ExitCode.NOT_FOUND)
+            raise CliError(
+                f"execution {description['name']} ({state}) has started no "
+                f"{self.args.job + ' ' if self.args.job else ''}job" + (" yet" if state == "RUNNING" else ""),
+                ExitCode.NOT_FOUND,
+            )
         if printed == 0:
             self.say("no log lines yet" if description["status"] == "RUNNING" else "the jobs wrote no log lines")
         return ExitCode.SUCCEEDED
@@ -276,9 +329,19 @@ class Cli:
         outputs = target.outputs
         running = executions.list_executions(target.client("stepfunctions"), outputs.state_machine_arn, "RUNNING", 100)
         if self.args.json:
-            self.out.out(json.dumps({"stack": outputs.stack_name, "region": target.region,
-                                     "endpoint_url": target.endpoint_url, "outputs": outputs.values,
-                                     "running": [e["name"] for e in running]}, indent=2), highlight=False)
+            self.out.out(
+                json.dumps(
+                    {
+                        "stack": outputs.stack_name,
+                        "region": target.region,
+                        "endpoint_url": target.endpoint_url,
+                        "outputs": outputs.values,
+                        "running": [e["name"] for e in running],
+                    },
+                    indent=2,
+                ),
+                highlight=False,
+            )
             return ExitCode.SUCCEEDED
         width = max(map(len, outputs.values)) + 2
         render_row(self.out, "Stack", f"{escape(outputs.stack_name)} in {escape(target.where)}", width)
@@ -288,11 +351,18 @@ class Cli:
         return ExitCode.SUCCEEDED
 
     def list(self, target: Target) -> int:
-        found = executions.list_executions(target.client("stepfunctions"), target.outputs.state_machine_arn,
-                                           self.args.status, max(1, self.args.max))
+        found = executions.list_executions(
+            target.client("stepfunctions"), target.outputs.state_machine_arn, self.args.status, max(1, self.args.max)
+        )
         if self.args.json:
-            self.out.out(json.dumps([{k: e.get(k) for k in ("name", "status", "startDate", "stopDate", "executionArn")}
-                                     for e in found], indent=2, default=str), highlight=False)
+            self.out.out(
+                json.dumps(
+                    [{k: e.get(k) for k in ("name", "status", "startDate", "stopDate", "executionArn")} for e in found],
+                    indent=2,
+                    default=str,
+                ),
+                highlight=False,
+            )
             return ExitCode.SUCCEEDED
         if not found:
             self.say(f"no executions{' with status ' + self.args.status if self.args.status else ''}")
@@ -303,27 +373,33 @@ class Cli:
         for execution in found:
             started, stopped = execution.get("startDate"), execution.get("stopDate")
             took = _took(started, stopped)
-            table.add_row(escape(execution["name"]), execution["status"],
-                          started.astimezone().strftime("%Y-%m-%d %H:%M:%S") if started else "", took)
+            table.add_row(
+                escape(execution["name"]),
+                execution["status"],
+                started.astimezone().strftime("%Y-%m-%d %H:%M:%S") if started else "",
+                took,
+            )
         self.out.print(table)
         return ExitCode.SUCCEEDED
 
     def stop(self, target: Target) -> int:
-        description, stopped = executions.stop(target.client("stepfunctions"), self.arn(target, self.args.execution),
-                                               self.args.cause)
+        description, stopped = executions.stop(
+            target.client("stepfunctions"), self.arn(target, self.args.execution), self.args.cause
+        )
         name = description["name"]
         if stopped:
             self.out.print(f"stopped [bold]{escape(name)}[/]: {description['status']}", highlight=False)
         else:
-            self.out.print(f"{escape(name)} had already ended: {description['status']}; nothing to stop",
-                           highlight=False)
+            self.out.print(
+                f"{escape(name)} had already ended: {description['status']}; nothing to stop", highlight=False
+            )
         return ExitCode.SUCCEEDED
 
 
 def _took(started: datetime | None, stopped: datetime | None) -> str:
     if not started:
         return ""
-    end = stopped or datetime.now(timezone.utc)
+    end = stopped or datetime.now(UTC)
     return format_seconds((end - started).total_seconds()) + ("" if stopped else " so far")
 
 
@@ -340,7 +416,7 @@ def main(argv: list[str] | None = None, out: Console | None = None, err: Console
     except KeyboardInterrupt:
         err.print("interrupted", highlight=False)
         return int(ExitCode.INTERRUPTED)
-    except (BotoCoreError, ClientError) as error:   # AWS's own errors, said in one line
+    except (BotoCoreError, ClientError) as error:  # AWS's own errors, said in one line
         explained = explain_aws_error(error, cli.target)
         err.print(f"[red]llm-finetune: error:[/] {escape(str(explained))}", highlight=False, soft_wrap=True)
         return int(explained.code)

@@ -4,15 +4,17 @@ On a terminal the bar is a rich progress bar that stays below the lines printed 
 job trains; when the output goes to a file or a pipe, a line says where training is, at most every
 `line_every` seconds, and once more when training has ended.
 """
+
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress as RichProgress, TaskID, TextColumn
+from rich.progress import BarColumn, TaskID, TextColumn
+from rich.progress import Progress as RichProgress
 
 from llm_finetune_cli.history import lambda_error_message
 from llm_finetune_cli.jobs import JobStatus
@@ -33,18 +35,21 @@ class WatchDisplay:
 
     # ---- lines -----------------------------------------------------------------------------------
     def line(self, text: str, when: datetime | None = None) -> None:
-        stamp = (when or datetime.now(timezone.utc)).astimezone().strftime("%H:%M:%S")
+        stamp = (when or datetime.now(UTC)).astimezone().strftime("%H:%M:%S")
         self.console.print(f"[dim]{stamp}[/]  {text}", highlight=False, soft_wrap=True)
 
     def execution(self, description: dict) -> None:
-        self.line(f"execution [bold]{escape(description['name'])}[/] {description['status']}  "
-                  f"[dim]{escape(description['executionArn'])}[/]", description.get("startDate"))
+        self.line(
+            f"execution [bold]{escape(description['name'])}[/] {description['status']}  "
+            f"[dim]{escape(description['executionArn'])}[/]",
+            description.get("startDate"),
+        )
 
     def event(self, event: dict) -> None:
         """A history event: loop states (Wait, Describe, Choice...) are shown the first time only."""
         kind, when = event["type"], event.get("timestamp")
         if kind == "ExecutionRedriven":
-            self._shown_states.clear()      # the redriven states run again: show them again
+            self._shown_states.clear()  # the redriven states run again: show them again
             self.line("execution redriven", when)
         elif kind.endswith("StateEntered"):
             name = event["stateEnteredEventDetails"]["name"]
@@ -58,8 +63,12 @@ class WatchDisplay:
         elif kind == "ExecutionSucceeded":
             self.line("[bold green]execution SUCCEEDED[/]", when)
         elif kind in ("ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):
-            details = (event.get("executionFailedEventDetails") or event.get("executionAbortedEventDetails")
-                       or event.get("executionTimedOutEventDetails") or {})
+            details = (
+                event.get("executionFailedEventDetails")
+                or event.get("executionAbortedEventDetails")
+                or event.get("executionTimedOutEventDetails")
+                or {}
+            )
             status = kind.removeprefix("Execution").upper().replace("TIMEDOUT", "TIMED_OUT")
             error = f": {escape(str(details['error']))}" if details.get("error") else ""
             self.line(f"[bold red]execution {status}[/]{error}", when)
@@ -87,14 +96,21 @@ class WatchDisplay:
                 self.line(f"[bold]train[/] {escape(progress.describe(time_left=not final))}")
             return
         if self._bar is None:
-            self._bar = RichProgress(TextColumn("[bold]train[/]"), BarColumn(), TextColumn("{task.fields[text]}"),
-                                     console=self.console, transient=False, refresh_per_second=4)
+            self._bar = RichProgress(
+                TextColumn("[bold]train[/]"),
+                BarColumn(),
+                TextColumn("{task.fields[text]}"),
+                console=self.console,
+                transient=False,
+                refresh_per_second=4,
+            )
             self._bar.start()
             self._task = self._bar.add_task("train", total=progress.total, text="")
-        self._bar.update(self._task, completed=progress.point.step, total=progress.total,
-                         text=progress.describe(time_left=not final))
+        self._bar.update(
+            self._task, completed=progress.point.step, total=progress.total, text=progress.describe(time_left=not final)
+        )
         if final:
-            self.close()        # the bar stays where it is, with the lines that follow below it
+            self.close()  # the bar stays where it is, with the lines that follow below it
 
     def close(self) -> None:
         if self._bar is not None:

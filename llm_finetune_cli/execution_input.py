@@ -4,12 +4,13 @@ The workflow itself validates the input (ValidateInput answers with every proble
 the file must be a JSON object, and `${DATA_BUCKET}` / `${ARTIFACTS_BUCKET}` in its strings become
 the stack's bucket names, so one input file works in every account and in local mode.
 """
+
 from __future__ import annotations
 
 import copy
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,28 +33,36 @@ def load_input(path: Path) -> dict:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as error:
-        raise CliError(f"--input {path}: not JSON: line {error.lineno} column {error.colno}: {error.msg}",
-                       ExitCode.USAGE) from None
+        raise CliError(
+            f"--input {path}: not JSON: line {error.lineno} column {error.colno}: {error.msg}", ExitCode.USAGE
+        ) from None
     if not isinstance(value, dict):
-        raise CliError(f"--input {path}: expected a JSON object (the execution input), got {type(value).__name__}",
-                       ExitCode.USAGE)
+        raise CliError(
+            f"--input {path}: expected a JSON object (the execution input), got {type(value).__name__}", ExitCode.USAGE
+        )
     return value
 
 
 def substitute_buckets(value: Any, buckets: dict[str, str], where: str = "") -> Any:
     """Replace ${DATA_BUCKET} and ${ARTIFACTS_BUCKET}; any other ${...} is an error naming its field."""
     if isinstance(value, dict):
-        return {key: substitute_buckets(item, buckets, f"{where}.{key}" if where else key)
-                for key, item in value.items()}
+        return {
+            key: substitute_buckets(item, buckets, f"{where}.{key}" if where else key) for key, item in value.items()
+        }
     if isinstance(value, list):
         return [substitute_buckets(item, buckets, f"{where}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, str):
+
         def replace(match: re.Match) -> str:
             name = match.group(1)
             if name not in buckets:
-                raise CliError(f"--input: {where}: {value!r} names ${{{name}}}; allowed placeholders: "
-                               + ", ".join(f"${{{key}}}" for key in sorted(buckets)), ExitCode.USAGE)
+                raise CliError(
+                    f"--input: {where}: {value!r} names ${{{name}}}; allowed placeholders: "
+                    + ", ".join(f"${{{key}}}" for key in sorted(buckets)),
+                    ExitCode.USAGE,
+                )
             return buckets[name]
+
         return _PLACEHOLDER.sub(replace, value)
     return value
 
@@ -84,8 +93,11 @@ def with_local_sources(execution_input: dict, sources: dict) -> dict:
 def execution_name(name: str | None, dry_run: bool = False) -> str:
     if name is None:
         prefix = "dry-run" if dry_run else "run"
-        return f"{prefix}-{datetime.now(timezone.utc).strftime('%Y%m%d-%H%M%S')}"
+        return f"{prefix}-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}"
     if not _NAME.match(name):
-        raise CliError(f"--name {name!r}: an execution name has 1 to 80 characters, none of them whitespace or "
-                       "any of < > { } [ ] ? * \" # % \\ ^ | ~ ` $ & , ; : /", ExitCode.USAGE)
+        raise CliError(
+            f"--name {name!r}: an execution name has 1 to 80 characters, none of them whitespace or "
+            'any of < > { } [ ] ? * " # % \\ ^ | ~ ` $ & , ; : /',
+            ExitCode.USAGE,
+        )
     return name

@@ -1,9 +1,11 @@
 """Step Functions calls on the stack's state machine: start, find, list and stop executions."""
+
 from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -28,26 +30,37 @@ def describe(sfn: Any, arn: str) -> dict:
         code = error.response.get("Error", {}).get("Code")
         if code in ("ExecutionDoesNotExist", "InvalidArn"):
             name = arn.rsplit(":", 1)[-1]
-            raise CliError(f"no execution {name!r} of state machine {arn.split(':')[-2]} "
-                           f"({code}); `llm-finetune list` shows the executions", ExitCode.NOT_FOUND) from None
+            raise CliError(
+                f"no execution {name!r} of state machine {arn.split(':')[-2]} "
+                f"({code}); `llm-finetune list` shows the executions",
+                ExitCode.NOT_FOUND,
+            ) from None
         raise
 
 
 def start(sfn: Any, state_machine_arn: str, name: str, execution_input: dict) -> str:
     body = json.dumps(execution_input)
     if len(body.encode()) > MAX_INPUT_BYTES:
-        raise CliError(f"--input: the execution input is {len(body.encode())} bytes; Step Functions takes at most "
-                       f"{MAX_INPUT_BYTES}", ExitCode.USAGE)
+        raise CliError(
+            f"--input: the execution input is {len(body.encode())} bytes; Step Functions takes at most "
+            f"{MAX_INPUT_BYTES}",
+            ExitCode.USAGE,
+        )
     try:
         return sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=body)["executionArn"]
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code")
         if code == "ExecutionAlreadyExists":
-            raise CliError(f"--name {name}: an execution of that name already exists with another input, or has "
-                           "ended (a name is kept for 90 days); choose another --name, or `llm-finetune watch "
-                           f"{name}` to follow it", ExitCode.USAGE) from None
+            raise CliError(
+                f"--name {name}: an execution of that name already exists with another input, or has "
+                "ended (a name is kept for 90 days); choose another --name, or `llm-finetune watch "
+                f"{name}` to follow it",
+                ExitCode.USAGE,
+            ) from None
         if code in ("InvalidName", "InvalidExecutionInput"):
-            raise CliError(f"StartExecution: {code}: {error.response['Error'].get('Message')}", ExitCode.USAGE) from None
+            raise CliError(
+                f"StartExecution: {code}: {error.response['Error'].get('Message')}", ExitCode.USAGE
+            ) from None
         raise
 
 

@@ -5,13 +5,14 @@ more events arrived since the last poll than one page holds, the next polls foll
 `nextToken` back to the last event already seen, and only then are the new events handed on, in
 order. An event is never read twice once delivered, so a day-long execution costs one page per poll.
 """
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
-PAGE_SIZE = 1000   # GetExecutionHistory's maximum
+PAGE_SIZE = 1000  # GetExecutionHistory's maximum
 END_EVENTS = ("ExecutionSucceeded", "ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut")
 
 
@@ -21,7 +22,7 @@ class ExecutionHistory:
         self.execution_arn = execution_arn
         self.page_size = page_size
         self.events: list[dict] = []
-        self._delivered = 0            # the highest event id handed on
+        self._delivered = 0  # the highest event id handed on
         self._pending: dict[int, dict] = {}
         self._token: str | None = None
 
@@ -32,8 +33,11 @@ class ExecutionHistory:
 
     def poll(self) -> list[dict]:
         """One GetExecutionHistory call; the events new since the last delivery, oldest first."""
-        kwargs: dict[str, Any] = {"executionArn": self.execution_arn, "reverseOrder": True,
-                                  "maxResults": self.page_size}
+        kwargs: dict[str, Any] = {
+            "executionArn": self.execution_arn,
+            "reverseOrder": True,
+            "maxResults": self.page_size,
+        }
         if self._token:
             kwargs["nextToken"] = self._token
         page = self.sfn.get_execution_history(**kwargs)
@@ -44,7 +48,7 @@ class ExecutionHistory:
                 self._pending[event["id"]] = event
         token = page.get("nextToken")
         if token and ids and min(ids) > self._delivered + 1:
-            self._token = token         # the gap to what was delivered is not closed yet
+            self._token = token  # the gap to what was delivered is not closed yet
             return []
         self._token = None
         new = [self._pending[key] for key in sorted(self._pending)]
@@ -65,6 +69,7 @@ class ExecutionHistory:
 @dataclass
 class RunState:
     """The run as the history tells it: the states entered, the workflow's state, how it ended."""
+
     entered: list[str] = field(default_factory=list)
     state: dict = field(default_factory=dict)
     end: dict | None = None
@@ -83,14 +88,20 @@ class RunState:
             if isinstance(output, dict):
                 self.state.update(output)
         if kind in END_EVENTS:
-            self.end = {"type": kind, **(event.get("executionFailedEventDetails")
-                                         or event.get("executionAbortedEventDetails")
-                                         or event.get("executionTimedOutEventDetails") or {})}
+            self.end = {
+                "type": kind,
+                **(
+                    event.get("executionFailedEventDetails")
+                    or event.get("executionAbortedEventDetails")
+                    or event.get("executionTimedOutEventDetails")
+                    or {}
+                ),
+            }
             output = _json((event.get("executionSucceededEventDetails") or {}).get("output"))
             if isinstance(output, dict):
                 self.state.update(output)
 
-    def add_all(self, events: list[dict]) -> "RunState":
+    def add_all(self, events: list[dict]) -> RunState:
         for event in events:
             self.add(event)
         return self

@@ -4,10 +4,12 @@ The job's streams are found by their prefix (DescribeLogStreams), and FilterLogE
 every host's lines in time order. Following a job polls from the last timestamp seen and skips the
 events already printed at that timestamp.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -45,7 +47,7 @@ class JobLogReader:
                 page = self.logs.describe_log_streams(**kwargs)
             except ClientError as error:
                 if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                    return []       # no job has written to this log group yet
+                    return []  # no job has written to this log group yet
                 raise
             names += [stream["logStreamName"] for stream in page.get("logStreams", [])]
             if not page.get("nextToken"):
@@ -66,8 +68,13 @@ class JobLogReader:
             for event in sorted(page.get("events", []), key=lambda e: e["timestamp"]):
                 if not self._is_new(event):
                     continue
-                yield LogLine(job=self.job_name, kind=self.kind, host=_host(event.get("logStreamName", "")),
-                              timestamp=event["timestamp"], message=event["message"].rstrip("\n"))
+                yield LogLine(
+                    job=self.job_name,
+                    kind=self.kind,
+                    host=_host(event.get("logStreamName", "")),
+                    timestamp=event["timestamp"],
+                    message=event["message"].rstrip("\n"),
+                )
             if not page.get("nextToken"):
                 return
             kwargs["nextToken"] = page["nextToken"]

@@ -1,4 +1,5 @@
 """The run's SageMaker jobs as SageMaker describes them: status, secondary status, times, failure."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -59,14 +60,27 @@ def describe_job(sagemaker: Any, kind: str, name: str) -> JobStatus | None:
         raise
     if api_of(kind) == "training":
         transitions = job.get("SecondaryStatusTransitions") or []
-        return JobStatus(kind=kind, name=name, status=job["TrainingJobStatus"], secondary=job.get("SecondaryStatus"),
-                         message=transitions[-1].get("StatusMessage") if transitions else None,
-                         failure_reason=job.get("FailureReason"), started=job.get("TrainingStartTime"),
-                         ended=job.get("TrainingEndTime"), billable_seconds=job.get("BillableTimeInSeconds"),
-                         hyperparameters=job.get("HyperParameters") or {})
-    return JobStatus(kind=kind, name=name, status=job["ProcessingJobStatus"], message=job.get("ExitMessage"),
-                     failure_reason=job.get("FailureReason"), started=job.get("ProcessingStartTime"),
-                     ended=job.get("ProcessingEndTime"))
+        return JobStatus(
+            kind=kind,
+            name=name,
+            status=job["TrainingJobStatus"],
+            secondary=job.get("SecondaryStatus"),
+            message=transitions[-1].get("StatusMessage") if transitions else None,
+            failure_reason=job.get("FailureReason"),
+            started=job.get("TrainingStartTime"),
+            ended=job.get("TrainingEndTime"),
+            billable_seconds=job.get("BillableTimeInSeconds"),
+            hyperparameters=job.get("HyperParameters") or {},
+        )
+    return JobStatus(
+        kind=kind,
+        name=name,
+        status=job["ProcessingJobStatus"],
+        message=job.get("ExitMessage"),
+        failure_reason=job.get("FailureReason"),
+        started=job.get("ProcessingStartTime"),
+        ended=job.get("ProcessingEndTime"),
+    )
 
 
 class JobTracker:

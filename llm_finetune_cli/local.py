@@ -6,6 +6,7 @@ machine and buckets as they do in AWS), writes the connection file and serves un
 SIGTERM; leaving stops every job process and endpoint server. Each execution that ends gets its run
 folder (summary.json, the S3 objects, IAM checks), as with `python -m local_mode run`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -15,9 +16,10 @@ import os
 import signal
 import threading
 import warnings
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 
@@ -32,22 +34,32 @@ def _local_mode() -> Any:
     try:
         import local_mode  # noqa: F401
     except ImportError:
-        raise CliError("--local needs the project's local_mode package: run the CLI from a checkout of the "
-                       "project (make setup)", ExitCode.USAGE) from None
+        raise CliError(
+            "--local needs the project's local_mode package: run the CLI from a checkout of the project (make setup)",
+            ExitCode.USAGE,
+        ) from None
     from local_mode import cli
+
     return cli
 
 
 @contextlib.contextmanager
-def local_account(workdir: Path, model: str = "smollm2", dataset: Path | None = None,
-                  dataset_format: str | None = None, template: Path | None = None, verbose: bool = False,
-                  quiet: bool = False, say: Callable[[str], None] = lambda text: None, quotas: Path | None = None
-                  ) -> Iterator[tuple[Any, LocalConnection]]:
+def local_account(
+    workdir: Path,
+    model: str = "smollm2",
+    dataset: Path | None = None,
+    dataset_format: str | None = None,
+    template: Path | None = None,
+    verbose: bool = False,
+    quiet: bool = False,
+    say: Callable[[str], None] = lambda text: None,
+    quotas: Path | None = None,
+) -> Iterator[tuple[Any, LocalConnection]]:
     """The emulated account with the stack deployed and the model and data set uploaded."""
     local_cli = _local_mode()
     for key, value in local_cli.OFFLINE.items():
         os.environ.setdefault(key, value)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)   # one line per request otherwise
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
     from local_mode.environment import EmulationSettings, LocalAws
     from local_mode.progress import Progress
     from local_mode.run import RunRequest, prepare_input
@@ -63,8 +75,9 @@ def local_account(workdir: Path, model: str = "smollm2", dataset: Path | None = 
     stack_name, stack_template = local_cli.load_stack(template, Path(workdir))
     data = Path(dataset) if dataset else local_cli.DEFAULT_DATASET
     data_format = dataset_format or (None if dataset else local_cli.DEFAULT_DATASET_FORMAT)
-    if quotas is not None:   # read before anything starts: a bad file is a usage error
+    if quotas is not None:  # read before anything starts: a bad file is a usage error
         from local_mode.service_quotas import QuotaFileError, SageMakerQuotas
+
         try:
             SageMakerQuotas().load_file(quotas)
         except QuotaFileError as error:
@@ -73,9 +86,15 @@ def local_account(workdir: Path, model: str = "smollm2", dataset: Path | None = 
     with LocalAws(Path(workdir), stack_template, stack_name, settings, Progress(verbose=verbose, quiet=quiet)) as aws:
         sources = prepare_input(aws, RunRequest({}, "", model_dir=model_dir, dataset=data, dataset_format=data_format))
         _register_outputs(aws)
-        connection = LocalConnection(endpoint_url=aws.endpoint_url, region=aws.settings.region,
-                                     stack_name=stack_name, pid=os.getpid(), workdir=str(aws.workdir),
-                                     sources=sources, model=str(model))
+        connection = LocalConnection(
+            endpoint_url=aws.endpoint_url,
+            region=aws.settings.region,
+            stack_name=stack_name,
+            pid=os.getpid(),
+            workdir=str(aws.workdir),
+            sources=sources,
+            model=str(model),
+        )
         yield aws, connection
 
 
@@ -83,11 +102,13 @@ def _register_outputs(aws: Any) -> None:
     """The deployed stack's outputs as a CloudFormation stack of the emulated account (DescribeStacks)."""
     session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=aws.settings.region)
     cloudformation = session.client("cloudformation", endpoint_url=aws.endpoint_url)
-    template = {"Description": "The outputs of the stack local mode deployed",
-                "Resources": {"Outputs": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
-                "Outputs": {name: {"Value": value} for name, value in aws.stack.outputs.items()}}
+    template = {
+        "Description": "The outputs of the stack local mode deployed",
+        "Resources": {"Outputs": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        "Outputs": {name: {"Value": value} for name, value in aws.stack.outputs.items()},
+    }
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")    # moto creates no WaitConditionHandle, and says so
+        warnings.simplefilter("ignore")  # moto creates no WaitConditionHandle, and says so
         cloudformation.create_stack(StackName=aws.stack_name, TemplateBody=json.dumps(template))
 
 
@@ -115,7 +136,7 @@ class RunSaver(threading.Thread):
         while not self.stopping.wait(self.interval):
             try:
                 self.save_ended()
-            except Exception as error:    # a summary that cannot be written must not stop the server
+            except Exception as error:  # a summary that cannot be written must not stop the server
                 self.errors.append(f"{type(error).__name__}: {error}")
 
     def save_ended(self) -> None:
@@ -134,28 +155,46 @@ class RunSaver(threading.Thread):
         self.join(60)
 
 
-def serve(workdir: Path, model: str, dataset: Path | None, dataset_format: str | None, template: Path | None,
-          verbose: bool, say: Callable[[str], None], quotas: Path | None = None) -> int:
+def serve(
+    workdir: Path,
+    model: str,
+    dataset: Path | None,
+    dataset_format: str | None,
+    template: Path | None,
+    verbose: bool,
+    say: Callable[[str], None],
+    quotas: Path | None = None,
+) -> int:
     running = read_connection(workdir)
     if running is not None:
-        raise CliError(f"a local account already runs in {workdir} (process {running.pid}, {running.endpoint_url}); "
-                       "stop it first (Ctrl-C in its terminal) or choose another --workdir", ExitCode.USAGE)
+        raise CliError(
+            f"a local account already runs in {workdir} (process {running.pid}, {running.endpoint_url}); "
+            "stop it first (Ctrl-C in its terminal) or choose another --workdir",
+            ExitCode.USAGE,
+        )
     stopping = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stopping.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        with local_account(workdir, model, dataset, dataset_format, template, verbose=verbose, say=say,
-                           quotas=quotas) as (aws, connection):
+        with local_account(
+            workdir, model, dataset, dataset_format, template, verbose=verbose, say=say, quotas=quotas
+        ) as (aws, connection):
             if stopping.is_set():
                 return ExitCode.INTERRUPTED
             path = connection.write()
             saver = RunSaver(aws)
             saver.start()
-            say(f"local account ready at {connection.endpoint_url} (region {connection.region}, stack "
-                f"{connection.stack_name}, state machine {aws.stack.state_machine_arn})")
-            say(f"base model {connection.sources.get('base_model', {}).get('s3_uri')}, data set "
-                f"{connection.sources.get('dataset', {}).get('s3_uri')}")
-            say(f"connection file {path}; in another terminal: "
-                f"llm-finetune --local --workdir {workdir} start --input examples/local-input.json --watch")
+            say(
+                f"local account ready at {connection.endpoint_url} (region {connection.region}, stack "
+                f"{connection.stack_name}, state machine {aws.stack.state_machine_arn})"
+            )
+            say(
+                f"base model {connection.sources.get('base_model', {}).get('s3_uri')}, data set "
+                f"{connection.sources.get('dataset', {}).get('s3_uri')}"
+            )
+            say(
+                f"connection file {path}; in another terminal: "
+                f"llm-finetune --local --workdir {workdir} start --input examples/local-input.json --watch"
+            )
             say("serving until Ctrl-C or SIGTERM")
             try:
                 while not stopping.wait(0.5):
@@ -171,10 +210,11 @@ def serve(workdir: Path, model: str, dataset: Path | None, dataset_format: str |
             signal.signal(sig, handler)
 
 
-def run_in_process(workdir: Path, model: str, command: Callable[[Target], int], stack_name: str | None,
-                   say: Callable[[str], None]) -> int:
+def run_in_process(
+    workdir: Path, model: str, command: Callable[[Target], int], stack_name: str | None, say: Callable[[str], None]
+) -> int:
     """Run `command` against a local account that lives only as long as this process's command."""
-    since = datetime.now(timezone.utc)
+    since = datetime.now(UTC)
     with local_account(workdir, model, quiet=True, say=say) as (aws, connection):
         first_check = aws.iam.checks_so_far
         aws.iam.execution_started()
@@ -185,5 +225,7 @@ def run_in_process(workdir: Path, model: str, command: Callable[[Target], int], 
             for execution in aws.sfn.list_executions(stateMachineArn=machine)["executions"]:
                 if execution["status"] in TERMINAL_STATUSES:
                     save_run(aws, execution["executionArn"], since, first_check)
-            say("the local account stops with this command (and its endpoint server with it); "
-                "`llm-finetune --local local up` keeps one serving")
+            say(
+                "the local account stops with this command (and its endpoint server with it); "
+                "`llm-finetune --local local up` keeps one serving"
+            )

@@ -4,6 +4,7 @@ It names the emulated account's HTTP endpoint, its region and stack, the serving
 where the base model and the data set were uploaded. It is removed when the server stops; one left
 behind by a killed server is recognised as stale by its process id.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,18 +50,22 @@ def read_connection(workdir: Path) -> LocalConnection | None:
     except FileNotFoundError:
         return None
     except (json.JSONDecodeError, TypeError) as error:
-        raise CliError(f"{path}: not a connection file of llm-finetune local up ({error}); remove it",
-                       ExitCode.USAGE) from None
+        raise CliError(
+            f"{path}: not a connection file of llm-finetune local up ({error}); remove it", ExitCode.USAGE
+        ) from None
     return connection if process_alive(connection.pid) else None
 
 
 def require_connection(workdir: Path) -> LocalConnection:
     connection = read_connection(workdir)
     if connection is None:
-        raise CliError(f"no local account is running in {workdir}: start one with "
-                       f"`llm-finetune --local --workdir {workdir} local up` (it serves until Ctrl-C), or run "
-                       "`llm-finetune --local start --input FILE --watch`, which runs the account in its own "
-                       "process", ExitCode.NOT_FOUND)
+        raise CliError(
+            f"no local account is running in {workdir}: start one with "
+            f"`llm-finetune --local --workdir {workdir} local up` (it serves until Ctrl-C), or run "
+            "`llm-finetune --local start --input FILE --watch`, which runs the account in its own "
+            "process",
+            ExitCode.NOT_FOUND,
+        )
     return connection
 
 

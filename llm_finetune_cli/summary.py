@@ -4,11 +4,12 @@ It holds what local mode's summary shows (status, error and cause, each job, bas
 metrics, the gate, the model package, the endpoint with a line to try it, where the report is) for
 an execution anywhere, and, for a dry run, the preflight report.
 """
+
 from __future__ import annotations
 
 import json
 import shlex
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,19 @@ from llm_finetune_cli.target import Target
 from llm_finetune_cli.training_progress import Progress, format_seconds
 
 METRIC_KEYS = ("execution_accuracy", "exact_match", "count", "execution_errors")
-STATUS_STYLES = {"SUCCEEDED": "bold green", "FAILED": "bold red", "ABORTED": "bold yellow",
-                 "TIMED_OUT": "bold red", "RUNNING": "bold cyan"}
+STATUS_STYLES = {
+    "SUCCEEDED": "bold green",
+    "FAILED": "bold red",
+    "ABORTED": "bold yellow",
+    "TIMED_OUT": "bold red",
+    "RUNNING": "bold cyan",
+}
 TRY_BODY = {"inputs": "SELECT", "parameters": {"max_new_tokens": 32}}
 
 
-def build_summary(target: Target, description: dict, run: RunState, events: list[dict],
-                  training: Progress | None = None) -> dict[str, Any]:
+def build_summary(
+    target: Target, description: dict, run: RunState, events: list[dict], training: Progress | None = None
+) -> dict[str, Any]:
     state = run.state
     error, cause = description.get("error"), description.get("cause")
     if description["status"] not in ("SUCCEEDED", "RUNNING") and not error:
@@ -56,8 +63,10 @@ def build_summary(target: Target, description: dict, run: RunState, events: list
         "model_package": state.get("model_package"),
         "endpoint": _endpoint(target, run.deployment, state.get("endpoint_check")),
         "preflight": state.get("preflight"),
-        "dry_run": bool(((settings.get("config") or {}).get("orchestration") or {}).get("dry_run")
-                        or _input_dry_run(description.get("input"))),
+        "dry_run": bool(
+            ((settings.get("config") or {}).get("orchestration") or {}).get("dry_run")
+            or _input_dry_run(description.get("input"))
+        ),
         "cleanup": state.get("cleanup"),
         "report": paths.get("report") if _evaluated(run) else None,
         "artifacts": f"s3://{target.outputs.artifacts_bucket}/runs/{run_id}/" if run_id and run.jobs else None,
@@ -82,26 +91,41 @@ def _describe_jobs(target: Target, run: RunState) -> list[JobStatus]:
 
 
 def _job(job: JobStatus) -> dict[str, Any]:
-    return {"kind": job.kind, "name": job.name, "status": job.status, "secondary_status": job.secondary,
-            "failure_reason": job.failure_reason, "started": _iso(job.started), "ended": _iso(job.ended),
-            "seconds": job.seconds, "billable_seconds": job.billable_seconds}
+    return {
+        "kind": job.kind,
+        "name": job.name,
+        "status": job.status,
+        "secondary_status": job.secondary,
+        "failure_reason": job.failure_reason,
+        "started": _iso(job.started),
+        "ended": _iso(job.ended),
+        "seconds": job.seconds,
+        "billable_seconds": job.billable_seconds,
+    }
 
 
 def _training(progress: Progress | None, finished: bool) -> dict[str, Any] | None:
     if progress is None:
         return None
     point = progress.point
-    return {"step": point.step, "total_steps": progress.total, "total_estimated": progress.total_estimated,
-            "loss": point.loss, "learning_rate": point.learning_rate, "epoch": point.epoch,
-            "tokens_per_second": point.tokens_per_second, "seconds_left": progress.seconds_left,
-            "text": progress.describe(time_left=not finished)}
+    return {
+        "step": point.step,
+        "total_steps": progress.total,
+        "total_estimated": progress.total_estimated,
+        "loss": point.loss,
+        "learning_rate": point.learning_rate,
+        "epoch": point.epoch,
+        "tokens_per_second": point.tokens_per_second,
+        "seconds_left": progress.seconds_left,
+        "text": progress.describe(time_left=not finished),
+    }
 
 
 def _metrics(target: Target, uri: str | None, gate: dict | None) -> dict | None:
     """metrics.json of the evaluation; the gate's copy when the file cannot be read."""
     metrics = None
     if uri and uri.startswith("s3://"):
-        bucket, _, key = uri[len("s3://"):].partition("/")
+        bucket, _, key = uri[len("s3://") :].partition("/")
         try:
             metrics = json.loads(target.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
         except (ClientError, json.JSONDecodeError):
@@ -121,32 +145,46 @@ def _endpoint(target: Target, deployment: dict | None, check: dict | None) -> di
         status = target.client("sagemaker").describe_endpoint(EndpointName=name)["EndpointStatus"]
     except ClientError:
         status = "not found"
-    url = (check or {}).get("url") or f"https://runtime.sagemaker.{target.region}.amazonaws.com/endpoints/{name}/invocations"
+    url = (check or {}).get(
+        "url"
+    ) or f"https://runtime.sagemaker.{target.region}.amazonaws.com/endpoints/{name}/invocations"
     command = ["aws", "sagemaker-runtime", "invoke-endpoint", "--endpoint-name", name, "--region", target.region]
     if target.endpoint_url:
         command += ["--endpoint-url", target.endpoint_url]
-    command += ["--content-type", "application/json", "--cli-binary-format", "raw-in-base64-out",
-                "--body", json.dumps(TRY_BODY), "/dev/stdout"]
-    return {"name": name, "status": status, "url": url, "try": shlex.join(command),
-            "check": {k: (check or {}).get(k) for k in ("passed", "compared", "matches")} if check else None}
+    command += [
+        "--content-type",
+        "application/json",
+        "--cli-binary-format",
+        "raw-in-base64-out",
+        "--body",
+        json.dumps(TRY_BODY),
+        "/dev/stdout",
+    ]
+    return {
+        "name": name,
+        "status": status,
+        "url": url,
+        "try": shlex.join(command),
+        "check": {k: (check or {}).get(k) for k in ("passed", "compared", "matches")} if check else None,
+    }
 
 
 def _input_dry_run(text: str | None) -> bool:
     try:
-        return bool(((json.loads(text or "{}").get("orchestration") or {}).get("dry_run")))
+        return bool((json.loads(text or "{}").get("orchestration") or {}).get("dry_run"))
     except (json.JSONDecodeError, AttributeError):
         return False
 
 
 def _iso(value: Any) -> str | None:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat(timespec="seconds")
+        return value.astimezone(UTC).isoformat(timespec="seconds")
     return value
 
 
 def _seconds(start: Any, stop: Any) -> float | None:
     if isinstance(start, datetime):
-        end = stop if isinstance(stop, datetime) else datetime.now(timezone.utc)
+        end = stop if isinstance(stop, datetime) else datetime.now(UTC)
         return round((end - start).total_seconds(), 1)
     return None
 
@@ -165,8 +203,11 @@ def render_row(console: Console, label: str, value: str, width: int = LABEL_WIDT
 def render_summary(console: Console, summary: dict[str, Any]) -> None:
     status = summary["status"]
     took = f" in {format_seconds(summary['seconds'])}" if summary.get("seconds") is not None else ""
-    title = (f"Run {summary['run_id']}  ({summary.get('execution_name')})" if summary.get("run_id")
-             else f"Execution {summary.get('execution_name')}")
+    title = (
+        f"Run {summary['run_id']}  ({summary.get('execution_name')})"
+        if summary.get("run_id")
+        else f"Execution {summary.get('execution_name')}"
+    )
     console.rule(escape(title), style="dim")
 
     def row(label: str, value: str) -> None:
@@ -175,7 +216,10 @@ def render_summary(console: Console, summary: dict[str, Any]) -> None:
     if status == "RUNNING":
         took = took.replace(" in ", " for ", 1)
     now = f"  (now in {escape(summary['current_state'])})" if summary.get("current_state") else ""
-    row("Dry run" if summary.get("dry_run") else "Status", f"[{STATUS_STYLES.get(status, 'bold')}]{status}[/]{took}{now}")
+    row(
+        "Dry run" if summary.get("dry_run") else "Status",
+        f"[{STATUS_STYLES.get(status, 'bold')}]{status}[/]{took}{now}",
+    )
     if summary.get("error"):
         row("Error", escape(str(summary["error"])))
         row("Cause", escape(_short(summary.get("cause"), 1500)))
@@ -185,8 +229,11 @@ def render_summary(console: Console, summary: dict[str, Any]) -> None:
     if gate:
         reasons = gate.get("reasons")
         reasons = "; ".join(map(str, reasons)) if isinstance(reasons, list) else str(reasons or "")
-        row("Gate", ("[green]passed[/]" if gate.get("passed") else "[red]failed[/]")
-            + (f" - {escape(reasons)}" if reasons else ""))
+        row(
+            "Gate",
+            ("[green]passed[/]" if gate.get("passed") else "[red]failed[/]")
+            + (f" - {escape(reasons)}" if reasons else ""),
+        )
     package = summary.get("model_package")
     if package:
         row("Model package", f"{escape(str(package.get('status')))}  {escape(str(package.get('arn')))}")
@@ -195,8 +242,11 @@ def render_summary(console: Console, summary: dict[str, Any]) -> None:
     endpoint = summary.get("endpoint")
     if endpoint:
         check = endpoint.get("check") or {}
-        checked = (f", answers checked: {check.get('matches')} of {check.get('compared')} as evaluated"
-                   if check.get("compared") is not None else "")
+        checked = (
+            f", answers checked: {check.get('matches')} of {check.get('compared')} as evaluated"
+            if check.get("compared") is not None
+            else ""
+        )
         row("Endpoint", f"{escape(endpoint['name'])} {escape(endpoint['status'])}{checked}")
         row("", escape(endpoint["url"]))
         row("  try", escape(endpoint["try"]))
@@ -210,8 +260,10 @@ def render_summary(console: Console, summary: dict[str, Any]) -> None:
     if summary.get("preflight") is not None or (summary.get("dry_run") and status == "SUCCEEDED"):
         render_preflight(console, summary.get("preflight"))
     elif summary.get("dry_run") and "dry_run: unknown key" in str(summary.get("cause")):
-        console.print("[red]The stack does not know dry runs[/] (orchestration.dry_run): deploy this version of it "
-                      "(npx cdk deploy).")
+        console.print(
+            "[red]The stack does not know dry runs[/] (orchestration.dry_run): deploy this version of it "
+            "(npx cdk deploy)."
+        )
     console.rule(style="dim")
 
 
@@ -220,13 +272,20 @@ def _jobs_table(jobs: list[dict]) -> Table:
     for column in ("job", "name", "status", "took", "billable"):
         table.add_column(column, no_wrap=column != "status", overflow="fold")
     for job in jobs:
-        status = job["status"] + (f" ({job['secondary_status']})" if job.get("secondary_status")
-                                  and job["secondary_status"] != job["status"] else "")
+        status = job["status"] + (
+            f" ({job['secondary_status']})"
+            if job.get("secondary_status") and job["secondary_status"] != job["status"]
+            else ""
+        )
         if job.get("failure_reason"):
             status += f": {_short(job['failure_reason'], 300)}"
-        table.add_row(job["kind"], job["name"], escape(status),
-                      format_seconds(job["seconds"]) if job.get("seconds") is not None else "",
-                      format_seconds(job["billable_seconds"]) if job.get("billable_seconds") else "")
+        table.add_row(
+            job["kind"],
+            job["name"],
+            escape(status),
+            format_seconds(job["seconds"]) if job.get("seconds") is not None else "",
+            format_seconds(job["billable_seconds"]) if job.get("billable_seconds") else "",
+        )
     return table
 
 
@@ -245,8 +304,10 @@ def _metrics_table(metrics: dict) -> Table:
 def render_preflight(console: Console, preflight: dict | None) -> None:
     """Each check that passed, then each problem (its field, the value and what is allowed), one per line."""
     if not isinstance(preflight, dict):
-        console.print("[red]No preflight report in the execution's output[/]: the stack did not run a dry run "
-                      "(is it older than this CLI?).")
+        console.print(
+            "[red]No preflight report in the execution's output[/]: the stack did not run a dry run "
+            "(is it older than this CLI?)."
+        )
         return
     passed = preflight.get("passed")
     console.print(f"Preflight: {'[green]passed[/]' if passed else '[red]failed[/]'}")

@@ -5,6 +5,7 @@ Region and profile are taken as the AWS CLI takes them: `--region`, else `AWS_RE
 credential chain. The state machine and the buckets come from the stack's CloudFormation outputs,
 in local mode too (local mode registers the outputs of the stack it deployed).
 """
+
 from __future__ import annotations
 
 import os
@@ -13,8 +14,15 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError,
-                                 NoRegionError, PartialCredentialsError, ProfileNotFound)
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
 
 from llm_finetune_cli.errors import CliError, ExitCode
 from llm_finetune_cli.local_connection import LocalConnection
@@ -47,6 +55,7 @@ class StackOutputs:
 @dataclass
 class Target:
     """A boto3 session and, for local mode, the emulated account's endpoint; clients are made once."""
+
     session: boto3.Session
     region: str
     stack_name: str
@@ -57,8 +66,9 @@ class Target:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self.session.client(service, region_name=self.region,
-                                                         endpoint_url=self.endpoint_url, config=CLIENT_CONFIG)
+            self._clients[service] = self.session.client(
+                service, region_name=self.region, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG
+            )
         return self._clients[service]
 
     @property
@@ -79,8 +89,10 @@ def aws_target(stack_name: str, region: str | None = None, profile: str | None =
     try:
         session = boto3.Session(profile_name=profile) if profile else boto3.Session()
     except ProfileNotFound as error:
-        raise CliError(f"--profile/AWS_PROFILE: {error}; profiles are read from ~/.aws/config and "
-                       "~/.aws/credentials", ExitCode.USAGE) from None
+        raise CliError(
+            f"--profile/AWS_PROFILE: {error}; profiles are read from ~/.aws/config and ~/.aws/credentials",
+            ExitCode.USAGE,
+        ) from None
     resolved = resolve_region(region, session)
     return Target(session=session, region=resolved, stack_name=stack_name)
 
@@ -88,17 +100,24 @@ def aws_target(stack_name: str, region: str | None = None, profile: str | None =
 def local_target(connection: LocalConnection, stack_name: str) -> Target:
     """The emulated account: the operator's requests are not IAM-checked, so any credentials do."""
     session = boto3.Session(aws_access_key_id="local", aws_secret_access_key="local", region_name=connection.region)
-    return Target(session=session, region=connection.region, stack_name=stack_name,
-                  endpoint_url=connection.endpoint_url, local=connection)
+    return Target(
+        session=session,
+        region=connection.region,
+        stack_name=stack_name,
+        endpoint_url=connection.endpoint_url,
+        local=connection,
+    )
 
 
 def resolve_region(explicit: str | None, session: boto3.Session) -> str:
-    for value in (explicit, os.environ.get("AWS_REGION"), os.environ.get("AWS_DEFAULT_REGION"),
-                  session.region_name):
+    for value in (explicit, os.environ.get("AWS_REGION"), os.environ.get("AWS_DEFAULT_REGION"), session.region_name):
         if value:
             return value
-    raise CliError("no AWS region: pass --region, set AWS_REGION, or set a region in the profile "
-                   "(aws configure set region eu-west-1)", ExitCode.USAGE)
+    raise CliError(
+        "no AWS region: pass --region, set AWS_REGION, or set a region in the profile "
+        "(aws configure set region eu-west-1)",
+        ExitCode.USAGE,
+    )
 
 
 def default_stack_name() -> str:
@@ -110,37 +129,49 @@ def read_stack_outputs(cloudformation: Any, stack_name: str, where: str) -> Stac
         stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as error:
         if "does not exist" in str(error):
-            raise CliError(f"stack {stack_name!r} not found in {where}: deploy it (npx cdk deploy {stack_name}) "
-                           "or name the right one with --stack and --region", ExitCode.NOT_FOUND) from None
+            raise CliError(
+                f"stack {stack_name!r} not found in {where}: deploy it (npx cdk deploy {stack_name}) "
+                "or name the right one with --stack and --region",
+                ExitCode.NOT_FOUND,
+            ) from None
         raise
     stack = stacks[0]
     values = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
     missing = [name for name in REQUIRED_OUTPUTS if name not in values]
     if missing:
-        raise CliError(f"stack {stack_name!r} ({stack.get('StackStatus')}) has no output {', '.join(missing)}; "
-                       f"outputs: {', '.join(sorted(values)) or 'none'}. Is it this project's stack, fully "
-                       "deployed?", ExitCode.NOT_FOUND)
+        raise CliError(
+            f"stack {stack_name!r} ({stack.get('StackStatus')}) has no output {', '.join(missing)}; "
+            f"outputs: {', '.join(sorted(values)) or 'none'}. Is it this project's stack, fully "
+            "deployed?",
+            ExitCode.NOT_FOUND,
+        )
     return StackOutputs(stack_name, values)
 
 
 def explain_aws_error(error: BotoCoreError | ClientError, target: Target | None) -> CliError:
     """An AWS or botocore error as one line that says what to do."""
     if isinstance(error, (NoCredentialsError, PartialCredentialsError)):
-        return CliError(f"no AWS credentials ({error}): run aws configure or aws sso login, or pass --profile",
-                        ExitCode.AWS_ERROR)
+        return CliError(
+            f"no AWS credentials ({error}): run aws configure or aws sso login, or pass --profile", ExitCode.AWS_ERROR
+        )
     if isinstance(error, NoRegionError):
         return CliError("no AWS region: pass --region or set AWS_REGION", ExitCode.USAGE)
     if isinstance(error, EndpointConnectionError) and target is not None and target.local is not None:
-        return CliError(f"cannot reach the local account at {target.endpoint_url}: is `llm-finetune --local "
-                        f"--workdir {target.local.workdir} local up` still running?", ExitCode.NOT_FOUND)
+        return CliError(
+            f"cannot reach the local account at {target.endpoint_url}: is `llm-finetune --local "
+            f"--workdir {target.local.workdir} local up` still running?",
+            ExitCode.NOT_FOUND,
+        )
     if isinstance(error, ClientError):
         code = error.response.get("Error", {}).get("Code", "")
         operation = getattr(error, "operation_name", "a request")
         message = error.response.get("Error", {}).get("Message", str(error))
-        hint = {"ExpiredToken": "refresh the credentials (aws sso login)",
-                "ExpiredTokenException": "refresh the credentials (aws sso login)",
-                "UnrecognizedClientException": "the credentials are not valid in this account or region",
-                "AccessDenied": "the credentials lack this permission",
-                "AccessDeniedException": "the credentials lack this permission"}.get(code)
+        hint = {
+            "ExpiredToken": "refresh the credentials (aws sso login)",
+            "ExpiredTokenException": "refresh the credentials (aws sso login)",
+            "UnrecognizedClientException": "the credentials are not valid in this account or region",
+            "AccessDenied": "the credentials lack this permission",
+            "AccessDeniedException": "the credentials lack this permission",
+        }.get(code)
         return CliError(f"{operation}: {code}: {message}" + (f" ({hint})" if hint else ""), ExitCode.AWS_ERROR)
     return CliError(str(error), ExitCode.AWS_ERROR)

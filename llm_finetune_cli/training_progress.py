@@ -4,6 +4,7 @@ The first host (`algo-1`, where the main process prints the lines) is followed f
 GetLogEvents page per poll. The total number of steps is `max_steps` when the job sets it; otherwise
 it is estimated from the epoch the lines report against the job's `epochs`, or left unknown.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,13 +17,13 @@ from llm_finetune_cli.jobs import LOG_GROUPS
 
 METRIC_PREFIX = "train_metrics:"
 _PAIR = re.compile(r"(\w+)=([-+0-9.eE]+|nan|inf)")
-RATE_WINDOW = 20   # metric lines the time-left estimate looks back over
+RATE_WINDOW = 20  # metric lines the time-left estimate looks back over
 
 
 @dataclass
 class TrainingPoint:
     step: int
-    timestamp: float                  # seconds, from the log event
+    timestamp: float  # seconds, from the log event
     loss: float | None = None
     learning_rate: float | None = None
     epoch: float | None = None
@@ -34,21 +35,27 @@ def parse_metric_line(message: str, timestamp_ms: int = 0) -> TrainingPoint | No
     if index < 0:
         return None
     values: dict[str, float] = {}
-    for key, text in _PAIR.findall(message[index + len(METRIC_PREFIX):]):
+    for key, text in _PAIR.findall(message[index + len(METRIC_PREFIX) :]):
         try:
             values[key] = float(text)
         except ValueError:
             continue
     if "step" not in values:
         return None
-    return TrainingPoint(step=int(values["step"]), timestamp=timestamp_ms / 1000, loss=values.get("loss"),
-                         learning_rate=values.get("learning_rate"), epoch=values.get("epoch"),
-                         tokens_per_second=values.get("tokens_per_second"))
+    return TrainingPoint(
+        step=int(values["step"]),
+        timestamp=timestamp_ms / 1000,
+        loss=values.get("loss"),
+        learning_rate=values.get("learning_rate"),
+        epoch=values.get("epoch"),
+        tokens_per_second=values.get("tokens_per_second"),
+    )
 
 
 @dataclass
 class Progress:
     """Where training stands: the latest point, the total (exact, estimated or unknown), the time left."""
+
     point: TrainingPoint
     total: int | None
     total_estimated: bool
@@ -123,8 +130,11 @@ class TrainingLog:
                 return []
             raise
         self._token = page.get("nextForwardToken") or self._token
-        new = [p for p in (parse_metric_line(e["message"], e.get("timestamp", 0)) for e in page.get("events", []))
-               if p is not None]
+        new = [
+            p
+            for p in (parse_metric_line(e["message"], e.get("timestamp", 0)) for e in page.get("events", []))
+            if p is not None
+        ]
         self.points.extend(new)
         return new
 
@@ -134,14 +144,18 @@ class TrainingLog:
         if self.stream is None:
             return []
         page = self.logs.get_log_events(logGroupName=self.group, logStreamName=self.stream, startFromHead=False)
-        self.points = [p for p in (parse_metric_line(e["message"], e.get("timestamp", 0))
-                                   for e in page.get("events", [])) if p is not None]
+        self.points = [
+            p
+            for p in (parse_metric_line(e["message"], e.get("timestamp", 0)) for e in page.get("events", []))
+            if p is not None
+        ]
         return self.points
 
     def _discover(self) -> None:
         try:
-            streams = self.logs.describe_log_streams(logGroupName=self.group,
-                                                     logStreamNamePrefix=f"{self.job_name}/algo-1-")["logStreams"]
+            streams = self.logs.describe_log_streams(
+                logGroupName=self.group, logStreamNamePrefix=f"{self.job_name}/algo-1-"
+            )["logStreams"]
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
                 return

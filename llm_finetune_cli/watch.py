@@ -1,9 +1,10 @@
 """Follow one execution to its end: states, jobs and training progress as they change, then the summary."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from llm_finetune_cli import executions
 from llm_finetune_cli.display import WatchDisplay
@@ -13,9 +14,9 @@ from llm_finetune_cli.jobs import EndpointTracker, JobStatus, JobTracker
 from llm_finetune_cli.target import Target
 from llm_finetune_cli.training_progress import Progress, TrainingLog, estimate
 
-pause = time.sleep        # between polls (tests replace it to act between two polls)
-CATCH_UP_SECONDS = 0.2   # between history pages while reading back to the last event seen
-FINAL_LOG_PAGES = 50     # pages of a finished training job's log read at most, to show where it ended
+pause = time.sleep  # between polls (tests replace it to act between two polls)
+CATCH_UP_SECONDS = 0.2  # between history pages while reading back to the last event seen
+FINAL_LOG_PAGES = 50  # pages of a finished training job's log read at most, to show where it ended
 
 
 @dataclass
@@ -62,8 +63,9 @@ class TrainingFollower:
         return estimate(self.log.points, self.job.hyperparameters if self.job else {})
 
 
-def follow(target: Target, arn: str, display: WatchDisplay, interval: float,
-           sleep: Callable[[float], None] | None = None) -> Followed:
+def follow(
+    target: Target, arn: str, display: WatchDisplay, interval: float, sleep: Callable[[float], None] | None = None
+) -> Followed:
     sleep = sleep or pause
     sfn = target.client("stepfunctions")
     history = ExecutionHistory(sfn, arn)
@@ -79,7 +81,7 @@ def follow(target: Target, arn: str, display: WatchDisplay, interval: float,
             run.add(event)
             display.event(event)
         for job in jobs.poll(run.jobs):
-            if not replay:      # an execution that had ended: its summary lists the jobs
+            if not replay:  # an execution that had ended: its summary lists the jobs
                 display.job(job)
         progress = training.poll(jobs.latest.get("train"))
         if progress is not None:

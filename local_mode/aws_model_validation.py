@@ -16,12 +16,14 @@ categories (`\\p{L}`, `\\p{N}`, `\\p{P}`, ...) exactly as Java does. Java's POSI
 (`\\p{Alpha}`, `\\p{Punct}`, ...) are ASCII-only by default, unlike `regex`'s, so they are
 written out as their ASCII ranges.
 """
+
 from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import regex
 from botocore.exceptions import ParamValidationError
@@ -59,8 +61,10 @@ def _property_class(name: str, pattern: str) -> str | None:
         return _POSIX_CLASSES[name]
     if _GENERAL_CATEGORY.match(name):
         return None
-    raise ValueError(f"pattern {pattern!r} uses \\p{{{name}}}, which has no translation; known: Unicode general "
-                     f"categories and {sorted(_POSIX_CLASSES)}")
+    raise ValueError(
+        f"pattern {pattern!r} uses \\p{{{name}}}, which has no translation; known: Unicode general "
+        f"categories and {sorted(_POSIX_CLASSES)}"
+    )
 
 
 def _combine_surrogates(match: re.Match) -> str:
@@ -88,9 +92,9 @@ def java_pattern_to_python(pattern: str) -> str:
                     out.append(body if in_class else f"[{body}]")
                 i = prop.end()
                 continue
-            out.append(translated[i:i + 2])
+            out.append(translated[i : i + 2])
             i += 2
-            if in_class and out[-1][1] in "wdsWDS" and translated[i:i + 1] == "-":
+            if in_class and out[-1][1] in "wdsWDS" and translated[i : i + 1] == "-":
                 out.append("\\-")  # Java reads `[\w-_]` as a literal hyphen
                 i += 1
             continue
@@ -103,7 +107,7 @@ def java_pattern_to_python(pattern: str) -> str:
     return "".join(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compiled_pattern(pattern: str) -> regex.Pattern:
     """The compiled regex for a model pattern; AWS requires the whole value to match."""
     return regex.compile(java_pattern_to_python(pattern), regex.VERSION0)
@@ -132,7 +136,7 @@ class ServiceModelValidationError(ParamValidationError):
 
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_range(path: str, shape: Shape, size: int | float, what: str) -> Iterable[Problem]:
@@ -178,8 +182,11 @@ def check_value(path: str, shape: Shape, value: Any) -> Iterable[Problem]:
             yield from check_value(f"{path}[{key!r}]", shape.value, item)
     elif kind == "string" and isinstance(value, str):
         yield from _check_string(path, shape, value)
-    elif kind in ("integer", "long", "float", "double") and isinstance(value, (int, float)) \
-            and not isinstance(value, bool):
+    elif (
+        kind in ("integer", "long", "float", "double")
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ):
         yield from _check_range(path, shape, value, "value")
     elif kind == "blob" and isinstance(value, (bytes, bytearray, str)):
         yield from _check_range(path, shape, len(value), "size in bytes")
@@ -207,5 +214,6 @@ def install(target: Any, services: Iterable[str] = DEFAULT_SERVICES) -> None:
     if events is None:
         events = target  # already an event emitter
     for service in services:
-        events.register(f"before-parameter-build.{service}", _before_parameter_build,
-                        unique_id=f"aws-model-validation-{service}")
+        events.register(
+            f"before-parameter-build.{service}", _before_parameter_build, unique_id=f"aws-model-validation-{service}"
+        )

@@ -10,30 +10,35 @@ Job requests are understood for the JSON (`X-Amz-Target`) and query (`Action=`) 
 jobs' own calls use (Secrets Manager, STS); any other request of a job is refused with a message
 saying so, never let through unchecked.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import secrets
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from werkzeug.serving import make_server
 
-from local_mode.iam.enforcer import AccessDenied, DEFAULT_ERROR, ERROR_CODES
+from local_mode.iam.enforcer import DEFAULT_ERROR, ERROR_CODES, AccessDenied
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/[^/]+/([^/]+)/aws4_request")
 # SigV4 signing names whose boto3 client name differs.
-SERVICE_NAMES = {"monitoring": "cloudwatch", "states": "stepfunctions", "servicequotas": "service-quotas",
-                 "application-autoscaling": "application-autoscaling"}
+SERVICE_NAMES = {
+    "monitoring": "cloudwatch",
+    "states": "stepfunctions",
+    "servicequotas": "service-quotas",
+    "application-autoscaling": "application-autoscaling",
+}
 
 
 class IamMiddleware:
     """WSGI: decide a job's request with IAM before moto handles it."""
 
-    def __init__(self, app: Callable, authorize: Callable[[Any, str, str, dict], None],
-                 principals: dict[str, Any]):
+    def __init__(self, app: Callable, authorize: Callable[[Any, str, str, dict], None], principals: dict[str, Any]):
         self.app = app
         self.authorize = authorize
         self.principals = principals
@@ -47,8 +52,12 @@ class IamMiddleware:
         body = _read_body(environ)
         operation, params = _operation(environ, body)
         if operation is None:
-            return _deny(start_response, service, f"local mode evaluates a job's requests to {service} only for "
-                                                  "the JSON and query protocols; this request has neither")
+            return _deny(
+                start_response,
+                service,
+                f"local mode evaluates a job's requests to {service} only for "
+                "the JSON and query protocols; this request has neither",
+            )
         try:
             self.authorize(principal, service, operation, params)
         except AccessDenied as denied:
@@ -83,9 +92,14 @@ def _operation(environ: dict, body: bytes) -> tuple[str | None, dict]:
 def _deny(start_response: Callable, service: str, message: str) -> list[bytes]:
     code, status = ERROR_CODES.get(service, DEFAULT_ERROR)
     payload = json.dumps({"__type": code, "message": message, "Message": message}).encode()
-    start_response(f"{status} Forbidden" if status == 403 else f"{status} Bad Request",
-                   [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code),
-                    ("Content-Length", str(len(payload)))])
+    start_response(
+        f"{status} Forbidden" if status == 403 else f"{status} Bad Request",
+        [
+            ("Content-Type", "application/x-amz-json-1.1"),
+            ("x-amzn-ErrorType", code),
+            ("Content-Length", str(len(payload))),
+        ],
+    )
     return [payload]
 
 
@@ -99,7 +113,7 @@ class LocalAwsServer:
         self._server = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "LocalAwsServer":
+    def start(self) -> LocalAwsServer:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
         app = IamMiddleware(DomainDispatcherApplication(create_backend_app), self._authorize, self.principals)
@@ -120,8 +134,11 @@ class LocalAwsServer:
         """Credentials whose requests are `principal`'s (a job's execution role session)."""
         access_key = "ASIA" + secrets.token_hex(8).upper()
         self.principals[access_key] = principal
-        return {"AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20),
-                "AWS_SESSION_TOKEN": secrets.token_hex(32)}
+        return {
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20),
+            "AWS_SESSION_TOKEN": secrets.token_hex(32),
+        }
 
     def stop(self) -> None:
         if self._server is not None:

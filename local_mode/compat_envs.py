@@ -12,6 +12,7 @@ folder that every environment sees through a .pth file, behind its own packages.
 
     python -m local_mode.compat_envs [--only NAME] [--rebuild]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,28 +60,39 @@ SERVING_IMAGES = (
         name="tgi-3.3.6",
         engine="tgi",
         image="763104351884.dkr.ecr.<region>.amazonaws.com/huggingface-pytorch-tgi-inference:"
-              "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04",
-        packages=("transformers==4.51.0", "tokenizers==0.21.0", "safetensors==0.5.2", "huggingface-hub==0.30.1",
-                  "accelerate==1.3.0", "jinja2==3.1.6"),
+        "2.7.0-tgi3.3.6-gpu-py311-cu124-ubuntu22.04",
+        packages=(
+            "transformers==4.51.0",
+            "tokenizers==0.21.0",
+            "safetensors==0.5.2",
+            "huggingface-hub==0.30.1",
+            "accelerate==1.3.0",
+            "jinja2==3.1.6",
+        ),
         source="huggingface/text-generation-inference v3.3.6: server/uv.lock (transformers 4.51.0, tokenizers "
-               "0.21.0, safetensors 0.5.2, huggingface-hub 0.30.1, accelerate 1.3.0), installed by the "
-               "Dockerfile's `uv sync --frozen`; the SageMaker image, awslabs/llm-hosting-container "
-               "huggingface/pytorch/tgi/docker/3.3.6/Dockerfile, is FROM that image, upgrades Jinja2>=3.1.6, "
-               "and lists 'transformers; version 4.51.0' in its THIRD-PARTY-LICENSES",
+        "0.21.0, safetensors 0.5.2, huggingface-hub 0.30.1, accelerate 1.3.0), installed by the "
+        "Dockerfile's `uv sync --frozen`; the SageMaker image, awslabs/llm-hosting-container "
+        "huggingface/pytorch/tgi/docker/3.3.6/Dockerfile, is FROM that image, upgrades Jinja2>=3.1.6, "
+        "and lists 'transformers; version 4.51.0' in its THIRD-PARTY-LICENSES",
     ),
     ServingImage(
         name="hf-vllm-0.29.0",
         engine="vllm",
         image="763104351884.dkr.ecr.<region>.amazonaws.com/huggingface-vllm:"
-              "0.29.0-transformers5.15.0-gpu-py312-cu130-ubuntu24.04-v1.0",
-        packages=("transformers==5.15.0", "huggingface-hub==1.17.0", "tokenizers==0.22.2", "safetensors==0.8.0",
-                  "jinja2==3.1.6"),
+        "0.29.0-transformers5.15.0-gpu-py312-cu130-ubuntu24.04-v1.0",
+        packages=(
+            "transformers==5.15.0",
+            "huggingface-hub==1.17.0",
+            "tokenizers==0.22.2",
+            "safetensors==0.8.0",
+            "jinja2==3.1.6",
+        ),
         source="sagemaker 3.27.0 image catalogue (sagemaker/core/image_uri_config/huggingface-vllm.json, newest "
-               "0.29.0, tag 0.29.0-transformers5.15.0; ModelBuilder's vLLM default), built by "
-               "aws/deep-learning-containers docker/huggingface/vllm/Dockerfile, which runs "
-               "`uv pip install transformers==${TRANSFORMERS_VERSION}` from "
-               ".github/config/image/huggingface-vllm/sagemaker.yml; huggingface-hub 1.17.0 from that config; "
-               "tokenizers and safetensors as transformers 5.15.0 resolves them",
+        "0.29.0, tag 0.29.0-transformers5.15.0; ModelBuilder's vLLM default), built by "
+        "aws/deep-learning-containers docker/huggingface/vllm/Dockerfile, which runs "
+        "`uv pip install transformers==${TRANSFORMERS_VERSION}` from "
+        ".github/config/image/huggingface-vllm/sagemaker.yml; huggingface-hub 1.17.0 from that config; "
+        "tokenizers and safetensors as transformers 5.15.0 resolves them",
     ),
 )
 
@@ -128,8 +140,9 @@ def ensure_env(name: str, cache_dir: str | Path | None = None, rebuild: bool = F
     return python
 
 
-def run_check(name: str, arguments: list[str], cache_dir: str | Path | None = None,
-              timeout: float = 900) -> subprocess.CompletedProcess:
+def run_check(
+    name: str, arguments: list[str], cache_dir: str | Path | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run training/check_serving.py in image `name`'s environment, offline; returns the finished process."""
     image = serving_image(name)
     python = ensure_env(name, cache_dir)
@@ -150,6 +163,7 @@ def build_all(names: list[str] | None = None, rebuild: bool = False) -> dict[str
 
 
 # ---------------------------------------------------------------- building
+
 
 def _ensure_torch(root: Path) -> Path:
     """The shared folder holding torch and its dependencies (installed with pip --target)."""
@@ -192,8 +206,19 @@ def _site_packages(python: Path) -> Path:
 
 def _pip_install(python: Path, *arguments: str) -> None:
     """pip install, without byte-compiling: only the few modules a check imports are ever compiled."""
-    _run([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", "--no-compile",
-          *arguments])
+    _run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--quiet",
+            "--no-compile",
+            *arguments,
+        ]
+    )
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess:
@@ -205,10 +230,20 @@ def _run(command: list[str]) -> subprocess.CompletedProcess:
 
 def _clean_environment() -> dict[str, str]:
     """This process's environment without anything that would put the project's packages on the path."""
-    environment = {key: value for key, value in os.environ.items()
-                   if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")}
-    environment.update({"PYTHONNOUSERSITE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                        "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"})
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
+    }
+    environment.update(
+        {
+            "PYTHONNOUSERSITE": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+        }
+    )
     return environment
 
 
@@ -226,8 +261,9 @@ def _ready(folder: Path, packages: tuple[str, ...]) -> bool:
 
 
 def _write_ready(folder: Path, packages: tuple[str, ...], versions: dict[str, str], seconds: float) -> None:
-    (folder / READY_FILE).write_text(json.dumps({"packages": list(packages), "versions": versions,
-                                                 "build_seconds": round(seconds, 1)}, indent=2))
+    (folder / READY_FILE).write_text(
+        json.dumps({"packages": list(packages), "versions": versions, "build_seconds": round(seconds, 1)}, indent=2)
+    )
 
 
 @contextlib.contextmanager
@@ -242,8 +278,12 @@ def _lock(root: Path):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", action="append", choices=[image.name for image in SERVING_IMAGES],
-                        help="build only this environment (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=[image.name for image in SERVING_IMAGES],
+        help="build only this environment (repeatable)",
+    )
     parser.add_argument("--rebuild", action="store_true", help="build again even when cached")
     args = parser.parse_args(argv)
     try:
@@ -253,8 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for name, took in seconds.items():
         image = serving_image(name)
-        print(f"compat_envs: {name}: transformers {image.transformers} ready ({took:.1f} s) "
-              f"at {ensure_env(name).parent.parent}")
+        print(
+            f"compat_envs: {name}: transformers {image.transformers} ready ({took:.1f} s) "
+            f"at {ensure_env(name).parent.parent}"
+        )
     return 0
 
 

@@ -7,6 +7,7 @@ way that engine tokenizes, enforces its limits (from the container's environment
 format (see local_mode/engines/). Run it as
 `python -m local_mode.endpoint_server --model-dir DIR --port N [--engine tgi|vllm]`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,9 @@ def make_handler(engine: Any | None, healthy: bool):
             if self.path.split("?")[0] == "/ping":
                 self._answer(200 if healthy else 503, {} if healthy else {"error": "model is not ready"})
             else:
-                self._answer(404, {"error": f"no route {self.path}; the container serves GET /ping and "
-                                            "POST /invocations"})
+                self._answer(
+                    404, {"error": f"no route {self.path}; the container serves GET /ping and POST /invocations"}
+                )
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -67,8 +69,10 @@ def make_handler(engine: Any | None, healthy: bool):
             try:
                 request = json.loads(raw or b"null")
             except json.JSONDecodeError as error:
-                self._answer(422 if engine.name == "tgi" else 400,
-                             {"error": f"Failed to parse the request body as JSON: {error}", "error_type": "validation"})
+                self._answer(
+                    422 if engine.name == "tgi" else 400,
+                    {"error": f"Failed to parse the request body as JSON: {error}", "error_type": "validation"},
+                )
                 return
             try:
                 self._answer(*engine.invoke(request))
@@ -98,8 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--engine", choices=ENGINES, default="tgi", help="the container whose contract to serve")
-    parser.add_argument("--never-healthy", action="store_true",
-                        help="answer /ping with 503 forever (simulates a container that never becomes healthy)")
+    parser.add_argument(
+        "--never-healthy",
+        action="store_true",
+        help="answer /ping with 503 forever (simulates a container that never becomes healthy)",
+    )
     args = parser.parse_args(argv)
     exit_with_parent()
     engine = None

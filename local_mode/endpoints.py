@@ -7,6 +7,7 @@ exits or stays unhealthy beyond the variant's `ContainerStartupHealthCheckTimeou
 UpdateEndpoint is blue/green: the new configuration gets its own server, and only a healthy one
 replaces the old; a failed update rolls back, so the old configuration keeps serving.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,10 +21,11 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 from moto.core.exceptions import ServiceException
@@ -34,9 +36,11 @@ from local_mode.moto_patches import S3Store
 from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri
 
 DEFAULT_HEALTH_CHECK_TIMEOUT = 600
-PING_FAILURE = ("The primary container for production variant {variant} did not pass the ping health check. "
-                "Please check CloudWatch logs for this endpoint.")
-EventSink = Callable[[str, str], None]   # (endpoint name, message)
+PING_FAILURE = (
+    "The primary container for production variant {variant} did not pass the ping health check. "
+    "Please check CloudWatch logs for this endpoint."
+)
+EventSink = Callable[[str, str], None]  # (endpoint name, message)
 
 
 class EndpointNotFound(ServiceException):
@@ -55,7 +59,7 @@ class DeployFailed(RuntimeError):
 class EndpointSettings:
     region: str = "us-east-1"
     # Local knobs, off by default (see docs/local-mode.md):
-    never_healthy: bool = False                    # every new server answers /ping with 503
+    never_healthy: bool = False  # every new server answers /ping with 503
     health_check_timeout_cap: float | None = None  # wait at most this long, whatever the config says
     invoke_timeout_seconds: float = 300.0
 
@@ -114,25 +118,39 @@ class EndpointEmulator:
             server.stop()
             self._event(endpoint_name, f"deleted; server on {server.url} stopped")
 
-    def invoke(self, account_id: str, region: str, endpoint_name: str, body: bytes,
-               content_type: str | None, accept: str | None) -> tuple[int, dict, bytes]:
+    def invoke(
+        self,
+        account_id: str,
+        region: str,
+        endpoint_name: str,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+    ) -> tuple[int, dict, bytes]:
         server = self.serving.get(endpoint_name)
         if server is None or server.process.poll() is not None:
             raise EndpointNotFound(f"Endpoint {endpoint_name} of account {account_id} not found.")
-        request = urllib.request.Request(f"{server.url}/invocations", data=body, method="POST",
-                                         headers={"Content-Type": content_type or "application/json",
-                                                  "Accept": accept or "application/json"})
+        request = urllib.request.Request(
+            f"{server.url}/invocations",
+            data=body,
+            method="POST",
+            headers={"Content-Type": content_type or "application/json", "Accept": accept or "application/json"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.settings.invoke_timeout_seconds) as response:
                 payload = response.read()
-                headers = {"Content-Type": response.headers.get("Content-Type", "application/json"),
-                           "x-Amzn-Invoked-Production-Variant": server.variant}
+                headers = {
+                    "Content-Type": response.headers.get("Content-Type", "application/json"),
+                    "x-Amzn-Invoked-Production-Variant": server.variant,
+                }
                 return 200, headers, payload
         except urllib.error.HTTPError as error:
             message = error.read().decode("utf-8", "replace")
             kind = "client" if error.code < 500 else "server"
-            raise ModelError(f"Received {kind} error ({error.code}) from primary with message \"{message}\". "
-                             f"See the endpoint's server log in {server.folder} for more information.")
+            raise ModelError(
+                f'Received {kind} error ({error.code}) from primary with message "{message}". '
+                f"See the endpoint's server log in {server.folder} for more information."
+            )
 
     # ---- for the runner and tests ---------------------------------------------------------------
     def url(self, endpoint_name: str) -> str | None:
@@ -157,14 +175,14 @@ class EndpointEmulator:
         started = _now()
         try:
             server = self._launch(backend, endpoint.endpoint_name, config_name)
-        except Exception as error:   # DeployFailed, or the emulation itself: never leave it Creating
+        except Exception as error:  # DeployFailed, or the emulation itself: never leave it Creating
             endpoint.endpoint_status = "Failed"
             endpoint.failure_reason = _failure_reason(error)
             self._event(endpoint.endpoint_name, f"Failed: {endpoint.failure_reason}")
         else:
             with self._lock:
                 self.serving[endpoint.endpoint_name] = server
-            if endpoint.endpoint_name not in backend.endpoints:   # deleted while it was starting
+            if endpoint.endpoint_name not in backend.endpoints:  # deleted while it was starting
                 self.delete(endpoint.endpoint_name)
                 return
             endpoint.endpoint_status = "InService"
@@ -177,7 +195,7 @@ class EndpointEmulator:
         try:
             server = self._launch(backend, endpoint.endpoint_name, config_name)
             self._check_alarms(backend, server, rollback_alarms)
-        except Exception as error:   # DeployFailed, or the emulation itself: never leave it Updating
+        except Exception as error:  # DeployFailed, or the emulation itself: never leave it Updating
             # Blue/green with automatic rollback: the old configuration keeps serving.
             endpoint.endpoint_status = "InService"
             reason = _failure_reason(error)
@@ -208,20 +226,33 @@ class EndpointEmulator:
         firing = [name for name in alarm_names if name in alarms and alarms[name].state_value == "ALARM"]
         if firing:
             server.stop()
-            raise DeployFailed(f"Auto rollback: alarm(s) {', '.join(firing)} went into ALARM while the new "
-                               "fleet was baking")
+            raise DeployFailed(
+                f"Auto rollback: alarm(s) {', '.join(firing)} went into ALARM while the new fleet was baking"
+            )
 
     def _record(self, endpoint_name: str, config_name: str, action: str, status: str, started: datetime) -> None:
         """One deployment and how long the server took to come up (or fail), for summaries and benchmarks."""
         ended = _now()
-        self.history.append({"endpoint": endpoint_name, "config": config_name, "action": action, "status": status,
-                             "started": started.isoformat(), "ended": ended.isoformat(),
-                             "seconds": round((ended - started).total_seconds(), 3)})
+        self.history.append(
+            {
+                "endpoint": endpoint_name,
+                "config": config_name,
+                "action": action,
+                "status": status,
+                "started": started.isoformat(),
+                "ended": ended.isoformat(),
+                "seconds": round((ended - started).total_seconds(), 3),
+            }
+        )
 
     def deployments(self, endpoint_name: str, since: datetime | None = None) -> list[dict]:
         """The endpoint's creations and updates, those that started at or after `since` when given."""
-        return [dict(entry) for entry in list(self.history) if entry["endpoint"] == endpoint_name
-                and (since is None or datetime.fromisoformat(entry["started"]) >= since)]
+        return [
+            dict(entry)
+            for entry in list(self.history)
+            if entry["endpoint"] == endpoint_name
+            and (since is None or datetime.fromisoformat(entry["started"]) >= since)
+        ]
 
     def _launch(self, backend: Any, endpoint_name: str, config_name: str) -> Server:
         """Download the model data, start a server, wait for /ping: a Server, or DeployFailed."""
@@ -247,17 +278,27 @@ class EndpointEmulator:
         environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
         for key, value in list(environment.items()):
             if value == "/opt/ml/model" or value.startswith("/opt/ml/model/"):
-                environment[key] = str(model_dir) + value[len("/opt/ml/model"):]
-        command = [sys.executable, "-m", "local_mode.endpoint_server", "--model-dir", str(model_dir),
-                   "--port", str(port), "--engine", engine_for_image(container.get("Image", ""))]
+                environment[key] = str(model_dir) + value[len("/opt/ml/model") :]
+        command = [
+            sys.executable,
+            "-m",
+            "local_mode.endpoint_server",
+            "--model-dir",
+            str(model_dir),
+            "--port",
+            str(port),
+            "--engine",
+            engine_for_image(container.get("Image", "")),
+        ]
         if self.settings.never_healthy:
             command.append("--never-healthy")
         log = open(folder / "server.log", "w", encoding="utf-8")
         env = {**process_env.snapshot(), **environment, "PYTHONUNBUFFERED": "1"}
         project_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(folder),
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(folder), start_new_session=True
+        )
         log.close()
         server = Server(endpoint_name, config_name, variant_name, folder, port, process)
         self._event(endpoint_name, f"starting {config_name}: server on {server.url}, log {folder / 'server.log'}")
@@ -336,7 +377,7 @@ def _failure_reason(error: Exception) -> str:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _free_port() -> int:
@@ -360,8 +401,9 @@ def _wait_healthy(server: Server, timeout: float) -> bool:
     return False
 
 
-def describe_for_summary(emulator: EndpointEmulator, endpoint_name: str | None,
-                         since: datetime | None = None, engine: str = "tgi") -> dict | None:
+def describe_for_summary(
+    emulator: EndpointEmulator, endpoint_name: str | None, since: datetime | None = None, engine: str = "tgi"
+) -> dict | None:
     if not endpoint_name:
         return None
     url = emulator.url(endpoint_name)
@@ -369,9 +411,14 @@ def describe_for_summary(emulator: EndpointEmulator, endpoint_name: str | None,
     if url is None:
         return {"name": endpoint_name, "url": None, "deployments": deployments}
     # A request in the engine's own format: TGI's text generation, vLLM's OpenAI chat completions.
-    example = json.dumps({"model": "model", "messages": [{"role": "user", "content": "List all tables."}],
-                          "max_tokens": 32} if engine == "vllm" else
-                         {"inputs": "SELECT", "parameters": {"max_new_tokens": 32}})
-    return {"name": endpoint_name, "url": url,
-            "curl": f"curl -s {url}/invocations -H 'Content-Type: application/json' -d '{example}'",
-            "deployments": deployments}
+    example = json.dumps(
+        {"model": "model", "messages": [{"role": "user", "content": "List all tables."}], "max_tokens": 32}
+        if engine == "vllm"
+        else {"inputs": "SELECT", "parameters": {"max_new_tokens": 32}}
+    )
+    return {
+        "name": endpoint_name,
+        "url": url,
+        "curl": f"curl -s {url}/invocations -H 'Content-Type: application/json' -d '{example}'",
+        "deployments": deployments,
+    }

@@ -4,31 +4,33 @@
 the synthesized state machine, follow them, read their results. Leaving it stops every local
 process (jobs and endpoint servers) and the emulation.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 from moto import mock_aws
 
 from local_mode import moto_patches
-from local_mode.moto_patches import S3Store
-from local_mode.endpoints import EndpointEmulator, EndpointSettings
 from local_mode.aws_server import LocalAwsServer
+from local_mode.endpoints import EndpointEmulator, EndpointSettings
 from local_mode.eventbridge import ExecutionEndings
 from local_mode.hub import LocalHub
-from local_mode.service_quotas import SageMakerQuotas
 from local_mode.iam import AccountIam
 from local_mode.jobs import JobRunner, JobSettings
 from local_mode.lambda_invoker import LambdaInvoker
+from local_mode.moto_patches import S3Store
 from local_mode.progress import Progress
 from local_mode.s3_transfer import list_keys, split_s3_uri, upload_folder
+from local_mode.service_quotas import SageMakerQuotas
 from local_mode.stack import DeployedStack, deploy
 
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -37,19 +39,20 @@ TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 @dataclass
 class EmulationSettings:
     """Local knobs (all off by default); docs/local-mode.md explains each."""
+
     region: str = "us-east-1"
     simulate_spot_interruption: bool = False
     unhealthy_endpoints: bool = False
     health_check_timeout_cap: float | None = None
     verbose_logs: bool = True
     quiet: bool = False
-    quotas_file: Path | None = None   # the account's own SageMaker quotas (list-service-quotas output)
+    quotas_file: Path | None = None  # the account's own SageMaker quotas (list-service-quotas output)
 
 
 class _AccountServices:
     """What the account answers itself (moto_patches.AccountHooks): its quotas, and IAM's simulation."""
 
-    def __init__(self, aws: "LocalAws"):
+    def __init__(self, aws: LocalAws):
         self.aws = aws
 
     def quotas(self, service_code: str, account_id: str, region: str) -> list[dict]:
@@ -62,8 +65,14 @@ class _AccountServices:
 class LocalAws:
     """Context manager: an emulated account holding the deployed stack."""
 
-    def __init__(self, workdir: Path, template: dict, stack_name: str, settings: EmulationSettings | None = None,
-                 progress: Progress | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        template: dict,
+        stack_name: str,
+        settings: EmulationSettings | None = None,
+        progress: Progress | None = None,
+    ):
         self.workdir = Path(workdir).resolve()
         self.template = template
         self.stack_name = stack_name
@@ -74,7 +83,7 @@ class LocalAws:
         self._patches: Any = None
 
     # ---- lifecycle -------------------------------------------------------------------------------
-    def __enter__(self) -> "LocalAws":
+    def __enter__(self) -> LocalAws:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
@@ -91,18 +100,33 @@ class LocalAws:
         logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
         boto3.setup_default_session(region_name=region)
         from local_mode import aws_model_validation
+
         aws_model_validation.install(boto3.DEFAULT_SESSION)
-        self.jobs = JobRunner(self.workdir, on_log=self.progress.job_line, settings=JobSettings(
-            region=region, interrupt_training_after_checkpoint=self.settings.simulate_spot_interruption),
-            on_start=lambda spec: self.progress.total_steps.__setitem__(spec.name, spec.max_steps))
-        self.endpoints = EndpointEmulator(self.workdir, settings=EndpointSettings(
-            region=region, never_healthy=self.settings.unhealthy_endpoints,
-            health_check_timeout_cap=self.settings.health_check_timeout_cap), on_event=self.progress.endpoint_event)
+        self.jobs = JobRunner(
+            self.workdir,
+            on_log=self.progress.job_line,
+            settings=JobSettings(
+                region=region, interrupt_training_after_checkpoint=self.settings.simulate_spot_interruption
+            ),
+            on_start=lambda spec: self.progress.total_steps.__setitem__(spec.name, spec.max_steps),
+        )
+        self.endpoints = EndpointEmulator(
+            self.workdir,
+            settings=EndpointSettings(
+                region=region,
+                never_healthy=self.settings.unhealthy_endpoints,
+                health_check_timeout_cap=self.settings.health_check_timeout_cap,
+            ),
+            on_event=self.progress.endpoint_event,
+        )
         # A local model hub (empty until repositories are added): the Hub of jobs and Lambdas here.
         self.hub = LocalHub().start()
-        self.lambdas = LambdaInvoker(region, logs_dir=self.workdir / "lambda",
-                                     identity=lambda function: self.iam.lambda_identity(function),
-                                     extra_environment={"HF_ENDPOINT": self.hub.url})
+        self.lambdas = LambdaInvoker(
+            region,
+            logs_dir=self.workdir / "lambda",
+            identity=lambda function: self.iam.lambda_identity(function),
+            extra_environment={"HF_ENDPOINT": self.hub.url},
+        )
         self.quotas = SageMakerQuotas()
         if self.settings.quotas_file is not None:
             self.quotas.load_file(self.settings.quotas_file)
@@ -122,8 +146,9 @@ class LocalAws:
         self.jobs.gateway["hub"] = self.hub.port
         self.jobs.credentials_for = self.server.credentials_for
         # EventBridge: every ending of an execution goes to the stack's rules (Cleanup on every ending).
-        self.endings = ExecutionEndings(region, self.stack.account, self.stack.state_machine_arn, self.stack.rules,
-                                        self.iam).start()
+        self.endings = ExecutionEndings(
+            region, self.stack.account, self.stack.state_machine_arn, self.stack.rules, self.iam
+        ).start()
         self.sfn = boto3.client("stepfunctions", region_name=region)
         self.s3 = boto3.client("s3", region_name=region)
         self.sagemaker = boto3.client("sagemaker", region_name=region)
@@ -155,12 +180,14 @@ class LocalAws:
         if self.stack is None or getattr(self, "sfn", None) is None:
             return
         try:
-            running = self.sfn.list_executions(stateMachineArn=self.stack.state_machine_arn,
-                                               statusFilter="RUNNING")["executions"]
+            running = self.sfn.list_executions(stateMachineArn=self.stack.state_machine_arn, statusFilter="RUNNING")[
+                "executions"
+            ]
             for execution in running:
-                self.sfn.stop_execution(executionArn=execution["executionArn"], error="LocalModeStopped",
-                                        cause="the local runner stopped")
-        except Exception:  # noqa: BLE001 - tearing down: the processes below are stopped regardless
+                self.sfn.stop_execution(
+                    executionArn=execution["executionArn"], error="LocalModeStopped", cause="the local runner stopped"
+                )
+        except Exception:
             pass
 
     # ---- names the stack exposes -----------------------------------------------------------------
@@ -179,8 +206,9 @@ class LocalAws:
         if isinstance(value, list):
             return [self.substitute(v) for v in value]
         if isinstance(value, str):
-            return value.replace("${DATA_BUCKET}", self.data_bucket).replace("${ARTIFACTS_BUCKET}",
-                                                                            self.artifacts_bucket)
+            return value.replace("${DATA_BUCKET}", self.data_bucket).replace(
+                "${ARTIFACTS_BUCKET}", self.artifacts_bucket
+            )
         return value
 
     # ---- data in and out -------------------------------------------------------------------------
@@ -230,8 +258,9 @@ class LocalAws:
     # ---- executions ------------------------------------------------------------------------------
     def start_execution(self, execution_input: dict, name: str) -> str:
         self.iam.execution_started()
-        return self.sfn.start_execution(stateMachineArn=self.stack.state_machine_arn, name=name,
-                                        input=json.dumps(execution_input))["executionArn"]
+        return self.sfn.start_execution(
+            stateMachineArn=self.stack.state_machine_arn, name=name, input=json.dumps(execution_input)
+        )["executionArn"]
 
     def history(self, execution_arn: str) -> list[dict]:
         events: list[dict] = []
@@ -243,8 +272,13 @@ class LocalAws:
                 return events
             kwargs["nextToken"] = page["nextToken"]
 
-    def wait(self, execution_arn: str, timeout: float = 3600, poll: float = 0.5,
-             on_event: Callable[[dict], None] | None = None) -> dict:
+    def wait(
+        self,
+        execution_arn: str,
+        timeout: float = 3600,
+        poll: float = 0.5,
+        on_event: Callable[[dict], None] | None = None,
+    ) -> dict:
         """Follow the execution until it ends; every new history event goes to `on_event`."""
         on_event = on_event or self.progress.state_event
         deadline = time.monotonic() + timeout
@@ -258,8 +292,11 @@ class LocalAws:
             if description["status"] in TERMINAL:
                 return description
             if time.monotonic() > deadline:
-                self.sfn.stop_execution(executionArn=execution_arn, error="LocalModeTimeout",
-                                        cause=f"the local run exceeded {timeout:.0f} seconds")
+                self.sfn.stop_execution(
+                    executionArn=execution_arn,
+                    error="LocalModeTimeout",
+                    cause=f"the local run exceeded {timeout:.0f} seconds",
+                )
                 raise TimeoutError(f"execution {execution_arn} still {description['status']} after {timeout:.0f}s")
             time.sleep(poll)
 

@@ -6,6 +6,7 @@ events.amazonaws.com invoke it from that rule. A watcher thread does the same fo
 account: it sees each execution end, builds the event as AWS does, matches it with moto's own
 pattern matching, has IAM decide the invocation, and invokes the function.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,37 +22,54 @@ TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 def status_change_event(description: dict, account: str, region: str) -> dict:
     """The event EventBridge sends for an ended execution (times in epoch milliseconds)."""
+
     def millis(value: Any) -> int | None:
         return int(value.timestamp() * 1000) if hasattr(value, "timestamp") else None
 
-    detail = {"executionArn": description["executionArn"], "stateMachineArn": description["stateMachineArn"],
-              "name": description["name"], "status": description["status"],
-              "startDate": millis(description.get("startDate")), "stopDate": millis(description.get("stopDate")),
-              "input": description.get("input"), "output": description.get("output"),
-              "inputDetails": {"included": True}, "outputDetails": {"included": True},
-              "error": description.get("error"), "cause": description.get("cause")}
-    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Step Functions Execution Status Change",
-            "source": "aws.states", "account": account,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "region": region,
-            "resources": [description["executionArn"]], "detail": detail}
+    detail = {
+        "executionArn": description["executionArn"],
+        "stateMachineArn": description["stateMachineArn"],
+        "name": description["name"],
+        "status": description["status"],
+        "startDate": millis(description.get("startDate")),
+        "stopDate": millis(description.get("stopDate")),
+        "input": description.get("input"),
+        "output": description.get("output"),
+        "inputDetails": {"included": True},
+        "outputDetails": {"included": True},
+        "error": description.get("error"),
+        "cause": description.get("cause"),
+    }
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change",
+        "source": "aws.states",
+        "account": account,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "region": region,
+        "resources": [description["executionArn"]],
+        "detail": detail,
+    }
 
 
 class ExecutionEndings:
     """Watches one state machine's executions and delivers each ending to the matching rules."""
 
-    def __init__(self, region: str, account: str, state_machine_arn: str, rules: list, iam: Any,
-                 poll_seconds: float = 0.5):
+    def __init__(
+        self, region: str, account: str, state_machine_arn: str, rules: list, iam: Any, poll_seconds: float = 0.5
+    ):
         self.region, self.account = region, account
         self.state_machine_arn = state_machine_arn
         self.rules = rules
         self.iam = iam
         self.poll_seconds = poll_seconds
-        self.deliveries: dict[str, list[dict]] = {}     # execution ARN -> what each matching rule returned
-        self.errors: list[str] = []                     # what went wrong delivering (the watcher goes on)
+        self.deliveries: dict[str, list[dict]] = {}  # execution ARN -> what each matching rule returned
+        self.errors: list[str] = []  # what went wrong delivering (the watcher goes on)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="eventbridge", daemon=True)
 
-    def start(self) -> "ExecutionEndings":
+    def start(self) -> ExecutionEndings:
         # Clients of their own: boto3 sessions are not thread-safe.
         session = boto3.session.Session(region_name=self.region)
         self._sfn, self._lambda = session.client("stepfunctions"), session.client("lambda")
@@ -75,7 +93,7 @@ class ExecutionEndings:
         while not self._stop.is_set():
             try:
                 self._deliver_new_endings()
-            except Exception as error:  # noqa: BLE001 - recorded; the next poll tries again
+            except Exception as error:
                 self.errors.append(f"{type(error).__name__}: {error}")
             self._stop.wait(self.poll_seconds)
 
@@ -88,7 +106,8 @@ class ExecutionEndings:
             if description["status"] != "SUCCEEDED" and not description.get("error"):
                 description.update(self._ending_details(execution["executionArn"]))
             self.deliveries[execution["executionArn"]] = self.deliver(
-                status_change_event(description, self.account, self.region))
+                status_change_event(description, self.account, self.region)
+            )
 
     def _ending_details(self, execution_arn: str) -> dict:
         """The error and cause of the execution's last event (StopExecution's, a timeout's), as AWS reports them."""
@@ -110,9 +129,12 @@ class ExecutionEndings:
                 continue
             for function_arn in rule.function_arns:
                 principal = Principal.service_principal("events.amazonaws.com", self.account)
-                check = Authorization("lambda:InvokeFunction", function_arn,
-                                      {"aws:SourceArn": rule.arn, "aws:SourceAccount": self.account},
-                                      f"target of rule {rule.name}")
+                check = Authorization(
+                    "lambda:InvokeFunction",
+                    function_arn,
+                    {"aws:SourceArn": rule.arn, "aws:SourceAccount": self.account},
+                    f"target of rule {rule.name}",
+                )
                 try:
                     self.iam.authorize(principal, [check], f"eventbridge rule {rule.name}", service="lambda")
                 except AccessDenied as denied:
@@ -120,6 +142,12 @@ class ExecutionEndings:
                     continue
                 response = self._lambda.invoke(FunctionName=function_arn, Payload=json.dumps(event).encode())
                 payload = json.loads(response["Payload"].read() or b"null")
-                results.append({"rule": rule.name, "function": function_arn, "result": payload,
-                                "error": response.get("FunctionError")})
+                results.append(
+                    {
+                        "rule": rule.name,
+                        "function": function_arn,
+                        "result": payload,
+                        "error": response.get("FunctionError"),
+                    }
+                )
         return results

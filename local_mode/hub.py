@@ -10,13 +10,14 @@ as it would in the cloud.
 
 Repositories are local folders; each has one commit, whose sha is derived from its files.
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,14 @@ KINDS = {"models": "model", "datasets": "dataset"}
 class HubRepo:
     repo_id: str
     folder: Path
-    kind: str = "model"              # "model" or "dataset"
+    kind: str = "model"  # "model" or "dataset"
     gated: bool = False
-    tokens: set[str] = field(default_factory=set)   # tokens granted access (gated repositories)
+    tokens: set[str] = field(default_factory=set)  # tokens granted access (gated repositories)
 
     def files(self) -> dict[str, Path]:
-        return {path.relative_to(self.folder).as_posix(): path
-                for path in sorted(self.folder.rglob("*")) if path.is_file()}
+        return {
+            path.relative_to(self.folder).as_posix(): path for path in sorted(self.folder.rglob("*")) if path.is_file()
+        }
 
     @property
     def sha(self) -> str:
@@ -60,7 +62,7 @@ class LocalHub:
         self.repos[(repo.kind, repo.repo_id)] = repo
         return repo
 
-    def start(self) -> "LocalHub":
+    def start(self) -> LocalHub:
         self._thread = threading.Thread(target=self._server.serve_forever, name="local-hub", daemon=True)
         self._thread.start()
         return self
@@ -85,7 +87,7 @@ class _Refusal(Exception):
 
 
 def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _handler(hub: LocalHub):
@@ -108,8 +110,13 @@ def _handler(hub: LocalHub):
         def _route(self, method: str) -> None:
             parsed = urlparse(self.path)
             parts = [unquote(part) for part in parsed.path.strip("/").split("/")]
-            hub.requests.append({"method": method, "path": parsed.path,
-                                 "token": self.headers.get("Authorization", "").removeprefix("Bearer ") or None})
+            hub.requests.append(
+                {
+                    "method": method,
+                    "path": parsed.path,
+                    "token": self.headers.get("Authorization", "").removeprefix("Bearer ") or None,
+                }
+            )
             try:
                 if parts[:1] == ["api"] and len(parts) >= 4 and parts[1] in KINDS:
                     self._api(method, KINDS[parts[1]], parts[2:], parse_qs(parsed.query))
@@ -117,7 +124,7 @@ def _handler(hub: LocalHub):
                     kind = "dataset" if parts[0] == "datasets" else "model"
                     rest = parts[1:] if parts[0] in ("datasets", "models") else parts
                     at = rest.index("resolve")
-                    self._file(method, kind, "/".join(rest[:at]), rest[at + 1], "/".join(rest[at + 2:]))
+                    self._file(method, kind, "/".join(rest[:at]), rest[at + 1], "/".join(rest[at + 2 :]))
                 else:
                     raise _Refusal(404, "RepoNotFound", f"no route {parsed.path}")
             except _Refusal as refusal:
@@ -138,8 +145,10 @@ def _handler(hub: LocalHub):
                 self._json(method, self._entries(repo, prefix, recursive))
             elif action == "paths-info":
                 wanted = self._posted_paths()
-                self._json(method, [entry for entry in self._entries(repo, "", True, directories=True)
-                                    if entry["path"] in wanted])
+                self._json(
+                    method,
+                    [entry for entry in self._entries(repo, "", True, directories=True) if entry["path"] in wanted],
+                )
             else:
                 raise _Refusal(404, "EntryNotFound", f"the local hub does not serve /api/.../{action}")
 
@@ -155,11 +164,22 @@ def _handler(hub: LocalHub):
         def _info(self, repo: HubRepo) -> dict:
             files = repo.files()
             modified = max((path.stat().st_mtime for path in files.values()), default=0)
-            info = {"_id": repo.sha[:24], "id": repo.repo_id, "sha": repo.sha, "private": False,
-                    "gated": "manual" if repo.gated else False, "disabled": False, "downloads": 0, "likes": 0,
-                    "tags": [], "siblings": [{"rfilename": name} for name in files],
-                    "lastModified": _iso(modified), "createdAt": _iso(modified), "cardData": {},
-                    "usedStorage": sum(path.stat().st_size for path in files.values())}
+            info = {
+                "_id": repo.sha[:24],
+                "id": repo.repo_id,
+                "sha": repo.sha,
+                "private": False,
+                "gated": "manual" if repo.gated else False,
+                "disabled": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "siblings": [{"rfilename": name} for name in files],
+                "lastModified": _iso(modified),
+                "createdAt": _iso(modified),
+                "cardData": {},
+                "usedStorage": sum(path.stat().st_size for path in files.values()),
+            }
             if repo.kind == "model":
                 info.update(modelId=repo.repo_id, pipeline_tag="text-generation", library_name="transformers")
             return info
@@ -169,25 +189,36 @@ def _handler(hub: LocalHub):
             for name, path in repo.files().items():
                 if prefix and not (name == prefix or name.startswith(prefix + "/")):
                     continue
-                relative = name[len(prefix):].lstrip("/") if prefix else name
+                relative = name[len(prefix) :].lstrip("/") if prefix else name
                 parts = relative.split("/")
                 if not recursive and len(parts) > 1:
                     folder = (prefix + "/" if prefix else "") + parts[0]
                     if directories and folder not in seen:
                         seen.add(folder)
-                        entries.append({"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(),
-                                        "size": 0, "path": folder})
+                        entries.append(
+                            {
+                                "type": "directory",
+                                "oid": hashlib.sha1(folder.encode()).hexdigest(),
+                                "size": 0,
+                                "path": folder,
+                            }
+                        )
                     continue
                 if recursive and directories:
                     for depth in range(1, len(name.split("/"))):
                         folder = "/".join(name.split("/")[:depth])
                         if folder not in seen and (not prefix or folder.startswith(prefix + "/")):
                             seen.add(folder)
-                            entries.append({"type": "directory", "oid": hashlib.sha1(folder.encode()).hexdigest(),
-                                            "size": 0, "path": folder})
+                            entries.append(
+                                {
+                                    "type": "directory",
+                                    "oid": hashlib.sha1(folder.encode()).hexdigest(),
+                                    "size": 0,
+                                    "path": folder,
+                                }
+                            )
                 data = path.read_bytes()
-                entries.append({"type": "file", "oid": hashlib.sha1(data).hexdigest(), "size": len(data),
-                                "path": name})
+                entries.append({"type": "file", "oid": hashlib.sha1(data).hexdigest(), "size": len(data), "path": name})
             return entries
 
         # ---- files -----------------------------------------------------------------------------
@@ -221,16 +252,27 @@ def _handler(hub: LocalHub):
         def _repo(self, kind: str, repo_id: str) -> HubRepo:
             repo = hub.repos.get((kind, repo_id))
             if repo is None:
-                raise _Refusal(401, "RepoNotFound", f"Repository Not Found for url: {self.path}. Please make sure "
-                                                    "you specified the correct repo_id and repo_type.")
+                raise _Refusal(
+                    401,
+                    "RepoNotFound",
+                    f"Repository Not Found for url: {self.path}. Please make sure "
+                    "you specified the correct repo_id and repo_type.",
+                )
             if repo.gated:
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
                 if not token:
-                    raise _Refusal(401, "GatedRepo", f"Access to {kind} {repo_id} is restricted. You must have "
-                                                     "access to it and be authenticated to access it. Please log in.")
+                    raise _Refusal(
+                        401,
+                        "GatedRepo",
+                        f"Access to {kind} {repo_id} is restricted. You must have "
+                        "access to it and be authenticated to access it. Please log in.",
+                    )
                 if token not in repo.tokens:
-                    raise _Refusal(403, "GatedRepo", f"Access to {kind} {repo_id} is restricted and you are not in "
-                                                     "the authorized list.")
+                    raise _Refusal(
+                        403,
+                        "GatedRepo",
+                        f"Access to {kind} {repo_id} is restricted and you are not in the authorized list.",
+                    )
             return repo
 
         @staticmethod

@@ -4,6 +4,7 @@ Training jobs log to `/aws/sagemaker/TrainingJobs`, processing jobs to `/aws/sag
 one stream per host, `<job name>/<host>-<start time in epoch seconds>`. Written straight to moto's
 logs backend (SageMaker's own writing is not an API call of the workflow).
 """
+
 from __future__ import annotations
 
 import threading

@@ -26,6 +26,7 @@ Creating namespaces needs root (CAP_SYS_ADMIN and CAP_NET_ADMIN). Where that is 
 `build_job_network` returns the machine's network for one-host jobs (a warning says so) and refuses
 several hosts, which cannot be told apart without namespaces.
 """
+
 from __future__ import annotations
 
 import functools
@@ -51,9 +52,27 @@ def namespaces_available() -> bool:
     """Can this process create network, mount and UTS namespaces and bring up a veth pair in one?"""
     try:
         result = subprocess.run(
-            ["unshare", "--net", "--mount", "--uts", "--propagation", "private", "--",
-             "ip", "link", "add", "probe0", "type", "veth", "peer", "name", "probe1"],
-            capture_output=True, timeout=30)
+            [
+                "unshare",
+                "--net",
+                "--mount",
+                "--uts",
+                "--propagation",
+                "private",
+                "--",
+                "ip",
+                "link",
+                "add",
+                "probe0",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "probe1",
+            ],
+            capture_output=True,
+            timeout=30,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return result.returncode == 0
@@ -62,6 +81,7 @@ def namespaces_available() -> bool:
 @dataclass(frozen=True)
 class HostLink:
     """One host's place in the job's network: its name, and its eth0 address (None: `lo` only)."""
+
     name: str
     address: str | None
 
@@ -97,7 +117,7 @@ class JobNetwork:
         self._holders: dict[str, subprocess.Popen] = {}
         self._relays: list = []
 
-    def start(self) -> "JobNetwork":
+    def start(self) -> JobNetwork:
         try:
             self._build()
         except BaseException:
@@ -121,10 +141,24 @@ class JobNetwork:
             _run(*inside, "-m", "mount", "--bind", str(hosts_file), "/etc/hosts")
             if link.address:
                 port = f"port{index}"
-                _run("ip", "link", "add", INTERFACE, "netns", str(holder.pid), "type", "veth",
-                     "peer", "name", port, "netns", str(self._holders["switch"].pid))
-                _run("nsenter", "-t", str(self._holders["switch"].pid), "-n", "ip", "link", "set", port,
-                     "master", BRIDGE)
+                _run(
+                    "ip",
+                    "link",
+                    "add",
+                    INTERFACE,
+                    "netns",
+                    str(holder.pid),
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    port,
+                    "netns",
+                    str(self._holders["switch"].pid),
+                )
+                _run(
+                    "nsenter", "-t", str(self._holders["switch"].pid), "-n", "ip", "link", "set", port, "master", BRIDGE
+                )
                 _run("nsenter", "-t", str(self._holders["switch"].pid), "-n", "ip", "link", "set", port, "up")
                 _run(*inside, "-n", "ip", "addr", "add", f"{link.address}/{SUBNET.prefixlen}", "dev", INTERFACE)
                 _run(*inside, "-n", "ip", "link", "set", INTERFACE, "up")
@@ -149,19 +183,29 @@ class JobNetwork:
 
     def _hold(self, name: str, namespaces: list[str]) -> subprocess.Popen:
         """A process in new namespaces; returns once they exist, so nothing lands in the machine's own."""
-        holder = subprocess.Popen(["unshare", *namespaces, "--", "cat"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        holder = subprocess.Popen(
+            ["unshare", *namespaces, "--", "cat"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         self._holders[name] = holder
-        kinds = [{"--net": "net", "--mount": "mnt", "--uts": "uts"}[flag] for flag in namespaces
-                 if flag in ("--net", "--mount", "--uts")]
+        kinds = [
+            {"--net": "net", "--mount": "mnt", "--uts": "uts"}[flag]
+            for flag in namespaces
+            if flag in ("--net", "--mount", "--uts")
+        ]
         deadline = time.monotonic() + 30
         while True:
             if holder.poll() is not None:
-                raise NetworkUnavailable(f"unshare {' '.join(namespaces)} failed: "
-                                         f"{holder.stderr.read().decode(errors='replace').strip()}")
+                raise NetworkUnavailable(
+                    f"unshare {' '.join(namespaces)} failed: {holder.stderr.read().decode(errors='replace').strip()}"
+                )
             try:
-                if all(os.readlink(f"/proc/{holder.pid}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}")
-                       for kind in kinds):
+                if all(
+                    os.readlink(f"/proc/{holder.pid}/ns/{kind}") != os.readlink(f"/proc/self/ns/{kind}")
+                    for kind in kinds
+                ):
                     return holder
             except FileNotFoundError:
                 pass
@@ -191,8 +235,13 @@ class JobNetwork:
         self._holders.clear()
 
 
-def build_job_network(hosts: list[str], isolated: bool, folder: Path, use_namespaces: bool | None = None,
-                      gateway: dict[str, int] | None = None):
+def build_job_network(
+    hosts: list[str],
+    isolated: bool,
+    folder: Path,
+    use_namespaces: bool | None = None,
+    gateway: dict[str, int] | None = None,
+):
     """The network of one job's hosts: who gets an eth0 on the job's bridge, and at which address.
 
     A job with several hosts always links them (SageMaker lets the instances of one job talk, with
@@ -207,7 +256,8 @@ def build_job_network(hosts: list[str], isolated: bool, folder: Path, use_namesp
         if len(hosts) > 1:
             raise NetworkUnavailable(
                 f"a job with {len(hosts)} instances runs in local mode only in network namespaces, one per "
-                "host, which need root (unshare, nsenter, ip): run local mode as root, or use InstanceCount 1")
+                "host, which need root (unshare, nsenter, ip): run local mode as root, or use InstanceCount 1"
+            )
         return HostNetwork(gateway)
     linked = len(hosts) > 1 or not isolated
     addresses = list(SUBNET.hosts())

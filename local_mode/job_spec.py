@@ -10,6 +10,7 @@ A job with `InstanceCount` N has N hosts, `algo-1` ... `algo-N`, each with its o
 (`<job>/opt_ml/` for algo-1, `<job>/algo-<k>/opt_ml/` for the others) and its own
 `resourceconfig.json`; every channel is copied to every host (FullyReplicated).
 """
+
 from __future__ import annotations
 
 import os
@@ -31,6 +32,7 @@ class UnsupportedJob(ValueError):
 @dataclass
 class Transfer:
     """One S3 prefix <-> one local folder (already mapped below the job's folder)."""
+
     s3_uri: str
     local_path: Path
 
@@ -38,29 +40,30 @@ class Transfer:
 @dataclass
 class HostSpec:
     """One instance of a job: its name and everything below its own /opt/ml."""
-    name: str                      # algo-1, algo-2, ...
-    opt_ml: Path                   # this host's stand-in for /opt/ml
+
+    name: str  # algo-1, algo-2, ...
+    opt_ml: Path  # this host's stand-in for /opt/ml
     command: list[str]
     environment: dict[str, str]
     inputs: list[Transfer] = field(default_factory=list)
     outputs: list[Transfer] = field(default_factory=list)
-    files: dict[str, object] = field(default_factory=dict)   # relative to opt_ml -> JSON content
+    files: dict[str, object] = field(default_factory=dict)  # relative to opt_ml -> JSON content
     checkpoint: Transfer | None = None
 
 
 @dataclass
 class JobSpec:
-    kind: str                      # "training" or "processing"
+    kind: str  # "training" or "processing"
     name: str
     run_id: str
     hosts: list[HostSpec]
-    model_output_uri: str | None = None                      # training: where the first host's /opt/ml/model goes
+    model_output_uri: str | None = None  # training: where the first host's /opt/ml/model goes
     compress_model: bool = False
     max_runtime_seconds: int | None = None
     metric_definitions: list[dict] = field(default_factory=list)
     max_steps: int | None = None
     network_isolation: bool = False
-    image: str = ""                # the container image: a serving image runs with its own software
+    image: str = ""  # the container image: a serving image runs with its own software
 
     @property
     def folder(self) -> Path:
@@ -87,9 +90,11 @@ def host_opt_ml(job_folder: Path, host: str) -> Path:
 def map_container_path(path: str, opt_ml: Path) -> Path:
     """'/opt/ml/processing/input/data' -> <opt_ml>/processing/input/data; other paths are refused."""
     if path != CONTAINER_ROOT and not path.startswith(CONTAINER_ROOT + "/"):
-        raise UnsupportedJob(f"container path {path!r} is outside {CONTAINER_ROOT}; local mode maps only "
-                             f"{CONTAINER_ROOT} to the job's folder")
-    return opt_ml / path[len(CONTAINER_ROOT):].lstrip("/")
+        raise UnsupportedJob(
+            f"container path {path!r} is outside {CONTAINER_ROOT}; local mode maps only "
+            f"{CONTAINER_ROOT} to the job's folder"
+        )
+    return opt_ml / path[len(CONTAINER_ROOT) :].lstrip("/")
 
 
 def rewrite_argument(argument: str, opt_ml: Path) -> str:
@@ -99,8 +104,10 @@ def rewrite_argument(argument: str, opt_ml: Path) -> str:
 
 def build_command(entrypoint: list[str] | None, arguments: list[str] | None, opt_ml: Path) -> list[str]:
     if not entrypoint:
-        raise UnsupportedJob("the job has no ContainerEntrypoint: local mode runs only jobs that name their "
-                             "command explicitly (the image's own entrypoint is not available offline)")
+        raise UnsupportedJob(
+            "the job has no ContainerEntrypoint: local mode runs only jobs that name their "
+            "command explicitly (the image's own entrypoint is not available offline)"
+        )
     command = [rewrite_argument(part, opt_ml) for part in list(entrypoint) + list(arguments or [])]
     if _PYTHON.match(os.path.basename(command[0])):
         command[0] = sys.executable
@@ -129,11 +136,15 @@ def _channels(request: dict) -> list[tuple[str, str]]:
         if source is None:
             raise UnsupportedJob(f"channel {channel.get('ChannelName')!r}: only S3DataSource is emulated")
         if source.get("S3DataType", "S3Prefix") != "S3Prefix":
-            raise UnsupportedJob(f"channel {channel['ChannelName']!r}: S3DataType {source.get('S3DataType')!r} "
-                                 "is not emulated (only S3Prefix)")
+            raise UnsupportedJob(
+                f"channel {channel['ChannelName']!r}: S3DataType {source.get('S3DataType')!r} "
+                "is not emulated (only S3Prefix)"
+            )
         if source.get("S3DataDistributionType", "FullyReplicated") != "FullyReplicated":
-            raise UnsupportedJob(f"channel {channel['ChannelName']!r}: S3DataDistributionType "
-                                 f"{source['S3DataDistributionType']!r} is not emulated (only FullyReplicated)")
+            raise UnsupportedJob(
+                f"channel {channel['ChannelName']!r}: S3DataDistributionType "
+                f"{source['S3DataDistributionType']!r} is not emulated (only FullyReplicated)"
+            )
         channels.append((channel["ChannelName"], source["S3Uri"]))
     return channels
 
@@ -154,28 +165,49 @@ def training_spec(request: dict, jobs_folder: Path) -> JobSpec:
         opt_ml = host_opt_ml(folder, host)
         checkpoint = None
         if checkpoint_config:
-            checkpoint = Transfer(checkpoint_config["S3Uri"], map_container_path(
-                checkpoint_config.get("LocalPath") or f"{CONTAINER_ROOT}/checkpoints", opt_ml))
-        hosts.append(HostSpec(
-            name=host, opt_ml=opt_ml,
-            command=build_command(algorithm.get("ContainerEntrypoint"), algorithm.get("ContainerArguments"), opt_ml),
-            environment=_base_environment(opt_ml, request),
-            inputs=[Transfer(uri, opt_ml / "input" / "data" / channel) for channel, uri in channels],
-            checkpoint=checkpoint,
-            files={
-                "input/config/hyperparameters.json": hyperparameters,
-                "input/config/resourceconfig.json": {
-                    "current_host": host, "current_instance_type": resources.get("InstanceType"),
-                    "current_group_name": "homogeneousCluster", "hosts": names,
-                    "instance_groups": [{"instance_group_name": "homogeneousCluster",
-                                         "instance_type": resources.get("InstanceType"), "hosts": names}],
-                    "network_interface_name": "eth0"},
-                "input/config/inputdataconfig.json": {channel: {"TrainingInputMode": "File", "S3DistributionType":
-                                                                "FullyReplicated"} for channel, _ in channels},
-            }))
+            checkpoint = Transfer(
+                checkpoint_config["S3Uri"],
+                map_container_path(checkpoint_config.get("LocalPath") or f"{CONTAINER_ROOT}/checkpoints", opt_ml),
+            )
+        hosts.append(
+            HostSpec(
+                name=host,
+                opt_ml=opt_ml,
+                command=build_command(
+                    algorithm.get("ContainerEntrypoint"), algorithm.get("ContainerArguments"), opt_ml
+                ),
+                environment=_base_environment(opt_ml, request),
+                inputs=[Transfer(uri, opt_ml / "input" / "data" / channel) for channel, uri in channels],
+                checkpoint=checkpoint,
+                files={
+                    "input/config/hyperparameters.json": hyperparameters,
+                    "input/config/resourceconfig.json": {
+                        "current_host": host,
+                        "current_instance_type": resources.get("InstanceType"),
+                        "current_group_name": "homogeneousCluster",
+                        "hosts": names,
+                        "instance_groups": [
+                            {
+                                "instance_group_name": "homogeneousCluster",
+                                "instance_type": resources.get("InstanceType"),
+                                "hosts": names,
+                            }
+                        ],
+                        "network_interface_name": "eth0",
+                    },
+                    "input/config/inputdataconfig.json": {
+                        channel: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
+                        for channel, _ in channels
+                    },
+                },
+            )
+        )
     max_steps = hyperparameters.get("max_steps")
     return JobSpec(
-        kind="training", name=name, run_id=run_id, hosts=hosts,
+        kind="training",
+        name=name,
+        run_id=run_id,
+        hosts=hosts,
         network_isolation=bool(request.get("EnableNetworkIsolation")),
         image=algorithm.get("TrainingImage", ""),
         model_output_uri=f"{output['S3OutputPath'].rstrip('/')}/{name}/output" if output.get("S3OutputPath") else None,
@@ -204,18 +236,29 @@ def processing_spec(request: dict, jobs_folder: Path) -> JobSpec:
     hosts = []
     for host in names:
         opt_ml = host_opt_ml(folder, host)
-        hosts.append(HostSpec(
-            name=host, opt_ml=opt_ml,
-            command=build_command(app.get("ContainerEntrypoint"), app.get("ContainerArguments"), opt_ml),
-            environment=_base_environment(opt_ml, request),
-            inputs=[Transfer(item["S3Input"]["S3Uri"], map_container_path(item["S3Input"]["LocalPath"], opt_ml))
-                    for item in request.get("ProcessingInputs") or []],
-            outputs=[Transfer(item["S3Output"]["S3Uri"], map_container_path(item["S3Output"]["LocalPath"], opt_ml))
-                     for item in (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []],
-            files={"config/resourceconfig.json": {"current_host": host, "hosts": names}}))
+        hosts.append(
+            HostSpec(
+                name=host,
+                opt_ml=opt_ml,
+                command=build_command(app.get("ContainerEntrypoint"), app.get("ContainerArguments"), opt_ml),
+                environment=_base_environment(opt_ml, request),
+                inputs=[
+                    Transfer(item["S3Input"]["S3Uri"], map_container_path(item["S3Input"]["LocalPath"], opt_ml))
+                    for item in request.get("ProcessingInputs") or []
+                ],
+                outputs=[
+                    Transfer(item["S3Output"]["S3Uri"], map_container_path(item["S3Output"]["LocalPath"], opt_ml))
+                    for item in (request.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+                ],
+                files={"config/resourceconfig.json": {"current_host": host, "hosts": names}},
+            )
+        )
     network = request.get("NetworkConfig") or {}
     return JobSpec(
-        kind="processing", name=name, run_id=run_id, hosts=hosts,
+        kind="processing",
+        name=name,
+        run_id=run_id,
+        hosts=hosts,
         network_isolation=bool(network.get("EnableNetworkIsolation")),
         image=app.get("ImageUri", ""),
         max_runtime_seconds=(request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds"),

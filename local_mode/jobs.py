@@ -10,6 +10,7 @@ SecondaryStatus, FailureReason and FinalMetricDataList as SageMaker reports them
 its checkpoints to the job's checkpoint URI; only the first host's model and output data are
 uploaded; the first host to fail fails the job with its reason, and the others are stopped.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,41 +23,43 @@ import tarfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import boto3
 from moto.core.utils import utcnow
 
+from local_mode import process_env
 from local_mode.iam.sagemaker_jobs import JobAccessDenied
-from training.wheelhouse import IMAGE_SOFTWARE_FLAG
 from local_mode.job_logs import JobLogStream
 from local_mode.job_network import HostNetwork, NetworkUnavailable, build_job_network
 from local_mode.job_spec import HostSpec, JobSpec, UnsupportedJob, processing_spec, training_spec
-from local_mode import process_env
 from local_mode.moto_patches import S3Store
 from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri, upload_folder
+from training.wheelhouse import IMAGE_SOFTWARE_FLAG
 
 
 class ImageSoftwareMissing(RuntimeError):
     """A job's image holds software this machine has no stand-in for yet."""
 
 
-LogSink = Callable[[str, str, str], None]   # (job name, kind, line)
+LogSink = Callable[[str, str, str], None]  # (job name, kind, line)
 FAILURE_REASON_LIMIT = 1024
 _TRACE_LINE = re.compile(r"(Error|Exception|error:|Traceback|raise |Killed)")
 
 
 def _now() -> datetime:
     """Timezone-aware, so the summary's job times read the same anywhere."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
 class JobSettings:
     """Local knobs: none of them changes what the workflow sees except as documented."""
+
     region: str = "us-east-1"
     poll_seconds: float = 0.5
     checkpoint_sync_seconds: float = 1.0
@@ -71,13 +74,14 @@ class JobSettings:
 @dataclass
 class HostRun:
     """One host of a job: its process and what was seen of it."""
+
     spec: HostSpec
     process: subprocess.Popen | None = None
     readers: list = field(default_factory=list)
     tail: deque = field(default_factory=lambda: deque(maxlen=200))
     synced: dict[str, tuple[int, int]] = field(default_factory=dict)
     pending: dict[str, tuple[int, int]] = field(default_factory=dict)
-    exited_at: float | None = None      # monotonic time its process ended, for "who failed first"
+    exited_at: float | None = None  # monotonic time its process ended, for "who failed first"
 
     @property
     def name(self) -> str:
@@ -102,7 +106,7 @@ class LocalJob:
     failed_host: HostRun | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     network: Any = None
-    permissions: Any = None     # local_mode.iam.sagemaker_jobs.JobPermissions, when IAM is evaluated
+    permissions: Any = None  # local_mode.iam.sagemaker_jobs.JobPermissions, when IAM is evaluated
     thread: threading.Thread | None = None
     failure_reason: str | None = None
     store: Any = None
@@ -123,8 +127,13 @@ class LocalJob:
 class JobRunner:
     """Starts, follows and stops the local processes behind SageMaker jobs."""
 
-    def __init__(self, workdir: Path, on_log: LogSink | None = None, settings: JobSettings | None = None,
-                 on_start: Callable[[JobSpec], None] | None = None):
+    def __init__(
+        self,
+        workdir: Path,
+        on_log: LogSink | None = None,
+        settings: JobSettings | None = None,
+        on_start: Callable[[JobSpec], None] | None = None,
+    ):
         self.workdir = Path(workdir)
         self.on_log = on_log or (lambda job, kind, line: None)
         self.on_start = on_start or (lambda spec: None)
@@ -149,7 +158,7 @@ class JobRunner:
             return
         folder = spec.folder
         if folder.exists():
-            shutil.rmtree(folder)   # a leftover from an earlier emulated account with the same names
+            shutil.rmtree(folder)  # a leftover from an earlier emulated account with the same names
         folder.mkdir(parents=True)
         (folder / "request.json").write_text(json.dumps(request, indent=2, default=str))
         job = LocalJob(spec=spec, fake=fake, folder=folder, log_path=folder / "job.log")
@@ -184,11 +193,21 @@ class JobRunner:
 
     # ---- for the runner, tests and the summary ---------------------------------------------------
     def summaries(self) -> list[dict]:
-        return [{"name": job.spec.name, "kind": job.kind, "status": job.status, "attempts": job.attempts,
-                 "run_id": job.spec.run_id, "folder": str(job.folder), "failure_reason": job.failure_reason,
-                 "started": job.started.isoformat(), "ended": job.ended.isoformat() if job.ended else None,
-                 "seconds": round((job.ended - job.started).total_seconds(), 3) if job.ended else None}
-                for job in list(self.jobs.values())]
+        return [
+            {
+                "name": job.spec.name,
+                "kind": job.kind,
+                "status": job.status,
+                "attempts": job.attempts,
+                "run_id": job.spec.run_id,
+                "folder": str(job.folder),
+                "failure_reason": job.failure_reason,
+                "started": job.started.isoformat(),
+                "ended": job.ended.isoformat() if job.ended else None,
+                "seconds": round((job.ended - job.started).total_seconds(), 3) if job.ended else None,
+            }
+            for job in list(self.jobs.values())
+        ]
 
     def started_names(self) -> list[str]:
         return [job.spec.name for job in list(self.jobs.values())]
@@ -232,10 +251,10 @@ class JobRunner:
                     continue
                 break
             self._finish(job, s3, returncode)
-        except ImageSoftwareMissing as missing:   # this machine lacks what the image would hold
+        except ImageSoftwareMissing as missing:  # this machine lacks what the image would hold
             self._log(job, f"[local mode] {missing}")
             self._set_final(job, "Failed", failure=f"local mode: {missing}")
-        except JobAccessDenied as denied:   # SageMaker could not act as the job's role: the job fails
+        except JobAccessDenied as denied:  # SageMaker could not act as the job's role: the job fails
             self._terminate(job, graceful=False)
             self._log(job, f"[local mode] {denied}")
             self._set_final(job, "Failed", failure=str(denied))
@@ -264,11 +283,17 @@ class JobRunner:
                 raise ImageSoftwareMissing(
                     f"the job runs vLLM in {image.name}; local mode runs it with vLLM's CPU build, whose "
                     "environment is not built: run `make vllm-env`, or set evaluation.generation to "
-                    "'transformers'")
-            self._log(job, f"[local mode] the job runs in vLLM's CPU build ({vllm_env.VLLM}) in place of "
-                           f"{image.name}'s GPU build")
-            return str(python), {key: value for key, value in vllm_env.clean_environment().items()
-                                 if key.startswith(("VLLM_", "TORCHINDUCTOR_"))}
+                    "'transformers'"
+                )
+            self._log(
+                job,
+                f"[local mode] the job runs in vLLM's CPU build ({vllm_env.VLLM}) in place of {image.name}'s GPU build",
+            )
+            return str(python), {
+                key: value
+                for key, value in vllm_env.clean_environment().items()
+                if key.startswith(("VLLM_", "TORCHINDUCTOR_"))
+            }
         self._log(job, f"[local mode] the job runs in {image.name}'s environment (transformers {image.transformers})")
         return str(compat_envs.ensure_env(image.name)), {}
 
@@ -284,18 +309,19 @@ class JobRunner:
         if "aws" in urls:
             for name in [key for key in env if key.startswith("AWS_")]:
                 env.pop(name)
-            env.update(AWS_ENDPOINT_URL=urls["aws"], AWS_DEFAULT_REGION=self.settings.region,
-                       AWS_REGION=self.settings.region)
+            env.update(
+                AWS_ENDPOINT_URL=urls["aws"], AWS_DEFAULT_REGION=self.settings.region, AWS_REGION=self.settings.region
+            )
             if self.credentials_for is not None and job.permissions is not None:
                 env.update(self.credentials_for(job.permissions.principal))
         if "hub" in urls:
             for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
                 env.pop(name, None)
             env["HF_ENDPOINT"] = urls["hub"]
-        if own_python:   # an image's own interpreter sees none of this project's packages
+        if own_python:  # an image's own interpreter sees none of this project's packages
             for name in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
                 env.pop(name, None)
-        env.update(spec.environment)   # the request's Environment, as SageMaker sets it
+        env.update(spec.environment)  # the request's Environment, as SageMaker sets it
         return env
 
     def _check_start(self, job: LocalJob, s3: Any) -> None:
@@ -318,17 +344,26 @@ class JobRunner:
 
     def _build_network(self, job: LocalJob):
         """The job's own namespaces: its hosts reach each other and nothing else (see job_network.py)."""
-        network = build_job_network([host.name for host in job.hosts], job.spec.network_isolation,
-                                    job.folder / "network", use_namespaces=self.settings.network_namespaces,
-                                    gateway=self.gateway)
+        network = build_job_network(
+            [host.name for host in job.hosts],
+            job.spec.network_isolation,
+            job.folder / "network",
+            use_namespaces=self.settings.network_namespaces,
+            gateway=self.gateway,
+        )
         if isinstance(network, HostNetwork):
-            self._log(job, "[local mode] network namespaces are not available here (they need root): the job "
-                           "runs with this machine's network, without network isolation")
+            self._log(
+                job,
+                "[local mode] network namespaces are not available here (they need root): the job "
+                "runs with this machine's network, without network isolation",
+            )
         else:
-            shape = (f"{len(job.hosts)} hosts on {network.interface}" if network.interface
-                     else "no interface but lo")
-            self._log(job, f"[local mode] job network: {shape}, no route out"
-                           + (" (network isolation)" if job.spec.network_isolation else ""))
+            shape = f"{len(job.hosts)} hosts on {network.interface}" if network.interface else "no interface but lo"
+            self._log(
+                job,
+                f"[local mode] job network: {shape}, no route out"
+                + (" (network isolation)" if job.spec.network_isolation else ""),
+            )
         return network
 
     def _prepare_folder(self, job: LocalJob, s3: Any) -> None:
@@ -360,8 +395,11 @@ class JobRunner:
             download_prefix(s3, checkpoint.s3_uri.rstrip("/") + "/", checkpoint.local_path, store=job.store)
             who = f"{host.name} " if len(job.hosts) > 1 else ""
             self._log(job, f"[local mode] {who}restored checkpoints from {checkpoint.s3_uri}")
-        host.synced = {str(p.relative_to(checkpoint.local_path)): _signature(p)
-                       for p in checkpoint.local_path.rglob("*") if p.is_file()}
+        host.synced = {
+            str(p.relative_to(checkpoint.local_path)): _signature(p)
+            for p in checkpoint.local_path.rglob("*")
+            if p.is_file()
+        }
         host.pending = {}
 
     def _reset_for_restart(self, job: LocalJob, s3: Any) -> None:
@@ -380,22 +418,33 @@ class JobRunner:
                 self._log(job, "[local mode] stopped before the process started")
                 return None
             job.attempts += 1
-            self._set_progress(job, "Training" if job.kind == "training" else None,
-                               "Training image download completed. Training in progress.")
+            self._set_progress(
+                job,
+                "Training" if job.kind == "training" else None,
+                "Training image download completed. Training in progress.",
+            )
             for host in job.hosts:
                 spec = host.spec
-                self._log(job, f"[local mode] attempt {job.attempts}: {self._host_label(job, host)}"
-                               f"{' '.join(spec.command)}")
+                self._log(
+                    job, f"[local mode] attempt {job.attempts}: {self._host_label(job, host)}{' '.join(spec.command)}"
+                )
                 command = [python or spec.command[0], *spec.command[1:]]
                 host.process = subprocess.Popen(
-                    _dies_with_runner(job.network.command(host.name, command)), cwd=str(spec.opt_ml.parent),
+                    _dies_with_runner(job.network.command(host.name, command)),
+                    cwd=str(spec.opt_ml.parent),
                     env={**self._environment(job, spec, own_python=python is not None), **image_environment},
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
-                    text=True, bufsize=1, errors="replace", start_new_session=True)
+                    text=True,
+                    bufsize=1,
+                    errors="replace",
+                    start_new_session=True,
+                )
                 host.exited_at = None
-                host.readers = [threading.Thread(target=self._read_output, args=(job, host, host.process), daemon=True),
-                                threading.Thread(target=_note_exit, args=(host, host.process), daemon=True)]
+                host.readers = [
+                    threading.Thread(target=self._read_output, args=(job, host, host.process), daemon=True),
+                    threading.Thread(target=_note_exit, args=(host, host.process), daemon=True),
+                ]
                 for thread in host.readers:
                     thread.start()
         spec = job.spec
@@ -416,8 +465,11 @@ class JobRunner:
                 if failed is not None:
                     job.failed_host = failed
                     if any(host.running for host in job.hosts):
-                        self._log(job, f"[local mode] {failed.name} failed (exit code {failed.process.returncode}): "
-                                       "stopping the other hosts")
+                        self._log(
+                            job,
+                            f"[local mode] {failed.name} failed (exit code {failed.process.returncode}): "
+                            "stopping the other hosts",
+                        )
                         self._terminate(job, graceful=True)
             if spec.max_runtime_seconds and time.monotonic() - started > spec.max_runtime_seconds:
                 job.stop_requested = True
@@ -434,16 +486,23 @@ class JobRunner:
 
     @staticmethod
     def _first_failed_host(job: LocalJob) -> HostRun | None:
-        failed = [host for host in job.hosts
-                  if host.process is not None and host.process.poll() not in (None, 0)]
+        failed = [host for host in job.hosts if host.process is not None and host.process.poll() not in (None, 0)]
         return min(failed, key=lambda host: host.exited_at or float("inf")) if failed else None
 
     def _should_interrupt(self, job: LocalJob) -> bool:
-        if (not self.settings.interrupt_training_after_checkpoint or job.kind != "training"
-                or job.interrupted or job.stop_requested):
+        if (
+            not self.settings.interrupt_training_after_checkpoint
+            or job.kind != "training"
+            or job.interrupted
+            or job.stop_requested
+        ):
             return False
-        return any(self._checkpoint_in_s3(job, key.rpartition("/")[0])
-                   for host in job.hosts for key in list(host.synced) if key.endswith("/trainer_state.json"))
+        return any(
+            self._checkpoint_in_s3(job, key.rpartition("/")[0])
+            for host in job.hosts
+            for key in list(host.synced)
+            if key.endswith("/trainer_state.json")
+        )
 
     def _checkpoint_in_s3(self, job: LocalJob, folder: str) -> bool:
         """Every file any host wrote into the checkpoint folder has reached S3 as it is now.
@@ -459,7 +518,7 @@ class JobRunner:
                     if host.synced.get(str(path.relative_to(checkpoint.local_path))) != _signature(path):
                         return False
                 except FileNotFoundError:
-                    continue   # rotated away by save_total_limit after its upload
+                    continue  # rotated away by save_total_limit after its upload
         return True
 
     def _read_output(self, job: LocalJob, host: HostRun, process: subprocess.Popen) -> None:
@@ -476,9 +535,10 @@ class JobRunner:
     def _log_stream(self, job: LocalJob, host: HostRun) -> JobLogStream | None:
         """The host's CloudWatch Logs stream, as SageMaker names it (None if moto's backend refuses)."""
         try:
-            return JobLogStream(job.store.account_id, self.settings.region, job.kind, job.spec.name, host.name,
-                                job.started.timestamp())
-        except Exception as error:  # noqa: BLE001 - the job's own log file still has every line
+            return JobLogStream(
+                job.store.account_id, self.settings.region, job.kind, job.spec.name, host.name, job.started.timestamp()
+            )
+        except Exception as error:
             self._log(job, f"[local mode] job logs are not copied to CloudWatch Logs: {error}")
             return None
 
@@ -518,8 +578,9 @@ class JobRunner:
                     continue
                 to_upload.append((path, relative, signature))
             if to_upload:
-                self._check_upload(job, checkpoint.local_path, checkpoint.s3_uri, [p for p, _, _ in to_upload],
-                                   "checkpoints")
+                self._check_upload(
+                    job, checkpoint.local_path, checkpoint.s3_uri, [p for p, _, _ in to_upload], "checkpoints"
+                )
             for path, relative, signature in to_upload:
                 try:
                     upload_folder(s3, checkpoint.local_path, checkpoint.s3_uri, only=[path], store=job.store)
@@ -546,8 +607,9 @@ class JobRunner:
         elif returncode == 0:
             self._set_final(job, "Completed")
         else:
-            self._set_final(job, "Failed", failure=self._failure_reason(job, job.failed_host or job.hosts[0],
-                                                                        returncode))
+            self._set_final(
+                job, "Failed", failure=self._failure_reason(job, job.failed_host or job.hosts[0], returncode)
+            )
 
     def _upload_training_outputs(self, job: LocalJob, s3: Any) -> None:
         """The first host's /opt/ml/model (and output/data) is the job's model, as on SageMaker."""
@@ -580,7 +642,7 @@ class JobRunner:
             detail = "\n".join(picked) if picked else "no output"
         reason = f"AlgorithmError: ExitCode {returncode}\n{detail}"
         if len(reason) > FAILURE_REASON_LIMIT:
-            reason = reason[:40] + "\n...\n" + reason[-(FAILURE_REASON_LIMIT - 45):]
+            reason = reason[:40] + "\n...\n" + reason[-(FAILURE_REASON_LIMIT - 45) :]
         return reason
 
     # ---- helpers ---------------------------------------------------------------------------------
@@ -601,6 +663,7 @@ class JobRunner:
         except ProcessLookupError:
             return
         if graceful:
+
             def escalate() -> None:
                 try:
                     process.wait(self.settings.stop_grace_seconds)
@@ -609,6 +672,7 @@ class JobRunner:
                         os.killpg(process.pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
+
             threading.Thread(target=escalate, daemon=True).start()
 
     def _log(self, job: LocalJob, line: str) -> None:
@@ -621,17 +685,27 @@ class JobRunner:
         job.failure_reason = failure
         job.ended = _now()
         secondary = {"Completed": "Completed", "Failed": "Failed", "Stopped": "Stopped"}[status]
-        self._set_status(job.fake, job.kind, status, secondary=secondary, failure=failure,
-                         message={"Completed": "Training job completed", "Failed": "Training job failed",
-                                  "Stopped": "Training job stopped"}[status])
+        self._set_status(
+            job.fake,
+            job.kind,
+            status,
+            secondary=secondary,
+            failure=failure,
+            message={
+                "Completed": "Training job completed",
+                "Failed": "Training job failed",
+                "Stopped": "Training job stopped",
+            }[status],
+        )
         now = utcnow()
         if job.kind == "training":
             job.fake.training_end_time = now
             seconds = int((now - job.fake.training_start_time).total_seconds())
             job.fake.training_time_in_seconds = seconds
             job.fake.billable_time_in_seconds = seconds
-            job.fake.final_metric_data_list = [{"MetricName": name, "Value": value, "Timestamp": now}
-                                               for name, value in job.metrics.items()]
+            job.fake.final_metric_data_list = [
+                {"MetricName": name, "Value": value, "Timestamp": now} for name, value in job.metrics.items()
+            ]
         else:
             job.fake.processing_end_time = now
             if failure:
@@ -645,8 +719,15 @@ class JobRunner:
         else:
             self._set_status(job.fake, job.kind, "InProgress", secondary=secondary, message=message)
 
-    def _set_status(self, fake: Any, kind: str, status: str, secondary: str | None = None,
-                    failure: str | None = None, message: str = "") -> None:
+    def _set_status(
+        self,
+        fake: Any,
+        kind: str,
+        status: str,
+        secondary: str | None = None,
+        failure: str | None = None,
+        message: str = "",
+    ) -> None:
         now = utcnow()
         fake.last_modified_time = now
         if failure:
@@ -659,9 +740,12 @@ class JobRunner:
             transitions = getattr(fake, "secondary_status_transitions", None) or []
             if transitions and "EndTime" not in transitions[-1]:
                 transitions[-1]["EndTime"] = now
-            if transitions and transitions[-1].get("Status") == "Starting" and transitions[-1].get(
-                    "StatusMessage") == "Preparing the instances for training":
-                transitions = []   # moto's canned transition
+            if (
+                transitions
+                and transitions[-1].get("Status") == "Starting"
+                and transitions[-1].get("StatusMessage") == "Preparing the instances for training"
+            ):
+                transitions = []  # moto's canned transition
             transitions.append({"Status": secondary, "StartTime": now, "StatusMessage": message})
             fake.secondary_status_transitions = transitions
             fake.secondary_status = secondary

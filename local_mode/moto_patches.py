@@ -8,23 +8,25 @@ emulation (`LambdaInvoker`, `JobRunner`, `EndpointEmulator`). `tests/local_mode/
 checks that every attribute used here still exists with the expected signature, so an upgrade of moto
 fails loudly instead of silently running moto's canned behaviour.
 """
+
 from __future__ import annotations
 
 import contextlib
 import copy
 import functools
 import json
-from typing import Any, Iterator, Protocol
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from moto.awslambda.models import LambdaFunction
 from moto.cloudwatch.models import CloudWatchBackend
-from moto.iam.responses import IamResponse
-from moto.servicequotas.responses import ServiceQuotasResponse
 from moto.core.responses import ActionResult, EmptyResult
+from moto.iam.responses import IamResponse
 from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
 from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, ModelPackage, SageMakerModelBackend, arn_formatter
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+from moto.servicequotas.responses import ServiceQuotasResponse
 
 
 class LambdaHooks(Protocol):
@@ -40,13 +42,21 @@ class JobHooks(Protocol):
 class EndpointHooks(Protocol):
     def create(self, backend: SageMakerModelBackend, endpoint: FakeEndpoint, request: dict) -> None: ...
 
-    def update(self, backend: SageMakerModelBackend, endpoint: FakeEndpoint, config_name: str,
-               rollback_alarms: list[str]) -> None: ...
+    def update(
+        self, backend: SageMakerModelBackend, endpoint: FakeEndpoint, config_name: str, rollback_alarms: list[str]
+    ) -> None: ...
 
     def delete(self, endpoint_name: str) -> None: ...
 
-    def invoke(self, account_id: str, region: str, endpoint_name: str, body: bytes,
-               content_type: str | None, accept: str | None) -> tuple[int, dict, bytes]: ...
+    def invoke(
+        self,
+        account_id: str,
+        region: str,
+        endpoint_name: str,
+        body: bytes,
+        content_type: str | None,
+        accept: str | None,
+    ) -> tuple[int, dict, bytes]: ...
 
 
 class AccountHooks(Protocol):
@@ -54,8 +64,9 @@ class AccountHooks(Protocol):
 
     def quotas(self, service_code: str, account_id: str, region: str) -> list[dict]: ...
 
-    def simulate(self, policy_source_arn: str, actions: list[str], resources: list[str],
-                 context: dict) -> list[dict]: ...
+    def simulate(
+        self, policy_source_arn: str, actions: list[str], resources: list[str], context: dict
+    ) -> list[dict]: ...
 
 
 # (owner, attribute, parameter names the patch relies on; None for an API this module adds)
@@ -111,10 +122,10 @@ class S3Store:
         self.backend = s3_backends[account_id]["aws"]
 
     @classmethod
-    def of_current_account(cls, region: str) -> "S3Store":
+    def of_current_account(cls, region: str) -> S3Store:
         import boto3
 
-        sts = boto3.session.Session(region_name=region).client("sts")   # not the Lambdas' shared session
+        sts = boto3.session.Session(region_name=region).client("sts")  # not the Lambdas' shared session
         return cls(sts.get_caller_identity()["Account"])
 
     def read(self, bucket: str, key: str) -> bytes:
@@ -135,7 +146,7 @@ def _request(response: Any) -> dict:
     return json.loads(body or "{}")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _instance_types(shape: str) -> frozenset[str]:
     import botocore.session
 
@@ -147,8 +158,10 @@ def _check_instance_types(instance_types: list[str], shape: str, field: str) -> 
     allowed = _instance_types(shape)
     for instance_type in instance_types:
         if instance_type not in allowed:
-            raise ValidationError(message=f"Value '{instance_type}' at '{field}' failed to satisfy constraint: "
-                                          f"Member must satisfy enum value set: {sorted(allowed)}")
+            raise ValidationError(
+                message=f"Value '{instance_type}' at '{field}' failed to satisfy constraint: "
+                f"Member must satisfy enum value set: {sorted(allowed)}"
+            )
 
 
 def _check_scalable_variants(backend: SageMakerModelBackend, endpoint: FakeEndpoint, config: Any) -> None:
@@ -157,19 +170,22 @@ def _check_scalable_variants(backend: SageMakerModelBackend, endpoint: FakeEndpo
     from moto.applicationautoscaling.models import applicationautoscaling_backends
 
     targets = applicationautoscaling_backends[backend.account_id][backend.region_name].targets.get(
-        "sagemaker:variant:DesiredInstanceCount", {})
+        "sagemaker:variant:DesiredInstanceCount", {}
+    )
     current = backend.endpoint_configs.get(endpoint.endpoint_config_name)
     new_types = {v["VariantName"]: v.get("InstanceType") for v in config.production_variants}
     blocked = []
-    for variant in (current.production_variants if current else []):
+    for variant in current.production_variants if current else []:
         if f"endpoint/{endpoint.endpoint_name}/variant/{variant['VariantName']}" not in targets:
             continue
         if new_types.get(variant["VariantName"]) != variant.get("InstanceType"):
             blocked.append(variant["VariantName"])
     if blocked:
-        raise ValidationError(message=f'The variant(s) "{blocked}" must be deregistered as scalable targets with '
-                                      "AWS Application Auto Scaling before they can be removed or have their "
-                                      "instance type updated.")
+        raise ValidationError(
+            message=f'The variant(s) "{blocked}" must be deregistered as scalable targets with '
+            "AWS Application Auto Scaling before they can be removed or have their "
+            "instance type updated."
+        )
 
 
 def _arn(kind: str, name: str, backend: SageMakerModelBackend) -> str:
@@ -177,8 +193,9 @@ def _arn(kind: str, name: str, backend: SageMakerModelBackend) -> str:
 
 
 @contextlib.contextmanager
-def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks,
-              account: AccountHooks | None = None) -> Iterator[None]:
+def installed(
+    lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks, account: AccountHooks | None = None
+) -> Iterator[None]:
     """Install every patch for the duration of the block; the originals come back afterwards."""
     originals = {(owner, name): owner.__dict__.get(name) for owner, name, _ in PATCH_POINTS}
 
@@ -200,7 +217,8 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks,
         if name in backend.training_jobs:
             raise ResourceInUseException(
                 "Training job names must be unique within an AWS account and region, and a training "
-                f"job with this name already exists ({_arn('training-job', name, backend)})")
+                f"job with this name already exists ({_arn('training-job', name, backend)})"
+            )
         result = orig_create_training(self)
         job = backend.training_jobs[name]
         # moto replaces MetricDefinitions with its own; keep what the caller asked for.
@@ -223,7 +241,8 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks,
         if name in backend.processing_jobs:
             raise ResourceInUseException(
                 "Processing job names must be unique within an AWS account and region, and a processing "
-                f"job with this name already exists ({_arn('processing-job', name, backend)})")
+                f"job with this name already exists ({_arn('processing-job', name, backend)})"
+            )
         result = orig_create_processing(self)
         jobs.start("processing", backend, backend.processing_jobs[name], request)
         return result
@@ -256,7 +275,9 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks,
         name = request["EndpointName"]
         backend = self.sagemaker_backend
         if name in backend.endpoints:
-            raise ValidationError(message=f'Cannot create already existing endpoint "{_arn("endpoint", name, backend)}".')
+            raise ValidationError(
+                message=f'Cannot create already existing endpoint "{_arn("endpoint", name, backend)}".'
+            )
         result = orig_create_endpoint(self)
         endpoints.create(backend, backend.endpoints[name], request)
         return result
@@ -273,9 +294,10 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks,
             raise ValidationError(message=f"Could not find endpoint configuration '{arn}'.")
         if endpoint.endpoint_status != "InService":
             raise ValidationError(
-                message=f'Cannot update in-progress endpoint "{endpoint.arn}".' if endpoint.endpoint_status
-                in ("Creating", "Updating") else f'Cannot update endpoint "{endpoint.arn}" in status '
-                f"{endpoint.endpoint_status}.")
+                message=f'Cannot update in-progress endpoint "{endpoint.arn}".'
+                if endpoint.endpoint_status in ("Creating", "Updating")
+                else f'Cannot update endpoint "{endpoint.arn}" in status {endpoint.endpoint_status}.'
+            )
         _check_scalable_variants(backend, endpoint, backend.endpoint_configs[config_name])
         deployment = self._get_param("DeploymentConfig") or {}
         alarms = [a["AlarmName"] for a in (deployment.get("AutoRollbackConfiguration") or {}).get("Alarms", [])]
@@ -291,13 +313,19 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks,
     def invoke_endpoint(self: SageMakerRuntimeResponse) -> tuple[int, dict, bytes]:
         endpoint_name = self._get_params().get("EndpointName") or self.path.split("/")[2]
         body = self.body if isinstance(self.body, bytes) else (self.body or "").encode("utf-8")
-        return endpoints.invoke(self.current_account, self.region, endpoint_name, body,
-                                self.headers.get("Content-Type"), self.headers.get("Accept"))
+        return endpoints.invoke(
+            self.current_account,
+            self.region,
+            endpoint_name,
+            body,
+            self.headers.get("Content-Type"),
+            self.headers.get("Accept"),
+        )
 
     def put_metric_alarm(self: CloudWatchBackend, name: str, *args: Any, **kwargs: Any) -> Any:
         existing = self.alarms.get(name)
         if existing is not None:
-            kwargs.pop("tags", None)   # tags are set when an alarm is created, not when it is updated
+            kwargs.pop("tags", None)  # tags are set when an alarm is created, not when it is updated
         alarm = orig_put_metric_alarm(self, name, *args, **kwargs)
         if existing is not None:
             for attribute in ("state_value", "state_reason", "state_reason_data", "state_updated_timestamp"):
@@ -309,7 +337,7 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks,
         quotas = account.quotas(params.get("ServiceCode", ""), self.current_account, self.region) if account else []
         start = int(params.get("NextToken") or 0)
         size = int(params.get("MaxResults") or 100)
-        page = {"Quotas": quotas[start:start + size]}
+        page = {"Quotas": quotas[start : start + size]}
         if start + size < len(quotas):
             page["NextToken"] = str(start + size)
         return json.dumps(page)
@@ -317,8 +345,10 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks,
     def simulate_principal_policy(self: IamResponse) -> ActionResult:
         actions = list(self._get_param("ActionNames") or [])
         resources = list(self._get_param("ResourceArns") or ["*"])
-        context = {entry.get("ContextKeyName"): entry.get("ContextKeyValues")
-                   for entry in self._get_param("ContextEntries") or []}
+        context = {
+            entry.get("ContextKeyName"): entry.get("ContextKeyValues")
+            for entry in self._get_param("ContextEntries") or []
+        }
         results = account.simulate(self._get_param("PolicySourceArn"), actions, resources, context) if account else []
         return ActionResult({"EvaluationResults": results, "IsTruncated": False})
 
@@ -326,7 +356,9 @@ def installed(lambdas: LambdaHooks, jobs: JobHooks, endpoints: EndpointHooks,
         _check_instance_types([instance_type], "ProductionVariantInstanceType", "instanceType")
 
     def validate_realtime_types(instance_types: list[str]) -> None:
-        _check_instance_types(instance_types, "ProductionVariantInstanceType", "supportedRealtimeInferenceInstanceTypes")
+        _check_instance_types(
+            instance_types, "ProductionVariantInstanceType", "supportedRealtimeInferenceInstanceTypes"
+        )
 
     def validate_transform_types(instance_types: list[str]) -> None:
         _check_instance_types(instance_types, "TransformInstanceType", "supportedTransformInstanceTypes")

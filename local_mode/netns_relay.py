@@ -6,6 +6,7 @@ switch namespace (a throwaway thread enters it with setns(2); a socket stays in 
 made in), whose connections this process forwards to one port on 127.0.0.1. Nothing is added to the
 machine's own network namespace, and nothing else becomes reachable.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -37,7 +38,7 @@ def listen_in_namespace(pid: int, address: str, port: int = 0) -> socket.socket:
         finally:
             os.close(target)
 
-    thread = threading.Thread(target=create)   # ends in the job's namespace; no other code runs on it
+    thread = threading.Thread(target=create)  # ends in the job's namespace; no other code runs on it
     thread.start()
     thread.join()
     if "error" in made:

@@ -5,15 +5,16 @@ endpoint servers start from threads at any time, and must neither read the envir
 Lambda is changing it (copying `os.environ` while a key is removed raises KeyError) nor inherit a
 Lambda's variables: a container gets its request's environment, not its caller's.
 """
+
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 _LOCK = threading.RLock()
-_before_lambda: dict[str, str | None] = {}   # values the running Lambda's variables replaced
+_before_lambda: dict[str, str | None] = {}  # values the running Lambda's variables replaced
 
 
 @contextmanager

@@ -1,4 +1,5 @@
 """What a local run prints while it goes: states, job logs, a training progress bar, the summary."""
+
 from __future__ import annotations
 
 import re
@@ -52,8 +53,10 @@ class Progress:
             self.info("execution SUCCEEDED")
         elif kind in ("ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):
             details = event.get("executionFailedEventDetails") or {}
-            self.info(f"execution {kind.removeprefix('Execution').upper()}: {details.get('error')}: "
-                      f"{_short(details.get('cause'), 500)}")
+            self.info(
+                f"execution {kind.removeprefix('Execution').upper()}: {details.get('error')}: "
+                f"{_short(details.get('cause'), 500)}"
+            )
 
     def job_line(self, job: str, kind: str, line: str) -> None:
         line = line.split("\r")[-1].rstrip()
@@ -82,8 +85,12 @@ class Progress:
 
 
 def format_summary(summary: dict[str, Any]) -> list[str]:
-    lines = ["", "=" * 72, f"Run {summary.get('run_id')}  ({summary.get('execution_name')})",
-             f"Status: {summary['status']}" + (f"  in {summary['seconds']:.0f}s" if summary.get("seconds") else "")]
+    lines = [
+        "",
+        "=" * 72,
+        f"Run {summary.get('run_id')}  ({summary.get('execution_name')})",
+        f"Status: {summary['status']}" + (f"  in {summary['seconds']:.0f}s" if summary.get("seconds") else ""),
+    ]
     if summary.get("error"):
         lines.append(f"Error:  {summary['error']}")
         lines.append(f"Cause:  {_short(summary.get('cause'), 800)}")
@@ -95,13 +102,18 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
     for model in ("base", "fine_tuned"):
         values = metrics.get(model)
         if values:
-            shown = ", ".join(f"{key}={values[key]:.3f}" if isinstance(values[key], float) else f"{key}={values[key]}"
-                              for key in ("execution_accuracy", "exact_match", "count") if key in values)
+            shown = ", ".join(
+                f"{key}={values[key]:.3f}" if isinstance(values[key], float) else f"{key}={values[key]}"
+                for key in ("execution_accuracy", "exact_match", "count")
+                if key in values
+            )
             lines.append(f"Metrics {model:<10} {shown}")
     gate = summary.get("gate")
     if gate:
-        lines.append(f"Gate:   {'passed' if gate.get('passed') else 'failed'}"
-                     + (f" - {'; '.join(gate.get('reasons') or [])}" if gate.get("reasons") else ""))
+        lines.append(
+            f"Gate:   {'passed' if gate.get('passed') else 'failed'}"
+            + (f" - {'; '.join(gate.get('reasons') or [])}" if gate.get("reasons") else "")
+        )
     package = summary.get("model_package")
     if package:
         lines.append(f"Model package: {package.get('status')}  {package.get('arn')}")
@@ -113,9 +125,12 @@ def format_summary(summary: dict[str, Any]) -> list[str]:
         lines.append(f"  try:  {endpoint['curl']}")
     iam = summary.get("iam")
     if iam:
-        lines.append(f"IAM:    {iam['checks']} checks, {iam['denied']} denied"
-                     + "".join(f"\n  DENIED {d['principal']}: {d['action']} on {d['resource']}"
-                               for d in iam.get("denials", [])[:5]))
+        lines.append(
+            f"IAM:    {iam['checks']} checks, {iam['denied']} denied"
+            + "".join(
+                f"\n  DENIED {d['principal']}: {d['action']} on {d['resource']}" for d in iam.get("denials", [])[:5]
+            )
+        )
     if summary.get("run_folder"):
         lines.append(f"Run folder: {summary['run_folder']}  (jobs/, lambda/, s3/, summary.json, iam-checks.txt)")
     lines.append("=" * 72)

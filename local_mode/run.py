@@ -1,11 +1,12 @@
 """One execution of the workflow in the emulated account: inputs in, summary out."""
+
 from __future__ import annotations
 
 import copy
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ from local_mode.environment import LocalAws
 class RunRequest:
     execution_input: dict
     name: str
-    model_dir: Path | None = None        # uploaded to the data bucket and used as base_model.s3_uri
-    dataset: Path | None = None          # uploaded to the data bucket and used as dataset.s3_uri
+    model_dir: Path | None = None  # uploaded to the data bucket and used as base_model.s3_uri
+    dataset: Path | None = None  # uploaded to the data bucket and used as dataset.s3_uri
     dataset_format: str | None = None
     timeout_seconds: float = 3600
 
@@ -33,8 +34,11 @@ def prepare_input(aws: LocalAws, request: RunRequest) -> dict:
     if request.dataset is not None:
         uri = f"s3://{aws.data_bucket}/datasets/{Path(request.dataset).name}"
         aws.upload_file(Path(request.dataset), uri)
-        dataset = {k: v for k, v in (execution_input.get("dataset") or {}).items()
-                   if k not in ("hf_dataset_id", "hf_split", "s3_uri")}
+        dataset = {
+            k: v
+            for k, v in (execution_input.get("dataset") or {}).items()
+            if k not in ("hf_dataset_id", "hf_split", "s3_uri")
+        }
         dataset["s3_uri"] = uri
         if request.dataset_format:
             dataset["format"] = request.dataset_format
@@ -44,13 +48,13 @@ def prepare_input(aws: LocalAws, request: RunRequest) -> dict:
 
 def run_execution(aws: LocalAws, request: RunRequest) -> dict:
     """Start the execution, follow it to its end, collect its results into a summary."""
-    started, since = time.monotonic(), datetime.now(timezone.utc)
+    started, since = time.monotonic(), datetime.now(UTC)
     first_check = aws.iam.checks_so_far
     execution_input = prepare_input(aws, request)
     aws.progress.info(f"starting execution {request.name}")
     arn = aws.start_execution(execution_input, request.name)
     aws.wait(arn, timeout=request.timeout_seconds)
-    ending = aws.endings.wait_delivered(arn, timeout=120)   # EventBridge's Cleanup, for runs that did not succeed
+    ending = aws.endings.wait_delivered(arn, timeout=120)  # EventBridge's Cleanup, for runs that did not succeed
     aws.endpoints.wait_idle(30)
     summary = summarize(aws, arn, since, first_check)
     summary["ending_cleanup"] = [delivery.get("result") for delivery in ending or []] or None
@@ -72,11 +76,13 @@ def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, 
                 break
     run_id = (state.get("run") or {}).get("run_id")
     metrics = aws.read_json(f"s3://{aws.artifacts_bucket}/runs/{run_id}/eval/metrics.json") if run_id else None
-    serving_check = aws.read_json(f"s3://{aws.artifacts_bucket}/runs/{run_id}/serving-check/report.json") \
-        if run_id else None
+    serving_check = (
+        aws.read_json(f"s3://{aws.artifacts_bucket}/runs/{run_id}/serving-check/report.json") if run_id else None
+    )
     deployment = state.get("deployment") or {}
-    endpoint = describe_for_summary(aws.endpoints, deployment.get("endpoint_name"), since,
-                                    engine=deployment.get("engine", "tgi"))
+    endpoint = describe_for_summary(
+        aws.endpoints, deployment.get("endpoint_name"), since, engine=deployment.get("engine", "tgi")
+    )
     if endpoint is not None:
         try:
             endpoint["status"] = aws.sagemaker.describe_endpoint(EndpointName=endpoint["name"])["EndpointStatus"]
@@ -90,11 +96,14 @@ def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, 
         "execution_arn": execution_arn,
         "run_id": run_id,
         "run_folder": str(aws.workdir / "runs" / run_id) if run_id else None,
-        "jobs": [{k: job[k] for k in ("name", "kind", "status", "attempts", "failure_reason",
-                                      "started", "ended", "seconds")}
-                 for job in aws.jobs.summaries() if run_id and job["run_id"] == run_id],
+        "jobs": [
+            {k: job[k] for k in ("name", "kind", "status", "attempts", "failure_reason", "started", "ended", "seconds")}
+            for job in aws.jobs.summaries()
+            if run_id and job["run_id"] == run_id
+        ],
         "metrics": {"base": (metrics or {}).get("base"), "fine_tuned": (metrics or {}).get("fine_tuned")}
-        if metrics else None,
+        if metrics
+        else None,
         "serving_check": _serving_check_summary(serving_check),
         "gate": state.get("gate"),
         "model_package": state.get("model_package"),
@@ -112,9 +121,14 @@ def _serving_check_summary(report: dict | None) -> dict | None:
     if not report:
         return None
     rows = report.get("rows") or {}
-    return {"passed": report.get("passed"), "engine": report.get("engine"), "software": report.get("software"),
-            "checks": report.get("checks"), "rows": {"compared": rows.get("compared"), "matching": rows.get("matching")},
-            "mismatches": report.get("mismatches")}
+    return {
+        "passed": report.get("passed"),
+        "engine": report.get("engine"),
+        "software": report.get("software"),
+        "checks": report.get("checks"),
+        "rows": {"compared": rows.get("compared"), "matching": rows.get("matching")},
+        "mismatches": report.get("mismatches"),
+    }
 
 
 def save(aws: LocalAws, summary: dict, first_check: int = 0) -> None:

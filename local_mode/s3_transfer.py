@@ -1,4 +1,5 @@
 """Copies between the emulated S3 and local folders, with SageMaker's S3Prefix semantics."""
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,7 @@ def download_prefix(s3: Any, uri: str, destination: Path, store: Any = None) -> 
     for key in list_keys(s3, bucket, prefix):
         if key.endswith("/"):
             continue
-        relative = key[len(prefix):].lstrip("/") or os.path.basename(key)
+        relative = key[len(prefix) :].lstrip("/") or os.path.basename(key)
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         if store is not None:

@@ -7,6 +7,7 @@ local run can use. A test sets a quota with `set`; a user who wants the prefligh
 their own account exports them once (`aws service-quotas list-service-quotas --service-code sagemaker
 > quotas.json`) and passes the file (`--quotas quotas.json`), which `load_file` reads.
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,9 +16,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-USAGES = {"TrainingInstanceType": ("training job usage", "spot training job usage"),
-          "ProcessingInstanceType": ("processing job usage",),
-          "ProductionVariantInstanceType": ("endpoint usage",)}
+USAGES = {
+    "TrainingInstanceType": ("training job usage", "spot training job usage"),
+    "ProcessingInstanceType": ("processing job usage",),
+    "ProductionVariantInstanceType": ("endpoint usage",),
+}
 DEFAULT_VALUE = 4.0
 
 
@@ -32,10 +35,17 @@ class Quota:
     value: float
 
     def as_dict(self, account: str, region: str) -> dict:
-        return {"ServiceCode": "sagemaker", "ServiceName": "Amazon SageMaker", "QuotaCode": self.code,
-                "QuotaName": self.name, "Value": self.value, "Unit": "None", "Adjustable": True,
-                "GlobalQuota": False,
-                "QuotaArn": f"arn:aws:servicequotas:{region}:{account}:sagemaker/{self.code}"}
+        return {
+            "ServiceCode": "sagemaker",
+            "ServiceName": "Amazon SageMaker",
+            "QuotaCode": self.code,
+            "QuotaName": self.name,
+            "Value": self.value,
+            "Unit": "None",
+            "Adjustable": True,
+            "GlobalQuota": False,
+            "QuotaArn": f"arn:aws:servicequotas:{region}:{account}:sagemaker/{self.code}",
+        }
 
 
 def quota_code(name: str) -> str:
@@ -78,17 +88,23 @@ class SageMakerQuotas:
         except OSError as error:
             raise QuotaFileError(f"--quotas {path}: cannot be read: {error.strerror}") from None
         except json.JSONDecodeError as error:
-            raise QuotaFileError(f"--quotas {path}: line {error.lineno}: not JSON ({error.msg}); expected the "
-                                 "output of `aws service-quotas list-service-quotas --service-code sagemaker`") from None
+            raise QuotaFileError(
+                f"--quotas {path}: line {error.lineno}: not JSON ({error.msg}); expected the "
+                "output of `aws service-quotas list-service-quotas --service-code sagemaker`"
+            ) from None
         listed = document.get("Quotas") if isinstance(document, dict) else None
         if not isinstance(listed, list):
-            raise QuotaFileError(f"--quotas {path}: no \"Quotas\" list; expected the output of "
-                                 "`aws service-quotas list-service-quotas --service-code sagemaker`")
+            raise QuotaFileError(
+                f'--quotas {path}: no "Quotas" list; expected the output of '
+                "`aws service-quotas list-service-quotas --service-code sagemaker`"
+            )
         for index, entry in enumerate(listed):
             name, value = (entry.get("QuotaName"), entry.get("Value")) if isinstance(entry, dict) else (None, None)
             if not isinstance(name, str) or isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise QuotaFileError(f"--quotas {path}: Quotas[{index}]: {json.dumps(entry)[:120]}; expected an "
-                                     "object with a string QuotaName and a number Value")
+                raise QuotaFileError(
+                    f"--quotas {path}: Quotas[{index}]: {json.dumps(entry)[:120]}; expected an "
+                    "object with a string QuotaName and a number Value"
+                )
             if entry.get("ServiceCode", "sagemaker") != "sagemaker":
                 continue
             code = entry.get("QuotaCode") if isinstance(entry.get("QuotaCode"), str) else quota_code(name)

@@ -6,6 +6,7 @@ template's handler, role and resolved environment, the state machine with the re
 and the training code is copied to the prefix the stack's BucketDeployment names. Everything else
 in the template (policies, permissions, alarms, custom-resource plumbing) is listed as not emulated.
 """
+
 from __future__ import annotations
 
 import io
@@ -23,12 +24,25 @@ from local_mode.s3_transfer import upload_folder
 from local_mode.template import NAME_PROPERTIES, Physical, Resolver, TemplateError, generated_name, physical_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-EMULATED_TYPES = {"AWS::S3::Bucket", "AWS::KMS::Key", "AWS::IAM::Role", "AWS::SNS::Topic", "AWS::Logs::LogGroup",
-                  "AWS::SageMaker::ModelPackageGroup", "AWS::Lambda::Function", "AWS::StepFunctions::StateMachine",
-                  "AWS::SQS::Queue", "Custom::CDKBucketDeployment", "AWS::Events::Rule",
-                  # Enforced by local mode's IAM (local_mode/iam/store.py) rather than created in moto.
-                  "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy",
-                  "AWS::Lambda::Permission"}
+EMULATED_TYPES = {
+    "AWS::S3::Bucket",
+    "AWS::KMS::Key",
+    "AWS::IAM::Role",
+    "AWS::SNS::Topic",
+    "AWS::Logs::LogGroup",
+    "AWS::SageMaker::ModelPackageGroup",
+    "AWS::Lambda::Function",
+    "AWS::StepFunctions::StateMachine",
+    "AWS::SQS::Queue",
+    "Custom::CDKBucketDeployment",
+    "AWS::Events::Rule",
+    # Enforced by local mode's IAM (local_mode/iam/store.py) rather than created in moto.
+    "AWS::IAM::Policy",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::S3::BucketPolicy",
+    "AWS::SNS::TopicPolicy",
+    "AWS::Lambda::Permission",
+}
 _IGNORED_FILES = ("__pycache__", ".pyc", ".pytest_cache")
 
 
@@ -39,13 +53,14 @@ class FunctionInfo:
     handler: str
     environment: dict[str, str]
     role_arn: str = ""
-    log_group: str | None = None      # LoggingConfig.LogGroup; Lambda's default is /aws/lambda/<name>
-    tracing: bool = False             # TracingConfig.Mode Active
+    log_group: str | None = None  # LoggingConfig.LogGroup; Lambda's default is /aws/lambda/<name>
+    tracing: bool = False  # TracingConfig.Mode Active
 
 
 @dataclass
 class RuleInfo:
     """An EventBridge rule: its pattern and the functions it invokes (local mode delivers the events)."""
+
     name: str
     arn: str
     pattern: dict
@@ -67,7 +82,7 @@ class DeployedStack:
     code_uris: list[str] = field(default_factory=list)
     not_emulated: list[str] = field(default_factory=list)
     resolver: Resolver | None = None
-    rules: list["RuleInfo"] = field(default_factory=list)
+    rules: list[RuleInfo] = field(default_factory=list)
 
     @property
     def function_arns(self) -> dict[str, str]:
@@ -79,8 +94,13 @@ class DeployedStack:
         return self.outputs[name]
 
 
-def deploy(template: dict, stack_name: str, region: str, training_dir: Path = REPO_ROOT / "training",
-           lambdas_dir: Path = REPO_ROOT / "lambdas") -> DeployedStack:
+def deploy(
+    template: dict,
+    stack_name: str,
+    region: str,
+    training_dir: Path = REPO_ROOT / "training",
+    lambdas_dir: Path = REPO_ROOT / "lambdas",
+) -> DeployedStack:
     """Create the template's resources in the (already started) emulated account."""
     account = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
     resources = template.get("Resources") or {}
@@ -90,9 +110,18 @@ def deploy(template: dict, stack_name: str, region: str, training_dir: Path = RE
     code_uris: list[str] = []
     not_emulated = sorted({r["Type"] for r in resources.values() if r["Type"] not in EMULATED_TYPES})
     clients = _Clients(region)
-    order = ["AWS::IAM::Role", "AWS::S3::Bucket", "AWS::SNS::Topic", "AWS::SQS::Queue", "AWS::Logs::LogGroup",
-             "AWS::SageMaker::ModelPackageGroup", "AWS::Lambda::Function", "Custom::CDKBucketDeployment",
-             "AWS::StepFunctions::StateMachine", "AWS::Events::Rule"]
+    order = [
+        "AWS::IAM::Role",
+        "AWS::S3::Bucket",
+        "AWS::SNS::Topic",
+        "AWS::SQS::Queue",
+        "AWS::Logs::LogGroup",
+        "AWS::SageMaker::ModelPackageGroup",
+        "AWS::Lambda::Function",
+        "Custom::CDKBucketDeployment",
+        "AWS::StepFunctions::StateMachine",
+        "AWS::Events::Rule",
+    ]
     state_machines, rules = [], []
     for resource_type in order:
         for logical_id, resource in resources.items():
@@ -101,12 +130,17 @@ def deploy(template: dict, stack_name: str, region: str, training_dir: Path = RE
             properties = resolver.resolve(resource.get("Properties") or {}, f"Resources.{logical_id}.Properties")
             name = physical[logical_id].name
             if resource_type == "AWS::IAM::Role":
-                clients.iam.create_role(RoleName=name, Path=properties.get("Path", "/"),
-                                        AssumeRolePolicyDocument=json.dumps(properties.get("AssumeRolePolicyDocument", {})))
+                clients.iam.create_role(
+                    RoleName=name,
+                    Path=properties.get("Path", "/"),
+                    AssumeRolePolicyDocument=json.dumps(properties.get("AssumeRolePolicyDocument", {})),
+                )
             elif resource_type == "AWS::S3::Bucket":
                 _create_bucket(clients.s3, name, region, properties)
             elif resource_type == "AWS::SNS::Topic":
-                attributes = {"KmsMasterKeyId": properties["KmsMasterKeyId"]} if properties.get("KmsMasterKeyId") else {}
+                attributes = (
+                    {"KmsMasterKeyId": properties["KmsMasterKeyId"]} if properties.get("KmsMasterKeyId") else {}
+                )
                 clients.sns.create_topic(Name=physical[logical_id].attributes["TopicName"], Attributes=attributes)
             elif resource_type == "AWS::SQS::Queue":
                 clients.sqs.create_queue(QueueName=physical[logical_id].attributes["QueueName"])
@@ -115,7 +149,8 @@ def deploy(template: dict, stack_name: str, region: str, training_dir: Path = RE
             elif resource_type == "AWS::SageMaker::ModelPackageGroup":
                 clients.sagemaker.create_model_package_group(
                     ModelPackageGroupName=physical[logical_id].attributes["ModelPackageGroupName"],
-                    ModelPackageGroupDescription=properties.get("ModelPackageGroupDescription", "")[:1024])
+                    ModelPackageGroupDescription=properties.get("ModelPackageGroupDescription", "")[:1024],
+                )
             elif resource_type == "AWS::Lambda::Function":
                 functions[logical_id] = _create_function(clients.lambda_, logical_id, name, properties, lambdas_dir)
             elif resource_type == "Custom::CDKBucketDeployment":
@@ -134,12 +169,22 @@ def deploy(template: dict, stack_name: str, region: str, training_dir: Path = RE
         if _condition_holds(resolver, output):
             outputs[output_name] = resolver.resolve(output["Value"], f"Outputs.{output_name}")
     machine_arn, machine = state_machines[0]
-    return DeployedStack(stack_name=stack_name, region=region, account=account, physical=physical, outputs=outputs,
-                         functions=functions, state_machine_arn=machine_arn, code_uris=code_uris,
-                         not_emulated=not_emulated, state_machine_role_arn=machine.get("RoleArn", ""),
-                         state_machine_tracing=bool((machine.get("TracingConfiguration") or {}).get("Enabled")),
-                         state_machine_logging=bool(machine.get("LoggingConfiguration")), resolver=resolver,
-                         rules=rules)
+    return DeployedStack(
+        stack_name=stack_name,
+        region=region,
+        account=account,
+        physical=physical,
+        outputs=outputs,
+        functions=functions,
+        state_machine_arn=machine_arn,
+        code_uris=code_uris,
+        not_emulated=not_emulated,
+        state_machine_role_arn=machine.get("RoleArn", ""),
+        state_machine_tracing=bool((machine.get("TracingConfiguration") or {}).get("Enabled")),
+        state_machine_logging=bool(machine.get("LoggingConfiguration")),
+        resolver=resolver,
+        rules=rules,
+    )
 
 
 class _Clients:
@@ -171,8 +216,9 @@ def _name_resources(template: dict, stack_name: str, region: str, account: str) 
             key = kms.create_key(Description=f"{stack_name}/{logical_id}")["KeyMetadata"]
             physical[logical_id] = Physical(key["KeyId"], {"Arn": key["Arn"], "KeyId": key["KeyId"]}, key["KeyId"])
         else:
-            physical[logical_id] = physical_for(resource_type, generated_name(stack_name, logical_id, resource_type),
-                                                region, account)
+            physical[logical_id] = physical_for(
+                resource_type, generated_name(stack_name, logical_id, resource_type), region, account
+            )
     resolver = Resolver(template, physical, region, account, stack_name)
     for logical_id, resource in resources.items():
         name_property = NAME_PROPERTIES.get(resource["Type"])
@@ -198,8 +244,9 @@ def _create_bucket(s3: Any, name: str, region: str, properties: dict) -> None:
     rules = (properties.get("BucketEncryption") or {}).get("ServerSideEncryptionConfiguration") or []
     if rules:
         # Default encryption decides which key S3 uses for every object written, and so what KMS checks.
-        s3.put_bucket_encryption(Bucket=name,
-                                 ServerSideEncryptionConfiguration={"Rules": [_encryption_rule(r) for r in rules]})
+        s3.put_bucket_encryption(
+            Bucket=name, ServerSideEncryptionConfiguration={"Rules": [_encryption_rule(r) for r in rules]}
+        )
 
 
 def _encryption_rule(rule: dict) -> dict:
@@ -226,26 +273,44 @@ def _create_function(client: Any, logical_id: str, name: str, properties: dict, 
     environment = {str(k): str(v) for k, v in ((properties.get("Environment") or {}).get("Variables") or {}).items()}
     handler = properties.get("Handler") or "index.handler"
     client.create_function(
-        FunctionName=name, Runtime=properties.get("Runtime") or "python3.12", Role=properties["Role"],
-        Handler=handler, Code={"ZipFile": _code_zip(lambdas_dir)}, Timeout=int(properties.get("Timeout", 3)),
-        MemorySize=int(properties.get("MemorySize", 128)), Environment={"Variables": environment},
-        Description=str(properties.get("Description", ""))[:256])
-    return FunctionInfo(logical_id=logical_id, name=name, handler=handler, environment=environment,
-                        role_arn=properties["Role"],
-                        log_group=(properties.get("LoggingConfig") or {}).get("LogGroup"),
-                        tracing=(properties.get("TracingConfig") or {}).get("Mode") == "Active")
+        FunctionName=name,
+        Runtime=properties.get("Runtime") or "python3.12",
+        Role=properties["Role"],
+        Handler=handler,
+        Code={"ZipFile": _code_zip(lambdas_dir)},
+        Timeout=int(properties.get("Timeout", 3)),
+        MemorySize=int(properties.get("MemorySize", 128)),
+        Environment={"Variables": environment},
+        Description=str(properties.get("Description", ""))[:256],
+    )
+    return FunctionInfo(
+        logical_id=logical_id,
+        name=name,
+        handler=handler,
+        environment=environment,
+        role_arn=properties["Role"],
+        log_group=(properties.get("LoggingConfig") or {}).get("LogGroup"),
+        tracing=(properties.get("TracingConfig") or {}).get("Mode") == "Active",
+    )
 
 
 def _upload_code(s3: Any, training_dir: Path, uri: str) -> None:
-    files = [p for p in sorted(training_dir.rglob("*")) if p.is_file()
-             and not any(part in p.parts or p.name.endswith(part) for part in _IGNORED_FILES)]
+    files = [
+        p
+        for p in sorted(training_dir.rglob("*"))
+        if p.is_file() and not any(part in p.parts or p.name.endswith(part) for part in _IGNORED_FILES)
+    ]
     upload_folder(s3, training_dir, uri, only=files)
 
 
 def _create_rule(client: Any, name: str, arn: str, properties: dict) -> RuleInfo:
     pattern = properties.get("EventPattern") or {}
-    client.put_rule(Name=name, EventPattern=json.dumps(pattern), State=properties.get("State", "ENABLED"),
-                    Description=str(properties.get("Description", ""))[:512])
+    client.put_rule(
+        Name=name,
+        EventPattern=json.dumps(pattern),
+        State=properties.get("State", "ENABLED"),
+        Description=str(properties.get("Description", ""))[:512],
+    )
     targets = [{"Id": target["Id"], "Arn": target["Arn"]} for target in properties.get("Targets") or []]
     if targets:
         client.put_targets(Rule=name, Targets=targets)
@@ -259,12 +324,13 @@ def _create_state_machine(client: Any, name: str, properties: dict) -> str:
         definition = json.dumps(properties.get("Definition") or {})
     for key, value in (properties.get("DefinitionSubstitutions") or {}).items():
         definition = definition.replace("${" + key + "}", str(value))
-    json.loads(definition)   # a definition that is not JSON fails here, with the template named
+    json.loads(definition)  # a definition that is not JSON fails here, with the template named
     options: dict[str, Any] = {}
     if properties.get("StateMachineType"):
         options["type"] = properties["StateMachineType"]
-    return client.create_state_machine(name=name, definition=definition, roleArn=properties["RoleArn"],
-                                       **options)["stateMachineArn"]
+    return client.create_state_machine(name=name, definition=definition, roleArn=properties["RoleArn"], **options)[
+        "stateMachineArn"
+    ]
 
 
 SYNTH_INPUTS = ("app.py", "cdk.json", "cdk_app", "lambdas", "training")
@@ -308,8 +374,12 @@ def synthesize(context: dict | None = None, cache_dir: Path | None = None) -> tu
 def _silence_node_version_warnings() -> None:
     """The machine's Node.js version is its own business; jsii silences a warning for a named major version."""
     try:
-        major = subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=30,
-                               check=True).stdout.strip().lstrip("v").split(".")[0]
+        major = (
+            subprocess.run(["node", "--version"], capture_output=True, text=True, timeout=30, check=True)
+            .stdout.strip()
+            .lstrip("v")
+            .split(".")[0]
+        )
     except (OSError, subprocess.SubprocessError):
         return
     for warning in ("DEPRECATED", "END_OF_LIFE", "UNTESTED"):
@@ -320,4 +390,3 @@ def load_template(path: Path) -> tuple[str, dict]:
     """A template from `cdk synth` (cdk.out/<stack>.template.json): the stack name is the file's stem."""
     name = Path(path).name.removesuffix(".template.json").removesuffix(".json")
     return name, json.loads(Path(path).read_text())
-

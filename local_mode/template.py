@@ -5,6 +5,7 @@ the pseudo parameters into the names and ARNs of the resources it created. Local
 with the names it gives the emulated resources, so the state machine definition and the Lambda
 environment it runs are the template's own, value for value.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-NO_VALUE = object()   # AWS::NoValue: the property disappears
+NO_VALUE = object()  # AWS::NoValue: the property disappears
 _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
 
@@ -23,6 +24,7 @@ class TemplateError(ValueError):
 @dataclass
 class Physical:
     """What CloudFormation would know about one created resource: its Ref value and attributes."""
+
     ref: str
     attributes: dict[str, str] = field(default_factory=dict)
     name: str = ""
@@ -38,11 +40,19 @@ def physical_for(resource_type: str, name: str, region: str, account: str, parti
 def _physical_for(resource_type: str, name: str, region: str, account: str, partition: str) -> Physical:
     arn = lambda service, resource: f"arn:{partition}:{service}:{region}:{account}:{resource}"  # noqa: E731
     if resource_type == "AWS::S3::Bucket":
-        return Physical(name, {"Arn": f"arn:{partition}:s3:::{name}", "DomainName": f"{name}.s3.amazonaws.com",
-                               "RegionalDomainName": f"{name}.s3.{region}.amazonaws.com",
-                               "WebsiteURL": f"http://{name}.s3-website-{region}.amazonaws.com"})
+        return Physical(
+            name,
+            {
+                "Arn": f"arn:{partition}:s3:::{name}",
+                "DomainName": f"{name}.s3.amazonaws.com",
+                "RegionalDomainName": f"{name}.s3.{region}.amazonaws.com",
+                "WebsiteURL": f"http://{name}.s3-website-{region}.amazonaws.com",
+            },
+        )
     if resource_type == "AWS::IAM::Role":
-        return Physical(name, {"Arn": f"arn:{partition}:iam::{account}:role/{name}", "RoleId": f"AROA{name[:16].upper()}"})
+        return Physical(
+            name, {"Arn": f"arn:{partition}:iam::{account}:role/{name}", "RoleId": f"AROA{name[:16].upper()}"}
+        )
     if resource_type == "AWS::IAM::ManagedPolicy":
         policy_arn = f"arn:{partition}:iam::{account}:policy/{name}"
         return Physical(policy_arn, {"PolicyArn": policy_arn})
@@ -52,9 +62,14 @@ def _physical_for(resource_type: str, name: str, region: str, account: str, part
         topic_arn = arn("sns", name)
         return Physical(topic_arn, {"TopicArn": topic_arn, "TopicName": name})
     if resource_type == "AWS::SQS::Queue":
-        return Physical(f"https://sqs.{region}.amazonaws.com/{account}/{name}",
-                        {"Arn": arn("sqs", name), "QueueName": name,
-                         "QueueUrl": f"https://sqs.{region}.amazonaws.com/{account}/{name}"})
+        return Physical(
+            f"https://sqs.{region}.amazonaws.com/{account}/{name}",
+            {
+                "Arn": arn("sqs", name),
+                "QueueName": name,
+                "QueueUrl": f"https://sqs.{region}.amazonaws.com/{account}/{name}",
+            },
+        )
     if resource_type == "AWS::StepFunctions::StateMachine":
         machine_arn = arn("states", f"stateMachine:{name}")
         return Physical(machine_arn, {"Arn": machine_arn, "Name": name})
@@ -74,14 +89,27 @@ def _physical_for(resource_type: str, name: str, region: str, account: str, part
 
 # The property that names a resource, where the template may set it.
 NAME_PROPERTIES = {
-    "AWS::S3::Bucket": "BucketName", "AWS::IAM::Role": "RoleName", "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
-    "AWS::Lambda::Function": "FunctionName", "AWS::SNS::Topic": "TopicName", "AWS::SQS::Queue": "QueueName",
-    "AWS::StepFunctions::StateMachine": "StateMachineName", "AWS::Logs::LogGroup": "LogGroupName",
-    "AWS::SageMaker::ModelPackageGroup": "ModelPackageGroupName", "AWS::Events::Rule": "Name",
-    "AWS::SecretsManager::Secret": "Name", "AWS::KMS::Alias": "AliasName",
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::StepFunctions::StateMachine": "StateMachineName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::SageMaker::ModelPackageGroup": "ModelPackageGroupName",
+    "AWS::Events::Rule": "Name",
+    "AWS::SecretsManager::Secret": "Name",
+    "AWS::KMS::Alias": "AliasName",
 }
-NAME_LIMITS = {"AWS::S3::Bucket": 63, "AWS::IAM::Role": 64, "AWS::Lambda::Function": 64, "AWS::SNS::Topic": 256,
-               "AWS::StepFunctions::StateMachine": 80, "AWS::SageMaker::ModelPackageGroup": 63}
+NAME_LIMITS = {
+    "AWS::S3::Bucket": 63,
+    "AWS::IAM::Role": 64,
+    "AWS::Lambda::Function": 64,
+    "AWS::SNS::Topic": 256,
+    "AWS::StepFunctions::StateMachine": 80,
+    "AWS::SageMaker::ModelPackageGroup": 63,
+}
 
 
 def generated_name(stack_name: str, logical_id: str, resource_type: str) -> str:
@@ -98,8 +126,16 @@ def generated_name(stack_name: str, logical_id: str, resource_type: str) -> str:
 class Resolver:
     """Evaluates the template's intrinsic functions with the emulated resources' names."""
 
-    def __init__(self, template: dict, physical: dict[str, Physical], region: str, account: str,
-                 stack_name: str, partition: str = "aws", parameters: dict[str, str] | None = None):
+    def __init__(
+        self,
+        template: dict,
+        physical: dict[str, Physical],
+        region: str,
+        account: str,
+        stack_name: str,
+        partition: str = "aws",
+        parameters: dict[str, str] | None = None,
+    ):
         self.template = template
         self.physical = physical
         self.region = region
@@ -111,8 +147,11 @@ class Resolver:
             if name not in self.parameters and "Default" in spec:
                 self.parameters[name] = spec["Default"]
         self.pseudo = {
-            "AWS::Region": region, "AWS::AccountId": account, "AWS::Partition": partition,
-            "AWS::URLSuffix": "amazonaws.com", "AWS::StackName": stack_name,
+            "AWS::Region": region,
+            "AWS::AccountId": account,
+            "AWS::Partition": partition,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": stack_name,
             "AWS::StackId": f"arn:{partition}:cloudformation:{region}:{account}:stack/{stack_name}/local",
             "AWS::NotificationARNs": [],
         }
@@ -125,7 +164,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self._ref(argument, where)
             if key == "Condition" and isinstance(argument, str):
@@ -164,8 +203,10 @@ class Resolver:
             raise TemplateError(f"{where}: Fn::GetAtt names unknown resource {logical_id!r}")
         if attribute not in physical.attributes:
             resource_type = (self.template["Resources"].get(logical_id) or {}).get("Type")
-            raise TemplateError(f"{where}: Fn::GetAtt {logical_id}.{attribute}: local mode knows the attributes "
-                                f"{sorted(physical.attributes)} of {resource_type}")
+            raise TemplateError(
+                f"{where}: Fn::GetAtt {logical_id}.{attribute}: local mode knows the attributes "
+                f"{sorted(physical.attributes)} of {resource_type}"
+            )
         return physical.attributes[attribute]
 
     def _function(self, key: str, argument: Any, where: str) -> Any:
@@ -183,8 +224,9 @@ class Resolver:
             except KeyError:
                 if len(argument) > 3 and isinstance(argument[3], dict) and "DefaultValue" in argument[3]:
                     return self.resolve(argument[3]["DefaultValue"], where)
-                raise TemplateError(f"{where}: Fn::FindInMap {mapping}/{top}/{second} is not in the template's "
-                                    "mappings")
+                raise TemplateError(
+                    f"{where}: Fn::FindInMap {mapping}/{top}/{second} is not in the template's mappings"
+                )
         if key == "Fn::Select":
             index, items = argument
             return self.resolve(items, where)[int(self.resolve(index, where))]
@@ -205,6 +247,7 @@ class Resolver:
             return any(self.resolve(item, where) for item in argument)
         if key == "Fn::Base64":
             import base64
+
             return base64.b64encode(self.resolve(argument, where).encode()).decode()
         if key == "Fn::GetAZs":
             return [f"{self.region}{zone}" for zone in "abc"]

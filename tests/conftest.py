@@ -1,4 +1,5 @@
 """Test-wide settings: nothing may reach the network, and CPU threads stay few (CI has 2 cores)."""
+
 import os
 import sys
 from pathlib import Path
@@ -11,8 +12,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 # Fake credentials: moto never needs real ones, and no test may find a real account.
-for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_SECURITY_TOKEN": "testing", "AWS_SESSION_TOKEN": "testing"}.items():
+for key, value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}.items():
     os.environ[key] = value
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,5 @@
 """A tiny model vLLM's CPU build can run: the test tokenizer, with 64-wide attention heads."""
+
 from __future__ import annotations
 
 import shutil
@@ -13,8 +14,16 @@ def vllm_tiny_model(tiny_model_dir: Path, folder: Path) -> Path:
 
     shutil.copytree(tiny_model_dir, folder)
     config = AutoConfig.from_pretrained(folder)
-    config.update({"hidden_size": 128, "intermediate_size": 256, "num_attention_heads": 2, "num_key_value_heads": 1,
-                   "head_dim": 64, "initializer_range": 0.2})
+    config.update(
+        {
+            "hidden_size": 128,
+            "intermediate_size": 256,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 64,
+            "initializer_range": 0.2,
+        }
+    )
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config).to(torch.float32).save_pretrained(folder)
     return folder

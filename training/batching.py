@@ -16,6 +16,7 @@ Strategies (hyperparameter `batching`):
   (QLoRA of a Llama-3-8B-shaped model, 2048-token rows, SDPA attention): padding-free 2.25x the
   default, length-grouped 2.09x, packing 1.90x (docs/benchmarks.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass

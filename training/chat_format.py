@@ -8,10 +8,12 @@ labels where only the assistant's tokens (including that EOS) carry loss.
 Prompts are rendered to text and encoded with ``add_special_tokens=False``: the template itself
 writes any BOS token, so the encoded prompt is exactly what training saw.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from data_formats import RowError, validate_messages
 
@@ -169,7 +171,7 @@ def _text_after_assistant_content(tokenizer: Any) -> str:
     at = text.find(_PROBE_CONTENT)
     if at < 0:
         raise ChatFormatError("chat template does not write the assistant's message content")
-    return text[at + len(_PROBE_CONTENT):]
+    return text[at + len(_PROBE_CONTENT) :]
 
 
 def _leading_special_token(tokenizer: Any, text: str) -> str | None:

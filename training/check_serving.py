@@ -29,6 +29,7 @@ with batch composition; a bf16 evaluation is not a bit-exact reference.
 Exit status: 0 when everything matches; 1 when anything does not (every mismatch is in the report,
 with its check, field or row, the value found and the value expected); 2 when the input is unusable.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,9 +57,20 @@ ENGINES = ("tgi", "vllm")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 SAFETENSORS_DTYPES = {"BF16": "bfloat16", "F16": "float16", "F32": "float32", "F64": "float64"}
 # Generation settings that change greedy output (the others only shape sampling).
-GREEDY_SETTINGS = ("repetition_penalty", "no_repeat_ngram_size", "bad_words_ids", "min_length", "min_new_tokens",
-                   "suppress_tokens", "begin_suppress_tokens", "forced_bos_token_id", "forced_eos_token_id",
-                   "sequence_bias", "encoder_repetition_penalty", "exponential_decay_length_penalty")
+GREEDY_SETTINGS = (
+    "repetition_penalty",
+    "no_repeat_ngram_size",
+    "bad_words_ids",
+    "min_length",
+    "min_new_tokens",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "forced_bos_token_id",
+    "forced_eos_token_id",
+    "sequence_bias",
+    "encoder_repetition_penalty",
+    "exponential_decay_length_penalty",
+)
 
 
 class InputError(ValueError):
@@ -78,14 +90,15 @@ class Report:
         before = len(self.mismatches)
         try:
             result = check(self, *args)
-        except Exception as error:  # noqa: BLE001 - whatever the image's software raises is the finding
+        except Exception as error:
             self.add(name, "error", f"{type(error).__name__}: {error}", "no error")
             result = None
         self.checks[name] = "passed" if len(self.mismatches) == before else "failed"
         return result
 
-    def add(self, check: str, field: str, found: Any, expected: Any, row: str | None = None,
-            message: str | None = None) -> None:
+    def add(
+        self, check: str, field: str, found: Any, expected: Any, row: str | None = None, message: str | None = None
+    ) -> None:
         entry: dict[str, Any] = {"check": check, "field": field, "found": found, "expected": expected}
         if row is not None:
             entry["row"] = row
@@ -96,9 +109,12 @@ class Report:
 
 # ---------------------------------------------------------------- inputs
 
+
 def read_manifest(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise InputError(f"--expected-config {path} does not exist (train.py writes {MANIFEST_NAME} next to the weights)")
+        raise InputError(
+            f"--expected-config {path} does not exist (train.py writes {MANIFEST_NAME} next to the weights)"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
@@ -143,6 +159,7 @@ def read_rows(path: Path, samples: int) -> tuple[list[dict[str, str]], int]:
 
 # ---------------------------------------------------------------- the engines' tokenization
 
+
 class EngineTokenizer:
     """Encode a request's text as the engine does.
 
@@ -172,6 +189,7 @@ class EngineTokenizer:
 
 # ---------------------------------------------------------------- checks
 
+
 def check_config(report: Report, model_dir: Path, manifest: dict) -> None:
     import transformers
     from transformers import AutoConfig
@@ -200,21 +218,39 @@ def check_tokenizer(report: Report, model_dir: Path, tokenizer, engine: EngineTo
         report.add("tokenizer", "size", len(tokenizer), expected.get("size"))
     template = engine_chat_template(engine.engine, model_dir, tokenizer)
     if _sha256(template) != expected.get("chat_template_sha256"):
-        where = ("tokenizer_config.json or chat_template.json (the only files TGI's router reads it from)"
-                 if engine.engine == "tgi" else "the tokenizer")
-        report.add("tokenizer", "chat_template_sha256", _sha256(template), expected.get("chat_template_sha256"),
-                   message=f"chat template in {where}")
+        where = (
+            "tokenizer_config.json or chat_template.json (the only files TGI's router reads it from)"
+            if engine.engine == "tgi"
+            else "the tokenizer"
+        )
+        report.add(
+            "tokenizer",
+            "chat_template_sha256",
+            _sha256(template),
+            expected.get("chat_template_sha256"),
+            message=f"chat template in {where}",
+        )
     probe = expected["probe"]
     if engine.engine == "vllm":  # vLLM renders chat requests with transformers; TGI's router has its own renderer
         rendered = tokenizer.apply_chat_template(list(PROBE_MESSAGES), tokenize=False, add_generation_prompt=True)
         if rendered != probe["text"]:
-            report.add("tokenizer", "chat_template_rendering", rendered, probe["text"],
-                       message="the probe conversation rendered by this transformers' apply_chat_template")
+            report.add(
+                "tokenizer",
+                "chat_template_rendering",
+                rendered,
+                probe["text"],
+                message="the probe conversation rendered by this transformers' apply_chat_template",
+            )
     ids = engine.encode(probe["text"])
     if ids != probe["ids"]:
-        report.add("tokenizer", "probe_ids", ids, probe["ids"],
-                   message=f"the probe prompt tokenized as {engine.engine} tokenizes a request"
-                           + _added_tokens_message(tokenizer, ids, probe["ids"]))
+        report.add(
+            "tokenizer",
+            "probe_ids",
+            ids,
+            probe["ids"],
+            message=f"the probe prompt tokenized as {engine.engine} tokenizes a request"
+            + _added_tokens_message(tokenizer, ids, probe["ids"]),
+        )
     decode = expected["decode_probe"]
     text = tokenizer.decode(decode["ids"], skip_special_tokens=True)
     if text != decode["text"]:
@@ -254,7 +290,9 @@ def check_weights(report: Report, model_dir: Path, manifest: dict) -> None:
     files = sorted(path.name for path in model_dir.glob("*.safetensors"))
     if files != expected.get("files"):
         report.add("weights", "files", files, expected.get("files"))
-    dtypes = sorted({SAFETENSORS_DTYPES.get(dtype, dtype) for name in files for dtype in _tensor_dtypes(model_dir / name)})
+    dtypes = sorted(
+        {SAFETENSORS_DTYPES.get(dtype, dtype) for name in files for dtype in _tensor_dtypes(model_dir / name)}
+    )
     if dtypes != [expected.get("dtype")]:
         report.add("weights", "dtype", dtypes, [expected.get("dtype")])
 
@@ -267,8 +305,9 @@ def _tensor_dtypes(path: Path) -> set[str]:
     return {entry["dtype"] for name, entry in header.items() if name != "__metadata__"}
 
 
-def check_outputs(report: Report, model_dir: Path, tokenizer, engine: EngineTokenizer, generation, rows,
-                  settings: dict) -> list[dict]:
+def check_outputs(
+    report: Report, model_dir: Path, tokenizer, engine: EngineTokenizer, generation, rows, settings: dict
+) -> list[dict]:
     import torch
     import transformers
     from transformers import AutoModelForCausalLM, GenerationConfig
@@ -281,8 +320,9 @@ def check_outputs(report: Report, model_dir: Path, tokenizer, engine: EngineToke
     greedy._from_model_config = False  # else transformers 4 may rebuild it from the model config
     stops = sorted({tokenizer.eos_token_id, *_as_list(greedy.eos_token_id)} - {None})
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    greedy.update(do_sample=False, num_beams=1, max_new_tokens=settings["max_new_tokens"], pad_token_id=pad,
-                  eos_token_id=stops)
+    greedy.update(
+        do_sample=False, num_beams=1, max_new_tokens=settings["max_new_tokens"], pad_token_id=pad, eos_token_id=stops
+    )
     # The model's own config, not a generate() argument: transformers 4.5x replaces a passed config's
     # default-valued fields (do_sample=False among them) with the model's values.
     model.generation_config = greedy
@@ -291,16 +331,28 @@ def check_outputs(report: Report, model_dir: Path, tokenizer, engine: EngineToke
         ids = engine.encode(row["prompt"])
         plain = list(tokenizer(row["prompt"], add_special_tokens=False)["input_ids"])
         if ids != plain:
-            report.add("outputs", "prompt_ids", ids, plain, row=row["id"],
-                       message=f"{engine.engine} tokenizes the evaluated prompt differently from the evaluation"
-                               + _added_tokens_message(tokenizer, ids, plain))
+            report.add(
+                "outputs",
+                "prompt_ids",
+                ids,
+                plain,
+                row=row["id"],
+                message=f"{engine.engine} tokenizes the evaluated prompt differently from the evaluation"
+                + _added_tokens_message(tokenizer, ids, plain),
+            )
         inputs = torch.tensor([ids], device=settings["device"])
         with torch.inference_mode():
             generated = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs))
-        text = tokenizer.decode(generated[0, len(ids):], skip_special_tokens=True)
+        text = tokenizer.decode(generated[0, len(ids) :], skip_special_tokens=True)
         if text != row["output"]:
-            report.add("outputs", "output", text, row["output"], row=row["id"],
-                       message=f"greedy output differs from character {_first_difference(text, row['output'])}")
+            report.add(
+                "outputs",
+                "output",
+                text,
+                row["output"],
+                row=row["id"],
+                message=f"greedy output differs from character {_first_difference(text, row['output'])}",
+            )
         results.append({"id": row["id"], "prompt_tokens": len(ids), "matches": text == row["output"]})
     return results
 
@@ -310,8 +362,8 @@ def _added_tokens_message(tokenizer, found: list[int], expected: list[int]) -> s
     if len(found) <= len(expected):
         return ""
     for start in range(len(found) - len(expected) + 1):
-        if found[start:start + len(expected)] == expected:
-            added = found[:start] + found[start + len(expected):]
+        if found[start : start + len(expected)] == expected:
+            added = found[:start] + found[start + len(expected) :]
             names = tokenizer.convert_ids_to_tokens(added)
             text = f": it adds {names}"
             bos = tokenizer.bos_token_id
@@ -329,18 +381,26 @@ def _first_difference(a: str, b: str) -> int:
 
 
 def generation_notes(engine: str, manifest: dict) -> list[str]:
-    defaults = {key: value for key, value in manifest["generation"].get("defaults", {}).items()
-                if key in GREEDY_SETTINGS and value not in (None, 1.0, 0, [])}
+    defaults = {
+        key: value
+        for key, value in manifest["generation"].get("defaults", {}).items()
+        if key in GREEDY_SETTINGS and value not in (None, 1.0, 0, [])
+    }
     if not defaults:
         return []
     if engine == "tgi":
-        return [f"generation_config.json sets {defaults}; the evaluation applied them, TGI does not read them: "
-                "send them with each request to get the evaluated outputs"]
-    return [f"generation_config.json sets {defaults}; the evaluation applied them, and so does vLLM by default "
-            "(--generation-config auto) unless a request overrides them"]
+        return [
+            f"generation_config.json sets {defaults}; the evaluation applied them, TGI does not read them: "
+            "send them with each request to get the evaluated outputs"
+        ]
+    return [
+        f"generation_config.json sets {defaults}; the evaluation applied them, and so does vLLM by default "
+        "(--generation-config auto) unless a request overrides them"
+    ]
 
 
 # ---------------------------------------------------------------- main
+
 
 def resolve_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Device and compute dtype: evaluate.py's choice for this machine unless --dtype says otherwise."""
@@ -371,8 +431,9 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         engine = EngineTokenizer(args.engine, tokenizer)
         report.run("tokenizer", check_tokenizer, model_dir, tokenizer, engine, manifest)
         if rows:
-            results = report.run("outputs", check_outputs, model_dir, tokenizer, engine, generation, rows,
-                                 settings) or []
+            results = (
+                report.run("outputs", check_outputs, model_dir, tokenizer, engine, generation, rows, settings) or []
+            )
     if skipped:
         report.notes.append(f"{skipped} prediction rows without a prompt or fine_tuned.output were skipped")
     report.notes += generation_notes(args.engine, manifest)
@@ -383,8 +444,11 @@ def check(args: argparse.Namespace) -> dict[str, Any]:
         "software": _software(),
         "settings": settings,
         "checks": report.checks,
-        "rows": {"compared": len(results), "matching": sum(result["matches"] for result in results),
-                 "results": results},
+        "rows": {
+            "compared": len(results),
+            "matching": sum(result["matches"] for result in results),
+            "results": results,
+        },
         "mismatches": report.mismatches,
         "notes": report.notes,
     }
@@ -423,18 +487,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, required=True, help="the merged model folder")
     parser.add_argument("--predictions", type=Path, required=True, help="evaluate.py's predictions.jsonl")
-    parser.add_argument("--expected-config", type=Path, default=None,
-                        help=f"the trained values (default: MODEL_DIR/{MANIFEST_NAME})")
+    parser.add_argument(
+        "--expected-config", type=Path, default=None, help=f"the trained values (default: MODEL_DIR/{MANIFEST_NAME})"
+    )
     parser.add_argument("--engine", choices=ENGINES, required=True, help="how requests are tokenized")
-    parser.add_argument("--samples", type=whole_number(0), default=8,
-                        help="prediction rows whose greedy output is compared (0: none)")
-    parser.add_argument("--max-new-tokens", type=whole_number(1), default=128,
-                        help="the evaluation's max_new_tokens (metrics.json settings)")
-    parser.add_argument("--dtype", choices=DTYPES, default="auto",
-                        help="compute dtype; auto: what evaluate.py uses on this machine")
+    parser.add_argument(
+        "--samples", type=whole_number(0), default=8, help="prediction rows whose greedy output is compared (0: none)"
+    )
+    parser.add_argument(
+        "--max-new-tokens",
+        type=whole_number(1),
+        default=128,
+        help="the evaluation's max_new_tokens (metrics.json settings)",
+    )
+    parser.add_argument(
+        "--dtype", choices=DTYPES, default="auto", help="compute dtype; auto: what evaluate.py uses on this machine"
+    )
     parser.add_argument("--output", type=Path, default=None, help="where to write the report (JSON)")
-    parser.add_argument("--failure-file", type=Path, default=None,
-                        help="where to write the first mismatches when the check fails (a job's failure reason)")
+    parser.add_argument(
+        "--failure-file",
+        type=Path,
+        default=None,
+        help="where to write the first mismatches when the check fails (a job's failure reason)",
+    )
     return parser.parse_args(argv)
 
 
@@ -449,13 +524,17 @@ def main(argv: list[str] | None = None) -> int:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     software = report["software"]
-    print(f"check_serving: engine={args.engine} transformers={software['transformers']} "
-          f"rows={report['rows']['matching']}/{report['rows']['compared']} matching: "
-          f"{'passed' if report['passed'] else 'FAILED'}")
+    print(
+        f"check_serving: engine={args.engine} transformers={software['transformers']} "
+        f"rows={report['rows']['matching']}/{report['rows']['compared']} matching: "
+        f"{'passed' if report['passed'] else 'FAILED'}"
+    )
     for mismatch in report["mismatches"]:
         where = f" row {mismatch['row']}" if "row" in mismatch else ""
-        print(f"  {mismatch['check']}{where} {mismatch['field']}: found {_short(mismatch['found'])}, "
-              f"expected {_short(mismatch['expected'])}" + (f" ({mismatch['message']})" if "message" in mismatch else ""))
+        print(
+            f"  {mismatch['check']}{where} {mismatch['field']}: found {_short(mismatch['found'])}, "
+            f"expected {_short(mismatch['expected'])}" + (f" ({mismatch['message']})" if "message" in mismatch else "")
+        )
     for note in report["notes"]:
         print(f"  note: {note}")
     if not report["passed"] and args.failure_file is not None:
@@ -468,8 +547,10 @@ def _write_failure(path: Path, report: dict) -> None:
     lines = [f"the serving image's software reads the model differently ({len(report['mismatches'])} mismatch(es))"]
     for mismatch in report["mismatches"][:4]:
         where = f" row {mismatch['row']}" if "row" in mismatch else ""
-        lines.append(f"{mismatch['check']}{where} {mismatch['field']}: found {_short(mismatch['found'], 80)}, "
-                     f"expected {_short(mismatch['expected'], 80)}")
+        lines.append(
+            f"{mismatch['check']}{where} {mismatch['field']}: found {_short(mismatch['found'], 80)}, "
+            f"expected {_short(mismatch['expected'], 80)}"
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines)[:1024], encoding="utf-8")

@@ -1,12 +1,14 @@
 """argparse types for the jobs' number options: a bad value is refused with the allowed range and the value."""
+
 from __future__ import annotations
 
 import argparse
-from typing import Callable
+from collections.abc import Callable
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
     """A type for a whole number of at least `minimum`."""
+
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -15,6 +17,7 @@ def whole_number(minimum: int) -> Callable[[str], int]:
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text!r}")
         return value
+
     return parse
 
 
@@ -30,4 +33,5 @@ def number_between(low: float, high: float, include_high: bool = True) -> Callab
         if not (low <= value <= high if include_high else low <= value < high):
             raise argparse.ArgumentTypeError(f"must be a number {allowed}, got {text!r}")
         return value
+
     return parse

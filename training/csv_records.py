@@ -9,10 +9,12 @@ inside it is a quote character, and a line break inside quotes belongs to the fi
 matter (``"``, ``,``, ``\\n``) never occur inside a multi-byte UTF-8 character, so scanning bytes is
 safe whatever the encoding errors.
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 CHUNK_BYTES = 1 << 20  # a physical line is read in pieces of at most this size
 _QUOTE, _COMMA, _NEWLINE = ord('"'), ord(","), ord("\n")
@@ -55,7 +57,7 @@ class QuoteScanner:
             elif state == _QUOTE_IN_QUOTED:
                 if chunk[index] == _QUOTE:  # "" is a quote character inside the field
                     self.state, index = _IN_QUOTED, index + 1
-                else:                       # the field's closing quote; this byte is read unquoted
+                else:  # the field's closing quote; this byte is read unquoted
                     self.state = _IN_FIELD
             else:  # outside quotes: a quote opens a field only as its first character
                 found = chunk.find(b'"', index)
@@ -93,5 +95,4 @@ def read_records(handle: BinaryIO, max_bytes: int) -> Iterator[Record]:
                 yield Record(start, size, b"".join(parts) if parts is not None else None)
                 start, parts, size = line, [], 0
     if size:
-        yield Record(start, size, b"".join(parts) if parts is not None else None,
-                     unclosed_quote=scanner.in_quotes)
+        yield Record(start, size, b"".join(parts) if parts is not None else None, unclosed_quote=scanner.in_quotes)

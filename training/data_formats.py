@@ -11,19 +11,22 @@ Text holding a lone surrogate (``"\\udc80"`` in JSON: half of a UTF-16 pair, usu
 bytes decoded with the wrong encoding) is refused rather than repaired: it is not Unicode text,
 and a silent replacement would train on text nobody wrote.
 """
+
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from sql_execution import schema_statements
 
 # The system message of sql-create-context rows: the schema follows it verbatim, so evaluation
 # finds the CREATE TABLE statements again (sql_execution.extract_schema).
-SQL_SYSTEM_PROMPT = ("You are a text-to-SQL assistant. Answer the question with one SQLite query "
-                     "that uses only the tables below.")
+SQL_SYSTEM_PROMPT = (
+    "You are a text-to-SQL assistant. Answer the question with one SQLite query that uses only the tables below."
+)
 _SQL_WRAPPER_RE = re.compile(r"^\s*\[SQL\](.*?)\[/SQL\]\s*$", re.DOTALL | re.IGNORECASE)
 ROLES = ("system", "user", "assistant")
 MESSAGE_KEYS = ("role", "content", "weight")
@@ -80,9 +83,11 @@ def check_text(text: str, where: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise LoneSurrogate(f"{where} holds a lone surrogate U+{ord(text[error.start]):04X} at character "
-                       f"{error.start + 1}: not valid Unicode text (often bytes decoded with the wrong "
-                       "encoding); fix the text at its source") from None
+        raise LoneSurrogate(
+            f"{where} holds a lone surrogate U+{ord(text[error.start]):04X} at character "
+            f"{error.start + 1}: not valid Unicode text (often bytes decoded with the wrong "
+            "encoding); fix the text at its source"
+        ) from None
 
 
 def _fields(row: dict) -> str:
@@ -100,8 +105,10 @@ def _text_field(row: dict, name: str, context: _Conversion, required: bool = Tru
     if not isinstance(value, str):
         raise RowError(f"field {name!r} must be a string, got {type(value).__name__}: {_short(value)}")
     if context.max_chars is not None and len(value) > context.max_chars:
-        raise RowTooLong(f"field {name!r} is {len(value):,} characters, over the limit of "
-                       f"{context.max_chars:,} for a whole conversation (--max-chars)")
+        raise RowTooLong(
+            f"field {name!r} is {len(value):,} characters, over the limit of "
+            f"{context.max_chars:,} for a whole conversation (--max-chars)"
+        )
     check_text(value, f"field {name!r}")
     if required and not value.strip():
         raise RowError(f"field {name!r} is empty")
@@ -143,7 +150,7 @@ def _apply_weights(cleaned: Messages, weights: list[int], context: _Conversion) 
     for index in answers:
         if not weights[index]:
             context.note("weight_0_turn_removed" if index > last else "weight_0_turn_learned")
-    return cleaned[:last + 1]
+    return cleaned[: last + 1]
 
 
 def validate_messages(messages: Any, context: _Conversion | None = None) -> Messages:
@@ -185,8 +192,10 @@ def validate_messages(messages: Any, context: _Conversion | None = None) -> Mess
         expected = "user" if index % 2 == 0 else "assistant"
         if role != expected:
             position = index + (len(roles) - len(turns))
-            raise RowError(f"messages[{position}].role is {role!r} where {expected!r} was expected "
-                           f"(roles must be: optional system, then user and assistant alternating; got {roles})")
+            raise RowError(
+                f"messages[{position}].role is {role!r} where {expected!r} was expected "
+                f"(roles must be: optional system, then user and assistant alternating; got {roles})"
+            )
     if not turns or turns[-1] != "assistant":
         raise RowError(f"the last message must be the assistant's answer; roles are {roles}")
     return _apply_weights(cleaned, weights, context)
@@ -199,16 +208,17 @@ def from_messages(row: dict, context: _Conversion) -> Messages:
 
 
 def from_prompt_completion(row: dict, context: _Conversion) -> Messages:
-    return [{"role": "user", "content": _text_field(row, "prompt", context)},
-            {"role": "assistant", "content": _text_field(row, "completion", context)}]
+    return [
+        {"role": "user", "content": _text_field(row, "prompt", context)},
+        {"role": "assistant", "content": _text_field(row, "completion", context)},
+    ]
 
 
 def from_alpaca(row: dict, context: _Conversion) -> Messages:
     instruction = _text_field(row, "instruction", context)
     extra = _text_field(row, "input", context, required=False).strip()
     user = f"{instruction}\n\n{extra}" if extra else instruction
-    return [{"role": "user", "content": user},
-            {"role": "assistant", "content": _text_field(row, "output", context)}]
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": _text_field(row, "output", context)}]
 
 
 def strip_sql_wrapper(answer: str) -> str:
@@ -232,9 +242,11 @@ def from_sql_create_context(row: dict, conversion: _Conversion) -> Messages:
         raise RowError(f"field 'context' holds no complete CREATE TABLE statement: {_short(context)}")
     if not answer:
         raise RowError("field 'answer' is empty inside its [SQL] ... [/SQL] wrapper")
-    return [{"role": "system", "content": sql_system_message(context)},
-            {"role": "user", "content": question.strip()},
-            {"role": "assistant", "content": answer}]
+    return [
+        {"role": "system", "content": sql_system_message(context)},
+        {"role": "user", "content": question.strip()},
+        {"role": "assistant", "content": answer},
+    ]
 
 
 CONVERTERS: dict[str, Callable[[dict, _Conversion], Messages]] = {
@@ -243,8 +255,12 @@ CONVERTERS: dict[str, Callable[[dict, _Conversion], Messages]] = {
     "alpaca": from_alpaca,
     "sql-create-context": from_sql_create_context,
 }
-FIELDS = {"messages": ("messages",), "prompt-completion": ("prompt", "completion"),
-          "alpaca": ("instruction", "input", "output"), "sql-create-context": ("question", "context", "answer")}
+FIELDS = {
+    "messages": ("messages",),
+    "prompt-completion": ("prompt", "completion"),
+    "alpaca": ("instruction", "input", "output"),
+    "sql-create-context": ("question", "context", "answer"),
+}
 FORMATS = tuple(CONVERTERS)
 
 

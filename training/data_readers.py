@@ -7,14 +7,16 @@ by line with the rows that parse but do not fit the format; the rows after it ar
 JSONL is read as bytes and decoded line by line, CSV record by record (``csv_records``), Parquet
 batch by batch. A file that cannot be read at all raises ``DataFileError``.
 """
+
 from __future__ import annotations
 
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from csv_records import CHUNK_BYTES, read_records
 
@@ -51,8 +53,9 @@ def resolve_input(path: Path) -> Path:
         data_files = [p for p in files if p.suffix.lower() in SUFFIXES]
         if len(data_files) != 1:
             found = ", ".join(str(p.relative_to(path)) for p in files) or "nothing"
-            raise DataFileError(f"--input folder {path} must hold exactly one data file "
-                                f"({', '.join(sorted(SUFFIXES))}); found: {found}")
+            raise DataFileError(
+                f"--input folder {path} must hold exactly one data file ({', '.join(sorted(SUFFIXES))}); found: {found}"
+            )
         return data_files[0]
     raise DataFileError(f"--input {path} does not exist")
 
@@ -60,8 +63,9 @@ def resolve_input(path: Path) -> Path:
 def file_kind(path: Path) -> str:
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
-        raise DataFileError(f"--input {path.name}: unknown file type {path.suffix!r}; "
-                            f"allowed: {', '.join(sorted(SUFFIXES))}")
+        raise DataFileError(
+            f"--input {path.name}: unknown file type {path.suffix!r}; allowed: {', '.join(sorted(SUFFIXES))}"
+        )
     return kind
 
 
@@ -80,7 +84,7 @@ def read_rows(path: Path, max_record_bytes: int = MAX_RECORD_BYTES) -> Iterator[
 def invalid_utf8(data: bytes, error: UnicodeDecodeError) -> str:
     """'byte 0xff at column 7 is not UTF-8' for the first bad byte of one physical line."""
     column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
-    bad = data[error.start:error.end].hex(" ")
+    bad = data[error.start : error.end].hex(" ")
     return f"invalid UTF-8: byte(s) 0x{bad} at byte column {column} (the file must be UTF-8 text)"
 
 
@@ -166,7 +170,7 @@ def _holds_escaped_bytes(value: Any) -> bool:
 def _read_json(path: Path) -> Iterator[RawRow]:
     data = path.read_bytes()
     if data.startswith(_BOM):
-        data = data[len(_BOM):]
+        data = data[len(_BOM) :]
     try:
         text, undecodable = data.decode("utf-8"), False
     except UnicodeDecodeError:
@@ -175,11 +179,14 @@ def _read_json(path: Path) -> Iterator[RawRow]:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:
-        raise DataFileError(f"{path.name} is not valid JSON: {error.msg} at line {error.lineno} "
-                            f"column {error.colno}") from error
+        raise DataFileError(
+            f"{path.name} is not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
+        ) from error
     except RecursionError as error:
-        raise DataFileError(f"{path.name} is nested too deeply to read (arrays or objects inside one another "
-                            "~1,000 levels deep); a JSONL file would let the other rows through") from error
+        raise DataFileError(
+            f"{path.name} is nested too deeply to read (arrays or objects inside one another "
+            "~1,000 levels deep); a JSONL file would let the other rows through"
+        ) from error
     except ValueError as error:  # e.g. an integer of more than 4,300 digits
         raise DataFileError(f"{path.name} cannot be read as JSON: {error}") from error
     if isinstance(document, dict):
@@ -189,15 +196,21 @@ def _read_json(path: Path) -> Iterator[RawRow]:
         elif len(lists) == 1:
             document = next(iter(lists.values()))
         else:
-            raise DataFileError(f"{path.name}: a JSON object must hold its rows in a list under 'data' "
-                                f"(keys found: {', '.join(map(ascii_safe, document)) or 'none'})")
+            raise DataFileError(
+                f"{path.name}: a JSON object must hold its rows in a list under 'data' "
+                f"(keys found: {', '.join(map(ascii_safe, document)) or 'none'})"
+            )
     if not isinstance(document, list):
-        raise DataFileError(f"{path.name}: expected a JSON array of rows or {{\"data\": [...]}}, "
-                            f"got {type(document).__name__}")
+        raise DataFileError(
+            f'{path.name}: expected a JSON array of rows or {{"data": [...]}}, got {type(document).__name__}'
+        )
     for number, value in enumerate(document, start=1):
         if undecodable and _holds_escaped_bytes(value):
-            yield RawRow(number, error="invalid UTF-8: the row holds bytes that are not UTF-8 text "
-                                       "(or a \\udc80..\\udcff escape)", kind="invalid_utf8")
+            yield RawRow(
+                number,
+                error="invalid UTF-8: the row holds bytes that are not UTF-8 text (or a \\udc80..\\udcff escape)",
+                kind="invalid_utf8",
+            )
         else:
             yield RawRow(number, value)
 
@@ -215,19 +228,22 @@ def _read_csv(path: Path, max_bytes: int) -> Iterator[RawRow]:
         header = _csv_header(path, next(records, None), max_bytes)
         for record in records:
             if record.data is None:
-                yield RawRow(record.line, error=f"the record is {too_large(record.size, max_bytes)}",
-                             kind="too_large")
+                yield RawRow(record.line, error=f"the record is {too_large(record.size, max_bytes)}", kind="too_large")
                 continue
             if record.unclosed_quote:
-                yield RawRow(record.line, error="a quoted field opened in this record is never closed "
-                                                "(the file ends inside quotes)", kind="broken_csv")
+                yield RawRow(
+                    record.line,
+                    error="a quoted field opened in this record is never closed (the file ends inside quotes)",
+                    kind="broken_csv",
+                )
                 continue
             try:
                 text = record.data.decode("utf-8")
             except UnicodeDecodeError as error:
                 where = record.line + record.data.count(b"\n", 0, error.start)
-                yield RawRow(record.line, error=f"line {where}: {invalid_utf8(record.data, error)}",
-                             kind="invalid_utf8")
+                yield RawRow(
+                    record.line, error=f"line {where}: {invalid_utf8(record.data, error)}", kind="invalid_utf8"
+                )
                 continue
             try:
                 parsed = list(csv.reader(io.StringIO(text, newline="")))
@@ -241,8 +257,11 @@ def _read_csv(path: Path, max_bytes: int) -> Iterator[RawRow]:
 
 def _csv_header(path: Path, record, max_bytes: int) -> list[str]:
     if record is None or record.data is None:
-        raise DataFileError(f"{path.name}: the CSV file has no header row" if record is None else
-                            f"{path.name}: the CSV header row is {too_large(record.size, max_bytes)}")
+        raise DataFileError(
+            f"{path.name}: the CSV file has no header row"
+            if record is None
+            else f"{path.name}: the CSV header row is {too_large(record.size, max_bytes)}"
+        )
     try:
         rows = list(csv.reader(io.StringIO(record.data.decode("utf-8"), newline="")))
     except UnicodeDecodeError as error:
@@ -254,18 +273,21 @@ def _csv_header(path: Path, record, max_bytes: int) -> list[str]:
     if not rows or not rows[0]:
         raise DataFileError(f"{path.name}: the CSV file has no header row")
     if len(rows) > 1:  # only a bare carriage return ends a csv row without ending a line
-        raise DataFileError(f"{path.name}: its lines end in a bare carriage return (\\r); save it with \\n or "
-                            "\\r\\n line ends")
+        raise DataFileError(
+            f"{path.name}: its lines end in a bare carriage return (\\r); save it with \\n or \\r\\n line ends"
+        )
     return rows[0]
 
 
 def _csv_row(line: int, header: list[str], values: list[str]) -> RawRow:
     if len(values) > len(header):
-        return RawRow(line, error=f"more values ({len(values)}) than the {len(header)} header columns",
-                      kind="broken_csv")
+        return RawRow(
+            line, error=f"more values ({len(values)}) than the {len(header)} header columns", kind="broken_csv"
+        )
     if len(values) < len(header):
-        return RawRow(line, error=f"fewer values ({len(values)}) than the {len(header)} header columns",
-                      kind="broken_csv")
+        return RawRow(
+            line, error=f"fewer values ({len(values)}) than the {len(header)} header columns", kind="broken_csv"
+        )
     return RawRow(line, dict(zip(header, values)))
 
 
@@ -294,22 +316,26 @@ def _parquet_row(batch, index: int, number: int) -> RawRow:
         try:
             value[name] = column[index].as_py()
         except UnicodeDecodeError:
-            return RawRow(number, error=f"invalid UTF-8: column {name!r} holds bytes that are not UTF-8 text",
-                          kind="invalid_utf8")
+            return RawRow(
+                number, error=f"invalid UTF-8: column {name!r} holds bytes that are not UTF-8 text", kind="invalid_utf8"
+            )
         except _PARQUET_VALUE_ERRORS as error:
             return RawRow(number, error=f"column {name!r} cannot be read ({error})", kind="unreadable")
     return RawRow(number, value)
 
 
-def read_hub_dataset(dataset_id: str, split: str, revision: str | None = None,
-                     token: str | None = None) -> Iterator[RawRow]:
+def read_hub_dataset(
+    dataset_id: str, split: str, revision: str | None = None, token: str | None = None
+) -> Iterator[RawRow]:
     """Rows of a Hugging Face Hub data set at `revision` (cloud only: this needs the network)."""
     from datasets import load_dataset
 
     try:
         dataset = load_dataset(dataset_id, split=split, revision=revision or None, token=token)
     except Exception as error:  # the Hub, the network or the data set's own files
-        raise DataFileError(f"Hugging Face Hub data set {dataset_id!r} (split {split!r}, revision "
-                            f"{revision or 'main'}) cannot be loaded: {type(error).__name__}: {error}") from error
+        raise DataFileError(
+            f"Hugging Face Hub data set {dataset_id!r} (split {split!r}, revision "
+            f"{revision or 'main'}) cannot be loaded: {type(error).__name__}: {error}"
+        ) from error
     for number, value in enumerate(dataset, start=1):
         yield RawRow(number, dict(value))

@@ -12,6 +12,7 @@ self-contained ``report.html``.
 In a SageMaker Processing job the defaults read ``$OPT_ML/processing/input/{model,base_model,data,
 training}`` and write ``$OPT_ML/processing/output/eval``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,7 +25,6 @@ import time
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from chat_format import ensure_chat_template, prompt_messages, render_prompt
 from cli_arguments import number_between, whole_number
@@ -54,7 +54,7 @@ class EvaluationFailed(RuntimeError):
     ``partial`` holds what that model produced before it failed (verdicts of the rows it finished).
     """
 
-    def __init__(self, message: str, model: str | None = None, partial: "ModelRun | None" = None):
+    def __init__(self, message: str, model: str | None = None, partial: ModelRun | None = None):
         super().__init__(message)
         self.model = model
         self.partial = partial
@@ -126,6 +126,7 @@ class Verdict:
 class ModelRun:
     """One model's answers: its metrics (None when it did not finish), a verdict per row (None for a
     row it never answered) and the prompts as rendered for it."""
+
     summary: dict | None
     verdicts: list[Verdict | None]
     prompts: list[str | None]
@@ -133,19 +134,26 @@ class ModelRun:
 
 # --- test rows ----------------------------------------------------------------------------------
 
+
 def _row_from(record: object, number: int) -> EvalRow:
     """One test row from a parsed JSON line; raises EvaluationError saying what is wrong with it."""
     messages = record.get("messages") if isinstance(record, dict) else None
     if not isinstance(messages, list) or not messages:
         raise EvaluationError('expected {"messages": [...]} ending with the assistant\'s answer')
     for position, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str) \
-                or not isinstance(message.get("content"), str):
-            raise EvaluationError(f"messages[{position}] is not a {{\"role\": ..., \"content\": \"...\"}} object "
-                                  "with string values")
+        if (
+            not isinstance(message, dict)
+            or not isinstance(message.get("role"), str)
+            or not isinstance(message.get("content"), str)
+        ):
+            raise EvaluationError(
+                f'messages[{position}] is not a {{"role": ..., "content": "..."}} object with string values'
+            )
     if messages[-1]["role"] != "assistant":
-        raise EvaluationError('expected {"messages": [...]} ending with the assistant\'s answer, '
-                              f"the last message's role is {messages[-1]['role']!r}")
+        raise EvaluationError(
+            'expected {"messages": [...]} ending with the assistant\'s answer, '
+            f"the last message's role is {messages[-1]['role']!r}"
+        )
     prompt = prompt_messages(messages)
     if not prompt:
         raise EvaluationError("no message before the assistant's answer")
@@ -187,6 +195,7 @@ def load_test_rows(path: Path, max_samples: int | None = None) -> TestRows:
 
 # --- generation ---------------------------------------------------------------------------------
 
+
 def load_model(reference: str | Path):
     """Model and tokenizer from a folder or a Hub id, ready for batched greedy generation."""
     import torch
@@ -225,9 +234,14 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int, max_new_toke
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    settings = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, num_beams=1, repetition_penalty=1.0,
-                                pad_token_id=tokenizer.pad_token_id,
-                                eos_token_id=_stop_token_ids(model, tokenizer))
+    settings = GenerationConfig(
+        do_sample=False,
+        max_new_tokens=max_new_tokens,
+        num_beams=1,
+        repetition_penalty=1.0,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=_stop_token_ids(model, tokenizer),
+    )
     lengths = []
     for index, prompt in enumerate(prompts):
         try:
@@ -239,13 +253,14 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int, max_new_toke
     device = next(model.parameters()).device
     done: dict[int, str] = {}
     for start in range(0, len(order), batch_size):
-        indices = order[start:start + batch_size]
+        indices = order[start : start + batch_size]
         try:
-            batch = tokenizer([prompts[index] for index in indices], return_tensors="pt", padding=True,
-                              add_special_tokens=False).to(device)
+            batch = tokenizer(
+                [prompts[index] for index in indices], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(device)
             with torch.inference_mode():
                 generated = model.generate(**batch, generation_config=settings)
-            new_tokens = generated[:, batch["input_ids"].shape[1]:]
+            new_tokens = generated[:, batch["input_ids"].shape[1] :]
             texts = [tokenizer.decode(tokens, skip_special_tokens=True) for tokens in new_tokens]
         except Exception as error:
             raise GenerationFailed(sorted(indices), dict(done), error) from error
@@ -271,12 +286,13 @@ def clean_prediction(text: str) -> str:
     text = text.strip()
     query_line = _SQL_LINE_RE.search(text)
     if query_line and not _SQL_LINE_RE.match(text):
-        text = text[query_line.start():]
+        text = text[query_line.start() :]
     text = _BLANK_LINE_RE.split(text.strip(), maxsplit=1)[0]
     return text.strip()
 
 
 # --- scoring ------------------------------------------------------------------------------------
+
 
 def judge(row: EvalRow, output: str, seed: int = 0) -> Verdict:
     prediction = clean_prediction(output)
@@ -297,10 +313,10 @@ def judge_safely(row: EvalRow, output: object, seed: int = 0) -> Verdict:
     the evaluation: it counts as wrong and its verdict says why."""
     try:
         return judge(row, output, seed)  # type: ignore[arg-type]
-    except Exception as error:  # noqa: BLE001 - one row's scoring must not cost the whole evaluation
+    except Exception as error:
         try:
             prediction = _text(clean_prediction(output))  # type: ignore[arg-type]
-        except Exception:  # noqa: BLE001
+        except Exception:
             prediction = ""
         reason = f"{type(error).__name__}: {error}"
         return Verdict(prediction, _text(output), False, False if row.schema else None, None, reason)
@@ -311,8 +327,9 @@ def summarize(verdicts: list[Verdict], seconds: float) -> dict:
     executable = [v for v in verdicts if v.execution_match is not None]
     count = len(verdicts)
     return {
-        "execution_accuracy": (round(sum(v.execution_match for v in executable) / len(executable), 4)
-                               if executable else None),
+        "execution_accuracy": (
+            round(sum(v.execution_match for v in executable) / len(executable), 4) if executable else None
+        ),
         "exact_match": round(sum(v.exact_match for v in verdicts) / count, 4) if count else 0.0,
         "count": count,
         "execution_errors": sum(1 for v in executable if v.error and not v.error.startswith("gold query failed")),
@@ -342,31 +359,44 @@ def evaluate_model(name: str, reference: str | Path, rows: list[EvalRow], config
         else:
             model, tokenizer = load_model(reference)
     except Exception as error:
-        raise EvaluationFailed(f"{name} model {reference}: loading failed: {type(error).__name__}: {error}",
-                               name) from error
+        raise EvaluationFailed(
+            f"{name} model {reference}: loading failed: {type(error).__name__}: {error}", name
+        ) from error
     prompts: list[str] = []
     for index, row in enumerate(rows):
         try:
             prompts.append(render_prompt(tokenizer, row.messages))
         except Exception as error:
-            raise EvaluationFailed(f"{name} model: rendering the prompt of {_rows_named(rows, [index])} failed: "
-                                   f"{type(error).__name__}: {error}", name) from error
+            raise EvaluationFailed(
+                f"{name} model: rendering the prompt of {_rows_named(rows, [index])} failed: "
+                f"{type(error).__name__}: {error}",
+                name,
+            ) from error
     started = time.perf_counter()
     try:
         if model is None:
-            outputs: list[object] = list(vllm_generation.generate(reference, tokenizer, prompts, config.batch_size,
-                                                                  config.max_new_tokens))
+            outputs: list[object] = list(
+                vllm_generation.generate(reference, tokenizer, prompts, config.batch_size, config.max_new_tokens)
+            )
         else:
             outputs = list(generate(model, tokenizer, prompts, config.batch_size, config.max_new_tokens))
     except GenerationFailed as error:
-        verdicts = [judge_safely(rows[i], error.done[i], config.execution_seed) if i in error.done else None
-                    for i in range(len(rows))]
-        raise EvaluationFailed(f"{name} model: generation failed on {_rows_named(rows, error.indices)}: {error}",
-                               name, ModelRun(None, verdicts, list(prompts))) from error
+        verdicts = [
+            judge_safely(rows[i], error.done[i], config.execution_seed) if i in error.done else None
+            for i in range(len(rows))
+        ]
+        raise EvaluationFailed(
+            f"{name} model: generation failed on {_rows_named(rows, error.indices)}: {error}",
+            name,
+            ModelRun(None, verdicts, list(prompts)),
+        ) from error
     except Exception as error:
         every_row = _rows_named(rows, list(range(len(rows))), 3)
-        raise EvaluationFailed(f"{name} model: generation failed on one of {every_row}: "
-                               f"{type(error).__name__}: {error}", name, ModelRun(None, [None] * len(rows), list(prompts))) from error
+        raise EvaluationFailed(
+            f"{name} model: generation failed on one of {every_row}: {type(error).__name__}: {error}",
+            name,
+            ModelRun(None, [None] * len(rows), list(prompts)),
+        ) from error
     finally:
         seconds = time.perf_counter() - started
         del model
@@ -389,6 +419,7 @@ def _free_memory() -> None:
 
 
 # --- statistics ---------------------------------------------------------------------------------
+
 
 def _scored_for(metric: str, verdict: Verdict) -> bool:
     """Execution accuracy counts only the rows with a schema; exact match counts every row."""
@@ -414,35 +445,53 @@ def add_statistics(metrics: dict, runs: dict[str, ModelRun], config: EvalConfig)
     if "fine_tuned" in finished and "base" in finished:
         comparison = {}
         for metric in METRICS:
-            pairs = [(tuned, base) for tuned, base in zip(finished["fine_tuned"], finished["base"])
-                     if _scored_for(metric, tuned)]
-            result = paired_comparison([_right(metric, tuned) for tuned, _ in pairs],
-                                       [_right(metric, base) for _, base in pairs], **options)
+            pairs = [
+                (tuned, base)
+                for tuned, base in zip(finished["fine_tuned"], finished["base"])
+                if _scored_for(metric, tuned)
+            ]
+            result = paired_comparison(
+                [_right(metric, tuned) for tuned, _ in pairs], [_right(metric, base) for _, base in pairs], **options
+            )
             comparison[metric] = result.as_dict("fine_tuned", "base") if result else None
     metrics["comparison"] = comparison
     metrics["statistics"] = {
-        "confidence": config.confidence, "resamples": config.resamples, "seed": config.bootstrap_seed,
+        "confidence": config.confidence,
+        "resamples": config.resamples,
+        "seed": config.bootstrap_seed,
         "interval": "percentile bootstrap over the test rows",
-        "paired_test": "McNemar exact: two-sided binomial test on the rows only one model got right"}
+        "paired_test": "McNemar exact: two-sided binomial test on the rows only one model got right",
+    }
     return metrics
 
 
 # --- outputs ------------------------------------------------------------------------------------
 
+
 def _verdict_json(verdict: Verdict | None) -> dict | None:
     if verdict is None:
         return None
-    return {"prediction": _text(verdict.prediction), "output": _text(verdict.output),
-            "exact_match": verdict.exact_match, "execution_match": verdict.execution_match,
-            "error": None if verdict.error is None else _text(verdict.error), "unscored": verdict.unscored}
+    return {
+        "prediction": _text(verdict.prediction),
+        "output": _text(verdict.output),
+        "exact_match": verdict.exact_match,
+        "execution_match": verdict.execution_match,
+        "error": None if verdict.error is None else _text(verdict.error),
+        "unscored": verdict.unscored,
+    }
 
 
-def prediction_rows(rows: list[EvalRow], prompts: list[str | None] | None,
-                    verdicts: dict[str, list[Verdict | None] | None]) -> list[dict]:
+def prediction_rows(
+    rows: list[EvalRow], prompts: list[str | None] | None, verdicts: dict[str, list[Verdict | None] | None]
+) -> list[dict]:
     out = []
     for index, row in enumerate(rows):
-        record = {"id": row.id, "prompt": prompts[index] if prompts else None, "messages": row.messages,
-                  "gold": row.gold}
+        record = {
+            "id": row.id,
+            "prompt": prompts[index] if prompts else None,
+            "messages": row.messages,
+            "gold": row.gold,
+        }
         for name in MODELS:
             model_verdicts = verdicts.get(name)
             record[name] = _verdict_json(model_verdicts[index] if model_verdicts else None)
@@ -465,8 +514,12 @@ def load_training_log(path: Path | None) -> list[dict]:
 def _test_rows_json(test: TestRows | None, limit: int = PROBLEMS_LISTED) -> dict | None:
     if test is None:
         return None
-    return {"lines": test.lines, "used": len(test.rows), "skipped": len(test.problems),
-            "problems": [{"line": p.line, "reason": p.reason} for p in test.problems[:limit]]}
+    return {
+        "lines": test.lines,
+        "used": len(test.rows),
+        "skipped": len(test.problems),
+        "problems": [{"line": p.line, "reason": p.reason} for p in test.problems[:limit]],
+    }
 
 
 def write_outputs(config: EvalConfig, metrics: dict, predictions: list[dict]) -> None:
@@ -480,7 +533,7 @@ def write_outputs(config: EvalConfig, metrics: dict, predictions: list[dict]) ->
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     try:
         html = render_report(metrics, predictions, load_training_log(config.training_metrics))
-    except Exception as error:  # noqa: BLE001 - the report must exist even when a value defeats it
+    except Exception as error:
         html = render_error_report(metrics, f"the report could not be drawn: {type(error).__name__}: {error}")
     (config.output_dir / "report.html").write_text(html, encoding="utf-8")
 
@@ -492,9 +545,14 @@ def run(config: EvalConfig) -> dict:
     carries an ``error`` naming the model and rows, the models that finished keep their metrics,
     and EvaluationFailed is raised after the files are written.
     """
-    settings = {"max_new_tokens": config.max_new_tokens, "batch_size": config.batch_size, "greedy": True,
-                "repetition_penalty": 1.0, "generation_backend": config.generation_backend,
-                "software": software_versions()}
+    settings = {
+        "max_new_tokens": config.max_new_tokens,
+        "batch_size": config.batch_size,
+        "greedy": True,
+        "repetition_penalty": 1.0,
+        "generation_backend": config.generation_backend,
+        "software": software_versions(),
+    }
     test: TestRows | None = None
     runs: dict[str, ModelRun] = {}
     try:
@@ -513,13 +571,14 @@ def run(config: EvalConfig) -> dict:
     except Exception as error:
         if isinstance(error, EvaluationFailed) and error.partial is not None:
             runs[error.model] = error.partial
-        message = str(error) if isinstance(error, (EvaluationError, EvaluationFailed)) \
-            else f"{type(error).__name__}: {error}"
+        message = (
+            str(error) if isinstance(error, (EvaluationError, EvaluationFailed)) else f"{type(error).__name__}: {error}"
+        )
         metrics = {name: runs[name].summary if name in runs else None for name in MODELS}
         metrics.update(settings=settings, test_rows=_test_rows_json(test), error=message)
         try:
             add_statistics(metrics, runs, config)
-        except Exception:  # noqa: BLE001 - the error above is the one to report
+        except Exception:
             metrics.setdefault("comparison", None)
         rows = test.rows if test else []
         write_outputs(config, metrics, _predictions(rows, runs))
@@ -530,8 +589,7 @@ def run(config: EvalConfig) -> dict:
 
 def _predictions(rows: list[EvalRow], runs: dict[str, ModelRun]) -> list[dict]:
     first = runs.get("fine_tuned") or runs.get("base")
-    return prediction_rows(rows, first.prompts if first else None,
-                           {name: run.verdicts for name, run in runs.items()})
+    return prediction_rows(rows, first.prompts if first else None, {name: run.verdicts for name, run in runs.items()})
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -539,33 +597,49 @@ def _predictions(rows: list[EvalRow], runs: dict[str, ModelRun]) -> list[dict]:
 POSITIVE = whole_number(1)
 CONFIDENCE = number_between(0.5, 1, include_high=False)
 
+
 def parse_args(argv: list[str] | None = None) -> EvalConfig:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model-dir", type=Path, default=PROCESSING_INPUT / "model",
-                        help="the fine-tuned (merged) model folder")
+    parser.add_argument(
+        "--model-dir", type=Path, default=PROCESSING_INPUT / "model", help="the fine-tuned (merged) model folder"
+    )
     base = parser.add_mutually_exclusive_group()
     base.add_argument("--base-model-dir", type=Path, default=None)
     base.add_argument("--base-model-id", default=None, help="a Hugging Face Hub model id (needs the network)")
     base.add_argument("--skip-base", action="store_true", help="evaluate only the fine-tuned model")
     parser.add_argument("--test-file", type=Path, default=PROCESSING_INPUT / "data" / "test.jsonl")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--training-metrics", type=Path, default=None,
-                        help="training_metrics.json, for the loss curve in the report")
+    parser.add_argument(
+        "--training-metrics", type=Path, default=None, help="training_metrics.json, for the loss curve in the report"
+    )
     parser.add_argument("--max-samples", type=POSITIVE, default=None, help="evaluate only the first N test rows")
     parser.add_argument("--batch-size", type=POSITIVE, default=16)
     parser.add_argument("--max-new-tokens", type=POSITIVE, default=128)
-    parser.add_argument("--base-model-revision", default=None,
-                        help="the commit (or branch) of --base-model-id to evaluate")
-    parser.add_argument("--hf-token-secret-arn", default=None,
-                        help="Secrets Manager secret holding the Hugging Face token, for a gated base model")
-    parser.add_argument("--confidence", type=CONFIDENCE, default=DEFAULT_CONFIDENCE,
-                        help="confidence of the bootstrap intervals (default 0.95)")
-    parser.add_argument("--resamples", type=POSITIVE, default=DEFAULT_RESAMPLES,
-                        help="bootstrap resamples (default 2000)")
+    parser.add_argument(
+        "--base-model-revision", default=None, help="the commit (or branch) of --base-model-id to evaluate"
+    )
+    parser.add_argument(
+        "--hf-token-secret-arn",
+        default=None,
+        help="Secrets Manager secret holding the Hugging Face token, for a gated base model",
+    )
+    parser.add_argument(
+        "--confidence",
+        type=CONFIDENCE,
+        default=DEFAULT_CONFIDENCE,
+        help="confidence of the bootstrap intervals (default 0.95)",
+    )
+    parser.add_argument(
+        "--resamples", type=POSITIVE, default=DEFAULT_RESAMPLES, help="bootstrap resamples (default 2000)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
-    parser.add_argument("--generation-backend", choices=("transformers", "vllm"), default="transformers",
-                        help="what generates the answers: transformers' batched generate, or vLLM (which must be "
-                             "importable, as in the vLLM serving image), the engine that serves the model")
+    parser.add_argument(
+        "--generation-backend",
+        choices=("transformers", "vllm"),
+        default="transformers",
+        help="what generates the answers: transformers' batched generate, or vLLM (which must be "
+        "importable, as in the vLLM serving image), the engine that serves the model",
+    )
     args = parser.parse_args(argv)
     base_model: str | None
     if args.skip_base:
@@ -582,28 +656,41 @@ def parse_args(argv: list[str] | None = None) -> EvalConfig:
     default_metrics = PROCESSING_INPUT / "training" / "training_metrics.json"
     if training_metrics is None and default_metrics.is_file():
         training_metrics = default_metrics
-    return EvalConfig(model_dir=args.model_dir, test_file=args.test_file, output_dir=args.output_dir,
-                      base_model=base_model, training_metrics=training_metrics, max_samples=args.max_samples,
-                      batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, confidence=args.confidence,
-                      resamples=args.resamples, bootstrap_seed=args.seed,
-                      base_model_revision=args.base_model_revision if args.base_model_id else None,
-                      hf_token_secret_arn=args.hf_token_secret_arn, generation_backend=args.generation_backend)
+    return EvalConfig(
+        model_dir=args.model_dir,
+        test_file=args.test_file,
+        output_dir=args.output_dir,
+        base_model=base_model,
+        training_metrics=training_metrics,
+        max_samples=args.max_samples,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        confidence=args.confidence,
+        resamples=args.resamples,
+        bootstrap_seed=args.seed,
+        base_model_revision=args.base_model_revision if args.base_model_id else None,
+        hf_token_secret_arn=args.hf_token_secret_arn,
+        generation_backend=args.generation_backend,
+    )
 
 
 def pin_hub_base_model(config: EvalConfig) -> EvalConfig:
     """A base model given by Hub id, downloaded at its pinned commit with the token, as a local folder."""
     if config.base_model is None or Path(config.base_model).is_dir():
         return config
-    from huggingface_hub.errors import HfHubHTTPError
     from hf_token import TokenError, read_hf_token
     from hub_snapshot import pinned_snapshot
+    from huggingface_hub.errors import HfHubHTTPError
 
     try:
-        folder = pinned_snapshot(config.base_model, config.base_model_revision,
-                                 read_hf_token(config.hf_token_secret_arn))
+        folder = pinned_snapshot(
+            config.base_model, config.base_model_revision, read_hf_token(config.hf_token_secret_arn)
+        )
     except (HfHubHTTPError, TokenError, OSError) as error:
-        raise EvaluationError(f"--base-model-id {config.base_model!r} at revision "
-                              f"{config.base_model_revision or 'main'} cannot be downloaded: {error}") from error
+        raise EvaluationError(
+            f"--base-model-id {config.base_model!r} at revision "
+            f"{config.base_model_revision or 'main'} cannot be downloaded: {error}"
+        ) from error
     return replace(config, base_model=folder)
 
 
@@ -624,10 +711,12 @@ def summary_lines(metrics: dict) -> list[str]:
         lines.append(f"evaluate: {name}: {', '.join(parts)}")
     for metric, result in (metrics.get("comparison") or {}).items():
         if result:
-            lines.append(f"evaluate: fine_tuned vs base, {metric}: difference {result['difference']:+} "
-                         f"({level} {result['low']:+} to {result['high']:+}), McNemar exact p={result['p_value']} "
-                         f"(fine-tuned alone right {result['fine_tuned_only']}, "
-                         f"base alone right {result['base_only']})")
+            lines.append(
+                f"evaluate: fine_tuned vs base, {metric}: difference {result['difference']:+} "
+                f"({level} {result['low']:+} to {result['high']:+}), McNemar exact p={result['p_value']} "
+                f"(fine-tuned alone right {result['fine_tuned_only']}, "
+                f"base alone right {result['base_only']})"
+            )
     return lines
 
 
@@ -635,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     config = parse_args(argv)
     try:
         config = pin_hub_base_model(config)
-    except EvaluationError as error:     # the base model could not be downloaded: nothing was evaluated
+    except EvaluationError as error:  # the base model could not be downloaded: nothing was evaluated
         print(f"evaluate: error: {error}", file=sys.stderr)
         return 1
     try:
@@ -646,8 +735,10 @@ def main(argv: list[str] | None = None) -> int:
             cause = cause.__cause__
         if cause is not None and not isinstance(cause, EvaluationError):
             traceback.print_exception(cause)
-        print(f"evaluate: error: {error} (metrics.json, predictions.jsonl and report.html hold what was done)",
-              file=sys.stderr)
+        print(
+            f"evaluate: error: {error} (metrics.json, predictions.jsonl and report.html hold what was done)",
+            file=sys.stderr,
+        )
         return 1
     for line in summary_lines(metrics):
         print(line)

@@ -13,11 +13,12 @@ has exactly the distribution of resampling the rows one by one and costs nothing
 draw comes from a generator seeded with the given seed: the same outcomes and seed give the same
 intervals.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -39,6 +40,7 @@ class Interval:
 @dataclass(frozen=True)
 class PairedComparison:
     """The first model against the second on the same rows."""
+
     difference: float  # first's accuracy minus second's
     low: float
     high: float
@@ -50,10 +52,18 @@ class PairedComparison:
     p_value: float  # McNemar's exact test, two-sided
 
     def as_dict(self, first: str = "first", second: str = "second") -> dict:
-        return {"difference": round(self.difference, 4), "low": round(self.low, 4), "high": round(self.high, 4),
-                "rows": self.rows, f"{first}_only": self.first_only, f"{second}_only": self.second_only,
-                "both": self.both, "neither": self.neither, "p_value": _significant(self.p_value),
-                "test": "mcnemar_exact"}
+        return {
+            "difference": round(self.difference, 4),
+            "low": round(self.low, 4),
+            "high": round(self.high, 4),
+            "rows": self.rows,
+            f"{first}_only": self.first_only,
+            f"{second}_only": self.second_only,
+            "both": self.both,
+            "neither": self.neither,
+            "p_value": _significant(self.p_value),
+            "test": "mcnemar_exact",
+        }
 
 
 def _significant(value: float, digits: int = 4) -> float:
@@ -74,8 +84,9 @@ def _percentiles(draws: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def proportion_interval(outcomes: Sequence[bool], confidence: float = DEFAULT_CONFIDENCE,
-                        resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Interval | None:
+def proportion_interval(
+    outcomes: Sequence[bool], confidence: float = DEFAULT_CONFIDENCE, resamples: int = DEFAULT_RESAMPLES, seed: int = 0
+) -> Interval | None:
     """The share of right outcomes with its percentile bootstrap interval; None without outcomes."""
     _check(confidence, resamples)
     rows = len(outcomes)
@@ -96,11 +107,16 @@ def mcnemar_exact(first_only: int, second_only: int) -> float:
     if discordant == 0:
         return 1.0
     tail = sum(math.comb(discordant, k) for k in range(min(first_only, second_only) + 1))
-    return min(1.0, 2 * tail / 2 ** discordant)
+    return min(1.0, 2 * tail / 2**discordant)
 
 
-def paired_comparison(first: Sequence[bool], second: Sequence[bool], confidence: float = DEFAULT_CONFIDENCE,
-                      resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> PairedComparison | None:
+def paired_comparison(
+    first: Sequence[bool],
+    second: Sequence[bool],
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> PairedComparison | None:
     """``first`` against ``second``, outcome by outcome on the same rows; None without rows."""
     _check(confidence, resamples)
     if len(first) != len(second):
@@ -117,5 +133,14 @@ def paired_comparison(first: Sequence[bool], second: Sequence[bool], confidence:
     counts = np.random.default_rng(seed).multinomial(rows, shares, size=resamples)
     draws = (counts[:, 1] - counts[:, 2]) / rows
     low, high = _percentiles(draws, confidence)
-    return PairedComparison((first_only - second_only) / rows, low, high, rows, first_only, second_only, both,
-                            neither, mcnemar_exact(first_only, second_only))
+    return PairedComparison(
+        (first_only - second_only) / rows,
+        low,
+        high,
+        rows,
+        first_only,
+        second_only,
+        both,
+        neither,
+        mcnemar_exact(first_only, second_only),
+    )

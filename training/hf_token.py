@@ -5,6 +5,7 @@ evaluation of a Hub base model) gets only the secret's ARN, as an argument or hy
 reads the token itself with the job's execution role. The secret holds the token as plain text, or
 JSON with an `HF_TOKEN` (or `hf_token`, `token`) key.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,10 @@ def read_hf_token(secret_arn: str | None) -> str | None:
     if not secret_arn:
         return None
     if not SECRET_ARN.match(secret_arn):
-        raise TokenError(f"hf_token_secret_arn {secret_arn!r} is not a Secrets Manager secret ARN "
-                         "(arn:aws:secretsmanager:<region>:<account>:secret:<name>)")
+        raise TokenError(
+            f"hf_token_secret_arn {secret_arn!r} is not a Secrets Manager secret ARN "
+            "(arn:aws:secretsmanager:<region>:<account>:secret:<name>)"
+        )
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 

@@ -6,6 +6,7 @@ checked, even when the branch moves during the run. Only what transformers loads
 (config, tokenizer, chat template, safetensors weights; .bin weights only when a repository has no
 safetensors), not the `original/` checkpoints some repositories add beside them.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -26,5 +27,10 @@ def pinned_snapshot(repo_id: str, revision: str | None, token: str | None) -> st
     from huggingface_hub import HfApi, snapshot_download
 
     files = HfApi().list_repo_files(repo_id, revision=revision or None, token=token)
-    return snapshot_download(repo_id, revision=revision or None, token=token,
-                             allow_patterns=patterns_for(files), ignore_patterns=list(SKIPPED))
+    return snapshot_download(
+        repo_id,
+        revision=revision or None,
+        token=token,
+        allow_patterns=patterns_for(files),
+        ignore_patterns=list(SKIPPED),
+    )

@@ -4,14 +4,16 @@ SageMaker writes every hyperparameter value as a string, so each value is coerce
 type. Everything is validated before a model is loaded: a bad job fails in a second, with one
 message that lists every problem (name, value, what is allowed).
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # The throughput levers' choices are training/throughput.py's, which resolves `auto` for each.
 from throughput import (
@@ -90,27 +92,42 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "logging_steps": (lambda v: v >= 1, "an integer >= 1"),
     "save_steps": (lambda v: v >= 1, "an integer >= 1"),
     "warmup_ratio": (lambda v: 0 <= v < 1, "a number >= 0 and < 1"),
-    "gradient_checkpointing": (lambda v: v in CHECKPOINTING_CHOICES,
-                               f"one of {', '.join(CHECKPOINTING_CHOICES)}, or true (full) / false (none)"),
+    "gradient_checkpointing": (
+        lambda v: v in CHECKPOINTING_CHOICES,
+        f"one of {', '.join(CHECKPOINTING_CHOICES)}, or true (full) / false (none)",
+    ),
     "attn_implementation": (lambda v: v in ATTENTION_CHOICES, f"one of {', '.join(ATTENTION_CHOICES)}"),
     "use_liger_kernel": (lambda v: v in SWITCH_CHOICES, "auto, true or false"),
-    "tokens_per_micro_batch": (lambda v: v in ("auto", "none") or (v.isdigit() and 16 <= int(v) <= 2**24),
-                               "auto, none, or an integer from 16 to 16777216 (at least max_length)"),
+    "tokens_per_micro_batch": (
+        lambda v: v in ("auto", "none") or (v.isdigit() and 16 <= int(v) <= 2**24),
+        "auto, none, or an integer from 16 to 16777216 (at least max_length)",
+    ),
     "torch_compile": (lambda v: v in SWITCH_CHOICES, "auto, true or false"),
     "optim": (lambda v: v in OPTIM_CHOICES, f"one of {', '.join(OPTIM_CHOICES)}"),
     "lora_dtype": (lambda v: v in LORA_DTYPE_CHOICES, f"one of {', '.join(LORA_DTYPE_CHOICES)}"),
     "fsdp": (
-        lambda v: v == "" or (all(option in FSDP_OPTIONS for option in v.split())
-                              and not {"full_shard", "shard_grad_op"} <= set(v.split())),
+        lambda v: (
+            v == ""
+            or (
+                all(option in FSDP_OPTIONS for option in v.split())
+                and not {"full_shard", "shard_grad_op"} <= set(v.split())
+            )
+        ),
         f"true, false, none, or space-separated options from {', '.join(FSDP_OPTIONS)}, with at most one "
         "sharding strategy (full_shard or shard_grad_op)",
     ),
-    "model_id": (lambda v: v == "" or re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", v) is not None,
-                 "a Hugging Face Hub id such as org/name"),
-    "model_revision": (lambda v: v == "" or re.fullmatch(r"[A-Za-z0-9_.\-/]{1,128}", v) is not None,
-                       "empty, or a branch, tag or commit of model_id"),
-    "hf_token_secret_arn": (lambda v: v == "" or _SECRET_ARN.match(v) is not None,
-                            "empty or a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)"),
+    "model_id": (
+        lambda v: v == "" or re.fullmatch(r"[\w.\-]+(/[\w.\-]+)?", v) is not None,
+        "a Hugging Face Hub id such as org/name",
+    ),
+    "model_revision": (
+        lambda v: v == "" or re.fullmatch(r"[A-Za-z0-9_.\-/]{1,128}", v) is not None,
+        "empty, or a branch, tag or commit of model_id",
+    ),
+    "hf_token_secret_arn": (
+        lambda v: v == "" or _SECRET_ARN.match(v) is not None,
+        "empty or a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)",
+    ),
 }
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -211,7 +228,10 @@ _TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str:
 
 def _field_types() -> dict[str, type]:
     hints = {"float": float, "int": int, "str": str, "bool": bool}
-    return {field.name: hints[field.type] if isinstance(field.type, str) else field.type for field in fields(Hyperparameters)}
+    return {
+        field.name: hints[field.type] if isinstance(field.type, str) else field.type
+        for field in fields(Hyperparameters)
+    }
 
 
 def build_hyperparameters(values: dict[str, Any]) -> Hyperparameters:
@@ -263,8 +283,9 @@ def add_hyperparameter_options(parser: argparse.ArgumentParser) -> None:
     for field in fields(Hyperparameters):
         dashed = "--" + field.name.replace("_", "-")
         names = ["--" + field.name] + ([dashed] if dashed != "--" + field.name else [])
-        parser.add_argument(*names, dest=field.name, default=None, metavar="VALUE",
-                            help=f"hyperparameter (default {field.default!r})")
+        parser.add_argument(
+            *names, dest=field.name, default=None, metavar="VALUE", help=f"hyperparameter (default {field.default!r})"
+        )
 
 
 def merge_sources(file_values: dict[str, Any], cli_values: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ its own entrypoint enables them (`start_cuda_compat.sh`), since the job replaces
 Environment: OPT_ML (default /opt/ml); SM_NUM_GPUS (GPUs per host, else counted by torch);
 LAUNCH_NPROC_PER_NODE (force a process count per host, e.g. 2 CPU processes for a local test).
 """
+
 from __future__ import annotations
 
 import json
@@ -109,13 +110,19 @@ def add_image_extras(requirements: list[str], opt_ml: Path, environ: dict[str, s
     return {**environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
-def cuda_compat_environment(environ: dict[str, str], script: Path = CUDA_COMPAT_SCRIPT,
-                            run=subprocess.run) -> dict[str, str]:
+def cuda_compat_environment(
+    environ: dict[str, str], script: Path = CUDA_COMPAT_SCRIPT, run=subprocess.run
+) -> dict[str, str]:
     """The environment with the image's CUDA compat setting applied, as its entrypoint would apply it."""
     if not script.is_file():
         return environ
-    result = run(["bash", "-c", 'source "$0" >&2; printf %s "${LD_LIBRARY_PATH:-}"', str(script)],
-                 env=environ, stdout=subprocess.PIPE, text=True, check=False)
+    result = run(
+        ["bash", "-c", 'source "$0" >&2; printf %s "${LD_LIBRARY_PATH:-}"', str(script)],
+        env=environ,
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
     if result.returncode != 0:
         print(f"launch: {script} exited {result.returncode}; the host driver's CUDA libraries are used", flush=True)
         return environ
@@ -143,8 +150,12 @@ def read_cluster(opt_ml: Path, environ: dict[str, str]) -> Cluster:
         processes = max(int(environ["SM_NUM_GPUS"]), 1)
     else:
         processes = max(_count_gpus(), 1)
-    return Cluster(hosts=hosts, current_host=current, processes_per_host=processes,
-                   network_interface=config.get("network_interface_name"))
+    return Cluster(
+        hosts=hosts,
+        current_host=current,
+        processes_per_host=processes,
+        network_interface=config.get("network_interface_name"),
+    )
 
 
 def _count_gpus() -> int:
@@ -159,13 +170,16 @@ def build_command(script: Path, args: list[str], cluster: Cluster, python: str =
     """The command line that runs `script`: torchrun for a distributed train.py, plain python otherwise."""
     if script.name in DISTRIBUTED_SCRIPTS and cluster.distributed:
         return [
-            python, "-m", "torch.distributed.run",
+            python,
+            "-m",
+            "torch.distributed.run",
             f"--nnodes={len(cluster.hosts)}",
             f"--node_rank={cluster.node_rank}",
             f"--nproc_per_node={cluster.processes_per_host}",
             f"--master_addr={cluster.hosts[0] if len(cluster.hosts) > 1 else '127.0.0.1'}",
             f"--master_port={MASTER_PORT}",
-            str(script), *args,
+            str(script),
+            *args,
         ]
     return [python, str(script), *args]
 

@@ -8,6 +8,7 @@ The training job's `MetricDefinitions` that read it are declared once, with the 
 (lambdas/common/job_requests.py), and tested against `format_metric_line`.
 tokens_per_second counts real (non-padding) tokens of all processes since the previous line.
 """
+
 from __future__ import annotations
 
 import time

@@ -14,6 +14,7 @@ In a SageMaker Processing job the defaults read ``$OPT_ML/processing/input/data`
 data file), write ``$OPT_ML/processing/output/data`` and, on refusal, ``$OPT_ML/output/message``
 (what DescribeProcessingJob returns as ExitMessage) and ``$OPT_ML/output/failure``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,9 @@ import os
 import random
 import sys
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Iterable
 
 from cli_arguments import number_between, whole_number
 from data_formats import FORMATS, Messages, RowError, convert
@@ -69,9 +70,9 @@ class PrepareConfig:
     input_path: Path | None = None
     hf_dataset_id: str | None = None
     hf_split: str = "train"
-    hf_revision: str | None = None          # the data set's commit Preflight resolved
+    hf_revision: str | None = None  # the data set's commit Preflight resolved
     hf_token_secret_arn: str | None = None  # where the token for a gated data set is kept
-    refused_exit_code: int = 1              # 0 in the workflow: report.json is uploaded only by a job that succeeds
+    refused_exit_code: int = 1  # 0 in the workflow: report.json is uploaded only by a job that succeeds
     test_size: float = 0.1  # a row count (>= 1) or a fraction 0 < x < 1
     seed: int = 42
     max_samples: int | None = None
@@ -121,8 +122,7 @@ class Converted:
 
 def _normalized_key(messages: Messages) -> str:
     """Rows that differ only in whitespace or Unicode composition are the same row."""
-    return json.dumps([(m["role"], " ".join(unicodedata.normalize("NFC", m["content"]).split()))
-                       for m in messages])
+    return json.dumps([(m["role"], " ".join(unicodedata.normalize("NFC", m["content"]).split())) for m in messages])
 
 
 def resolve_test_size(test_size: float, available: int) -> int:
@@ -135,8 +135,9 @@ def resolve_test_size(test_size: float, available: int) -> int:
     else:
         raise DataSetRefused(f"--test-size {test_size:g}: a value above 1 must be a whole row count")
     if available and count >= available:
-        raise DataSetRefused(f"--test-size {test_size:g} takes {count} of the {available} usable rows "
-                             "and leaves none for training")
+        raise DataSetRefused(
+            f"--test-size {test_size:g} takes {count} of the {available} usable rows and leaves none for training"
+        )
     return count
 
 
@@ -144,8 +145,9 @@ def _bad_row(line: int, reason: str, kind: str) -> dict:
     return {"line": line, "reason": ascii_safe(reason), "kind": kind}
 
 
-def convert_rows(rows: Iterable[RawRow], data_format: str, max_chars: int | None = None,
-                 cap: int = LIST_CAP) -> Converted:
+def convert_rows(
+    rows: Iterable[RawRow], data_format: str, max_chars: int | None = None, cap: int = LIST_CAP
+) -> Converted:
     """Convert every row; no row raises. A row that fails for a reason not foreseen is a bad row too,
     named by its error, so one odd row never stops the job."""
     valid, rejected, read, changes = [], [], 0, ChangeCounts(cap)
@@ -162,9 +164,8 @@ def convert_rows(rows: Iterable[RawRow], data_format: str, max_chars: int | None
         except RecursionError:
             rejected.append(_bad_row(raw.line, "the row is nested too deeply to read", "too_deep"))
             continue
-        except Exception as error:  # noqa: BLE001 - any row-level failure is that row's, not the job's
-            rejected.append(_bad_row(raw.line, f"cannot be converted ({type(error).__name__}: {error})",
-                                     "unexpected"))
+        except Exception as error:
+            rejected.append(_bad_row(raw.line, f"cannot be converted ({type(error).__name__}: {error})", "unexpected"))
             continue
         valid.append(Example(raw.line, converted.messages))
         changes.add(raw.line, converted.changes)
@@ -178,9 +179,11 @@ def refusal_summary(read: int, rejected: list[dict], max_bad_fraction: float) ->
     share = len(rejected) / read
     if share <= max_bad_fraction:
         return None
-    return (f"{len(rejected)} of {read} rows ({share:.1%}) are unusable, above the limit "
-            f"--max-bad-fraction {max_bad_fraction:g} ({max_bad_fraction:.1%}); no train/test files were "
-            "written. Check --format and the input file.")
+    return (
+        f"{len(rejected)} of {read} rows ({share:.1%}) are unusable, above the limit "
+        f"--max-bad-fraction {max_bad_fraction:g} ({max_bad_fraction:.1%}); no train/test files were "
+        "written. Check --format and the input file."
+    )
 
 
 def remove_duplicates(examples: list[Example]) -> tuple[list[Example], list[dict]]:
@@ -196,8 +199,9 @@ def remove_duplicates(examples: list[Example]) -> tuple[list[Example], list[dict
     return unique, duplicates
 
 
-def split(examples: list[Example], test_size: float, seed: int,
-          max_samples: int | None) -> tuple[list[Example], list[Example], int]:
+def split(
+    examples: list[Example], test_size: float, seed: int, max_samples: int | None
+) -> tuple[list[Example], list[Example], int]:
     """Shuffle with ``seed``, keep ``max_samples``, take the test rows; each split in input order."""
     shuffled = list(examples)
     random.Random(seed).shuffle(shuffled)
@@ -219,9 +223,8 @@ def percentile(sorted_values: list[int], share: float) -> int:
 
 def token_lengths(examples: list[Example], tokenizer_dir: Path, max_length: int | None) -> dict:
     """Percentiles of the rendered conversations' token counts, and the rows longer than max_length."""
-    from transformers import AutoTokenizer
-
     from chat_format import ensure_chat_template
+    from transformers import AutoTokenizer
 
     tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(tokenizer_dir)))
     lengths = []
@@ -231,8 +234,14 @@ def token_lengths(examples: list[Example], tokenizer_dir: Path, max_length: int 
     values = sorted(length for _, length in lengths)
     report = {"max_length": max_length, "rows": len(values)}
     if values:
-        report.update({"p50": percentile(values, 0.5), "p90": percentile(values, 0.9),
-                       "p99": percentile(values, 0.99), "max": values[-1]})
+        report.update(
+            {
+                "p50": percentile(values, 0.5),
+                "p90": percentile(values, 0.9),
+                "p99": percentile(values, 0.99),
+                "max": values[-1],
+            }
+        )
     if max_length is not None:
         over = [{"line": line, "tokens": length} for line, length in lengths if length > max_length]
         report["over_max_length"] = over
@@ -246,11 +255,24 @@ def base_report(config: PrepareConfig) -> dict:
         "refusal": None,
         "input": config.hf_dataset_id or (config.input_path.name if config.input_path else None),
         "format": config.data_format,
-        "settings": {"test_size": config.test_size, "seed": config.seed, "max_samples": config.max_samples,
-                     "max_bad_fraction": config.max_bad_fraction, "max_length": config.max_length,
-                     "max_chars": config.char_limit, "report_list_cap": config.report_list_cap},
-        "counts": {"read": 0, "valid": 0, "rejected": 0, "duplicates": 0,
-                   "left_out_by_max_samples": 0, "train": 0, "test": 0},
+        "settings": {
+            "test_size": config.test_size,
+            "seed": config.seed,
+            "max_samples": config.max_samples,
+            "max_bad_fraction": config.max_bad_fraction,
+            "max_length": config.max_length,
+            "max_chars": config.char_limit,
+            "report_list_cap": config.report_list_cap,
+        },
+        "counts": {
+            "read": 0,
+            "valid": 0,
+            "rejected": 0,
+            "duplicates": 0,
+            "left_out_by_max_samples": 0,
+            "train": 0,
+            "test": 0,
+        },
         "rejected_by_kind": {},
         "rejected": [],
         "duplicates": [],
@@ -275,11 +297,16 @@ def prepare(config: PrepareConfig, rows: Iterable[RawRow]) -> Prepared:
     converted = convert_rows(rows, config.data_format, config.char_limit, cap)
     unique, duplicates = remove_duplicates(converted.valid)
     rejected = converted.rejected
-    report["counts"].update(read=converted.read, valid=len(converted.valid), rejected=len(rejected),
-                            duplicates=len(duplicates))
-    report.update(rejected_by_kind=_kinds(rejected), rejected=rejected[:cap], duplicates=duplicates[:cap],
-                  not_listed={"rejected": max(0, len(rejected) - cap), "duplicates": max(0, len(duplicates) - cap)},
-                  changes=converted.changes.to_report())
+    report["counts"].update(
+        read=converted.read, valid=len(converted.valid), rejected=len(rejected), duplicates=len(duplicates)
+    )
+    report.update(
+        rejected_by_kind=_kinds(rejected),
+        rejected=rejected[:cap],
+        duplicates=duplicates[:cap],
+        not_listed={"rejected": max(0, len(rejected) - cap), "duplicates": max(0, len(duplicates) - cap)},
+        changes=converted.changes.to_report(),
+    )
     summary = refusal_summary(converted.read, rejected, config.max_bad_fraction)
     if summary is None and not unique:
         summary = f"no usable rows among the {converted.read} read"
@@ -292,8 +319,9 @@ def prepare(config: PrepareConfig, rows: Iterable[RawRow]) -> Prepared:
         raise DataSetRefused(str(error), report, rejected) from None
     report["counts"].update(left_out_by_max_samples=left_out, train=len(train), test=len(test))
     report["status"] = "ok"
-    report["token_lengths"] = (token_lengths(train + test, config.tokenizer_dir, config.max_length)
-                               if config.tokenizer_dir else None)
+    report["token_lengths"] = (
+        token_lengths(train + test, config.tokenizer_dir, config.max_length) if config.tokenizer_dir else None
+    )
     return Prepared(train=train, test=test, report=report, rejected=rejected)
 
 
@@ -323,8 +351,9 @@ def load_rows(config: PrepareConfig) -> Iterable[RawRow]:
     if config.hf_dataset_id:
         from hf_token import read_hf_token
 
-        return read_hub_dataset(config.hf_dataset_id, config.hf_split, config.hf_revision,
-                                read_hf_token(config.hf_token_secret_arn))
+        return read_hub_dataset(
+            config.hf_dataset_id, config.hf_split, config.hf_revision, read_hf_token(config.hf_token_secret_arn)
+        )
     return read_rows(resolve_input(config.input_path))
 
 
@@ -336,8 +365,11 @@ def _refuse(config: PrepareConfig, message: str, report: dict, rejected: list[di
     write_report(report, config.report_path)
     listed = f" ({report['settings']['report_list_cap']} at most)" if report["not_listed"]["rejected"] else ""
     detail = f"\nFirst bad rows:\n{first_bad_rows(rejected)}" if rejected else ""
-    where = (f"\nEvery bad row is listed in {config.report_path}{listed} and in the log above."
-             if rejected else f"\nThe report is {config.report_path}.")
+    where = (
+        f"\nEvery bad row is listed in {config.report_path}{listed} and in the log above."
+        if rejected
+        else f"\nThe report is {config.report_path}."
+    )
     return DataSetRefused(message + detail + where, report, rejected)
 
 
@@ -367,41 +399,77 @@ def parse_args(argv: list[str] | None = None) -> PrepareConfig:
     processing = _opt_ml() / "processing"
     default_input, default_output = processing / "input" / "data", processing / "output" / "data"
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--input", type=Path, default=None,
-                        help=f"data file, or a folder holding exactly one (default {default_input})")
+    parser.add_argument(
+        "--input", type=Path, default=None, help=f"data file, or a folder holding exactly one (default {default_input})"
+    )
     parser.add_argument("--format", required=True, choices=FORMATS, dest="data_format")
     parser.add_argument("--output-dir", type=Path, default=default_output)
-    parser.add_argument("--test-size", type=_test_size, default=0.1,
-                        help="test rows: a count, or a fraction 0 < x < 1 (default 0.1)")
+    parser.add_argument(
+        "--test-size", type=_test_size, default=0.1, help="test rows: a count, or a fraction 0 < x < 1 (default 0.1)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--max-samples", type=int, default=None, help="keep at most this many rows (before splitting)")
-    parser.add_argument("--max-bad-fraction", type=number_between(0, 1), default=0.1,
-                        help="refuse the data set when a larger share of rows is unusable (default 0.1)")
-    parser.add_argument("--tokenizer", type=Path, default=None, dest="tokenizer_dir",
-                        help="tokenizer folder, for token-length statistics")
-    parser.add_argument("--max-length", type=int, default=None,
-                        help=f"the training job's max_length in tokens (default: training's default, "
-                             f"{TRAINING_MAX_LENGTH}); sets the --max-chars default and, with --tokenizer, "
-                             "rows longer than this are listed")
-    parser.add_argument("--max-chars", type=whole_number(1), default=None,
-                        help=f"refuse a row whose conversation is longer than this many characters "
-                             f"(default {CHARS_PER_TOKEN_BOUND} x --max-length, "
-                             f"{CHARS_PER_TOKEN_BOUND * TRAINING_MAX_LENGTH} for {TRAINING_MAX_LENGTH} tokens)")
-    parser.add_argument("--report-list-cap", type=whole_number(1), default=LIST_CAP,
-                        help=f"list at most this many rows per list in report.json (default {LIST_CAP}); "
-                             "the totals are always given")
-    parser.add_argument("--exit-message-file", type=Path, action="append", default=None, dest="exit_message_files",
-                        help="where a refusal's short message goes (repeatable; default, when $OPT_ML "
-                             "exists: $OPT_ML/output/message and $OPT_ML/output/failure)")
-    parser.add_argument("--refused-exit-code", type=int, choices=(0, 1), default=1,
-                        help="exit status when the set is refused (default 1). The workflow's job gives 0: a "
-                             "failed job uploads nothing, so report.json reaches S3 only from a job that "
-                             "succeeds, and the workflow fails the run from report.json's status")
+    parser.add_argument(
+        "--max-bad-fraction",
+        type=number_between(0, 1),
+        default=0.1,
+        help="refuse the data set when a larger share of rows is unusable (default 0.1)",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=None,
+        dest="tokenizer_dir",
+        help="tokenizer folder, for token-length statistics",
+    )
+    parser.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help=f"the training job's max_length in tokens (default: training's default, "
+        f"{TRAINING_MAX_LENGTH}); sets the --max-chars default and, with --tokenizer, "
+        "rows longer than this are listed",
+    )
+    parser.add_argument(
+        "--max-chars",
+        type=whole_number(1),
+        default=None,
+        help=f"refuse a row whose conversation is longer than this many characters "
+        f"(default {CHARS_PER_TOKEN_BOUND} x --max-length, "
+        f"{CHARS_PER_TOKEN_BOUND * TRAINING_MAX_LENGTH} for {TRAINING_MAX_LENGTH} tokens)",
+    )
+    parser.add_argument(
+        "--report-list-cap",
+        type=whole_number(1),
+        default=LIST_CAP,
+        help=f"list at most this many rows per list in report.json (default {LIST_CAP}); the totals are always given",
+    )
+    parser.add_argument(
+        "--exit-message-file",
+        type=Path,
+        action="append",
+        default=None,
+        dest="exit_message_files",
+        help="where a refusal's short message goes (repeatable; default, when $OPT_ML "
+        "exists: $OPT_ML/output/message and $OPT_ML/output/failure)",
+    )
+    parser.add_argument(
+        "--refused-exit-code",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="exit status when the set is refused (default 1). The workflow's job gives 0: a "
+        "failed job uploads nothing, so report.json reaches S3 only from a job that "
+        "succeeds, and the workflow fails the run from report.json's status",
+    )
     parser.add_argument("--hf-dataset-id", default=None, help="read a Hugging Face Hub data set instead of --input")
     parser.add_argument("--hf-split", default="train")
     parser.add_argument("--hf-revision", default=None, help="the commit (or branch) of --hf-dataset-id")
-    parser.add_argument("--hf-token-secret-arn", default=None,
-                        help="Secrets Manager secret holding the Hugging Face token, for a gated data set")
+    parser.add_argument(
+        "--hf-token-secret-arn",
+        default=None,
+        help="Secrets Manager secret holding the Hugging Face token, for a gated data set",
+    )
     args = parser.parse_args(argv)
     if args.max_samples is not None and args.max_samples < 1:
         parser.error(f"--max-samples must be at least 1, got {args.max_samples}")
@@ -410,13 +478,24 @@ def parse_args(argv: list[str] | None = None) -> PrepareConfig:
     if args.input is None and not args.hf_dataset_id:
         args.input = default_input
     return PrepareConfig(
-        data_format=args.data_format, output_dir=args.output_dir, input_path=args.input,
-        hf_dataset_id=args.hf_dataset_id, hf_split=args.hf_split, hf_revision=args.hf_revision,
-        hf_token_secret_arn=args.hf_token_secret_arn, refused_exit_code=args.refused_exit_code, test_size=args.test_size, seed=args.seed,
-        max_samples=args.max_samples, max_bad_fraction=args.max_bad_fraction,
-        tokenizer_dir=args.tokenizer_dir, max_length=args.max_length, max_chars=args.max_chars,
+        data_format=args.data_format,
+        output_dir=args.output_dir,
+        input_path=args.input,
+        hf_dataset_id=args.hf_dataset_id,
+        hf_split=args.hf_split,
+        hf_revision=args.hf_revision,
+        hf_token_secret_arn=args.hf_token_secret_arn,
+        refused_exit_code=args.refused_exit_code,
+        test_size=args.test_size,
+        seed=args.seed,
+        max_samples=args.max_samples,
+        max_bad_fraction=args.max_bad_fraction,
+        tokenizer_dir=args.tokenizer_dir,
+        max_length=args.max_length,
+        max_chars=args.max_chars,
         report_list_cap=args.report_list_cap,
-        exit_message_files=tuple(args.exit_message_files or default_exit_message_files()))
+        exit_message_files=tuple(args.exit_message_files or default_exit_message_files()),
+    )
 
 
 def log_bad_rows(rejected: list[dict], verb: str) -> None:
@@ -433,9 +512,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         report = error.report or {}
         summary = report.get("refusal") or str(error).split("\n", 1)[0]
-        write_exit_message(list(config.exit_message_files),
-                           exit_message(f"prepare_data refused the data set: {summary}", error.rejected,
-                                        config.report_path))
+        write_exit_message(
+            list(config.exit_message_files),
+            exit_message(f"prepare_data refused the data set: {summary}", error.rejected, config.report_path),
+        )
         print(f"prepare_data: error: {error}", file=sys.stderr)
         return config.refused_exit_code
     counts = prepared.report["counts"]

@@ -5,6 +5,7 @@ millions of bad rows still gives a report that opens. The exit message is what S
 a failed Processing job (its first 1 KB): the count and the first lines, pointing to the log, which
 lists every bad row.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -40,10 +41,15 @@ class ChangeCounts:
                 entry["details"][change.detail] += 1
 
     def to_report(self) -> dict:
-        return {kind: {"rows": entry["rows"], "occurrences": entry["occurrences"],
-                       **({"details": dict(entry["details"].most_common(self.cap))} if entry["details"] else {}),
-                       "lines": entry["lines"]}
-                for kind, entry in sorted(self._kinds.items())}
+        return {
+            kind: {
+                "rows": entry["rows"],
+                "occurrences": entry["occurrences"],
+                **({"details": dict(entry["details"].most_common(self.cap))} if entry["details"] else {}),
+                "lines": entry["lines"],
+            }
+            for kind, entry in sorted(self._kinds.items())
+        }
 
 
 def bad_row_line(row: dict) -> str:
@@ -56,12 +62,12 @@ def first_bad_rows(rejected: list[dict], shown: int = ERRORS_SHOWN) -> str:
     return lines + more
 
 
-def exit_message(summary: str, rejected: list[dict], report_path: Path | None,
-                 limit: int = EXIT_MESSAGE_BYTES) -> str:
+def exit_message(summary: str, rejected: list[dict], report_path: Path | None, limit: int = EXIT_MESSAGE_BYTES) -> str:
     """The refusal in at most ``limit`` UTF-8 bytes: the summary, as many first bad rows as fit, and
     where the rest is."""
-    tail = ("every bad row is printed in the job's log"
-            + (f" and listed in {report_path}" if report_path is not None else ""))
+    tail = "every bad row is printed in the job's log" + (
+        f" and listed in {report_path}" if report_path is not None else ""
+    )
     text, shown = summary, 0
     for row in rejected:
         candidate = f"{text}\n{_clip(bad_row_line(row), 200)}"
@@ -74,7 +80,7 @@ def exit_message(summary: str, rejected: list[dict], report_path: Path | None,
 
 
 def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _clip_bytes(text: str, limit: int) -> str:

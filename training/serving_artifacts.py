@@ -18,6 +18,7 @@ releases (TGI 3.3.6: transformers 4.51.0; the SageMaker vLLM image: 5.15.0). Wha
 - serving_check.json (serving_manifest.py): the values the evaluation reads from this folder, for
   check_serving.py to compare inside each serving image.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,14 +75,18 @@ def save_for_serving(model, tokenizer, merged_dir: Path, dtype: str) -> dict[str
     add_legacy_config_fields(merged_dir / "config.json")
     tokenizer.save_pretrained(merged_dir)
     removed = make_tokenizer_portable(merged_dir, tokenizer)
-    manifest = build_manifest(merged_dir, expected_config=config_values(model.config, _transformers_version()),
-                              original_tokenizer=tokenizer, removed_special_tokens=removed)
-    (merged_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
-                                            encoding="utf-8")
+    manifest = build_manifest(
+        merged_dir,
+        expected_config=config_values(model.config, _transformers_version()),
+        original_tokenizer=tokenizer,
+        removed_special_tokens=removed,
+    )
+    (merged_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return manifest
 
 
 # ---------------------------------------------------------------- config.json
+
 
 def legacy_rope_fields(rope_parameters: Any) -> dict[str, Any]:
     """`rope_theta`/`rope_scaling` (and `partial_rotary_factor`) equal to transformers 5's `rope_parameters`.
@@ -90,8 +95,11 @@ def legacy_rope_fields(rope_parameters: Any) -> dict[str, Any]:
     """
     if not isinstance(rope_parameters, dict) or "rope_theta" not in rope_parameters:
         return {}
-    scaling = {key: value for key, value in rope_parameters.items()
-               if key not in ("rope_theta", "partial_rotary_factor") and value is not None}
+    scaling = {
+        key: value
+        for key, value in rope_parameters.items()
+        if key not in ("rope_theta", "partial_rotary_factor") and value is not None
+    }
     scaling.setdefault("rope_type", "default")
     fields: dict[str, Any] = {
         "rope_theta": rope_parameters["rope_theta"],
@@ -107,8 +115,9 @@ def add_legacy_config_fields(config_file: Path) -> None:
     config = json.loads(config_file.read_text(encoding="utf-8"))
     legacy = legacy_rope_fields(config.get("rope_parameters"))
     if config.get("rope_parameters") and not legacy:
-        LOG.warning("rope_parameters %s have no legacy form; transformers 4 will read its defaults",
-                    config["rope_parameters"])
+        LOG.warning(
+            "rope_parameters %s have no legacy form; transformers 4 will read its defaults", config["rope_parameters"]
+        )
     config.update(legacy)
     if config.get("dtype"):
         config["torch_dtype"] = config["dtype"]
@@ -117,14 +126,17 @@ def add_legacy_config_fields(config_file: Path) -> None:
 
 # ---------------------------------------------------------------- tokenizer
 
+
 def make_tokenizer_portable(merged_dir: Path, tokenizer) -> list[str]:
     """Rewrite the saved tokenizer_config.json (and tokenizer.json) for every supported transformers.
 
     Returns the special tokens the tokenizer no longer adds by itself at encode time.
     """
     if not (merged_dir / "tokenizer.json").is_file():
-        raise ServingArtifactError(f"{type(tokenizer).__name__} saved no tokenizer.json; TGI's router and every "
-                                   "supported transformers need it (use a fast tokenizer)")
+        raise ServingArtifactError(
+            f"{type(tokenizer).__name__} saved no tokenizer.json; TGI's router and every "
+            "supported transformers need it (use a fast tokenizer)"
+        )
     config_file = merged_dir / "tokenizer_config.json"
     config = json.loads(config_file.read_text(encoding="utf-8"))
     config["tokenizer_class"] = GENERIC_FAST_TOKENIZER
@@ -146,8 +158,11 @@ def make_tokenizer_portable(merged_dir: Path, tokenizer) -> list[str]:
         config["add_eos_token"] = False
         bos = tokenizer.bos_token
         if bos and bos in removed and not probe.startswith(bos):
-            LOG.warning("the tokenizer added %s by itself and the chat template does not write it: training and "
-                        "evaluation fed prompts without it, so the served tokenizer no longer adds it either", bos)
+            LOG.warning(
+                "the tokenizer added %s by itself and the chat template does not write it: training and "
+                "evaluation fed prompts without it, so the served tokenizer no longer adds it either",
+                bos,
+            )
     config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return removed
 
@@ -178,9 +193,12 @@ def _without_single_specials(processor: dict | None) -> tuple[dict | None, list[
         return {**processor, "single": [item for item in single if "Sequence" in item]}, removed
     if kind in ("BertProcessing", "RobertaProcessing"):
         removed = [processor["cls"][0], processor["sep"][0]]
-        plain = {"type": "TemplateProcessing", "single": [{"Sequence": {"id": "A", "type_id": 0}}],
-                 "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-                 "special_tokens": {}}
+        plain = {
+            "type": "TemplateProcessing",
+            "single": [{"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {},
+        }
         return plain, removed
     return processor, []
 
@@ -191,8 +209,10 @@ def _ids(tokenizer, text: str, add_special_tokens: bool) -> list[int]:
 
 # ---------------------------------------------------------------- serving_check.json
 
-def build_manifest(merged_dir: Path, expected_config: dict[str, Any], original_tokenizer,
-                   removed_special_tokens: list[str]) -> dict[str, Any]:
+
+def build_manifest(
+    merged_dir: Path, expected_config: dict[str, Any], original_tokenizer, removed_special_tokens: list[str]
+) -> dict[str, Any]:
     """The values the evaluation reads from `merged_dir`, checked against the model in memory.
 
     `expected_config` is config_values() of the trained model; the folder must read back the same,
@@ -218,8 +238,10 @@ def build_manifest(merged_dir: Path, expected_config: dict[str, Any], original_t
         if found != expected:
             problems.append((field, found, expected))
     if problems:
-        raise ServingArtifactError("the merged folder does not read back as the trained model: " + "; ".join(
-            f"{field}: found {found!r}, expected {expected!r}" for field, found, expected in problems))
+        raise ServingArtifactError(
+            "the merged folder does not read back as the trained model: "
+            + "; ".join(f"{field}: found {found!r}, expected {expected!r}" for field, found, expected in problems)
+        )
     generation = GenerationConfig.from_pretrained(merged_dir)
     return {
         "format": FORMAT_VERSION,
@@ -229,9 +251,11 @@ def build_manifest(merged_dir: Path, expected_config: dict[str, Any], original_t
         "tokenizer": {
             "original_class": type(original_tokenizer).__name__,
             "tokenizer_class": GENERIC_FAST_TOKENIZER,
-            "special_tokens": {name: getattr(tokenizer, name) for name in
-                               ("bos_token", "eos_token", "pad_token", "unk_token")
-                               if getattr(tokenizer, name, None) is not None},
+            "special_tokens": {
+                name: getattr(tokenizer, name)
+                for name in ("bos_token", "eos_token", "pad_token", "unk_token")
+                if getattr(tokenizer, name, None) is not None
+            },
             "eos_token_id": tokenizer.eos_token_id,
             "size": len(tokenizer),
             "chat_template_sha256": _sha256(tokenizer.chat_template),
@@ -242,16 +266,22 @@ def build_manifest(merged_dir: Path, expected_config: dict[str, Any], original_t
         "generation": {
             "eos_token_id": _as_list(generation.eos_token_id),
             "pad_token_id": generation.pad_token_id,
-            "defaults": {key: value for key, value in generation.to_diff_dict().items()
-                         if key not in ("transformers_version", "eos_token_id", "pad_token_id", "bos_token_id")},
+            "defaults": {
+                key: value
+                for key, value in generation.to_diff_dict().items()
+                if key not in ("transformers_version", "eos_token_id", "pad_token_id", "bos_token_id")
+            },
         },
     }
 
 
 def _weights_summary(merged_dir: Path) -> dict[str, Any]:
     files = sorted(path.name for path in merged_dir.glob("*.safetensors"))
-    return {"dtype": dtype_name(json.loads((merged_dir / "config.json").read_text())["dtype"]),
-            "files": files, "bytes": sum((merged_dir / name).stat().st_size for name in files)}
+    return {
+        "dtype": dtype_name(json.loads((merged_dir / "config.json").read_text())["dtype"]),
+        "files": files,
+        "bytes": sum((merged_dir / name).stat().st_size for name in files),
+    }
 
 
 def _sha256(template: Any) -> str | None:

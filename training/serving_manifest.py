@@ -8,6 +8,7 @@ its own transformers uses: transformers 5 keeps RoPE settings in `rope_parameter
 
 Standard library only: check_serving.py imports it inside serving images.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -101,7 +102,7 @@ def normalized_rope(parameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def dtype_name(dtype: Any) -> str | None:
-    """"bfloat16" for torch.bfloat16 or "bfloat16"; None when unset."""
+    """ "bfloat16" for torch.bfloat16 or "bfloat16"; None when unset."""
     if dtype is None:
         return None
     return str(dtype).removeprefix("torch.")

@@ -30,6 +30,7 @@ The context is read in one linear pass. A table declared twice (sql-create-conte
 per use) becomes one table with the columns of both, and when the context holds only CREATE TABLE
 statements, only the tables the queries name are created and filled.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,10 +44,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import sqlglot
+from sql_sandbox import DEFAULT_STEP_BUDGET, LIMITS, Phase, Sandbox, SandboxError, quote_identifier
 from sqlglot import exp
 from sqlglot.tokens import TokenType
-
-from sql_sandbox import DEFAULT_STEP_BUDGET, LIMITS, Phase, Sandbox, SandboxError, quote_identifier
 
 # Rows per table in each of the filled databases; several fills with different sizes and values
 # make an accidental match much less likely.
@@ -64,21 +64,73 @@ MAX_PARSED_LENGTH = LIMITS[sqlite3.SQLITE_LIMIT_SQL_LENGTH]
 MAX_MERGED_CONTEXT = 20_000
 
 _DIALECT = sqlglot.Dialect.get_or_raise("sqlite")
-_INT64_MAX = 2 ** 63 - 1
-_INT64_MIN = -2 ** 63
-_WORDS = ("alpha", "bravo", "delta", "echo", "harbor", "maple", "orbit", "pine", "quartz",
-          "river", "summit", "tango", "violet", "willow", "zephyr", "amber", "cobalt", "ember")
-_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike, exp.Glob,
-                exp.NullSafeEQ, exp.NullSafeNEQ)
+_INT64_MAX = 2**63 - 1
+_INT64_MIN = -(2**63)
+_WORDS = (
+    "alpha",
+    "bravo",
+    "delta",
+    "echo",
+    "harbor",
+    "maple",
+    "orbit",
+    "pine",
+    "quartz",
+    "river",
+    "summit",
+    "tango",
+    "violet",
+    "willow",
+    "zephyr",
+    "amber",
+    "cobalt",
+    "ember",
+)
+_COMPARISONS = (
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.Like,
+    exp.ILike,
+    exp.Glob,
+    exp.NullSafeEQ,
+    exp.NullSafeNEQ,
+)
 # First tokens of a context that is SQL (rather than free text holding CREATE TABLE statements).
-_STATEMENT_STARTS = {getattr(TokenType, name) for name in (
-    "CREATE", "INSERT", "REPLACE", "DROP", "PRAGMA", "DELETE", "UPDATE", "ALTER", "ATTACH",
-    "DETACH", "SELECT", "WITH", "BEGIN", "COMMIT", "VALUES", "ANALYZE", "VACUUM") if hasattr(TokenType, name)}
+_STATEMENT_STARTS = {
+    getattr(TokenType, name)
+    for name in (
+        "CREATE",
+        "INSERT",
+        "REPLACE",
+        "DROP",
+        "PRAGMA",
+        "DELETE",
+        "UPDATE",
+        "ALTER",
+        "ATTACH",
+        "DETACH",
+        "SELECT",
+        "WITH",
+        "BEGIN",
+        "COMMIT",
+        "VALUES",
+        "ANALYZE",
+        "VACUUM",
+    )
+    if hasattr(TokenType, name)
+}
 
 # The schema scanner: one forward pass over the text (see scan_schema).
 _CREATE_TABLE_RE = re.compile(r"\bCREATE\s+(?:TEMP\s+|TEMPORARY\s+)?TABLE\b", re.IGNORECASE)
-_INSIDE_RE = re.compile(r"(?P<create>\bCREATE\s+(?:TEMP\s+|TEMPORARY\s+)?TABLE\b)|(?P<quote>['\"`\[])"
-                        r"|(?P<open>\()|(?P<close>\))", re.IGNORECASE)
+_INSIDE_RE = re.compile(
+    r"(?P<create>\bCREATE\s+(?:TEMP\s+|TEMPORARY\s+)?TABLE\b)|(?P<quote>['\"`\[])"
+    r"|(?P<open>\()|(?P<close>\))",
+    re.IGNORECASE,
+)
 _TABLE_OPTIONS_RE = re.compile(r"(?:\s*,?\s*(?:WITHOUT\s+ROWID|STRICT)\b)+", re.IGNORECASE)
 _LEADING_COMMENTS_RE = re.compile(r"(?:\s+|--[^\n]*|/\*(?:[^*]|\*(?!/))*\*/)*")
 
@@ -130,6 +182,7 @@ class SchemaError(ValueError):
 
 # ---------------------------------------------------------------- reading SQL text
 
+
 def _tokens(sql: str) -> list | None:
     """sqlglot's SQLite tokens, or None when the text does not tokenize (e.g. an open quote)."""
     if len(sql) > MAX_PARSED_LENGTH:
@@ -179,7 +232,7 @@ def normalize_sql(sql: str) -> str:
         tokens.pop()
     parts = []
     for token in tokens:
-        raw = text[token.start:token.end + 1]
+        raw = text[token.start : token.end + 1]
         if token.token_type == TokenType.STRING or (token.token_type == TokenType.IDENTIFIER and raw[:1] == '"'):
             parts.append("'" + token.text.replace("'", "''") + "'")
         elif token.token_type == TokenType.IDENTIFIER:
@@ -205,6 +258,7 @@ def is_ordered(sql: str) -> bool:
 
 
 # ---------------------------------------------------------------- finding the schema
+
 
 def scan_schema(text: str) -> tuple[list[str], list[int]]:
     """The complete CREATE TABLE statements in free text, and the offsets the scanner searched from.
@@ -285,13 +339,13 @@ def context_statements(context: str) -> list[str]:
     for token in tokens:
         if token.token_type == TokenType.SEMICOLON:
             if first is not None:
-                statements.append(context[first.start:previous.end + 1])
+                statements.append(context[first.start : previous.end + 1])
             first = None
         else:
             first = first or token
             previous = token
     if first is not None:
-        statements.append(context[first.start:previous.end + 1])
+        statements.append(context[first.start : previous.end + 1])
     return statements
 
 
@@ -323,8 +377,11 @@ def merge_repeated_tables(statements: list[str]) -> list[str]:
     for statement in statements:
         tree = parse_query_any(statement) if _CREATE_TABLE_RE.match(statement) else None
         schema = tree.this if isinstance(tree, exp.Create) else None
-        if not isinstance(schema, exp.Schema) or not isinstance(schema.this, exp.Table) or \
-                not all(isinstance(item, exp.ColumnDef) for item in schema.expressions):
+        if (
+            not isinstance(schema, exp.Schema)
+            or not isinstance(schema.this, exp.Table)
+            or not all(isinstance(item, exp.ColumnDef) for item in schema.expressions)
+        ):
             kept.append(statement)
             continue
         name = schema.this.name.lower()
@@ -357,7 +414,8 @@ def parse_query_any(sql: str) -> exp.Expression | None:
 
 
 _CREATE_HEADER_WORDS = {TokenType.CREATE, TokenType.TABLE, TokenType.NOT, TokenType.EXISTS} | {
-    getattr(TokenType, name) for name in ("TEMPORARY", "IF") if hasattr(TokenType, name)}
+    getattr(TokenType, name) for name in ("TEMPORARY", "IF") if hasattr(TokenType, name)
+}
 
 
 def created_table(statement: str) -> str | None:
@@ -366,9 +424,14 @@ def created_table(statement: str) -> str | None:
         return None
     header_end = statement.find("(")
     tokens = _tokens(statement[:header_end] if header_end > 0 else statement[:1000])
-    names = [token for token in tokens or [] if token.token_type not in _CREATE_HEADER_WORDS
-             and token.text.upper() not in ("TEMP", "IF")]
-    if not names or names[0].token_type not in (TokenType.VAR, TokenType.IDENTIFIER) and not names[0].text.isidentifier():
+    names = [
+        token
+        for token in tokens or []
+        if token.token_type not in _CREATE_HEADER_WORDS and token.text.upper() not in ("TEMP", "IF")
+    ]
+    if not names or (
+        names[0].token_type not in (TokenType.VAR, TokenType.IDENTIFIER) and not names[0].text.isidentifier()
+    ):
         return None
     if len(names) >= 3 and names[1].token_type == TokenType.DOT:
         return names[2].text.lower()  # schema.table
@@ -405,16 +468,19 @@ def create_schema(sandbox: Sandbox, context: str, statements: list[str] | None =
         try:
             sandbox.run(statement)
         except SandboxError as error:
-            raise SchemaError(f"statement {number} of the context failed ({error}): "
-                              f"{statement[:120]!r}") from None
-    columns = [Column(table, name, _affinity(declared))
-               for table, table_columns in sandbox.tables() for name, declared in table_columns]
+            raise SchemaError(f"statement {number} of the context failed ({error}): {statement[:120]!r}") from None
+    columns = [
+        Column(table, name, _affinity(declared))
+        for table, table_columns in sandbox.tables()
+        for name, declared in table_columns
+    ]
     if not columns:
         raise SchemaError(f"context created no table with columns: {context[:120]!r}")
     return columns
 
 
 # ---------------------------------------------------------------- what the queries compare
+
 
 def sqlite_number(text: str) -> int | float | None:
     """A numeric literal's value as SQLite reads it: integers beyond 64 bits become REAL."""
@@ -424,7 +490,7 @@ def sqlite_number(text: str) -> int | float | None:
         if not digits or len(digits) > 16 or any(c not in string.hexdigits for c in digits):
             return None  # SQLite: "hex literal too big"
         value = int(digits, 16)
-        return value - 2 ** 64 if value > _INT64_MAX else value
+        return value - 2**64 if value > _INT64_MAX else value
     if literal.isdigit() and literal.isascii():
         if len(literal) <= 19 and int(literal) <= _INT64_MAX:
             return int(literal)
@@ -453,8 +519,7 @@ def _literal_value(node: exp.Expression, column_names: set[str]):
         return 1 if node.this else 0
     if isinstance(node, exp.HexString):
         return sqlite_number("0x" + str(node.this)) if not str(node.this).isdigit() else int(node.this)
-    if isinstance(node, exp.Column) and not node.table and node.this.quoted \
-            and node.name.lower() not in column_names:
+    if isinstance(node, exp.Column) and not node.table and node.this.quoted and node.name.lower() not in column_names:
         return node.name  # SQLite reads an unknown double-quoted identifier as a string
     return None
 
@@ -533,6 +598,7 @@ def _merge_hints(hint_list: list[QueryHints]) -> QueryHints:
 
 # ---------------------------------------------------------------- filling the databases
 
+
 def _link_groups(names: list[str], links: list[tuple[str, str]]) -> dict[str, str]:
     """Union-find: columns compared with each other (joins) draw from one shared pool."""
     parent = {name: name for name in names}
@@ -552,7 +618,7 @@ def _link_groups(names: list[str], links: list[tuple[str, str]]) -> dict[str, st
 def _like_example(pattern: str, rng: random.Random) -> str:
     """A string that matches a LIKE pattern: '%' becomes a few letters, '_' one letter."""
     out = []
-    for char in pattern[:LIMITS[sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH]]:
+    for char in pattern[: LIMITS[sqlite3.SQLITE_LIMIT_LIKE_PATTERN_LENGTH]]:
         if char == "%":
             out.append("".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(0, 3))))
         elif char == "_":
@@ -587,8 +653,9 @@ def _numeric_neighbours(value: int | float) -> list:
     return [value, value - 1, value + 1]
 
 
-def _value_pool(affinity: str, literals: list, patterns: list[str], rng: random.Random,
-                pool_size: int = POOL_SIZE) -> list:
+def _value_pool(
+    affinity: str, literals: list, patterns: list[str], rng: random.Random, pool_size: int = POOL_SIZE
+) -> list:
     """A small pool of values for one group of columns: its literals, their neighbours, random ones."""
     pool: list = []
     numbers = [value for value in literals if isinstance(value, (int, float))]
@@ -626,8 +693,14 @@ def pool_size_for(rows_per_table: int) -> int:
     return max(POOL_SIZE // 2, rows_per_table // 2)
 
 
-def fill_database(sandbox: Sandbox, columns: list[Column], hints: QueryHints, rows_per_table: int,
-                  rng: random.Random, tables_to_fill: set[str] | None = None) -> None:
+def fill_database(
+    sandbox: Sandbox,
+    columns: list[Column],
+    hints: QueryHints,
+    rows_per_table: int,
+    rng: random.Random,
+    tables_to_fill: set[str] | None = None,
+) -> None:
     """Insert generated rows into every table (or the ones named); the queries' literals appear."""
     names = sorted({column.name.lower() for column in columns})
     groups = _link_groups(names, hints.links)
@@ -639,8 +712,7 @@ def fill_database(sandbox: Sandbox, columns: list[Column], hints: QueryHints, ro
     for group, group_names in sorted(members.items()):
         literals = [value for name in group_names for value in hints.literals.get(name, [])]
         patterns = [pattern for name in group_names for pattern in hints.like_patterns.get(name, [])]
-        pools[group] = _value_pool(affinity[group_names[0]], literals, patterns, rng,
-                                   pool_size_for(rows_per_table))
+        pools[group] = _value_pool(affinity[group_names[0]], literals, patterns, rng, pool_size_for(rows_per_table))
     tables: dict[str, list[Column]] = {}
     for column in columns:
         if tables_to_fill is None or column.table.lower() in tables_to_fill:
@@ -649,10 +721,14 @@ def fill_database(sandbox: Sandbox, columns: list[Column], hints: QueryHints, ro
     for table, table_columns in tables.items():
         placeholders = ", ".join("?" for _ in table_columns)
         quoted = ", ".join(quote_identifier(column.name) for column in table_columns)
-        rows = [tuple(_cell(column.name.lower(), row, hints, pools[groups[column.name.lower()]], rng)
-                      for column in table_columns) for row in range(rows_per_table)]
-        sandbox.insert_many(f"INSERT OR IGNORE INTO {quote_identifier(table)} ({quoted}) "
-                            f"VALUES ({placeholders})", rows)
+        rows = [
+            tuple(
+                _cell(column.name.lower(), row, hints, pools[groups[column.name.lower()]], rng)
+                for column in table_columns
+            )
+            for row in range(rows_per_table)
+        ]
+        sandbox.insert_many(f"INSERT OR IGNORE INTO {quote_identifier(table)} ({quoted}) VALUES ({placeholders})", rows)
 
 
 def _cell(name: str, row: int, hints: QueryHints, pool: list, rng: random.Random):
@@ -672,12 +748,13 @@ def _cell(name: str, row: int, hints: QueryHints, pool: list, rng: random.Random
 
 # ---------------------------------------------------------------- running and comparing
 
+
 def run_query(sandbox: Sandbox, sql: str) -> QueryOutcome:
     """Run one read-only SELECT in the sandbox; any failure becomes an error message."""
     text = _strip_semicolons(sql)
     if not text:
         return QueryOutcome(None, "empty query")
-    body = text[_LEADING_COMMENTS_RE.match(text).end():]
+    body = text[_LEADING_COMMENTS_RE.match(text).end() :]
     first_word = (body.split(None, 1) or [""])[0].split("(")[0].lower()
     if first_word not in ("select", "with"):
         return QueryOutcome(None, f"only SELECT queries are run, got {first_word[:40].upper()!r}")
@@ -693,7 +770,7 @@ def run_query(sandbox: Sandbox, sql: str) -> QueryOutcome:
 def _normalize_value(value):
     if isinstance(value, float) and math.isfinite(value):
         rounded = round(value, 6)
-        return int(rounded) if rounded.is_integer() and abs(rounded) < 2 ** 53 else rounded
+        return int(rounded) if rounded.is_integer() and abs(rounded) < 2**53 else rounded
     return value
 
 
@@ -716,8 +793,9 @@ def progress_budget(row_counts: tuple[int, ...] = FILL_ROW_COUNTS) -> int:
     return len(row_counts) * PHASES_PER_FILL * (MAX_PROGRESS_CALLS + 1)
 
 
-def execution_match(predicted: str, gold: str, context: str, seed: int = 0,
-                    row_counts: tuple[int, ...] = FILL_ROW_COUNTS) -> ExecutionResult:
+def execution_match(
+    predicted: str, gold: str, context: str, seed: int = 0, row_counts: tuple[int, ...] = FILL_ROW_COUNTS
+) -> ExecutionResult:
     """Whether ``predicted`` returns what ``gold`` returns on every filled database for ``context``.
 
     Never raises: a failure anywhere is a verdict with ``match=False`` and ``error`` set."""
@@ -729,12 +807,12 @@ def execution_match(predicted: str, gold: str, context: str, seed: int = 0,
 
 
 def _unscorable(message: str, progress_calls: int) -> ExecutionResult:
-    return ExecutionResult(False, error=message, gold_error=message, scorable=False,
-                           progress_calls=progress_calls)
+    return ExecutionResult(False, error=message, gold_error=message, scorable=False, progress_calls=progress_calls)
 
 
-def _execution_match(predicted: str, gold: str, context: str, seed: int,
-                     row_counts: tuple[int, ...]) -> ExecutionResult:
+def _execution_match(
+    predicted: str, gold: str, context: str, seed: int, row_counts: tuple[int, ...]
+) -> ExecutionResult:
     ordered = is_ordered(gold)
     gold_tree, predicted_tree = parse_query(gold), parse_query(predicted)
     tables_to_fill = None
@@ -749,22 +827,33 @@ def _execution_match(predicted: str, gold: str, context: str, seed: int,
                 columns = create_schema(sandbox, context, statements)
                 if hints is None:
                     names = {column.name.lower() for column in columns}
-                    hints = _merge_hints([query_hints(gold, names, gold_tree),
-                                          query_hints(predicted, names, predicted_tree)])
+                    hints = _merge_hints(
+                        [query_hints(gold, names, gold_tree), query_hints(predicted, names, predicted_tree)]
+                    )
                 rng = random.Random(_fill_seed(seed, context, gold, predicted, fill))
                 fill_database(sandbox, columns, hints, rows_per_table, rng, tables_to_fill)
             except SchemaError as error:
-                result = ExecutionResult(False, error=f"schema: {error}", gold_error=str(error),
-                                         scorable=False, progress_calls=progress_calls + sandbox.progress_calls)
+                result = ExecutionResult(
+                    False,
+                    error=f"schema: {error}",
+                    gold_error=str(error),
+                    scorable=False,
+                    progress_calls=progress_calls + sandbox.progress_calls,
+                )
                 return result
             except SandboxError as error:
-                return _unscorable(f"schema: filling the tables failed ({error})",
-                                   progress_calls + sandbox.progress_calls)
+                return _unscorable(
+                    f"schema: filling the tables failed ({error})", progress_calls + sandbox.progress_calls
+                )
             gold_outcome = run_query(sandbox, gold)
             if gold_outcome.error:
-                return ExecutionResult(False, error=f"gold query failed: {gold_outcome.error}",
-                                       gold_error=gold_outcome.error, scorable=False,
-                                       progress_calls=progress_calls + sandbox.progress_calls)
+                return ExecutionResult(
+                    False,
+                    error=f"gold query failed: {gold_outcome.error}",
+                    gold_error=gold_outcome.error,
+                    scorable=False,
+                    progress_calls=progress_calls + sandbox.progress_calls,
+                )
             predicted_outcome = run_query(sandbox, predicted)
             progress_calls += sandbox.progress_calls
         if predicted_outcome.error:

@@ -22,13 +22,14 @@ file, attach a database, change a setting, run for ever or take the process's me
 Any failure is raised as ``SandboxError`` with a ``kind`` ("denied", "budget", "too_large",
 "error") and SQLite's message.
 """
+
 from __future__ import annotations
 
 import enum
 import re
 import sqlite3
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 # SQLite virtual-machine steps between two calls of the progress handler.
 PROGRESS_STEPS = 1_000
@@ -60,10 +61,18 @@ LIMITS = {
     sqlite3.SQLITE_LIMIT_WORKER_THREADS: 0,
 }
 
-_READ_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
-                 getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
-_SCHEMA_ACTIONS = _READ_ACTIONS | {sqlite3.SQLITE_CREATE_TABLE, sqlite3.SQLITE_CREATE_INDEX,
-                                   sqlite3.SQLITE_INSERT, sqlite3.SQLITE_REINDEX}
+_READ_ACTIONS = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_FUNCTION,
+    getattr(sqlite3, "SQLITE_RECURSIVE", 33),
+}
+_SCHEMA_ACTIONS = _READ_ACTIONS | {
+    sqlite3.SQLITE_CREATE_TABLE,
+    sqlite3.SQLITE_CREATE_INDEX,
+    sqlite3.SQLITE_INSERT,
+    sqlite3.SQLITE_REINDEX,
+}
 # Internal bookkeeping SQLite does while creating a table (it updates its own schema table).
 _SCHEMA_TABLES = {"sqlite_master", "sqlite_schema"}
 # Functions no row or model may call, whatever the phase.
@@ -113,8 +122,7 @@ class Sandbox:
         self._function_error: str | None = None
         # Autocommit (no implicit BEGIN) and no statement cache: every statement is prepared, and
         # so authorized, anew.
-        self.connection = sqlite3.connect(":memory:", isolation_level=None, cached_statements=0,
-                                          check_same_thread=True)
+        self.connection = sqlite3.connect(":memory:", isolation_level=None, cached_statements=0, check_same_thread=True)
         try:
             _lower_heap_limit(self.connection)
             self.connection.execute("PRAGMA temp_store = MEMORY").fetchall()
@@ -133,7 +141,7 @@ class Sandbox:
             self.connection.close()
             raise
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *_exc) -> None:
@@ -170,8 +178,11 @@ class Sandbox:
     def _bounded_printf(self, *arguments):
         """SQLite's printf, after checking that no width or precision exceeds the length limit."""
         if not arguments or not isinstance(arguments[0], str):
-            return self._printf.execute("SELECT printf(" + ", ".join("?" * len(arguments)) + ")",
-                                        arguments).fetchone()[0] if arguments else None
+            return (
+                self._printf.execute("SELECT printf(" + ", ".join("?" * len(arguments)) + ")", arguments).fetchone()[0]
+                if arguments
+                else None
+            )
         limit = LIMITS[sqlite3.SQLITE_LIMIT_LENGTH]
         next_argument = 1
         for spec in _PRINTF_SPEC.finditer(arguments[0]):
@@ -200,23 +211,30 @@ class Sandbox:
         if action == sqlite3.SQLITE_FUNCTION and str(arg2).lower() in DENIED_FUNCTIONS:
             return sqlite3.SQLITE_DENY
         if phase is Phase.INTROSPECT:
-            allowed = action in _READ_ACTIONS or (
-                action == sqlite3.SQLITE_PRAGMA and str(arg1).lower() in _INTROSPECTION_PRAGMAS) or (
-                action == sqlite3.SQLITE_UPDATE and str(arg1).lower() in _SCHEMA_TABLES)
+            allowed = (
+                action in _READ_ACTIONS
+                or (action == sqlite3.SQLITE_PRAGMA and str(arg1).lower() in _INTROSPECTION_PRAGMAS)
+                or (action == sqlite3.SQLITE_UPDATE and str(arg1).lower() in _SCHEMA_TABLES)
+            )
         elif phase is Phase.SCHEMA:
             allowed = action in _SCHEMA_ACTIONS or (
-                action == sqlite3.SQLITE_UPDATE and str(arg1).lower() in _SCHEMA_TABLES)
+                action == sqlite3.SQLITE_UPDATE and str(arg1).lower() in _SCHEMA_TABLES
+            )
         else:
             allowed = action in _READ_ACTIONS
         return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
 
     def _failure(self, error: BaseException) -> SandboxError:
         if self._stopped and self._out_of_time:
-            return SandboxError("budget", f"stopped after {self.phase_seconds:g} s (time limit of the "
-                                          f"{self._phase.value} phase)")
+            return SandboxError(
+                "budget", f"stopped after {self.phase_seconds:g} s (time limit of the {self._phase.value} phase)"
+            )
         if self._stopped:
-            return SandboxError("budget", f"stopped after {self.step_budget * PROGRESS_STEPS} SQLite "
-                                          f"steps (step budget of the {self._phase.value} phase)")
+            return SandboxError(
+                "budget",
+                f"stopped after {self.step_budget * PROGRESS_STEPS} SQLite "
+                f"steps (step budget of the {self._phase.value} phase)",
+            )
         message = str(error) or type(error).__name__
         if self._function_error:
             return SandboxError("too_large", self._function_error)
@@ -245,8 +263,9 @@ class Sandbox:
                     size += sum(len(value) if isinstance(value, (str, bytes)) else 8 for value in row)
                 rows.extend(batch)
                 if len(rows) > MAX_RESULT_ROWS or size > MAX_RESULT_BYTES:
-                    raise SandboxError("too_large", f"result larger than {MAX_RESULT_ROWS} rows or "
-                                                    f"{MAX_RESULT_BYTES} bytes")
+                    raise SandboxError(
+                        "too_large", f"result larger than {MAX_RESULT_ROWS} rows or {MAX_RESULT_BYTES} bytes"
+                    )
         except SandboxError:
             raise
         except (sqlite3.Error, sqlite3.Warning, ValueError, OverflowError, MemoryError, TypeError) as error:
@@ -277,10 +296,22 @@ class Sandbox:
         previous = self._phase
         self.begin_phase(Phase.INTROSPECT)
         try:
-            names = [row[0] for row in self.run(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' "
-                "ESCAPE '\\' ORDER BY rowid")]
-            return [(name, [(column, declared or "") for column, declared in self.run(
-                "SELECT name, type FROM pragma_table_info(?)", (name,))]) for name in names]
+            names = [
+                row[0]
+                for row in self.run(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' "
+                    "ESCAPE '\\' ORDER BY rowid"
+                )
+            ]
+            return [
+                (
+                    name,
+                    [
+                        (column, declared or "")
+                        for column, declared in self.run("SELECT name, type FROM pragma_table_info(?)", (name,))
+                    ],
+                )
+                for name in names
+            ]
         finally:
             self.begin_phase(previous)

@@ -23,6 +23,7 @@ logs the choices once at start and writes them into training_metrics.json.
   optimizer step holds the tokens the user's rows per step held (`micro_batch_plan`).
 - `torch_compile`, `optim` (fused AdamW on CUDA), `lora_dtype` (bf16 or fp32 adapter weights).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -34,8 +35,7 @@ from typing import Any
 ATTENTION_CHOICES = ("auto", "flash_attention_2", "kernels-community/flash-attn", "sdpa", "eager")
 SWITCH_CHOICES = ("auto", "true", "false")
 CHECKPOINTING_CHOICES = ("auto", "full", "selective", "none")
-OPTIM_CHOICES = ("auto", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "paged_adamw_32bit",
-                 "adamw_bnb_8bit")
+OPTIM_CHOICES = ("auto", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "paged_adamw_32bit", "adamw_bnb_8bit")
 LORA_DTYPE_CHOICES = ("auto", "bf16", "fp32")
 HUB_FLASH_KERNEL = "kernels-community/flash-attn"
 # Optional packages the choices depend on: importable name -> the name to install.
@@ -89,10 +89,13 @@ def detect_machine(device: str) -> Machine:
 
     if device == "cuda":
         index = torch.cuda.current_device()
-        return Machine(device="cuda", cuda_capability=tuple(torch.cuda.get_device_capability(index)),
-                       bf16=torch.cuda.is_bf16_supported(),
-                       memory_bytes=int(torch.cuda.get_device_properties(index).total_memory),
-                       packages=importable_packages())
+        return Machine(
+            device="cuda",
+            cuda_capability=tuple(torch.cuda.get_device_capability(index)),
+            bf16=torch.cuda.is_bf16_supported(),
+            memory_bytes=int(torch.cuda.get_device_properties(index).total_memory),
+            packages=importable_packages(),
+        )
     try:
         memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
@@ -110,10 +113,14 @@ class ModelDims:
     vocab_size: int
 
     @classmethod
-    def of(cls, config) -> "ModelDims":
+    def of(cls, config) -> ModelDims:
         hidden = int(config.hidden_size)
-        return cls(hidden_size=hidden, intermediate_size=int(getattr(config, "intermediate_size", None) or 4 * hidden),
-                   num_layers=int(config.num_hidden_layers), vocab_size=int(config.vocab_size))
+        return cls(
+            hidden_size=hidden,
+            intermediate_size=int(getattr(config, "intermediate_size", None) or 4 * hidden),
+            num_layers=int(config.num_hidden_layers),
+            vocab_size=int(config.vocab_size),
+        )
 
 
 def activation_bytes(dims: ModelDims, tokens: int, checkpointing: str) -> int:
@@ -124,12 +131,19 @@ def activation_bytes(dims: ModelDims, tokens: int, checkpointing: str) -> int:
     full activations exist again. The logits are left out: trl computes the loss from the output head
     in tiles and never holds the whole (tokens x vocabulary) matrix.
     """
-    per_layer = ACTIVATION_BYTES_PER_VALUE * tokens * (
-        ACTIVATION_VALUES_PER_HIDDEN * dims.hidden_size + ACTIVATION_VALUES_PER_INTERMEDIATE * dims.intermediate_size)
+    per_layer = (
+        ACTIVATION_BYTES_PER_VALUE
+        * tokens
+        * (
+            ACTIVATION_VALUES_PER_HIDDEN * dims.hidden_size
+            + ACTIVATION_VALUES_PER_INTERMEDIATE * dims.intermediate_size
+        )
+    )
     kept_input = ACTIVATION_BYTES_PER_VALUE * tokens * dims.hidden_size
     checkpointed = checkpointed_layer_count(dims.num_layers, checkpointing)
-    return int((dims.num_layers - checkpointed) * per_layer + checkpointed * kept_input
-               + (per_layer if checkpointed else 0))
+    return int(
+        (dims.num_layers - checkpointed) * per_layer + checkpointed * kept_input + (per_layer if checkpointed else 0)
+    )
 
 
 def checkpointed_layer_count(num_layers: int, checkpointing: str) -> int:
@@ -156,8 +170,9 @@ class MicroBatchPlan:
     tokens_per_step_asked: int | None = None  # rows per step asked for x mean tokens per row
 
 
-def micro_batch_plan(budget: int | None, rows_per_micro_batch: int, accumulation: int,
-                     mean_row_tokens: float) -> MicroBatchPlan:
+def micro_batch_plan(
+    budget: int | None, rows_per_micro_batch: int, accumulation: int, mean_row_tokens: float
+) -> MicroBatchPlan:
     """The accumulation rule for a token budget.
 
     The user asks for `rows_per_micro_batch` x `accumulation` rows per optimizer step (per process),
@@ -232,8 +247,11 @@ class Request:
 
 def resolve_attention(request: Request, machine: Machine) -> Choice:
     asked = request.attn_implementation
-    flash_ok = (machine.device == "cuda" and machine.has("flash_attn")
-                and (machine.cuda_capability or (0, 0)) >= FLASH_MIN_CAPABILITY)
+    flash_ok = (
+        machine.device == "cuda"
+        and machine.has("flash_attn")
+        and (machine.cuda_capability or (0, 0)) >= FLASH_MIN_CAPABILITY
+    )
     if asked == "auto":
         if flash_ok and request.padding_free:
             return Choice("flash_attention_2", "auto: flash-attn importable on CUDA, padding-free batches")
@@ -245,9 +263,13 @@ def resolve_attention(request: Request, machine: Machine) -> Choice:
             return Choice("sdpa", f"auto: compute capability {machine.cuda_capability} is below 8.0")
         return Choice("sdpa", "auto: batches are padded, flash-attention's varlen kernel would not help")
     if asked == "flash_attention_2" and not flash_ok:
-        why = ("needs a CUDA device" if machine.device != "cuda" else
-               "needs the flash-attn package" if not machine.has("flash_attn") else
-               "needs compute capability 8.0 or more")
+        why = (
+            "needs a CUDA device"
+            if machine.device != "cuda"
+            else "needs the flash-attn package"
+            if not machine.has("flash_attn")
+            else "needs compute capability 8.0 or more"
+        )
         raise LeverError(f"attn_implementation='flash_attention_2': {why}; allowed here: auto, sdpa, eager")
     if asked == HUB_FLASH_KERNEL and (machine.device != "cuda" or not machine.has("kernels")):
         why = "needs a CUDA device" if machine.device != "cuda" else "needs the kernels package"
@@ -266,13 +288,18 @@ def resolve_liger(request: Request, machine: Machine) -> Choice:
     if request.use_liger_kernel == "true" and not usable:
         why = "needs a CUDA device (Triton kernels)" if machine.device != "cuda" else "needs the liger-kernel package"
         raise LeverError(f"use_liger_kernel='true': {why}; allowed here: auto, false")
-    reason = ("liger-kernel importable on CUDA" if usable else
-              "no CUDA device" if machine.device != "cuda" else "the liger-kernel package is not installed")
+    reason = (
+        "liger-kernel importable on CUDA"
+        if usable
+        else "no CUDA device"
+        if machine.device != "cuda"
+        else "the liger-kernel package is not installed"
+    )
     return _switch(request.use_liger_kernel, usable, reason)
 
 
 def resolve_compile(request: Request, machine: Machine) -> Choice:
-    reason = ("not measured to help on a GPU yet" if machine.device == "cuda" else "no CUDA device")
+    reason = "not measured to help on a GPU yet" if machine.device == "cuda" else "no CUDA device"
     return _switch(request.torch_compile, False, reason)
 
 
@@ -283,8 +310,10 @@ def resolve_optim(request: Request, machine: Machine) -> Choice:
             return Choice("adamw_torch_fused", "auto: CUDA, one fused kernel per parameter group")
         return Choice("adamw_torch", "auto: no CUDA device")
     if asked in ("paged_adamw_8bit", "paged_adamw_32bit", "adamw_bnb_8bit") and machine.device != "cuda":
-        raise LeverError(f"optim={asked!r}: bitsandbytes optimizers need a CUDA device; "
-                         "allowed here: auto, adamw_torch, adamw_torch_fused")
+        raise LeverError(
+            f"optim={asked!r}: bitsandbytes optimizers need a CUDA device; "
+            "allowed here: auto, adamw_torch, adamw_torch_fused"
+        )
     return Choice(asked, "asked for")
 
 
@@ -306,8 +335,14 @@ def memory_left(machine: Machine, model_bytes: int) -> int | None:
     return int((machine.memory_bytes - model_bytes) * (1 - MEMORY_MARGIN))
 
 
-def resolve_micro_batches(request: Request, machine: Machine, attention: str, dims: ModelDims | None,
-                          memory: int | None, mean_row_tokens: float) -> Choice:
+def resolve_micro_batches(
+    request: Request,
+    machine: Machine,
+    attention: str,
+    dims: ModelDims | None,
+    memory: int | None,
+    mean_row_tokens: float,
+) -> Choice:
     """The token budget (or none) and the accumulation that keeps the optimizer step's size."""
     asked = request.tokens_per_micro_batch
     rows, accumulation = request.per_device_train_batch_size, request.gradient_accumulation_steps
@@ -316,32 +351,43 @@ def resolve_micro_batches(request: Request, machine: Machine, attention: str, di
     if asked != "auto":
         budget = int(asked)
         if not request.padding_free:
-            raise LeverError(f"tokens_per_micro_batch={budget}: needs padding-free batches (batching padding_free, "
-                             "packing or auto on CUDA); allowed with padded batches: auto, none")
+            raise LeverError(
+                f"tokens_per_micro_batch={budget}: needs padding-free batches (batching padding_free, "
+                "packing or auto on CUDA); allowed with padded batches: auto, none"
+            )
         if budget < request.max_length:
-            raise LeverError(f"tokens_per_micro_batch={budget}: below max_length={request.max_length}, so the "
-                             f"longest conversation would not fit; allowed: auto, none, or an integer >= max_length")
+            raise LeverError(
+                f"tokens_per_micro_batch={budget}: below max_length={request.max_length}, so the "
+                f"longest conversation would not fit; allowed: auto, none, or an integer >= max_length"
+            )
         return Choice(micro_batch_plan(budget, rows, accumulation, mean_row_tokens), "asked for")
     if not (attention in ("flash_attention_2", HUB_FLASH_KERNEL) and request.padding_free):
-        return Choice(micro_batch_plan(None, rows, accumulation, mean_row_tokens),
-                      "auto: rows per micro-batch; a token budget pays only with flash-attention's varlen "
-                      f"kernel on padding-free batches (attention here: {attention})")
+        return Choice(
+            micro_batch_plan(None, rows, accumulation, mean_row_tokens),
+            "auto: rows per micro-batch; a token budget pays only with flash-attention's varlen "
+            f"kernel on padding-free batches (attention here: {attention})",
+        )
     asked_tokens = rows * accumulation * mean_row_tokens
     budget = max(request.max_length, int(math.ceil(asked_tokens)))
     if dims is not None and memory is not None:
         # Split the step into as few micro-batches as fit with full checkpointing.
         while budget > request.max_length and activation_bytes(dims, budget, "full") > memory:
             budget = max(request.max_length, budget // 2)
-    return Choice(micro_batch_plan(budget, rows, accumulation, mean_row_tokens),
-                  "auto: the optimizer step's tokens in as few packed micro-batches as fit memory")
+    return Choice(
+        micro_batch_plan(budget, rows, accumulation, mean_row_tokens),
+        "auto: the optimizer step's tokens in as few packed micro-batches as fit memory",
+    )
 
 
-def resolve_checkpointing(request: Request, machine: Machine, dims: ModelDims | None, memory: int | None,
-                          micro_batch_tokens: int) -> Choice:
+def resolve_checkpointing(
+    request: Request, machine: Machine, dims: ModelDims | None, memory: int | None, micro_batch_tokens: int
+) -> Choice:
     asked = request.gradient_checkpointing
     if asked == "selective" and request.fsdp:
-        raise LeverError("gradient_checkpointing='selective': not available with fsdp (FSDP checkpoints every "
-                         "layer or none); allowed with fsdp: auto, full, none")
+        raise LeverError(
+            "gradient_checkpointing='selective': not available with fsdp (FSDP checkpoints every "
+            "layer or none); allowed with fsdp: auto, full, none"
+        )
     if asked != "auto":
         return Choice(asked, "asked for")
     if request.fsdp:
@@ -352,13 +398,21 @@ def resolve_checkpointing(request: Request, machine: Machine, dims: ModelDims | 
         need = activation_bytes(dims, micro_batch_tokens, candidate)
         if need <= memory or candidate == "full":
             where = "GPU" if machine.device == "cuda" else "host"
-            return Choice(candidate, f"auto: activations of a {micro_batch_tokens}-token micro-batch estimated at "
-                                     f"{need / 2**30:.1f} GiB, {memory / 2**30:.1f} GiB of {where} memory left")
+            return Choice(
+                candidate,
+                f"auto: activations of a {micro_batch_tokens}-token micro-batch estimated at "
+                f"{need / 2**30:.1f} GiB, {memory / 2**30:.1f} GiB of {where} memory left",
+            )
     raise AssertionError("unreachable")
 
 
-def resolve_levers(request: Request, machine: Machine, dims: ModelDims | None = None, model_bytes: int = 0,
-                   mean_row_tokens: float | None = None) -> Levers:
+def resolve_levers(
+    request: Request,
+    machine: Machine,
+    dims: ModelDims | None = None,
+    model_bytes: int = 0,
+    mean_row_tokens: float | None = None,
+) -> Levers:
     """Every lever for this job; raises LeverError when one asked for cannot run here."""
     attention = resolve_attention(request, machine)
     liger = resolve_liger(request, machine)
@@ -404,8 +458,10 @@ def sft_config_kwargs(levers: Levers, fsdp: bool) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         # Under FSDP, FSDP's own activation checkpointing is used instead (train.fsdp_arguments).
         "activation_checkpointing": checkpointing != "none" and not fsdp,
-        "activation_checkpointing_kwargs": {"use_reentrant": False,
-                                            "every_n_layers": SELECTIVE_EVERY if checkpointing == "selective" else 1},
+        "activation_checkpointing_kwargs": {
+            "use_reentrant": False,
+            "every_n_layers": SELECTIVE_EVERY if checkpointing == "selective" else 1,
+        },
         "use_liger_kernel": levers.use_liger_kernel.value,
         "torch_compile": levers.torch_compile.value,
         "optim": levers.optim.value,
@@ -419,8 +475,12 @@ def batching_overrides(plan: MicroBatchPlan) -> dict[str, Any]:
     """With a token budget: rows packed best-fit into rows of the budget, one packed row per micro-batch."""
     if plan.tokens_per_micro_batch is None:
         return {}
-    return {"packing": True, "padding_free": True, "max_length": plan.tokens_per_micro_batch,
-            "train_sampling_strategy": "random"}
+    return {
+        "packing": True,
+        "padding_free": True,
+        "max_length": plan.tokens_per_micro_batch,
+        "train_sampling_strategy": "random",
+    }
 
 
 def cast_adapters(model, lora_dtype: str) -> int:

@@ -21,6 +21,7 @@ in lambdas/common/job_requests.py, read it):
 
     train_metrics: step=12 loss=1.2345 learning_rate=0.0002 epoch=0.50 tokens_per_second=812.3
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from batching import BatchingSettings, count_batch_tokens, resolve
-from chat_format import ChatFormatError, IGNORE_INDEX, encode_conversation, ensure_chat_template
+from chat_format import IGNORE_INDEX, ChatFormatError, encode_conversation, ensure_chat_template
+from hf_token import TokenError, read_hf_token
+from hub_snapshot import pinned_snapshot
 from hyperparameters import (
     HyperparameterError,
     Hyperparameters,
@@ -46,8 +49,7 @@ from hyperparameters import (
     read_hyperparameters_file,
 )
 from metrics_logging import MetricLineCallback, TokenCounter
-from hf_token import TokenError, read_hf_token
-from hub_snapshot import pinned_snapshot
+from serving_artifacts import declared_dtype, save_for_serving, serving_dtype
 from throughput import (
     LeverError,
     Levers,
@@ -59,7 +61,6 @@ from throughput import (
     resolve_levers,
     sft_config_kwargs,
 )
-from serving_artifacts import declared_dtype, save_for_serving, serving_dtype
 
 LOG = logging.getLogger("train")
 EVAL_ROWS_LIMIT = 32
@@ -82,7 +83,7 @@ class Paths:
     failure_file: Path
 
     @classmethod
-    def defaults(cls, opt_ml: Path) -> "Paths":
+    def defaults(cls, opt_ml: Path) -> Paths:
         return cls(
             train_dir=opt_ml / "input" / "data" / "train",
             base_model_dir=opt_ml / "input" / "data" / "model",
@@ -106,6 +107,7 @@ class RunSettings:
 
 # ---------------------------------------------------------------- arguments
 
+
 def parse_arguments(argv: list[str] | None = None) -> tuple[Paths, Hyperparameters]:
     """Paths and validated hyperparameters; raises HyperparameterError before anything heavy happens."""
     defaults = Paths.defaults(Path(os.environ.get("OPT_ML", "/opt/ml")))
@@ -120,6 +122,7 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[Paths, Hyperparamete
 
 
 # ---------------------------------------------------------------- data
+
 
 def load_conversations(path: Path) -> list[list[dict]]:
     """The `messages` of every line of a JSONL file; a bad line raises DataError naming it."""
@@ -169,6 +172,7 @@ def tokenize_conversations(tokenizer, conversations, max_length: int):
 
 # ---------------------------------------------------------------- model
 
+
 def detect_device() -> str:
     import torch
 
@@ -188,9 +192,7 @@ def model_source(paths: Paths, hyperparameters: Hyperparameters) -> str:
         return str(paths.base_model_dir)
     if hyperparameters.model_id:
         return hyperparameters.model_id
-    raise DataError(
-        f"no base model: {paths.base_model_dir} has no config.json and hyperparameter model_id is empty"
-    )
+    raise DataError(f"no base model: {paths.base_model_dir} has no config.json and hyperparameter model_id is empty")
 
 
 def compute_dtype(device: str):
@@ -202,8 +204,13 @@ def compute_dtype(device: str):
     return torch.float32
 
 
-def load_training_model(source: str, settings: RunSettings, hyperparameters: Hyperparameters, token: str | None,
-                        attn_implementation: str = "sdpa"):
+def load_training_model(
+    source: str,
+    settings: RunSettings,
+    hyperparameters: Hyperparameters,
+    token: str | None,
+    attn_implementation: str = "sdpa",
+):
     """The base model ready for LoRA: 4-bit NF4 with double quantization for QLoRA, else full weights.
 
     Activation checkpointing is left to the Trainer (build_sft_config), which turns it on for the
@@ -253,8 +260,9 @@ def lora_config(hyperparameters: Hyperparameters):
     )
 
 
-def fsdp_arguments(hyperparameters: Hyperparameters, model,
-                   activation_checkpointing: bool | None = None) -> dict[str, Any]:
+def fsdp_arguments(
+    hyperparameters: Hyperparameters, model, activation_checkpointing: bool | None = None
+) -> dict[str, Any]:
     """SFTConfig's fsdp/fsdp_config for `fsdp` (e.g. "full_shard auto_wrap"), FSDP2 wrapping each decoder layer.
 
     FSDP's own activation checkpointing (every layer) is on unless `gradient_checkpointing` resolved to none.
@@ -339,20 +347,24 @@ def newest_checkpoint(checkpoint_dir: Path) -> Path | None:
 
 # ---------------------------------------------------------------- training
 
-def job_levers(hyperparameters: Hyperparameters, settings: RunSettings, model=None,
-               mean_row_tokens: float | None = None) -> Levers:
+
+def job_levers(
+    hyperparameters: Hyperparameters, settings: RunSettings, model=None, mean_row_tokens: float | None = None
+) -> Levers:
     """The throughput levers for this job on this machine (training/throughput.py); with the loaded
     model, `auto` checkpointing and token budgets are sized from its shape and the memory it leaves."""
-    request = request_from(hyperparameters, padding_free=settings.batching.padding_free,
-                           quantize_4bit=settings.quantize_4bit)
+    request = request_from(
+        hyperparameters, padding_free=settings.batching.padding_free, quantize_4bit=settings.quantize_4bit
+    )
     machine = detect_machine(settings.device)
     if model is None:
         return resolve_levers(request, machine, mean_row_tokens=mean_row_tokens)
     return resolve_levers(request, machine, ModelDims.of(model.config), model_bytes(model), mean_row_tokens)
 
 
-def build_sft_config(paths: Paths, hyperparameters: Hyperparameters, settings: RunSettings, model,
-                     levers: Levers | None = None):
+def build_sft_config(
+    paths: Paths, hyperparameters: Hyperparameters, settings: RunSettings, model, levers: Levers | None = None
+):
     import torch
     from trl import SFTConfig
 
@@ -388,8 +400,17 @@ def build_sft_config(paths: Paths, hyperparameters: Hyperparameters, settings: R
     )
 
 
-def make_trainer(model, tokenizer, train_dataset, eval_dataset, sft_config, hyperparameters, counter, num_processes,
-                 lora_dtype: str | None = None):
+def make_trainer(
+    model,
+    tokenizer,
+    train_dataset,
+    eval_dataset,
+    sft_config,
+    hyperparameters,
+    counter,
+    num_processes,
+    lora_dtype: str | None = None,
+):
     from transformers import TrainerCallback
     from trl import SFTTrainer
 
@@ -411,8 +432,12 @@ def make_trainer(model, tokenizer, train_dataset, eval_dataset, sft_config, hype
             if getattr(args, "fsdp_plugin_args", None) and model is not None:
                 total, held = parameter_shares(model)
                 if state.is_world_process_zero:
-                    LOG.info("fsdp: parameters %.2f MiB in all, %.2f MiB held by each of %d processes",
-                             total / 2**20, held / 2**20, num_processes)
+                    LOG.info(
+                        "fsdp: parameters %.2f MiB in all, %.2f MiB held by each of %d processes",
+                        total / 2**20,
+                        held / 2**20,
+                        num_processes,
+                    )
 
     trainer = TokenCountingSFTTrainer(
         model=model,
@@ -505,32 +530,52 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
         model_source=source,
         num_processes=int(os.environ.get("WORLD_SIZE", "1")),
     )
-    LOG.info("device=%s processes=%d 4bit=%s batching=%s model=%s", device, settings.num_processes,
-             settings.quantize_4bit, settings.batching.strategy, source)
+    LOG.info(
+        "device=%s processes=%d 4bit=%s batching=%s model=%s",
+        device,
+        settings.num_processes,
+        settings.quantize_4bit,
+        settings.batching.strategy,
+        source,
+    )
     job_levers(hyperparameters, settings)  # a lever this machine cannot give fails the job before anything loads
     token = read_hf_token(hyperparameters.hf_token_secret_arn)
-    if source == hyperparameters.model_id:     # a Hub id: the commit Preflight resolved, downloaded once
+    if source == hyperparameters.model_id:  # a Hub id: the commit Preflight resolved, downloaded once
         source = pinned_snapshot(source, hyperparameters.model_revision, token)
 
     tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(source, token=token))
     train_dataset, dropped = tokenize_conversations(tokenizer, conversations, hyperparameters.max_length)
     eval_dataset = (
         tokenize_conversations(tokenizer, eval_conversations, hyperparameters.max_length)[0]
-        if eval_conversations else None
+        if eval_conversations
+        else None
     )
 
     load_started = time.perf_counter()
-    model = load_training_model(source, settings, hyperparameters, token,
-                                attn_implementation=job_levers(hyperparameters, settings).attn_implementation.value)
+    model = load_training_model(
+        source,
+        settings,
+        hyperparameters,
+        token,
+        attn_implementation=job_levers(hyperparameters, settings).attn_implementation.value,
+    )
     load_seconds = time.perf_counter() - load_started
     lengths = [len(ids) for ids in train_dataset["input_ids"]]
     levers = job_levers(hyperparameters, settings, model, mean_row_tokens=sum(lengths) / len(lengths))
     LOG.info("throughput levers: %s", "; ".join(levers.summary_lines()))
 
     counter = TokenCounter()
-    trainer = make_trainer(model, tokenizer, train_dataset, eval_dataset,
-                           build_sft_config(paths, hyperparameters, settings, model, levers),
-                           hyperparameters, counter, settings.num_processes, lora_dtype=levers.lora_dtype.value)
+    trainer = make_trainer(
+        model,
+        tokenizer,
+        train_dataset,
+        eval_dataset,
+        build_sft_config(paths, hyperparameters, settings, model, levers),
+        hyperparameters,
+        counter,
+        settings.num_processes,
+        lora_dtype=levers.lora_dtype.value,
+    )
     resume_from = newest_checkpoint(paths.checkpoint_dir)
     if resume_from:
         LOG.info("resuming from %s", resume_from)
@@ -540,7 +585,7 @@ def train(paths: Paths, hyperparameters: Hyperparameters) -> dict[str, Any]:
     eval_loss = trainer.evaluate()["eval_loss"] if eval_dataset is not None else None
 
     adapter_dir, merged_dir = paths.output_dir / "adapter", paths.output_dir / "merged"
-    trainer.save_model(str(adapter_dir))   # every rank: under FSDP the adapter is gathered from all
+    trainer.save_model(str(adapter_dir))  # every rank: under FSDP the adapter is gathered from all
     is_main = trainer.is_world_process_zero()
     log_history = list(trainer.state.log_history)
     throughput = {**levers.to_dict(), "optimizer": optimizer_record(trainer)}

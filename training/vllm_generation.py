@@ -25,6 +25,7 @@ request.json: {"model_dir": ..., "prompts": [...], "batch_size": 16, "max_new_to
 an error is printed as {"error": "..."} before exiting with status 1. vLLM's own log lines may come
 in between on stdout and are not part of the protocol.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,10 +37,11 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 PROTOCOL_PREFIX = "vllm_generation: "
@@ -56,6 +58,7 @@ class VllmGenerationError(RuntimeError):
 
 # --- arguments --------------------------------------------------------------------------------
 
+
 def resolve_dtype(dtype: str, cuda: bool, bf16_supported: bool = False) -> str:
     """The compute dtype: `dtype`, or for "auto" evaluate.load_model's rule."""
     if dtype not in DTYPES:
@@ -67,8 +70,15 @@ def resolve_dtype(dtype: str, cuda: bool, bf16_supported: bool = False) -> str:
     return "bfloat16" if bf16_supported else "float16"
 
 
-def engine_arguments(model_dir: str | Path, prompt_lengths: list[int], batch_size: int, max_new_tokens: int,
-                     dtype: str, cuda: bool, seed: int = 0) -> dict[str, Any]:
+def engine_arguments(
+    model_dir: str | Path,
+    prompt_lengths: list[int],
+    batch_size: int,
+    max_new_tokens: int,
+    dtype: str,
+    cuda: bool,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Keyword arguments for vllm.LLM: room for the longest prompt and its answer, `batch_size`
     sequences in flight at once; eager mode on CPU, where compiling costs minutes and gains nothing."""
     if batch_size < 1:
@@ -77,18 +87,35 @@ def engine_arguments(model_dir: str | Path, prompt_lengths: list[int], batch_siz
         raise VllmGenerationError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if not prompt_lengths:
         raise VllmGenerationError("no prompts to generate for")
-    return {"model": str(model_dir), "tokenizer": str(model_dir), "dtype": dtype,
-            "max_model_len": max(prompt_lengths) + max_new_tokens, "max_num_seqs": batch_size,
-            "enforce_eager": not cuda, "seed": seed, "generation_config": "vllm"}
+    return {
+        "model": str(model_dir),
+        "tokenizer": str(model_dir),
+        "dtype": dtype,
+        "max_model_len": max(prompt_lengths) + max_new_tokens,
+        "max_num_seqs": batch_size,
+        "enforce_eager": not cuda,
+        "seed": seed,
+        "generation_config": "vllm",
+    }
 
 
-def sampling_arguments(max_new_tokens: int, stop_token_ids: list[int],
-                       model_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def sampling_arguments(
+    max_new_tokens: int, stop_token_ids: list[int], model_settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Keyword arguments for vllm.SamplingParams: greedy, evaluate.generate's length and stop tokens,
     the model's own greedy settings (`model_settings`); token ids only, which the caller decodes."""
-    return {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "n": 1, "max_tokens": max_new_tokens,
-            "stop_token_ids": list(stop_token_ids), "ignore_eos": False, "repetition_penalty": 1.0,
-            "detokenize": False, **(model_settings or {})}
+    return {
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "top_k": 0,
+        "n": 1,
+        "max_tokens": max_new_tokens,
+        "stop_token_ids": list(stop_token_ids),
+        "ignore_eos": False,
+        "repetition_penalty": 1.0,
+        "detokenize": False,
+        **(model_settings or {}),
+    }
 
 
 def load_generation_config(reference: str | Path):
@@ -110,11 +137,18 @@ def stop_token_ids(generation_config, tokenizer) -> list[int]:
 
 # Settings of a generation config that change greedy output and that vLLM has no equal for, with the
 # values that change nothing.
-UNSUPPORTED_GREEDY_SETTINGS = {"no_repeat_ngram_size": (None, 0), "bad_words_ids": (None, []), "min_length": (None, 0),
-                               "suppress_tokens": (None, []), "begin_suppress_tokens": (None, []),
-                               "forced_bos_token_id": (None,), "forced_eos_token_id": (None,),
-                               "sequence_bias": (None, {}), "encoder_repetition_penalty": (None, 1.0),
-                               "exponential_decay_length_penalty": (None,)}
+UNSUPPORTED_GREEDY_SETTINGS = {
+    "no_repeat_ngram_size": (None, 0),
+    "bad_words_ids": (None, []),
+    "min_length": (None, 0),
+    "suppress_tokens": (None, []),
+    "begin_suppress_tokens": (None, []),
+    "forced_bos_token_id": (None,),
+    "forced_eos_token_id": (None,),
+    "sequence_bias": (None, {}),
+    "encoder_repetition_penalty": (None, 1.0),
+    "exponential_decay_length_penalty": (None,),
+}
 
 
 def model_greedy_settings(generation_config) -> dict[str, Any]:
@@ -131,8 +165,10 @@ def model_greedy_settings(generation_config) -> dict[str, Any]:
     for name, neutral in UNSUPPORTED_GREEDY_SETTINGS.items():
         value = getattr(generation_config, name, None)
         if value not in neutral:
-            raise VllmGenerationError(f"generation_config.json sets {name}={value!r}, which vLLM cannot apply as "
-                                      "transformers does; evaluate with --generation-backend transformers")
+            raise VllmGenerationError(
+                f"generation_config.json sets {name}={value!r}, which vLLM cannot apply as "
+                "transformers does; evaluate with --generation-backend transformers"
+            )
     return settings
 
 
@@ -140,10 +176,14 @@ def cpu_environment(environ: dict[str, str], threads: int | None = None) -> dict
     """Settings vLLM's CPU backend reads at start, where not already set: a KV cache that fits
     beside other work, the engine in the calling process, `threads` OpenMP threads bound to the
     first cores, no usage reports."""
-    settings = {"VLLM_CPU_KVCACHE_SPACE": CPU_KV_CACHE_GIB, "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1",
-                # The engine in the worker's own process: no second process to start and hand-shake with,
-                # which on a busy machine can take longer than vLLM waits.
-                "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    settings = {
+        "VLLM_CPU_KVCACHE_SPACE": CPU_KV_CACHE_GIB,
+        "VLLM_NO_USAGE_STATS": "1",
+        "DO_NOT_TRACK": "1",
+        # The engine in the worker's own process: no second process to start and hand-shake with,
+        # which on a busy machine can take longer than vLLM waits.
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    }
     if threads is not None:
         if threads < 1:
             raise VllmGenerationError(f"threads must be at least 1, got {threads}")
@@ -153,11 +193,11 @@ def cpu_environment(environ: dict[str, str], threads: int | None = None) -> dict
 
 # --- in this process --------------------------------------------------------------------------
 
+
 def load_tokenizer(reference: str | Path):
     """The tokenizer as evaluate.load_model prepares it (chat template ensured, left padding)."""
-    from transformers import AutoTokenizer
-
     from chat_format import ensure_chat_template
+    from transformers import AutoTokenizer
 
     tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(reference)))
     tokenizer.padding_side = "left"
@@ -167,8 +207,15 @@ def load_tokenizer(reference: str | Path):
 class Engine:
     """A started vLLM engine for one model, which generates for many prompt lists."""
 
-    def __init__(self, reference: str | Path, tokenizer, prompt_lengths: list[int], batch_size: int,
-                 max_new_tokens: int, dtype: str = "auto"):
+    def __init__(
+        self,
+        reference: str | Path,
+        tokenizer,
+        prompt_lengths: list[int],
+        batch_size: int,
+        max_new_tokens: int,
+        dtype: str = "auto",
+    ):
         import torch
 
         cuda = torch.cuda.is_available()
@@ -189,12 +236,14 @@ class Engine:
 
         max_new_tokens = max_new_tokens or self.max_new_tokens
         if max_new_tokens > self.max_new_tokens:
-            raise VllmGenerationError(f"max_new_tokens {max_new_tokens} is more than the engine was started "
-                                      f"for ({self.max_new_tokens})")
+            raise VllmGenerationError(
+                f"max_new_tokens {max_new_tokens} is more than the engine was started for ({self.max_new_tokens})"
+            )
         settings = SamplingParams(**sampling_arguments(max_new_tokens, self.stop_token_ids, self.model_settings))
         results = self.llm.generate([{"prompt_token_ids": ids} for ids in token_ids], settings, use_tqdm=False)
-        return [self.tokenizer.decode(list(result.outputs[0].token_ids), skip_special_tokens=True)
-                for result in results]
+        return [
+            self.tokenizer.decode(list(result.outputs[0].token_ids), skip_special_tokens=True) for result in results
+        ]
 
     def close(self) -> None:
         """Stop the engine and free its memory (the next model needs it)."""
@@ -218,8 +267,9 @@ def prompt_token_ids(tokenizer, prompts: list[str]) -> list[list[int]]:
     return [tokenizer(prompt, add_special_tokens=False)["input_ids"] for prompt in prompts]
 
 
-def generate(reference: str | Path, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int,
-             dtype: str = "auto") -> list[str]:
+def generate(
+    reference: str | Path, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int, dtype: str = "auto"
+) -> list[str]:
     """evaluate.generate's greedy continuations of ``prompts``, in the order given, made by vLLM."""
     token_ids = prompt_token_ids(tokenizer, prompts)
     engine = Engine(reference, tokenizer, [len(ids) for ids in token_ids], batch_size, max_new_tokens, dtype)
@@ -231,6 +281,7 @@ def generate(reference: str | Path, tokenizer, prompts: list[str], batch_size: i
 
 # --- in a worker process ----------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Request:
     model_dir: str
@@ -240,7 +291,7 @@ class Request:
     dtype: str = "auto"
 
     @classmethod
-    def from_json(cls, data: dict) -> "Request":
+    def from_json(cls, data: dict) -> Request:
         if not isinstance(data, dict):
             raise VllmGenerationError("the request must be a JSON object")
         missing = [name for name in ("model_dir", "prompts", "batch_size", "max_new_tokens") if name not in data]
@@ -258,8 +309,13 @@ class Request:
         return cls(str(data["model_dir"]), prompts, data["batch_size"], data["max_new_tokens"], dtype)
 
     def to_json(self) -> dict:
-        return {"model_dir": self.model_dir, "prompts": self.prompts, "batch_size": self.batch_size,
-                "max_new_tokens": self.max_new_tokens, "dtype": self.dtype}
+        return {
+            "model_dir": self.model_dir,
+            "prompts": self.prompts,
+            "batch_size": self.batch_size,
+            "max_new_tokens": self.max_new_tokens,
+            "dtype": self.dtype,
+        }
 
 
 def _say(message: dict) -> None:
@@ -283,10 +339,22 @@ def serve(request: Request, lines: Iterator[str]) -> None:
     started = time.perf_counter()
     tokenizer = load_tokenizer(request.model_dir)
     token_ids = prompt_token_ids(tokenizer, request.prompts)
-    engine = Engine(request.model_dir, tokenizer, [len(ids) for ids in token_ids], request.batch_size,
-                    request.max_new_tokens, request.dtype)
-    _say({"ready": True, "load_seconds": time.perf_counter() - started, "dtype": engine.dtype,
-          "versions": software_versions()})
+    engine = Engine(
+        request.model_dir,
+        tokenizer,
+        [len(ids) for ids in token_ids],
+        request.batch_size,
+        request.max_new_tokens,
+        request.dtype,
+    )
+    _say(
+        {
+            "ready": True,
+            "load_seconds": time.perf_counter() - started,
+            "dtype": engine.dtype,
+            "versions": software_versions(),
+        }
+    )
     try:
         for line in lines:
             if not line.strip():
@@ -317,6 +385,7 @@ def worker_main(argv: list[str] | None = None) -> int:
 
 # --- the client -------------------------------------------------------------------------------
 
+
 class VllmWorker:
     """This file run as a worker by another Python (the vLLM environment's), for one request.
 
@@ -324,9 +393,16 @@ class VllmWorker:
     how it went) and `generate()` can be called as often as needed.
     """
 
-    def __init__(self, python: str | Path, request: Request, environ: dict[str, str] | None = None,
-                 threads: int | None = None, timeout: float = 1800, log_file: str | Path | None = None,
-                 script: str | Path | None = None):
+    def __init__(
+        self,
+        python: str | Path,
+        request: Request,
+        environ: dict[str, str] | None = None,
+        threads: int | None = None,
+        timeout: float = 1800,
+        log_file: str | Path | None = None,
+        script: str | Path | None = None,
+    ):
         self.python, self.request, self.timeout = str(python), request, timeout
         self.script = str(script or Path(__file__).resolve())
         self.environ = cpu_environment(dict(os.environ if environ is None else environ), threads)
@@ -337,7 +413,7 @@ class VllmWorker:
         self._process: subprocess.Popen | None = None
         self._folder: tempfile.TemporaryDirectory | None = None
 
-    def __enter__(self) -> "VllmWorker":
+    def __enter__(self) -> VllmWorker:
         self._folder = tempfile.TemporaryDirectory(prefix="vllm-request-")
         request_file = Path(self._folder.name) / "request.json"
         request_file.write_text(json.dumps(self.request.to_json()), encoding="utf-8")
@@ -345,15 +421,25 @@ class VllmWorker:
         self.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(Path(self._folder.name) / "inductor-cache"))
         self._stderr = open(Path(self._folder.name) / "stderr.log", "w+", encoding="utf-8")
         self._stdout_log = open(Path(self._folder.name) / "stdout.log", "w+", encoding="utf-8")
-        self._process = subprocess.Popen([self.python, self.script, "--request", str(request_file)],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                         text=True, env=self.environ, cwd=self._folder.name)
+        self._process = subprocess.Popen(
+            [self.python, self.script, "--request", str(request_file)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=self.environ,
+            cwd=self._folder.name,
+        )
         try:
             ready = self._answer()
         except BaseException:
             self.__exit__(None, None, None)
             raise
-        self.load_seconds, self.versions, self.dtype = ready["load_seconds"], ready.get("versions", {}), ready.get("dtype")
+        self.load_seconds, self.versions, self.dtype = (
+            ready["load_seconds"],
+            ready.get("versions", {}),
+            ready.get("dtype"),
+        )
         return self
 
     def generate(self, max_new_tokens: int | None = None) -> tuple[list[str], float]:
@@ -367,8 +453,10 @@ class VllmWorker:
         answer = self._answer()
         outputs = answer.get("outputs")
         if not isinstance(outputs, list) or len(outputs) != len(self.request.prompts):
-            raise VllmGenerationError(f"the vLLM worker answered {len(outputs) if isinstance(outputs, list) else outputs!r}"
-                                      f" outputs for {len(self.request.prompts)} prompts")
+            raise VllmGenerationError(
+                f"the vLLM worker answered {len(outputs) if isinstance(outputs, list) else outputs!r}"
+                f" outputs for {len(self.request.prompts)} prompts"
+            )
         return outputs, float(answer["seconds"])
 
     def __exit__(self, *exc_info) -> None:
@@ -399,7 +487,7 @@ class VllmWorker:
         def read() -> None:
             for line in self._process.stdout:
                 if line.startswith(PROTOCOL_PREFIX):
-                    result["message"] = json.loads(line[len(PROTOCOL_PREFIX):])
+                    result["message"] = json.loads(line[len(PROTOCOL_PREFIX) :])
                     return
                 self._stdout_log.write(line)
                 self._stdout_log.flush()
@@ -419,8 +507,9 @@ class VllmWorker:
             with contextlib.suppress(subprocess.TimeoutExpired):  # its output is closed: it is ending
                 self._process.wait(timeout=EXIT_GRACE_SECONDS)
         if message is None and self._process.poll() is not None:
-            raise VllmGenerationError(f"the vLLM worker exited ({self._process.returncode}) without answering:\n"
-                                      f"{self._tail()}")
+            raise VllmGenerationError(
+                f"the vLLM worker exited ({self._process.returncode}) without answering:\n{self._tail()}"
+            )
         if message is None:
             self._process.kill()
             raise VllmGenerationError(f"the vLLM worker did not answer within {self.timeout:.0f} s:\n{self._tail()}")
@@ -441,9 +530,17 @@ class VllmWorker:
         return self._logged()[-characters:]
 
 
-def generate_in_worker(python: str | Path, model_dir: str | Path, prompts: list[str], batch_size: int,
-                       max_new_tokens: int, dtype: str = "auto", threads: int | None = None,
-                       environ: dict[str, str] | None = None, timeout: float = 1800) -> list[str]:
+def generate_in_worker(
+    python: str | Path,
+    model_dir: str | Path,
+    prompts: list[str],
+    batch_size: int,
+    max_new_tokens: int,
+    dtype: str = "auto",
+    threads: int | None = None,
+    environ: dict[str, str] | None = None,
+    timeout: float = 1800,
+) -> list[str]:
     """`generate`, run by the vLLM environment's `python` in a worker process (`environ`: its environment,
     by default this process's; local_mode.vllm_env.clean_environment() gives the right one on CPU)."""
     request = Request(str(model_dir), list(prompts), batch_size, max_new_tokens, dtype)

@@ -23,6 +23,7 @@ platform, next to this file in `wheelhouse/`:
     python training/wheelhouse.py build --cdk-json cdk.json --output build/job-wheels/wheelhouse
     python training/wheelhouse.py check build/job-wheels/wheelhouse
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,7 +43,10 @@ BUILD_COMMAND = "make wheelhouse"
 PROVIDED_BY_IMAGE = ("torch",)
 # The training image is Ubuntu 22.04 (glibc 2.35) on x86_64: every manylinux tag up to 2.35 runs there.
 PLATFORMS = tuple(f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)) + (
-    "manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64")
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+)
 # What a job's script imports beyond a serving image's own software (pure Python; taken from the
 # wheelhouse at the pins of requirements.txt when the image lacks them): evaluate.py's SQL parser.
 IMAGE_EXTRAS = {"evaluate.py": ("sqlglot",)}
@@ -79,11 +83,14 @@ def _canonical(name: str) -> str:
 
 # ---------------------------------------------------------------- in the job
 
+
 def read_manifest(wheelhouse: Path) -> dict:
     path = wheelhouse / MANIFEST
     if not path.is_file():
-        raise WheelhouseError(f"{path} not found: the training code was deployed without its wheelhouse; "
-                              f"run `{BUILD_COMMAND}` and deploy again")
+        raise WheelhouseError(
+            f"{path} not found: the training code was deployed without its wheelhouse; "
+            f"run `{BUILD_COMMAND}` and deploy again"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -101,31 +108,55 @@ def verify(wheelhouse: Path, manifest: dict) -> None:
             raise WheelhouseError(f"{wheelhouse / name}: SHA-256 {actual} does not match the manifest's {expected}")
 
 
-def install(requirements: list[str], wheelhouse: Path, pip: list[str] | None = None,
-            python_version: str | None = None, run=subprocess.run) -> None:
+def install(
+    requirements: list[str],
+    wheelhouse: Path,
+    pip: list[str] | None = None,
+    python_version: str | None = None,
+    run=subprocess.run,
+) -> None:
     """Install `requirements` (name==version) from the wheelhouse alone, after checking it."""
     if not requirements:
         return
     manifest = read_manifest(wheelhouse)
     python_version = python_version or f"{sys.version_info.major}.{sys.version_info.minor}"
     if manifest.get("python") != python_version:
-        raise WheelhouseError(f"the wheelhouse was built for Python {manifest.get('python')}, the image runs "
-                              f"Python {python_version}: set the image's py_version in cdk.json, run "
-                              f"`{BUILD_COMMAND}` and deploy again")
+        raise WheelhouseError(
+            f"the wheelhouse was built for Python {manifest.get('python')}, the image runs "
+            f"Python {python_version}: set the image's py_version in cdk.json, run "
+            f"`{BUILD_COMMAND}` and deploy again"
+        )
     carried = set(manifest.get("requirements") or [])
     absent = [requirement for requirement in requirements if requirement not in carried]
     if absent:
-        raise WheelhouseError(f"the wheelhouse does not carry {', '.join(absent)} (it was built for another "
-                              f"requirements.txt): run `{BUILD_COMMAND}` and deploy again")
+        raise WheelhouseError(
+            f"the wheelhouse does not carry {', '.join(absent)} (it was built for another "
+            f"requirements.txt): run `{BUILD_COMMAND}` and deploy again"
+        )
     verify(wheelhouse, manifest)
     pip = pip or [sys.executable, "-m", "pip"]
     print(f"launch: installing from the wheelhouse: {' '.join(requirements)}", flush=True)
-    run([*pip, "--isolated", "install", "--no-index", "--find-links", str(wheelhouse), "--only-binary=:all:",
-         "--no-cache-dir", "--disable-pip-version-check", "--quiet", *requirements], check=True)
+    run(
+        [
+            *pip,
+            "--isolated",
+            "install",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            "--only-binary=:all:",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--quiet",
+            *requirements,
+        ],
+        check=True,
+    )
 
 
-def install_pure(requirements: list[str], wheelhouse: Path, target: Path, pip: list[str] | None = None,
-                 run=subprocess.run) -> None:
+def install_pure(
+    requirements: list[str], wheelhouse: Path, target: Path, pip: list[str] | None = None, run=subprocess.run
+) -> None:
     """Install pure-Python `requirements` (name==version) into `target`, without their dependencies.
 
     For a job in a serving image: the image keeps its own software (its Python may differ from the
@@ -141,15 +172,35 @@ def install_pure(requirements: list[str], wheelhouse: Path, target: Path, pip: l
         prefix = f"{_canonical(name).replace('-', '_')}-{version}-"
         wheels = [wheel for wheel in manifest.get("wheels") or {} if wheel.lower().startswith(prefix.lower())]
         if not wheels:
-            raise WheelhouseError(f"the wheelhouse does not carry {requirement}: run `{BUILD_COMMAND}` and deploy again")
+            raise WheelhouseError(
+                f"the wheelhouse does not carry {requirement}: run `{BUILD_COMMAND}` and deploy again"
+            )
         if not any(_is_pure(wheel) for wheel in wheels):
-            raise WheelhouseError(f"{requirement}: the wheelhouse holds only {', '.join(wheels)}, built for one "
-                                  "Python; a serving image can only be given pure-Python wheels")
+            raise WheelhouseError(
+                f"{requirement}: the wheelhouse holds only {', '.join(wheels)}, built for one "
+                "Python; a serving image can only be given pure-Python wheels"
+            )
     pip = pip or [sys.executable, "-m", "pip"]
     print(f"launch: adding to the image's software, from the wheelhouse: {' '.join(requirements)}", flush=True)
-    run([*pip, "--isolated", "install", "--no-index", "--find-links", str(wheelhouse), "--only-binary=:all:",
-         "--no-deps", "--no-cache-dir", "--disable-pip-version-check", "--quiet", "--target", str(target),
-         *requirements], check=True)
+    run(
+        [
+            *pip,
+            "--isolated",
+            "install",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            "--only-binary=:all:",
+            "--no-deps",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--target",
+            str(target),
+            *requirements,
+        ],
+        check=True,
+    )
 
 
 def _is_pure(wheel: str) -> bool:
@@ -160,12 +211,22 @@ def _is_pure(wheel: str) -> bool:
 
 # ---------------------------------------------------------------- at set-up
 
+
 def _marker_environment(python_version: str) -> dict[str, str]:
-    return {"python_version": python_version, "python_full_version": f"{python_version}.0",
-            "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64",
-            "os_name": "posix", "implementation_name": "cpython", "platform_python_implementation": "CPython",
-            "platform_release": "", "platform_version": "", "implementation_version": f"{python_version}.0",
-            "extra": ""}
+    return {
+        "python_version": python_version,
+        "python_full_version": f"{python_version}.0",
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "platform_machine": "x86_64",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_version": "",
+        "implementation_version": f"{python_version}.0",
+        "extra": "",
+    }
 
 
 def closure(pins: list[tuple[str, str]], python_version: str) -> list[str]:
@@ -185,8 +246,10 @@ def closure(pins: list[tuple[str, str]], python_version: str) -> list[str]:
     for name, version in pins:
         installed = _installed_version(metadata, name)
         if installed != version:
-            raise WheelhouseError(f"requirements.txt pins {name}=={version}, this environment has "
-                                  f"{installed or 'nothing'}: run `make setup` first")
+            raise WheelhouseError(
+                f"requirements.txt pins {name}=={version}, this environment has "
+                f"{installed or 'nothing'}: run `make setup` first"
+            )
         pending.append((name, None))
     while pending:
         name, requirement = pending.pop()
@@ -223,8 +286,10 @@ def _target_options(python_version: str) -> list[str]:
 def _stub_wheel(folder: Path, name: str, version: str) -> None:
     """A metadata-only wheel standing for a package the image provides, for the offline resolution."""
     info = f"{name}-{version}.dist-info"
-    files = {f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: wheelhouse\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files = {
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: wheelhouse\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
     files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
     with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as archive:
         for path, text in files.items():
@@ -246,20 +311,39 @@ def check(wheelhouse: Path, pip: list[str] | None = None) -> list[str]:
             _stub_wheel(scratch / "image", name, version)
         report = scratch / "report.json"
         result = subprocess.run(
-            [*pip, "--isolated", "install", "--dry-run", "--ignore-installed", "--no-index",
-             "--find-links", str(wheelhouse), "--find-links", str(scratch / "image"),
-             *_target_options(manifest["python"]), "--target", str(scratch / "target"),
-             "--report", str(report), *manifest["requirements"]],
-            capture_output=True, text=True)
+            [
+                *pip,
+                "--isolated",
+                "install",
+                "--dry-run",
+                "--ignore-installed",
+                "--no-index",
+                "--find-links",
+                str(wheelhouse),
+                "--find-links",
+                str(scratch / "image"),
+                *_target_options(manifest["python"]),
+                "--target",
+                str(scratch / "target"),
+                "--report",
+                str(report),
+                *manifest["requirements"],
+            ],
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
-            raise WheelhouseError(f"{wheelhouse} does not install offline for Python {manifest['python']}:\n"
-                                  f"{result.stderr.strip()[-2000:]}")
+            raise WheelhouseError(
+                f"{wheelhouse} does not install offline for Python {manifest['python']}:\n"
+                f"{result.stderr.strip()[-2000:]}"
+            )
         installs = json.loads(report.read_text())["install"]
     return sorted(f"{item['metadata']['name']}=={item['metadata']['version']}" for item in installs)
 
 
-def build(output: Path, requirements: Path, python_version: str, torch_version: str,
-          pip: list[str] | None = None) -> dict:
+def build(
+    output: Path, requirements: Path, python_version: str, torch_version: str, pip: list[str] | None = None
+) -> dict:
     """Download the wheels into `output`, write the manifest, and check the result."""
     pip = pip or [sys.executable, "-m", "pip"]
     pins = read_pins(requirements)
@@ -267,8 +351,20 @@ def build(output: Path, requirements: Path, python_version: str, torch_version: 
     output.mkdir(parents=True, exist_ok=True)
     (output / MANIFEST).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="wheelhouse-") as download:
-        subprocess.run([*pip, "download", "--no-deps", "--quiet", "--disable-pip-version-check",
-                        *_target_options(python_version), "--dest", download, *wanted], check=True)
+        subprocess.run(
+            [
+                *pip,
+                "download",
+                "--no-deps",
+                "--quiet",
+                "--disable-pip-version-check",
+                *_target_options(python_version),
+                "--dest",
+                download,
+                *wanted,
+            ],
+            check=True,
+        )
         for old in output.iterdir():
             old.unlink()
         for wheel in sorted(Path(download).glob("*.whl")):
@@ -278,7 +374,7 @@ def build(output: Path, requirements: Path, python_version: str, torch_version: 
         "platforms": list(PLATFORMS),
         "requirements_sha256": sha256_of(requirements),
         "requirements": [f"{name}=={version}" for name, version in pins],
-        "provided_by_image": {name: torch_version for name in PROVIDED_BY_IMAGE},
+        "provided_by_image": dict.fromkeys(PROVIDED_BY_IMAGE, torch_version),
         "wheels": {wheel.name: sha256_of(wheel) for wheel in sorted(output.glob("*.whl"))},
     }
     (output / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
@@ -289,7 +385,7 @@ def build(output: Path, requirements: Path, python_version: str, torch_version: 
 def image_versions(cdk_json: Path) -> tuple[str, str]:
     """(Python version, torch version) of the training image named in cdk.json's context."""
     context = json.loads(cdk_json.read_text(encoding="utf-8"))["context"]
-    py_version = context["fine-tune:training_py_version"]              # "py312"
+    py_version = context["fine-tune:training_py_version"]  # "py312"
     match = re.fullmatch(r"py(\d)(\d+)", py_version)
     if not match:
         raise WheelhouseError(f"{cdk_json}: fine-tune:training_py_version {py_version!r} is not like py312")
@@ -302,8 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     build_parser = commands.add_parser("build", help="download the wheels, write the manifest, check")
     build_parser.add_argument("--output", type=Path, required=True)
     build_parser.add_argument("--requirements", type=Path, default=HERE / "requirements.txt")
-    build_parser.add_argument("--cdk-json", type=Path, default=HERE.parent / "cdk.json",
-                              help="the training image's Python and torch versions come from its context")
+    build_parser.add_argument(
+        "--cdk-json",
+        type=Path,
+        default=HERE.parent / "cdk.json",
+        help="the training image's Python and torch versions come from its context",
+    )
     check_parser = commands.add_parser("check", help="resolve the pins offline from a built wheelhouse")
     check_parser.add_argument("wheelhouse", type=Path)
     args = parser.parse_args(argv)
@@ -312,8 +412,10 @@ def main(argv: list[str] | None = None) -> int:
             python_version, torch_version = image_versions(args.cdk_json)
             manifest = build(args.output, args.requirements, python_version, torch_version)
             size = sum((args.output / name).stat().st_size for name in manifest["wheels"])
-            print(f"wheelhouse: {len(manifest['wheels'])} wheels, {size / 1e6:.0f} MB, for Python "
-                  f"{python_version} with torch {torch_version} from the image, in {args.output}")
+            print(
+                f"wheelhouse: {len(manifest['wheels'])} wheels, {size / 1e6:.0f} MB, for Python "
+                f"{python_version} with torch {torch_version} from the image, in {args.output}"
+            )
         else:
             print("\n".join(check(args.wheelhouse)))
     except WheelhouseError as error:

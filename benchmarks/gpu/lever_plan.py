@@ -3,12 +3,20 @@
 Kept apart from the script (which needs torch and sets up import paths) so that the report that
 renders docs/benchmarks.md can list the plan, measured or not, without importing either.
 """
+
 from __future__ import annotations
 
 RESULT_NAME = "gpu_throughput"
-TRL_DEFAULTS = {"batching": "padding", "gradient_checkpointing": "full", "attn_implementation": "sdpa",
-                "use_liger_kernel": "false", "tokens_per_micro_batch": "none", "torch_compile": "false",
-                "optim": "adamw_torch_fused", "lora_dtype": "auto"}
+TRL_DEFAULTS = {
+    "batching": "padding",
+    "gradient_checkpointing": "full",
+    "attn_implementation": "sdpa",
+    "use_liger_kernel": "false",
+    "tokens_per_micro_batch": "none",
+    "torch_compile": "false",
+    "optim": "adamw_torch_fused",
+    "lora_dtype": "auto",
+}
 BEFORE_LEVERS = {**TRL_DEFAULTS, "batching": "padding_free"}
 # name -> (what it is, train.py hyperparameters on top of BEFORE_LEVERS); `auto` is every lever on auto.
 # "2x" stands for twice max_length; "flip" for the adapter dtype auto does not pick.
@@ -27,5 +35,7 @@ LEVERS: dict[str, tuple[str, dict[str, str]]] = {
 }
 PRECISIONS = ("qlora", "bf16")
 GOALS = {"mfu": {"bf16": 0.40, "qlora": 0.30}, "ratio_to_trl_defaults": 2.5, "evaluation_ratio": 10.0}
-GOAL_TEXT = ("auto: bf16 LoRA >= 40% MFU, QLoRA >= 30% MFU, >= 2.5x trl defaults' real tokens/s, peak memory no "
-             "higher than train.py before the levers; evaluation batched >= 10x one prompt at a time")
+GOAL_TEXT = (
+    "auto: bf16 LoRA >= 40% MFU, QLoRA >= 30% MFU, >= 2.5x trl defaults' real tokens/s, peak memory no "
+    "higher than train.py before the levers; evaluation batched >= 10x one prompt at a time"
+)

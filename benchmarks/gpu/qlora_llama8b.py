@@ -21,6 +21,7 @@ Run from the repository root:
 `--smoke` runs the same code path on CPU with a tiny Llama in seconds (for tests). The script
 stops measuring at `--budget-seconds` (default 420), writes what it has and exits 0.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,8 @@ import sys
 import tempfile
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.strategies import DEFAULTS, auto_choice, single_strategies, strategy  # noqa: E402
 from benchmarks.measure import (  # noqa: E402
     CountingCollator,
     VariantResult,
@@ -57,6 +57,7 @@ from benchmarks.measure import (  # noqa: E402
     step_records,
 )
 from benchmarks.sampling import sample_batches  # noqa: E402
+from benchmarks.strategies import DEFAULTS, auto_choice, single_strategies, strategy  # noqa: E402
 
 RESULT_FILE = "gpu_qlora_llama8b.json"
 
@@ -75,8 +76,15 @@ class ModelSpec:
     max_position_embeddings: int = 8192
 
 
-SMOKE_MODEL = ModelSpec(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                        num_key_value_heads=2, vocab_size=1024, max_position_embeddings=512)
+SMOKE_MODEL = ModelSpec(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=1024,
+    max_position_embeddings=512,
+)
 
 
 @dataclass(frozen=True)
@@ -104,26 +112,52 @@ class BenchSettings:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=os.environ.get("OUT") or str(REPO_ROOT / "benchmarks" / "results"),
-                        help="folder for the results JSON (default: $OUT if set, else benchmarks/results/)")
-    parser.add_argument("--budget-seconds", type=float, default=420.0,
-                        help="stop measuring after this many seconds from the start, write results, exit 0")
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny Llama on CPU, a few steps: checks the code path in seconds")
+    parser.add_argument(
+        "--out",
+        default=os.environ.get("OUT") or str(REPO_ROOT / "benchmarks" / "results"),
+        help="folder for the results JSON (default: $OUT if set, else benchmarks/results/)",
+    )
+    parser.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=420.0,
+        help="stop measuring after this many seconds from the start, write results, exit 0",
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny Llama on CPU, a few steps: checks the code path in seconds"
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="rows (or packed sequences) per step")
     parser.add_argument("--seq-len", type=int, default=None, help="maximum sequence length (default 2048)")
-    parser.add_argument("--warmup-steps", type=int, default=None,
-                        help="optimizer steps run before measuring (default 0: a warm-up pass runs instead)")
-    parser.add_argument("--measured-steps", type=int, default=None,
-                        help="measured optimizer steps; the data set holds one epoch of them (default 16)")
-    parser.add_argument("--precisions", default="qlora,bf16",
-                        help="comma-separated, measured in this order: qlora (4-bit NF4 base), bf16 (bf16 base)")
-    parser.add_argument("--packing-micro-batch", type=int, default=0,
-                        help="also measure packing with micro-batches of this many packed rows, accumulated "
-                             "to the same batch (0: don't)")
-    parser.add_argument("--strategies", default="padding,auto,padding_free,group_by_length",
-                        help="comma-separated batching strategies (train.py's names; auto = train.py's CUDA "
-                             "choice); padding (trl's defaults) is always measured")
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=None,
+        help="optimizer steps run before measuring (default 0: a warm-up pass runs instead)",
+    )
+    parser.add_argument(
+        "--measured-steps",
+        type=int,
+        default=None,
+        help="measured optimizer steps; the data set holds one epoch of them (default 16)",
+    )
+    parser.add_argument(
+        "--precisions",
+        default="qlora,bf16",
+        help="comma-separated, measured in this order: qlora (4-bit NF4 base), bf16 (bf16 base)",
+    )
+    parser.add_argument(
+        "--packing-micro-batch",
+        type=int,
+        default=0,
+        help="also measure packing with micro-batches of this many packed rows, accumulated "
+        "to the same batch (0: don't)",
+    )
+    parser.add_argument(
+        "--strategies",
+        default="padding,auto,padding_free,group_by_length",
+        help="comma-separated batching strategies (train.py's names; auto = train.py's CUDA "
+        "choice); padding (trl's defaults) is always measured",
+    )
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     for name in ("batch_size", "seq_len", "warmup_steps", "measured_steps", "packing_micro_batch"):
@@ -158,15 +192,39 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     batch_size = args.batch_size or (4 if smoke else 8)
     measured_steps = args.measured_steps or (2 if smoke else 16)
     common = dict(
-        batch_size=batch_size, measured_steps=measured_steps, rows=96 if smoke else 2048,
-        warmup_steps=args.warmup_steps or 0, budget_seconds=args.budget_seconds, precisions=args.precisions,
-        strategies=args.strategies, packing_micro_batch=args.packing_micro_batch, seed=args.seed,
+        batch_size=batch_size,
+        measured_steps=measured_steps,
+        rows=96 if smoke else 2048,
+        warmup_steps=args.warmup_steps or 0,
+        budget_seconds=args.budget_seconds,
+        precisions=args.precisions,
+        strategies=args.strategies,
+        packing_micro_batch=args.packing_micro_batch,
+        seed=args.seed,
     )
     if smoke:
-        return BenchSettings(model=SMOKE_MODEL, seq_len=args.seq_len or 256, lora_r=8, lora_alpha=16, device="cpu",
-                             length_median=48, length_sigma=0.8, min_length=8, **common)
-    return BenchSettings(model=ModelSpec(), seq_len=args.seq_len or 2048, lora_r=16, lora_alpha=16, device="cuda",
-                         length_median=450, length_sigma=0.8, min_length=32, **common)
+        return BenchSettings(
+            model=SMOKE_MODEL,
+            seq_len=args.seq_len or 256,
+            lora_r=8,
+            lora_alpha=16,
+            device="cpu",
+            length_median=48,
+            length_sigma=0.8,
+            min_length=8,
+            **common,
+        )
+    return BenchSettings(
+        model=ModelSpec(),
+        seq_len=args.seq_len or 2048,
+        lora_r=16,
+        lora_alpha=16,
+        device="cuda",
+        length_median=450,
+        length_sigma=0.8,
+        min_length=32,
+        **common,
+    )
 
 
 def command_line(argv: list[str]) -> str:
@@ -197,8 +255,7 @@ def log(message: str) -> None:
 def synthetic_lengths(count: int, median: int, sigma: float, minimum: int, maximum: int, seed: int) -> list[int]:
     """Row lengths from a log-normal distribution (long right tail, like chat SFT data), clipped."""
     rng = random.Random(seed)
-    return [max(minimum, min(maximum, int(round(rng.lognormvariate(math.log(median), sigma)))))
-            for _ in range(count)]
+    return [max(minimum, min(maximum, int(round(rng.lognormvariate(math.log(median), sigma))))) for _ in range(count)]
 
 
 def synthetic_dataset(settings: BenchSettings):
@@ -206,8 +263,14 @@ def synthetic_dataset(settings: BenchSettings):
     import torch
     from datasets import Dataset
 
-    lengths = synthetic_lengths(settings.rows, settings.length_median, settings.length_sigma,
-                                settings.min_length, settings.seq_len, settings.seed)
+    lengths = synthetic_lengths(
+        settings.rows,
+        settings.length_median,
+        settings.length_sigma,
+        settings.min_length,
+        settings.seq_len,
+        settings.seed,
+    )
     generator = torch.Generator().manual_seed(settings.seed)
     rows = []
     for length in lengths:
@@ -236,11 +299,19 @@ def build_model(spec: ModelSpec, device: str, attn_implementation: str, dtype):
     from transformers import AutoModelForCausalLM, LlamaConfig
 
     config = LlamaConfig(
-        hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_attention_heads,
-        num_key_value_heads=spec.num_key_value_heads, vocab_size=spec.vocab_size,
-        rope_theta=spec.rope_theta, max_position_embeddings=spec.max_position_embeddings,
-        tie_word_embeddings=False, rms_norm_eps=1e-5, pad_token_id=0, eos_token_id=1, bos_token_id=None,
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        vocab_size=spec.vocab_size,
+        rope_theta=spec.rope_theta,
+        max_position_embeddings=spec.max_position_embeddings,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-5,
+        pad_token_id=0,
+        eos_token_id=1,
+        bos_token_id=None,
     )
     torch.manual_seed(0)
     with torch.device(device):
@@ -268,11 +339,19 @@ def quantize_linear_layers_4bit(model, compute_dtype) -> int:
                     continue
                 device = child.weight.device
                 quantized = bnb.nn.Linear4bit(
-                    child.in_features, child.out_features, bias=child.bias is not None,
-                    compute_dtype=compute_dtype, compress_statistics=True, quant_type="nf4", device="meta",
+                    child.in_features,
+                    child.out_features,
+                    bias=child.bias is not None,
+                    compute_dtype=compute_dtype,
+                    compress_statistics=True,
+                    quant_type="nf4",
+                    device="meta",
                 )
                 quantized.weight = bnb.nn.Params4bit(
-                    child.weight.data, requires_grad=False, compress_statistics=True, quant_type="nf4",
+                    child.weight.data,
+                    requires_grad=False,
+                    compress_statistics=True,
+                    quant_type="nf4",
                     module=quantized,
                 )
                 quantized.weight._quantize(device)
@@ -306,10 +385,17 @@ def measure_matmul_peak(device: str, size: int, repeats: int = 10, warmup: int =
         started = time.perf_counter()
         torch.matmul(a, b)
         sync()
-        rates.append(2 * size ** 3 / (time.perf_counter() - started))
+        rates.append(2 * size**3 / (time.perf_counter() - started))
     del a, b
-    return {"size": size, "dtype": str(dtype).replace("torch.", ""), "repeats": repeats, "warmup": warmup,
-            "median_flops": statistics.median(rates), "min_flops": min(rates), "max_flops": max(rates)}
+    return {
+        "size": size,
+        "dtype": str(dtype).replace("torch.", ""),
+        "repeats": repeats,
+        "warmup": warmup,
+        "median_flops": statistics.median(rates),
+        "min_flops": min(rates),
+        "max_flops": max(rates),
+    }
 
 
 def planned_strategies(requested: tuple[str, ...], choice: str) -> list[tuple[str, str]]:
@@ -342,8 +428,17 @@ class Variant:
         return f"{self.precision}/{self.strategy}{split}"
 
 
-def run_variant(model, variant: Variant, settings: BenchSettings, dataset, lengths: list[int], tokenizer,
-                attn_implementation: str, deadline: float, peak_flops: float | None) -> tuple[Any, dict[str, Any]]:
+def run_variant(
+    model,
+    variant: Variant,
+    settings: BenchSettings,
+    dataset,
+    lengths: list[int],
+    tokenizer,
+    attn_implementation: str,
+    deadline: float,
+    peak_flops: float | None,
+) -> tuple[Any, dict[str, Any]]:
     """Fine-tune `model` with LoRA under one strategy for warm-up + measured steps; return the base model
     (adapters removed, ready for the next variant) and the variant's summary."""
     import torch
@@ -353,43 +448,80 @@ def run_variant(model, variant: Variant, settings: BenchSettings, dataset, lengt
     on_gpu = settings.device == "cuda"
     strategy_kwargs = strategy(variant.strategy, settings.seq_len, settings.device).sft_config_kwargs
     micro_batch = variant.micro_batch or settings.batch_size
-    result = VariantResult(name=variant.name, settings={
-        "precision": variant.precision, "strategy": variant.strategy, "role": variant.role,
-        "sft_config": strategy_kwargs, "per_device_train_batch_size": micro_batch,
-        "gradient_accumulation_steps": variant.accumulation, "max_length": settings.seq_len,
-        "lora_r": settings.lora_r, "lora_alpha": settings.lora_alpha, "gradient_checkpointing": True,
-        "attn_implementation": attn_implementation,
-    })
+    result = VariantResult(
+        name=variant.name,
+        settings={
+            "precision": variant.precision,
+            "strategy": variant.strategy,
+            "role": variant.role,
+            "sft_config": strategy_kwargs,
+            "per_device_train_batch_size": micro_batch,
+            "gradient_accumulation_steps": variant.accumulation,
+            "max_length": settings.seq_len,
+            "lora_r": settings.lora_r,
+            "lora_alpha": settings.lora_alpha,
+            "gradient_checkpointing": True,
+            "attn_implementation": attn_implementation,
+        },
+    )
     shape = model_shape(model)
     if on_gpu:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     total_steps = settings.warmup_steps + settings.measured_steps
-    timer = make_step_timer(synchronize=torch.cuda.synchronize if on_gpu else None, deadline=deadline,
-                            max_steps=total_steps)
-    peft_config = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=0.05,
-                             target_modules="all-linear", task_type="CAUSAL_LM")
+    timer = make_step_timer(
+        synchronize=torch.cuda.synchronize if on_gpu else None, deadline=deadline, max_steps=total_steps
+    )
+    peft_config = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=0.05,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
     with tempfile.TemporaryDirectory(prefix="gpu-bench-") as output_dir:
         config_kwargs = dict(strategy_kwargs)
         max_length = config_kwargs.pop("max_length", settings.seq_len)
         train_rows = dataset
         if not config_kwargs.get("packing"):
             # The sampled batches, in the order the strategy's sampler drew them.
-            batches = sample_batches(lengths, micro_batch * variant.accumulation,
-                                     config_kwargs.get("train_sampling_strategy") == "group_by_length",
-                                     total_steps, settings.seed)
+            batches = sample_batches(
+                lengths,
+                micro_batch * variant.accumulation,
+                config_kwargs.get("train_sampling_strategy") == "group_by_length",
+                total_steps,
+                settings.seed,
+            )
             train_rows = dataset.select([index for batch in batches for index in batch])
             config_kwargs["train_sampling_strategy"] = "sequential"
         args = SFTConfig(
-            output_dir=output_dir, max_steps=total_steps, learning_rate=2e-4, lr_scheduler_type="constant",
-            per_device_train_batch_size=micro_batch, gradient_accumulation_steps=variant.accumulation,
-            gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False},
-            bf16=on_gpu, use_cpu=not on_gpu, max_length=max_length, logging_steps=10_000, save_strategy="no",
-            report_to="none", seed=settings.seed, dataloader_num_workers=0, disable_tqdm=True,
+            output_dir=output_dir,
+            max_steps=total_steps,
+            learning_rate=2e-4,
+            lr_scheduler_type="constant",
+            per_device_train_batch_size=micro_batch,
+            gradient_accumulation_steps=variant.accumulation,
+            gradient_checkpointing=True,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+            bf16=on_gpu,
+            use_cpu=not on_gpu,
+            max_length=max_length,
+            logging_steps=10_000,
+            save_strategy="no",
+            report_to="none",
+            seed=settings.seed,
+            dataloader_num_workers=0,
+            disable_tqdm=True,
             **config_kwargs,
         )
-        trainer = SFTTrainer(model=model, args=args, train_dataset=train_rows, processing_class=tokenizer,
-                             peft_config=peft_config, callbacks=[timer])
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_rows,
+            processing_class=tokenizer,
+            peft_config=peft_config,
+            callbacks=[timer],
+        )
         counter = CountingCollator(trainer.data_collator)
         trainer.data_collator = counter
         try:
@@ -399,10 +531,9 @@ def run_variant(model, variant: Variant, settings: BenchSettings, dataset, lengt
         if result.error is None:
             # Records pair steps with batches by index, so warm-up steps are dropped after pairing.
             records = step_records(timer.durations, counter, args.gradient_accumulation_steps)
-            result.steps = records[settings.warmup_steps:]
+            result.steps = records[settings.warmup_steps :]
             if not result.steps:
-                result.error = (f"no measured step: the time budget ran out after {len(records)} "
-                                f"warm-up step(s)")
+                result.error = f"no measured step: the time budget ran out after {len(records)} warm-up step(s)"
         if on_gpu:
             result.peak_memory_bytes = int(torch.cuda.max_memory_allocated())
         else:
@@ -433,18 +564,37 @@ def environment(device: str) -> dict[str, Any]:
     import torch
 
     versions = {}
-    for package in ("torch", "transformers", "trl", "peft", "bitsandbytes", "datasets", "accelerate", "flash-attn",
-                    "kernels"):
+    for package in (
+        "torch",
+        "transformers",
+        "trl",
+        "peft",
+        "bitsandbytes",
+        "datasets",
+        "accelerate",
+        "flash-attn",
+        "kernels",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
             versions[package] = None
-    info: dict[str, Any] = {"python": platform.python_version(), "versions": versions,
-                            "hostname_cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
+    info: dict[str, Any] = {
+        "python": platform.python_version(),
+        "versions": versions,
+        "hostname_cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
     if device == "cuda":
         properties = torch.cuda.get_device_properties(0)
-        info.update({"gpu": torch.cuda.get_device_name(0), "gpu_memory_bytes": int(properties.total_memory),
-                     "cuda": torch.version.cuda, "multiprocessors": properties.multi_processor_count})
+        info.update(
+            {
+                "gpu": torch.cuda.get_device_name(0),
+                "gpu_memory_bytes": int(properties.total_memory),
+                "cuda": torch.version.cuda,
+                "multiprocessors": properties.multi_processor_count,
+            }
+        )
     return info
 
 
@@ -473,8 +623,11 @@ def write_results(out_dir: Path, payload: dict[str, Any]) -> Path:
 
 def add_ratios(variants: list[dict[str, Any]]) -> None:
     """Each variant's real-token throughput relative to trl's defaults at the same precision."""
-    baseline = {v["settings"]["precision"]: v for v in variants
-                if v["settings"]["role"] == "trl_defaults" and v.get("real_tokens_per_second")}
+    baseline = {
+        v["settings"]["precision"]: v
+        for v in variants
+        if v["settings"]["role"] == "trl_defaults" and v.get("real_tokens_per_second")
+    }
     for variant in variants:
         base = baseline.get(variant["settings"]["precision"])
         if base and variant.get("real_tokens_per_second"):
@@ -489,10 +642,12 @@ def format_table(variants: list[dict[str, Any]]) -> str:
             lines.append(f"{v['name']:<34} {'-':>5}  {v.get('error') or 'not measured'}")
             continue
         mfu = f"{100 * v['mfu']:.1f}%" if v.get("mfu") is not None else "-"
-        peak = f"{v['peak_memory_bytes'] / 2 ** 30:.1f}" if v.get("peak_memory_bytes") else "-"
+        peak = f"{v['peak_memory_bytes'] / 2**30:.1f}" if v.get("peak_memory_bytes") else "-"
         ratio = f"{v['ratio_to_trl_defaults']:.2f}x" if v.get("ratio_to_trl_defaults") else "-"
-        lines.append(f"{v['name']:<34} {v['measured_steps']:>5} {v['real_tokens_per_second']:>11.0f} "
-                     f"{100 * v['padding_share']:>7.1f}% {mfu:>6} {peak:>9} {ratio:>6}")
+        lines.append(
+            f"{v['name']:<34} {v['measured_steps']:>5} {v['real_tokens_per_second']:>11.0f} "
+            f"{100 * v['padding_share']:>7.1f}% {mfu:>6} {peak:>9} {ratio:>6}"
+        )
     return "\n".join(lines)
 
 
@@ -508,13 +663,17 @@ def planned_variants(settings: BenchSettings, choice: str) -> list[Variant]:
             variants.append(Variant(precision, name, role))
             micro = settings.packing_micro_batch
             if name == "packing" and micro and micro < settings.batch_size:
-                variants.append(Variant(precision, name, "alternative", micro_batch=micro,
-                                        accumulation=settings.batch_size // micro))
+                variants.append(
+                    Variant(
+                        precision, name, "alternative", micro_batch=micro, accumulation=settings.batch_size // micro
+                    )
+                )
     return variants
 
 
-def prepare_model(precision: str, settings: BenchSettings, attn_implementation: str, compute_dtype,
-                  timings: dict[str, Any]):
+def prepare_model(
+    precision: str, settings: BenchSettings, attn_implementation: str, compute_dtype, timings: dict[str, Any]
+):
     """A fresh model for `precision` (bf16 weights, or those weights quantized to NF4), warmed up."""
     import torch
 
@@ -586,25 +745,31 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "gpu_qlora_llama8b",
         "what": "LoRA fine-tuning throughput, trl defaults (padding) vs train.py's GPU batching choice",
         "command": command_line(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "smoke": bool(args.smoke),
         "settings": {**asdict(settings), "model": asdict(settings.model)},
         "environment": environment(settings.device),
         "attn_implementation": attn_implementation,
-        "qlora_base": ("NF4 with double quantization, bf16 compute, output head unquantized; then "
-                       "peft.prepare_model_for_kbit_training (fp32 norms, embeddings, head), as train.py does"),
+        "qlora_base": (
+            "NF4 with double quantization, bf16 compute, output head unquantized; then "
+            "peft.prepare_model_for_kbit_training (fp32 norms, embeddings, head), as train.py does"
+        ),
         "train_py_choice": choice,
         "sampling": "epoch_sample",
-        "flops_count": ("model FLOPs = 4*N per real token (forward 2N + backward activation gradients 2N; frozen "
-                        "base, no weight gradients) + causal attention 6*L^2*d per layer per document; N = "
-                        "weights of all linear layers and the output head (input embedding excluded, LoRA "
-                        "adapters excluded); gradient-checkpointing recompute is counted only in 'hfu'"),
+        "flops_count": (
+            "model FLOPs = 4*N per real token (forward 2N + backward activation gradients 2N; frozen "
+            "base, no weight gradients) + causal attention 6*L^2*d per layer per document; N = "
+            "weights of all linear layers and the output head (input embedding excluded, LoRA "
+            "adapters excluded); gradient-checkpointing recompute is counted only in 'hfu'"
+        ),
         "timings": {},
         "variants": [],
         "complete": False,
     }
-    log(f"device={settings.device} attn={attn_implementation} train.py's CUDA choice (batching=auto)={choice} "
-        f"budget={settings.budget_seconds:.0f}s")
+    log(
+        f"device={settings.device} attn={attn_implementation} train.py's CUDA choice (batching=auto)={choice} "
+        f"budget={settings.budget_seconds:.0f}s"
+    )
 
     matmul_size = 8192 if settings.device == "cuda" else 512
     payload["matmul_peak"] = measure_matmul_peak(settings.device, matmul_size)
@@ -612,10 +777,14 @@ def main(argv: list[str] | None = None) -> int:
     log(f"matmul peak ({matmul_size}^3 {payload['matmul_peak']['dtype']}): {peak_flops / 1e12:.1f} TFLOP/s")
 
     dataset, lengths = synthetic_dataset(settings)
-    payload["data"] = {"rows": len(lengths), "mean_length": statistics.mean(lengths),
-                       "median_length": statistics.median(lengths), "max_length": max(lengths),
-                       "distribution": f"log-normal, median {settings.length_median}, sigma "
-                                       f"{settings.length_sigma}, clipped to [{settings.min_length}, {settings.seq_len}]"}
+    payload["data"] = {
+        "rows": len(lengths),
+        "mean_length": statistics.mean(lengths),
+        "median_length": statistics.median(lengths),
+        "max_length": max(lengths),
+        "distribution": f"log-normal, median {settings.length_median}, sigma "
+        f"{settings.length_sigma}, clipped to [{settings.min_length}, {settings.seq_len}]",
+    }
     tokenizer = placeholder_tokenizer()
 
     variants = planned_variants(settings, choice)
@@ -626,26 +795,39 @@ def main(argv: list[str] | None = None) -> int:
         for index, variant in enumerate(variants):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                payload["variants"].append({"name": variant.name, "error": "time budget spent before it started",
-                                            "settings": asdict(variant)})
+                payload["variants"].append(
+                    {"name": variant.name, "error": "time budget spent before it started", "settings": asdict(variant)}
+                )
                 continue
             if variant.precision != built_precision:
                 del model
-                model = prepare_model(variant.precision, settings, attn_implementation, compute_dtype,
-                                      payload["timings"])
+                model = prepare_model(
+                    variant.precision, settings, attn_implementation, compute_dtype, payload["timings"]
+                )
                 built_precision = variant.precision
                 payload["parameters"] = payload["timings"].pop("parameters")
                 remaining = deadline - time.monotonic()
             share = remaining / (len(variants) - index)
             log(f"{variant.name} ({variant.role}): up to {share:.0f}s")
-            model, summary = run_variant(model, variant, settings, dataset, lengths, tokenizer, attn_implementation,
-                                         deadline=time.monotonic() + share, peak_flops=peak_flops)
+            model, summary = run_variant(
+                model,
+                variant,
+                settings,
+                dataset,
+                lengths,
+                tokenizer,
+                attn_implementation,
+                deadline=time.monotonic() + share,
+                peak_flops=peak_flops,
+            )
             payload["variants"].append(summary)
             add_ratios(payload["variants"])
             write_results(out_dir, payload)
             if summary.get("real_tokens_per_second"):
-                log(f"{variant.name}: {summary['real_tokens_per_second']:.0f} real tokens/s, padding "
-                    f"{100 * summary['padding_share']:.1f}%, MFU {100 * summary.get('mfu', 0):.1f}%")
+                log(
+                    f"{variant.name}: {summary['real_tokens_per_second']:.0f} real tokens/s, padding "
+                    f"{100 * summary['padding_share']:.1f}%, MFU {100 * summary.get('mfu', 0):.1f}%"
+                )
             else:
                 log(f"{variant.name}: {summary.get('error')}")
         payload["complete"] = all(v.get("real_tokens_per_second") for v in payload["variants"])

@@ -41,6 +41,7 @@ docs/benchmarks.md with `python -m benchmarks.run_all --render-only`). `--budget
 that find no time left are recorded as such, and the file is written after every variant.
 `--smoke` runs the same code on CPU with a tiny Llama in a minute or two (tests/benchmarks run it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,7 @@ import tempfile
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from benchmarks.gpu.lever_plan import BEFORE_LEVERS, LEVERS, PRECISIONS, RESULT_NAME, TRL_DEFAULTS  # noqa: E402
 from benchmarks.gpu.qlora_llama8b import (  # noqa: E402
     SMOKE_MODEL,
     ModelSpec,
@@ -75,7 +77,6 @@ from benchmarks.gpu.qlora_llama8b import (  # noqa: E402
     measure_matmul_peak,
     synthetic_lengths,
 )
-from benchmarks.gpu.lever_plan import BEFORE_LEVERS, LEVERS, PRECISIONS, RESULT_NAME, TRL_DEFAULTS  # noqa: E402
 from benchmarks.measure import CountingCollator, VariantResult, make_step_timer, model_shape, step_records  # noqa: E402
 
 RESULT_FILE = f"{RESULT_NAME}.json"
@@ -122,12 +123,19 @@ class Variant:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=os.environ.get("OUT") or str(REPO_ROOT / "benchmarks" / "results"))
-    parser.add_argument("--budget-seconds", type=float, default=450.0,
-                        help="the whole run's time; results so far are written when it is spent")
+    parser.add_argument(
+        "--budget-seconds",
+        type=float,
+        default=450.0,
+        help="the whole run's time; results so far are written when it is spent",
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny Llama on CPU, one step each: checks the code path")
     parser.add_argument("--precisions", default=",".join(PRECISIONS), help="qlora, bf16 or both (comma-separated)")
-    parser.add_argument("--levers", default=",".join(DEFAULT_LEVERS),
-                        help=f"comma-separated, from {', '.join(LEVERS)}; trl_defaults is always measured")
+    parser.add_argument(
+        "--levers",
+        default=",".join(DEFAULT_LEVERS),
+        help=f"comma-separated, from {', '.join(LEVERS)}; trl_defaults is always measured",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="rows per micro-batch asked for (default 8)")
     parser.add_argument("--accumulation", type=int, default=1, help="micro-batches per optimizer step asked for")
     parser.add_argument("--measured-steps", type=int, default=None, help="optimizer steps per variant (default 12)")
@@ -138,8 +146,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-dir", default=None, help="where the random model is written (default: a temp folder)")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-    for name in ("batch_size", "accumulation", "measured_steps", "eval_batch_size", "eval_batched_prompts",
-                 "eval_sequential_prompts", "eval_max_new_tokens"):
+    for name in (
+        "batch_size",
+        "accumulation",
+        "measured_steps",
+        "eval_batch_size",
+        "eval_batched_prompts",
+        "eval_sequential_prompts",
+        "eval_max_new_tokens",
+    ):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')}: {value} is not allowed; it must be an integer >= 1")
@@ -156,20 +171,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     smoke = args.smoke
-    common = dict(precisions=args.precisions, levers=args.levers, budget_seconds=args.budget_seconds, seed=args.seed,
-                  rows_per_micro_batch=args.batch_size or (4 if smoke else 8), accumulation=args.accumulation,
-                  eval_batch_size=args.eval_batch_size, model_dir=args.model_dir)
+    common = dict(
+        precisions=args.precisions,
+        levers=args.levers,
+        budget_seconds=args.budget_seconds,
+        seed=args.seed,
+        rows_per_micro_batch=args.batch_size or (4 if smoke else 8),
+        accumulation=args.accumulation,
+        eval_batch_size=args.eval_batch_size,
+        model_dir=args.model_dir,
+    )
     if smoke:
-        return Settings(model=SMOKE_MODEL, device="cpu", seq_len=128, measured_steps=args.measured_steps or 1, rows=64,
-                        lora_r=8, length_median=40, length_sigma=0.6, min_length=8,
-                        eval_batched_prompts=args.eval_batched_prompts or 4,
-                        eval_sequential_prompts=args.eval_sequential_prompts or 2,
-                        eval_max_new_tokens=args.eval_max_new_tokens or 4, **common)
-    return Settings(model=ModelSpec(), device="cuda", seq_len=2048, measured_steps=args.measured_steps or 12, rows=2048,
-                    lora_r=16, length_median=450, length_sigma=0.8, min_length=32,
-                    eval_batched_prompts=args.eval_batched_prompts or 64,
-                    eval_sequential_prompts=args.eval_sequential_prompts or 6,
-                    eval_max_new_tokens=args.eval_max_new_tokens or 256, **common)
+        return Settings(
+            model=SMOKE_MODEL,
+            device="cpu",
+            seq_len=128,
+            measured_steps=args.measured_steps or 1,
+            rows=64,
+            lora_r=8,
+            length_median=40,
+            length_sigma=0.6,
+            min_length=8,
+            eval_batched_prompts=args.eval_batched_prompts or 4,
+            eval_sequential_prompts=args.eval_sequential_prompts or 2,
+            eval_max_new_tokens=args.eval_max_new_tokens or 4,
+            **common,
+        )
+    return Settings(
+        model=ModelSpec(),
+        device="cuda",
+        seq_len=2048,
+        measured_steps=args.measured_steps or 12,
+        rows=2048,
+        lora_r=16,
+        length_median=450,
+        length_sigma=0.8,
+        min_length=32,
+        eval_batched_prompts=args.eval_batched_prompts or 64,
+        eval_sequential_prompts=args.eval_sequential_prompts or 6,
+        eval_max_new_tokens=args.eval_max_new_tokens or 256,
+        **common,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -182,17 +224,26 @@ def write_random_model(spec: ModelSpec, device: str, folder: Path, tokenizer) ->
     from transformers import AutoModelForCausalLM, GenerationConfig, LlamaConfig
 
     config = LlamaConfig(
-        hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
-        num_hidden_layers=spec.num_hidden_layers, num_attention_heads=spec.num_attention_heads,
-        num_key_value_heads=spec.num_key_value_heads, vocab_size=spec.vocab_size, rope_theta=spec.rope_theta,
-        max_position_embeddings=spec.max_position_embeddings, tie_word_embeddings=False, rms_norm_eps=1e-5,
-        pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
+        hidden_size=spec.hidden_size,
+        intermediate_size=spec.intermediate_size,
+        num_hidden_layers=spec.num_hidden_layers,
+        num_attention_heads=spec.num_attention_heads,
+        num_key_value_heads=spec.num_key_value_heads,
+        vocab_size=spec.vocab_size,
+        rope_theta=spec.rope_theta,
+        max_position_embeddings=spec.max_position_embeddings,
+        tie_word_embeddings=False,
+        rms_norm_eps=1e-5,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
     )
     torch.manual_seed(0)
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id,
-                                               pad_token_id=tokenizer.pad_token_id, do_sample=False)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False
+    )
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     del model
@@ -207,11 +258,19 @@ def synthetic_rows(settings: Settings):
     import torch
     from datasets import Dataset
 
-    lengths = synthetic_lengths(settings.rows, settings.length_median, settings.length_sigma, settings.min_length,
-                                settings.seq_len, settings.seed)
+    lengths = synthetic_lengths(
+        settings.rows,
+        settings.length_median,
+        settings.length_sigma,
+        settings.min_length,
+        settings.seq_len,
+        settings.seed,
+    )
     generator = torch.Generator().manual_seed(settings.seed)
-    ids = [torch.randint(8, min(settings.model.vocab_size, 1000), (length,), generator=generator).tolist()
-           for length in lengths]
+    ids = [
+        torch.randint(8, min(settings.model.vocab_size, 1000), (length,), generator=generator).tolist()
+        for length in lengths
+    ]
     return Dataset.from_dict({"input_ids": ids, "labels": ids}), lengths
 
 
@@ -242,42 +301,80 @@ def variant_hyperparameters(variant: Variant, settings: Settings) -> dict[str, s
             elif value == "flip":
                 value = "fp32" if variant.precision == "qlora" else "bf16"
             values[name] = value
-    values.update({
-        "quantization": "4bit" if variant.precision == "qlora" else "none",
-        "per_device_train_batch_size": str(settings.rows_per_micro_batch),
-        "gradient_accumulation_steps": str(settings.accumulation),
-        "max_length": str(settings.seq_len), "max_steps": str(settings.measured_steps + 1),
-        "lora_r": str(settings.lora_r), "lora_alpha": str(settings.lora_r), "lora_dropout": "0.05",
-        "learning_rate": "0.0002", "warmup_ratio": "0", "logging_steps": "100000", "save_steps": "100000",
-        "seed": str(settings.seed),
-    })
+    values.update(
+        {
+            "quantization": "4bit" if variant.precision == "qlora" else "none",
+            "per_device_train_batch_size": str(settings.rows_per_micro_batch),
+            "gradient_accumulation_steps": str(settings.accumulation),
+            "max_length": str(settings.seq_len),
+            "max_steps": str(settings.measured_steps + 1),
+            "lora_r": str(settings.lora_r),
+            "lora_alpha": str(settings.lora_r),
+            "lora_dropout": "0.05",
+            "learning_rate": "0.0002",
+            "warmup_ratio": "0",
+            "logging_steps": "100000",
+            "save_steps": "100000",
+            "seed": str(settings.seed),
+        }
+    )
     return values
 
 
-def run_variant(train, model, variant: Variant, hyperparameters, levers, run_settings, dataset, lengths, tokenizer,
-                settings: Settings, deadline: float, peak_flops: float, resident_bytes: int, own_bytes: int):
+def run_variant(
+    train,
+    model,
+    variant: Variant,
+    hyperparameters,
+    levers,
+    run_settings,
+    dataset,
+    lengths,
+    tokenizer,
+    settings: Settings,
+    deadline: float,
+    peak_flops: float,
+    resident_bytes: int,
+    own_bytes: int,
+):
     """Train `variant` for one warm-up and the measured steps; returns (the base model back, its summary)."""
     import torch
     from metrics_logging import TokenCounter
 
     on_gpu = settings.device == "cuda"
     plan = levers.plan
-    result = VariantResult(name=variant.name, settings={
-        "precision": variant.precision, "lever": variant.lever, "what": LEVERS[variant.lever][0],
-        "hyperparameters": hyperparameters.to_dict(), "levers": levers.to_dict(),
-        "batching": run_settings.batching.strategy,
-    })
+    result = VariantResult(
+        name=variant.name,
+        settings={
+            "precision": variant.precision,
+            "lever": variant.lever,
+            "what": LEVERS[variant.lever][0],
+            "hyperparameters": hyperparameters.to_dict(),
+            "levers": levers.to_dict(),
+            "batching": run_settings.batching.strategy,
+        },
+    )
     shape = model_shape(model)
     if on_gpu:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    timer = make_step_timer(synchronize=torch.cuda.synchronize if on_gpu else None, deadline=deadline,
-                            max_steps=settings.measured_steps + 1)
+    timer = make_step_timer(
+        synchronize=torch.cuda.synchronize if on_gpu else None, deadline=deadline, max_steps=settings.measured_steps + 1
+    )
     with tempfile.TemporaryDirectory(prefix="throughput-bench-") as work:
         paths = train.Paths.defaults(Path(work))
         config = train.build_sft_config(paths, hyperparameters, run_settings, model, levers)
-        trainer = train.make_trainer(model, tokenizer, dataset, None, config, hyperparameters, TokenCounter(), 1,
-                                     lora_dtype=levers.lora_dtype.value)
+        trainer = train.make_trainer(
+            model,
+            tokenizer,
+            dataset,
+            None,
+            config,
+            hyperparameters,
+            TokenCounter(),
+            1,
+            lora_dtype=levers.lora_dtype.value,
+        )
         trainer.add_callback(timer)
         counter = CountingCollator(trainer.data_collator)
         trainer.data_collator = counter
@@ -319,8 +416,11 @@ def planned_variants(settings: Settings) -> list[Variant]:
 
 
 def add_ratios(variants: list[dict[str, Any]]) -> None:
-    base = {v["settings"]["precision"]: v for v in variants
-            if v["settings"]["lever"] == "trl_defaults" and v.get("real_tokens_per_second")}
+    base = {
+        v["settings"]["precision"]: v
+        for v in variants
+        if v["settings"]["lever"] == "trl_defaults" and v.get("real_tokens_per_second")
+    }
     for variant in variants:
         reference = base.get(variant.get("settings", {}).get("precision"))
         if reference and variant.get("real_tokens_per_second"):
@@ -339,13 +439,18 @@ def measure_generation(model, tokenizer, settings: Settings, deadline: float) ->
     sync = torch.cuda.synchronize if settings.device == "cuda" else (lambda: None)
     prompts = walkthrough_prompts(tokenizer, 1000)
     lengths = [len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) for prompt in prompts]
-    out: dict[str, Any] = {"prompts_in_walkthrough": len(prompts), "max_new_tokens": settings.eval_max_new_tokens,
-                           "batch_size": settings.eval_batch_size,
-                           "prompt_tokens": {"mean": statistics.mean(lengths), "max": max(lengths)},
-                           "source": "examples/data/sql-example.jsonl rendered with chat_format.render_prompt"}
+    out: dict[str, Any] = {
+        "prompts_in_walkthrough": len(prompts),
+        "max_new_tokens": settings.eval_max_new_tokens,
+        "batch_size": settings.eval_batch_size,
+        "prompt_tokens": {"mean": statistics.mean(lengths), "max": max(lengths)},
+        "source": "examples/data/sql-example.jsonl rendered with chat_format.render_prompt",
+    }
     generate(model, tokenizer, prompts[:2], 2, 2)  # warm-up
-    ways = (("batched", settings.eval_batch_size, settings.eval_batched_prompts),
-            ("one_at_a_time", 1, settings.eval_sequential_prompts))
+    ways = (
+        ("batched", settings.eval_batch_size, settings.eval_batched_prompts),
+        ("one_at_a_time", 1, settings.eval_sequential_prompts),
+    )
     for name, batch_size, count in ways:
         if time.monotonic() >= deadline:
             out[name] = {"error": "time budget spent before it started"}
@@ -356,9 +461,13 @@ def measure_generation(model, tokenizer, settings: Settings, deadline: float) ->
         generate(model, tokenizer, sample, batch_size, settings.eval_max_new_tokens)
         sync()
         seconds = time.perf_counter() - started
-        out[name] = {"prompts": len(sample), "batch_size": batch_size, "seconds": seconds,
-                     "prompts_per_second": len(sample) / seconds,
-                     "seconds_for_1000_prompts": 1000 * seconds / len(sample)}
+        out[name] = {
+            "prompts": len(sample),
+            "batch_size": batch_size,
+            "seconds": seconds,
+            "prompts_per_second": len(sample) / seconds,
+            "seconds_for_1000_prompts": 1000 * seconds / len(sample),
+        }
     if "prompts_per_second" in out.get("batched", {}) and "prompts_per_second" in out.get("one_at_a_time", {}):
         out["ratio"] = out["batched"]["prompts_per_second"] / out["one_at_a_time"]["prompts_per_second"]
     return out
@@ -391,8 +500,10 @@ def format_table(variants: list[dict[str, Any]]) -> str:
         if not v.get("real_tokens_per_second"):
             lines.append(f"{v['name']:<34} {v.get('error') or 'not measured'}")
             continue
-        lines.append(f"{v['name']:<34} {v['real_tokens_per_second']:>11.0f} {100 * v.get('mfu', 0):>5.1f}% "
-                     f"{(v.get('peak_memory_bytes') or 0) / 2 ** 30:>9.1f} {v.get('ratio_to_trl_defaults', 0):>5.2f}x")
+        lines.append(
+            f"{v['name']:<34} {v['real_tokens_per_second']:>11.0f} {100 * v.get('mfu', 0):>5.1f}% "
+            f"{(v.get('peak_memory_bytes') or 0) / 2**30:>9.1f} {v.get('ratio_to_trl_defaults', 0):>5.2f}x"
+        )
     return "\n".join(lines)
 
 
@@ -405,11 +516,11 @@ def main(argv: list[str] | None = None) -> int:
     training_deadline = deadline - (0 if args.smoke else EVALUATION_RESERVE_SECONDS)
     out_dir = Path(args.out)
 
-    import torch
-
-    import train
     import throughput
+    import torch
+    import train
     from hyperparameters import build_hyperparameters
+
     from local_mode.models import build_tiny_tokenizer
 
     if settings.device == "cuda" and not torch.cuda.is_available():
@@ -422,17 +533,22 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "gpu_throughput",
         "what": "fine-tuning throughput levers (train.py's own loading, config and trainer) and evaluation batching",
         "command": command_line(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "smoke": bool(args.smoke),
         "settings": {**asdict(settings), "model": asdict(settings.model)},
         "environment": environment(settings.device),
         "machine": {**asdict(machine), "packages": sorted(machine.packages)},
-        "flops_count": ("model FLOPs = 4*N per real token (forward 2N + backward activation gradients 2N; frozen "
-                        "base, no weight gradients) + causal attention 6*L^2*d per layer per document; N = "
-                        "weights of all linear layers and the output head (input embedding excluded, LoRA "
-                        "adapters excluded); gradient-checkpointing recompute is counted only in 'hfu', which counts every "
-                        "layer recomputed, so it overstates the hardware FLOPs of checkpointing none or selective"),
-        "timings": {}, "variants": [], "evaluation": None, "complete": False,
+        "flops_count": (
+            "model FLOPs = 4*N per real token (forward 2N + backward activation gradients 2N; frozen "
+            "base, no weight gradients) + causal attention 6*L^2*d per layer per document; N = "
+            "weights of all linear layers and the output head (input embedding excluded, LoRA "
+            "adapters excluded); gradient-checkpointing recompute is counted only in 'hfu', which counts every "
+            "layer recomputed, so it overstates the hardware FLOPs of checkpointing none or selective"
+        ),
+        "timings": {},
+        "variants": [],
+        "evaluation": None,
+        "complete": False,
     }
     matmul_size = 8192 if settings.device == "cuda" else 256
     payload["matmul_peak"] = measure_matmul_peak(settings.device, matmul_size)
@@ -442,9 +558,13 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = build_tiny_tokenizer()
     dataset, lengths = synthetic_rows(settings)
     mean_row = statistics.mean(lengths)
-    payload["data"] = {"rows": len(lengths), "mean_length": mean_row, "max_length": max(lengths),
-                       "distribution": f"log-normal, median {settings.length_median}, sigma {settings.length_sigma}, "
-                                       f"clipped to [{settings.min_length}, {settings.seq_len}]"}
+    payload["data"] = {
+        "rows": len(lengths),
+        "mean_length": mean_row,
+        "max_length": max(lengths),
+        "distribution": f"log-normal, median {settings.length_median}, sigma {settings.length_sigma}, "
+        f"clipped to [{settings.min_length}, {settings.seq_len}]",
+    }
     temporary = tempfile.TemporaryDirectory(prefix="random-llama-") if settings.model_dir is None else None
     model_dir = Path(settings.model_dir or temporary.name)
     loaded: dict[tuple, tuple[Any, int]] = {}  # (precision, attention, liger) -> (model, bytes)
@@ -460,19 +580,34 @@ def main(argv: list[str] | None = None) -> int:
             values = variant_hyperparameters(variant, settings)
             try:
                 hyperparameters = build_hyperparameters(values)
-                run_settings = train.RunSettings(device=settings.device, quantize_4bit=variant.precision == "qlora",
-                                                 batching=train.resolve(hyperparameters.batching, settings.device),
-                                                 model_source=str(model_dir), num_processes=1)
-                request = throughput.request_from(hyperparameters, run_settings.batching.padding_free,
-                                                  run_settings.quantize_4bit)
+                run_settings = train.RunSettings(
+                    device=settings.device,
+                    quantize_4bit=variant.precision == "qlora",
+                    batching=train.resolve(hyperparameters.batching, settings.device),
+                    model_source=str(model_dir),
+                    num_processes=1,
+                )
+                request = throughput.request_from(
+                    hyperparameters, run_settings.batching.padding_free, run_settings.quantize_4bit
+                )
                 throughput.resolve_levers(request, machine)
             except throughput.LeverError as error:
-                payload["variants"].append({"name": variant.name, "error": f"not measured here: {error}",
-                                            "settings": {"precision": variant.precision, "lever": variant.lever}})
+                payload["variants"].append(
+                    {
+                        "name": variant.name,
+                        "error": f"not measured here: {error}",
+                        "settings": {"precision": variant.precision, "lever": variant.lever},
+                    }
+                )
                 continue
             if remaining <= 0 or (variant.lever == "torch_compile" and remaining < 150 and not args.smoke):
-                payload["variants"].append({"name": variant.name, "error": "time budget spent before it started",
-                                            "settings": {"precision": variant.precision, "lever": variant.lever}})
+                payload["variants"].append(
+                    {
+                        "name": variant.name,
+                        "error": "time budget spent before it started",
+                        "settings": {"precision": variant.precision, "lever": variant.lever},
+                    }
+                )
                 continue
             attention = throughput.resolve_attention(request, machine).value
             liger = throughput.resolve_liger(request, machine).value
@@ -486,12 +621,14 @@ def main(argv: list[str] | None = None) -> int:
                     torch.cuda.empty_cache()
                 before = torch.cuda.memory_allocated() if settings.device == "cuda" else 0
                 load_started = time.monotonic()
-                model = train.load_training_model(str(model_dir), run_settings, hyperparameters, None,
-                                                  attn_implementation=attention)
+                model = train.load_training_model(
+                    str(model_dir), run_settings, hyperparameters, None, attn_implementation=attention
+                )
                 if settings.device == "cuda" and next(model.parameters()).device.type != "cuda":
                     model.to("cuda")  # a bf16 base loads on the CPU; the Trainer would move it at the first variant
-                own = (torch.cuda.memory_allocated() - before) if settings.device == "cuda" else \
-                    train.model_bytes(model)
+                own = (
+                    (torch.cuda.memory_allocated() - before) if settings.device == "cuda" else train.model_bytes(model)
+                )
                 loaded[key] = (model, own)
                 payload["timings"][f"load_seconds_{'_'.join(map(str, key))}"] = time.monotonic() - load_started
                 payload["parameters"] = sum(p.numel() for p in model.parameters())
@@ -501,21 +638,39 @@ def main(argv: list[str] | None = None) -> int:
             share = (training_deadline - time.monotonic()) / (len(variants) - index)
             log(f"{variant.name}: up to {share:.0f}s; " + "; ".join(levers.summary_lines()))
             try:
-                base, summary = run_variant(train, model, variant, hyperparameters, levers, run_settings, dataset,
-                                            lengths, tokenizer, settings, time.monotonic() + share, peak_flops,
-                                            resident, own)
+                base, summary = run_variant(
+                    train,
+                    model,
+                    variant,
+                    hyperparameters,
+                    levers,
+                    run_settings,
+                    dataset,
+                    lengths,
+                    tokenizer,
+                    settings,
+                    time.monotonic() + share,
+                    peak_flops,
+                    resident,
+                    own,
+                )
                 loaded[key] = (base, own)
             except Exception as error:  # one lever failing here says so and leaves the others to be measured
                 traceback.print_exc()
-                summary = {"name": variant.name, "error": f"failed: {type(error).__name__}: {error}"[:500],
-                           "settings": {"precision": variant.precision, "lever": variant.lever}}
+                summary = {
+                    "name": variant.name,
+                    "error": f"failed: {type(error).__name__}: {error}"[:500],
+                    "settings": {"precision": variant.precision, "lever": variant.lever},
+                }
                 del loaded[key]  # its state is unknown: the next variant loads a fresh copy
                 del model
             payload["variants"].append(summary)
             add_ratios(payload["variants"])
             write_results(out_dir, payload)
-            log(f"{variant.name}: {summary.get('real_tokens_per_second') or 0:.0f} real tokens/s, "
-                f"MFU {100 * (summary.get('mfu') or 0):.1f}% {summary.get('error') or ''}")
+            log(
+                f"{variant.name}: {summary.get('real_tokens_per_second') or 0:.0f} real tokens/s, "
+                f"MFU {100 * (summary.get('mfu') or 0):.1f}% {summary.get('error') or ''}"
+            )
         loaded.clear()
         gc.collect()
         if settings.device == "cuda":
@@ -526,8 +681,13 @@ def main(argv: list[str] | None = None) -> int:
         payload["evaluation"] = measure_generation(eval_model, eval_tokenizer, settings, deadline)
         log(f"evaluation: {json.dumps(payload['evaluation'])}")
         del eval_model
-        payload["complete"] = all(v.get("real_tokens_per_second") or str(v.get("error", "")).startswith("not measured")
-                                  for v in payload["variants"]) and "ratio" in payload["evaluation"]
+        payload["complete"] = (
+            all(
+                v.get("real_tokens_per_second") or str(v.get("error", "")).startswith("not measured")
+                for v in payload["variants"]
+            )
+            and "ratio" in payload["evaluation"]
+        )
         status = 0
     except Exception as error:  # what was measured before is still worth writing
         payload["error"] = f"{type(error).__name__}: {error}"

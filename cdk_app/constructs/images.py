@@ -1,7 +1,8 @@
 """Container image URIs for every region, as a CloudFormation mapping looked up by AWS::Region."""
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from aws_cdk import Aws, CfnMapping, Fn
 from constructs import Construct
@@ -28,17 +29,21 @@ class ContainerImages(Construct):
         if not catalogue:
             raise ValueError("catalogue: no region has both container images; check the image versions")
         self.regions = sorted(catalogue)
-        self.mapping = CfnMapping(self, "Mapping", mapping={
-            region: {
-                TRAINING_IMAGE_KEY: images.training_image_uri,
-                INFERENCE_IMAGE_KEY: images.inference_image_uri,
-                VLLM_IMAGE_KEY: images.vllm_image_uri,
-                TRAINING_ACCOUNT_KEY: images.training_account,
-                INFERENCE_ACCOUNT_KEY: images.inference_account,
-                VLLM_ACCOUNT_KEY: images.vllm_account,
-            }
-            for region, images in sorted(catalogue.items())
-        })
+        self.mapping = CfnMapping(
+            self,
+            "Mapping",
+            mapping={
+                region: {
+                    TRAINING_IMAGE_KEY: images.training_image_uri,
+                    INFERENCE_IMAGE_KEY: images.inference_image_uri,
+                    VLLM_IMAGE_KEY: images.vllm_image_uri,
+                    TRAINING_ACCOUNT_KEY: images.training_account,
+                    INFERENCE_ACCOUNT_KEY: images.inference_account,
+                    VLLM_ACCOUNT_KEY: images.vllm_account,
+                }
+                for region, images in sorted(catalogue.items())
+            },
+        )
         first = catalogue[self.regions[0]]
         self.training_repository = repository_name(first.training_image_uri)
         self.inference_repository = repository_name(first.inference_image_uri)
@@ -57,7 +62,16 @@ class ContainerImages(Construct):
         ]
 
     def _repository_arn(self, account_key: str, repository: str) -> str:
-        return Fn.join("", [
-            "arn:", Aws.PARTITION, ":ecr:", Aws.REGION, ":",
-            self.mapping.find_in_map(Aws.REGION, account_key), ":repository/", repository,
-        ])
+        return Fn.join(
+            "",
+            [
+                "arn:",
+                Aws.PARTITION,
+                ":ecr:",
+                Aws.REGION,
+                ":",
+                self.mapping.find_in_map(Aws.REGION, account_key),
+                ":repository/",
+                repository,
+            ],
+        )

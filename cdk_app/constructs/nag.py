@@ -7,10 +7,12 @@ policy once the tree is complete, acknowledges only the wildcard findings the po
 and fails synthesis for a wildcard that no rule below explains. docs/security.md lists every
 reason.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import Any
 
 import jsii
 from aws_cdk import Acknowledgment, IAspect, Stack, Validations
@@ -23,59 +25,95 @@ BUCKET_DEPLOYMENT_PATH = "Custom::CDKBucketDeployment"
 
 # Actions that have no resource-level permissions in IAM, so their statements must use "*".
 ACTIONS_WITHOUT_RESOURCES = {
-    "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
-    "xray:GetSamplingTargets", "ecr:GetAuthorizationToken", "cloudwatch:PutMetricData",
-    "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
-    "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs",
-    "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
-    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies",
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "ecr:GetAuthorizationToken",
+    "cloudwatch:PutMetricData",
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeSecurityGroups",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
     "logs:DescribeLogGroups",
     # Listing model packages names the group as a filter; the request authorizes no ARN.
     "sagemaker:ListModelPackages",
     # Scalable targets get their ARN when registered; the statements are held to the sagemaker
     # namespace and the variant's instance-count dimension by conditions.
-    "application-autoscaling:RegisterScalableTarget", "application-autoscaling:PutScalingPolicy",
-    "application-autoscaling:DeregisterScalableTarget", "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:RegisterScalableTarget",
+    "application-autoscaling:PutScalingPolicy",
+    "application-autoscaling:DeregisterScalableTarget",
+    "application-autoscaling:DescribeScalableTargets",
     "application-autoscaling:DescribeScalingPolicies",
     # The preflight lists the account's SageMaker quotas.
     "servicequotas:ListServiceQuotas",
 }
 
-REASON_RESOURCE_STAR = ("Only actions without resource-level permissions use Resource '*' (X-Ray "
-                        "tracing, ECR login, CloudWatch metrics limited to the /aws/sagemaker/ namespace, "
-                        "Step Functions log delivery, listing the model packages of a group and the service quotas, Application "
-                        "Auto Scaling of SageMaker variants (held to the sagemaker namespace and the variant "
-                        "dimension by conditions), and network interfaces for jobs in your VPC)")
-REASON_RUNS = ("Run artifacts live under runs/{run_id}/ with run ids chosen per execution; access "
-               "stays inside the runs/ prefix of the pipeline's own bucket")
+REASON_RESOURCE_STAR = (
+    "Only actions without resource-level permissions use Resource '*' (X-Ray "
+    "tracing, ECR login, CloudWatch metrics limited to the /aws/sagemaker/ namespace, "
+    "Step Functions log delivery, listing the model packages of a group and the service quotas, Application "
+    "Auto Scaling of SageMaker variants (held to the sagemaker namespace and the variant "
+    "dimension by conditions), and network interfaces for jobs in your VPC)"
+)
+REASON_RUNS = (
+    "Run artifacts live under runs/{run_id}/ with run ids chosen per execution; access "
+    "stays inside the runs/ prefix of the pipeline's own bucket"
+)
 REASON_CODE = "Training code versions live under code/{asset hash}/ of the artifacts bucket; read only"
-REASON_BUCKET_OBJECTS = ("Data sets and artifacts have keys chosen per run; access is limited to the "
-                         "objects of the pipeline's own buckets")
-REASON_JOBS = ("Job names are {run_id}-prep, -train, -eval and -chk, derived from the execution name at run "
-               "time; the suffix limits access to this workflow's jobs, creating them requires the run's tags and "
-               "this stack's fine-tune:stack tag, and stopping them a job this stack tagged")
-REASON_SERVING = ("Model and endpoint-config names are {run_id}-model and {run_id}-cfg, derived at run "
-                  "time; creating them requires this stack's fine-tune:stack tag, deleting them a resource this "
-                  "stack tagged")
-REASON_ENDPOINT = ("The endpoint name comes from the execution input; creating an endpoint requires this "
-                   "stack's fine-tune:stack tag, and updating, invoking or deleting one an endpoint this stack "
-                   "tagged")
-REASON_PACKAGES = ("Model package versions of this stack's own model package group; SageMaker numbers "
-                   "the versions")
+REASON_BUCKET_OBJECTS = (
+    "Data sets and artifacts have keys chosen per run; access is limited to the objects of the pipeline's own buckets"
+)
+REASON_JOBS = (
+    "Job names are {run_id}-prep, -train, -eval and -chk, derived from the execution name at run "
+    "time; the suffix limits access to this workflow's jobs, creating them requires the run's tags and "
+    "this stack's fine-tune:stack tag, and stopping them a job this stack tagged"
+)
+REASON_SERVING = (
+    "Model and endpoint-config names are {run_id}-model and {run_id}-cfg, derived at run "
+    "time; creating them requires this stack's fine-tune:stack tag, deleting them a resource this "
+    "stack tagged"
+)
+REASON_ENDPOINT = (
+    "The endpoint name comes from the execution input; creating an endpoint requires this "
+    "stack's fine-tune:stack tag, and updating, invoking or deleting one an endpoint this stack "
+    "tagged"
+)
+REASON_PACKAGES = "Model package versions of this stack's own model package group; SageMaker numbers the versions"
 REASON_SAGEMAKER_LOGS = "SageMaker names its job and endpoint log groups itself, under /aws/sagemaker/"
-REASON_ALARMS = ("The endpoint alarms are named <endpoint>-invocation-5xx-errors and <endpoint>-model-latency "
-                 "after the endpoint, which the execution input names")
-REASON_TARGET_TRACKING_ALARMS = ("Target tracking policies create and delete their own alarms, named "
-                                 "TargetTracking-endpoint/<endpoint>/variant/AllTraffic-..., as the caller")
-REASON_EXECUTIONS = ("Cleanup reads the history of the executions of this stack's own state machine, whose "
-                     "names are chosen per run")
-REASON_FUNCTION_VERSIONS = ("Step Functions may invoke any version of the workflow's own functions "
-                            "(statement generated by the CDK Lambda task)")
-REASON_BUCKET_DEPLOYMENT = ("CDK's BucketDeployment provider copies the training code asset into the "
-                            "artifacts bucket; its role, policy and runtime are generated by the CDK")
-REASON_RUNTIME = ("Python 3.13 is the newest runtime the public Powertools for AWS Lambda layer used "
-                  "by the handlers is built for")
+REASON_ALARMS = (
+    "The endpoint alarms are named <endpoint>-invocation-5xx-errors and <endpoint>-model-latency "
+    "after the endpoint, which the execution input names"
+)
+REASON_TARGET_TRACKING_ALARMS = (
+    "Target tracking policies create and delete their own alarms, named "
+    "TargetTracking-endpoint/<endpoint>/variant/AllTraffic-..., as the caller"
+)
+REASON_EXECUTIONS = (
+    "Cleanup reads the history of the executions of this stack's own state machine, whose names are chosen per run"
+)
+REASON_FUNCTION_VERSIONS = (
+    "Step Functions may invoke any version of the workflow's own functions (statement generated by the CDK Lambda task)"
+)
+REASON_BUCKET_DEPLOYMENT = (
+    "CDK's BucketDeployment provider copies the training code asset into the "
+    "artifacts bucket; its role, policy and runtime are generated by the CDK"
+)
+REASON_RUNTIME = (
+    "Python 3.13 is the newest runtime the public Powertools for AWS Lambda layer used by the handlers is built for"
+)
 
 # (pattern of a Resource finding, reason); first match wins.
 RESOURCE_RULES: list[tuple[re.Pattern[str], str]] = [
@@ -175,7 +213,7 @@ def _resource_reason(text: str, actions: list[str], in_bucket_deployment: bool) 
     raise ValueError(f"policy resource {text!r} has a wildcard that no rule explains")
 
 
-def _as_list(value: Optional[Any]) -> list[Any]:
+def _as_list(value: Any | None) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]

@@ -1,8 +1,8 @@
 """SNS topic that receives a message when a run succeeds, is rejected by the gate, or fails."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -16,19 +16,21 @@ class NotificationTopicProps:
     """`email`: subscribe this address (it must confirm). `topic`: bring your own topic instead."""
 
     email: str = ""
-    topic: Optional[sns.ITopic] = None
+    topic: sns.ITopic | None = None
 
 
 class NotificationTopic(Construct):
     """A KMS-encrypted topic that only accepts TLS requests."""
 
-    def __init__(self, scope: Construct, construct_id: str, key: kms.IKey,
-                 props: Optional[NotificationTopicProps] = None) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, key: kms.IKey, props: NotificationTopicProps | None = None
+    ) -> None:
         super().__init__(scope, construct_id)
         props = props or NotificationTopicProps()
         self.key = key
         self.topic: sns.ITopic = props.topic or sns.Topic(
-            self, "Topic",
+            self,
+            "Topic",
             display_name="LLM fine-tuning runs",
             master_key=key,
             enforce_ssl=True,
@@ -43,5 +45,6 @@ class NotificationTopic(Construct):
     def grant_publish(self, grantee: iam.IGrantable) -> iam.Grant:
         """Publish to the topic, including the key permissions an encrypted topic needs."""
         self.key.grant(grantee, "kms:GenerateDataKey", "kms:Decrypt")
-        return iam.Grant.add_to_principal(grantee=grantee, actions=["sns:Publish"],
-                                          resource_arns=[self.topic.topic_arn])
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["sns:Publish"], resource_arns=[self.topic.topic_arn]
+        )

@@ -1,8 +1,8 @@
 """The whole pipeline as one construct, for platform teams that build it into their own stacks."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 from aws_cdk import Aspects, Stack
 from aws_cdk import aws_iam as iam
@@ -29,36 +29,48 @@ class FineTuningPipelineProps:
 
     settings: Settings = field(default_factory=Settings)
     storage: StorageProps = field(default_factory=StorageProps)
-    sagemaker_role: Optional[iam.IRole] = None
-    topic: Optional[sns.ITopic] = None
-    model_package_group_name: Optional[str] = None
+    sagemaker_role: iam.IRole | None = None
+    topic: sns.ITopic | None = None
+    model_package_group_name: str | None = None
     acknowledge_findings: bool = True
 
 
 class FineTuningPipeline(Construct):
     """Storage, container images, SageMaker role, notification topic and the workflow, wired together."""
 
-    def __init__(self, scope: Construct, construct_id: str,
-                 props: Optional[FineTuningPipelineProps] = None) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: FineTuningPipelineProps | None = None) -> None:
         super().__init__(scope, construct_id)
         props = props or FineTuningPipelineProps()
         settings = props.settings
         self.storage = FineTuningStorage(self, "Storage", props.storage)
         self.images = ContainerImages(self, "Images", image_catalogue(settings))
         self.sagemaker_role = SageMakerExecutionRole(
-            self, "SageMaker", self.storage,
-            SageMakerRoleProps(image_repository_arns=self.images.repository_arns,
-                               hf_token_secret_arn=settings.hf_token_secret_arn,
-                               input_bucket_names=settings.input_bucket_names,
-                               vpc_enabled=settings.vpc_enabled, role=props.sagemaker_role))
+            self,
+            "SageMaker",
+            self.storage,
+            SageMakerRoleProps(
+                image_repository_arns=self.images.repository_arns,
+                hf_token_secret_arn=settings.hf_token_secret_arn,
+                input_bucket_names=settings.input_bucket_names,
+                vpc_enabled=settings.vpc_enabled,
+                role=props.sagemaker_role,
+            ),
+        )
         self.notification = NotificationTopic(
-            self, "Notification", self.storage.key,
-            NotificationTopicProps(email=settings.notification_email, topic=props.topic))
+            self,
+            "Notification",
+            self.storage.key,
+            NotificationTopicProps(email=settings.notification_email, topic=props.topic),
+        )
         self.workflow = FineTuningWorkflow(
-            self, "Workflow", storage=self.storage, sagemaker_role=self.sagemaker_role,
-            notification=self.notification, images=self.images,
-            props=FineTuningWorkflowProps(settings=settings,
-                                          model_package_group_name=props.model_package_group_name))
+            self,
+            "Workflow",
+            storage=self.storage,
+            sagemaker_role=self.sagemaker_role,
+            notification=self.notification,
+            images=self.images,
+            props=FineTuningWorkflowProps(settings=settings, model_package_group_name=props.model_package_group_name),
+        )
         if props.acknowledge_findings:
             # On the stack: the CDK places the BucketDeployment provider at the stack's root.
             Aspects.of(Stack.of(self)).add(PipelineFindings(self.node.path))

@@ -1,8 +1,8 @@
 """KMS key and S3 buckets for data sets, run artifacts and server access logs."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -22,13 +22,13 @@ class StorageProps:
     grants access to it. `encryption_key` must be the key the buckets you bring are encrypted with.
     """
 
-    encryption_key: Optional[kms.IKey] = None
-    data_bucket: Optional[s3.IBucket] = None
-    artifacts_bucket: Optional[s3.IBucket] = None
-    access_log_bucket: Optional[s3.IBucket] = None
+    encryption_key: kms.IKey | None = None
+    data_bucket: s3.IBucket | None = None
+    artifacts_bucket: s3.IBucket | None = None
+    access_log_bucket: s3.IBucket | None = None
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
     # Older object versions expire after this many days (None keeps them forever).
-    noncurrent_version_expiration_days: Optional[int] = 365
+    noncurrent_version_expiration_days: int | None = 365
 
 
 class FineTuningStorage(Construct):
@@ -39,18 +39,20 @@ class FineTuningStorage(Construct):
     logging requires). Everything is retained when the stack is deleted.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, props: Optional[StorageProps] = None) -> None:
+    def __init__(self, scope: Construct, construct_id: str, props: StorageProps | None = None) -> None:
         super().__init__(scope, construct_id)
         props = props or StorageProps()
         self.key: kms.IKey = props.encryption_key or kms.Key(
-            self, "Key",
+            self,
+            "Key",
             description="Encrypts fine-tuning data, artifacts, SageMaker volumes, logs and notifications",
             enable_key_rotation=True,
             removal_policy=props.removal_policy,
         )
         self._allow_cloudwatch_logs(self.key)
         self.access_log_bucket: s3.IBucket = props.access_log_bucket or s3.Bucket(
-            self, "AccessLogBucket",
+            self,
+            "AccessLogBucket",
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
@@ -62,26 +64,38 @@ class FineTuningStorage(Construct):
         )
         self.data_bucket: s3.IBucket = props.data_bucket or self._bucket("DataBucket", "data/", props)
         self.artifacts_bucket: s3.IBucket = props.artifacts_bucket or self._bucket(
-            "ArtifactsBucket", "artifacts/", props)
+            "ArtifactsBucket", "artifacts/", props
+        )
 
     def _allow_cloudwatch_logs(self, key: kms.IKey) -> None:
         """Let CloudWatch Logs encrypt this account's log groups in this region with the key.
 
         A no-op for an imported key: its own key policy must allow this.
         """
-        key.add_to_resource_policy(iam.PolicyStatement(
-            sid="AllowCloudWatchLogs",
-            principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
-            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-            resources=["*"],
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": Stack.of(self).format_arn(
-                service="logs", resource="log-group", resource_name="*",
-                arn_format=ArnFormat.COLON_RESOURCE_NAME)}},
-        ), allow_no_op=True)
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchLogs",
+                principals=[iam.ServicePrincipal(f"logs.{Aws.REGION}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": Stack.of(self).format_arn(
+                            service="logs",
+                            resource="log-group",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    }
+                },
+            ),
+            allow_no_op=True,
+        )
 
     def _bucket(self, construct_id: str, log_prefix: str, props: StorageProps) -> s3.Bucket:
         return s3.Bucket(
-            self, construct_id,
+            self,
+            construct_id,
             encryption=s3.BucketEncryption.KMS,
             encryption_key=self.key,
             bucket_key_enabled=True,
@@ -100,8 +114,10 @@ class FineTuningStorage(Construct):
         rule = s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(7))
         if props.noncurrent_version_expiration_days is None:
             return [rule]
-        return [rule, s3.LifecycleRule(
-            noncurrent_version_expiration=Duration.days(props.noncurrent_version_expiration_days))]
+        return [
+            rule,
+            s3.LifecycleRule(noncurrent_version_expiration=Duration.days(props.noncurrent_version_expiration_days)),
+        ]
 
     def grant_read_data(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read the data sets (and decrypt them)."""
@@ -121,17 +137,22 @@ class FineTuningStorage(Construct):
     def grant_list_artifacts(self, grantee: iam.IGrantable, prefix: str = RUNS_PREFIX + "*") -> iam.Grant:
         """List object keys and sizes under `prefix`, without reading them."""
         return iam.Grant.add_to_principal(
-            grantee=grantee, actions=["s3:ListBucket"], resource_arns=[self.artifacts_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [prefix]}})
+            grantee=grantee,
+            actions=["s3:ListBucket"],
+            resource_arns=[self.artifacts_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [prefix]}},
+        )
 
     def _grant(self, grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str, write: bool) -> iam.Grant:
         """Exact S3 and KMS actions (no `s3:Get*`-style wildcards) on the bucket and object prefix."""
         object_actions = ["s3:GetObject"] + (["s3:PutObject", "s3:AbortMultipartUpload"] if write else [])
         key_actions = ["kms:Decrypt"] + (["kms:GenerateDataKey", "kms:Encrypt"] if write else [])
         list_conditions = None if prefix == "*" else {"StringLike": {"s3:prefix": [prefix]}}
-        grant = iam.Grant.add_to_principal(grantee=grantee, actions=object_actions,
-                                           resource_arns=[bucket.arn_for_objects(prefix)])
-        iam.Grant.add_to_principal(grantee=grantee, actions=["s3:ListBucket"],
-                                   resource_arns=[bucket.bucket_arn], conditions=list_conditions)
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee, actions=object_actions, resource_arns=[bucket.arn_for_objects(prefix)]
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["s3:ListBucket"], resource_arns=[bucket.bucket_arn], conditions=list_conditions
+        )
         iam.Grant.add_to_principal(grantee=grantee, actions=key_actions, resource_arns=[self.key.key_arn])
         return grant

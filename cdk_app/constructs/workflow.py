@@ -1,11 +1,11 @@
 """The fine-tuning workflow: training code in S3, model package group, Lambdas and state machine."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from aws_cdk import ArnFormat, Aws, Duration, Fn, RemovalPolicy, Size, Stack
 from aws_cdk import aws_events as events
@@ -20,13 +20,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from cdk_app.config import RETENTION_DAYS, Settings
-from cdk_app.default_input import check_default_input
 from cdk_app.constructs.images import ContainerImages
 from cdk_app.constructs.notification import NotificationTopic
 from cdk_app.constructs.sagemaker_role import SageMakerExecutionRole
 from cdk_app.constructs.storage import CODE_PREFIX, FineTuningStorage
 from cdk_app.constructs.workflow_definition import DefinitionProps, WorkflowDefinition
 from cdk_app.constructs.workflow_functions import WorkflowFunctions, WorkflowFunctionsProps
+from cdk_app.default_input import check_default_input
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Files that never belong in the uploaded code.
@@ -37,7 +37,7 @@ WHEELHOUSE_ROOT = REPO_ROOT / "build" / "job-wheels"
 WHEELHOUSE_BUILD_COMMAND = "make wheelhouse"
 
 
-def wheelhouse_problem(wheelhouse_root: Path, training_dir: Path, py_version: str) -> Optional[str]:
+def wheelhouse_problem(wheelhouse_root: Path, training_dir: Path, py_version: str) -> str | None:
     """Why the wheelhouse under `wheelhouse_root` cannot go with `training_dir`'s code, or None."""
     manifest_path = wheelhouse_root / "wheelhouse" / "manifest.json"
     fix = f"run `{WHEELHOUSE_BUILD_COMMAND}` (it downloads the wheels jobs install at start) and synthesize again"
@@ -49,8 +49,10 @@ def wheelhouse_problem(wheelhouse_root: Path, training_dir: Path, py_version: st
         return f"{manifest_path} was built for another {training_dir / 'requirements.txt'}; {fix}"
     python = f"py{str(manifest.get('python', '')).replace('.', '')}"
     if python != py_version:
-        return (f"{manifest_path} holds wheels for {python}, the training image runs {py_version} "
-                f"(context fine-tune:training_py_version); {fix}")
+        return (
+            f"{manifest_path} holds wheels for {python}, the training image runs {py_version} "
+            f"(context fine-tune:training_py_version); {fix}"
+        )
     return None
 
 
@@ -68,8 +70,8 @@ class FineTuningWorkflowProps:
     lambdas_dir: Path = REPO_ROOT / "lambdas"
     training_dir: Path = REPO_ROOT / "training"
     wheelhouse_root: Path = WHEELHOUSE_ROOT
-    model_package_group_name: Optional[str] = None
-    log_retention: Optional[logs.RetentionDays] = None
+    model_package_group_name: str | None = None
+    log_retention: logs.RetentionDays | None = None
     lambda_memory_size: int = 512
 
 
@@ -81,20 +83,30 @@ class FineTuningWorkflow(Construct):
     or watch executions.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, storage: FineTuningStorage,
-                 sagemaker_role: SageMakerExecutionRole, notification: NotificationTopic,
-                 images: ContainerImages, props: Optional[FineTuningWorkflowProps] = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        storage: FineTuningStorage,
+        sagemaker_role: SageMakerExecutionRole,
+        notification: NotificationTopic,
+        images: ContainerImages,
+        props: FineTuningWorkflowProps | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         props = props or FineTuningWorkflowProps()
         settings = props.settings
         check_default_input(settings, props.lambdas_dir)
         retention = props.log_retention or getattr(logs.RetentionDays, RETENTION_DAYS[settings.log_retention_days])
 
-        self.code_s3_uri = self._deploy_training_code(props.training_dir, props.wheelhouse_root, settings,
-                                                      storage, retention)
+        self.code_s3_uri = self._deploy_training_code(
+            props.training_dir, props.wheelhouse_root, settings, storage, retention
+        )
         self.model_package_group_name = props.model_package_group_name or f"{settings.resource_prefix}-models"
         self.model_package_group = sagemaker.CfnModelPackageGroup(
-            self, "ModelPackageGroup",
+            self,
+            "ModelPackageGroup",
             model_package_group_name=self.model_package_group_name,
             model_package_group_description="Fine-tuned LLMs registered by the fine-tuning workflow",
         )
@@ -123,7 +135,11 @@ class FineTuningWorkflow(Construct):
             "POWERTOOLS_LOG_LEVEL": "INFO",
         }
         self.functions_construct = WorkflowFunctions(
-            self, "Functions", storage=storage, sagemaker_role=sagemaker_role, notification=notification,
+            self,
+            "Functions",
+            storage=storage,
+            sagemaker_role=sagemaker_role,
+            notification=notification,
             props=WorkflowFunctionsProps(
                 code=lambda_.Code.from_asset(str(props.lambdas_dir), exclude=ASSET_EXCLUDES),
                 environment=environment,
@@ -140,25 +156,27 @@ class FineTuningWorkflow(Construct):
         self.functions = self.functions_construct.functions
 
         self.definition = WorkflowDefinition(
-            self, "Definition", self.functions,
+            self,
+            "Definition",
+            self.functions,
             DefinitionProps(task_timeout=Duration.seconds(settings.task_timeout_seconds + 60)),
         )
         self.log_group = logs.LogGroup(
-            self, "StateMachineLogs",
-            log_group_name=Fn.join("", ["/aws/vendedlogs/states/", settings.resource_prefix, "-",
-                                        Aws.STACK_NAME]),
+            self,
+            "StateMachineLogs",
+            log_group_name=Fn.join("", ["/aws/vendedlogs/states/", settings.resource_prefix, "-", Aws.STACK_NAME]),
             encryption_key=storage.key,
             retention=retention,
             removal_policy=RemovalPolicy.RETAIN,
         )
         self.state_machine = sfn.StateMachine(
-            self, "StateMachine",
+            self,
+            "StateMachine",
             definition_body=sfn.DefinitionBody.from_chainable(self.definition.start),
             state_machine_type=sfn.StateMachineType.STANDARD,
             timeout=Duration.hours(settings.state_machine_timeout_hours),
             tracing_enabled=True,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL,
-                                include_execution_data=True),
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
             comment="Fine-tunes an LLM on SageMaker, evaluates it, and deploys it only if the gate passes",
         )
         self.ending_rule = self._clean_up_every_ending(self.functions["cleanup"])
@@ -170,22 +188,45 @@ class FineTuningWorkflow(Construct):
         what it started (a policy of its own, so the function does not depend on the state machine).
         """
         rule = events.Rule(
-            self, "ExecutionEnded",
+            self,
+            "ExecutionEnded",
             description="Runs Cleanup for every execution of the fine-tuning workflow that did not succeed",
             event_pattern=events.EventPattern(
-                source=["aws.states"], detail_type=["Step Functions Execution Status Change"],
-                detail={"stateMachineArn": [self.state_machine.state_machine_arn],
-                        "status": ["FAILED", "TIMED_OUT", "ABORTED"]}))
+                source=["aws.states"],
+                detail_type=["Step Functions Execution Status Change"],
+                detail={
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                    "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                },
+            ),
+        )
         rule.add_target(targets.LambdaFunction(cleanup, retry_attempts=4, max_event_age=Duration.hours(6)))
         executions = Stack.of(self).format_arn(
-            service="states", resource="execution", arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            resource_name=f"{self.state_machine.state_machine_name}:*")
-        iam.Policy(self, "CleanupReadsExecutions", roles=[cleanup.role], statements=[iam.PolicyStatement(
-            actions=["states:GetExecutionHistory", "states:DescribeExecution"], resources=[executions])])
+            service="states",
+            resource="execution",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            resource_name=f"{self.state_machine.state_machine_name}:*",
+        )
+        iam.Policy(
+            self,
+            "CleanupReadsExecutions",
+            roles=[cleanup.role],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["states:GetExecutionHistory", "states:DescribeExecution"], resources=[executions]
+                )
+            ],
+        )
         return rule
 
-    def _deploy_training_code(self, training_dir: Path, wheelhouse_root: Path, settings: Settings,
-                              storage: FineTuningStorage, retention: logs.RetentionDays) -> str:
+    def _deploy_training_code(
+        self,
+        training_dir: Path,
+        wheelhouse_root: Path,
+        settings: Settings,
+        storage: FineTuningStorage,
+        retention: logs.RetentionDays,
+    ) -> str:
         """Upload training/ and its wheelhouse as assets and copy both to `code/<hash>/`.
 
         Jobs install what the image lacks from `code/<hash>/wheelhouse/` (never from a package
@@ -197,20 +238,28 @@ class FineTuningWorkflow(Construct):
             raise ValueError(problem)
         asset = s3_assets.Asset(self, "TrainingCodeAsset", path=str(training_dir), exclude=ASSET_EXCLUDES)
         wheels = s3_assets.Asset(self, "TrainingWheelsAsset", path=str(wheelhouse_root))
-        log_group = logs.LogGroup(self, "TrainingCodeDeploymentLogs", encryption_key=storage.key,
-                                  retention=retention, removal_policy=RemovalPolicy.RETAIN)
+        log_group = logs.LogGroup(
+            self,
+            "TrainingCodeDeploymentLogs",
+            encryption_key=storage.key,
+            retention=retention,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
         # One prefix per code and wheels together: nothing is overwritten across deployments.
         prefix = f"{CODE_PREFIX}{hashlib.sha256((asset.asset_hash + wheels.asset_hash).encode()).hexdigest()}/"
         s3_deployment.BucketDeployment(
-            self, "TrainingCode",
-            sources=[s3_deployment.Source.bucket(asset.bucket, asset.s3_object_key),
-                     s3_deployment.Source.bucket(wheels.bucket, wheels.s3_object_key)],
+            self,
+            "TrainingCode",
+            sources=[
+                s3_deployment.Source.bucket(asset.bucket, asset.s3_object_key),
+                s3_deployment.Source.bucket(wheels.bucket, wheels.s3_object_key),
+            ],
             destination_bucket=storage.artifacts_bucket,
             destination_key_prefix=prefix,
             prune=False,
             retain_on_delete=True,
             memory_limit=1024,
-            ephemeral_storage_size=Size.gibibytes(2),   # the wheels are unpacked in /tmp before the copy
+            ephemeral_storage_size=Size.gibibytes(2),  # the wheels are unpacked in /tmp before the copy
             log_group=log_group,
         )
         return Fn.join("", ["s3://", storage.artifacts_bucket.bucket_name, "/", prefix])

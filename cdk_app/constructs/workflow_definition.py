@@ -6,10 +6,12 @@ merged model read by the serving image's own software) -> Gate -> Register -> Ga
 -> CheckEndpoint -> Notify -> Succeed. A rejected model goes to Notify -> Fail("EvaluationGateFailed"); any error
 goes to Cleanup -> Notify -> Fail(error, cause from the cleanup's result).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional
+from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_lambda as lambda_
@@ -28,8 +30,7 @@ RETRYABLE_ERRORS = [
     "Throttled",
 ]
 
-JOB_STAGES = (("prepare", "Prepare"), ("train", "Train"), ("evaluate", "Evaluate"),
-              ("serving_check", "ServingCheck"))
+JOB_STAGES = (("prepare", "Prepare"), ("train", "Train"), ("evaluate", "Evaluate"), ("serving_check", "ServingCheck"))
 GATE_FAILED_ERROR = "EvaluationGateFailed"
 
 
@@ -46,48 +47,71 @@ class DefinitionProps:
 class WorkflowDefinition(Construct):
     """Builds the states; `start` is the first state, for `DefinitionBody.from_chainable`."""
 
-    def __init__(self, scope: Construct, construct_id: str, functions: Mapping[str, lambda_.IFunction],
-                 props: Optional[DefinitionProps] = None) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        functions: Mapping[str, lambda_.IFunction],
+        props: DefinitionProps | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
         self._functions = functions
         self._props = props or DefinitionProps()
 
         # Failure path: Cleanup -> NotifyFailure -> RunFailed.
-        run_failed = sfn.Fail(self, "RunFailed", comment="The run failed; error and cause from Cleanup",
-                              error_path="$.cleanup.error", cause_path="$.cleanup.cause")
-        cleanup_failed = sfn.Fail(self, "CleanupFailed", comment="Cleanup itself failed",
-                                  error_path="$.cleanup_failure.Error", cause_path="$.cleanup_failure.Cause")
+        run_failed = sfn.Fail(
+            self,
+            "RunFailed",
+            comment="The run failed; error and cause from Cleanup",
+            error_path="$.cleanup.error",
+            cause_path="$.cleanup.cause",
+        )
+        cleanup_failed = sfn.Fail(
+            self,
+            "CleanupFailed",
+            comment="Cleanup itself failed",
+            error_path="$.cleanup_failure.Error",
+            cause_path="$.cleanup_failure.Cause",
+        )
         self.cleanup = self._task("Cleanup", "cleanup", "$.cleanup", catch_to_cleanup=False)
         self.cleanup.add_catch(cleanup_failed, errors=[sfn.Errors.ALL], result_path="$.cleanup_failure")
-        notify_failure = self._task("NotifyFailure", "notify", "$.notification",
-                                    extra={"outcome": "failed"}, step="Notify", catch_to_cleanup=False)
+        notify_failure = self._task(
+            "NotifyFailure",
+            "notify",
+            "$.notification",
+            extra={"outcome": "failed"},
+            step="Notify",
+            catch_to_cleanup=False,
+        )
         notify_failure.add_catch(run_failed, errors=[sfn.Errors.ALL], result_path="$.notification_error")
         self.cleanup.next(notify_failure)
         notify_failure.next(run_failed)
 
         # Success path.
         succeeded = sfn.Succeed(self, "Succeeded")
-        notify_success = self._task("NotifySuccess", "notify", "$.notification",
-                                    extra={"outcome": "succeeded"}, step="Notify")
+        notify_success = self._task(
+            "NotifySuccess", "notify", "$.notification", extra={"outcome": "succeeded"}, step="Notify"
+        )
         notify_success.next(succeeded)
 
         # Rejected by the gate.
         gate_failure_cause = sfn.Pass(
-            self, "DescribeGateFailure",
+            self,
+            "DescribeGateFailure",
             parameters={"cause": sfn.JsonPath.json_to_string(sfn.JsonPath.list_at("$.gate.reasons"))},
             result_path="$.gate_failure",
         )
         rejected = sfn.Fail(self, "RejectedByGate", error=GATE_FAILED_ERROR, cause_path="$.gate_failure.cause")
-        notify_rejected = self._task("NotifyRejected", "notify", "$.notification",
-                                     extra={"outcome": "rejected"}, step="Notify")
+        notify_rejected = self._task(
+            "NotifyRejected", "notify", "$.notification", extra={"outcome": "rejected"}, step="Notify"
+        )
         notify_rejected.next(gate_failure_cause)
         gate_failure_cause.next(rejected)
 
         # Deployment, reachable only through GatePassed.
         deploy = self._task("Deploy", "deploy", "$.deployment")
         # Waits grow with the time a stage has taken (lambdas/common/polling.py), so the history stays bounded.
-        wait_endpoint = sfn.Wait(self, "WaitForEndpoint",
-                                 time=sfn.WaitTime.seconds_path("$.deployment.poll_seconds"))
+        wait_endpoint = sfn.Wait(self, "WaitForEndpoint", time=sfn.WaitTime.seconds_path("$.deployment.poll_seconds"))
         describe_endpoint = self._task("DescribeEndpoint", "describe_endpoint", "$.deployment")
         configure_scaling = self._task("ConfigureScaling", "configure_scaling", "$.scaling")
         check_endpoint = self._task("CheckEndpoint", "check_endpoint", "$.endpoint_check")
@@ -102,9 +126,12 @@ class WorkflowDefinition(Construct):
 
         deployment_enabled = sfn.Choice(self, "DeploymentEnabled")
         deployment_enabled.when(
-            sfn.Condition.and_(sfn.Condition.is_present("$.run.config.deployment.enabled"),
-                               sfn.Condition.boolean_equals("$.run.config.deployment.enabled", False)),
-            notify_success)
+            sfn.Condition.and_(
+                sfn.Condition.is_present("$.run.config.deployment.enabled"),
+                sfn.Condition.boolean_equals("$.run.config.deployment.enabled", False),
+            ),
+            notify_success,
+        )
         deployment_enabled.otherwise(deploy)
 
         gate_passed = sfn.Choice(self, "GatePassed")
@@ -124,9 +151,13 @@ class WorkflowDefinition(Construct):
         validate = self._task("ValidateInput", "validate", "$.run")
         preflight = self._task("Preflight", "preflight", "$.preflight")
         dry_run = sfn.Choice(self, "DryRun")
-        dry_run.when(sfn.Condition.and_(sfn.Condition.is_present("$.run.config.orchestration.dry_run"),
-                                        sfn.Condition.boolean_equals("$.run.config.orchestration.dry_run", True)),
-                     sfn.Succeed(self, "DryRunSucceeded", comment="Only validation and the preflight were asked for"))
+        dry_run.when(
+            sfn.Condition.and_(
+                sfn.Condition.is_present("$.run.config.orchestration.dry_run"),
+                sfn.Condition.boolean_equals("$.run.config.orchestration.dry_run", True),
+            ),
+            sfn.Succeed(self, "DryRunSucceeded", comment="Only validation and the preflight were asked for"),
+        )
         dry_run.otherwise(after)
         validate.next(preflight)
         preflight.next(dry_run)
@@ -145,8 +176,16 @@ class WorkflowDefinition(Construct):
         complete.otherwise(wait)
         return start
 
-    def _task(self, state_id: str, verb: str, result_path: str, *, extra: Optional[Mapping[str, Any]] = None,
-              step: Optional[str] = None, catch_to_cleanup: bool = True) -> tasks.LambdaInvoke:
+    def _task(
+        self,
+        state_id: str,
+        verb: str,
+        result_path: str,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        step: str | None = None,
+        catch_to_cleanup: bool = True,
+    ) -> tasks.LambdaInvoke:
         payload = {
             "step": step or state_id,
             **(extra or {}),
@@ -154,7 +193,8 @@ class WorkflowDefinition(Construct):
             "execution_name": sfn.JsonPath.string_at("$$.Execution.Name"),
         }
         task = tasks.LambdaInvoke(
-            self, state_id,
+            self,
+            state_id,
             lambda_function=self._functions[verb],
             payload=sfn.TaskInput.from_object(payload),
             payload_response_only=True,
@@ -162,8 +202,12 @@ class WorkflowDefinition(Construct):
             result_path=result_path,
             task_timeout=sfn.Timeout.duration(self._props.task_timeout),
         )
-        task.add_retry(errors=RETRYABLE_ERRORS, interval=self._props.retry_interval,
-                       max_attempts=self._props.retry_attempts, backoff_rate=self._props.retry_backoff_rate)
+        task.add_retry(
+            errors=RETRYABLE_ERRORS,
+            interval=self._props.retry_interval,
+            max_attempts=self._props.retry_attempts,
+            backoff_rate=self._props.retry_backoff_rate,
+        )
         if catch_to_cleanup:
             task.add_catch(self.cleanup, errors=[sfn.Errors.ALL], result_path="$.error")
         return task

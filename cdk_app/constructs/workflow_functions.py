@@ -1,8 +1,9 @@
 """The orchestration Lambdas: one function per verb, each with its own least-privilege role."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
@@ -61,29 +62,42 @@ class WorkflowFunctionsProps:
     timeout: Duration = Duration.minutes(5)
     memory_size: int = 512
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
-    runtime: Optional[lambda_.Runtime] = None
+    runtime: lambda_.Runtime | None = None
 
 
 class WorkflowFunctions(Construct):
     """Creates every handler of the workflow; `functions[verb]` is the function for that verb."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, storage: FineTuningStorage,
-                 sagemaker_role: SageMakerExecutionRole, notification: NotificationTopic,
-                 props: WorkflowFunctionsProps) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        storage: FineTuningStorage,
+        sagemaker_role: SageMakerExecutionRole,
+        notification: NotificationTopic,
+        props: WorkflowFunctionsProps,
+    ) -> None:
         super().__init__(scope, construct_id)
         self._stack = Stack.of(self)
         self._group_name = props.model_package_group_name
         # Creating needs both tags, this stack's value for the stack tag; changing, stopping, invoking
         # or deleting needs a resource this stack tagged.
-        self._creating = {"Null": {f"aws:RequestTag/{RUN_TAG}": "false"},
-                          "StringEquals": {f"aws:RequestTag/{STACK_TAG}": props.stack_tag}}
+        self._creating = {
+            "Null": {f"aws:RequestTag/{RUN_TAG}": "false"},
+            "StringEquals": {f"aws:RequestTag/{STACK_TAG}": props.stack_tag},
+        }
         self._owned = {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": props.stack_tag}}
         layer = lambda_.LayerVersion.from_layer_version_arn(
-            self, "PowertoolsLayer",
+            self,
+            "PowertoolsLayer",
             Stack.of(self).format_arn(
-                service="lambda", account=POWERTOOLS_ACCOUNT, resource="layer",
+                service="lambda",
+                account=POWERTOOLS_ACCOUNT,
+                resource="layer",
                 resource_name=f"AWSLambdaPowertoolsPythonV3-python313-x86_64:{props.powertools_layer_version}",
-                arn_format=ArnFormat.COLON_RESOURCE_NAME),
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            ),
         )
         self.functions: dict[str, lambda_.Function] = {}
         for verb, description in VERBS.items():
@@ -113,8 +127,12 @@ class WorkflowFunctions(Construct):
         sagemaker_role.grant_pass_role(fn["start_job"])
         sagemaker_role.grant_pass_role(fn["deploy"])
 
-        self._allow(fn["start_job"], ["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob"],
-                    self._job_arns(), self._creating)
+        self._allow(
+            fn["start_job"],
+            ["sagemaker:CreateProcessingJob", "sagemaker:CreateTrainingJob"],
+            self._job_arns(),
+            self._creating,
+        )
         self._allow(fn["start_job"], ["sagemaker:AddTags"], self._job_arns(), self._creating)
         # A job found under the run's name is adopted only when its tags say it is this run's.
         self._allow(fn["start_job"], ["sagemaker:ListTags"], self._job_arns())
@@ -125,42 +143,54 @@ class WorkflowFunctions(Construct):
         self._allow(fn["gate"], ["sagemaker:DescribeModelPackage"], [self._package_arns()])
         # Production is the package the endpoint serves, recorded in a tag on the endpoint.
         self._allow(fn["gate"], ["sagemaker:DescribeEndpoint", "sagemaker:ListTags"], [self._arn("endpoint", "*")])
-        self._allow(fn["register"], ["sagemaker:CreateModelPackage", "sagemaker:AddTags"],
-                    [self._group_arn(), self._package_arns()])
-        self._allow(fn["register"], ["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage",
-                                     "sagemaker:DescribeModelPackageGroup"],
-                    [self._group_arn(), self._package_arns()])
+        self._allow(
+            fn["register"],
+            ["sagemaker:CreateModelPackage", "sagemaker:AddTags"],
+            [self._group_arn(), self._package_arns()],
+        )
+        self._allow(
+            fn["register"],
+            ["sagemaker:DescribeModelPackage", "sagemaker:UpdateModelPackage", "sagemaker:DescribeModelPackageGroup"],
+            [self._group_arn(), self._package_arns()],
+        )
         self._allow(fn["register"], ["sagemaker:ListModelPackages"], ["*"])
-        self._allow(fn["deploy"], ["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig",
-                                   "sagemaker:CreateEndpoint"],
-                    self._serving_arns(), self._creating)
+        self._allow(
+            fn["deploy"],
+            ["sagemaker:CreateModel", "sagemaker:CreateEndpointConfig", "sagemaker:CreateEndpoint"],
+            self._serving_arns(),
+            self._creating,
+        )
         self._allow(fn["deploy"], ["sagemaker:AddTags"], self._serving_arns(), self._creating)
         # UpdateEndpoint authorizes the endpoint and the endpoint config it names.
-        self._allow(fn["deploy"], ["sagemaker:UpdateEndpoint"], self._endpoint_and_config_arns(),
-                    self._owned)
+        self._allow(fn["deploy"], ["sagemaker:UpdateEndpoint"], self._endpoint_and_config_arns(), self._owned)
         self._allow(fn["deploy"], _DESCRIBE_SERVING, self._serving_arns())
         self._allow(fn["deploy"], ["sagemaker:ListTags"], [self._arn("endpoint", "*")])
         # Endpoint storage is encrypted with the key: SageMaker creates grants for its own resources.
-        self._allow(fn["deploy"], ["kms:CreateGrant", "kms:DescribeKey"], [storage.key.key_arn],
-                    {"Bool": {"kms:GrantIsForAWSResource": "true"}})
+        self._allow(
+            fn["deploy"],
+            ["kms:CreateGrant", "kms:DescribeKey"],
+            [storage.key.key_arn],
+            {"Bool": {"kms:GrantIsForAWSResource": "true"}},
+        )
         self._allow(fn["describe_endpoint"], ["sagemaker:DescribeEndpoint"], [self._arn("endpoint", "*")])
-        self._allow(fn["check_endpoint"], ["sagemaker:InvokeEndpoint"], [self._arn("endpoint", "*")],
-                    self._owned)
+        self._allow(fn["check_endpoint"], ["sagemaker:InvokeEndpoint"], [self._arn("endpoint", "*")], self._owned)
         self._allow(fn["check_endpoint"], ["sagemaker:DescribeEndpoint"], [self._arn("endpoint", "*")])
         # A checked endpoint records the package it now serves (the gate's production).
         self._allow(fn["check_endpoint"], ["sagemaker:AddTags"], [self._arn("endpoint", "*")], self._owned)
         # A package approved by a run that then failed is set to Rejected.
         self._allow(fn["cleanup"], ["sagemaker:UpdateModelPackage"], [self._package_arns()])
-        self._allow(fn["cleanup"], _DESCRIBE_JOBS + _DESCRIBE_SERVING,
-                    self._job_arns() + self._serving_arns())
-        self._allow(fn["cleanup"], ["sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob"],
-                    self._job_arns(), self._owned)
-        self._allow(fn["cleanup"], ["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig",
-                                    "sagemaker:DeleteModel"],
-                    self._serving_arns(), self._owned)
+        self._allow(fn["cleanup"], _DESCRIBE_JOBS + _DESCRIBE_SERVING, self._job_arns() + self._serving_arns())
+        self._allow(
+            fn["cleanup"], ["sagemaker:StopProcessingJob", "sagemaker:StopTrainingJob"], self._job_arns(), self._owned
+        )
+        self._allow(
+            fn["cleanup"],
+            ["sagemaker:DeleteEndpoint", "sagemaker:DeleteEndpointConfig", "sagemaker:DeleteModel"],
+            self._serving_arns(),
+            self._owned,
+        )
         # Returns an endpoint this run was updating to the config it served before.
-        self._allow(fn["cleanup"], ["sagemaker:UpdateEndpoint"], self._endpoint_and_config_arns(),
-                    self._owned)
+        self._allow(fn["cleanup"], ["sagemaker:UpdateEndpoint"], self._endpoint_and_config_arns(), self._owned)
         self._allow(fn["cleanup"], ["sagemaker:ListTags"], [self._arn("endpoint", "*")])
 
         # Alarms on each endpoint (Deploy creates them; Cleanup deletes those of endpoints it deletes).
@@ -170,43 +200,72 @@ class WorkflowFunctions(Construct):
         # changes the instance type; Cleanup removes it with an endpoint it deletes, or restores it.
         self._allow_autoscaling(fn["configure_scaling"], ["RegisterScalableTarget", "PutScalingPolicy"])
         self._allow_autoscaling(fn["deploy"], ["DeregisterScalableTarget"])
-        self._allow_autoscaling(fn["cleanup"], ["DeregisterScalableTarget", "RegisterScalableTarget",
-                                                "PutScalingPolicy"])
+        self._allow_autoscaling(
+            fn["cleanup"], ["DeregisterScalableTarget", "RegisterScalableTarget", "PutScalingPolicy"]
+        )
 
     def _allow_autoscaling(self, function: lambda_.Function, writes: list[str]) -> None:
         """Application Auto Scaling of SageMaker variants, and what it checks on the caller's behalf."""
-        self._allow(function, [f"application-autoscaling:{action}" for action in writes], ["*"],
-                    {"StringEquals": {"application-autoscaling:service-namespace": "sagemaker",
-                                      "application-autoscaling:scalable-dimension":
-                                          "sagemaker:variant:DesiredInstanceCount"}})
-        self._allow(function, ["application-autoscaling:DescribeScalableTargets",
-                               "application-autoscaling:DescribeScalingPolicies"], ["*"])
+        self._allow(
+            function,
+            [f"application-autoscaling:{action}" for action in writes],
+            ["*"],
+            {
+                "StringEquals": {
+                    "application-autoscaling:service-namespace": "sagemaker",
+                    "application-autoscaling:scalable-dimension": "sagemaker:variant:DesiredInstanceCount",
+                }
+            },
+        )
+        self._allow(
+            function,
+            ["application-autoscaling:DescribeScalableTargets", "application-autoscaling:DescribeScalingPolicies"],
+            ["*"],
+        )
         # Target tracking policies create and delete their own CloudWatch alarms as the caller.
-        self._allow(function, ["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
-                    [self._alarm_arn(TARGET_TRACKING_ALARMS)])
+        self._allow(
+            function,
+            ["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"],
+            [self._alarm_arn(TARGET_TRACKING_ALARMS)],
+        )
         if "RegisterScalableTarget" in writes:
             self._allow(function, ["sagemaker:DescribeEndpoint"], [self._arn("endpoint", "*")])
-            self._allow(function, ["sagemaker:UpdateEndpointWeightsAndCapacities"], [self._arn("endpoint", "*")],
-                        self._owned)
+            self._allow(
+                function, ["sagemaker:UpdateEndpointWeightsAndCapacities"], [self._arn("endpoint", "*")], self._owned
+            )
             # The first registration creates Application Auto Scaling's service-linked role.
-            self._allow(function, ["iam:CreateServiceLinkedRole"],
-                        [self._stack.format_arn(service="iam", region="", resource="role",
-                                                resource_name=AUTOSCALING_ROLE)],
-                        {"StringLike": {"iam:AWSServiceName": AUTOSCALING_SERVICE}})
+            self._allow(
+                function,
+                ["iam:CreateServiceLinkedRole"],
+                [self._stack.format_arn(service="iam", region="", resource="role", resource_name=AUTOSCALING_ROLE)],
+                {"StringLike": {"iam:AWSServiceName": AUTOSCALING_SERVICE}},
+            )
 
-    def _function(self, verb: str, description: str, props: WorkflowFunctionsProps,
-                  layer: lambda_.ILayerVersion, storage: FineTuningStorage) -> lambda_.Function:
+    def _function(
+        self,
+        verb: str,
+        description: str,
+        props: WorkflowFunctionsProps,
+        layer: lambda_.ILayerVersion,
+        storage: FineTuningStorage,
+    ) -> lambda_.Function:
         name = "".join(part.capitalize() for part in verb.split("_"))
         log_group = logs.LogGroup(
-            self, f"{name}Logs",
+            self,
+            f"{name}Logs",
             encryption_key=storage.key,
             retention=props.log_retention,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        role = iam.Role(self, f"{name}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                        description=f"Runs the {verb} step of the fine-tuning workflow")
+        role = iam.Role(
+            self,
+            f"{name}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Runs the {verb} step of the fine-tuning workflow",
+        )
         function = lambda_.Function(
-            self, name,
+            self,
+            name,
             description=description,
             runtime=props.runtime or lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.X86_64,
@@ -234,12 +293,12 @@ class WorkflowFunctions(Construct):
         return [self._arn(kind, suffix) for kind, suffixes in JOB_SUFFIXES.items() for suffix in suffixes]
 
     def _serving_arns(self) -> list[str]:
-        return [self._arn("model", "*-model"), self._arn("endpoint-config", "*-cfg"),
-                self._arn("endpoint", "*")]
+        return [self._arn("model", "*-model"), self._arn("endpoint-config", "*-cfg"), self._arn("endpoint", "*")]
 
     def _alarm_arn(self, name: str) -> str:
-        return self._stack.format_arn(service="cloudwatch", resource="alarm", resource_name=name,
-                                      arn_format=ArnFormat.COLON_RESOURCE_NAME)
+        return self._stack.format_arn(
+            service="cloudwatch", resource="alarm", resource_name=name, arn_format=ArnFormat.COLON_RESOURCE_NAME
+        )
 
     def _alarm_arns(self) -> list[str]:
         return [self._alarm_arn(name) for name in ALARM_NAMES]
@@ -255,10 +314,10 @@ class WorkflowFunctions(Construct):
         return self._arn("model-package", f"{self._group_name.lower()}/*")
 
     @staticmethod
-    def _allow(function: lambda_.Function, actions: list[str], resources: list[str],
-               conditions: Optional[dict] = None) -> None:
-        function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources,
-                                                        conditions=conditions))
+    def _allow(
+        function: lambda_.Function, actions: list[str], resources: list[str], conditions: dict | None = None
+    ) -> None:
+        function.add_to_role_policy(iam.PolicyStatement(actions=actions, resources=resources, conditions=conditions))
 
     def grant_invoke(self, grantee: iam.IGrantable) -> None:
         for function in self.functions.values():
@@ -266,5 +325,4 @@ class WorkflowFunctions(Construct):
 
 
 _DESCRIBE_JOBS = ["sagemaker:DescribeProcessingJob", "sagemaker:DescribeTrainingJob"]
-_DESCRIBE_SERVING = ["sagemaker:DescribeModel", "sagemaker:DescribeEndpointConfig",
-                     "sagemaker:DescribeEndpoint"]
+_DESCRIBE_SERVING = ["sagemaker:DescribeModel", "sagemaker:DescribeEndpointConfig", "sagemaker:DescribeEndpoint"]

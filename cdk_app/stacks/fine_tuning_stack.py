@@ -1,7 +1,8 @@
 """The deployable stack: the fine-tuning pipeline and the outputs operators and local mode read."""
+
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
@@ -13,8 +14,7 @@ from cdk_app.constructs.pipeline import FineTuningPipeline, FineTuningPipelinePr
 class FineTuningStack(Stack):
     """Everything `cdk deploy` needs to fine-tune, evaluate and serve an LLM; no account lookups."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: Optional[Settings] = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings | None = None, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.settings = settings or Settings()
         self.pipeline = FineTuningPipeline(self, "Pipeline", FineTuningPipelineProps(settings=self.settings))

@@ -5,6 +5,7 @@ latency (a model that answers far slower than the one it replaces). Deploy creat
 first update that names them in `AutoRollbackConfiguration`, so a new fleet that trips either during
 the update's baking time is rolled back and the old one keeps serving.
 """
+
 from __future__ import annotations
 
 from common import aws
@@ -22,21 +23,36 @@ def alarm_requests(endpoint_name: str, settings: dict, tags: list[dict]) -> list
     """PutMetricAlarm requests for one endpoint's alarms (`deployment.alarms` of the input)."""
     dimensions = [{"Name": "EndpointName", "Value": endpoint_name}, {"Name": "VariantName", "Value": VARIANT_NAME}]
     periods = settings["evaluation_minutes"]
-    common = {"Namespace": NAMESPACE, "Dimensions": dimensions, "Period": 60, "EvaluationPeriods": periods,
-              "DatapointsToAlarm": periods, "TreatMissingData": "notBreaching", "ActionsEnabled": False,
-              "Tags": tags}
+    common = {
+        "Namespace": NAMESPACE,
+        "Dimensions": dimensions,
+        "Period": 60,
+        "EvaluationPeriods": periods,
+        "DatapointsToAlarm": periods,
+        "TreatMissingData": "notBreaching",
+        "ActionsEnabled": False,
+        "Tags": tags,
+    }
     return [
-        {"AlarmName": endpoint_name + ALARM_SUFFIXES["errors"],
-         "AlarmDescription": f"{endpoint_name}: invocations answered with a 5xx error (rolls back blue/green updates)",
-         "MetricName": "Invocation5XXErrors", "Statistic": "Sum",
-         "Threshold": float(settings["max_5xx_errors_per_minute"]),
-         "ComparisonOperator": "GreaterThanThreshold", **common},
-        {"AlarmName": endpoint_name + ALARM_SUFFIXES["latency"],
-         "AlarmDescription": f"{endpoint_name}: p90 model latency above {settings['max_model_latency_ms']} ms "
-                             "(rolls back blue/green updates)",
-         "MetricName": "ModelLatency", "ExtendedStatistic": "p90",
-         "Threshold": float(settings["max_model_latency_ms"]) * 1000.0,   # ModelLatency is in microseconds
-         "ComparisonOperator": "GreaterThanThreshold", **common},
+        {
+            "AlarmName": endpoint_name + ALARM_SUFFIXES["errors"],
+            "AlarmDescription": f"{endpoint_name}: invocations answered with a 5xx error (rolls back blue/green updates)",
+            "MetricName": "Invocation5XXErrors",
+            "Statistic": "Sum",
+            "Threshold": float(settings["max_5xx_errors_per_minute"]),
+            "ComparisonOperator": "GreaterThanThreshold",
+            **common,
+        },
+        {
+            "AlarmName": endpoint_name + ALARM_SUFFIXES["latency"],
+            "AlarmDescription": f"{endpoint_name}: p90 model latency above {settings['max_model_latency_ms']} ms "
+            "(rolls back blue/green updates)",
+            "MetricName": "ModelLatency",
+            "ExtendedStatistic": "p90",
+            "Threshold": float(settings["max_model_latency_ms"]) * 1000.0,  # ModelLatency is in microseconds
+            "ComparisonOperator": "GreaterThanThreshold",
+            **common,
+        },
     ]
 
 
@@ -53,8 +69,10 @@ def ensure_alarms(endpoint_name: str, settings: dict, tags: list[dict]) -> list[
 def delete_alarms(endpoint_name: str) -> list[str]:
     """Remove the endpoint's alarms; returns the names that existed."""
     cloudwatch = aws.client("cloudwatch")
-    existing = [alarm["AlarmName"] for alarm in
-                cloudwatch.describe_alarms(AlarmNames=alarm_names(endpoint_name))["MetricAlarms"]]
+    existing = [
+        alarm["AlarmName"]
+        for alarm in cloudwatch.describe_alarms(AlarmNames=alarm_names(endpoint_name))["MetricAlarms"]
+    ]
     if existing:
         cloudwatch.delete_alarms(AlarmNames=existing)
     return existing

@@ -1,11 +1,11 @@
 """boto3 clients for the handlers: adaptive retries, cached per session and service."""
+
 from __future__ import annotations
 
 import boto3
 from botocore.config import Config
 
-RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8},
-                      connect_timeout=10, read_timeout=70)
+RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 8}, connect_timeout=10, read_timeout=70)
 
 _clients: dict[str, tuple[boto3.session.Session, object]] = {}
 

@@ -1,4 +1,5 @@
 """The Lambda environment the stack sets (see docs/workflow-contract.md), as one typed value."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,15 @@ from dataclasses import dataclass
 
 from common.errors import ConfigurationError
 
-_REQUIRED = ("ARTIFACTS_BUCKET", "KMS_KEY_ARN", "SAGEMAKER_ROLE_ARN", "TRAINING_IMAGE_URI",
-             "INFERENCE_IMAGE_URI", "CODE_S3_URI", "MODEL_PACKAGE_GROUP_NAME")
+_REQUIRED = (
+    "ARTIFACTS_BUCKET",
+    "KMS_KEY_ARN",
+    "SAGEMAKER_ROLE_ARN",
+    "TRAINING_IMAGE_URI",
+    "INFERENCE_IMAGE_URI",
+    "CODE_S3_URI",
+    "MODEL_PACKAGE_GROUP_NAME",
+)
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -22,7 +30,7 @@ class LambdaEnvironment:
     kms_key_arn: str
     sagemaker_role_arn: str
     training_image_uri: str
-    inference_image_uri: str       # the TGI image
+    inference_image_uri: str  # the TGI image
     code_s3_uri: str
     model_package_group_name: str
     topic_arn: str
@@ -31,10 +39,10 @@ class LambdaEnvironment:
     security_group_ids: tuple[str, ...]
     hf_token_secret_arn: str
     create_model_package_group: bool
-    vllm_image_uri: str = ""        # the vLLM image (deployment.engine "vllm")
-    stack_tag: str = ""             # value of the fine-tune:stack tag: the stack that owns what runs create
-    input_buckets: tuple[str, ...] = ()      # other buckets the SageMaker role may read inputs from
-    state_machine_timeout_seconds: int = 0   # the state machine's own timeout (0: unknown)
+    vllm_image_uri: str = ""  # the vLLM image (deployment.engine "vllm")
+    stack_tag: str = ""  # value of the fine-tune:stack tag: the stack that owns what runs create
+    input_buckets: tuple[str, ...] = ()  # other buckets the SageMaker role may read inputs from
+    state_machine_timeout_seconds: int = 0  # the state machine's own timeout (0: unknown)
 
     @property
     def vpc_config(self) -> dict | None:
@@ -44,7 +52,7 @@ class LambdaEnvironment:
         return {"Subnets": list(self.subnet_ids), "SecurityGroupIds": list(self.security_group_ids)}
 
     @classmethod
-    def from_os(cls, required: tuple[str, ...] = _REQUIRED) -> "LambdaEnvironment":
+    def from_os(cls, required: tuple[str, ...] = _REQUIRED) -> LambdaEnvironment:
         env = os.environ
         missing = [name for name in required if not env.get(name)]
         if missing:
@@ -57,8 +65,10 @@ class LambdaEnvironment:
             raise ConfigurationError(f"DEFAULTS_JSON must be a JSON object, got {type(defaults).__name__}")
         subnets, groups = _split(env.get("SUBNET_IDS", "")), _split(env.get("SECURITY_GROUP_IDS", ""))
         if bool(subnets) != bool(groups):
-            raise ConfigurationError("SUBNET_IDS and SECURITY_GROUP_IDS must be set together "
-                                     f"(got {len(subnets)} subnet(s), {len(groups)} group(s))")
+            raise ConfigurationError(
+                "SUBNET_IDS and SECURITY_GROUP_IDS must be set together "
+                f"(got {len(subnets)} subnet(s), {len(groups)} group(s))"
+            )
         return cls(
             artifacts_bucket=env.get("ARTIFACTS_BUCKET", ""),
             data_bucket=env.get("DATA_BUCKET", ""),

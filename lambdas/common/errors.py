@@ -1,16 +1,28 @@
 """Errors the handlers raise. Step Functions matches Retry and Catch on the class name."""
+
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from botocore.exceptions import ClientError
 
-THROTTLING_CODES = frozenset({
-    "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottledException",
-    "TooManyRequestsException", "ProvisionedThroughputExceededException", "RequestLimitExceeded",
-    "SlowDown", "RequestThrottled", "LimitExceededException", "Throttled",
-})
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+        "RequestThrottled",
+        "LimitExceededException",
+        "Throttled",
+    }
+)
 
 
 class InvalidInput(Exception):
@@ -18,8 +30,9 @@ class InvalidInput(Exception):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__(f"{len(problems)} problem(s) in the execution input:\n"
-                         + "\n".join(f"- {p}" for p in problems))
+        super().__init__(
+            f"{len(problems)} problem(s) in the execution input:\n" + "\n".join(f"- {p}" for p in problems)
+        )
 
 
 class PreflightFailed(Exception):
@@ -27,8 +40,9 @@ class PreflightFailed(Exception):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__(f"{len(problems)} problem(s) found before any job started:\n"
-                         + "\n".join(f"- {p}" for p in problems))
+        super().__init__(
+            f"{len(problems)} problem(s) found before any job started:\n" + "\n".join(f"- {p}" for p in problems)
+        )
 
 
 class ConfigurationError(Exception):
@@ -77,7 +91,8 @@ def is_not_found(error: ClientError) -> bool:
     if code in ("ResourceNotFound", "ResourceNotFoundException", "NoSuchKey", "404", "NotFound"):
         return True
     return code == "ValidationException" and any(
-        hint in message for hint in ("could not find", "not found", "does not exist"))
+        hint in message for hint in ("could not find", "not found", "does not exist")
+    )
 
 
 def is_already_exists(error: ClientError) -> bool:
@@ -86,7 +101,8 @@ def is_already_exists(error: ClientError) -> bool:
     if code in ("ResourceInUse", "ResourceInUseException", "ConflictException"):
         return True
     return code == "ValidationException" and any(
-        hint in message for hint in ("already exists", "already existing", "must be unique"))
+        hint in message for hint in ("already exists", "already existing", "must be unique")
+    )
 
 
 def translate_throttling(function: Callable[..., Any]) -> Callable[..., Any]:

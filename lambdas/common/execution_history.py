@@ -4,6 +4,7 @@ EventBridge tells Cleanup that an execution ended (failed, timed out or was abor
 had started; the history has it: every state's output, merged in order, is the workflow's state as
 the last states left it (`$.run`, `$.jobs`, `$.deployment`, `$.model_package`).
 """
+
 from __future__ import annotations
 
 import json

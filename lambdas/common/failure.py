@@ -1,11 +1,16 @@
 """Turn the state machine's `$.error` ({"Error", "Cause"}) into what the Fail state shows."""
+
 from __future__ import annotations
 
 import json
 import re
 
-_JOB_ERROR = {"prepare": "PrepareJobFailed", "train": "TrainingJobFailed", "evaluate": "EvaluationJobFailed",
-              "serving_check": "ServingCheckFailed"}
+_JOB_ERROR = {
+    "prepare": "PrepareJobFailed",
+    "train": "TrainingJobFailed",
+    "evaluate": "EvaluationJobFailed",
+    "serving_check": "ServingCheckFailed",
+}
 _JOB_MESSAGE = re.compile(r"^(prepare|train|evaluate|serving_check) job ")
 
 

@@ -6,6 +6,7 @@ right (evaluate.py's paired comparison) must fall below ``significance_level``; 
 model, whose accuracy is known only as a number, the fine-tuned model's whole interval must lie
 above that number.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -41,32 +42,52 @@ def _paired(metrics: dict, key: str) -> dict | None:
 
 
 def _confidence(metrics: dict) -> float | None:
-    confidence = (metrics.get("statistics") or {}).get("confidence") if isinstance(metrics.get("statistics"), dict) \
-        else None
+    confidence = (
+        (metrics.get("statistics") or {}).get("confidence") if isinstance(metrics.get("statistics"), dict) else None
+    )
     return float(confidence) if isinstance(confidence, (int, float)) and 0 < confidence < 1 else None
 
 
-def significance_rules(metrics: dict, key: str, label: str, level: float,
-                       production_accuracy: float | None) -> list[tuple[bool, str]]:
+def significance_rules(
+    metrics: dict, key: str, label: str, level: float, production_accuracy: float | None
+) -> list[tuple[bool, str]]:
     """(passed, reason) for the improvement over the base model and, when given, over production."""
     rules: list[tuple[bool, str]] = []
     base = metrics.get("base")
     paired = _paired(metrics, key)
     if not isinstance(base, dict):
-        rules.append((False, "the base model was not evaluated, so no improvement over it can be shown "
-                             f"significant at level {level:g}"))
+        rules.append(
+            (
+                False,
+                "the base model was not evaluated, so no improvement over it can be shown "
+                f"significant at level {level:g}",
+            )
+        )
     elif paired is None:
-        rules.append((False, f"metrics.json has no paired comparison; evaluate.py writes one (needed for {label}: "
-                             "the improvement over the base model cannot be shown significant without it)"))
+        rules.append(
+            (
+                False,
+                f"metrics.json has no paired comparison; evaluate.py writes one (needed for {label}: "
+                "the improvement over the base model cannot be shown significant without it)",
+            )
+        )
     else:
         difference, p_value = paired["difference"], paired["p_value"]
-        interval = (f", {_level(metrics)} interval {paired['low']:+.4f} to {paired['high']:+.4f}"
-                    if all(isinstance(paired.get(end), (int, float)) for end in ("low", "high")) else "")
+        interval = (
+            f", {_level(metrics)} interval {paired['low']:+.4f} to {paired['high']:+.4f}"
+            if all(isinstance(paired.get(end), (int, float)) for end in ("low", "high"))
+            else ""
+        )
         ok = difference > 0 and p_value < level
-        rules.append((ok, f"improvement over the base model {difference:+.4f}{interval} is "
-                          f"{'' if ok else 'not '}significant: McNemar exact p={p_value:.4g} vs level {level:g} "
-                          f"({paired['fine_tuned_only']} rows only the fine-tuned model got right, "
-                          f"{paired['base_only']} only the base model)"))
+        rules.append(
+            (
+                ok,
+                f"improvement over the base model {difference:+.4f}{interval} is "
+                f"{'' if ok else 'not '}significant: McNemar exact p={p_value:.4g} vs level {level:g} "
+                f"({paired['fine_tuned_only']} rows only the fine-tuned model got right, "
+                f"{paired['base_only']} only the base model)",
+            )
+        )
     if production_accuracy is not None:
         rules.append(_above_production(metrics, key, label, level, production_accuracy))
     return rules
@@ -77,22 +98,29 @@ def _level(metrics: dict) -> str:
     return f"{confidence:.0%}" if confidence is not None else "the"
 
 
-def _above_production(metrics: dict, key: str, label: str, level: float,
-                      production_accuracy: float) -> tuple[bool, str]:
+def _above_production(
+    metrics: dict, key: str, label: str, level: float, production_accuracy: float
+) -> tuple[bool, str]:
     """The production model's accuracy is one number: the fine-tuned interval must lie above it."""
     intervals = metrics["fine_tuned"].get("intervals")
     interval = intervals.get(key) if isinstance(intervals, dict) else None
     confidence = _confidence(metrics)
     if not isinstance(interval, dict) or not isinstance(interval.get("low"), (int, float)) or confidence is None:
-        return False, (f"metrics.json has no interval for the fine-tuned model's {label}; evaluate.py writes one, "
-                       "needed to show the gain over the production model significant")
+        return False, (
+            f"metrics.json has no interval for the fine-tuned model's {label}; evaluate.py writes one, "
+            "needed to show the gain over the production model significant"
+        )
     if 1 - confidence > level + 1e-9:
-        return False, (f"metrics.json's intervals are {confidence:.0%}; level {level:g} needs at least "
-                       f"{1 - level:.0%} (evaluate.py --confidence {1 - level:g}) to compare with the production model")
+        return False, (
+            f"metrics.json's intervals are {confidence:.0%}; level {level:g} needs at least "
+            f"{1 - level:.0%} (evaluate.py --confidence {1 - level:g}) to compare with the production model"
+        )
     low = interval["low"]
     ok = low > production_accuracy
-    return ok, (f"{label} {confidence:.0%} interval lower bound {low:.4f} "
-                f"{'exceeds' if ok else 'does not exceed'} the production model's {production_accuracy:.4f}")
+    return ok, (
+        f"{label} {confidence:.0%} interval lower bound {low:.4f} "
+        f"{'exceeds' if ok else 'does not exceed'} the production model's {production_accuracy:.4f}"
+    )
 
 
 def decide(metrics: dict, gate: dict, production_accuracy: float | None = None) -> GateDecision:
@@ -132,29 +160,39 @@ def decide(metrics: dict, gate: dict, production_accuracy: float | None = None) 
     base_score = _rate(base.get(key), f"base.{key}") if isinstance(base, dict) else None
     if base_score is not None:
         gain = score - base_score
-        rule(gain >= improvement_needed - 1e-12,
-             f"improvement over the base model {gain:+.4f} ({base_score:.4f} to {score:.4f}) "
-             f"vs minimum {improvement_needed:+.4f}")
+        rule(
+            gain >= improvement_needed - 1e-12,
+            f"improvement over the base model {gain:+.4f} ({base_score:.4f} to {score:.4f}) "
+            f"vs minimum {improvement_needed:+.4f}",
+        )
     elif improvement_needed > 0:
-        rule(False, f"the base model was not evaluated, so the required improvement "
-                    f"{improvement_needed:+.4f} cannot be shown")
+        rule(
+            False,
+            f"the base model was not evaluated, so the required improvement {improvement_needed:+.4f} cannot be shown",
+        )
 
     if gate.get("min_exact_match") is not None:
         exact = _rate(fine_tuned.get("exact_match"), "fine_tuned.exact_match")
-        rule(exact is not None and exact >= gate["min_exact_match"],
-             f"exact match {'not available' if exact is None else f'{exact:.4f}'} "
-             f"vs minimum {gate['min_exact_match']:.4f}")
+        rule(
+            exact is not None and exact >= gate["min_exact_match"],
+            f"exact match {'not available' if exact is None else f'{exact:.4f}'} "
+            f"vs minimum {gate['min_exact_match']:.4f}",
+        )
 
-    production_applies = gate.get("compare_to_production", True) and production_accuracy is not None \
-        and key == "execution_accuracy"
+    production_applies = (
+        gate.get("compare_to_production", True) and production_accuracy is not None and key == "execution_accuracy"
+    )
     if production_applies:
-        rule(score >= production_accuracy,
-             f"execution accuracy {score:.4f} vs the production model's {production_accuracy:.4f}")
+        rule(
+            score >= production_accuracy,
+            f"execution accuracy {score:.4f} vs the production model's {production_accuracy:.4f}",
+        )
 
     if gate.get("require_significance", False):
         level = gate.get("significance_level", DEFAULT_SIGNIFICANCE_LEVEL)
-        for ok, text in significance_rules(metrics, key, label, level,
-                                           production_accuracy if production_applies else None):
+        for ok, text in significance_rules(
+            metrics, key, label, level, production_accuracy if production_applies else None
+        ):
             rule(ok, text)
 
     summary = {"fine_tuned": fine_tuned, "base": base}

@@ -3,6 +3,7 @@
 `HF_ENDPOINT` (default https://huggingface.co) is where the Hub is, as for huggingface_hub; the token,
 when the stack has one, comes from Secrets Manager.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ def endpoint() -> str:
 def _get(url: str, token: str | None) -> bytes:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - the Hub's URL
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
             return response.read()
     except urllib.error.HTTPError as error:
         code = error.headers.get("X-Error-Code", "") if error.headers else ""

@@ -1,4 +1,5 @@
 """Facts about SageMaker instance types that the API does not tell a request builder."""
+
 from __future__ import annotations
 
 # GPUs per instance; TGI shards the model over SM_NUM_GPUS of them.
@@ -31,8 +32,31 @@ GPU_FAMILIES_LEFT_OUT = {
 # Families with local NVMe instance storage. AWS encrypts it in hardware and rejects a
 # VolumeKmsKeyId (jobs) or KmsKeyId (endpoint configs) for these instance types.
 _LOCAL_STORAGE_FAMILIES = {
-    "c5d", "m5d", "r5d", "g4dn", "g5", "g6", "g6e", "g7e", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en",
-    "p6-b200", "p6-b300", "p6e-gb200", "trn1", "trn1n", "trn2", "m6gd", "c6gd", "r6gd", "r7gd", "dl1",
+    "c5d",
+    "m5d",
+    "r5d",
+    "g4dn",
+    "g5",
+    "g6",
+    "g6e",
+    "g7e",
+    "p3dn",
+    "p4d",
+    "p4de",
+    "p5",
+    "p5e",
+    "p5en",
+    "p6-b200",
+    "p6-b300",
+    "p6e-gb200",
+    "trn1",
+    "trn1n",
+    "trn2",
+    "m6gd",
+    "c6gd",
+    "r6gd",
+    "r7gd",
+    "dl1",
 }
 
 

@@ -6,6 +6,7 @@ runs the script); the serving check runs in the serving image itself, with that 
 The evaluation of a model that vLLM will serve runs in the vLLM serving image, through
 `launch.py --image-software`: the image's own vLLM, torch and transformers generate the answers.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,8 +21,12 @@ PROCESSING = "/opt/ml/processing"
 PROCESSING_CODE_DIR = f"{PROCESSING}/input/code"
 TRAINING_CODE_DIR = "/opt/ml/input/data/code"
 CHECKPOINT_DIR = "/opt/ml/checkpoints"
-JOB_SCRIPTS = {"prepare": "prepare_data.py", "train": "train.py", "evaluate": "evaluate.py",
-               "serving_check": "check_serving.py"}
+JOB_SCRIPTS = {
+    "prepare": "prepare_data.py",
+    "train": "train.py",
+    "evaluate": "evaluate.py",
+    "serving_check": "check_serving.py",
+}
 # The serving check runs in the serving image itself, with that image's Python and transformers.
 SERVING_CHECK_HOURS = 2
 # launch.py's flag for a job in a serving image: keep the image's software, add only the script's extras.
@@ -44,10 +49,10 @@ class RunContext:
     names: dict
     paths: dict
     env: LambdaEnvironment
-    preflight: dict = field(default_factory=dict)   # what Preflight resolved ($.preflight)
+    preflight: dict = field(default_factory=dict)  # what Preflight resolved ($.preflight)
 
     @classmethod
-    def from_run(cls, run: dict, env: LambdaEnvironment, preflight: dict | None = None) -> "RunContext":
+    def from_run(cls, run: dict, env: LambdaEnvironment, preflight: dict | None = None) -> RunContext:
         return cls(run["run_id"], run["config"], run["names"], run["paths"], env, preflight or {})
 
     def hub_revision(self, what: str) -> str | None:
@@ -96,9 +101,17 @@ def _seconds(hours: float) -> int:
 
 
 def _s3_input(name: str, uri: str, local_path: str) -> dict:
-    return {"InputName": name, "AppManaged": False,
-            "S3Input": {"S3Uri": uri, "LocalPath": local_path, "S3DataType": "S3Prefix",
-                        "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}
+    return {
+        "InputName": name,
+        "AppManaged": False,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+        },
+    }
 
 
 def _network_config(ctx: RunContext, isolate: bool) -> dict:
@@ -108,17 +121,27 @@ def _network_config(ctx: RunContext, isolate: bool) -> dict:
     return config
 
 
-def _processing_request(ctx: RunContext, kind: str, group: dict, inputs: list[dict],
-                        output_name: str, output_dir: str, output_uri: str, args: list[str],
-                        isolate: bool, image: str | None = None, max_runtime_hours: float | None = None,
-                        launched_in_image: bool = False) -> dict:
+def _processing_request(
+    ctx: RunContext,
+    kind: str,
+    group: dict,
+    inputs: list[dict],
+    output_name: str,
+    output_dir: str,
+    output_uri: str,
+    args: list[str],
+    isolate: bool,
+    image: str | None = None,
+    max_runtime_hours: float | None = None,
+    launched_in_image: bool = False,
+) -> dict:
     instance_type = group["instance_type"]
     launch = f"{PROCESSING_CODE_DIR}/launch.py"
-    if image is None:             # the training image, through launch.py (the wheelhouse, then the script)
+    if image is None:  # the training image, through launch.py (the wheelhouse, then the script)
         entrypoint = ["python3", launch, JOB_SCRIPTS[kind], *args]
-    elif launched_in_image:       # a serving image's own software, plus only what the script imports beyond it
+    elif launched_in_image:  # a serving image's own software, plus only what the script imports beyond it
         entrypoint = ["python3", launch, IMAGE_SOFTWARE_FLAG, JOB_SCRIPTS[kind], *args]
-    else:                         # another image runs the script directly, with its own software
+    else:  # another image runs the script directly, with its own software
         entrypoint = ["python3", f"{PROCESSING_CODE_DIR}/{JOB_SCRIPTS[kind]}", *args]
     return {
         "ProcessingJobName": ctx.names[kind],
@@ -126,15 +149,23 @@ def _processing_request(ctx: RunContext, kind: str, group: dict, inputs: list[di
         "AppSpecification": {"ImageUri": image or ctx.env.training_image_uri, "ContainerEntrypoint": entrypoint},
         "ProcessingInputs": [_s3_input("code", ctx.env.code_s3_uri, PROCESSING_CODE_DIR), *inputs],
         "ProcessingOutputConfig": {
-            "Outputs": [{"OutputName": output_name, "AppManaged": False,
-                         "S3Output": {"S3Uri": output_uri, "LocalPath": output_dir,
-                                      "S3UploadMode": "EndOfJob"}}],
+            "Outputs": [
+                {
+                    "OutputName": output_name,
+                    "AppManaged": False,
+                    "S3Output": {"S3Uri": output_uri, "LocalPath": output_dir, "S3UploadMode": "EndOfJob"},
+                }
+            ],
             "KmsKeyId": ctx.env.kms_key_arn,
         },
-        "ProcessingResources": {"ClusterConfig": {
-            "InstanceCount": 1, "InstanceType": instance_type,
-            "VolumeSizeInGB": group["volume_size_gb"],
-            **volume_kms_key(instance_type, ctx.env.kms_key_arn)}},
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": 1,
+                "InstanceType": instance_type,
+                "VolumeSizeInGB": group["volume_size_gb"],
+                **volume_kms_key(instance_type, ctx.env.kms_key_arn),
+            }
+        },
         "StoppingCondition": {"MaxRuntimeInSeconds": _seconds(max_runtime_hours or group["max_runtime_hours"])},
         "NetworkConfig": _network_config(ctx, isolate),
         "Environment": {"FINE_TUNE_RUN_ID": ctx.run_id},
@@ -145,15 +176,25 @@ def _processing_request(ctx: RunContext, kind: str, group: dict, inputs: list[di
 def prepare_request(ctx: RunContext) -> dict:
     dataset = ctx.config["dataset"]
     data_dir, output_dir = f"{PROCESSING}/input/data", f"{PROCESSING}/output/data"
-    args = ["--format", dataset["format"], "--output-dir", output_dir,
-            "--test-size", str(dataset["test_size"]), "--seed", str(dataset["seed"]),
-            "--max-bad-fraction", str(dataset["max_bad_fraction"]),
-            # A refused set still completes the job, so its report.json is uploaded; DescribePrepare fails the run.
-            "--refused-exit-code", "0"]
+    args = [
+        "--format",
+        dataset["format"],
+        "--output-dir",
+        output_dir,
+        "--test-size",
+        str(dataset["test_size"]),
+        "--seed",
+        str(dataset["seed"]),
+        "--max-bad-fraction",
+        str(dataset["max_bad_fraction"]),
+        # A refused set still completes the job, so its report.json is uploaded; DescribePrepare fails the run.
+        "--refused-exit-code",
+        "0",
+    ]
     if "max_samples" in dataset:
         args += ["--max-samples", str(dataset["max_samples"])]
     max_length = ctx.config["training"].get("hyperparameters", {}).get("max_length")
-    if max_length:     # rows far longer than training reads are refused by line
+    if max_length:  # rows far longer than training reads are refused by line
         args += ["--max-length", str(max_length)]
     inputs = []
     if "s3_uri" in dataset:
@@ -165,23 +206,46 @@ def prepare_request(ctx: RunContext) -> dict:
         if ctx.hub_revision("dataset"):
             args += ["--hf-revision", ctx.hub_revision("dataset")]
         args += ctx.hub_token_args()
-    return _processing_request(ctx, "prepare", ctx.config["preparation"], inputs, "data", output_dir,
-                               ctx.paths["data"], args, isolate="s3_uri" in dataset)
+    return _processing_request(
+        ctx,
+        "prepare",
+        ctx.config["preparation"],
+        inputs,
+        "data",
+        output_dir,
+        ctx.paths["data"],
+        args,
+        isolate="s3_uri" in dataset,
+    )
 
 
 def evaluate_request(ctx: RunContext) -> dict:
     evaluation, base = ctx.config["evaluation"], ctx.config["base_model"]
     root = f"{PROCESSING}/input"
     output_dir = f"{PROCESSING}/output/eval"
-    inputs = [_s3_input("model", ctx.paths["merged"], f"{root}/model"),
-              _s3_input("data", ctx.paths["test_file"], f"{root}/data"),
-              _s3_input("training", ctx.paths["training_metrics"], f"{root}/training")]
-    args = ["--model-dir", f"{root}/model", "--test-file", f"{root}/data/test.jsonl",
-            "--output-dir", output_dir, "--training-metrics", f"{root}/training/training_metrics.json",
-            "--max-samples", str(evaluation["max_samples"]), "--batch-size", str(evaluation["batch_size"]),
-            "--max-new-tokens", str(evaluation["max_new_tokens"])]
+    inputs = [
+        _s3_input("model", ctx.paths["merged"], f"{root}/model"),
+        _s3_input("data", ctx.paths["test_file"], f"{root}/data"),
+        _s3_input("training", ctx.paths["training_metrics"], f"{root}/training"),
+    ]
+    args = [
+        "--model-dir",
+        f"{root}/model",
+        "--test-file",
+        f"{root}/data/test.jsonl",
+        "--output-dir",
+        output_dir,
+        "--training-metrics",
+        f"{root}/training/training_metrics.json",
+        "--max-samples",
+        str(evaluation["max_samples"]),
+        "--batch-size",
+        str(evaluation["batch_size"]),
+        "--max-new-tokens",
+        str(evaluation["max_new_tokens"]),
+    ]
     gate = evaluation.get("gate") or {}
-    if gate.get("require_significance"):   # intervals at the level the gate decides at
+    if gate.get("require_significance"):  # intervals at the level the gate decides at
         args += ["--confidence", f"{1 - gate.get('significance_level', 0.05):g}"]
     if evaluation.get("skip_base"):
         args.append("--skip-base")
@@ -193,29 +257,65 @@ def evaluate_request(ctx: RunContext) -> dict:
         if ctx.hub_revision("base_model"):
             args += ["--base-model-revision", ctx.hub_revision("base_model")]
     isolate = ctx.base_model_from_s3 or bool(evaluation.get("skip_base"))
-    if evaluation_generation(ctx.config) == "vllm":   # evaluated by the engine that serves it, in its image
+    if evaluation_generation(ctx.config) == "vllm":  # evaluated by the engine that serves it, in its image
         args += ["--generation-backend", "vllm"]
-        return _processing_request(ctx, "evaluate", evaluation, inputs, "eval", output_dir, ctx.paths["eval"],
-                                   args, isolate=isolate, image=ctx.env.serving_image({"engine": "vllm"}),
-                                   launched_in_image=True)
-    return _processing_request(ctx, "evaluate", evaluation, inputs, "eval", output_dir,
-                               ctx.paths["eval"], args, isolate=isolate)
+        return _processing_request(
+            ctx,
+            "evaluate",
+            evaluation,
+            inputs,
+            "eval",
+            output_dir,
+            ctx.paths["eval"],
+            args,
+            isolate=isolate,
+            image=ctx.env.serving_image({"engine": "vllm"}),
+            launched_in_image=True,
+        )
+    return _processing_request(
+        ctx, "evaluate", evaluation, inputs, "eval", output_dir, ctx.paths["eval"], args, isolate=isolate
+    )
 
 
 def serving_check_request(ctx: RunContext) -> dict:
     """The merged model read by the serving image's own software, before the model is registered."""
     evaluation, deployment = ctx.config["evaluation"], ctx.config["deployment"]
     root, output_dir = f"{PROCESSING}/input", f"{PROCESSING}/output/serving-check"
-    inputs = [_s3_input("model", ctx.paths["merged"], f"{root}/model"),
-              _s3_input("predictions", ctx.paths["predictions"], f"{root}/predictions")]
-    args = ["--model-dir", f"{root}/model", "--predictions", f"{root}/predictions/predictions.jsonl",
-            "--expected-config", f"{root}/model/serving_check.json", "--engine", deployment.get("engine", "tgi"),
-            "--samples", str(evaluation["serving_check_samples"]), "--max-new-tokens",
-            str(evaluation["max_new_tokens"]), "--output", f"{output_dir}/report.json",
-            "--failure-file", "/opt/ml/output/failure"]
-    return _processing_request(ctx, "serving_check", evaluation, inputs, "serving-check", output_dir,
-                               ctx.paths["serving_check"], args, isolate=True,
-                               image=ctx.env.serving_image(deployment), max_runtime_hours=SERVING_CHECK_HOURS)
+    inputs = [
+        _s3_input("model", ctx.paths["merged"], f"{root}/model"),
+        _s3_input("predictions", ctx.paths["predictions"], f"{root}/predictions"),
+    ]
+    args = [
+        "--model-dir",
+        f"{root}/model",
+        "--predictions",
+        f"{root}/predictions/predictions.jsonl",
+        "--expected-config",
+        f"{root}/model/serving_check.json",
+        "--engine",
+        deployment.get("engine", "tgi"),
+        "--samples",
+        str(evaluation["serving_check_samples"]),
+        "--max-new-tokens",
+        str(evaluation["max_new_tokens"]),
+        "--output",
+        f"{output_dir}/report.json",
+        "--failure-file",
+        "/opt/ml/output/failure",
+    ]
+    return _processing_request(
+        ctx,
+        "serving_check",
+        evaluation,
+        inputs,
+        "serving-check",
+        output_dir,
+        ctx.paths["serving_check"],
+        args,
+        isolate=True,
+        image=ctx.env.serving_image(deployment),
+        max_runtime_hours=SERVING_CHECK_HOURS,
+    )
 
 
 def _hyperparameters(ctx: RunContext) -> dict[str, str]:
@@ -228,14 +328,18 @@ def _hyperparameters(ctx: RunContext) -> dict[str, str]:
             values["model_revision"] = ctx.hub_revision("base_model")
         if ctx.env.hf_token_secret_arn:
             values["hf_token_secret_arn"] = ctx.env.hf_token_secret_arn
-    return {key: (str(value).lower() if isinstance(value, bool) else str(value))
-            for key, value in values.items()}
+    return {key: (str(value).lower() if isinstance(value, bool) else str(value)) for key, value in values.items()}
 
 
 def _channel(name: str, uri: str) -> dict:
-    return {"ChannelName": name, "InputMode": "File", "CompressionType": "None",
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
-                                            "S3DataDistributionType": "FullyReplicated"}}}
+    return {
+        "ChannelName": name,
+        "InputMode": "File",
+        "CompressionType": "None",
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
+        },
+    }
 
 
 def train_request(ctx: RunContext) -> dict:
@@ -261,11 +365,17 @@ def train_request(ctx: RunContext) -> dict:
         },
         "HyperParameters": _hyperparameters(ctx),
         "InputDataConfig": channels,
-        "OutputDataConfig": {"S3OutputPath": ctx.paths["training_output"], "KmsKeyId": ctx.env.kms_key_arn,
-                             "CompressionType": "NONE"},
-        "ResourceConfig": {"InstanceType": instance_type, "InstanceCount": count,
-                           "VolumeSizeInGB": training["volume_size_gb"],
-                           **volume_kms_key(instance_type, ctx.env.kms_key_arn)},
+        "OutputDataConfig": {
+            "S3OutputPath": ctx.paths["training_output"],
+            "KmsKeyId": ctx.env.kms_key_arn,
+            "CompressionType": "NONE",
+        },
+        "ResourceConfig": {
+            "InstanceType": instance_type,
+            "InstanceCount": count,
+            "VolumeSizeInGB": training["volume_size_gb"],
+            **volume_kms_key(instance_type, ctx.env.kms_key_arn),
+        },
         "StoppingCondition": stopping,
         "EnableManagedSpotTraining": bool(training["use_spot"]),
         "CheckpointConfig": {"S3Uri": ctx.paths["checkpoints"], "LocalPath": CHECKPOINT_DIR},
@@ -279,5 +389,9 @@ def train_request(ctx: RunContext) -> dict:
     return request
 
 
-BUILDERS = {"prepare": prepare_request, "train": train_request, "evaluate": evaluate_request,
-            "serving_check": serving_check_request}
+BUILDERS = {
+    "prepare": prepare_request,
+    "train": train_request,
+    "evaluate": evaluate_request,
+    "serving_check": serving_check_request,
+}

@@ -1,4 +1,5 @@
 """Start and follow SageMaker jobs by name; a job that already exists is adopted, never doubled."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -31,8 +32,12 @@ class JobApi:
         return getattr(aws.client("sagemaker"), f"{verb}_{self.noun.lower()}_job")(**kwargs)
 
 
-APIS = {"prepare": JobApi("Processing"), "train": JobApi("Training"), "evaluate": JobApi("Processing"),
-        "serving_check": JobApi("Processing")}
+APIS = {
+    "prepare": JobApi("Processing"),
+    "train": JobApi("Training"),
+    "evaluate": JobApi("Processing"),
+    "serving_check": JobApi("Processing"),
+}
 KINDS = tuple(APIS)
 
 
@@ -45,7 +50,7 @@ class JobState:
     arn: str
     status: str
     adopted: bool = False
-    started_at: float | None = None     # the job's CreationTime, epoch seconds (for the next wait)
+    started_at: float | None = None  # the job's CreationTime, epoch seconds (for the next wait)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -78,9 +83,14 @@ def describe(kind: str, name: str) -> dict | None:
 def _state(kind: str, description: dict, adopted: bool) -> JobState:
     api = _api(kind)
     created = description.get("CreationTime")
-    return JobState(name=description[api.name_key], kind=kind, arn=description[api.arn_key],
-                    status=collapse_status(description[api.status_key]), adopted=adopted,
-                    started_at=created.timestamp() if hasattr(created, "timestamp") else None)
+    return JobState(
+        name=description[api.name_key],
+        kind=kind,
+        arn=description[api.arn_key],
+        status=collapse_status(description[api.status_key]),
+        adopted=adopted,
+        started_at=created.timestamp() if hasattr(created, "timestamp") else None,
+    )
 
 
 def _check_adoptable(kind: str, description: dict, request: dict) -> None:
@@ -90,8 +100,10 @@ def _check_adoptable(kind: str, description: dict, request: dict) -> None:
     found = {tag["Key"]: tag["Value"] for tag in aws.client("sagemaker").list_tags(ResourceArn=arn).get("Tags", [])}
     differing = {key: found.get(key) for key, value in wanted.items() if found.get(key) != value}
     if differing:
-        raise ResourceConflict(f"{kind} job {description[_api(kind).name_key]} exists but was not started by this run "
-                               f"(tags {differing}, expected {wanted}); it is not adopted")
+        raise ResourceConflict(
+            f"{kind} job {description[_api(kind).name_key]} exists but was not started by this run "
+            f"(tags {differing}, expected {wanted}); it is not adopted"
+        )
 
 
 def start(kind: str, request: dict) -> JobState:

@@ -1,4 +1,5 @@
 """The model package group: this run's package, the production model's metrics."""
+
 from __future__ import annotations
 
 import re
@@ -22,8 +23,12 @@ def metadata_value(text: str, limit: int = 256) -> str:
 
 
 def _recent_packages(group: str, approval: str | None = None):
-    kwargs = {"ModelPackageGroupName": group, "SortBy": "CreationTime", "SortOrder": "Descending",
-              "MaxResults": RECENT_PACKAGES}
+    kwargs = {
+        "ModelPackageGroupName": group,
+        "SortBy": "CreationTime",
+        "SortOrder": "Descending",
+        "MaxResults": RECENT_PACKAGES,
+    }
     if approval:
         kwargs["ModelApprovalStatus"] = approval
     sagemaker = aws.client("sagemaker")
@@ -84,14 +89,16 @@ def production_accuracy(endpoint_name: str, stack_tag: str, exclude_run_id: str)
 
 def record_serving(endpoint_arn: str, package_arn: str) -> None:
     """Mark the endpoint as serving `package_arn` (the gate's "production" from now on)."""
-    aws.client("sagemaker").add_tags(ResourceArn=endpoint_arn,
-                                     Tags=[{"Key": SERVING_PACKAGE_TAG, "Value": package_arn}])
+    aws.client("sagemaker").add_tags(
+        ResourceArn=endpoint_arn, Tags=[{"Key": SERVING_PACKAGE_TAG, "Value": package_arn}]
+    )
 
 
 def reject(package_arn: str, reason: str) -> None:
     """A package whose deployment failed or rolled back is not left Approved."""
     aws.client("sagemaker").update_model_package(
-        ModelPackageArn=package_arn, ModelApprovalStatus="Rejected", ApprovalDescription=reason[:1024])
+        ModelPackageArn=package_arn, ModelApprovalStatus="Rejected", ApprovalDescription=reason[:1024]
+    )
 
 
 def ensure_group(group: str, create: bool) -> None:
@@ -104,5 +111,5 @@ def ensure_group(group: str, create: bool) -> None:
         if not create:
             raise ValueError(f"model package group {group} does not exist; the stack creates it") from error
         sagemaker.create_model_package_group(
-            ModelPackageGroupName=group,
-            ModelPackageGroupDescription="Fine-tuned models, one package per workflow run")
+            ModelPackageGroupName=group, ModelPackageGroupDescription="Fine-tuned models, one package per workflow run"
+        )

@@ -2,6 +2,7 @@
 
 SageMaker names: at most 63 characters matching ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,15 @@ SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 MAX_NAME_LENGTH = 63
 HASH_LENGTH = 8
 # The longest suffix a run appends to its run_id.
-SUFFIXES = {"prepare": "-prep", "train": "-train", "evaluate": "-eval", "serving_check": "-chk",
-            "model": "-model", "endpoint_config": "-cfg", "endpoint": "-ep"}
+SUFFIXES = {
+    "prepare": "-prep",
+    "train": "-train",
+    "evaluate": "-eval",
+    "serving_check": "-chk",
+    "model": "-model",
+    "endpoint_config": "-cfg",
+    "endpoint": "-ep",
+}
 MAX_RUN_ID_LENGTH = MAX_NAME_LENGTH - max(len(s) for s in SUFFIXES.values())
 
 
@@ -23,7 +31,7 @@ def run_id_from_execution_name(execution_name: str) -> str:
         raise ValueError("execution_name is empty; the state machine passes $$.Execution.Name")
     digest = hashlib.sha256(execution_name.encode("utf-8")).hexdigest()[:HASH_LENGTH]
     readable = re.sub(r"[^a-zA-Z0-9]+", "-", execution_name).strip("-")
-    readable = readable[:MAX_RUN_ID_LENGTH - HASH_LENGTH - 1].rstrip("-") or "run"
+    readable = readable[: MAX_RUN_ID_LENGTH - HASH_LENGTH - 1].rstrip("-") or "run"
     return f"{readable}-{digest}"
 
 
@@ -45,7 +53,7 @@ class RunNames:
     model_package_group: str
 
     @classmethod
-    def for_run(cls, run_id: str, endpoint_name: str | None, model_package_group: str) -> "RunNames":
+    def for_run(cls, run_id: str, endpoint_name: str | None, model_package_group: str) -> RunNames:
         names = {key: run_id + suffix for key, suffix in SUFFIXES.items()}
         if endpoint_name:
             names["endpoint"] = endpoint_name

@@ -6,6 +6,7 @@ from the input's `poll_interval_seconds`, up to a cap that keeps even the longes
 accepts within its share of looks (`LOOKS`). A short job is seen finishing at once; a week-long one
 is looked at every few minutes.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,7 +14,7 @@ import math
 GROWTH = 0.1
 # Looks each stage may take at most (the plateau; the growing part adds about 10 * ln(cap / base)).
 LOOKS = {"prepare": 200, "train": 1000, "evaluate": 300, "serving_check": 60, "endpoint": 200}
-SERVING_CHECK_HOURS = 2   # the serving check job's MaxRuntimeInSeconds (job_requests.py)
+SERVING_CHECK_HOURS = 2  # the serving check job's MaxRuntimeInSeconds (job_requests.py)
 EVENTS_PER_LOOK = 9
 HISTORY_LIMIT = 25_000
 
@@ -41,17 +42,23 @@ def stage_limits(config: dict) -> dict[str, float]:
     """The longest each stage can last for this input, in seconds (what SageMaker lets it run)."""
     training = config["training"]
     train_hours = training.get("max_wait_hours") or (
-        min(2 * training["max_runtime_hours"], 672) if training.get("use_spot") else training["max_runtime_hours"])
+        min(2 * training["max_runtime_hours"], 672) if training.get("use_spot") else training["max_runtime_hours"]
+    )
     deployment = config.get("deployment") or {}
     blue_green = deployment.get("blue_green") or {}
-    endpoint_seconds = (deployment.get("model_data_download_timeout_seconds") or 3600) \
-        + (deployment.get("container_startup_timeout_seconds") or 3600) \
-        + blue_green.get("maximum_execution_timeout_seconds", 3600) + blue_green.get("termination_wait_seconds", 0)
-    return {"prepare": config["preparation"]["max_runtime_hours"] * 3600,
-            "train": max(train_hours, training["max_runtime_hours"]) * 3600,
-            "evaluate": config["evaluation"]["max_runtime_hours"] * 3600,
-            "serving_check": SERVING_CHECK_HOURS * 3600,
-            "endpoint": endpoint_seconds}
+    endpoint_seconds = (
+        (deployment.get("model_data_download_timeout_seconds") or 3600)
+        + (deployment.get("container_startup_timeout_seconds") or 3600)
+        + blue_green.get("maximum_execution_timeout_seconds", 3600)
+        + blue_green.get("termination_wait_seconds", 0)
+    )
+    return {
+        "prepare": config["preparation"]["max_runtime_hours"] * 3600,
+        "train": max(train_hours, training["max_runtime_hours"]) * 3600,
+        "evaluate": config["evaluation"]["max_runtime_hours"] * 3600,
+        "serving_check": SERVING_CHECK_HOURS * 3600,
+        "endpoint": endpoint_seconds,
+    }
 
 
 def caps_for(config: dict) -> dict[str, int]:

@@ -10,6 +10,7 @@
 
 Each problem names the input field, the value and what is allowed or what to do.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,11 +36,17 @@ class Findings:
     dataset: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return {"passed": not self.problems, "problems": self.problems, "checks": self.checks,
-                "base_model": self.base_model, "dataset": self.dataset}
+        return {
+            "passed": not self.problems,
+            "problems": self.problems,
+            "checks": self.checks,
+            "base_model": self.base_model,
+            "dataset": self.dataset,
+        }
 
 
 # ---- service quotas ------------------------------------------------------------------------------
+
 
 def sagemaker_quotas() -> dict[str, dict]:
     """Quota name -> quota, for SageMaker in this region."""
@@ -53,11 +60,16 @@ def sagemaker_quotas() -> dict[str, dict]:
 def needed_instances(config: dict, serving_now: int) -> list[tuple[str, str, str, int]]:
     """(field, instance type, usage, instances) for every stage of the run."""
     training, deployment = config["training"], config["deployment"]
-    needs = [("preparation.instance_type", config["preparation"]["instance_type"], "processing job usage", 1),
-             ("training.instance_type", training["instance_type"],
-              "spot training job usage" if training["use_spot"] else "training job usage",
-              training["instance_count"]),
-             ("evaluation.instance_type", config["evaluation"]["instance_type"], "processing job usage", 1)]
+    needs = [
+        ("preparation.instance_type", config["preparation"]["instance_type"], "processing job usage", 1),
+        (
+            "training.instance_type",
+            training["instance_type"],
+            "spot training job usage" if training["use_spot"] else "training job usage",
+            training["instance_count"],
+        ),
+        ("evaluation.instance_type", config["evaluation"]["instance_type"], "processing job usage", 1),
+    ]
     # The serving check runs on the evaluation's instance type too, after it: the same one instance.
     if deployment.get("enabled", True):
         count = max(deployment["instance_count"], (deployment.get("autoscaling") or {}).get("max_instances", 0))
@@ -71,50 +83,65 @@ def check_quotas(config: dict, serving_now: int, findings: Findings) -> None:
         name = f"{instance_type} for {usage}"
         quota = quotas.get(name)
         if quota is None:
-            findings.problems.append(f"{field_name}: {instance_type!r} has no SageMaker quota '{name}' in "
-                                     f"{aws.region()}; choose an instance type offered for {usage} in this region")
+            findings.problems.append(
+                f"{field_name}: {instance_type!r} has no SageMaker quota '{name}' in "
+                f"{aws.region()}; choose an instance type offered for {usage} in this region"
+            )
             continue
         if quota["Value"] < count:
             findings.problems.append(
                 f"{field_name}: {count} x {instance_type} needs the quota '{name}' ({quota['QuotaCode']}), which is "
                 f"{quota['Value']:g} in {aws.region()}; ask for more in the Service Quotas console ({QUOTA_CONSOLE}) or "
                 f"with `aws service-quotas request-service-quota-increase --service-code sagemaker --quota-code "
-                f"{quota['QuotaCode']} --desired-value {count}`")
+                f"{quota['QuotaCode']} --desired-value {count}`"
+            )
         else:
             findings.checks.append(f"quota '{name}' is {quota['Value']:g}, the run needs {count}")
 
 
 # ---- S3 inputs -------------------------------------------------------------------------------------
 
+
 def role_can_read(role_arn: str, bucket: str, key_or_prefix: str, prefix: bool) -> list[str]:
     """What the SageMaker role may not do to read the input (empty when it may), by IAM's simulation."""
-    checks = [("s3:GetObject", f"arn:aws:s3:::{bucket}/{key_or_prefix}{'*' if prefix else ''}", []),
-              ("s3:ListBucket", f"arn:aws:s3:::{bucket}",
-               [{"ContextKeyName": "s3:prefix", "ContextKeyValues": [key_or_prefix], "ContextKeyType": "string"}])]
+    checks = [
+        ("s3:GetObject", f"arn:aws:s3:::{bucket}/{key_or_prefix}{'*' if prefix else ''}", []),
+        (
+            "s3:ListBucket",
+            f"arn:aws:s3:::{bucket}",
+            [{"ContextKeyName": "s3:prefix", "ContextKeyValues": [key_or_prefix], "ContextKeyType": "string"}],
+        ),
+    ]
     denied = []
     for action, resource, context in checks:
         result = aws.client("iam").simulate_principal_policy(
-            PolicySourceArn=role_arn, ActionNames=[action], ResourceArns=[resource], ContextEntries=context)
+            PolicySourceArn=role_arn, ActionNames=[action], ResourceArns=[resource], ContextEntries=context
+        )
         decision = result["EvaluationResults"][0]["EvalDecision"]
         if decision != "allowed":
             denied.append(f"{action} on {resource} ({decision})")
     return denied
 
 
-def check_s3_input(field_name: str, uri: str, allowed_buckets: dict[str, str], role_arn: str,
-                   findings: Findings, prefix: bool = False) -> list[str]:
+def check_s3_input(
+    field_name: str, uri: str, allowed_buckets: dict[str, str], role_arn: str, findings: Findings, prefix: bool = False
+) -> list[str]:
     """Checks one S3 input; returns the keys found under it."""
     bucket, key = split_s3_uri(uri)
     if bucket not in allowed_buckets:
         findings.problems.append(
             f"{field_name}: {uri!r} is in bucket {bucket}, which is neither the stack's ({', '.join(sorted(allowed_buckets))}) "
-            "nor one it grants; add the bucket to the context key fine-tune:input_bucket_names and deploy again")
+            "nor one it grants; add the bucket to the context key fine-tune:input_bucket_names and deploy again"
+        )
         return []
     s3 = aws.client("s3")
     try:
         if prefix:
-            keys = [item["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-                    for item in page.get("Contents", [])]
+            keys = [
+                item["Key"]
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+                for item in page.get("Contents", [])
+            ]
         else:
             s3.head_object(Bucket=bucket, Key=key)
             keys = [key]
@@ -145,6 +172,7 @@ def _s3_json(bucket: str, key: str) -> dict | None:
 
 # ---- the base model ---------------------------------------------------------------------------------
 
+
 def model_file_problems(field_name: str, where: str, files: set[str], read: Any) -> tuple[list[str], list[str]]:
     """(problems, checks) for a model's files; `read(name)` returns a small JSON file or None."""
     problems, checks = [], []
@@ -159,13 +187,20 @@ def model_file_problems(field_name: str, where: str, files: set[str], read: Any)
     if "chat_template" in tokenizer_config or "chat_template.jinja" in files:
         checks.append(f"{where} has a chat template")
     else:
-        checks.append(f"{where} has no chat template: training gives it the project's, which ends each answer "
-                      "with the end-of-sequence token")
-    eos = tokenizer_config.get("eos_token") or config.get("eos_token_id") is not None \
+        checks.append(
+            f"{where} has no chat template: training gives it the project's, which ends each answer "
+            "with the end-of-sequence token"
+        )
+    eos = (
+        tokenizer_config.get("eos_token")
+        or config.get("eos_token_id") is not None
         or generation.get("eos_token_id") is not None
+    )
     if not eos:
-        problems.append(f"{field_name}: {where} declares no end-of-sequence token (eos_token in tokenizer_config.json "
-                        "or eos_token_id in config.json); a model fine-tuned from it would never stop")
+        problems.append(
+            f"{field_name}: {where} declares no end-of-sequence token (eos_token in tokenizer_config.json "
+            "or eos_token_id in config.json); a model fine-tuned from it would never stop"
+        )
     return problems, checks
 
 
@@ -179,12 +214,20 @@ def check_hub_model(config: dict, token: str | None, findings: Findings) -> None
         return
     files = {sibling["rfilename"] for sibling in info.get("siblings", [])}
     problems, checks = model_file_problems(
-        "base_model.hf_model_id", f"{repo_id}@{info['sha'][:12]}", files,
-        lambda name: hub_client.read_json_file(repo_id, info["sha"], name, token))
+        "base_model.hf_model_id",
+        f"{repo_id}@{info['sha'][:12]}",
+        files,
+        lambda name: hub_client.read_json_file(repo_id, info["sha"], name, token),
+    )
     findings.problems += problems
     findings.checks += [f"{repo_id} revision {revision} is commit {info['sha']}"] + checks
-    findings.base_model = {"source": "hub", "id": repo_id, "revision": revision, "sha": info["sha"],
-                           "gated": bool(info.get("gated"))}
+    findings.base_model = {
+        "source": "hub",
+        "id": repo_id,
+        "revision": revision,
+        "sha": info["sha"],
+        "gated": bool(info.get("gated")),
+    }
 
 
 def check_hub_dataset(config: dict, token: str | None, findings: Findings) -> None:
@@ -203,8 +246,11 @@ def _hub_problem(group: str, repo_id: str, revision: str, error: hub_client.HubE
     id_field = "base_model.hf_model_id" if group == "base_model" else "dataset.hf_dataset_id"
     revision_field = "base_model.revision" if group == "base_model" else "dataset.hf_revision"
     if error.code == "GatedRepo":
-        fix = ("the stack's token was not granted access to it" if token else
-               "set the context key fine-tune:hf_token_secret_arn to a secret holding a token granted access")
+        fix = (
+            "the stack's token was not granted access to it"
+            if token
+            else "set the context key fine-tune:hf_token_secret_arn to a secret holding a token granted access"
+        )
         return f"{id_field}: {repo_id!r} is gated; {fix}"
     if error.code == "RevisionNotFound":
         return f"{revision_field}: {revision!r} is not a branch, tag or commit of {repo_id}"
@@ -219,9 +265,10 @@ def check_s3_model(config: dict, allowed_buckets: dict[str, str], role_arn: str,
     if not keys:
         return
     bucket, prefix = split_s3_uri(uri)
-    files = {key[len(prefix):].lstrip("/") for key in keys}
-    problems, checks = model_file_problems("base_model.s3_uri", uri, files,
-                                           lambda name: _s3_json(bucket, prefix + name))
+    files = {key[len(prefix) :].lstrip("/") for key in keys}
+    problems, checks = model_file_problems(
+        "base_model.s3_uri", uri, files, lambda name: _s3_json(bucket, prefix + name)
+    )
     findings.problems += problems
     findings.checks += checks
     findings.base_model = {"source": "s3", "uri": uri}
@@ -229,11 +276,17 @@ def check_s3_model(config: dict, allowed_buckets: dict[str, str], role_arn: str,
 
 # ---- time ---------------------------------------------------------------------------------------------
 
+
 def check_time(config: dict, timeout_seconds: int, findings: Findings) -> None:
     limits = stage_limits(config)
     deployment_on = (config.get("deployment") or {}).get("enabled", True)
-    total = limits["prepare"] + limits["train"] + limits["evaluate"] + limits["serving_check"] \
+    total = (
+        limits["prepare"]
+        + limits["train"]
+        + limits["evaluate"]
+        + limits["serving_check"]
         + (limits["endpoint"] if deployment_on else 0)
+    )
     if timeout_seconds and total > timeout_seconds:
         findings.problems.append(
             f"training.max_runtime_hours: the longest this run can take is {total / 3600:.1f} h (preparation "
@@ -242,7 +295,9 @@ def check_time(config: dict, timeout_seconds: int, findings: Findings) -> None:
             + (f", endpoint {limits['endpoint'] / 3600:.1f} h" if deployment_on else "")
             + "), above the state machine's "
             f"timeout of {timeout_seconds / 3600:g} h; lower the runtimes, or raise the context key "
-            "fine-tune:state_machine_timeout_hours and deploy again")
+            "fine-tune:state_machine_timeout_hours and deploy again"
+        )
     else:
-        findings.checks.append(f"the longest run ({total / 3600:.1f} h) fits the state machine's timeout "
-                               f"({timeout_seconds / 3600:g} h)")
+        findings.checks.append(
+            f"the longest run ({total / 3600:.1f} h) fits the state machine's timeout ({timeout_seconds / 3600:g} h)"
+        )

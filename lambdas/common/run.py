@@ -1,4 +1,5 @@
 """The `run` value ValidateInput stores at `$.run`, and access to it from later steps."""
+
 from __future__ import annotations
 
 from common.environment import LambdaEnvironment
@@ -12,10 +13,15 @@ def build_run(execution_name: str, config: dict, env: LambdaEnvironment) -> dict
     endpoint_name = config.get("deployment", {}).get("endpoint_name")
     names = RunNames.for_run(run_id, endpoint_name, env.model_package_group_name)
     paths = RunPaths.for_run(env.artifacts_bucket, run_id, names.train)
-    return {"run_id": run_id, "execution_name": execution_name, "config": config,
-            "names": names.as_dict(), "paths": paths.as_dict(),
-            "poll_seconds": config["orchestration"]["poll_interval_seconds"],
-            "poll_caps": caps_for(config)}
+    return {
+        "run_id": run_id,
+        "execution_name": execution_name,
+        "config": config,
+        "names": names.as_dict(),
+        "paths": paths.as_dict(),
+        "poll_seconds": config["orchestration"]["poll_interval_seconds"],
+        "poll_caps": caps_for(config),
+    }
 
 
 def run_of(event: dict) -> dict:
@@ -23,8 +29,9 @@ def run_of(event: dict) -> dict:
     state = event.get("state") or {}
     run = state.get("run")
     if not isinstance(run, dict) or "run_id" not in run:
-        raise ValueError("the payload's state has no run (ValidateInput stores it at $.run); "
-                         f"state keys: {sorted(state)}")
+        raise ValueError(
+            f"the payload's state has no run (ValidateInput stores it at $.run); state keys: {sorted(state)}"
+        )
     return run
 
 

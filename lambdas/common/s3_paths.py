@@ -1,4 +1,5 @@
 """The artifacts bucket's layout for one run (docs/workflow-contract.md, "S3 layout")."""
+
 from __future__ import annotations
 
 import json
@@ -37,7 +38,7 @@ class RunPaths:
     serving_check: str
 
     @classmethod
-    def for_run(cls, bucket: str, run_id: str, training_job_name: str) -> "RunPaths":
+    def for_run(cls, bucket: str, run_id: str, training_job_name: str) -> RunPaths:
         run = f"s3://{bucket}/runs/{run_id}/"
         model = f"{run}training/{training_job_name}/output/model/"
         return cls(
@@ -79,9 +80,14 @@ def read_json(uri: str) -> dict:
 def write_json(uri: str, value: dict, kms_key_arn: str) -> None:
     """Write with SSE-KMS under the stack's key."""
     bucket, key = split_s3_uri(uri)
-    aws.client("s3").put_object(Bucket=bucket, Key=key, Body=json.dumps(value, indent=2).encode(),
-                                ContentType="application/json",
-                                ServerSideEncryption="aws:kms", SSEKMSKeyId=kms_key_arn)
+    aws.client("s3").put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=json.dumps(value, indent=2).encode(),
+        ContentType="application/json",
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=kms_key_arn,
+    )
 
 
 def prefix_size_bytes(uri: str) -> int:

@@ -5,6 +5,7 @@ updates, and removed with the endpoint when a run deletes an endpoint it created
 an update that changes the instance type of a variant registered as a scalable target, so Deploy
 deregisters first in that case and records what it removed, for Cleanup to restore after a rollback.
 """
+
 from __future__ import annotations
 
 from common import aws
@@ -12,8 +13,10 @@ from common.serving import VARIANT_NAME
 
 NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
-METRICS = {"invocations_per_instance": "SageMakerVariantInvocationsPerInstance",
-           "concurrent_requests_per_model": "SageMakerVariantConcurrentRequestsPerModelHighResolution"}
+METRICS = {
+    "invocations_per_instance": "SageMakerVariantInvocationsPerInstance",
+    "concurrent_requests_per_model": "SageMakerVariantConcurrentRequestsPerModelHighResolution",
+}
 
 
 def resource_id(endpoint_name: str) -> str:
@@ -25,19 +28,29 @@ def policy_name(endpoint_name: str) -> str:
 
 
 def target_request(endpoint_name: str, settings: dict) -> dict:
-    return {"ServiceNamespace": NAMESPACE, "ResourceId": resource_id(endpoint_name), "ScalableDimension": DIMENSION,
-            "MinCapacity": settings["min_instances"], "MaxCapacity": settings["max_instances"]}
+    return {
+        "ServiceNamespace": NAMESPACE,
+        "ResourceId": resource_id(endpoint_name),
+        "ScalableDimension": DIMENSION,
+        "MinCapacity": settings["min_instances"],
+        "MaxCapacity": settings["max_instances"],
+    }
 
 
 def policy_request(endpoint_name: str, settings: dict) -> dict:
-    return {"PolicyName": policy_name(endpoint_name), "ServiceNamespace": NAMESPACE,
-            "ResourceId": resource_id(endpoint_name), "ScalableDimension": DIMENSION,
-            "PolicyType": "TargetTrackingScaling",
-            "TargetTrackingScalingPolicyConfiguration": {
-                "TargetValue": float(settings["target_value"]),
-                "PredefinedMetricSpecification": {"PredefinedMetricType": METRICS[settings["metric"]]},
-                "ScaleInCooldown": settings["scale_in_cooldown_seconds"],
-                "ScaleOutCooldown": settings["scale_out_cooldown_seconds"]}}
+    return {
+        "PolicyName": policy_name(endpoint_name),
+        "ServiceNamespace": NAMESPACE,
+        "ResourceId": resource_id(endpoint_name),
+        "ScalableDimension": DIMENSION,
+        "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": float(settings["target_value"]),
+            "PredefinedMetricSpecification": {"PredefinedMetricType": METRICS[settings["metric"]]},
+            "ScaleInCooldown": settings["scale_in_cooldown_seconds"],
+            "ScaleOutCooldown": settings["scale_out_cooldown_seconds"],
+        },
+    }
 
 
 def configure(endpoint_name: str, settings: dict) -> dict:
@@ -52,19 +65,37 @@ def configure(endpoint_name: str, settings: dict) -> dict:
 def registered(endpoint_name: str) -> dict | None:
     """The variant's scalable target and policies, or None when it is not registered."""
     client = aws.client("application-autoscaling")
-    targets = client.describe_scalable_targets(ServiceNamespace=NAMESPACE, ResourceIds=[resource_id(endpoint_name)],
-                                               ScalableDimension=DIMENSION)["ScalableTargets"]
+    targets = client.describe_scalable_targets(
+        ServiceNamespace=NAMESPACE, ResourceIds=[resource_id(endpoint_name)], ScalableDimension=DIMENSION
+    )["ScalableTargets"]
     if not targets:
         return None
-    policies = client.describe_scaling_policies(ServiceNamespace=NAMESPACE, ResourceId=resource_id(endpoint_name),
-                                                ScalableDimension=DIMENSION)["ScalingPolicies"]
+    policies = client.describe_scaling_policies(
+        ServiceNamespace=NAMESPACE, ResourceId=resource_id(endpoint_name), ScalableDimension=DIMENSION
+    )["ScalingPolicies"]
     target = targets[0]
-    return {"target": {key: target[key] for key in ("ServiceNamespace", "ResourceId", "ScalableDimension",
-                                                     "MinCapacity", "MaxCapacity")},
-            "policies": [{key: policy[key] for key in ("PolicyName", "ServiceNamespace", "ResourceId",
-                                                        "ScalableDimension", "PolicyType",
-                                                        "TargetTrackingScalingPolicyConfiguration") if key in policy}
-                         for policy in policies if policy.get("PolicyType") == "TargetTrackingScaling"]}
+    return {
+        "target": {
+            key: target[key]
+            for key in ("ServiceNamespace", "ResourceId", "ScalableDimension", "MinCapacity", "MaxCapacity")
+        },
+        "policies": [
+            {
+                key: policy[key]
+                for key in (
+                    "PolicyName",
+                    "ServiceNamespace",
+                    "ResourceId",
+                    "ScalableDimension",
+                    "PolicyType",
+                    "TargetTrackingScalingPolicyConfiguration",
+                )
+                if key in policy
+            }
+            for policy in policies
+            if policy.get("PolicyType") == "TargetTrackingScaling"
+        ],
+    }
 
 
 def deregister(endpoint_name: str) -> dict | None:
@@ -72,7 +103,8 @@ def deregister(endpoint_name: str) -> dict | None:
     current = registered(endpoint_name)
     if current is not None:
         aws.client("application-autoscaling").deregister_scalable_target(
-            ServiceNamespace=NAMESPACE, ResourceId=resource_id(endpoint_name), ScalableDimension=DIMENSION)
+            ServiceNamespace=NAMESPACE, ResourceId=resource_id(endpoint_name), ScalableDimension=DIMENSION
+        )
     return current
 
 

@@ -8,6 +8,7 @@ Two engines serve the merged model from `/opt/ml/model`:
 - `vllm`: the Hugging Face vLLM image, configured by `SM_VLLM_*` (each is a vLLM server flag); its
   `/invocations` takes OpenAI chat-completion requests and renders the model's own chat template.
 """
+
 from __future__ import annotations
 
 import re
@@ -49,27 +50,34 @@ def evaluation_generation(config: dict) -> str:
 def gpus_of(deployment: dict) -> int:
     gpus = deployment.get("num_gpus") or gpu_count(deployment["instance_type"])
     if not gpus:
-        raise ServingError(f"deployment.instance_type {deployment['instance_type']} has no known GPU; "
-                           "set deployment.num_gpus")
+        raise ServingError(
+            f"deployment.instance_type {deployment['instance_type']} has no known GPU; set deployment.num_gpus"
+        )
     return gpus
 
 
 def tgi_environment(deployment: dict) -> dict[str, str]:
     """Environment of the Hugging Face LLM (TGI) container; the weights are at /opt/ml/model."""
-    return {"HF_MODEL_ID": MODEL_DIR, "SM_NUM_GPUS": str(gpus_of(deployment)),
-            "MAX_INPUT_TOKENS": str(deployment["max_input_tokens"]),
-            "MAX_TOTAL_TOKENS": str(deployment["max_total_tokens"])}
+    return {
+        "HF_MODEL_ID": MODEL_DIR,
+        "SM_NUM_GPUS": str(gpus_of(deployment)),
+        "MAX_INPUT_TOKENS": str(deployment["max_input_tokens"]),
+        "MAX_TOTAL_TOKENS": str(deployment["max_total_tokens"]),
+    }
 
 
 def vllm_environment(deployment: dict) -> dict[str, str]:
     """Environment of the Hugging Face vLLM container: `SM_VLLM_<FLAG>` becomes `--flag`."""
     vllm = deployment.get("vllm") or {}
-    return {"SM_VLLM_MODEL": MODEL_DIR, "SM_VLLM_HOST": "0.0.0.0",
-            "SM_VLLM_TENSOR_PARALLEL_SIZE": str(gpus_of(deployment)),
-            "SM_VLLM_MAX_MODEL_LEN": str(deployment["max_total_tokens"]),
-            "SM_VLLM_GPU_MEMORY_UTILIZATION": str(vllm.get("gpu_memory_utilization", 0.9)),
-            "SM_VLLM_DTYPE": str(vllm.get("dtype", "auto")),
-            "SM_VLLM_SERVED_MODEL_NAME": "model"}
+    return {
+        "SM_VLLM_MODEL": MODEL_DIR,
+        "SM_VLLM_HOST": "0.0.0.0",
+        "SM_VLLM_TENSOR_PARALLEL_SIZE": str(gpus_of(deployment)),
+        "SM_VLLM_MAX_MODEL_LEN": str(deployment["max_total_tokens"]),
+        "SM_VLLM_GPU_MEMORY_UTILIZATION": str(vllm.get("gpu_memory_utilization", 0.9)),
+        "SM_VLLM_DTYPE": str(vllm.get("dtype", "auto")),
+        "SM_VLLM_SERVED_MODEL_NAME": "model",
+    }
 
 
 def container_environment(deployment: dict) -> dict[str, str]:
@@ -95,8 +103,13 @@ def inference_ami_version(image_uri: str) -> str | None:
 
 def model_data_source(merged_uri: str) -> dict:
     """The uncompressed merged/ prefix, copied as is to /opt/ml/model."""
-    return {"S3DataSource": {"S3Uri": merged_uri if merged_uri.endswith("/") else merged_uri + "/",
-                             "S3DataType": "S3Prefix", "CompressionType": "None"}}
+    return {
+        "S3DataSource": {
+            "S3Uri": merged_uri if merged_uri.endswith("/") else merged_uri + "/",
+            "S3DataType": "S3Prefix",
+            "CompressionType": "None",
+        }
+    }
 
 
 def timeout_for_size(size_bytes: int, configured: int | None) -> int:
@@ -109,6 +122,7 @@ def timeout_for_size(size_bytes: int, configured: int | None) -> int:
 
 # ---- requests and responses -------------------------------------------------------------------
 
+
 def generation_request(engine: str, row: dict, max_new_tokens: int) -> dict:
     """A greedy request for one evaluated row, in the engine's own format.
 
@@ -117,8 +131,10 @@ def generation_request(engine: str, row: dict, max_new_tokens: int) -> dict:
     """
     if engine == "vllm":
         return {"model": "model", "messages": row["messages"], "max_tokens": max_new_tokens, "temperature": 0}
-    return {"inputs": row["prompt"], "parameters": {"max_new_tokens": max_new_tokens, "do_sample": False,
-                                                    "return_full_text": False}}
+    return {
+        "inputs": row["prompt"],
+        "parameters": {"max_new_tokens": max_new_tokens, "do_sample": False, "return_full_text": False},
+    }
 
 
 def generated_text(engine: str, answer: object) -> str | None:

@@ -3,6 +3,7 @@
 Rule: strip surrounding whitespace, then keep only the text before the first blank line
 (a line holding nothing but whitespace), stripped again.
 """
+
 from __future__ import annotations
 
 import re

@@ -3,14 +3,16 @@
 Every problem is collected and reported at once, each naming the field, the value and what is
 allowed, so a user fixes the input in one go and bad input never starts a job.
 """
+
 from __future__ import annotations
 
 import copy
 import difflib
 import json
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import jsonschema
 
@@ -21,8 +23,10 @@ from common.serving import evaluation_generation
 SCHEMA_PATH = Path(__file__).with_name("execution_input.schema.json")
 
 # Keys that choose one source: a layer that names one of them replaces the layer below's choice.
-EXCLUSIVE_KEYS = {"base_model": ("hf_model_id", "s3_uri", "revision"),
-                  "dataset": ("hf_dataset_id", "s3_uri", "hf_split", "hf_revision")}
+EXCLUSIVE_KEYS = {
+    "base_model": ("hf_model_id", "s3_uri", "revision"),
+    "dataset": ("hf_dataset_id", "s3_uri", "hf_split", "hf_revision"),
+}
 
 
 @lru_cache(maxsize=1)
@@ -82,8 +86,12 @@ def merge(lower: dict, upper: dict, path: tuple[str, ...] = ()) -> dict:
 def resolve(execution_input: Any, stack_defaults: dict) -> dict:
     """Merge the layers and validate the result; raises InvalidInput listing every problem."""
     if not isinstance(execution_input, dict):
-        raise InvalidInput([f"(input): {_show(execution_input)} is not a JSON object; "
-                            "expected an object such as {\"training\": {...}}"])
+        raise InvalidInput(
+            [
+                f"(input): {_show(execution_input)} is not a JSON object; "
+                'expected an object such as {"training": {...}}'
+            ]
+        )
     config = opt_in_defaults(merge(merge(schema_defaults(), stack_defaults), execution_input))
     problems = list(schema_problems(config))
     problems += [p for p in semantic_problems(config) if p not in problems]
@@ -94,7 +102,7 @@ def resolve(execution_input: Any, stack_defaults: dict) -> dict:
 
 def _show(value: Any, limit: int = 100) -> str:
     text = json.dumps(value, default=str)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _field(path: Iterable) -> str:
@@ -116,28 +124,34 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
     if kind == "oneOf" and all(set(s) == {"required"} for s in error.validator_value):
         choices = [s["required"][0] for s in error.validator_value]
         given = [c for c in choices if c in value]
-        return [f"{field}: exactly one of {' or '.join(choices)} is required; "
-                f"got {', '.join(given) if given else 'none'}"]
+        return [
+            f"{field}: exactly one of {' or '.join(choices)} is required; got {', '.join(given) if given else 'none'}"
+        ]
     if kind == "required":
         missing = [name for name in error.validator_value if name not in value]
-        return [f"{field}.{name}: is required" if error.absolute_path else f"{name}: is required"
-                for name in missing]
+        return [f"{field}.{name}: is required" if error.absolute_path else f"{name}: is required" for name in missing]
     if kind == "enum":
         allowed = error.validator_value
         close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=3, cutoff=0.6)
-        listing = ", ".join(map(str, allowed)) if len(allowed) <= 12 else \
-            f"{len(allowed)} values{suffix}" + (f"; did you mean {', '.join(close)}?" if close else "")
+        listing = (
+            ", ".join(map(str, allowed))
+            if len(allowed) <= 12
+            else f"{len(allowed)} values{suffix}" + (f"; did you mean {', '.join(close)}?" if close else "")
+        )
         return [f"{field}: {_show(value)} is not allowed; allowed: {listing}"]
     if kind == "type":
         return [f"{field}: {_show(value)} has the wrong type; expected {error.validator_value}"]
     if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        words = {"minimum": "at least", "maximum": "at most",
-                 "exclusiveMinimum": "greater than", "exclusiveMaximum": "less than"}[kind]
+        words = {
+            "minimum": "at least",
+            "maximum": "at most",
+            "exclusiveMinimum": "greater than",
+            "exclusiveMaximum": "less than",
+        }[kind]
         return [f"{field}: {_show(value)} is out of range; must be {words} {error.validator_value}"]
     if kind in ("maxLength", "minLength"):
         words = "at most" if kind == "maxLength" else "at least"
-        return [f"{field}: {_show(value)} has {len(value)} characters; must have {words} "
-                f"{error.validator_value}"]
+        return [f"{field}: {_show(value)} has {len(value)} characters; must have {words} {error.validator_value}"]
     if kind == "pattern":
         return [f"{field}: {_show(value)} does not match {error.validator_value}{suffix}"]
     if kind in ("maxItems", "minItems", "uniqueItems"):
@@ -169,12 +183,13 @@ def semantic_problems(config: dict) -> Iterable[str]:
     if wait is not None and not spot:
         yield f"training.max_wait_hours: {wait} is only allowed with training.use_spot true"
     if wait is not None and spot and runtime is not None and wait < runtime:
-        yield (f"training.max_wait_hours: {wait} is below training.max_runtime_hours {runtime}; "
-               "spot training waits for capacity plus the run, so it must be at least the run time")
+        yield (
+            f"training.max_wait_hours: {wait} is below training.max_runtime_hours {runtime}; "
+            "spot training waits for capacity plus the run, so it must be at least the run time"
+        )
     max_steps = _group(training, "hyperparameters").get("max_steps")
     if max_steps == 0 and _number(max_steps) is not None:
-        yield ("training.hyperparameters.max_steps: 0 is not allowed; "
-               "use -1 (train for `epochs`) or an integer >= 1")
+        yield ("training.hyperparameters.max_steps: 0 is not allowed; use -1 (train for `epochs`) or an integer >= 1")
     dataset = _group(config, "dataset")
     for key in ("hf_split", "hf_revision"):
         if key in dataset and "hf_dataset_id" not in dataset:
@@ -185,28 +200,37 @@ def semantic_problems(config: dict) -> Iterable[str]:
     deployment = _group(config, "deployment")
     max_input, max_total = _number(deployment.get("max_input_tokens")), _number(deployment.get("max_total_tokens"))
     if max_input is not None and max_total is not None and max_input >= max_total:
-        yield (f"deployment.max_input_tokens: {max_input} must be less than "
-               f"deployment.max_total_tokens {max_total}")
+        yield (f"deployment.max_input_tokens: {max_input} must be less than deployment.max_total_tokens {max_total}")
     scaling = deployment.get("autoscaling")
     if isinstance(scaling, dict):
         low, high = _number(scaling.get("min_instances")), _number(scaling.get("max_instances"))
         count = _number(deployment.get("instance_count"))
         if low is not None and high is not None and low > high:
-            yield (f"deployment.autoscaling.min_instances: {low} is above deployment.autoscaling.max_instances "
-                   f"{high}; the minimum must be at most the maximum")
+            yield (
+                f"deployment.autoscaling.min_instances: {low} is above deployment.autoscaling.max_instances "
+                f"{high}; the minimum must be at most the maximum"
+            )
         elif low is not None and high is not None and count is not None and not low <= count <= high:
-            yield (f"deployment.instance_count: {count} is outside deployment.autoscaling's range {low}..{high}; "
-                   "the endpoint starts with instance_count instances")
+            yield (
+                f"deployment.instance_count: {count} is outside deployment.autoscaling's range {low}..{high}; "
+                "the endpoint starts with instance_count instances"
+            )
     yield from _evaluation_generation_problems(config)
     instance_type = deployment.get("instance_type")
     # Checked even when deployment is off: the registered model package names its serving setup.
-    if isinstance(instance_type, str) \
-            and instance_type.startswith("ml.") and instance_type.count(".") == 2 \
-            and "num_gpus" not in deployment and gpu_count(instance_type) is None:
+    if (
+        isinstance(instance_type, str)
+        and instance_type.startswith("ml.")
+        and instance_type.count(".") == 2
+        and "num_gpus" not in deployment
+        and gpu_count(instance_type) is None
+    ):
         engine = deployment.get("engine", "tgi")
-        yield (f"deployment.instance_type: {_show(instance_type)} has no known NVIDIA GPU "
-               f"({no_gpu_reason(instance_type)}); the {engine} container needs one (e.g. ml.g5.2xlarge, "
-               "ml.g6e.xlarge) or set deployment.num_gpus")
+        yield (
+            f"deployment.instance_type: {_show(instance_type)} has no known NVIDIA GPU "
+            f"({no_gpu_reason(instance_type)}); the {engine} container needs one (e.g. ml.g5.2xlarge, "
+            "ml.g6e.xlarge) or set deployment.num_gpus"
+        )
 
 
 def _evaluation_generation_problems(config: dict) -> Iterable[str]:
@@ -218,7 +242,9 @@ def _evaluation_generation_problems(config: dict) -> Iterable[str]:
     if gpu_count(instance_type) is None:
         chosen = evaluation.get("generation", "auto")
         why = "evaluation.generation 'vllm'" if chosen == "vllm" else "a vllm deployment (evaluation.generation 'auto')"
-        yield (f"evaluation.instance_type: {_show(instance_type)} has no usable NVIDIA GPU "
-               f"({no_gpu_reason(instance_type)}); with {why} the evaluation "
-               "job runs in the vLLM serving image, which needs one (e.g. ml.g5.2xlarge, ml.g6.xlarge), or set "
-               "evaluation.generation to 'transformers' to evaluate in the training image")
+        yield (
+            f"evaluation.instance_type: {_show(instance_type)} has no usable NVIDIA GPU "
+            f"({no_gpu_reason(instance_type)}); with {why} the evaluation "
+            "job runs in the vLLM serving image, which needs one (e.g. ml.g5.2xlarge, ml.g6.xlarge), or set "
+            "evaluation.generation to 'transformers' to evaluate in the training image"
+        )

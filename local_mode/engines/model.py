@@ -1,4 +1,5 @@
 """The served model: loaded once, one generation at a time, greedy unless sampling is asked for."""
+
 from __future__ import annotations
 
 import os
@@ -56,7 +57,7 @@ class ServedModel:
             if sampling.seed is not None:
                 self.torch.manual_seed(int(sampling.seed))
             output = self.model.generate(input_ids=ids, attention_mask=self.torch.ones_like(ids), **options)
-        new = output[0][len(input_ids):].tolist()
+        new = output[0][len(input_ids) :].tolist()
         eos = self.model.generation_config.eos_token_id
         eos_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.eos_token_id}
         return new, bool(new) and new[-1] in eos_ids

@@ -7,6 +7,7 @@ top), `{"prompt": "..."}` a text completion (the tokenizer's special tokens are 
 `SM_VLLM_MAX_MODEL_LEN`, answers for the model named `SM_VLLM_SERVED_MODEL_NAME`, generates greedily
 at temperature 0, and answers errors as OpenAI-style error objects.
 """
+
 from __future__ import annotations
 
 import time
@@ -15,12 +16,46 @@ from typing import Any
 
 from local_mode.engines.model import Sampling, ServedModel
 
-CHAT_FIELDS = {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "seed",
-               "stop", "n", "stream", "repetition_penalty", "add_generation_prompt", "chat_template_kwargs",
-               "frequency_penalty", "presence_penalty", "logprobs", "top_logprobs", "user"}
-COMPLETION_FIELDS = {"model", "prompt", "max_tokens", "temperature", "top_p", "top_k", "seed", "stop", "n", "stream",
-                     "repetition_penalty", "add_special_tokens", "echo", "frequency_penalty", "presence_penalty",
-                     "logprobs", "user"}
+CHAT_FIELDS = {
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "stop",
+    "n",
+    "stream",
+    "repetition_penalty",
+    "add_generation_prompt",
+    "chat_template_kwargs",
+    "frequency_penalty",
+    "presence_penalty",
+    "logprobs",
+    "top_logprobs",
+    "user",
+}
+COMPLETION_FIELDS = {
+    "model",
+    "prompt",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "stop",
+    "n",
+    "stream",
+    "repetition_penalty",
+    "add_special_tokens",
+    "echo",
+    "frequency_penalty",
+    "presence_penalty",
+    "logprobs",
+    "user",
+}
 
 
 class BadRequest(ValueError):
@@ -36,8 +71,9 @@ class VllmEngine:
 
     def __init__(self, model: ServedModel, environ: dict[str, str]):
         self.model = model
-        self.max_model_len = int(environ.get("SM_VLLM_MAX_MODEL_LEN") or
-                                 getattr(model.model.config, "max_position_embeddings", 2048))
+        self.max_model_len = int(
+            environ.get("SM_VLLM_MAX_MODEL_LEN") or getattr(model.model.config, "max_position_embeddings", 2048)
+        )
         self.served_name = environ.get("SM_VLLM_SERVED_MODEL_NAME") or environ.get("SM_VLLM_MODEL") or "model"
 
     def invoke(self, request: Any) -> tuple[int, Any]:
@@ -57,20 +93,26 @@ class VllmEngine:
     def chat(self, request: dict) -> dict:
         self._check_fields(request, CHAT_FIELDS)
         messages = request["messages"]
-        if not isinstance(messages, list) or not all(isinstance(m, dict) and isinstance(m.get("content"), str)
-                                                     and isinstance(m.get("role"), str) for m in messages):
-            raise BadRequest("`messages` must be a list of {\"role\", \"content\"} objects with string content")
+        if not isinstance(messages, list) or not all(
+            isinstance(m, dict) and isinstance(m.get("content"), str) and isinstance(m.get("role"), str)
+            for m in messages
+        ):
+            raise BadRequest('`messages` must be a list of {"role", "content"} objects with string content')
         text = self.model.tokenizer.apply_chat_template(
-            messages, tokenize=False, add_generation_prompt=request.get("add_generation_prompt", True))
+            messages, tokenize=False, add_generation_prompt=request.get("add_generation_prompt", True)
+        )
         input_ids = self.model.encode(text, add_special_tokens=False)
         limit = request.get("max_completion_tokens", request.get("max_tokens"))
         new_ids, finish = self._generate(input_ids, limit, request, "messages")
         content = self.model.decode(new_ids)
-        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
-                "model": self.served_name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                             "finish_reason": finish}],
-                "usage": _usage(len(input_ids), len(new_ids))}
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": self.served_name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}],
+            "usage": _usage(len(input_ids), len(new_ids)),
+        }
 
     def complete(self, request: dict) -> dict:
         self._check_fields(request, COMPLETION_FIELDS)
@@ -82,9 +124,14 @@ class VllmEngine:
         text = self.model.decode(new_ids)
         if request.get("echo"):
             text = prompt + text
-        return {"id": f"cmpl-{uuid.uuid4().hex}", "object": "text_completion", "created": int(time.time()),
-                "model": self.served_name, "choices": [{"index": 0, "text": text, "finish_reason": finish}],
-                "usage": _usage(len(input_ids), len(new_ids))}
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self.served_name,
+            "choices": [{"index": 0, "text": text, "finish_reason": finish}],
+            "usage": _usage(len(input_ids), len(new_ids)),
+        }
 
     def _check_fields(self, request: dict, allowed: set[str]) -> None:
         unknown = sorted(set(request) - allowed)
@@ -105,10 +152,16 @@ class VllmEngine:
             raise BadRequest(
                 f"This model's maximum context length is {self.max_model_len} tokens. However, you requested "
                 f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the {where}, {max_tokens} in the "
-                "completion). Please reduce the length of the messages or completion.")
+                "completion). Please reduce the length of the messages or completion."
+            )
         temperature = request.get("temperature", 1.0)
-        sampling = Sampling(temperature=temperature, top_p=request.get("top_p"), top_k=request.get("top_k"),
-                            seed=request.get("seed"), repetition_penalty=request.get("repetition_penalty"))
+        sampling = Sampling(
+            temperature=temperature,
+            top_p=request.get("top_p"),
+            top_k=request.get("top_k"),
+            seed=request.get("seed"),
+            repetition_penalty=request.get("repetition_penalty"),
+        )
         new_ids, stopped = self.model.generate(input_ids, max_tokens, sampling)
         return new_ids, "stop" if stopped else "length"
 

@@ -4,10 +4,12 @@
 deployed, installs its hook on boto3's default session, and gives the identities the requests are
 made as (a Lambda's role session, the state machine's role, the SageMaker execution role).
 """
+
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from local_mode.iam import service_checks
 from local_mode.iam.enforcer import AccessDenied, CheckRecord, IamEnforcer
@@ -25,8 +27,11 @@ class AccountIam:
         self.store: PolicyStore = build_store(template, stack.resolver, stack.physical)
         self.view = MotoAccountView(stack.account, stack.region)
         self.enforcer = IamEnforcer(self.store, self.view)
-        self.state_machine = Principal.role_session(stack.state_machine_role_arn, "StepFunctions") \
-            if stack.state_machine_role_arn else None
+        self.state_machine = (
+            Principal.role_session(stack.state_machine_role_arn, "StepFunctions")
+            if stack.state_machine_role_arn
+            else None
+        )
         self.hook = IamHook(self.enforcer, self.state_machine)
         self._keys_checked: set[str] = set()
         self._log_groups = self._encrypted_log_groups(template)
@@ -46,8 +51,13 @@ class AccountIam:
         finally:
             info = self._functions.get(function.function_name)
             log_group = info.log_group if info else None
-            self.record(principal, service_checks.lambda_runtime(
-                self.view, function.function_name, log_group, bool(info and info.tracing)), "lambda runtime")
+            self.record(
+                principal,
+                service_checks.lambda_runtime(
+                    self.view, function.function_name, log_group, bool(info and info.tracing)
+                ),
+                "lambda runtime",
+            )
             if log_group in self._log_groups:
                 self.logs_encryption(log_group)
 
@@ -70,8 +80,11 @@ class AccountIam:
         key = self._log_groups.get(log_group)
         if key and log_group not in self._keys_checked:
             self._keys_checked.add(log_group)
-            self.record(self.logs_service(), service_checks.log_group_encryption(self.view, log_group, key),
-                        "cloudwatch logs encryption")
+            self.record(
+                self.logs_service(),
+                service_checks.log_group_encryption(self.view, log_group, key),
+                "cloudwatch logs encryption",
+            )
 
     def execution_started(self) -> None:
         if self.state_machine is not None and self.stack.state_machine_tracing:
@@ -88,14 +101,31 @@ class AccountIam:
         results = []
         for action in actions:
             for resource in resources:
-                decision = evaluator.decide(Request(principal, action, resource, {
-                    "aws:PrincipalArn": role_arn, "aws:PrincipalAccount": principal.account,
-                    "aws:SecureTransport": True, **context}))
-                verdict = "allowed" if decision.allowed else ("explicitDeny" if decision.explicit_deny
-                                                              else "implicitDeny")
-                results.append({"EvalActionName": action, "EvalResourceName": resource, "EvalDecision": verdict,
-                                "MatchedStatements": [{"SourcePolicyId": decision.statement}]
-                                if decision.statement else [], "MissingContextValues": []})
+                decision = evaluator.decide(
+                    Request(
+                        principal,
+                        action,
+                        resource,
+                        {
+                            "aws:PrincipalArn": role_arn,
+                            "aws:PrincipalAccount": principal.account,
+                            "aws:SecureTransport": True,
+                            **context,
+                        },
+                    )
+                )
+                verdict = (
+                    "allowed" if decision.allowed else ("explicitDeny" if decision.explicit_deny else "implicitDeny")
+                )
+                results.append(
+                    {
+                        "EvalActionName": action,
+                        "EvalResourceName": resource,
+                        "EvalDecision": verdict,
+                        "MatchedStatements": [{"SourcePolicyId": decision.statement}] if decision.statement else [],
+                        "MissingContextValues": [],
+                    }
+                )
         return results
 
     # ---- reporting ------------------------------------------------------------------------------

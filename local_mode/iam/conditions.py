@@ -5,23 +5,39 @@ Operators: the String, Numeric, Bool, Null and Arn families, their `...IfExists`
 supply is never treated as absent: evaluating a condition on it raises `UnmodeledConditionKey`, so a
 policy that depends on something local mode does not see fails the run loudly instead of passing.
 """
+
 from __future__ import annotations
 
 import fnmatch
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 # Condition keys local mode supplies (or knows to be absent) for the requests it evaluates.
 MODELED_KEYS = (
-    "aws:requesttag/*", "aws:resourcetag/*", "aws:tagkeys", "aws:securetransport",
-    "aws:principalarn", "aws:principalaccount", "aws:principaltype", "aws:sourceaccount", "aws:sourcearn",
+    "aws:requesttag/*",
+    "aws:resourcetag/*",
+    "aws:tagkeys",
+    "aws:securetransport",
+    "aws:principalarn",
+    "aws:principalaccount",
+    "aws:principaltype",
+    "aws:sourceaccount",
+    "aws:sourcearn",
     "iam:passedtoservice",
-    "s3:prefix", "s3:delimiter",
-    "kms:viaservice", "kms:calleraccount", "kms:grantisforawsresource", "kms:encryptioncontext:*",
+    "s3:prefix",
+    "s3:delimiter",
+    "kms:viaservice",
+    "kms:calleraccount",
+    "kms:grantisforawsresource",
+    "kms:encryptioncontext:*",
     "cloudwatch:namespace",
     "sagemaker:resourcetag/*",
-    "application-autoscaling:service-namespace", "application-autoscaling:scalable-dimension",
-    "iam:awsservicename", "servicequotas:service", "states:statemachinearn",
+    "application-autoscaling:service-namespace",
+    "application-autoscaling:scalable-dimension",
+    "iam:awsservicename",
+    "servicequotas:service",
+    "states:statemachinearn",
 )
 _VARIABLE = re.compile(r"\$\{(?![*?$]\})[^}]+\}")
 
@@ -56,8 +72,18 @@ def _glob(pattern: str, value: str) -> bool:
     if _VARIABLE.search(pattern):
         raise UnmodeledConditionKey(f"policy variable in {pattern!r}: local mode does not substitute policy variables")
     escaped = pattern.replace("${*}", "\0").replace("${?}", "\1").replace("${$}", "$")
-    regex = "".join(".*" if char == "*" else "." if char == "?" else "\\*" if char == "\0" else "\\?"
-                    if char == "\1" else re.escape(char) for char in escaped)
+    regex = "".join(
+        ".*"
+        if char == "*"
+        else "."
+        if char == "?"
+        else "\\*"
+        if char == "\0"
+        else "\\?"
+        if char == "\1"
+        else re.escape(char)
+        for char in escaped
+    )
     return re.fullmatch(regex, value, re.DOTALL) is not None
 
 
@@ -93,24 +119,46 @@ def _compare(family: str, operator: str, policy_value: Any, context_value: Any) 
         left, right = _number(context_value), _number(policy_value)
         if left is None or right is None:
             return False
-        return {"NumericEquals": left == right, "NumericNotEquals": left == right,
-                "NumericLessThan": left < right, "NumericLessThanEquals": left <= right,
-                "NumericGreaterThan": left > right, "NumericGreaterThanEquals": left >= right}[operator]
+        return {
+            "NumericEquals": left == right,
+            "NumericNotEquals": left == right,
+            "NumericLessThan": left < right,
+            "NumericLessThanEquals": left <= right,
+            "NumericGreaterThan": left > right,
+            "NumericGreaterThanEquals": left >= right,
+        }[operator]
     if family == "Bool":
         return _text(context_value).lower() == _text(policy_value).lower()
     raise UnsupportedConditionOperator(operator)
 
 
 _FAMILIES = {
-    "StringEquals": "String", "StringNotEquals": "String", "StringEqualsIgnoreCase": "String",
-    "StringNotEqualsIgnoreCase": "String", "StringLike": "String", "StringNotLike": "String",
-    "ArnEquals": "Arn", "ArnLike": "Arn", "ArnNotEquals": "Arn", "ArnNotLike": "Arn",
-    "NumericEquals": "Numeric", "NumericNotEquals": "Numeric", "NumericLessThan": "Numeric",
-    "NumericLessThanEquals": "Numeric", "NumericGreaterThan": "Numeric", "NumericGreaterThanEquals": "Numeric",
+    "StringEquals": "String",
+    "StringNotEquals": "String",
+    "StringEqualsIgnoreCase": "String",
+    "StringNotEqualsIgnoreCase": "String",
+    "StringLike": "String",
+    "StringNotLike": "String",
+    "ArnEquals": "Arn",
+    "ArnLike": "Arn",
+    "ArnNotEquals": "Arn",
+    "ArnNotLike": "Arn",
+    "NumericEquals": "Numeric",
+    "NumericNotEquals": "Numeric",
+    "NumericLessThan": "Numeric",
+    "NumericLessThanEquals": "Numeric",
+    "NumericGreaterThan": "Numeric",
+    "NumericGreaterThanEquals": "Numeric",
     "Bool": "Bool",
 }
-_NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike",
-            "NumericNotEquals"}
+_NEGATED = {
+    "StringNotEquals",
+    "StringNotEqualsIgnoreCase",
+    "StringNotLike",
+    "ArnNotEquals",
+    "ArnNotLike",
+    "NumericNotEquals",
+}
 
 
 def _lookup(context: dict[str, Any], key: str) -> tuple[bool, list]:
@@ -127,7 +175,8 @@ def evaluate_operator(operator_name: str, key: str, policy_values: Iterable[Any]
     if not is_modeled(key):
         raise UnmodeledConditionKey(
             f"condition {operator_name} on {key!r}: local mode does not model this condition key, so it cannot "
-            "decide the check (a key it does not see is never treated as absent)")
+            "decide the check (a key it does not see is never treated as absent)"
+        )
     qualifier, _, operator = operator_name.rpartition(":")
     if_exists = operator.endswith("IfExists")
     operator = operator.removesuffix("IfExists")
@@ -140,7 +189,8 @@ def evaluate_operator(operator_name: str, key: str, policy_values: Iterable[Any]
     if family is None or qualifier not in ("", "ForAnyValue", "ForAllValues"):
         raise UnsupportedConditionOperator(
             f"condition operator {operator_name!r} is not evaluated by local mode; supported: "
-            f"{', '.join(sorted(_FAMILIES))}, Null, their IfExists forms and ForAnyValue:/ForAllValues:")
+            f"{', '.join(sorted(_FAMILIES))}, Null, their IfExists forms and ForAnyValue:/ForAllValues:"
+        )
     negated = operator in _NEGATED
 
     def matches(value: Any) -> bool:

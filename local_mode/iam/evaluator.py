@@ -10,10 +10,11 @@
 Denials carry AWS's own wording ("User: ... is not authorized to perform: ... on resource: ...
 because no identity-based policy allows the ... action").
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from local_mode.iam.policy import Request, Statement, applies
 
@@ -21,8 +22,8 @@ from local_mode.iam.policy import Request, Statement, applies
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    statement: str | None     # the statement that allowed or explicitly denied, for the report
-    message: str              # AWS's wording for a denial; "allowed" otherwise
+    statement: str | None  # the statement that allowed or explicitly denied, for the report
+    message: str  # AWS's wording for a denial; "allowed" otherwise
 
     @property
     def explicit_deny(self) -> bool:
@@ -30,16 +31,21 @@ class Decision:
 
 
 def _denied(request: Request, because: str) -> str:
-    return (f"User: {request.principal.arn} is not authorized to perform: {request.action} on resource: "
-            f"{request.resource} {because}")
+    return (
+        f"User: {request.principal.arn} is not authorized to perform: {request.action} on resource: "
+        f"{request.resource} {because}"
+    )
 
 
 class PolicyEvaluator:
     """Identity policies by role ARN, resource policies by the ARN of the resource that owns them."""
 
-    def __init__(self, identity_policies: dict[str, list[Statement]],
-                 resource_policies: dict[str, list[Statement]],
-                 policy_owner: Callable[[str], str | None]):
+    def __init__(
+        self,
+        identity_policies: dict[str, list[Statement]],
+        resource_policies: dict[str, list[Statement]],
+        policy_owner: Callable[[str], str | None],
+    ):
         self.identity_policies = identity_policies
         self.resource_policies = resource_policies
         self.policy_owner = policy_owner
@@ -56,12 +62,18 @@ class PolicyEvaluator:
 
         for statement, _ in identity_hits:
             if statement.effect == "Deny":
-                return Decision(False, statement.label, _denied(
-                    request, f"with an explicit deny in an identity-based policy: {statement.label}"))
+                return Decision(
+                    False,
+                    statement.label,
+                    _denied(request, f"with an explicit deny in an identity-based policy: {statement.label}"),
+                )
         for statement, _ in resource_hits:
             if statement.effect == "Deny":
-                return Decision(False, statement.label, _denied(
-                    request, f"with an explicit deny in a resource-based policy: {statement.label}"))
+                return Decision(
+                    False,
+                    statement.label,
+                    _denied(request, f"with an explicit deny in a resource-based policy: {statement.label}"),
+                )
 
         identity_allow = next((s for s, _ in identity_hits if s.effect == "Allow"), None)
         direct_allow = next((s for s, kind in resource_hits if s.effect == "Allow" and kind == "direct"), None)
@@ -73,13 +85,18 @@ class PolicyEvaluator:
             if account_allow is not None and identity_allow is not None:
                 return Decision(True, identity_allow.label, "allowed")
             if account_allow is None:
-                return Decision(False, None, _denied(
-                    request, f"because no resource-based policy allows the {request.action} action"))
-            return Decision(False, None, _denied(
-                request, f"because no identity-based policy allows the {request.action} action"))
+                return Decision(
+                    False,
+                    None,
+                    _denied(request, f"because no resource-based policy allows the {request.action} action"),
+                )
+            return Decision(
+                False, None, _denied(request, f"because no identity-based policy allows the {request.action} action")
+            )
         if identity_allow is not None:
             return Decision(True, identity_allow.label, "allowed")
         if direct_allow is not None:
             return Decision(True, direct_allow.label, "allowed")
-        return Decision(False, None, _denied(
-            request, f"because no identity-based policy allows the {request.action} action"))
+        return Decision(
+            False, None, _denied(request, f"because no identity-based policy allows the {request.action} action")
+        )

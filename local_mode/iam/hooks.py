@@ -9,11 +9,13 @@ runner itself, a test setting up data) are the operator's and are not evaluated.
 A denied request never reaches moto: the hook answers it with the service's own error, so the
 caller sees the `ClientError` AWS would raise.
 """
+
 from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
@@ -55,7 +57,7 @@ class IamHook:
 
     @staticmethod
     def _remember_params(params: dict, context: dict, **_: Any) -> None:
-        context[_PARAMS_KEY] = dict(params)   # shallow: bodies may be open files
+        context[_PARAMS_KEY] = dict(params)  # shallow: bodies may be open files
 
     def _principal(self, request_signer: Any) -> Principal | None:
         principal = current_principal()
@@ -66,8 +68,9 @@ class IamHook:
             return self.state_machine_principal
         return None
 
-    def _before_call(self, model: Any, params: dict, request_signer: Any = None, context: dict | None = None,
-                     **_: Any) -> tuple[AWSResponse, dict] | None:
+    def _before_call(
+        self, model: Any, params: dict, request_signer: Any = None, context: dict | None = None, **_: Any
+    ) -> tuple[AWSResponse, dict] | None:
         principal = self._principal(request_signer)
         if principal is None:
             return None
@@ -78,7 +81,9 @@ class IamHook:
             self.enforcer.authorize_request(principal, service, model.name, api_params, secure)
         except AccessDenied as denied:
             response = AWSResponse(params.get("url", ""), denied.status, {}, None)
-            parsed = {"Error": {"Code": denied.code, "Message": str(denied)},
-                      "ResponseMetadata": {"HTTPStatusCode": denied.status}}
+            parsed = {
+                "Error": {"Code": denied.code, "Message": str(denied)},
+                "ResponseMetadata": {"HTTPStatusCode": denied.status},
+            }
             return response, parsed
         return None

@@ -2,6 +2,7 @@
 
 Read straight from moto's backends (never through boto3, which would be checked again).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,13 +22,23 @@ class MotoAccountView:
 
     def sagemaker_tags(self, resource_type: str, name: str) -> dict[str, str] | None:
         backend = self._sagemaker()
-        collections = {"model": backend._models, "endpoint": backend.endpoints,
-                       "endpoint-config": backend.endpoint_configs, "training-job": backend.training_jobs,
-                       "processing-job": backend.processing_jobs,
-                       "model-package-group": backend.model_package_groups}
+        collections = {
+            "model": backend._models,
+            "endpoint": backend.endpoints,
+            "endpoint-config": backend.endpoint_configs,
+            "training-job": backend.training_jobs,
+            "processing-job": backend.processing_jobs,
+            "model-package-group": backend.model_package_groups,
+        }
         if resource_type == "model-package":
-            package = next((p for p in backend.model_packages.values()
-                            if p.arn.endswith("/" + name) or p.arn.endswith(":model-package/" + name)), None)
+            package = next(
+                (
+                    p
+                    for p in backend.model_packages.values()
+                    if p.arn.endswith("/" + name) or p.arn.endswith(":model-package/" + name)
+                ),
+                None,
+            )
             return {tag["Key"]: tag["Value"] for tag in (getattr(package, "tags", None) or [])} if package else None
         resource = (collections.get(resource_type) or {}).get(name)
         if isinstance(resource, list):
@@ -37,8 +48,9 @@ class MotoAccountView:
         return {tag["Key"]: tag["Value"] for tag in (getattr(resource, "tags", None) or [])}
 
     def next_model_package_version(self, group: str) -> int:
-        return 1 + sum(1 for package in self._sagemaker().model_packages.values()
-                       if package.model_package_group_name == group)
+        return 1 + sum(
+            1 for package in self._sagemaker().model_packages.values() if package.model_package_group_name == group
+        )
 
     # ---- S3 ---------------------------------------------------------------------------------
     def _s3(self):
@@ -49,7 +61,7 @@ class MotoAccountView:
     def bucket_kms_key(self, bucket: str) -> str | None:
         try:
             encryption = self._s3().get_bucket(bucket).encryption
-        except Exception:  # noqa: BLE001 - a missing bucket has no key (S3 answers NoSuchBucket itself)
+        except Exception:
             return None
         for rule in _as_list((encryption or {}).get("Rule")):
             default = rule.get("ApplyServerSideEncryptionByDefault") or {}
@@ -60,11 +72,14 @@ class MotoAccountView:
     def object_kms_key(self, bucket: str, key: str) -> str | None:
         try:
             stored = self._s3().get_object(bucket, key)
-        except Exception:  # noqa: BLE001
+        except Exception:
             stored = None
         if stored is not None and stored.encryption is not None:
-            return self.key_arn(stored.kms_key_id) if stored.encryption.startswith("aws:kms") and stored.kms_key_id \
+            return (
+                self.key_arn(stored.kms_key_id)
+                if stored.encryption.startswith("aws:kms") and stored.kms_key_id
                 else None
+            )
         # Written without encryption headers: S3 applied the bucket's default encryption.
         return self.bucket_kms_key(bucket)
 
@@ -111,7 +126,7 @@ class MotoAccountView:
         secret = self._secret(secret_id)
         key = getattr(secret, "kms_key_id", None) if secret is not None else None
         if not key or key == "alias/aws/secretsmanager":
-            return None   # the AWS managed key: its policy allows every principal of the account
+            return None  # the AWS managed key: its policy allows every principal of the account
         return self.key_arn(key)
 
     def function_arn(self, name_or_arn: str) -> str:

@@ -4,6 +4,7 @@ A statement applies to a request when its principal (resource policies only), ac
 match and its conditions hold. Actions match case-insensitively with IAM's wildcards; resources match
 case-sensitively; `NotAction`, `NotResource` and `NotPrincipal` invert their element.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -23,19 +24,19 @@ def _as_list(value: Any) -> list:
 class Principal:
     """Who makes a request: a role session, a service, or (for checks of the deployer) an account."""
 
-    arn: str                 # arn:aws:sts::<account>:assumed-role/<role>/<session>, or the service name
+    arn: str  # arn:aws:sts::<account>:assumed-role/<role>/<session>, or the service name
     account: str
-    role_arn: str | None = None   # arn:aws:iam::<account>:role/<role> for a role session
-    service: str | None = None    # e.g. logs.us-east-1.amazonaws.com for a service principal
+    role_arn: str | None = None  # arn:aws:iam::<account>:role/<role> for a role session
+    service: str | None = None  # e.g. logs.us-east-1.amazonaws.com for a service principal
 
     @classmethod
-    def role_session(cls, role_arn: str, session: str) -> "Principal":
+    def role_session(cls, role_arn: str, session: str) -> Principal:
         partition, account = role_arn.split(":")[1], role_arn.split(":")[4]
         role_name = role_arn.rsplit("/", 1)[-1]
         return cls(f"arn:{partition}:sts::{account}:assumed-role/{role_name}/{session}", account, role_arn=role_arn)
 
     @classmethod
-    def service_principal(cls, service: str, account: str) -> "Principal":
+    def service_principal(cls, service: str, account: str) -> Principal:
         return cls(service, account, service=service)
 
     @property
@@ -57,13 +58,13 @@ class Request:
 @dataclass(frozen=True)
 class Statement:
     effect: str
-    source: str                           # where it comes from: "<policy logical id>" or "bucket policy of X"
+    source: str  # where it comes from: "<policy logical id>" or "bucket policy of X"
     sid: str = ""
     actions: tuple[str, ...] = ()
     not_actions: tuple[str, ...] = ()
     resources: tuple[str, ...] = ()
     not_resources: tuple[str, ...] = ()
-    principals: dict[str, tuple[str, ...]] | None = None     # resource policies only; "*" as {"*": ("*",)}
+    principals: dict[str, tuple[str, ...]] | None = None  # resource policies only; "*" as {"*": ("*",)}
     not_principals: dict[str, tuple[str, ...]] | None = None
     conditions: dict[str, dict[str, Any]] | None = None
 
@@ -121,11 +122,20 @@ def parse_document(document: dict[str, Any], source: str, resource_policy: bool 
     for raw in _as_list(document.get("Statement")):
         principals = None if not resource_policy else _principals(raw.get("Principal"))
         not_principals = _principals(raw.get("NotPrincipal")) if "NotPrincipal" in raw else None
-        statements.append(Statement(
-            effect=raw.get("Effect", "Deny"), source=source, sid=raw.get("Sid", ""),
-            actions=tuple(_as_list(raw.get("Action"))), not_actions=tuple(_as_list(raw.get("NotAction"))),
-            resources=tuple(_as_list(raw.get("Resource"))), not_resources=tuple(_as_list(raw.get("NotResource"))),
-            principals=principals, not_principals=not_principals, conditions=raw.get("Condition")))
+        statements.append(
+            Statement(
+                effect=raw.get("Effect", "Deny"),
+                source=source,
+                sid=raw.get("Sid", ""),
+                actions=tuple(_as_list(raw.get("Action"))),
+                not_actions=tuple(_as_list(raw.get("NotAction"))),
+                resources=tuple(_as_list(raw.get("Resource"))),
+                not_resources=tuple(_as_list(raw.get("NotResource"))),
+                principals=principals,
+                not_principals=not_principals,
+                conditions=raw.get("Condition"),
+            )
+        )
     return statements
 
 

@@ -13,10 +13,12 @@ Action names, resource types and ARN formats come from the Service Authorization
 (`catalog`). An operation this module cannot map raises `UnmodeledRequest`: local mode never lets a
 request through that it did not check.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from local_mode.iam import catalog
 
@@ -30,7 +32,7 @@ class Authorization:
     action: str
     resource: str
     context: dict[str, Any] = field(default_factory=dict)
-    why: str = "request"      # what asked for it: the request itself, or an implicit check
+    why: str = "request"  # what asked for it: the request itself, or an implicit check
 
 
 class AccountView(Protocol):
@@ -62,15 +64,25 @@ class AccountView(Protocol):
 # Requests that need no authorization.
 UNAUTHORIZED = {("sts", "GetCallerIdentity")}
 # boto3 service name -> IAM service prefix, where they differ.
-PREFIXES = {"sagemaker-runtime": "sagemaker", "stepfunctions": "states", "application-autoscaling":
-            "application-autoscaling", "service-quotas": "servicequotas", "lambda": "lambda"}
+PREFIXES = {
+    "sagemaker-runtime": "sagemaker",
+    "stepfunctions": "states",
+    "application-autoscaling": "application-autoscaling",
+    "service-quotas": "servicequotas",
+    "lambda": "lambda",
+}
 PASS_ROLE_PARAMETERS = ("RoleArn", "ExecutionRoleArn")
-SERVICE_PRINCIPALS = {"sagemaker": "sagemaker.amazonaws.com", "states": "states.amazonaws.com",
-                      "lambda": "lambda.amazonaws.com", "events": "events.amazonaws.com"}
+SERVICE_PRINCIPALS = {
+    "sagemaker": "sagemaker.amazonaws.com",
+    "states": "states.amazonaws.com",
+    "lambda": "lambda.amazonaws.com",
+    "events": "events.amazonaws.com",
+}
 
 
-def authorizations(service: str, operation: str, params: dict[str, Any], view: AccountView,
-                   secure_transport: bool = True) -> list[Authorization]:
+def authorizations(
+    service: str, operation: str, params: dict[str, Any], view: AccountView, secure_transport: bool = True
+) -> list[Authorization]:
     """Every authorization AWS performs for `operation` of `service` with `params`."""
     if (service, operation) in UNAUTHORIZED:
         return []
@@ -86,13 +98,23 @@ def authorizations(service: str, operation: str, params: dict[str, Any], view: A
 # ---- S3 -----------------------------------------------------------------------------------------
 
 _S3_OBJECT_ACTIONS = {
-    "GetObject": "s3:GetObject", "HeadObject": "s3:GetObject", "PutObject": "s3:PutObject",
-    "CreateMultipartUpload": "s3:PutObject", "UploadPart": "s3:PutObject",
-    "CompleteMultipartUpload": "s3:PutObject", "AbortMultipartUpload": "s3:AbortMultipartUpload",
-    "DeleteObject": "s3:DeleteObject", "GetObjectTagging": "s3:GetObjectTagging",
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "DeleteObject": "s3:DeleteObject",
+    "GetObjectTagging": "s3:GetObjectTagging",
 }
-_S3_BUCKET_ACTIONS = {"ListObjectsV2": "s3:ListBucket", "ListObjects": "s3:ListBucket", "HeadBucket": "s3:ListBucket",
-                      "GetBucketLocation": "s3:GetBucketLocation", "ListObjectVersions": "s3:ListBucketVersions"}
+_S3_BUCKET_ACTIONS = {
+    "ListObjectsV2": "s3:ListBucket",
+    "ListObjects": "s3:ListBucket",
+    "HeadBucket": "s3:ListBucket",
+    "GetBucketLocation": "s3:GetBucketLocation",
+    "ListObjectVersions": "s3:ListBucketVersions",
+}
 _S3_WRITES = {"PutObject", "CreateMultipartUpload", "UploadPart", "CopyObject"}
 
 
@@ -135,7 +157,7 @@ def _s3(operation: str, params: dict, view: AccountView) -> list[Authorization]:
             checks.append(Authorization("kms:GenerateDataKey", kms_key, dict(via_s3), "SSE-KMS of the object"))
             if operation == "UploadPart":
                 checks.append(Authorization("kms:Decrypt", kms_key, dict(via_s3), "multipart upload under SSE-KMS"))
-    elif operation == "GetObject":   # HeadObject reads metadata only: no decryption
+    elif operation == "GetObject":  # HeadObject reads metadata only: no decryption
         kms_key = view.object_kms_key(bucket, key)
         if kms_key:
             checks.append(Authorization("kms:Decrypt", kms_key, dict(via_s3), "SSE-KMS of the object"))
@@ -192,7 +214,8 @@ def _sagemaker_resources(entry: catalog.Action, params: dict, view: AccountView)
             if resource.required:
                 raise UnmodeledRequest(
                     f"{entry.full_name}: the request does not name its {resource.name} "
-                    f"({', '.join(resource.placeholders)}); local mode cannot tell which resource AWS authorizes")
+                    f"({', '.join(resource.placeholders)}); local mode cannot tell which resource AWS authorizes"
+                )
             continue
         arn = catalog.build_arn(resource.arn_format, {**generic, **values})
         found.append((arn, resource.name, "/".join(values.values())))
@@ -236,8 +259,14 @@ def _pass_role(params: dict, service: str) -> list[Authorization]:
     for parameter in PASS_ROLE_PARAMETERS:
         role = params.get(parameter)
         if isinstance(role, str) and role:
-            checks.append(Authorization("iam:PassRole", role, {"iam:PassedToService": SERVICE_PRINCIPALS[service]},
-                                        f"{parameter} passed to {service}"))
+            checks.append(
+                Authorization(
+                    "iam:PassRole",
+                    role,
+                    {"iam:PassedToService": SERVICE_PRINCIPALS[service]},
+                    f"{parameter} passed to {service}",
+                )
+            )
     return checks
 
 
@@ -250,6 +279,7 @@ def _sagemaker_runtime(operation: str, params: dict, view: AccountView) -> list[
 
 
 # ---- SNS, KMS, Lambda, Secrets Manager ----------------------------------------------------------
+
 
 def _sns(operation: str, params: dict, view: AccountView) -> list[Authorization]:
     if operation != "Publish":
@@ -282,12 +312,19 @@ def _secretsmanager(operation: str, params: dict, view: AccountView) -> list[Aut
     checks = [Authorization(f"secretsmanager:{operation}", view.secret_arn(secret))]
     key = view.secret_kms_key(secret) if operation == "GetSecretValue" else None
     if key:
-        checks.append(Authorization("kms:Decrypt", key, {"kms:ViaService": f"secretsmanager.{view.region}.amazonaws.com",
-                                                         "kms:CallerAccount": view.account}, "secret under a customer key"))
+        checks.append(
+            Authorization(
+                "kms:Decrypt",
+                key,
+                {"kms:ViaService": f"secretsmanager.{view.region}.amazonaws.com", "kms:CallerAccount": view.account},
+                "secret under a customer key",
+            )
+        )
     return checks
 
 
 # ---- CloudWatch alarms and Application Auto Scaling --------------------------------------------
+
 
 def _alarm_arn(view: AccountView, name: str) -> str:
     return f"arn:{view.partition}:cloudwatch:{view.region}:{view.account}:alarm:{name}"
@@ -314,20 +351,28 @@ def _cloudwatch(operation: str, params: dict, view: AccountView) -> list[Authori
 # Application Auto Scaling checks these for the caller (Service Authorization Reference and the
 # service's "permissions required for API actions"): SageMaker's own calls when a variant is
 # registered, its service-linked role, and the alarms a target-tracking policy manages.
-AUTOSCALING_SERVICE_ROLE = ("aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
-                            "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
+AUTOSCALING_SERVICE_ROLE = (
+    "aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+)
 
 
 def _autoscaling(operation: str, params: dict, view: AccountView) -> list[Authorization]:
     if operation in ("DescribeScalableTargets", "DescribeScalingPolicies", "DescribeScalingActivities"):
         return [Authorization(f"application-autoscaling:{operation}", "*")]
-    if operation not in ("RegisterScalableTarget", "PutScalingPolicy", "DeregisterScalableTarget",
-                         "DeleteScalingPolicy"):
+    if operation not in (
+        "RegisterScalableTarget",
+        "PutScalingPolicy",
+        "DeregisterScalableTarget",
+        "DeleteScalingPolicy",
+    ):
         raise UnmodeledRequest(f"application-autoscaling.{operation}: not mapped")
     namespace, resource_id = params.get("ServiceNamespace", ""), params.get("ResourceId", "")
-    context = {"application-autoscaling:service-namespace": namespace,
-               "application-autoscaling:scalable-dimension": params.get("ScalableDimension", ""),
-               **_tags_context(params.get("Tags"))}
+    context = {
+        "application-autoscaling:service-namespace": namespace,
+        "application-autoscaling:scalable-dimension": params.get("ScalableDimension", ""),
+        **_tags_context(params.get("Tags")),
+    }
     # A scalable target's ARN is made when it is registered, so the request authorizes "*".
     checks = [Authorization(f"application-autoscaling:{operation}", "*", context)]
     alarms = [_alarm_arn(view, f"TargetTracking-{resource_id}-{suffix}") for suffix in ("AlarmHigh", "AlarmLow")]
@@ -335,18 +380,34 @@ def _autoscaling(operation: str, params: dict, view: AccountView) -> list[Author
         endpoint = resource_id.split("/")[1] if resource_id.startswith("endpoint/") else ""
         endpoint_arn = f"arn:{view.partition}:sagemaker:{view.region}:{view.account}:endpoint/{endpoint}"
         checks.append(Authorization("sagemaker:DescribeEndpoint", endpoint_arn, {}, "registering a variant"))
-        checks.append(Authorization("sagemaker:UpdateEndpointWeightsAndCapacities", endpoint_arn,
-                                    _resource_context(view, "endpoint", endpoint), "registering a variant"))
-        checks.append(Authorization(
-            "iam:CreateServiceLinkedRole", f"arn:{view.partition}:iam::{view.account}:role/{AUTOSCALING_SERVICE_ROLE}",
-            {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"},
-            "Application Auto Scaling's service-linked role"))
+        checks.append(
+            Authorization(
+                "sagemaker:UpdateEndpointWeightsAndCapacities",
+                endpoint_arn,
+                _resource_context(view, "endpoint", endpoint),
+                "registering a variant",
+            )
+        )
+        checks.append(
+            Authorization(
+                "iam:CreateServiceLinkedRole",
+                f"arn:{view.partition}:iam::{view.account}:role/{AUTOSCALING_SERVICE_ROLE}",
+                {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"},
+                "Application Auto Scaling's service-linked role",
+            )
+        )
     elif operation == "PutScalingPolicy" and params.get("PolicyType") == "TargetTrackingScaling":
-        checks += [Authorization(action, arn, {}, "alarms of the target-tracking policy")
-                   for arn in alarms for action in ("cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm")]
+        checks += [
+            Authorization(action, arn, {}, "alarms of the target-tracking policy")
+            for arn in alarms
+            for action in ("cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm")
+        ]
     elif operation in ("DeregisterScalableTarget", "DeleteScalingPolicy"):
-        checks += [Authorization(action, arn, {}, "alarms of the target-tracking policy")
-                   for arn in alarms for action in ("cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms")]
+        checks += [
+            Authorization(action, arn, {}, "alarms of the target-tracking policy")
+            for arn in alarms
+            for action in ("cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms")
+        ]
     return checks
 
 
@@ -371,9 +432,17 @@ def _iam(operation: str, params: dict, view: AccountView) -> list[Authorization]
 
 
 _HANDLERS: dict[str, Callable[[str, dict, AccountView], list[Authorization]]] = {
-    "s3": _s3, "sagemaker": _sagemaker, "sagemaker-runtime": _sagemaker_runtime, "sns": _sns, "kms": _kms,
-    "lambda": _lambda, "secretsmanager": _secretsmanager, "cloudwatch": _cloudwatch,
-    "application-autoscaling": _autoscaling, "stepfunctions": _states, "service-quotas": _service_quotas,
+    "s3": _s3,
+    "sagemaker": _sagemaker,
+    "sagemaker-runtime": _sagemaker_runtime,
+    "sns": _sns,
+    "kms": _kms,
+    "lambda": _lambda,
+    "secretsmanager": _secretsmanager,
+    "cloudwatch": _cloudwatch,
+    "application-autoscaling": _autoscaling,
+    "stepfunctions": _states,
+    "service-quotas": _service_quotas,
     "iam": _iam,
 }
 

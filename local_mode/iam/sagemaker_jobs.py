@@ -5,6 +5,7 @@ to the VPC, open the job's log stream and metrics, and download every input chan
 training job: sync checkpoints both ways. At the end: upload the outputs, encrypted with the job's
 output key. A denial fails the job with the step it was on, as SageMaker reports a ClientError.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -24,7 +25,7 @@ class JobPermissions:
     def __init__(self, iam: Any, request: dict, kind: str):
         self.iam = iam
         self.request = request
-        self.kind = kind     # "training" or "processing"
+        self.kind = kind  # "training" or "processing"
         self.name = request.get("TrainingJobName") or request.get("ProcessingJobName") or "job"
         self.principal: Principal = iam.sagemaker(request["RoleArn"], "SageMaker")
 
@@ -59,15 +60,29 @@ class JobPermissions:
         view = self.iam.view
         steps = [("pull the image", service_checks.image_pull(view, self.image))]
         if self.volume_key:
-            steps.append(("encrypt the ML storage volume", [Authorization(
-                "kms:CreateGrant", view.key_arn(self.volume_key),
-                {"kms:GrantIsForAWSResource": True, "kms:ViaService": f"sagemaker.{view.region}.amazonaws.com",
-                 "kms:CallerAccount": view.account}, "volume encryption")]))
+            steps.append(
+                (
+                    "encrypt the ML storage volume",
+                    [
+                        Authorization(
+                            "kms:CreateGrant",
+                            view.key_arn(self.volume_key),
+                            {
+                                "kms:GrantIsForAWSResource": True,
+                                "kms:ViaService": f"sagemaker.{view.region}.amazonaws.com",
+                                "kms:CallerAccount": view.account,
+                            },
+                            "volume encryption",
+                        )
+                    ],
+                )
+            )
         if self.in_vpc:
             steps.append(("attach to the VPC", service_checks.vpc_interfaces()))
         logs_kind = "TrainingJobs" if self.kind == "training" else "ProcessingJobs"
-        steps.append(("write the job's logs and metrics", service_checks.job_logs_and_metrics(
-            view, logs_kind, self.name)))
+        steps.append(
+            ("write the job's logs and metrics", service_checks.job_logs_and_metrics(view, logs_kind, self.name))
+        )
         for uri, keys in inputs.items():
             steps.append((f"download input data from {uri}", service_checks.read_prefix(view, uri, keys)))
         self._authorize(steps)

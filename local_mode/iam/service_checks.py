@@ -11,6 +11,7 @@
 A missing permission for logs or traces does not fail an invocation in AWS (the logs are lost), so
 those checks are recorded, not raised; a job or endpoint that cannot read its inputs fails.
 """
+
 from __future__ import annotations
 
 from local_mode.iam.requests import AccountView, Authorization, authorizations
@@ -21,11 +22,15 @@ def lambda_runtime(view: AccountView, function_name: str, log_group: str | None,
     group = log_group or f"/aws/lambda/{function_name}"
     stream = f"{group}:log-stream:local"
     arn = f"arn:{view.partition}:logs:{view.region}:{view.account}:log-group:{stream}"
-    checks = [Authorization("logs:CreateLogStream", arn, why="Lambda runtime logs"),
-              Authorization("logs:PutLogEvents", arn, why="Lambda runtime logs")]
+    checks = [
+        Authorization("logs:CreateLogStream", arn, why="Lambda runtime logs"),
+        Authorization("logs:PutLogEvents", arn, why="Lambda runtime logs"),
+    ]
     if tracing:
-        checks += [Authorization("xray:PutTraceSegments", "*", why="active tracing"),
-                   Authorization("xray:PutTelemetryRecords", "*", why="active tracing")]
+        checks += [
+            Authorization("xray:PutTraceSegments", "*", why="active tracing"),
+            Authorization("xray:PutTelemetryRecords", "*", why="active tracing"),
+        ]
     return checks
 
 
@@ -33,13 +38,17 @@ def log_group_encryption(view: AccountView, log_group: str, key_arn: str) -> lis
     """CloudWatch Logs encrypting a log group's events with its key."""
     group_arn = f"arn:{view.partition}:logs:{view.region}:{view.account}:log-group:{log_group}"
     context = {"kms:EncryptionContext:aws:logs:arn": group_arn, "kms:CallerAccount": view.account}
-    return [Authorization(action, key_arn, dict(context), f"encrypted log group {log_group}")
-            for action in ("kms:GenerateDataKey", "kms:Decrypt")]
+    return [
+        Authorization(action, key_arn, dict(context), f"encrypted log group {log_group}")
+        for action in ("kms:GenerateDataKey", "kms:Decrypt")
+    ]
 
 
 def execution_tracing() -> list[Authorization]:
-    return [Authorization("xray:PutTraceSegments", "*", why="state machine tracing"),
-            Authorization("xray:PutTelemetryRecords", "*", why="state machine tracing")]
+    return [
+        Authorization("xray:PutTraceSegments", "*", why="state machine tracing"),
+        Authorization("xray:PutTelemetryRecords", "*", why="state machine tracing"),
+    ]
 
 
 def image_pull(view: AccountView, image_uri: str) -> list[Authorization]:
@@ -50,7 +59,8 @@ def image_pull(view: AccountView, image_uri: str) -> list[Authorization]:
     arn = f"arn:{view.partition}:ecr:{region}:{account}:repository/{repository}"
     return [Authorization("ecr:GetAuthorizationToken", "*", why=f"pull {image_uri}")] + [
         Authorization(action, arn, why=f"pull {image_uri}")
-        for action in ("ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage")]
+        for action in ("ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage")
+    ]
 
 
 def read_prefix(view: AccountView, uri: str, keys: list[str]) -> list[Authorization]:
@@ -78,25 +88,39 @@ def job_logs_and_metrics(view: AccountView, kind: str, job_name: str) -> list[Au
     group = f"/aws/sagemaker/{kind}"
     group_arn = f"arn:{view.partition}:logs:{view.region}:{view.account}:log-group:{group}"
     stream_arn = f"{group_arn}:log-stream:{job_name}/algo-1"
-    checks = [Authorization("logs:CreateLogGroup", group_arn, why="job logs"),
-              Authorization("logs:CreateLogStream", stream_arn, why="job logs"),
-              Authorization("logs:PutLogEvents", stream_arn, why="job logs")]
-    checks.append(Authorization("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": group},
-                                why="job metrics"))
+    checks = [
+        Authorization("logs:CreateLogGroup", group_arn, why="job logs"),
+        Authorization("logs:CreateLogStream", stream_arn, why="job logs"),
+        Authorization("logs:PutLogEvents", stream_arn, why="job logs"),
+    ]
+    checks.append(Authorization("cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": group}, why="job metrics"))
     return checks
 
 
 def endpoint_logs(view: AccountView, endpoint_name: str, variant: str) -> list[Authorization]:
-    group_arn = f"arn:{view.partition}:logs:{view.region}:{view.account}:log-group:/aws/sagemaker/Endpoints/{endpoint_name}"
+    group_arn = (
+        f"arn:{view.partition}:logs:{view.region}:{view.account}:log-group:/aws/sagemaker/Endpoints/{endpoint_name}"
+    )
     stream_arn = f"{group_arn}:log-stream:{variant}/local"
-    return [Authorization("logs:CreateLogGroup", group_arn, why="endpoint logs"),
-            Authorization("logs:CreateLogStream", stream_arn, why="endpoint logs"),
-            Authorization("logs:PutLogEvents", stream_arn, why="endpoint logs")]
+    return [
+        Authorization("logs:CreateLogGroup", group_arn, why="endpoint logs"),
+        Authorization("logs:CreateLogStream", stream_arn, why="endpoint logs"),
+        Authorization("logs:PutLogEvents", stream_arn, why="endpoint logs"),
+    ]
 
 
 def vpc_interfaces() -> list[Authorization]:
     """The network interfaces SageMaker creates in the job's or endpoint's subnets."""
-    return [Authorization(action, "*", why="VPC attachment")
-            for action in ("ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                           "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
-                           "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups", "ec2:DeleteNetworkInterface")]
+    return [
+        Authorization(action, "*", why="VPC attachment")
+        for action in (
+            "ec2:CreateNetworkInterface",
+            "ec2:CreateNetworkInterfacePermission",
+            "ec2:DescribeNetworkInterfaces",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeDhcpOptions",
+            "ec2:DescribeSubnets",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DeleteNetworkInterface",
+        )
+    ]

@@ -5,6 +5,7 @@ role ARN; resource policies (bucket policies, the KMS key policy, topic policies
 permissions) by the ARN of the resource they protect. AWS managed policies have no document in the
 template: a role that has one is recorded, and evaluating a request of that role fails loudly.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,16 +22,18 @@ class UnmodeledPolicy(RuntimeError):
 
 @dataclass
 class PolicyStore:
-    identity: dict[str, list[Statement]] = field(default_factory=dict)      # role ARN -> statements
-    resources: dict[str, list[Statement]] = field(default_factory=dict)     # resource ARN -> statements
+    identity: dict[str, list[Statement]] = field(default_factory=dict)  # role ARN -> statements
+    resources: dict[str, list[Statement]] = field(default_factory=dict)  # resource ARN -> statements
     managed_policy_arns: dict[str, list[str]] = field(default_factory=dict)  # role ARN -> AWS managed policies
-    role_arns: dict[str, str] = field(default_factory=dict)                 # logical id -> role ARN
+    role_arns: dict[str, str] = field(default_factory=dict)  # logical id -> role ARN
 
     def check_modeled(self, role_arn: str) -> None:
         unmodeled = self.managed_policy_arns.get(role_arn)
         if unmodeled:
-            raise UnmodeledPolicy(f"{role_arn} has AWS managed policies {unmodeled}, whose documents are not in "
-                                  "the template; local mode cannot evaluate its requests")
+            raise UnmodeledPolicy(
+                f"{role_arn} has AWS managed policies {unmodeled}, whose documents are not in "
+                "the template; local mode cannot evaluate its requests"
+            )
 
     def unknown_actions(self) -> list[str]:
         """Action patterns in the stack's policies that name no action of the Service Authorization Reference."""
@@ -79,8 +82,15 @@ def build_store(template: dict[str, Any], resolver: Resolver, physical: dict) ->
             managed_documents[physical[logical_id].ref] = parse_document(properties["PolicyDocument"], logical_id)
     for logical_id, resource in resources.items():
         kind = resource["Type"]
-        if kind not in ("AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy",
-                        "AWS::KMS::Key", "AWS::SNS::TopicPolicy", "AWS::Lambda::Permission"):
+        if kind not in (
+            "AWS::IAM::Role",
+            "AWS::IAM::Policy",
+            "AWS::IAM::ManagedPolicy",
+            "AWS::S3::BucketPolicy",
+            "AWS::KMS::Key",
+            "AWS::SNS::TopicPolicy",
+            "AWS::Lambda::Permission",
+        ):
             continue
         properties = resolved(logical_id, resource.get("Properties") or {}, "Properties")
         if kind == "AWS::IAM::Role":
@@ -99,19 +109,26 @@ def build_store(template: dict[str, Any], resolver: Resolver, physical: dict) ->
         elif kind == "AWS::S3::BucketPolicy":
             owner = f"arn:aws:s3:::{properties['Bucket']}"
             store.resources.setdefault(owner, []).extend(
-                parse_document(properties["PolicyDocument"], f"bucket policy {logical_id}", resource_policy=True))
+                parse_document(properties["PolicyDocument"], f"bucket policy {logical_id}", resource_policy=True)
+            )
         elif kind == "AWS::KMS::Key":
             owner = physical[logical_id].attributes["Arn"]
             store.resources.setdefault(owner, []).extend(
-                parse_document(properties.get("KeyPolicy") or {}, f"key policy {logical_id}", resource_policy=True))
+                parse_document(properties.get("KeyPolicy") or {}, f"key policy {logical_id}", resource_policy=True)
+            )
         elif kind == "AWS::SNS::TopicPolicy":
             for topic in properties.get("Topics") or []:
                 store.resources.setdefault(topic, []).extend(
-                    parse_document(properties["PolicyDocument"], f"topic policy {logical_id}", resource_policy=True))
+                    parse_document(properties["PolicyDocument"], f"topic policy {logical_id}", resource_policy=True)
+                )
         elif kind == "AWS::Lambda::Permission":
             function = properties["FunctionName"]
-            statement = {"Effect": "Allow", "Action": properties["Action"], "Resource": function,
-                         "Principal": _permission_principal(properties["Principal"])}
+            statement = {
+                "Effect": "Allow",
+                "Action": properties["Action"],
+                "Resource": function,
+                "Principal": _permission_principal(properties["Principal"]),
+            }
             conditions = {}
             if properties.get("SourceArn"):
                 conditions["ArnLike"] = {"aws:SourceArn": properties["SourceArn"]}
@@ -120,7 +137,8 @@ def build_store(template: dict[str, Any], resolver: Resolver, physical: dict) ->
             if conditions:
                 statement["Condition"] = conditions
             store.resources.setdefault(policy_owner(function) or function, []).extend(
-                parse_document({"Statement": [statement]}, f"permission {logical_id}", resource_policy=True))
+                parse_document({"Statement": [statement]}, f"permission {logical_id}", resource_policy=True)
+            )
     return store
 
 

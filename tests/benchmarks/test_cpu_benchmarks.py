@@ -1,4 +1,5 @@
 """The CPU benchmarks' bookkeeping: pairing, verdicts, job intervals; no model is run here."""
+
 from __future__ import annotations
 
 import json
@@ -11,9 +12,16 @@ from benchmarks.eval_throughput import count_differences
 
 
 def run(repeat, strategy, tokens_per_second, padding=0.0):
-    return {"repeat": repeat, "strategy": strategy, "real_tokens_per_second": tokens_per_second,
-            "padding_share": padding, "peak_rss_bytes": 100, "steps": 4, "rows_trained": 32,
-            "sft_config": {}}
+    return {
+        "repeat": repeat,
+        "strategy": strategy,
+        "real_tokens_per_second": tokens_per_second,
+        "padding_share": padding,
+        "peak_rss_bytes": 100,
+        "steps": 4,
+        "rows_trained": 32,
+        "sft_config": {},
+    }
 
 
 def test_ratios_are_paired_within_each_repeat():
@@ -56,8 +64,17 @@ def test_job_intervals_fall_back_to_the_job_folders(tmp_path):
 
 
 def test_job_intervals_prefer_times_in_the_summary():
-    summary = {"run_folder": None, "jobs": [{"name": "a", "kind": "processing", "started": "2026-11-27T10:00:00+00:00",
-                                             "ended": "2026-11-27T10:00:30+00:00"}]}
+    summary = {
+        "run_folder": None,
+        "jobs": [
+            {
+                "name": "a",
+                "kind": "processing",
+                "started": "2026-11-27T10:00:00+00:00",
+                "ended": "2026-11-27T10:00:30+00:00",
+            }
+        ],
+    }
     assert workflow_overhead.job_intervals(summary)[0]["seconds"] == pytest.approx(30.0)
 
 
@@ -71,12 +88,31 @@ def test_orchestration_is_execution_minus_time_covered_by_jobs():
 
 
 def test_endpoint_start_up_is_counted_apart_from_jobs_and_orchestration():
-    summary = {"run_folder": None, "seconds": 40.0, "status": "SUCCEEDED",
-               "jobs": [{"name": "a", "kind": "training", "started": "2026-11-27T10:00:00+00:00",
-                         "ended": "2026-11-27T10:00:20+00:00"}],
-               "endpoint": {"deployments": [{"endpoint": "e", "config": "c", "action": "create",
-                                             "status": "InService", "started": "2026-11-27T10:00:25+00:00",
-                                             "ended": "2026-11-27T10:00:33+00:00"}]}}
+    summary = {
+        "run_folder": None,
+        "seconds": 40.0,
+        "status": "SUCCEEDED",
+        "jobs": [
+            {
+                "name": "a",
+                "kind": "training",
+                "started": "2026-11-27T10:00:00+00:00",
+                "ended": "2026-11-27T10:00:20+00:00",
+            }
+        ],
+        "endpoint": {
+            "deployments": [
+                {
+                    "endpoint": "e",
+                    "config": "c",
+                    "action": "create",
+                    "status": "InService",
+                    "started": "2026-11-27T10:00:25+00:00",
+                    "ended": "2026-11-27T10:00:33+00:00",
+                }
+            ]
+        },
+    }
     intervals = workflow_overhead.job_intervals(summary)
     assert [interval["kind"] for interval in intervals] == ["training", "endpoint"]
     split = workflow_overhead.split_run(45.0, summary, intervals)
@@ -112,15 +148,19 @@ def test_open_gate_input_keeps_the_demo_input_and_zeroes_the_thresholds(tmp_path
     written = json.loads(workflow_overhead.open_gate_input(tmp_path / "input.json").read_text())
     demo = json.loads(workflow_overhead.DEMO_INPUT.read_text())
     assert written["training"] == demo["training"]
-    assert written["evaluation"]["gate"] == {"min_execution_accuracy": 0, "min_improvement_over_base": 0,
-                                             "compare_to_production": False}
+    assert written["evaluation"]["gate"] == {
+        "min_execution_accuracy": 0,
+        "min_improvement_over_base": 0,
+        "compare_to_production": False,
+    }
 
 
 def test_measured_runs_use_the_demo_hyperparameters_with_fixed_steps_and_no_saving():
     from hyperparameters import build_hyperparameters
 
-    values = train_throughput.run_hyperparameters(train_throughput.demo_hyperparameters(), steps=6, batch_size=4,
-                                                  max_length=256, seed=1)
+    values = train_throughput.run_hyperparameters(
+        train_throughput.demo_hyperparameters(), steps=6, batch_size=4, max_length=256, seed=1
+    )
     hyperparameters = build_hyperparameters(values)  # train.py accepts them
     assert (hyperparameters.max_steps, hyperparameters.per_device_train_batch_size) == (6, 4)
     assert hyperparameters.quantization == "none" and hyperparameters.save_steps == 10_000

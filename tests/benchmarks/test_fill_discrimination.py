@@ -1,4 +1,5 @@
 """The fill-discrimination benchmark runs on the project's own examples and renders into the page."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,14 @@ def test_mutants_differ_from_the_gold_and_equivalents_keep_its_meaning():
 
     gold = "SELECT name FROM head WHERE age > 56 AND born_state = 'Ohio' ORDER BY name"
     kinds = {kind for kind, _ in mutants(gold, ["name", "age", "born_state"])}
-    assert kinds == {"change a literal", "flip a comparison", "drop a condition", "add DISTINCT",
-                     "swap ORDER direction", "select another column"}
+    assert kinds == {
+        "change a literal",
+        "flip a comparison",
+        "drop a condition",
+        "add DISTINCT",
+        "swap ORDER direction",
+        "select another column",
+    }
     assert all(text != gold for _, text in mutants(gold))
     rewrites = dict(equivalents(gold))
     assert rewrites["reorder AND terms"] == "SELECT name FROM head WHERE born_state = 'Ohio' AND age > 56 ORDER BY name"

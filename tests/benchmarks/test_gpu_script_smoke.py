@@ -1,4 +1,5 @@
 """The GPU benchmark script's code path, run on CPU with a tiny Llama (`--smoke`)."""
+
 from __future__ import annotations
 
 import json
@@ -14,10 +15,25 @@ import qlora_llama8b  # noqa: E402
 
 
 def test_smoke_run_measures_trl_defaults_and_train_py_choice_with_qlora(tmp_path):
-    status = qlora_llama8b.main([
-        "--smoke", "--precisions", "qlora", "--strategies", "padding,auto", "--seq-len", "128",
-        "--warmup-steps", "0", "--measured-steps", "1", "--packing-micro-batch", "0", "--out", str(tmp_path),
-    ])
+    status = qlora_llama8b.main(
+        [
+            "--smoke",
+            "--precisions",
+            "qlora",
+            "--strategies",
+            "padding,auto",
+            "--seq-len",
+            "128",
+            "--warmup-steps",
+            "0",
+            "--measured-steps",
+            "1",
+            "--packing-micro-batch",
+            "0",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert status == 0
     result = json.loads((tmp_path / qlora_llama8b.RESULT_FILE).read_text())
     assert result["complete"] is True
@@ -53,8 +69,19 @@ def test_planned_strategies_put_defaults_then_train_py_choice_first():
 
 
 def test_packing_is_also_measured_in_accumulated_micro_batches():
-    args = qlora_llama8b.parse_args(["--smoke", "--batch-size", "4", "--strategies", "padding,auto",
-                                     "--precisions", "qlora", "--packing-micro-batch", "1"])
+    args = qlora_llama8b.parse_args(
+        [
+            "--smoke",
+            "--batch-size",
+            "4",
+            "--strategies",
+            "padding,auto",
+            "--precisions",
+            "qlora",
+            "--packing-micro-batch",
+            "1",
+        ]
+    )
     settings = qlora_llama8b.settings_from_args(args)
     names = [variant.name for variant in qlora_llama8b.planned_variants(settings, choice="packing")]
     assert names == ["qlora/padding", "qlora/packing", "qlora/packing (1x4 accumulated)"]

@@ -1,4 +1,5 @@
 """benchmarks/gpu/throughput_llama8b.py's code path, run on CPU with a tiny Llama (`--smoke`)."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ from benchmarks.gpu import throughput_llama8b as bench  # noqa: E402
 
 
 def test_smoke_run_measures_levers_through_train_py_and_evaluation_batching(tmp_path):
-    status = bench.main(["--smoke", "--precisions", "qlora", "--levers", "trl_defaults,token_budget,liger,auto",
-                         "--out", str(tmp_path)])
+    status = bench.main(
+        ["--smoke", "--precisions", "qlora", "--levers", "trl_defaults,token_budget,liger,auto", "--out", str(tmp_path)]
+    )
     assert status == 0
     result = json.loads((tmp_path / bench.RESULT_FILE).read_text())
     assert result["complete"] is True and result["command"].endswith("--out $OUT")
@@ -51,10 +53,18 @@ def test_variant_hyperparameters_put_one_lever_on_train_py_before_the_levers():
 
 
 def test_compile_and_patching_levers_run_after_the_others():
-    settings = bench.settings_from_args(bench.parse_args(["--smoke", "--precisions", "qlora", "--levers",
-                                                          "auto,liger,torch_compile,checkpointing_none"]))
+    settings = bench.settings_from_args(
+        bench.parse_args(
+            ["--smoke", "--precisions", "qlora", "--levers", "auto,liger,torch_compile,checkpointing_none"]
+        )
+    )
     assert [variant.lever for variant in bench.planned_variants(settings)] == [
-        "trl_defaults", "checkpointing_none", "torch_compile", "auto", "liger"]
+        "trl_defaults",
+        "checkpointing_none",
+        "torch_compile",
+        "auto",
+        "liger",
+    ]
 
 
 def test_bad_arguments_name_the_option_and_what_is_allowed(capsys):

@@ -1,4 +1,5 @@
 """The benchmarks' counting and FLOPs arithmetic, checked on batches made by trl's own collator."""
+
 from __future__ import annotations
 
 import pytest
@@ -60,7 +61,7 @@ def test_spread_reports_median_and_quartiles():
 def test_lora_flops_count_4n_per_token_plus_causal_attention_per_document():
     shape = ModelShape(matmul_parameters=1000, num_layers=2, hidden_size=8)
     flops = lora_training_flops(shape, [10, 4])
-    attention_forward = 2 * (10 ** 2 + 4 ** 2) * 8 * 2
+    attention_forward = 2 * (10**2 + 4**2) * 8 * 2
     assert flops["model_flops"] == 4 * 1000 * 14 + 3 * attention_forward
     assert flops["hardware_flops_with_recompute"] == flops["model_flops"] + 2 * 1000 * 14 + attention_forward
 
@@ -71,8 +72,15 @@ def test_llama3_8b_matmul_parameters_match_the_published_size():
 
     from benchmarks.measure import model_shape
 
-    config = LlamaConfig(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                         num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=False)
+    config = LlamaConfig(
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=False,
+    )
     with torch.device("meta"):
         model = LlamaForCausalLM(config)
     shape = model_shape(model)
@@ -81,8 +89,10 @@ def test_llama3_8b_matmul_parameters_match_the_published_size():
 
 def test_variant_summary_uses_totals_and_flags_padding():
     result = VariantResult(name="x", settings={})
-    result.steps = [StepRecord(seconds=2.0, processed_tokens=100, real_tokens=60, document_lengths=(30, 30)),
-                    StepRecord(seconds=1.0, processed_tokens=100, real_tokens=90, document_lengths=(90,))]
+    result.steps = [
+        StepRecord(seconds=2.0, processed_tokens=100, real_tokens=60, document_lengths=(30, 30)),
+        StepRecord(seconds=1.0, processed_tokens=100, real_tokens=90, document_lengths=(90,)),
+    ]
     summary = result.summary(ModelShape(matmul_parameters=10, num_layers=1, hidden_size=2), peak_flops=1e6)
     assert summary["real_tokens_per_second"] == pytest.approx(150 / 3.0)
     assert summary["padding_share"] == pytest.approx(0.25)

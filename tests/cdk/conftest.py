@@ -1,4 +1,5 @@
 """Synthesize the app once per session (synth takes a while) and share the results."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,9 @@ class Synthesized:
     outdir: Path
 
     def resources(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        return {name: resource for name, resource in self.template["Resources"].items()
-                if resource["Type"] == resource_type}
+        return {
+            name: resource for name, resource in self.template["Resources"].items() if resource["Type"] == resource_type
+        }
 
     def only(self, resource_type: str) -> tuple[str, dict[str, Any]]:
         found = self.resources(resource_type)
@@ -29,10 +31,12 @@ class Synthesized:
 
     def functions(self) -> dict[str, dict[str, Any]]:
         """Workflow functions by handler verb (the BucketDeployment provider is left out)."""
-        return {resource["Properties"]["Handler"].removesuffix(".handler"): resource
-                for resource in self.resources("AWS::Lambda::Function").values()
-                if "Environment" in resource["Properties"]
-                and "ARTIFACTS_BUCKET" in resource["Properties"]["Environment"]["Variables"]}
+        return {
+            resource["Properties"]["Handler"].removesuffix(".handler"): resource
+            for resource in self.resources("AWS::Lambda::Function").values()
+            if "Environment" in resource["Properties"]
+            and "ARTIFACTS_BUCKET" in resource["Properties"]["Environment"]["Variables"]
+        }
 
 
 def synthesize(outdir: Path, **overrides: Any) -> Synthesized:

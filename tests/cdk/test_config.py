@@ -1,4 +1,5 @@
 """Settings from context: conversions, defaults and errors that name the key, value and what is allowed."""
+
 from __future__ import annotations
 
 import json
@@ -24,9 +25,14 @@ def test_cdk_json_context_matches_the_code_defaults():
 
 
 def test_command_line_strings_are_converted():
-    settings = from_context(poll_interval_seconds="5", min_execution_accuracy="0.7", require_significance="true",
-                            significance_level="0.01",
-                            subnet_ids="subnet-0123abcd, subnet-0456abcd", security_group_ids="sg-0123abcd")
+    settings = from_context(
+        poll_interval_seconds="5",
+        min_execution_accuracy="0.7",
+        require_significance="true",
+        significance_level="0.01",
+        subnet_ids="subnet-0123abcd, subnet-0456abcd",
+        security_group_ids="sg-0123abcd",
+    )
     assert settings.poll_interval_seconds == 5
     assert settings.min_execution_accuracy == 0.7
     assert settings.require_significance is True and settings.significance_level == 0.01
@@ -36,17 +42,24 @@ def test_command_line_strings_are_converted():
     assert settings.vpc_enabled
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("poll_interval_seconds", "soon", "fine-tune:poll_interval_seconds: 'soon' is not allowed; expected an integer"),
-    ("poll_interval_seconds", 0, "expected 1..3600"),
-    ("train_instance_type", "g5.2xlarge", "expected a SageMaker instance type like ml.g5.2xlarge"),
-    ("subnet_ids", "vpc-123", "fine-tune:subnet_ids: 'vpc-123'"),
-    ("hf_token_secret_arn", "my-token", "empty or a Secrets Manager secret ARN"),
-    ("log_retention_days", 42, "fine-tune:log_retention_days: 42 is not allowed"),
-    ("resource_prefix", "Prod_Models", "1-20 characters of [a-z0-9-]"),
-    ("require_significance", "yes", "fine-tune:require_significance: 'yes' is not allowed; expected true or false"),
-    ("significance_level", 0.7, "fine-tune:significance_level: 0.7 is not allowed; expected a p-value threshold"),
-])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        (
+            "poll_interval_seconds",
+            "soon",
+            "fine-tune:poll_interval_seconds: 'soon' is not allowed; expected an integer",
+        ),
+        ("poll_interval_seconds", 0, "expected 1..3600"),
+        ("train_instance_type", "g5.2xlarge", "expected a SageMaker instance type like ml.g5.2xlarge"),
+        ("subnet_ids", "vpc-123", "fine-tune:subnet_ids: 'vpc-123'"),
+        ("hf_token_secret_arn", "my-token", "empty or a Secrets Manager secret ARN"),
+        ("log_retention_days", 42, "fine-tune:log_retention_days: 42 is not allowed"),
+        ("resource_prefix", "Prod_Models", "1-20 characters of [a-z0-9-]"),
+        ("require_significance", "yes", "fine-tune:require_significance: 'yes' is not allowed; expected true or false"),
+        ("significance_level", 0.7, "fine-tune:significance_level: 0.7 is not allowed; expected a p-value threshold"),
+    ],
+)
 def test_bad_values_are_rejected_with_key_value_and_allowed(key, value, message):
     with pytest.raises(SettingsError, match=message.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
         from_context(**{key: value})
@@ -71,14 +84,23 @@ def test_default_execution_input_is_valid_against_the_lambdas_schema():
     assert defaults["preparation"]["instance_type"] == "ml.m5.xlarge"
 
 
-@pytest.mark.parametrize("overrides, problem", [
-    ({"train_instance_type": "ml.g5.3xlarge"},
-     'training.instance_type (context fine-tune:train_instance_type): "ml.g5.3xlarge" is not allowed'),
-    ({"min_execution_accuracy": -0.5},
-     "evaluation.gate.min_execution_accuracy (context fine-tune:min_execution_accuracy): -0.5"),
-    ({"min_improvement_over_base": -0.2},
-     "evaluation.gate.min_improvement_over_base (context fine-tune:min_improvement_over_base): -0.2"),
-])
+@pytest.mark.parametrize(
+    "overrides, problem",
+    [
+        (
+            {"train_instance_type": "ml.g5.3xlarge"},
+            'training.instance_type (context fine-tune:train_instance_type): "ml.g5.3xlarge" is not allowed',
+        ),
+        (
+            {"min_execution_accuracy": -0.5},
+            "evaluation.gate.min_execution_accuracy (context fine-tune:min_execution_accuracy): -0.5",
+        ),
+        (
+            {"min_improvement_over_base": -0.2},
+            "evaluation.gate.min_improvement_over_base (context fine-tune:min_improvement_over_base): -0.2",
+        ),
+    ],
+)
 def test_settings_that_validateinput_would_refuse_for_every_run_are_not_synthesized(tmp_path, overrides, problem):
     from tests.cdk.conftest import synthesize
 

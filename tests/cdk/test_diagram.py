@@ -1,4 +1,5 @@
 """docs/architecture.md shows the state machine that is synthesized now."""
+
 from __future__ import annotations
 
 from cdk_app.diagram import ARCHITECTURE_DOC, END_MARKER, START_MARKER, mermaid, updated_document

@@ -1,4 +1,5 @@
 """cdk-nag's AwsSolutions pack and cfn-lint pass over the whole app; every acknowledgment is explained."""
+
 from __future__ import annotations
 
 import json
@@ -54,12 +55,11 @@ def test_security_doc_lists_every_acknowledged_rule_and_reason(synthesized, synt
 
 
 def test_cfn_lint_finds_no_errors(synthesized):
-    matches = lint(json.dumps(synthesized.template),
-                   config=ManualArgs(regions=["us-east-1", "eu-west-1", "ap-northeast-1"]))
-    errors = [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})" for m in matches
-              if m.rule.severity == "error"]
+    matches = lint(
+        json.dumps(synthesized.template), config=ManualArgs(regions=["us-east-1", "eu-west-1", "ap-northeast-1"])
+    )
+    errors = [f"{m.rule.id} {m.message} ({'/'.join(map(str, m.path))})" for m in matches if m.rule.severity == "error"]
     assert errors == []
     # W3005: redundant DependsOn that the CDK itself writes next to Fn::GetAtt (role before function).
-    warnings = [f"{m.rule.id} {m.message}" for m in matches
-                if m.rule.severity == "warning" and m.rule.id != "W3005"]
+    warnings = [f"{m.rule.id} {m.message}" for m in matches if m.rule.severity == "warning" and m.rule.id != "W3005"]
     assert warnings == []

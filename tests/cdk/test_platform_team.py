@@ -1,4 +1,5 @@
 """A platform team builds the pipeline in its own stack with its own key and bucket (docs/constructs.md)."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,12 @@ def test_the_documented_stack_synthesizes_with_the_platform_key_and_bucket():
     assert len(buckets) == 3  # the platform's artifacts bucket, the pipeline's data and access-log buckets
     artifacts = next(name for name in buckets if name.startswith("PlatformArtifacts"))
 
-    functions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"
-                 and "ARTIFACTS_BUCKET" in json.dumps(r["Properties"].get("Environment", {}))]
+    functions = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::Lambda::Function"
+        and "ARTIFACTS_BUCKET" in json.dumps(r["Properties"].get("Environment", {}))
+    ]
     assert len(functions) == 12
     for function in functions:
         env = function["Properties"]["Environment"]["Variables"]
@@ -49,9 +54,16 @@ def test_the_documented_stack_synthesizes_with_the_platform_key_and_bucket():
     assert subscriptions[0]["Properties"]["Endpoint"] == "ml-team@example.com"
 
     # The scientists' role may start executions and read run artifacts, nothing else.
-    scientist_policies = [r for r in resources.values() if r["Type"] == "AWS::IAM::Policy"
-                          and r["Properties"].get("Roles") == ["data-scientists"]]
-    actions = {a for p in scientist_policies for s in p["Properties"]["PolicyDocument"]["Statement"]
-               for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
+    scientist_policies = [
+        r
+        for r in resources.values()
+        if r["Type"] == "AWS::IAM::Policy" and r["Properties"].get("Roles") == ["data-scientists"]
+    ]
+    actions = {
+        a
+        for p in scientist_policies
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        for a in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+    }
     assert "states:StartExecution" in actions and "s3:GetObject" in actions
     assert not any(a.startswith(("s3:Put", "sagemaker:", "iam:")) for a in actions)

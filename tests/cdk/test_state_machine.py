@@ -1,4 +1,5 @@
 """The synthesized state machine follows docs/workflow-contract.md and always ends."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -7,8 +8,14 @@ import pytest
 
 from cdk_app.asl import transitions
 
-RETRYABLE = {"Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-             "Lambda.TooManyRequestsException", "ThrottlingException", "Throttled"}
+RETRYABLE = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+    "ThrottlingException",
+    "Throttled",
+}
 
 # Task state -> (step in the payload, handler verb, result path, constant payload keys).
 CONTRACT = {
@@ -20,8 +27,7 @@ CONTRACT = {
     "StartEvaluate": ("StartEvaluate", "start_job", "$.jobs.evaluate", {"kind": "evaluate"}),
     "DescribeEvaluate": ("DescribeEvaluate", "describe_job", "$.jobs.evaluate", {"kind": "evaluate"}),
     "StartServingCheck": ("StartServingCheck", "start_job", "$.jobs.serving_check", {"kind": "serving_check"}),
-    "DescribeServingCheck": ("DescribeServingCheck", "describe_job", "$.jobs.serving_check",
-                             {"kind": "serving_check"}),
+    "DescribeServingCheck": ("DescribeServingCheck", "describe_job", "$.jobs.serving_check", {"kind": "serving_check"}),
     "Gate": ("Gate", "gate", "$.gate", {}),
     "Register": ("Register", "register", "$.model_package", {}),
     "Deploy": ("Deploy", "deploy", "$.deployment", {}),
@@ -60,8 +66,12 @@ def test_tasks_are_exactly_the_contract_steps(definition, synthesized):
         step, verb, result_path, constants = CONTRACT[name]
         logical_id = state["Resource"].removeprefix("${").removesuffix(".Arn}")
         assert functions[logical_id]["Properties"]["Handler"] == f"{verb}.handler", name
-        assert state["Parameters"] == {"step": step, **constants, "state.$": "$",
-                                       "execution_name.$": "$$.Execution.Name"}, name
+        assert state["Parameters"] == {
+            "step": step,
+            **constants,
+            "state.$": "$",
+            "execution_name.$": "$$.Execution.Name",
+        }, name
         assert state["ResultPath"] == result_path, name
         assert "ResultSelector" not in state and "OutputPath" not in state, name
 
@@ -96,9 +106,13 @@ def test_every_task_and_the_state_machine_have_a_timeout(definition, synthesized
 
 def test_waits_poll_at_the_interval_the_last_look_chose(definition):
     waits = {name: state for name, state in definition["States"].items() if state["Type"] == "Wait"}
-    paths = {"WaitForPrepare": "$.jobs.prepare.poll_seconds", "WaitForTrain": "$.jobs.train.poll_seconds",
-             "WaitForEvaluate": "$.jobs.evaluate.poll_seconds",
-             "WaitForServingCheck": "$.jobs.serving_check.poll_seconds", "WaitForEndpoint": "$.deployment.poll_seconds"}
+    paths = {
+        "WaitForPrepare": "$.jobs.prepare.poll_seconds",
+        "WaitForTrain": "$.jobs.train.poll_seconds",
+        "WaitForEvaluate": "$.jobs.evaluate.poll_seconds",
+        "WaitForServingCheck": "$.jobs.serving_check.poll_seconds",
+        "WaitForEndpoint": "$.deployment.poll_seconds",
+    }
     assert set(waits) == set(paths)
     for name, state in waits.items():
         assert state == {"Type": "Wait", "SecondsPath": paths[name], "Next": state["Next"]}
@@ -130,19 +144,37 @@ def test_the_longest_accepted_run_fits_the_execution_history(definition):
         return node["maximum"]
 
     # The input that keeps every stage alive longest, polled as often as the input allows.
-    longest = resolve({
-        "preparation": {"max_runtime_hours": maximum("preparation", "max_runtime_hours")},
-        "training": {"use_spot": True, "max_runtime_hours": maximum("training", "max_runtime_hours"),
-                     "max_wait_hours": maximum("training", "max_wait_hours")},
-        "evaluation": {"max_runtime_hours": maximum("evaluation", "max_runtime_hours")},
-        "deployment": {"model_data_download_timeout_seconds": 3600, "container_startup_timeout_seconds": 3600,
-                       "blue_green": {"maximum_execution_timeout_seconds":
-                                      maximum("deployment", "blue_green", "maximum_execution_timeout_seconds"),
-                                      "termination_wait_seconds": 3600}},
-        "orchestration": {"poll_interval_seconds": 1}}, {})
+    longest = resolve(
+        {
+            "preparation": {"max_runtime_hours": maximum("preparation", "max_runtime_hours")},
+            "training": {
+                "use_spot": True,
+                "max_runtime_hours": maximum("training", "max_runtime_hours"),
+                "max_wait_hours": maximum("training", "max_wait_hours"),
+            },
+            "evaluation": {"max_runtime_hours": maximum("evaluation", "max_runtime_hours")},
+            "deployment": {
+                "model_data_download_timeout_seconds": 3600,
+                "container_startup_timeout_seconds": 3600,
+                "blue_green": {
+                    "maximum_execution_timeout_seconds": maximum(
+                        "deployment", "blue_green", "maximum_execution_timeout_seconds"
+                    ),
+                    "termination_wait_seconds": 3600,
+                },
+            },
+            "orchestration": {"poll_interval_seconds": 1},
+        },
+        {},
+    )
     caps, limits = caps_for(longest), stage_limits(longest)
-    waits = {"prepare": "WaitForPrepare", "train": "WaitForTrain", "evaluate": "WaitForEvaluate",
-             "serving_check": "WaitForServingCheck", "endpoint": "WaitForEndpoint"}
+    waits = {
+        "prepare": "WaitForPrepare",
+        "train": "WaitForTrain",
+        "evaluate": "WaitForEvaluate",
+        "serving_check": "WaitForServingCheck",
+        "endpoint": "WaitForEndpoint",
+    }
     looping = 0
     for stage, wait in waits.items():
         assert loop_events(definition, wait) == EVENTS_PER_LOOK, wait
@@ -155,8 +187,10 @@ def test_the_longest_accepted_run_fits_the_execution_history(definition):
     assert limits["train"] == 672 * 3600
 
 
-@pytest.mark.parametrize("kind,title", [("prepare", "Prepare"), ("train", "Train"), ("evaluate", "Evaluate"),
-                                        ("serving_check", "ServingCheck")])
+@pytest.mark.parametrize(
+    "kind,title",
+    [("prepare", "Prepare"), ("train", "Train"), ("evaluate", "Evaluate"), ("serving_check", "ServingCheck")],
+)
 def test_jobs_are_followed_until_completed(definition, kind, title):
     states = definition["States"]
     assert states[f"Start{title}"]["Next"] == f"WaitFor{title}"
@@ -206,8 +240,11 @@ def test_a_rejected_model_fails_with_the_gate_reasons(definition):
     assert states["NotifyRejected"]["Next"] == "DescribeGateFailure"
     assert states["DescribeGateFailure"]["Parameters"] == {"cause.$": "States.JsonToString($.gate.reasons)"}
     assert states["DescribeGateFailure"]["ResultPath"] == "$.gate_failure"
-    assert states["RejectedByGate"] == {"Type": "Fail", "Error": "EvaluationGateFailed",
-                                        "CausePath": "$.gate_failure.cause"}
+    assert states["RejectedByGate"] == {
+        "Type": "Fail",
+        "Error": "EvaluationGateFailed",
+        "CausePath": "$.gate_failure.cause",
+    }
 
 
 def test_failures_end_with_the_error_and_cause_from_cleanup(definition):
@@ -222,8 +259,9 @@ def test_failures_end_with_the_error_and_cause_from_cleanup(definition):
 def test_success_runs_through_the_endpoint_check(definition):
     states = definition["States"]
     in_service = states["EndpointInService"]
-    assert in_service["Choices"] == [{"Variable": "$.deployment.status", "StringEquals": "InService",
-                                      "Next": "ConfigureScaling"}]
+    assert in_service["Choices"] == [
+        {"Variable": "$.deployment.status", "StringEquals": "InService", "Next": "ConfigureScaling"}
+    ]
     assert in_service["Default"] == "WaitForEndpoint"
     assert states["ConfigureScaling"]["Next"] == "CheckEndpoint"
     assert states["CheckEndpoint"]["Next"] == "NotifySuccess"

@@ -6,14 +6,15 @@ workflow's state names, writing what the real Lambdas write where docs/workflow-
 for `orchestration.dry_run`, the preflight report at `$.preflight` as the dry-run contract
 describes. `fake_outcome` in the input picks the ending. moto's interpreter really executes it.
 """
+
 from __future__ import annotations
 
 import io
 import json
 import logging
 import time
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import boto3
 import pytest
@@ -30,24 +31,43 @@ ARTIFACTS = "llm-ft-artifacts-test"
 DATA = "llm-ft-data-test"
 RUN_ID = "fake-run-1a2b3c4d"
 ROLE = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/fake-state-machine"
-NAMES = {"prepare": f"{RUN_ID}-prep", "train": f"{RUN_ID}-train", "evaluate": f"{RUN_ID}-eval",
-         "model": f"{RUN_ID}-model", "endpoint_config": f"{RUN_ID}-cfg", "endpoint": "sql-assistant",
-         "model_package_group": "llm-ft-models"}
-PATHS = {"metrics": f"s3://{ARTIFACTS}/runs/{RUN_ID}/eval/metrics.json",
-         "report": f"s3://{ARTIFACTS}/runs/{RUN_ID}/eval/report.html"}
-METRICS = {"fine_tuned": {"execution_accuracy": 0.62, "exact_match": 0.41, "count": 100, "execution_errors": 3},
-           "base": {"execution_accuracy": 0.31, "exact_match": 0.12, "count": 100, "execution_errors": 20},
-           "settings": {"max_new_tokens": 128}}
+NAMES = {
+    "prepare": f"{RUN_ID}-prep",
+    "train": f"{RUN_ID}-train",
+    "evaluate": f"{RUN_ID}-eval",
+    "model": f"{RUN_ID}-model",
+    "endpoint_config": f"{RUN_ID}-cfg",
+    "endpoint": "sql-assistant",
+    "model_package_group": "llm-ft-models",
+}
+PATHS = {
+    "metrics": f"s3://{ARTIFACTS}/runs/{RUN_ID}/eval/metrics.json",
+    "report": f"s3://{ARTIFACTS}/runs/{RUN_ID}/eval/report.html",
+}
+METRICS = {
+    "fine_tuned": {"execution_accuracy": 0.62, "exact_match": 0.41, "count": 100, "execution_errors": 3},
+    "base": {"execution_accuracy": 0.31, "exact_match": 0.12, "count": 100, "execution_errors": 20},
+    "settings": {"max_new_tokens": 128},
+}
 PACKAGE_ARN = f"arn:aws:sagemaker:{REGION}:{DEFAULT_ACCOUNT_ID}:model-package/llm-ft-models/3"
 # The shape lambdas/preflight.py returns: each passed check and each problem is one sentence.
-PREFLIGHT_PASSED = {"passed": True, "problems": [],
-                    "checks": ["quota 'ml.g5.2xlarge for spot training job usage' is 2, the run needs 1",
-                               "the longest run (13.0 h) fits the state machine's timeout (72 h)"]}
-PREFLIGHT_FAILED = {"passed": False,
-                    "problems": ["training.instance_type: 'ml.p5.48xlarge' has no SageMaker quota 'ml.p5.48xlarge "
-                                 "for spot training job usage' in us-east-1; choose an instance type offered for "
-                                 "spot training job usage in this region"],
-                    "checks": []}
+PREFLIGHT_PASSED = {
+    "passed": True,
+    "problems": [],
+    "checks": [
+        "quota 'ml.g5.2xlarge for spot training job usage' is 2, the run needs 1",
+        "the longest run (13.0 h) fits the state machine's timeout (72 h)",
+    ],
+}
+PREFLIGHT_FAILED = {
+    "passed": False,
+    "problems": [
+        "training.instance_type: 'ml.p5.48xlarge' has no SageMaker quota 'ml.p5.48xlarge "
+        "for spot training job usage' in us-east-1; choose an instance type offered for "
+        "spot training job usage in this region"
+    ],
+    "checks": [],
+}
 
 
 def _pass(result: dict, path: str, next_state: str) -> dict:
@@ -55,56 +75,125 @@ def _pass(result: dict, path: str, next_state: str) -> dict:
 
 
 def _job(kind: str) -> dict:
-    return {"name": NAMES[kind], "kind": kind, "arn": f"arn:aws:sagemaker:{REGION}:{DEFAULT_ACCOUNT_ID}:job/{NAMES[kind]}",
-            "status": "InProgress", "adopted": False}
+    return {
+        "name": NAMES[kind],
+        "kind": kind,
+        "arn": f"arn:aws:sagemaker:{REGION}:{DEFAULT_ACCOUNT_ID}:job/{NAMES[kind]}",
+        "status": "InProgress",
+        "adopted": False,
+    }
 
 
 def _outcome_is(value: str, next_state: str) -> dict:
-    return {"And": [{"Variable": "$.fake_outcome", "IsPresent": True},
-                    {"Variable": "$.fake_outcome", "StringEquals": value}], "Next": next_state}
+    return {
+        "And": [
+            {"Variable": "$.fake_outcome", "IsPresent": True},
+            {"Variable": "$.fake_outcome", "StringEquals": value},
+        ],
+        "Next": next_state,
+    }
 
 
 DEFINITION = {
     "StartAt": "ValidateInput",
     "States": {
-        "ValidateInput": _pass({"run_id": RUN_ID, "names": NAMES, "paths": PATHS, "poll_seconds": 1,
-                                "config": {"training": {"hyperparameters": {"max_steps": 4}}}}, "$.run", "IsDryRun"),
-        "IsDryRun": {"Type": "Choice", "Default": "StartPrepare", "Choices": [
-            {"And": [{"Variable": "$.orchestration.dry_run", "IsPresent": True},
-                     {"Variable": "$.orchestration.dry_run", "BooleanEquals": True}], "Next": "Preflight"}]},
-        "Preflight": {"Type": "Choice", "Default": "PreflightPasses", "Choices": [
-            _outcome_is("preflight_fails", "PreflightFails"), _outcome_is("ignores_dry_run", "Succeeded")]},
+        "ValidateInput": _pass(
+            {
+                "run_id": RUN_ID,
+                "names": NAMES,
+                "paths": PATHS,
+                "poll_seconds": 1,
+                "config": {"training": {"hyperparameters": {"max_steps": 4}}},
+            },
+            "$.run",
+            "IsDryRun",
+        ),
+        "IsDryRun": {
+            "Type": "Choice",
+            "Default": "StartPrepare",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.orchestration.dry_run", "IsPresent": True},
+                        {"Variable": "$.orchestration.dry_run", "BooleanEquals": True},
+                    ],
+                    "Next": "Preflight",
+                }
+            ],
+        },
+        "Preflight": {
+            "Type": "Choice",
+            "Default": "PreflightPasses",
+            "Choices": [_outcome_is("preflight_fails", "PreflightFails"), _outcome_is("ignores_dry_run", "Succeeded")],
+        },
         "PreflightPasses": _pass(PREFLIGHT_PASSED, "$.preflight", "Succeeded"),
         "PreflightFails": _pass(PREFLIGHT_FAILED, "$.preflight", "PreflightFailed"),
-        "PreflightFailed": {"Type": "Fail", "Error": "PreflightFailed",
-                            "Cause": "training.instance_type: \"ml.p5.48xlarge\" has no spot training quota"},
+        "PreflightFailed": {
+            "Type": "Fail",
+            "Error": "PreflightFailed",
+            "Cause": 'training.instance_type: "ml.p5.48xlarge" has no spot training quota',
+        },
         "StartPrepare": _pass(_job("prepare"), "$.jobs.prepare", "WaitForPrepare"),
         "WaitForPrepare": {"Type": "Wait", "Seconds": 1, "Next": "StartTrain"},
         "StartTrain": _pass(_job("train"), "$.jobs.train", "CountPolls"),
         "CountPolls": _pass({"count": 0}, "$.polls", "WaitForTrain"),
         "WaitForTrain": {"Type": "Wait", "Seconds": 1, "Next": "DescribeTrain"},
-        "DescribeTrain": {"Type": "Pass", "Parameters": {"count.$": "States.MathAdd($.polls.count, 1)"},
-                          "ResultPath": "$.polls", "Next": "TrainComplete"},
-        "TrainComplete": {"Type": "Choice", "Default": "WaitForTrain", "Choices": [
-            {"Variable": "$.polls.count", "NumericGreaterThanEquals": 3, "Next": "StartEvaluate"}]},
+        "DescribeTrain": {
+            "Type": "Pass",
+            "Parameters": {"count.$": "States.MathAdd($.polls.count, 1)"},
+            "ResultPath": "$.polls",
+            "Next": "TrainComplete",
+        },
+        "TrainComplete": {
+            "Type": "Choice",
+            "Default": "WaitForTrain",
+            "Choices": [{"Variable": "$.polls.count", "NumericGreaterThanEquals": 3, "Next": "StartEvaluate"}],
+        },
         "StartEvaluate": _pass(_job("evaluate"), "$.jobs.evaluate", "WaitForEvaluate"),
         "WaitForEvaluate": {"Type": "Wait", "Seconds": 1, "Next": "Outcome"},
-        "Outcome": {"Type": "Choice", "Default": "Gate", "Choices": [_outcome_is("gate_fails", "GateRejects"),
-                                                                     _outcome_is("stalls", "Stall")]},
+        "Outcome": {
+            "Type": "Choice",
+            "Default": "Gate",
+            "Choices": [_outcome_is("gate_fails", "GateRejects"), _outcome_is("stalls", "Stall")],
+        },
         "Stall": {"Type": "Wait", "Seconds": 600, "Next": "Gate"},
-        "Gate": _pass({"passed": True, "reasons": ["pass: execution accuracy 0.62 vs minimum 0.60"],
-                       "metrics": METRICS}, "$.gate", "Register"),
+        "Gate": _pass(
+            {"passed": True, "reasons": ["pass: execution accuracy 0.62 vs minimum 0.60"], "metrics": METRICS},
+            "$.gate",
+            "Register",
+        ),
         "Register": _pass({"arn": PACKAGE_ARN, "status": "Approved"}, "$.model_package", "Deploy"),
-        "Deploy": _pass({"endpoint_name": "sql-assistant", "endpoint_config_name": f"{RUN_ID}-cfg",
-                         "model_name": f"{RUN_ID}-model", "action": "create"}, "$.deployment", "CheckEndpoint"),
-        "CheckEndpoint": _pass({"passed": True, "compared": 3, "matches": 3,
-                                "url": f"https://runtime.sagemaker.{REGION}.amazonaws.com/endpoints/sql-assistant/invocations"},
-                               "$.endpoint_check", "Succeeded"),
-        "GateRejects": _pass({"passed": False, "reasons": ["fail: execution accuracy 0.31 vs minimum 0.60"],
-                              "metrics": METRICS}, "$.gate", "RegisterRejected"),
+        "Deploy": _pass(
+            {
+                "endpoint_name": "sql-assistant",
+                "endpoint_config_name": f"{RUN_ID}-cfg",
+                "model_name": f"{RUN_ID}-model",
+                "action": "create",
+            },
+            "$.deployment",
+            "CheckEndpoint",
+        ),
+        "CheckEndpoint": _pass(
+            {
+                "passed": True,
+                "compared": 3,
+                "matches": 3,
+                "url": f"https://runtime.sagemaker.{REGION}.amazonaws.com/endpoints/sql-assistant/invocations",
+            },
+            "$.endpoint_check",
+            "Succeeded",
+        ),
+        "GateRejects": _pass(
+            {"passed": False, "reasons": ["fail: execution accuracy 0.31 vs minimum 0.60"], "metrics": METRICS},
+            "$.gate",
+            "RegisterRejected",
+        ),
         "RegisterRejected": _pass({"arn": PACKAGE_ARN, "status": "Rejected"}, "$.model_package", "RejectedByGate"),
-        "RejectedByGate": {"Type": "Fail", "Error": "EvaluationGateFailed",
-                           "Cause": "fail: execution accuracy 0.31 vs minimum 0.60"},
+        "RejectedByGate": {
+            "Type": "Fail",
+            "Error": "EvaluationGateFailed",
+            "Cause": "fail: execution accuracy 0.31 vs minimum 0.60",
+        },
         "Succeeded": {"Type": "Succeed"},
     },
 }
@@ -120,6 +209,7 @@ class Run:
 @dataclass
 class FakeStack:
     """moto's account with the stack's outputs, the fake workflow, and SageMaker jobs and logs on demand."""
+
     session: boto3.Session
     state_machine_arn: str
     outputs: dict[str, str]
@@ -127,8 +217,11 @@ class FakeStack:
 
     def cli(self, *args: str) -> Run:
         out, err = io.StringIO(), io.StringIO()
-        code = main(["--region", REGION, "--interval", "0.2", *args],
-                    out=Console(file=out, width=200, highlight=False), err=Console(file=err, width=200))
+        code = main(
+            ["--region", REGION, "--interval", "0.2", *args],
+            out=Console(file=out, width=200, highlight=False),
+            err=Console(file=err, width=200),
+        )
         return Run(code, out.getvalue(), err.getvalue())
 
     def client(self, service: str):
@@ -142,26 +235,35 @@ class FakeStack:
         sagemaker = self.client("sagemaker")
         for kind in ("prepare", "evaluate"):
             sagemaker.create_processing_job(
-                ProcessingJobName=NAMES[kind], RoleArn=ROLE, AppSpecification={"ImageUri": "image"},
-                ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
-                                                       "VolumeSizeInGB": 30}},
-                StoppingCondition={"MaxRuntimeInSeconds": 3600})
+                ProcessingJobName=NAMES[kind],
+                RoleArn=ROLE,
+                AppSpecification={"ImageUri": "image"},
+                ProcessingResources={
+                    "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}
+                },
+                StoppingCondition={"MaxRuntimeInSeconds": 3600},
+            )
         sagemaker.create_training_job(
-            TrainingJobName=NAMES["train"], RoleArn=ROLE, HyperParameters={"max_steps": max_steps, "epochs": "3"},
+            TrainingJobName=NAMES["train"],
+            RoleArn=ROLE,
+            HyperParameters={"max_steps": max_steps, "epochs": "3"},
             AlgorithmSpecification={"TrainingImage": "image", "TrainingInputMode": "File"},
             OutputDataConfig={"S3OutputPath": f"s3://{ARTIFACTS}/runs/{RUN_ID}/training/"},
             ResourceConfig={"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 100},
-            StoppingCondition={"MaxRuntimeInSeconds": 3600})
+            StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        )
 
     def set_training(self, status: str, secondary: str, message: str) -> None:
         job = self.backend.training_jobs[NAMES["train"]]
         job.training_job_status = status
         job.secondary_status = secondary
-        job.secondary_status_transitions = [{"Status": secondary, "StartTime": datetime.now(timezone.utc),
-                                             "StatusMessage": message}]
+        job.secondary_status_transitions = [
+            {"Status": secondary, "StartTime": datetime.now(UTC), "StatusMessage": message}
+        ]
 
-    def log(self, kind: str, lines: list[str], host: str = "algo-1", start_ms: int | None = None,
-            step_ms: int = 1000) -> None:
+    def log(
+        self, kind: str, lines: list[str], host: str = "algo-1", start_ms: int | None = None, step_ms: int = 1000
+    ) -> None:
         """Lines of a job's host stream, as SageMaker writes them; timestamps `step_ms` apart."""
         logs = self.client("logs")
         group = "/aws/sagemaker/TrainingJobs" if kind == "train" else "/aws/sagemaker/ProcessingJobs"
@@ -180,8 +282,9 @@ class FakeStack:
         logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events)
 
     def start(self, name: str, execution_input: dict) -> str:
-        return self.client("stepfunctions").start_execution(stateMachineArn=self.state_machine_arn, name=name,
-                                                            input=json.dumps(execution_input))["executionArn"]
+        return self.client("stepfunctions").start_execution(
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(execution_input)
+        )["executionArn"]
 
     def wait(self, arn: str, timeout: float = 60) -> dict:
         sfn = self.client("stepfunctions")
@@ -206,11 +309,19 @@ def stack(monkeypatch):
             s3.create_bucket(Bucket=bucket)
         s3.put_object(Bucket=ARTIFACTS, Key=f"runs/{RUN_ID}/eval/metrics.json", Body=json.dumps(METRICS).encode())
         machine = session.client("stepfunctions").create_state_machine(
-            name="LlmFineTuning-Workflow", definition=json.dumps(DEFINITION), roleArn=ROLE)["stateMachineArn"]
-        outputs = {"StateMachineArn": machine, "ArtifactsBucketName": ARTIFACTS, "DataBucketName": DATA,
-                   "TopicArn": f"arn:aws:sns:{REGION}:{DEFAULT_ACCOUNT_ID}:llm-ft", "ModelPackageGroupName": "llm-ft-models"}
-        template = {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
-                    "Outputs": {key: {"Value": value} for key, value in outputs.items()}}
+            name="LlmFineTuning-Workflow", definition=json.dumps(DEFINITION), roleArn=ROLE
+        )["stateMachineArn"]
+        outputs = {
+            "StateMachineArn": machine,
+            "ArtifactsBucketName": ARTIFACTS,
+            "DataBucketName": DATA,
+            "TopicArn": f"arn:aws:sns:{REGION}:{DEFAULT_ACCOUNT_ID}:llm-ft",
+            "ModelPackageGroupName": "llm-ft-models",
+        }
+        template = {
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+        }
         session.client("cloudformation").create_stack(StackName=STACK, TemplateBody=json.dumps(template))
         yield FakeStack(session=session, state_machine_arn=machine, outputs=outputs)
 
@@ -221,4 +332,5 @@ def input_file(tmp_path):
         path = tmp_path / name
         path.write_text(value if isinstance(value, str) else json.dumps(value))
         return path
+
     return write

@@ -1,4 +1,5 @@
 """Every command against moto: the stack found by its outputs, executions started, followed, listed, stopped."""
+
 import json
 
 import pytest
@@ -21,18 +22,26 @@ def scripted_training(stack, monkeypatch):
             count = described["count"]
             if count == 2:
                 stack.set_training("InProgress", "Training", "Training image download completed. Training in progress.")
-                stack.log("train", ["launch: train.py", "train_metrics: step=1 loss=2.5000 learning_rate=0.0002 "
-                                    "epoch=0.25 tokens_per_second=800.0",
-                                    "train_metrics: step=2 loss=2.1000 learning_rate=0.0002 epoch=0.50 "
-                                    "tokens_per_second=820.0"])
+                stack.log(
+                    "train",
+                    [
+                        "launch: train.py",
+                        "train_metrics: step=1 loss=2.5000 learning_rate=0.0002 epoch=0.25 tokens_per_second=800.0",
+                        "train_metrics: step=2 loss=2.1000 learning_rate=0.0002 epoch=0.50 tokens_per_second=820.0",
+                    ],
+                )
             elif count == 3:
-                stack.log("train", ["train_metrics: step=3 loss=1.9000 learning_rate=0.0001 epoch=0.75 "
-                                    "tokens_per_second=810.0",
-                                    "train_metrics: step=4 loss=1.7000 learning_rate=0.0001 epoch=1.00 "
-                                    "tokens_per_second=805.0"])
+                stack.log(
+                    "train",
+                    [
+                        "train_metrics: step=3 loss=1.9000 learning_rate=0.0001 epoch=0.75 tokens_per_second=810.0",
+                        "train_metrics: step=4 loss=1.7000 learning_rate=0.0001 epoch=1.00 tokens_per_second=805.0",
+                    ],
+                )
             elif count == 4:
                 stack.set_training("Completed", "Completed", "Training job completed")
         return original(self, operation, params)
+
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", make_api_call)
     return described
 
@@ -41,14 +50,36 @@ def test_start_watch_shows_states_jobs_training_and_the_summary(stack, input_fil
     stack.create_jobs()
     stack.set_training("InProgress", "Starting", "Preparing the instances for training")
     scripted_training(stack, monkeypatch)
-    run = stack.cli("start", "--input", str(input_file({"orchestration": {"poll_interval_seconds": 1}})),
-                    "--name", "first", "--watch")
+    run = stack.cli(
+        "start",
+        "--input",
+        str(input_file({"orchestration": {"poll_interval_seconds": 1}})),
+        "--name",
+        "first",
+        "--watch",
+    )
     assert run.code == ExitCode.SUCCEEDED, run.out + run.err
     out = run.out
     states = [line.split("▶ ")[1] for line in out.splitlines() if "▶ " in line]
-    assert states == ["ValidateInput", "IsDryRun", "StartPrepare", "WaitForPrepare", "StartTrain", "CountPolls",
-                      "WaitForTrain", "DescribeTrain", "TrainComplete", "StartEvaluate", "WaitForEvaluate",
-                      "Outcome", "Gate", "Register", "Deploy", "CheckEndpoint", "Succeeded"]
+    assert states == [
+        "ValidateInput",
+        "IsDryRun",
+        "StartPrepare",
+        "WaitForPrepare",
+        "StartTrain",
+        "CountPolls",
+        "WaitForTrain",
+        "DescribeTrain",
+        "TrainComplete",
+        "StartEvaluate",
+        "WaitForEvaluate",
+        "Outcome",
+        "Gate",
+        "Register",
+        "Deploy",
+        "CheckEndpoint",
+        "Succeeded",
+    ]
     # Job status and secondary status as they change, each change once.
     assert f"train job {NAMES['train']}: InProgress / Starting - Preparing the instances for training" in out
     assert f"train job {NAMES['train']}: InProgress / Training - Training image download completed" in out
@@ -62,7 +93,7 @@ def test_start_watch_shows_states_jobs_training_and_the_summary(stack, input_fil
     assert out.count("train step") == 2
     assert "execution SUCCEEDED" in out
     # The summary: metrics, gate, model package, endpoint, report.
-    summary = out[out.index(f"Run {RUN_ID}"):]
+    summary = out[out.index(f"Run {RUN_ID}") :]
     assert "Status         SUCCEEDED" in summary
     assert "Gate           passed - pass: execution accuracy 0.62 vs minimum 0.60" in summary
     assert f"Model package  Approved  {PACKAGE_ARN}" in summary
@@ -107,6 +138,7 @@ def test_watch_polls_the_history_one_page_at_a_time(stack, input_file, monkeypat
             if operation == "GetExecutionHistory":
                 assert params["reverseOrder"] is True and params["maxResults"] == 1000
         return original(self, operation, params)
+
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", counting)
     run = stack.cli("start", "--input", str(input_file({})), "--watch")
     assert run.code == ExitCode.SUCCEEDED
@@ -114,8 +146,7 @@ def test_watch_polls_the_history_one_page_at_a_time(stack, input_file, monkeypat
 
 
 def test_dry_run_sets_the_flag_and_reports_the_preflight(stack, input_file):
-    run = stack.cli("start", "--input", str(input_file({"training": {"instance_type": "ml.g5.2xlarge"}})),
-                    "--dry-run")
+    run = stack.cli("start", "--input", str(input_file({"training": {"instance_type": "ml.g5.2xlarge"}})), "--dry-run")
     assert run.code == ExitCode.SUCCEEDED, run.out + run.err
     [execution] = stack.client("stepfunctions").list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
     assert execution["name"].startswith("dry-run-")
@@ -140,16 +171,23 @@ def test_a_stack_that_ignores_dry_run_is_not_taken_for_a_passed_preflight(stack,
 
 
 def test_placeholders_become_the_stack_buckets(stack, input_file):
-    run = stack.cli("start", "--input", str(input_file({"dataset": {"s3_uri": "s3://${DATA_BUCKET}/d.jsonl"}})),
-                    "--name", "placeholders")
+    run = stack.cli(
+        "start",
+        "--input",
+        str(input_file({"dataset": {"s3_uri": "s3://${DATA_BUCKET}/d.jsonl"}})),
+        "--name",
+        "placeholders",
+    )
     assert run.code == ExitCode.SUCCEEDED and "started placeholders" in run.out
     arn = run.out.split()[-1]
     sent = json.loads(stack.client("stepfunctions").describe_execution(executionArn=arn)["input"])
     assert sent["dataset"]["s3_uri"] == f"s3://{DATA}/d.jsonl"
     unknown = stack.cli("start", "--input", str(input_file({"dataset": {"s3_uri": "s3://${DATA_BUKET}/d"}})))
     assert unknown.code == ExitCode.USAGE
-    assert "dataset.s3_uri: 's3://${DATA_BUKET}/d' names ${DATA_BUKET}; allowed placeholders: " \
-           "${ARTIFACTS_BUCKET}, ${DATA_BUCKET}" in unknown.err
+    assert (
+        "dataset.s3_uri: 's3://${DATA_BUKET}/d' names ${DATA_BUKET}; allowed placeholders: "
+        "${ARTIFACTS_BUCKET}, ${DATA_BUCKET}" in unknown.err
+    )
 
 
 def test_a_name_in_use_with_another_input_is_refused(stack, input_file):
@@ -162,11 +200,14 @@ def test_a_name_in_use_with_another_input_is_refused(stack, input_file):
     assert model.code == ExitCode.USAGE and "--model tiny: applies with --local only" in model.err
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"dataset": {"format": "messages",}}', "not JSON: line 1 column 35: Expecting property name"),
-    ('{\n  "training": {\n    "use_spot": tru\n  }\n}', "not JSON: line 3 column 17: Expecting value"),
-    ("[1, 2]", "expected a JSON object (the execution input), got list"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"dataset": {"format": "messages",}}', "not JSON: line 1 column 35: Expecting property name"),
+        ('{\n  "training": {\n    "use_spot": tru\n  }\n}', "not JSON: line 3 column 17: Expecting value"),
+        ("[1, 2]", "expected a JSON object (the execution input), got list"),
+    ],
+)
 def test_bad_input_file_names_line_and_column(stack, input_file, text, message):
     run = stack.cli("start", "--input", str(input_file(text)))
     assert run.code == ExitCode.USAGE
@@ -237,7 +278,8 @@ def test_logs_of_one_job_and_of_every_job(stack, input_file):
     assert train.code == 0
     assert train.out.splitlines() == [
         "train_metrics: step=1 loss=2.5 learning_rate=0.0002 epoch=0.25 tokens_per_second=800",
-        "[train algo-2] [rank 1] waiting for algo-1"]
+        "[train algo-2] [rank 1] waiting for algo-1",
+    ]
     every = stack.cli("logs", "logged")
     assert "[prepare algo-1] prepare_data: 100 rows in, 98 kept" in every.out
     assert "[evaluate algo-1] evaluate: 100 prompts" in every.out
@@ -260,14 +302,17 @@ def test_profile_and_region_as_the_aws_cli_takes_them(stack, monkeypatch, tmp_pa
     credentials.write_text("[team]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
-    from llm_finetune_cli.cli import main
     import io
+
     from rich.console import Console
+
+    from llm_finetune_cli.cli import main
 
     def run(*args):
         err = io.StringIO()
         code = main(list(args), out=Console(file=io.StringIO()), err=Console(file=err, width=200))
         return code, err.getvalue()
+
     # The profile's region: the stack lives in us-east-1, so it is not found in eu-west-1.
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     code, err = run("--profile", "team", "list")
@@ -287,9 +332,18 @@ def test_profile_and_region_as_the_aws_cli_takes_them(stack, monkeypatch, tmp_pa
 def test_ctrl_c_stops_watching_not_the_execution(stack, input_file, monkeypatch):
     def interrupted(seconds):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(watch_module, "pause", interrupted)
-    run = stack.cli("--stack", "LlmFineTuning", "start", "--input", str(input_file({"fake_outcome": "stalls"})),
-                    "--name", "long-one", "--watch")
+    run = stack.cli(
+        "--stack",
+        "LlmFineTuning",
+        "start",
+        "--input",
+        str(input_file({"fake_outcome": "stalls"})),
+        "--name",
+        "long-one",
+        "--watch",
+    )
     assert run.code == ExitCode.INTERRUPTED
     assert "stopped watching; the execution keeps running" in run.err
     assert "llm-finetune --stack LlmFineTuning --region us-east-1 watch long-one" in run.err
@@ -300,6 +354,7 @@ def test_ctrl_c_stops_watching_not_the_execution(stack, input_file, monkeypatch)
 @pytest.mark.parametrize("status, code", [("SUCCEEDED", 0), ("FAILED", 1), ("ABORTED", 3), ("TIMED_OUT", 4)])
 def test_exit_codes_of_a_followed_execution(status, code):
     from llm_finetune_cli.errors import exit_code_for
+
     assert exit_code_for(status) == code
 
 
@@ -309,12 +364,16 @@ def test_on_a_terminal_watch_draws_the_bar_among_the_state_lines(stack, input_fi
     from rich.console import Console
 
     from llm_finetune_cli.cli import main
+
     stack.create_jobs()
     stack.set_training("InProgress", "Starting", "Preparing the instances for training")
     scripted_training(stack, monkeypatch)
     out = io.StringIO()
-    code = main(["--region", "us-east-1", "--interval", "0.2", "start", "--input", str(input_file({})), "--watch"],
-                out=Console(file=out, force_terminal=True, width=160), err=Console(file=io.StringIO()))
+    code = main(
+        ["--region", "us-east-1", "--interval", "0.2", "start", "--input", str(input_file({})), "--watch"],
+        out=Console(file=out, force_terminal=True, width=160),
+        err=Console(file=io.StringIO()),
+    )
     assert code == ExitCode.SUCCEEDED
     text = out.getvalue()
     assert "━" in text and "step 4/4" in text and "▶ Succeeded" in text and "SUCCEEDED" in text

@@ -4,6 +4,7 @@ One real run of the tiny model end to end (start --watch), then watch, logs, lis
 a second execution stopped while it trains, and the server stopped with SIGTERM: no process of it
 may outlive it. Every command runs as its own process, as a user's terminal would run it.
 """
+
 import json
 import os
 import shutil
@@ -35,9 +36,14 @@ class Result:
 
 
 def cli(workdir: Path, *args: str, timeout: float = COMMAND_TIMEOUT) -> Result:
-    done = subprocess.run([sys.executable, "-m", "llm_finetune_cli", "--local", "--workdir", str(workdir), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT,
-                          env={**os.environ, "COLUMNS": "200"})
+    done = subprocess.run(
+        [sys.executable, "-m", "llm_finetune_cli", "--local", "--workdir", str(workdir), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO_ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     return Result(done.returncode, done.stdout, done.stderr)
 
 
@@ -53,9 +59,25 @@ def template_file(tmp_path_factory):
 def server(template_file, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cli-local")
     log = open(workdir / "server.log", "w")
-    process = subprocess.Popen([sys.executable, "-m", "llm_finetune_cli", "--local", "--workdir", str(workdir),
-                                "local", "up", "--model", "tiny", "--template", str(template_file)],
-                               stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llm_finetune_cli",
+            "--local",
+            "--workdir",
+            str(workdir),
+            "local",
+            "up",
+            "--model",
+            "tiny",
+            "--template",
+            str(template_file),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=REPO_ROOT,
+    )
     deadline = time.monotonic() + 600
     while not connection_path(workdir).exists():
         if process.poll() is not None or time.monotonic() > deadline:
@@ -79,8 +101,9 @@ def input_files(tmp_path_factory):
     long_training = json.loads(json.dumps(TINY_INPUT))
     long_training["training"]["hyperparameters"].update({"max_steps": 2000, "save_steps": 1000})
     (folder / "long.json").write_text(json.dumps(long_training))
-    (folder / "bad.json").write_text(json.dumps({"training": {"instance_type": "ml.bogus"},
-                                                 "orchestration": {"poll_interval_seconds": 1}}))
+    (folder / "bad.json").write_text(
+        json.dumps({"training": {"instance_type": "ml.bogus"}, "orchestration": {"poll_interval_seconds": 1}})
+    )
     return folder
 
 
@@ -94,14 +117,22 @@ def test_start_watch_runs_the_tiny_model_to_a_deployed_endpoint(finished_run):
     run = finished_run
     assert run.code == ExitCode.SUCCEEDED, run.out[-4000:] + run.err[-2000:]
     out = run.out
-    for state in ("ValidateInput", "StartTrain", "DescribeTrain", "Gate", "Register", "Deploy", "CheckEndpoint",
-                  "Succeeded"):
+    for state in (
+        "ValidateInput",
+        "StartTrain",
+        "DescribeTrain",
+        "Gate",
+        "Register",
+        "Deploy",
+        "CheckEndpoint",
+        "Succeeded",
+    ):
         assert f"▶ {state}" in out
     assert out.count("▶ WaitForTrain") == 1
     assert "train job cli-tiny-" in out and ": Completed" in out
-    assert "train step 4/4  loss " in out           # TINY_INPUT trains max_steps=4, logging every step
+    assert "train step 4/4  loss " in out  # TINY_INPUT trains max_steps=4, logging every step
     assert "endpoint sql-assistant: InService" in out
-    summary = out[out.index("Run cli-tiny-"):]
+    summary = out[out.index("Run cli-tiny-") :]
     assert "Status         SUCCEEDED" in summary
     assert "Gate           passed" in summary and "Model package  Approved" in summary
     assert "Endpoint       sql-assistant InService, answers checked: 2 of 2 as evaluated" in summary
@@ -136,12 +167,19 @@ def test_list_and_status(server, finished_run):
     summary = json.loads(cli(workdir, "status", "cli-tiny", "--json").out)
     assert summary["status"] == "SUCCEEDED" and summary["gate"]["passed"] is True
     assert [(job["kind"], job["status"]) for job in summary["jobs"]] == [
-        ("prepare", "Completed"), ("train", "Completed"), ("evaluate", "Completed"),
-        ("serving_check", "Completed")]
+        ("prepare", "Completed"),
+        ("train", "Completed"),
+        ("evaluate", "Completed"),
+        ("serving_check", "Completed"),
+    ]
     assert summary["metrics"]["fine_tuned"]["count"] == 6
     assert summary["training"]["step"] == 4 and summary["training"]["total_steps"] == 4
     overview = cli(workdir, "status")
-    assert overview.code == 0 and "StateMachineArn" in overview.out and "local account at http://127.0.0.1:" in overview.out
+    assert (
+        overview.code == 0
+        and "StateMachineArn" in overview.out
+        and "local account at http://127.0.0.1:" in overview.out
+    )
 
 
 @pytest.mark.skipif("dry_run" not in SCHEMA.read_text(), reason="the workflow has no orchestration.dry_run yet")
@@ -195,7 +233,7 @@ def test_sigterm_stops_the_server_and_every_process_it_started(server, finished_
 
 
 def test_start_watch_without_a_server_runs_the_account_in_its_own_process(input_files, template_file, tmp_path):
-    shutil.copytree(TEMPLATE_CACHE, tmp_path / "templates")     # the synthesized app, not synthesized again
+    shutil.copytree(TEMPLATE_CACHE, tmp_path / "templates")  # the synthesized app, not synthesized again
     run = cli(tmp_path, "start", "--input", str(input_files / "bad.json"), "--watch", "--model", "tiny")
     assert run.code == ExitCode.FAILED, run.out + run.err
     assert "▶ ValidateInput" in run.out and "execution FAILED: InvalidInput" in run.out

@@ -1,4 +1,5 @@
 """The pieces behind the commands: history paging, training progress, the display, inputs, the connection file."""
+
 import io
 import json
 import os
@@ -30,19 +31,22 @@ class PagedHistory:
     def add(self, count: int) -> None:
         for _ in range(count):
             event_id = len(self.events) + 1
-            self.events.append({"id": event_id, "type": "PassStateEntered",
-                                "stateEnteredEventDetails": {"name": f"S{event_id}"}})
+            self.events.append(
+                {"id": event_id, "type": "PassStateEntered", "stateEnteredEventDetails": {"name": f"S{event_id}"}}
+            )
 
     def get_execution_history(self, executionArn, maxResults, reverseOrder=False, nextToken=None):
         self.calls.append({"reverseOrder": reverseOrder, "maxResults": maxResults, "nextToken": nextToken})
         ordered = list(reversed(self.events)) if reverseOrder else list(self.events)
         if nextToken:
             token = json.loads(nextToken)
-            ordered = list(reversed(self.events[:token["below"]])) if reverseOrder else self.events[token["from"]:]
+            ordered = list(reversed(self.events[: token["below"]])) if reverseOrder else self.events[token["from"] :]
         page = ordered[:maxResults]
         result = {"events": page}
         if len(ordered) > maxResults:
-            result["nextToken"] = json.dumps({"below": page[-1]["id"] - 1} if reverseOrder else {"from": page[-1]["id"]})
+            result["nextToken"] = json.dumps(
+                {"below": page[-1]["id"] - 1} if reverseOrder else {"from": page[-1]["id"]}
+            )
         return result
 
 
@@ -52,7 +56,7 @@ def test_history_reads_one_page_per_poll_and_delivers_each_event_once_in_order()
     aws.add(2)
     assert [e["id"] for e in history.poll()] == [1, 2]
     assert [e["id"] for e in history.poll()] == []
-    aws.add(7)                      # more than a page arrived: three polls to read back to event 2
+    aws.add(7)  # more than a page arrived: three polls to read back to event 2
     delivered = []
     polls = 0
     while True:
@@ -77,28 +81,61 @@ def test_history_read_all_of_a_long_execution():
 def test_run_state_keeps_the_workflow_state_and_the_started_jobs():
     run = RunState()
     run.add({"type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "ValidateInput"}})
-    run.add({"type": "TaskStateExited", "stateExitedEventDetails": {"name": "ValidateInput", "output": json.dumps(
-        {"deployment": {"endpoint_name": "from-input"}, "run": {"run_id": "r-1", "names": {"train": "r-1-train"}}})}})
+    run.add(
+        {
+            "type": "TaskStateExited",
+            "stateExitedEventDetails": {
+                "name": "ValidateInput",
+                "output": json.dumps(
+                    {
+                        "deployment": {"endpoint_name": "from-input"},
+                        "run": {"run_id": "r-1", "names": {"train": "r-1-train"}},
+                    }
+                ),
+            },
+        }
+    )
     assert run.run["run_id"] == "r-1" and run.jobs == {}
     assert run.deployment is None, "the input's deployment group is not Deploy's result"
-    run.add({"type": "TaskStateExited", "stateExitedEventDetails": {"name": "StartTrain", "output": json.dumps(
-        {"jobs": {"train": {"name": "r-1-train", "status": "InProgress"}}})}})
-    run.add({"type": "TaskStateExited", "stateExitedEventDetails": {"name": "Deploy", "output": json.dumps(
-        {"deployment": {"endpoint_name": "sql", "endpoint_config_name": "r-1-cfg"}})}})
+    run.add(
+        {
+            "type": "TaskStateExited",
+            "stateExitedEventDetails": {
+                "name": "StartTrain",
+                "output": json.dumps({"jobs": {"train": {"name": "r-1-train", "status": "InProgress"}}}),
+            },
+        }
+    )
+    run.add(
+        {
+            "type": "TaskStateExited",
+            "stateExitedEventDetails": {
+                "name": "Deploy",
+                "output": json.dumps({"deployment": {"endpoint_name": "sql", "endpoint_config_name": "r-1-cfg"}}),
+            },
+        }
+    )
     run.add({"type": "TaskStateExited", "stateExitedEventDetails": {"name": "Big", "output": '{"truncated'}})
     assert run.jobs == {"train": "r-1-train"} and run.deployment["endpoint_name"] == "sql"
     assert run.current == "ValidateInput"
 
 
 def test_metric_lines_parse_and_the_total_comes_from_max_steps_or_epochs():
-    point = parse_metric_line("2026 INFO train_metrics: step=12 loss=1.2345 learning_rate=0.0002 epoch=0.50 "
-                              "tokens_per_second=812.3", 5000)
-    assert (point.step, point.loss, point.learning_rate, point.epoch, point.tokens_per_second, point.timestamp) == \
-        (12, 1.2345, 0.0002, 0.5, 812.3, 5.0)
+    point = parse_metric_line(
+        "2026 INFO train_metrics: step=12 loss=1.2345 learning_rate=0.0002 epoch=0.50 tokens_per_second=812.3", 5000
+    )
+    assert (point.step, point.loss, point.learning_rate, point.epoch, point.tokens_per_second, point.timestamp) == (
+        12,
+        1.2345,
+        0.0002,
+        0.5,
+        812.3,
+        5.0,
+    )
     assert parse_metric_line("loss=1.0 no prefix") is None
     assert parse_metric_line("train_metrics: loss=1.0") is None
     assert total_steps({"max_steps": "100", "epochs": "3"}, point) == (100, False)
-    assert total_steps({"max_steps": "-1", "epochs": "3"}, point) == (72, True)   # 12 steps were half an epoch
+    assert total_steps({"max_steps": "-1", "epochs": "3"}, point) == (72, True)  # 12 steps were half an epoch
     assert total_steps({"max_steps": "-1"}, point) == (None, False)
     assert total_steps({"epochs": "3"}, None) == (None, False)
 
@@ -117,9 +154,12 @@ def test_time_left_comes_from_the_log_timestamps_of_recent_steps():
 def test_on_a_terminal_training_progress_is_a_bar():
     stream = io.StringIO()
     display = WatchDisplay(Console(file=stream, force_terminal=True, width=120))
-    display.training(estimate([TrainingPoint(step=1, timestamp=0, loss=2.0), TrainingPoint(step=5, timestamp=8,
-                                                                                           loss=1.5)],
-                              {"max_steps": "10"}))
+    display.training(
+        estimate(
+            [TrainingPoint(step=1, timestamp=0, loss=2.0), TrainingPoint(step=5, timestamp=8, loss=1.5)],
+            {"max_steps": "10"},
+        )
+    )
     display.close()
     text = stream.getvalue()
     assert "━" in text and "step 5/10" in text and "loss 1.5000" in text and "10s left" in text
@@ -130,9 +170,21 @@ def test_loop_states_are_shown_once_and_lambda_errors_by_their_message():
     display = WatchDisplay(Console(file=stream, width=200))
     for _ in range(3):
         display.event({"type": "WaitStateEntered", "stateEnteredEventDetails": {"name": "WaitForTrain"}})
-    display.event({"type": "LambdaFunctionFailed", "lambdaFunctionFailedEventDetails": {
-        "error": "JobFailed", "cause": json.dumps({"errorMessage": "train job r-train failed: CUDA out of memory",
-                                                   "errorType": "JobFailed", "stackTrace": ["..."]})}})
+    display.event(
+        {
+            "type": "LambdaFunctionFailed",
+            "lambdaFunctionFailedEventDetails": {
+                "error": "JobFailed",
+                "cause": json.dumps(
+                    {
+                        "errorMessage": "train job r-train failed: CUDA out of memory",
+                        "errorType": "JobFailed",
+                        "stackTrace": ["..."],
+                    }
+                ),
+            },
+        }
+    )
     text = stream.getvalue()
     assert text.count("WaitForTrain") == 1
     assert "! JobFailed: train job r-train failed: CUDA out of memory" in text and "stackTrace" not in text
@@ -143,11 +195,17 @@ def test_dry_run_and_local_sources_change_a_copy_of_the_input():
     assert with_dry_run(original)["orchestration"] == {"poll_interval_seconds": 1, "dry_run": True}
     with pytest.raises(CliError, match="orchestration: expected an object, got 3"):
         with_dry_run({"orchestration": 3})
-    sources = {"base_model": {"s3_uri": "s3://data/models/tiny/"},
-               "dataset": {"s3_uri": "s3://data/datasets/d.jsonl", "format": "sql-create-context"}}
+    sources = {
+        "base_model": {"s3_uri": "s3://data/models/tiny/"},
+        "dataset": {"s3_uri": "s3://data/datasets/d.jsonl", "format": "sql-create-context"},
+    }
     local = with_local_sources(original, sources)
     assert local["base_model"] == {"s3_uri": "s3://data/models/tiny/"}
-    assert local["dataset"] == {"max_samples": 5, "s3_uri": "s3://data/datasets/d.jsonl", "format": "sql-create-context"}
+    assert local["dataset"] == {
+        "max_samples": 5,
+        "s3_uri": "s3://data/datasets/d.jsonl",
+        "format": "sql-create-context",
+    }
     assert original["dataset"] == {"hf_dataset_id": "x/y", "max_samples": 5}
 
 
@@ -168,13 +226,23 @@ def test_local_sources_replace_the_input_as_local_mode_run_does(tmp_path):
             return uri
 
     model, dataset = tmp_path / "tiny", tmp_path / "d.jsonl"
-    execution_input = {"base_model": {"hf_model_id": "Qwen/Qwen2.5-Coder-7B-Instruct"},
-                       "dataset": {"hf_dataset_id": "b-mc2/sql-create-context", "hf_split": "train", "test_size": 6,
-                                   "format": "messages"}, "training": {"use_spot": True}}
-    sources = prepare_input(Account(), RunRequest({}, "", model_dir=model, dataset=dataset,
-                                                  dataset_format="sql-create-context"))
-    expected = prepare_input(Account(), RunRequest(execution_input, "", model_dir=model, dataset=dataset,
-                                                   dataset_format="sql-create-context"))
+    execution_input = {
+        "base_model": {"hf_model_id": "Qwen/Qwen2.5-Coder-7B-Instruct"},
+        "dataset": {
+            "hf_dataset_id": "b-mc2/sql-create-context",
+            "hf_split": "train",
+            "test_size": 6,
+            "format": "messages",
+        },
+        "training": {"use_spot": True},
+    }
+    sources = prepare_input(
+        Account(), RunRequest({}, "", model_dir=model, dataset=dataset, dataset_format="sql-create-context")
+    )
+    expected = prepare_input(
+        Account(),
+        RunRequest(execution_input, "", model_dir=model, dataset=dataset, dataset_format="sql-create-context"),
+    )
     assert with_local_sources(execution_input, sources) == expected
 
 
@@ -196,21 +264,30 @@ def test_the_console_script_is_declared_and_packaged(tmp_path):
     assert project["project"]["scripts"] == {"llm-finetune": "llm_finetune_cli.cli:main"}
     assert project["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
     packages = project["tool"]["setuptools"]["packages"]
-    found = sorted(str(path.parent.relative_to(REPO_ROOT)).replace("/", ".")
-                   for root in ("llm_finetune_cli", "local_mode") for path in (REPO_ROOT / root).rglob("__init__.py"))
+    found = sorted(
+        str(path.parent.relative_to(REPO_ROOT)).replace("/", ".")
+        for root in ("llm_finetune_cli", "local_mode")
+        for path in (REPO_ROOT / root).rglob("__init__.py")
+    )
     assert sorted(packages) == found
     pins = (REPO_ROOT / "requirements.txt").read_text().splitlines()
     from importlib.metadata import version
+
     assert f"rich=={version('rich')}" in pins
     installed = Path(sys.executable).parent / "llm-finetune"
-    if installed.exists():   # after `make setup`: the script that pip wrote runs
+    if installed.exists():  # after `make setup`: the script that pip wrote runs
         result = subprocess.run([str(installed), "--help"], capture_output=True, text=True, timeout=60)
         assert result.returncode == 0 and "start" in result.stdout and "watch" in result.stdout
 
 
 def test_python_dash_m_runs_the_same_command(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "llm_finetune_cli", "--local", "--workdir", str(tmp_path), "list"],
-                            capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "llm_finetune_cli", "--local", "--workdir", str(tmp_path), "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
     assert result.returncode == ExitCode.NOT_FOUND
     assert f"no local account is running in {tmp_path}" in result.stderr
 
@@ -219,7 +296,7 @@ def test_the_docs_list_every_command_and_exit_code():
     from llm_finetune_cli.cli import build_parser
 
     text = (REPO_ROOT / "docs" / "deploy.md").read_text()
-    section = text[text.index("## Command line"):text.index("## Start a run with the AWS CLI")]
+    section = text[text.index("## Command line") : text.index("## Start a run with the AWS CLI")]
     commands = next(action for action in build_parser()._actions if action.dest == "command").choices
     for name in commands:
         assert f"| `{name} " in section or f"| `{name}`" in section, name

@@ -4,6 +4,7 @@ The environments (local_mode/compat_envs.py) are built on first use and cached u
 Each model is fine-tuned with train.py and scored with evaluate.py in the project's environment;
 check_serving.py then reads the result inside each image's environment.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,8 +20,11 @@ from .tiny_models import build_bos_llama_model, build_qwen2_model
 
 MAX_NEW_TOKENS = 24
 SAMPLES = 8
-MODEL_BUILDERS = {"tiny-llama": build_tiny_model, "qwen2-rope-1e6": build_qwen2_model,
-                  "llama-bos-in-template": build_bos_llama_model}
+MODEL_BUILDERS = {
+    "tiny-llama": build_tiny_model,
+    "qwen2-rope-1e6": build_qwen2_model,
+    "llama-bos-in-template": build_bos_llama_model,
+}
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,15 @@ def evaluated_models(tmp_path_factory):
             write_jsonl(data / "train.jsonl", sql_conversations(48, seed=1))
             write_jsonl(data / "test.jsonl", sql_conversations(SAMPLES, seed=2))
             output = run_training(work / "job", base, data)
-            evaluate.run(evaluate.EvalConfig(model_dir=output / "merged", test_file=data / "test.jsonl",
-                                             output_dir=work / "eval", max_new_tokens=MAX_NEW_TOKENS, batch_size=4))
+            evaluate.run(
+                evaluate.EvalConfig(
+                    model_dir=output / "merged",
+                    test_file=data / "test.jsonl",
+                    output_dir=work / "eval",
+                    max_new_tokens=MAX_NEW_TOKENS,
+                    batch_size=4,
+                )
+            )
             built[name] = EvaluatedModel(name, base, output / "merged", work / "eval" / "predictions.jsonl")
         return built[name]
 

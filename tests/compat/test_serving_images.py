@@ -5,6 +5,7 @@ SageMaker vLLM image with 5.15.0), check_serving.py runs in an environment holdi
 pins and compares config values, tokenizer, stop tokens, weights dtype and greedy outputs for the
 evaluated prompts, tokenized the way that engine tokenizes a request, with evaluate.py's results.
 """
+
 import json
 import shutil
 import subprocess
@@ -20,9 +21,21 @@ IMAGES = [image.name for image in SERVING_IMAGES]
 
 def _check(image, merged, predictions, tmp_path):
     report_file = tmp_path / f"report-{image}.json"
-    result = run_check(image, ["--model-dir", str(merged), "--predictions", str(predictions),
-                               "--samples", str(SAMPLES), "--max-new-tokens", str(MAX_NEW_TOKENS),
-                               "--output", str(report_file)])
+    result = run_check(
+        image,
+        [
+            "--model-dir",
+            str(merged),
+            "--predictions",
+            str(predictions),
+            "--samples",
+            str(SAMPLES),
+            "--max-new-tokens",
+            str(MAX_NEW_TOKENS),
+            "--output",
+            str(report_file),
+        ],
+    )
     report = json.loads(report_file.read_text()) if report_file.is_file() else None
     return result, report
 
@@ -30,15 +43,23 @@ def _check(image, merged, predictions, tmp_path):
 def test_each_environment_holds_its_images_pins_and_nothing_of_the_project(compat_envs):
     for name, python in compat_envs.items():
         image = serving_image(name)
-        script = ("import json, importlib.util, torch, transformers\n"
-                  "print(json.dumps({'transformers': transformers.__version__, 'cuda': torch.version.cuda,\n"
-                  "  'torch': torch.__version__, 'trl': importlib.util.find_spec('trl') is not None,\n"
-                  "  'peft': importlib.util.find_spec('peft') is not None,\n"
-                  "  'local_mode': importlib.util.find_spec('local_mode') is not None}))")
+        script = (
+            "import json, importlib.util, torch, transformers\n"
+            "print(json.dumps({'transformers': transformers.__version__, 'cuda': torch.version.cuda,\n"
+            "  'torch': torch.__version__, 'trl': importlib.util.find_spec('trl') is not None,\n"
+            "  'peft': importlib.util.find_spec('peft') is not None,\n"
+            "  'local_mode': importlib.util.find_spec('local_mode') is not None}))"
+        )
         result = subprocess.run([str(python), "-c", script], capture_output=True, text=True, check=True, cwd="/")
         found = json.loads(result.stdout)
-        assert found == {"transformers": image.transformers, "cuda": None, "torch": "2.13.0+cpu",
-                         "trl": False, "peft": False, "local_mode": False}, name
+        assert found == {
+            "transformers": image.transformers,
+            "cuda": None,
+            "torch": "2.13.0+cpu",
+            "trl": False,
+            "peft": False,
+            "local_mode": False,
+        }, name
 
 
 @pytest.mark.parametrize("image", IMAGES)
@@ -70,9 +91,16 @@ def test_the_plain_transformers_5_layout_misreads_rope_and_dtype_in_tgi(compat_e
     found = {(m["check"], m["field"]): m for m in report["mismatches"]}
     rope = found[("config", "config.rope.rope_theta")]
     assert (rope["found"], rope["expected"]) == (10000.0, 1e6)
-    assert found[("config", "config.dtype")] == {"check": "config", "field": "config.dtype", "found": None,
-                                                 "expected": "bfloat16"}
-    assert (found[("weights", "dtype")]["found"], found[("weights", "dtype")]["expected"]) == (["float32"], ["bfloat16"])
+    assert found[("config", "config.dtype")] == {
+        "check": "config",
+        "field": "config.dtype",
+        "found": None,
+        "expected": "bfloat16",
+    }
+    assert (found[("weights", "dtype")]["found"], found[("weights", "dtype")]["expected"]) == (
+        ["float32"],
+        ["bfloat16"],
+    )
     assert found[("tokenizer", "chat_template_sha256")]["found"] is None  # only in chat_template.jinja
     assert "config.rope.rope_theta: found 10000.0, expected 1000000.0" in result.stdout
 
@@ -94,11 +122,12 @@ def test_a_bos_added_on_top_of_the_templates_bos_is_reported(compat_envs, evalua
     tokenizer_file = doubled / "tokenizer.json"
     data = json.loads(tokenizer_file.read_text())
     bos_id = json.loads((doubled / "config.json").read_text())["bos_token_id"]
-    data["post_processor"] = {"type": "TemplateProcessing",
-                              "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
-                                         {"Sequence": {"id": "A", "type_id": 0}}],
-                              "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-                              "special_tokens": {"<s>": {"id": "<s>", "ids": [bos_id], "tokens": ["<s>"]}}}
+    data["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<s>": {"id": "<s>", "ids": [bos_id], "tokens": ["<s>"]}},
+    }
     tokenizer_file.write_text(json.dumps(data))
     config = json.loads((doubled / "tokenizer_config.json").read_text())
     config["add_bos_token"] = True

@@ -7,6 +7,7 @@
   it as well: an engine that adds special tokens would feed BOS twice. Its generation config is
   derived from the model config (`_from_model_config`), as SmolLM2's is.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,9 +31,8 @@ def _tokenizer(specials: list[str]):
 
 def build_qwen2_model(out_dir: str | Path, rope_theta: float = 1e6) -> Path:
     import torch
-    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
-
     from chat_format import ensure_chat_template
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     out_dir = Path(out_dir)
     _, make = _tokenizer(["<|im_start|>", "<|im_end|>"])
@@ -40,16 +40,34 @@ def build_qwen2_model(out_dir: str | Path, rope_theta: float = 1e6) -> Path:
     tokenizer.eos_token, tokenizer.pad_token = "<|im_end|>", "<|pad|>"
     tokenizer.chat_template = CHATML_TEMPLATE
     tokenizer = ensure_chat_template(tokenizer)
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         rope_theta=rope_theta, tie_word_embeddings=False, bos_token_id=None,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                         use_sliding_window=False, sliding_window=4096, max_window_layers=2)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        rope_theta=rope_theta,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        use_sliding_window=False,
+        sliding_window=4096,
+        max_window_layers=2,
+    )
     torch.manual_seed(1)
     model = Qwen2ForCausalLM(config).to(torch.bfloat16)
-    model.generation_config = GenerationConfig(eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-                                               do_sample=True, temperature=0.7, top_p=0.8, top_k=20,
-                                               repetition_penalty=1.05)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=True,
+        temperature=0.7,
+        top_p=0.8,
+        top_k=20,
+        repetition_penalty=1.05,
+    )
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
     return out_dir
@@ -57,21 +75,30 @@ def build_qwen2_model(out_dir: str | Path, rope_theta: float = 1e6) -> Path:
 
 def build_bos_llama_model(out_dir: str | Path) -> Path:
     import torch
+    from chat_format import ensure_chat_template
     from tokenizers import processors
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
-
-    from chat_format import ensure_chat_template
 
     out_dir = Path(out_dir)
     backend, make = _tokenizer(["<s>"])
     bos_id = backend.token_to_id("<s>")
-    backend.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                           special_tokens=[("<s>", bos_id)])
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos_id)]
+    )
     tokenizer = ensure_chat_template(make(bos_token="<s>", eos_token="<|endoftext|>", pad_token="<|pad|>"))
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                         tie_word_embeddings=False, bos_token_id=bos_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        bos_token_id=bos_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(2)
     model = LlamaForCausalLM(config).to(torch.float32)
     # Derived from the model config, as SmolLM2's is: transformers 4 treats such a config specially.

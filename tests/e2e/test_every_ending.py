@@ -4,6 +4,7 @@ Neither passes through a Catch, so the workflow's own Cleanup never runs; the st
 state machine's status changes invokes Cleanup with the event, and Cleanup stops the training job
 the history says was started. An execution whose own Cleanup ran is not cleaned up twice.
 """
+
 import copy
 import time
 
@@ -23,8 +24,11 @@ def long_training_input():
 def wait_for_training(aws, timeout=600):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        training = [job for job in aws.jobs.summaries() if job["kind"] == "training" and job["status"] == "InProgress"
-                    and job["attempts"] >= 1]
+        training = [
+            job
+            for job in aws.jobs.summaries()
+            if job["kind"] == "training" and job["status"] == "InProgress" and job["attempts"] >= 1
+        ]
         if training:
             return training[-1]
         time.sleep(0.5)
@@ -42,8 +46,9 @@ def account(stack_template, tmp_path_factory):
 
 
 def test_an_aborted_execution_is_cleaned_up(account, tiny_model):
-    execution_input = prepare_input(account, RunRequest(long_training_input(), "aborted", model_dir=tiny_model,
-                                                        dataset=EXAMPLE_DATA))
+    execution_input = prepare_input(
+        account, RunRequest(long_training_input(), "aborted", model_dir=tiny_model, dataset=EXAMPLE_DATA)
+    )
     arn = account.start_execution(execution_input, "aborted")
     training = wait_for_training(account)
     account.sfn.stop_execution(executionArn=arn, error="Operator", cause="changed my mind")

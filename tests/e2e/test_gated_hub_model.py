@@ -6,6 +6,7 @@ token may read. The prepare job downloads the data set, the training job the mod
 job the model again to score the base, and the model package records both commits. A stack
 without the token is refused by Preflight (tests/e2e/test_preflight.py).
 """
+
 import copy
 import shutil
 
@@ -22,12 +23,15 @@ TOKEN = "hf_granted_to_this_stack"
 
 @pytest.fixture(scope="module")
 def template_with_token():
-    return synthesize(context={"fine-tune:hf_token_secret_arn": SECRET_ARN},
-                      cache_dir=REPO_ROOT / ".cache" / "local-mode" / "templates")
+    return synthesize(
+        context={"fine-tune:hf_token_secret_arn": SECRET_ARN},
+        cache_dir=REPO_ROOT / ".cache" / "local-mode" / "templates",
+    )
 
 
-def test_prepare_train_and_base_evaluation_download_gated_repositories_with_the_token(template_with_token,
-                                                                                      tiny_model, tmp_path):
+def test_prepare_train_and_base_evaluation_download_gated_repositories_with_the_token(
+    template_with_token, tiny_model, tmp_path
+):
     data_folder = tmp_path / "data-repo"
     data_folder.mkdir()
     shutil.copy(EXAMPLE_DATA, data_folder / "train.jsonl")
@@ -52,8 +56,10 @@ def test_prepare_train_and_base_evaluation_download_gated_repositories_with_the_
     # Each download named the pinned commit and carried the token (the hub refuses gated files otherwise).
     assert any("/datasets/acme/sql-gated/resolve/" in request["path"] for request in downloads)
     assert any("/acme/tiny-gated/resolve/" in request["path"] for request in downloads)
-    assert all(f"/resolve/{repo.sha}/" in request["path"] or f"/resolve/{data.sha}/" in request["path"]
-               for request in downloads)
+    assert all(
+        f"/resolve/{repo.sha}/" in request["path"] or f"/resolve/{data.sha}/" in request["path"]
+        for request in downloads
+    )
     assert all(request["token"] == TOKEN for request in downloads)
     recorded = package["CustomerMetadataProperties"]
     assert recorded["base_model"] == "hf://acme/tiny-gated" and recorded["base_model_revision"] == repo.sha

@@ -4,6 +4,7 @@ One emulated account sees the life of an endpoint: a first deploy, a blue/green 
 endpoint, an update that rolls back (then Cleanup), the gate comparing with production, and a
 training job that fails. Not one check may be denied (test_iam_missing_grant.py removes a grant).
 """
+
 import copy
 import shutil
 
@@ -32,22 +33,27 @@ def account(stack_template, tmp_path_factory):
 def runs(account, tiny_model, tmp_path_factory):
     run_input = production_input(TINY_INPUT)
     results = {}
-    results["create"] = run_execution(account, RunRequest(run_input, "iam-create", model_dir=tiny_model,
-                                                          dataset=EXAMPLE_DATA, timeout_seconds=600))
-    results["update"] = run_execution(account, RunRequest(run_input, "iam-update", model_dir=tiny_model,
-                                                          dataset=EXAMPLE_DATA, timeout_seconds=600))
+    results["create"] = run_execution(
+        account, RunRequest(run_input, "iam-create", model_dir=tiny_model, dataset=EXAMPLE_DATA, timeout_seconds=600)
+    )
+    results["update"] = run_execution(
+        account, RunRequest(run_input, "iam-update", model_dir=tiny_model, dataset=EXAMPLE_DATA, timeout_seconds=600)
+    )
     account.endpoints.settings.never_healthy = True
     account.endpoints.settings.health_check_timeout_cap = 5
     try:
-        results["rollback"] = run_execution(account, RunRequest(run_input, "iam-rollback", model_dir=tiny_model,
-                                                                dataset=EXAMPLE_DATA, timeout_seconds=600))
+        results["rollback"] = run_execution(
+            account,
+            RunRequest(run_input, "iam-rollback", model_dir=tiny_model, dataset=EXAMPLE_DATA, timeout_seconds=600),
+        )
     finally:
         account.endpoints.settings.never_healthy = False
     broken = tmp_path_factory.mktemp("broken") / "model"
     shutil.copytree(tiny_model, broken)
     (broken / "model.safetensors").write_bytes(b"not weights")
-    results["failed_training"] = run_execution(account, RunRequest(run_input, "iam-train-fails", model_dir=broken,
-                                                                   dataset=EXAMPLE_DATA, timeout_seconds=600))
+    results["failed_training"] = run_execution(
+        account, RunRequest(run_input, "iam-train-fails", model_dir=broken, dataset=EXAMPLE_DATA, timeout_seconds=600)
+    )
     return results
 
 

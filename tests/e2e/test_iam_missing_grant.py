@@ -2,6 +2,7 @@
 
 In a module of its own: it needs an emulated account of its own, with the edited template.
 """
+
 import copy
 
 from local_mode.run import RunRequest, run_execution
@@ -24,17 +25,25 @@ def without_create_training_job(template):
     return template
 
 
-def test_a_missing_grant_fails_the_state_that_needs_it_and_cleanup_runs(stack_template, tiny_model, tiny_input,
-                                                                         tmp_path):
+def test_a_missing_grant_fails_the_state_that_needs_it_and_cleanup_runs(
+    stack_template, tiny_model, tiny_input, tmp_path
+):
     stack_name, template = stack_template
     with local_aws(tmp_path, (stack_name, without_create_training_job(template))) as aws:
-        summary = run_execution(aws, RunRequest(tiny_input, "missing-grant", model_dir=tiny_model,
-                                                dataset=EXAMPLE_DATA, timeout_seconds=600))
-        failure = next(event.get("taskFailedEventDetails") or event["lambdaFunctionFailedEventDetails"]
-                       for event in aws.history(summary["execution_arn"])
-                       if "taskFailedEventDetails" in event or "lambdaFunctionFailedEventDetails" in event)
-        entered = [event["stateEnteredEventDetails"]["name"] for event in aws.history(summary["execution_arn"])
-                   if "stateEnteredEventDetails" in event]
+        summary = run_execution(
+            aws,
+            RunRequest(tiny_input, "missing-grant", model_dir=tiny_model, dataset=EXAMPLE_DATA, timeout_seconds=600),
+        )
+        failure = next(
+            event.get("taskFailedEventDetails") or event["lambdaFunctionFailedEventDetails"]
+            for event in aws.history(summary["execution_arn"])
+            if "taskFailedEventDetails" in event or "lambdaFunctionFailedEventDetails" in event
+        )
+        entered = [
+            event["stateEnteredEventDetails"]["name"]
+            for event in aws.history(summary["execution_arn"])
+            if "stateEnteredEventDetails" in event
+        ]
     assert summary["status"] == "FAILED"
     assert "AccessDeniedException" in summary["cause"]
     assert "sagemaker:CreateTrainingJob" in summary["cause"] and "StartJobRole" in summary["cause"]
@@ -44,8 +53,9 @@ def test_a_missing_grant_fails_the_state_that_needs_it_and_cleanup_runs(stack_te
     assert [job["kind"] for job in summary["jobs"]] == ["processing"]
     assert summary["cleanup"] is not None and summary["cleanup"]["error"] == "ClientError"
     denied = summary["iam"]["denials"]
-    assert [(d["action"], d["operation"]) for d in denied] == [("sagemaker:CreateTrainingJob",
-                                                                "sagemaker:CreateTrainingJob")]
+    assert [(d["action"], d["operation"]) for d in denied] == [
+        ("sagemaker:CreateTrainingJob", "sagemaker:CreateTrainingJob")
+    ]
 
 
 def without_data_reads_for_sagemaker(template):
@@ -74,26 +84,31 @@ def _sagemaker_role_statements(template):
             yield from resource["Properties"]["PolicyDocument"]["Statement"]
 
 
-def test_preflight_finds_inputs_the_sagemaker_role_cannot_read_before_any_job(stack_template, tiny_model,
-                                                                               tiny_input, tmp_path):
+def test_preflight_finds_inputs_the_sagemaker_role_cannot_read_before_any_job(
+    stack_template, tiny_model, tiny_input, tmp_path
+):
     stack_name, template = stack_template
     with local_aws(tmp_path, (stack_name, without_data_reads_for_sagemaker(template))) as aws:
-        summary = run_execution(aws, RunRequest(tiny_input, "no-data-read", model_dir=tiny_model,
-                                                dataset=EXAMPLE_DATA, timeout_seconds=600))
+        summary = run_execution(
+            aws, RunRequest(tiny_input, "no-data-read", model_dir=tiny_model, dataset=EXAMPLE_DATA, timeout_seconds=600)
+        )
     assert summary["status"] == "FAILED" and summary["error"] == "PreflightFailed"
-    assert summary["jobs"] == []        # found before a job (or a GPU) was paid for
+    assert summary["jobs"] == []  # found before a job (or a GPU) was paid for
     assert "dataset.s3_uri: the SageMaker role may not read" in summary["cause"]
     assert "base_model.s3_uri: the SageMaker role may not read" in summary["cause"]
     assert "s3:GetObject" in summary["cause"] and "implicitDeny" in summary["cause"]
     assert summary["cleanup"] is not None
 
 
-def test_a_job_whose_role_cannot_write_its_outputs_fails_as_sagemaker_reports_it(stack_template, tiny_model,
-                                                                                tiny_input, tmp_path):
+def test_a_job_whose_role_cannot_write_its_outputs_fails_as_sagemaker_reports_it(
+    stack_template, tiny_model, tiny_input, tmp_path
+):
     stack_name, template = stack_template
     with local_aws(tmp_path, (stack_name, without_output_writes_for_sagemaker(template))) as aws:
-        summary = run_execution(aws, RunRequest(tiny_input, "no-output-write", model_dir=tiny_model,
-                                                dataset=EXAMPLE_DATA, timeout_seconds=600))
+        summary = run_execution(
+            aws,
+            RunRequest(tiny_input, "no-output-write", model_dir=tiny_model, dataset=EXAMPLE_DATA, timeout_seconds=600),
+        )
     [prepare] = summary["jobs"]
     assert prepare["status"] == "Failed"
     assert prepare["failure_reason"].startswith("ClientError: Failed to upload outputs to s3://"), prepare

@@ -4,6 +4,7 @@ A probe job (a processing job whose code is a small script) calls STS and Secret
 credentials the job was given, and tries to reach the internet. The stack grants its SageMaker role no
 secret, so IAM denies the read; the same probe with network isolation cannot reach the account at all.
 """
+
 import json
 import time
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from tests.e2e.conftest import local_aws
 
-PROBE = r'''
+PROBE = r"""
 import json, os, socket, sys
 import boto3
 from botocore.exceptions import ClientError, EndpointConnectionError, ConnectTimeoutError
@@ -33,26 +34,37 @@ try:
 except OSError as error:
     result["internet"] = "refused: " + str(error)
 print("PROBE " + json.dumps(result), flush=True)
-'''
+"""
 
 
 def probe_job(aws, name, isolated, secret_arn, code_uri):
     role = aws.stack.output("SageMakerRoleArn")
     code_dir = "/opt/ml/processing/input/code"
     aws.sagemaker.create_processing_job(
-        ProcessingJobName=name, RoleArn=role,
-        AppSpecification={"ImageUri": aws.stack.functions[next(iter(aws.stack.functions))].environment[
-            "TRAINING_IMAGE_URI"], "ContainerEntrypoint": ["python3", f"{code_dir}/probe.py", secret_arn]},
-        ProcessingInputs=[{"InputName": "code", "S3Input": {
-            "S3Uri": code_uri, "LocalPath": code_dir, "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
-        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
-                                               "VolumeSizeInGB": 1}},
+        ProcessingJobName=name,
+        RoleArn=role,
+        AppSpecification={
+            "ImageUri": aws.stack.functions[next(iter(aws.stack.functions))].environment["TRAINING_IMAGE_URI"],
+            "ContainerEntrypoint": ["python3", f"{code_dir}/probe.py", secret_arn],
+        },
+        ProcessingInputs=[
+            {
+                "InputName": "code",
+                "S3Input": {"S3Uri": code_uri, "LocalPath": code_dir, "S3DataType": "S3Prefix", "S3InputMode": "File"},
+            }
+        ],
+        ProcessingResources={
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 1}
+        },
         StoppingCondition={"MaxRuntimeInSeconds": 300},
         NetworkConfig={"EnableNetworkIsolation": isolated},
-        Tags=[{"Key": "fine-tune:run-id", "Value": name}])
+        Tags=[{"Key": "fine-tune:run-id", "Value": name}],
+    )
     deadline = time.monotonic() + 300
     while aws.sagemaker.describe_processing_job(ProcessingJobName=name)["ProcessingJobStatus"] in (
-            "InProgress", "Stopping"):
+        "InProgress",
+        "Stopping",
+    ):
         assert time.monotonic() < deadline, f"{name} did not finish"
         time.sleep(0.5)
     job = next(job for job in aws.jobs.summaries() if job["name"] == name)
@@ -73,7 +85,8 @@ def account(stack_template, tmp_path_factory):
 
 def test_a_job_calls_aws_as_its_role_and_reaches_nothing_else(account):
     secret = boto3.client("secretsmanager", region_name="us-east-1").create_secret(
-        Name="hub-token", SecretString="hf_local")["ARN"]
+        Name="hub-token", SecretString="hf_local"
+    )["ARN"]
     result = probe_job(account, "gateway-open", False, secret, f"s3://{account.data_bucket}/probe/")
     assert result["endpoint"].startswith("http://10.0.0.254:")
     assert result["caller"] == account.stack.account

@@ -3,6 +3,7 @@
 Quotas come from the emulated Service Quotas, the SageMaker role's access from IAM's simulation, and
 Hub models from the local hub, so each check asks what it would ask in the cloud.
 """
+
 import copy
 
 import pytest
@@ -48,8 +49,10 @@ def test_a_dry_run_checks_everything_and_starts_nothing(account, tiny_model):
 
 def test_every_problem_is_reported_at_once(account):
     account.quotas.set("ml.g5.2xlarge for spot training job usage", 1)
-    run_input = dry_run(training={"instance_count": 2, "max_runtime_hours": 60, "max_wait_hours": 70},
-                        base_model={"hf_model_id": "acme/no-such-model"})
+    run_input = dry_run(
+        training={"instance_count": 2, "max_runtime_hours": 60, "max_wait_hours": 70},
+        base_model={"hf_model_id": "acme/no-such-model"},
+    )
     run_input["dataset"] = {**run_input["dataset"], "s3_uri": "s3://someone-elses-bucket/rows.jsonl"}
     try:
         summary = run(account, "dry-problems", run_input, dataset=None)
@@ -57,8 +60,10 @@ def test_every_problem_is_reported_at_once(account):
         account.quotas.set("ml.g5.2xlarge for spot training job usage", 4)
     assert summary["status"] == "FAILED" and summary["error"] == "PreflightFailed"
     cause = summary["cause"]
-    assert "training.instance_type: 2 x ml.g5.2xlarge needs the quota 'ml.g5.2xlarge for spot training job " \
-           "usage'" in cause and "request-service-quota-increase" in cause
+    assert (
+        "training.instance_type: 2 x ml.g5.2xlarge needs the quota 'ml.g5.2xlarge for spot training job usage'" in cause
+        and "request-service-quota-increase" in cause
+    )
     assert "dataset.s3_uri: 's3://someone-elses-bucket/rows.jsonl' is in bucket someone-elses-bucket" in cause
     assert "fine-tune:input_bucket_names" in cause
     assert "base_model.hf_model_id: 'acme/no-such-model' does not exist on the Hub" in cause
@@ -73,8 +78,13 @@ def test_a_gated_model_without_a_token_is_refused_and_a_public_one_is_pinned(acc
     assert "'acme/tiny-gated' is gated; set the context key fine-tune:hf_token_secret_arn" in gated["cause"]
     pinned = run(account, "dry-public", dry_run(base_model={"hf_model_id": "acme/tiny-public"}))
     assert pinned["status"] == "SUCCEEDED", pinned["cause"]
-    assert pinned["output"]["preflight"]["base_model"] == {"source": "hub", "id": "acme/tiny-public",
-                                                           "revision": "main", "sha": public.sha, "gated": False}
+    assert pinned["output"]["preflight"]["base_model"] == {
+        "source": "hub",
+        "id": "acme/tiny-public",
+        "revision": "main",
+        "sha": public.sha,
+        "gated": False,
+    }
     missing = run(account, "dry-revision", dry_run(base_model={"hf_model_id": "acme/tiny-public", "revision": "v9"}))
     assert "base_model.revision: 'v9' is not a branch, tag or commit of acme/tiny-public" in missing["cause"]
     assert account.iam.summary()["denied"] == 0, account.iam.summary()["denials"]

@@ -1,4 +1,5 @@
 """A managed-spot interruption mid-training: the job restarts and resumes from its checkpoint."""
+
 import json
 
 from local_mode.run import RunRequest, run_execution
@@ -11,8 +12,9 @@ def test_training_resumes_from_the_checkpoint_after_an_interruption(stack_templa
     tiny_input["training"]["hyperparameters"].update(max_steps=200, save_steps=50)
     tiny_input["deployment"]["enabled"] = False
     with local_aws(tmp_path, stack_template, simulate_spot_interruption=True) as aws:
-        summary = run_execution(aws, RunRequest(tiny_input, "spot", model_dir=tiny_model, dataset=EXAMPLE_DATA,
-                                                timeout_seconds=600))
+        summary = run_execution(
+            aws, RunRequest(tiny_input, "spot", model_dir=tiny_model, dataset=EXAMPLE_DATA, timeout_seconds=600)
+        )
     assert summary["status"] == "SUCCEEDED", (summary["error"], summary["cause"])
     train = next(job for job in summary["jobs"] if job["kind"] == "training")
     assert train["status"] == "Completed" and train["attempts"] == 2

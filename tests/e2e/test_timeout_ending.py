@@ -2,6 +2,7 @@
 
 In a module of its own: it needs an emulated account with a template whose timeout is 45 seconds.
 """
+
 import copy
 
 from local_mode.run import RunRequest, prepare_input
@@ -27,8 +28,9 @@ def with_timeout(template, seconds):
 def test_an_execution_that_times_out_is_cleaned_up(stack_template, tiny_model, tmp_path):
     stack_name, template = stack_template
     with local_aws(tmp_path, (stack_name, with_timeout(template, 45))) as aws:
-        execution_input = prepare_input(aws, RunRequest(long_training_input(), "times-out", model_dir=tiny_model,
-                                                        dataset=EXAMPLE_DATA))
+        execution_input = prepare_input(
+            aws, RunRequest(long_training_input(), "times-out", model_dir=tiny_model, dataset=EXAMPLE_DATA)
+        )
         arn = aws.start_execution(execution_input, "times-out")
         training = wait_for_training(aws)
         aws.wait(arn, timeout=300)

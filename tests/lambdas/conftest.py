@@ -5,6 +5,7 @@ job name twice and knows an old list of endpoint instance types (no ml.g5); `Aws
 these gaps the way AWS behaves, on moto's own backend, and the service-model validator checks
 instance types against botocore's current list instead.
 """
+
 from __future__ import annotations
 
 import copy
@@ -93,12 +94,19 @@ class AwsWorld:
 @pytest.fixture
 def lambda_env(monkeypatch):
     values = {
-        "ARTIFACTS_BUCKET": ARTIFACTS, "DATA_BUCKET": DATA,
+        "ARTIFACTS_BUCKET": ARTIFACTS,
+        "DATA_BUCKET": DATA,
         "SAGEMAKER_ROLE_ARN": "arn:aws:iam::123456789012:role/fine-tune-sagemaker",
-        "TRAINING_IMAGE_URI": TRAINING_IMAGE, "INFERENCE_IMAGE_URI": INFERENCE_IMAGE,
-        "CODE_S3_URI": f"s3://{ARTIFACTS}/code/0a1b2c3d/", "MODEL_PACKAGE_GROUP_NAME": GROUP,
-        "DEFAULTS_JSON": json.dumps(STACK_DEFAULTS), "SUBNET_IDS": "", "SECURITY_GROUP_IDS": "",
-        "HF_TOKEN_SECRET_ARN": "", "POWERTOOLS_SERVICE_NAME": "fine-tune", "POWERTOOLS_TRACE_DISABLED": "true",
+        "TRAINING_IMAGE_URI": TRAINING_IMAGE,
+        "INFERENCE_IMAGE_URI": INFERENCE_IMAGE,
+        "CODE_S3_URI": f"s3://{ARTIFACTS}/code/0a1b2c3d/",
+        "MODEL_PACKAGE_GROUP_NAME": GROUP,
+        "DEFAULTS_JSON": json.dumps(STACK_DEFAULTS),
+        "SUBNET_IDS": "",
+        "SECURITY_GROUP_IDS": "",
+        "HF_TOKEN_SECRET_ARN": "",
+        "POWERTOOLS_SERVICE_NAME": "fine-tune",
+        "POWERTOOLS_TRACE_DISABLED": "true",
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
@@ -129,4 +137,5 @@ def aws(lambda_env, monkeypatch):
 def run(aws):
     """The `run` ValidateInput produces for a small input."""
     import validate
+
     return validate.handler({"step": "ValidateInput", "state": {}, "execution_name": EXECUTION}, None)

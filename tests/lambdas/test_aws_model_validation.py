@@ -1,4 +1,5 @@
 """The request validator rejects what SageMaker would reject, and passes what it accepts."""
+
 import boto3
 import pytest
 from botocore.exceptions import ParamValidationError
@@ -20,22 +21,35 @@ def sagemaker(monkeypatch):
 
 
 ROLE = "arn:aws:iam::123456789012:role/sm"
-CONFIG = {"ProductionVariants": [{"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.g5.2xlarge",
-                                  "InitialInstanceCount": 1}]}
+CONFIG = {
+    "ProductionVariants": [
+        {"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.g5.2xlarge", "InitialInstanceCount": 1}
+    ]
+}
 
 
 def test_accepts_a_valid_request(sagemaker):
-    sagemaker.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={
-        "Image": "img", "ModelDataSource": {"S3DataSource": {
-            "S3Uri": "s3://b/k/", "S3DataType": "S3Prefix", "CompressionType": "None"}}})
+    sagemaker.create_model(
+        ModelName="m",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": "img",
+            "ModelDataSource": {
+                "S3DataSource": {"S3Uri": "s3://b/k/", "S3DataType": "S3Prefix", "CompressionType": "None"}
+            },
+        },
+    )
     sagemaker.create_endpoint_config(EndpointConfigName="run-1-cfg", **CONFIG)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("a" * 64, "(64) is above the maximum 63"),
-    ("bad_name", "does not match the pattern"),
-    ("-leading", "does not match the pattern"),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("a" * 64, "(64) is above the maximum 63"),
+        ("bad_name", "does not match the pattern"),
+        ("-leading", "does not match the pattern"),
+    ],
+)
 def test_rejects_bad_names(sagemaker, name, expected):
     with pytest.raises(ServiceModelValidationError) as raised:
         sagemaker.create_endpoint_config(EndpointConfigName=name, **CONFIG)
@@ -45,14 +59,22 @@ def test_rejects_bad_names(sagemaker, name, expected):
 
 def test_rejects_a_bad_enum_value(sagemaker):
     config = {"ProductionVariants": [{**CONFIG["ProductionVariants"][0], "InstanceType": "ml.g5.huge"}]}
-    with pytest.raises(ServiceModelValidationError, match=r"ProductionVariants\[0\].InstanceType: 'ml.g5.huge' is not one of"):
+    with pytest.raises(
+        ServiceModelValidationError, match=r"ProductionVariants\[0\].InstanceType: 'ml.g5.huge' is not one of"
+    ):
         sagemaker.create_endpoint_config(EndpointConfigName="ok", **config)
 
 
 def test_rejects_a_missing_nested_required_member(sagemaker):
     with pytest.raises(ServiceModelValidationError, match="ModelDataSource.S3DataSource.CompressionType: is required"):
-        sagemaker.create_model(ModelName="m", ExecutionRoleArn=ROLE, PrimaryContainer={
-            "Image": "img", "ModelDataSource": {"S3DataSource": {"S3Uri": "s3://b/k/", "S3DataType": "S3Prefix"}}})
+        sagemaker.create_model(
+            ModelName="m",
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={
+                "Image": "img",
+                "ModelDataSource": {"S3DataSource": {"S3Uri": "s3://b/k/", "S3DataType": "S3Prefix"}},
+            },
+        )
 
 
 def test_rejects_out_of_range_numbers_and_long_lists(sagemaker):
@@ -84,6 +106,7 @@ def test_java_surrogate_pairs_become_supplementary_ranges():
 
 def test_every_pattern_of_the_services_used_translates():
     import botocore.session
+
     session = botocore.session.get_session()
     for service in aws_model_validation.DEFAULT_SERVICES:
         model = session.get_service_model(service)
@@ -95,7 +118,9 @@ def test_every_pattern_of_the_services_used_translates():
 
 def test_unicode_categories_are_javas_exactly_and_posix_classes_stay_ascii():
     letters = compiled_pattern(r"[\p{L}\p{M}]+")
-    assert letters.fullmatch("ǅurđević") and letters.fullmatch("中文") and letters.fullmatch("é")  # e + combining accent
+    assert (
+        letters.fullmatch("ǅurđević") and letters.fullmatch("中文") and letters.fullmatch("é")
+    )  # e + combining accent
     assert compiled_pattern(r"\p{S}+").fullmatch("€∑") and compiled_pattern(r"\p{P}+").fullmatch("«»")
     assert compiled_pattern(r"\p{Lu}+").fullmatch("ÀB") and not compiled_pattern(r"\p{Lu}+").fullmatch("ab")
     assert compiled_pattern(r"\p{Alpha}+").fullmatch("abc") and not compiled_pattern(r"\p{Alpha}+").fullmatch("ü")

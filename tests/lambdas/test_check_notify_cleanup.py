@@ -1,16 +1,16 @@
 """CheckEndpoint against the offline predictions; Notify; Cleanup of jobs and error reporting."""
+
 import io
 import json
-
-import pytest
-from botocore.exceptions import ClientError
-from botocore.response import StreamingBody
-from botocore.stub import Stubber
 
 import check_endpoint
 import cleanup
 import notify
+import pytest
 import start_job
+from botocore.exceptions import ClientError
+from botocore.response import StreamingBody
+from botocore.stub import Stubber
 from common import aws as common_aws
 from common.errors import EndpointMismatch, ThrottlingException
 from common.failure import describe_failure
@@ -19,12 +19,18 @@ from common.text_rules import postprocess_generation
 from .helpers import put_evaluation, put_uri
 
 PREDICTIONS = [
-    {"id": 1, "prompt": "<|im_start|>user\nHow many heads?<|im_end|>\n<|im_start|>assistant\n",
-     "fine_tuned": {"prediction": "SELECT COUNT(*) FROM head WHERE age > 56"}},
+    {
+        "id": 1,
+        "prompt": "<|im_start|>user\nHow many heads?<|im_end|>\n<|im_start|>assistant\n",
+        "fine_tuned": {"prediction": "SELECT COUNT(*) FROM head WHERE age > 56"},
+    },
     {"id": 2, "prompt": "p2", "fine_tuned": {"prediction": "SELECT name FROM t"}},
     {"id": 3, "prompt": "p3", "fine_tuned": {"prediction": "SELECT 1"}},
-    {"id": 4, "prompt": "p4", "fine_tuned": {"prediction": "SELECT 2",
-                                             "output": "```sql\nSELECT 2\n```\n\nThis selects two."}},
+    {
+        "id": 4,
+        "prompt": "p4",
+        "fine_tuned": {"prediction": "SELECT 2", "output": "```sql\nSELECT 2\n```\n\nThis selects two."},
+    },
 ]
 
 
@@ -40,11 +46,22 @@ def _check(aws, run, answers, samples=2, fraction=1.0):
     runtime = common_aws.client("sagemaker-runtime")
     with Stubber(runtime) as stub:
         for row, answer in zip(PREDICTIONS, answers):
-            expected_body = json.dumps({"inputs": row["prompt"], "parameters": {
-                "max_new_tokens": 128, "do_sample": False, "return_full_text": False}})
-            stub.add_response("invoke_endpoint", {"Body": _body(answer), "ContentType": "application/json"},
-                              {"EndpointName": "sql-assistant", "ContentType": "application/json",
-                               "Accept": "application/json", "Body": expected_body})
+            expected_body = json.dumps(
+                {
+                    "inputs": row["prompt"],
+                    "parameters": {"max_new_tokens": 128, "do_sample": False, "return_full_text": False},
+                }
+            )
+            stub.add_response(
+                "invoke_endpoint",
+                {"Body": _body(answer), "ContentType": "application/json"},
+                {
+                    "EndpointName": "sql-assistant",
+                    "ContentType": "application/json",
+                    "Accept": "application/json",
+                    "Body": expected_body,
+                },
+            )
         state = {"run": run, "deployment": {"endpoint_name": "sql-assistant"}}
         return check_endpoint.handler({"state": state}, None)
 
@@ -62,41 +79,58 @@ def test_a_mismatch_raises_with_the_row(aws, run):
 
 
 def test_a_threshold_below_one_tolerates_a_mismatch(aws, run):
-    result = _check(aws, run, ["SELECT COUNT(*) FROM head WHERE age > 56", "x", "SELECT 1"],
-                    samples=3, fraction=0.6)
+    result = _check(aws, run, ["SELECT COUNT(*) FROM head WHERE age > 56", "x", "SELECT 1"], samples=3, fraction=0.6)
     assert result["passed"] and result["matches"] == 2
 
 
 def test_rows_with_raw_output_are_compared_on_the_raw_text(aws, run):
-    answers = ["SELECT COUNT(*) FROM head WHERE age > 56", "SELECT name FROM t", "SELECT 1",
-               "```sql\nSELECT 2\n```\n\nA different explanation."]
+    answers = [
+        "SELECT COUNT(*) FROM head WHERE age > 56",
+        "SELECT name FROM t",
+        "SELECT 1",
+        "```sql\nSELECT 2\n```\n\nA different explanation.",
+    ]
     result = _check(aws, run, answers, samples=4)
     assert result["matches"] == 4
     with pytest.raises(EndpointMismatch, match="row 4"):
         _check(aws, run, answers[:3] + ["SELECT 2"], samples=4)
 
 
-@pytest.mark.parametrize("raw, cut", [
-    ("  SELECT 1  ", "SELECT 1"),
-    ("SELECT 1\n\nExplanation", "SELECT 1"),
-    ("SELECT a\nFROM t\n   \nmore", "SELECT a\nFROM t"),
-    ("\n\nSELECT 1", "SELECT 1"),
-])
+@pytest.mark.parametrize(
+    "raw, cut",
+    [
+        ("  SELECT 1  ", "SELECT 1"),
+        ("SELECT 1\n\nExplanation", "SELECT 1"),
+        ("SELECT a\nFROM t\n   \nmore", "SELECT a\nFROM t"),
+        ("\n\nSELECT 1", "SELECT 1"),
+    ],
+)
 def test_postprocessing_rule(raw, cut):
     assert postprocess_generation(raw) == cut
 
 
 def test_notify_publishes_a_summary(aws, run):
-    gate = {"passed": True, "reasons": ["pass: execution accuracy 0.7000 vs minimum 0.5000"],
-            "metrics": {"fine_tuned": {"execution_accuracy": 0.7, "exact_match": 0.5}, "base": None}}
+    gate = {
+        "passed": True,
+        "reasons": ["pass: execution accuracy 0.7000 vs minimum 0.5000"],
+        "metrics": {"fine_tuned": {"execution_accuracy": 0.7, "exact_match": 0.5}, "base": None},
+    }
     sqs = aws.session.client("sqs")
     queue = sqs.create_queue(QueueName="runs")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     aws.session.client("sns").subscribe(TopicArn=aws.topic_arn, Protocol="sqs", Endpoint=queue_arn)
-    result = notify.handler({"outcome": "succeeded", "execution_name": run["execution_name"],
-                             "state": {"run": run, "gate": gate,
-                                       "deployment": {"endpoint_name": "sql-assistant", "action": "create",
-                                                      "status": "InService"}}}, None)
+    result = notify.handler(
+        {
+            "outcome": "succeeded",
+            "execution_name": run["execution_name"],
+            "state": {
+                "run": run,
+                "gate": gate,
+                "deployment": {"endpoint_name": "sql-assistant", "action": "create", "status": "InService"},
+            },
+        },
+        None,
+    )
     assert result["message_id"]
     (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
     envelope = json.loads(message["Body"])
@@ -135,15 +169,29 @@ def test_cleanup_before_validation_only_reports():
     assert result["stopped_jobs"] == [] and result["deleted"] == []
 
 
-@pytest.mark.parametrize("error, expected", [
-    ({"Error": "JobFailed", "Cause": json.dumps({"errorType": "JobFailed", "errorMessage":
-      "train job r-train failed: AlgorithmError: OOM (status Failed)"})},
-     ("TrainingJobFailed", "train job r-train failed: AlgorithmError: OOM (status Failed)")),
-    ({"Error": "JobFailed", "Cause": json.dumps({"errorMessage": "evaluate job r-eval failed: x"})},
-     ("EvaluationJobFailed", "evaluate job r-eval failed: x")),
-    ({"Error": "EndpointFailed", "Cause": "not json"}, ("EndpointFailed", "not json")),
-    (None, ("UnknownError", "the workflow failed without an error description")),
-])
+@pytest.mark.parametrize(
+    "error, expected",
+    [
+        (
+            {
+                "Error": "JobFailed",
+                "Cause": json.dumps(
+                    {
+                        "errorType": "JobFailed",
+                        "errorMessage": "train job r-train failed: AlgorithmError: OOM (status Failed)",
+                    }
+                ),
+            },
+            ("TrainingJobFailed", "train job r-train failed: AlgorithmError: OOM (status Failed)"),
+        ),
+        (
+            {"Error": "JobFailed", "Cause": json.dumps({"errorMessage": "evaluate job r-eval failed: x"})},
+            ("EvaluationJobFailed", "evaluate job r-eval failed: x"),
+        ),
+        ({"Error": "EndpointFailed", "Cause": "not json"}, ("EndpointFailed", "not json")),
+        (None, ("UnknownError", "the workflow failed without an error description")),
+    ],
+)
 def test_failure_description(error, expected):
     assert describe_failure(error) == expected
 

@@ -1,9 +1,9 @@
 """Deploy (create or blue/green update), DescribeEndpoint, and Cleanup of endpoint resources."""
-import pytest
 
 import cleanup
 import deploy
 import describe_endpoint
+import pytest
 import validate
 from common.errors import EndpointFailed
 
@@ -13,8 +13,9 @@ ENDPOINT = "sql-assistant"
 
 
 def _run(aws, execution_name, **deployment):
-    run = validate.handler({"execution_name": execution_name, "state": {
-        "deployment": {"endpoint_name": ENDPOINT, **deployment}}}, None)
+    run = validate.handler(
+        {"execution_name": execution_name, "state": {"deployment": {"endpoint_name": ENDPOINT, **deployment}}}, None
+    )
     put_merged_model(aws, run, size=2_000_000)
     return run
 
@@ -29,8 +30,9 @@ def _describe(run, deployment):
 
 def _cleanup(run, deployment, error="EndpointFailed", message="update rolled back"):
     cause = '{"errorMessage": "%s", "errorType": "%s"}' % (message, error)
-    return cleanup.handler({"state": {"run": run, "deployment": deployment,
-                                      "error": {"Error": error, "Cause": cause}}}, None)
+    return cleanup.handler(
+        {"state": {"run": run, "deployment": deployment, "error": {"Error": error, "Cause": cause}}}, None
+    )
 
 
 def test_first_deploy_creates_the_endpoint(aws):
@@ -40,9 +42,16 @@ def test_first_deploy_creates_the_endpoint(aws):
     (model,) = aws.calls_to("CreateModel")
     container = model["PrimaryContainer"]
     assert container["ModelDataSource"]["S3DataSource"] == {
-        "S3Uri": run["paths"]["merged"], "S3DataType": "S3Prefix", "CompressionType": "None"}
-    assert container["Environment"] == {"HF_MODEL_ID": "/opt/ml/model", "SM_NUM_GPUS": "1",
-                                        "MAX_INPUT_TOKENS": "1536", "MAX_TOTAL_TOKENS": "2048"}
+        "S3Uri": run["paths"]["merged"],
+        "S3DataType": "S3Prefix",
+        "CompressionType": "None",
+    }
+    assert container["Environment"] == {
+        "HF_MODEL_ID": "/opt/ml/model",
+        "SM_NUM_GPUS": "1",
+        "MAX_INPUT_TOKENS": "1536",
+        "MAX_TOTAL_TOKENS": "2048",
+    }
     assert model["EnableNetworkIsolation"] is True
     (config,) = aws.calls_to("CreateEndpointConfig")
     variant = config["ProductionVariants"][0]
@@ -57,10 +66,13 @@ def test_first_deploy_creates_the_endpoint(aws):
     assert again["action"] == "create" and len(aws.calls_to("CreateEndpoint")) == 1
 
 
-@pytest.mark.parametrize("size, configured, expected", [
-    (14_000_000_000, None, 1860), (60_000_000_000, None, 3600), (14_000_000_000, 900, 900)])
+@pytest.mark.parametrize(
+    "size, configured, expected",
+    [(14_000_000_000, None, 1860), (60_000_000_000, None, 3600), (14_000_000_000, 900, 900)],
+)
 def test_timeouts_grow_with_the_model(size, configured, expected):
     from common.serving import timeout_for_size
+
     assert timeout_for_size(size, configured) == expected
 
 
@@ -80,7 +92,8 @@ def _serving_then_update(aws, **deployment):
 
 def test_existing_endpoint_is_updated_blue_green(aws):
     first, second, deployment = _serving_then_update(
-        aws, blue_green={"rollback_alarm_names": ["sql-assistant-5xx"], "wait_interval_seconds": 600})
+        aws, blue_green={"rollback_alarm_names": ["sql-assistant-5xx"], "wait_interval_seconds": 600}
+    )
     assert deployment["action"] == "update" and deployment["status"] == "Updating"
     assert deployment["previous_endpoint_config_name"] == first["names"]["endpoint_config"]
     (update,) = aws.endpoint_updates
@@ -88,9 +101,13 @@ def test_existing_endpoint_is_updated_blue_green(aws):
     policy = update["DeploymentConfig"]["BlueGreenUpdatePolicy"]
     assert policy["TrafficRoutingConfiguration"] == {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 600}
     # The endpoint's own alarms (5xx errors, model latency) first, then the input's.
-    assert update["DeploymentConfig"]["AutoRollbackConfiguration"] == {"Alarms": [
-        {"AlarmName": "sql-assistant-invocation-5xx-errors"}, {"AlarmName": "sql-assistant-model-latency"},
-        {"AlarmName": "sql-assistant-5xx"}]}
+    assert update["DeploymentConfig"]["AutoRollbackConfiguration"] == {
+        "Alarms": [
+            {"AlarmName": "sql-assistant-invocation-5xx-errors"},
+            {"AlarmName": "sql-assistant-model-latency"},
+            {"AlarmName": "sql-assistant-5xx"},
+        ]
+    }
     assert deployment["alarms"] == ["sql-assistant-invocation-5xx-errors", "sql-assistant-model-latency"]
     assert _describe(second, deployment)["status"] == "Updating"
     aws.finish_update(ENDPOINT)
@@ -108,8 +125,10 @@ def test_failed_update_keeps_the_old_endpoint_serving(aws):
     assert endpoint["EndpointConfigName"] == first["names"]["endpoint_config"]
     sagemaker.describe_endpoint_config(EndpointConfigName=first["names"]["endpoint_config"])
     sagemaker.describe_model(ModelName=first["names"]["model"])
-    assert sorted(result["deleted"]) == [f"endpoint-config/{second['names']['endpoint_config']}",
-                                         f"model/{second['names']['model']}"]
+    assert sorted(result["deleted"]) == [
+        f"endpoint-config/{second['names']['endpoint_config']}",
+        f"model/{second['names']['model']}",
+    ]
     assert aws.calls_to("DeleteEndpoint") == []
     assert result["error"] == "EndpointFailed" and result["cause"] == "update rolled back"
 
@@ -118,9 +137,15 @@ def test_cleanup_deletes_an_endpoint_this_run_created(aws):
     run = _run(aws, "first")
     deployment = _deploy(run)
     result = _cleanup(run, deployment, error="EndpointMismatch", message="endpoint matched 1 of 3")
-    assert sorted(result["deleted"]) == sorted([
-        f"endpoint/{ENDPOINT}", f"alarm/{ENDPOINT}-invocation-5xx-errors", f"alarm/{ENDPOINT}-model-latency",
-        f"endpoint-config/{run['names']['endpoint_config']}", f"model/{run['names']['model']}"])
+    assert sorted(result["deleted"]) == sorted(
+        [
+            f"endpoint/{ENDPOINT}",
+            f"alarm/{ENDPOINT}-invocation-5xx-errors",
+            f"alarm/{ENDPOINT}-model-latency",
+            f"endpoint-config/{run['names']['endpoint_config']}",
+            f"model/{run['names']['model']}",
+        ]
+    )
     assert aws.session.client("sagemaker").list_endpoints()["Endpoints"] == []
     assert aws.session.client("cloudwatch").describe_alarms()["MetricAlarms"] == []
 

@@ -1,12 +1,12 @@
 """start_job / describe_job: the container contract, adoption, failures."""
+
 import json
 import re
 
-import pytest
-from botocore.exceptions import ClientError
-
 import describe_job
+import pytest
 import start_job
+from botocore.exceptions import ClientError
 from common.errors import JobFailed, ThrottlingException
 from common.job_requests import METRIC_DEFINITIONS
 
@@ -14,14 +14,23 @@ from .conftest import ARTIFACTS
 
 
 def _start(run, kind, **state):
-    return start_job.handler({"step": f"Start{kind}", "kind": kind, "state": {"run": run, **state},
-                              "execution_name": run["execution_name"]}, None)
+    return start_job.handler(
+        {"step": f"Start{kind}", "kind": kind, "state": {"run": run, **state}, "execution_name": run["execution_name"]},
+        None,
+    )
 
 
 def test_training_job_follows_the_container_contract(aws, run):
     job = _start(run, "train")
-    assert job == {"name": f"{run['run_id']}-train", "kind": "train", "adopted": False, "status": "Completed",
-                   "arn": job["arn"], "started_at": job["started_at"], "poll_seconds": 60}
+    assert job == {
+        "name": f"{run['run_id']}-train",
+        "kind": "train",
+        "adopted": False,
+        "status": "Completed",
+        "arn": job["arn"],
+        "started_at": job["started_at"],
+        "poll_seconds": 60,
+    }
     (request,) = aws.calls_to("CreateTrainingJob")
     spec = request["AlgorithmSpecification"]
     assert spec["ContainerEntrypoint"] == ["python3", "/opt/ml/input/data/code/launch.py", "train.py"]
@@ -32,8 +41,10 @@ def test_training_job_follows_the_container_contract(aws, run):
     assert request["EnableManagedSpotTraining"] is True
     stop = request["StoppingCondition"]
     assert stop["MaxRuntimeInSeconds"] == 12 * 3600 and stop["MaxWaitTimeInSeconds"] >= stop["MaxRuntimeInSeconds"]
-    assert request["CheckpointConfig"] == {"S3Uri": f"s3://{ARTIFACTS}/runs/{run['run_id']}/checkpoints/",
-                                           "LocalPath": "/opt/ml/checkpoints"}
+    assert request["CheckpointConfig"] == {
+        "S3Uri": f"s3://{ARTIFACTS}/runs/{run['run_id']}/checkpoints/",
+        "LocalPath": "/opt/ml/checkpoints",
+    }
     out = request["OutputDataConfig"]
     assert out["CompressionType"] == "NONE" and out["KmsKeyId"] == aws.kms_key_arn
     assert out["S3OutputPath"] == f"s3://{ARTIFACTS}/runs/{run['run_id']}/training/"
@@ -47,8 +58,13 @@ def test_training_job_follows_the_container_contract(aws, run):
 def test_metric_definitions_parse_the_training_log_line():
     line = "train_metrics: step=12 loss=1.2345 learning_rate=0.0002 epoch=0.50 tokens_per_second=812.3"
     found = {d["Name"]: re.search(d["Regex"], line).group(1) for d in METRIC_DEFINITIONS}
-    assert found == {"train:step": "12", "train:loss": "1.2345", "train:learning_rate": "0.0002",
-                     "train:epoch": "0.50", "train:tokens_per_second": "812.3"}
+    assert found == {
+        "train:step": "12",
+        "train:loss": "1.2345",
+        "train:learning_rate": "0.0002",
+        "train:epoch": "0.50",
+        "train:tokens_per_second": "812.3",
+    }
     assert re.search(METRIC_DEFINITIONS[2]["Regex"], line.replace("0.0002", "2e-04")).group(1) == "2e-04"
 
 
@@ -57,18 +73,31 @@ def test_metric_definitions_read_every_field_of_the_line_training_prints():
 
     line = format_metric_line(step=7, loss=0.5, learning_rate=1.5e-05, epoch=1.25, tokens_per_second=99.5)
     found = {d["Name"]: float(re.search(d["Regex"], line).group(1)) for d in METRIC_DEFINITIONS}
-    assert found == {"train:step": 7, "train:loss": 0.5, "train:learning_rate": 1.5e-05, "train:epoch": 1.25,
-                     "train:tokens_per_second": 99.5}
+    assert found == {
+        "train:step": 7,
+        "train:loss": 0.5,
+        "train:learning_rate": 1.5e-05,
+        "train:epoch": 1.25,
+        "train:tokens_per_second": 99.5,
+    }
 
 
 def test_model_from_s3_isolates_the_job_and_vpc_and_token_settings(aws, monkeypatch):
     import validate
+
     monkeypatch.setenv("SUBNET_IDS", "subnet-0123456789abcdef0,subnet-0fedcba9876543210")
     monkeypatch.setenv("SECURITY_GROUP_IDS", "sg-0123456789abcdef0")
     monkeypatch.setenv("HF_TOKEN_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:hf-AbCdEf")
-    run = validate.handler({"execution_name": "s3-model", "state": {
-        "base_model": {"s3_uri": "s3://models-bucket/qwen/"},
-        "training": {"instance_type": "ml.m5.xlarge", "instance_count": 2, "use_spot": False}}}, None)
+    run = validate.handler(
+        {
+            "execution_name": "s3-model",
+            "state": {
+                "base_model": {"s3_uri": "s3://models-bucket/qwen/"},
+                "training": {"instance_type": "ml.m5.xlarge", "instance_count": 2, "use_spot": False},
+            },
+        },
+        None,
+    )
     _start(run, "train")
     (request,) = aws.calls_to("CreateTrainingJob")
     assert request["EnableNetworkIsolation"] is True and request["EnableInterContainerTrafficEncryption"] is True
@@ -82,20 +111,38 @@ def test_model_from_s3_isolates_the_job_and_vpc_and_token_settings(aws, monkeypa
 def test_several_spot_instances_in_a_vpc_get_a_request_sagemaker_accepts(aws, monkeypatch):
     """N hosts share one job-level VpcConfig; inputs are copied to each; traffic between them is encrypted."""
     import validate
+
     monkeypatch.setenv("SUBNET_IDS", "subnet-0123456789abcdef0")
     monkeypatch.setenv("SECURITY_GROUP_IDS", "sg-0123456789abcdef0,sg-0fedcba9876543210")
-    run = validate.handler({"execution_name": "four-hosts", "state": {
-        "training": {"instance_type": "ml.g5.12xlarge", "instance_count": 4, "use_spot": True,
-                     "hyperparameters": {"fsdp": "full_shard auto_wrap"}}}}, None)
+    run = validate.handler(
+        {
+            "execution_name": "four-hosts",
+            "state": {
+                "training": {
+                    "instance_type": "ml.g5.12xlarge",
+                    "instance_count": 4,
+                    "use_spot": True,
+                    "hyperparameters": {"fsdp": "full_shard auto_wrap"},
+                }
+            },
+        },
+        None,
+    )
     _start(run, "train")
-    (request,) = aws.calls_to("CreateTrainingJob")   # validated against SageMaker's service model
+    (request,) = aws.calls_to("CreateTrainingJob")  # validated against SageMaker's service model
     assert request["ResourceConfig"]["InstanceCount"] == 4
     assert request["EnableInterContainerTrafficEncryption"] is True
-    assert request["VpcConfig"] == {"Subnets": ["subnet-0123456789abcdef0"],
-                                    "SecurityGroupIds": ["sg-0123456789abcdef0", "sg-0fedcba9876543210"]}
+    assert request["VpcConfig"] == {
+        "Subnets": ["subnet-0123456789abcdef0"],
+        "SecurityGroupIds": ["sg-0123456789abcdef0", "sg-0fedcba9876543210"],
+    }
     assert {c["DataSource"]["S3DataSource"]["S3DataDistributionType"] for c in request["InputDataConfig"]} == {
-        "FullyReplicated"}
-    assert request["EnableManagedSpotTraining"] is True and request["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
+        "FullyReplicated"
+    }
+    assert (
+        request["EnableManagedSpotTraining"] is True
+        and request["CheckpointConfig"]["LocalPath"] == "/opt/ml/checkpoints"
+    )
     stop = request["StoppingCondition"]
     assert stop["MaxWaitTimeInSeconds"] >= stop["MaxRuntimeInSeconds"]
     assert request["HyperParameters"]["fsdp"] == "full_shard auto_wrap"
@@ -130,14 +177,16 @@ def test_prepare_and_evaluate_jobs(aws, run):
     assert inputs["model"] == run["paths"]["merged"] and inputs["data"] == run["paths"]["test_file"]
 
 
-VLLM_IMAGE = ("763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-vllm:"
-              "0.29.0-transformers5.15.0-gpu-py312-cu130-ubuntu24.04-v1.0")
+VLLM_IMAGE = (
+    "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-vllm:"
+    "0.29.0-transformers5.15.0-gpu-py312-cu130-ubuntu24.04-v1.0"
+)
 
 
 def _validated(execution_name, execution_input):
     import validate
-    return validate.handler({"step": "ValidateInput", "state": execution_input,
-                             "execution_name": execution_name}, None)
+
+    return validate.handler({"step": "ValidateInput", "state": execution_input, "execution_name": execution_name}, None)
 
 
 def test_a_vllm_deployment_is_evaluated_in_the_vllm_image_by_vllm(aws, monkeypatch):
@@ -154,10 +203,16 @@ def test_a_vllm_deployment_is_evaluated_in_the_vllm_image_by_vllm(aws, monkeypat
     assert evaluate["ProcessingResources"]["ClusterConfig"]["InstanceType"] == "ml.g5.2xlarge"
 
 
-@pytest.mark.parametrize("execution_input", [
-    {"deployment": {"engine": "tgi"}},
-    {"deployment": {"engine": "vllm"}, "evaluation": {"generation": "transformers", "instance_type": "ml.m5.xlarge"}},
-])
+@pytest.mark.parametrize(
+    "execution_input",
+    [
+        {"deployment": {"engine": "tgi"}},
+        {
+            "deployment": {"engine": "vllm"},
+            "evaluation": {"generation": "transformers", "instance_type": "ml.m5.xlarge"},
+        },
+    ],
+)
 def test_other_evaluations_run_in_the_training_image_with_transformers(aws, monkeypatch, execution_input):
     monkeypatch.setenv("VLLM_IMAGE_URI", VLLM_IMAGE)
     run = _validated("tf-eval", execution_input)
@@ -171,9 +226,10 @@ def test_other_evaluations_run_in_the_training_image_with_transformers(aws, monk
 
 def test_the_lambda_and_the_job_name_the_same_launch_flag():
     from common.job_requests import IMAGE_SOFTWARE_FLAG
+
     from training.wheelhouse import IMAGE_SOFTWARE_FLAG as job_flag
 
-    assert IMAGE_SOFTWARE_FLAG == job_flag
+    assert job_flag == IMAGE_SOFTWARE_FLAG
 
 
 def test_the_same_run_started_twice_makes_one_job(aws, run):
@@ -192,13 +248,16 @@ def test_a_create_race_is_adopted(aws, run):
         if model.name == "CreateProcessingJob" and lost_race["n"] == 0:
             lost_race["n"] += 1
             sagemaker.create_processing_job(**params)  # the other invocation wins
-            raise ClientError({"Error": {"Code": "ResourceInUse",
-                                         "Message": f"Job {params['ProcessingJobName']} already exists"}},
-                              "CreateProcessingJob")
+            raise ClientError(
+                {"Error": {"Code": "ResourceInUse", "Message": f"Job {params['ProcessingJobName']} already exists"}},
+                "CreateProcessingJob",
+            )
 
     import common.aws
-    common.aws.client("sagemaker").meta.events.register("before-parameter-build.sagemaker",
-                                                        create_elsewhere_then_conflict)
+
+    common.aws.client("sagemaker").meta.events.register(
+        "before-parameter-build.sagemaker", create_elsewhere_then_conflict
+    )
     job = _start(run, "prepare")
     assert job["adopted"] is True and job["name"] == f"{run['run_id']}-prep"
 
@@ -235,9 +294,9 @@ def test_waits_grow_with_the_time_a_stage_has_taken_up_to_its_cap():
     from common.polling import cap_seconds, looks_for, next_wait
 
     cap = cap_seconds("train", 672 * 3600, 60)
-    assert cap == 2420                                 # 1,000 looks for the longest spot job
-    assert next_wait(0, 60, cap) == 60                 # a new job is looked at after the input's interval
-    assert next_wait(3600, 60, cap) == 360             # an hour in: a tenth of the time taken
-    assert next_wait(10 * 24 * 3600, 60, cap) == cap   # never more than the cap
+    assert cap == 2420  # 1,000 looks for the longest spot job
+    assert next_wait(0, 60, cap) == 60  # a new job is looked at after the input's interval
+    assert next_wait(3600, 60, cap) == 360  # an hour in: a tenth of the time taken
+    assert next_wait(10 * 24 * 3600, 60, cap) == cap  # never more than the cap
     assert looks_for(672 * 3600, 60, cap) <= 1_000 + 40
-    assert next_wait(5, 1, cap_seconds("prepare", 2 * 3600, 1)) == 1    # local mode: every second at first
+    assert next_wait(5, 1, cap_seconds("prepare", 2 * 3600, 1)) == 1  # local mode: every second at first

@@ -1,4 +1,5 @@
 """Every job uses the commit Preflight resolved; the model package records what produced the model."""
+
 import json
 
 import register
@@ -9,16 +10,27 @@ from .helpers import metrics, put_evaluation, put_merged_model, put_uri
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 DATA_SHA = "fedcba9876543210fedcba9876543210fedcba98"
-PREFLIGHT = {"passed": True, "problems": [], "checks": [],
-             "base_model": {"source": "hub", "id": "Qwen/Qwen2.5-Coder-7B-Instruct", "revision": "main",
-                            "sha": SHA, "gated": False},
-             "dataset": {"source": "hub", "id": "b-mc2/sql-create-context", "revision": "main", "sha": DATA_SHA}}
+PREFLIGHT = {
+    "passed": True,
+    "problems": [],
+    "checks": [],
+    "base_model": {
+        "source": "hub",
+        "id": "Qwen/Qwen2.5-Coder-7B-Instruct",
+        "revision": "main",
+        "sha": SHA,
+        "gated": False,
+    },
+    "dataset": {"source": "hub", "id": "b-mc2/sql-create-context", "revision": "main", "sha": DATA_SHA},
+}
 
 
 def _hub_dataset(run):
     run = json.loads(json.dumps(run))
-    run["config"]["dataset"] = {**{k: v for k, v in run["config"]["dataset"].items() if k != "s3_uri"},
-                                "hf_dataset_id": "b-mc2/sql-create-context"}
+    run["config"]["dataset"] = {
+        **{k: v for k, v in run["config"]["dataset"].items() if k != "s3_uri"},
+        "hf_dataset_id": "b-mc2/sql-create-context",
+    }
     return run
 
 
@@ -49,17 +61,28 @@ def test_without_preflight_results_the_asked_revision_is_used_and_no_token_is_pa
 
 def test_the_model_package_records_its_lineage(aws, run):
     run = _hub_dataset(run)
-    run["config"]["training"]["hyperparameters"] = {"learning_rate": 0.0002, "lora_r": 16,
-                                                    "gradient_checkpointing": True, "quantization": "4bit"}
+    run["config"]["training"]["hyperparameters"] = {
+        "learning_rate": 0.0002,
+        "lora_r": 16,
+        "gradient_checkpointing": True,
+        "quantization": "4bit",
+    }
     put_evaluation(aws, run)
     put_merged_model(aws, run)
-    put_uri(aws, run["paths"]["data_report"], json.dumps(
-        {"files": {"train.jsonl": {"sha256": "a" * 64, "rows": 90}, "test.jsonl": {"sha256": "b" * 64, "rows": 10}}}))
+    put_uri(
+        aws,
+        run["paths"]["data_report"],
+        json.dumps(
+            {"files": {"train.jsonl": {"sha256": "a" * 64, "rows": 90}, "test.jsonl": {"sha256": "b" * 64, "rows": 10}}}
+        ),
+    )
     decision = {"passed": True, "reasons": ["pass: ok"], "metrics": metrics()}
     result = register.handler({"state": {"run": run, "gate": decision, "preflight": PREFLIGHT}}, None)
-    assert result["lineage_summary"] == (f"base hf://Qwen/Qwen2.5-Coder-7B-Instruct@{SHA[:12]}; "
-                                         f"data hf://b-mc2/sql-create-context@{DATA_SHA[:12]}; "
-                                         f"train sha256 {'a' * 12}, test sha256 {'b' * 12}")
+    assert result["lineage_summary"] == (
+        f"base hf://Qwen/Qwen2.5-Coder-7B-Instruct@{SHA[:12]}; "
+        f"data hf://b-mc2/sql-create-context@{DATA_SHA[:12]}; "
+        f"train sha256 {'a' * 12}, test sha256 {'b' * 12}"
+    )
     (request,) = aws.calls_to("CreateModelPackage")
     recorded = request["CustomerMetadataProperties"]
     assert recorded["base_model"] == "hf://Qwen/Qwen2.5-Coder-7B-Instruct"
@@ -73,8 +96,9 @@ def test_the_model_package_records_its_lineage(aws, run):
     assert len(recorded["settings_sha256"]) == 64
     hyperparameters = run["config"]["training"].get("hyperparameters", {})
     pairs = dict(pair.split("=", 1) for pair in recorded["hyperparameters"].split())
-    assert pairs == {key: str(value).lower() if isinstance(value, bool) else str(value)
-                     for key, value in hyperparameters.items()}
+    assert pairs == {
+        key: str(value).lower() if isinstance(value, bool) else str(value) for key, value in hyperparameters.items()
+    }
     assert len(recorded) <= 50 and all(0 < len(value) <= 256 for value in recorded.values())
 
 

@@ -1,12 +1,13 @@
 """What this stack did not create is never adopted, updated or deleted; what it creates says whose it is."""
-import boto3
-import pytest
 
+import boto3
 import cleanup
 import deploy
+import pytest
 import start_job
 import validate
 from common.errors import ResourceConflict
+
 from tests.lambdas.helpers import put_merged_model
 
 STACK = "arn:aws:cloudformation:us-east-1:123456789012:stack/LlmFineTuning/0f3c2e1a-aaaa-bbbb-cccc-1234567890ab"
@@ -20,8 +21,9 @@ def owned(aws, monkeypatch):
 
 
 def _run(name, **deployment):
-    return validate.handler({"execution_name": name, "state": {"deployment": {"endpoint_name": ENDPOINT,
-                                                                               **deployment}}}, None)
+    return validate.handler(
+        {"execution_name": name, "state": {"deployment": {"endpoint_name": ENDPOINT, **deployment}}}, None
+    )
 
 
 def test_everything_a_run_creates_carries_the_run_and_the_stack(owned):
@@ -37,14 +39,25 @@ def test_everything_a_run_creates_carries_the_run_and_the_stack(owned):
 
 def test_an_endpoint_of_another_owner_is_neither_updated_nor_deleted(owned):
     sagemaker = boto3.client("sagemaker", region_name="us-east-1")
-    sagemaker.create_model(ModelName="theirs", PrimaryContainer={"Image": "x"},
-                           ExecutionRoleArn="arn:aws:iam::123456789012:role/theirs")
-    sagemaker.create_endpoint_config(EndpointConfigName="theirs-cfg", ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": "theirs", "InstanceType": "ml.g5.2xlarge",
-        "InitialInstanceCount": 1}])
-    sagemaker.create_endpoint(EndpointName=ENDPOINT, EndpointConfigName="theirs-cfg",
-                              Tags=[{"Key": "fine-tune:run-id", "Value": "someone"},
-                                    {"Key": "fine-tune:stack", "Value": "another-stack"}])
+    sagemaker.create_model(
+        ModelName="theirs", PrimaryContainer={"Image": "x"}, ExecutionRoleArn="arn:aws:iam::123456789012:role/theirs"
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="theirs-cfg",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "theirs",
+                "InstanceType": "ml.g5.2xlarge",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sagemaker.create_endpoint(
+        EndpointName=ENDPOINT,
+        EndpointConfigName="theirs-cfg",
+        Tags=[{"Key": "fine-tune:run-id", "Value": "someone"}, {"Key": "fine-tune:stack", "Value": "another-stack"}],
+    )
     run = _run("intruder")
     put_merged_model(owned, run, size=1000)
     with pytest.raises(ResourceConflict, match="was not created by this stack"):

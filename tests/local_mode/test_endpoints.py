@@ -1,4 +1,5 @@
 """Endpoints served by a local TGI-compatible server, with SageMaker's lifecycles."""
+
 import json
 import time
 import urllib.request
@@ -9,8 +10,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from local_mode import moto_patches
-from local_mode.engines.tgi import Limits, RequestError, check_limits, cut_at_stop, parse_request
 from local_mode.endpoints import EndpointEmulator, EndpointSettings
+from local_mode.engines.tgi import Limits, RequestError, check_limits, cut_at_stop, parse_request
 from local_mode.jobs import JobRunner
 from local_mode.models import prepare_model
 from local_mode.s3_transfer import upload_folder
@@ -42,14 +43,29 @@ def wait_status(sagemaker, name, statuses):
 
 
 def create_config(sagemaker, name, timeout=600):
-    sagemaker.create_model(ModelName=f"{name}-model", ExecutionRoleArn=ROLE, PrimaryContainer={
-        "Image": "tgi", "Environment": {"HF_MODEL_ID": "/opt/ml/model", "MAX_INPUT_TOKENS": "256",
-                                        "MAX_TOTAL_TOKENS": "300"},
-        "ModelDataSource": {"S3DataSource": {"S3Uri": "s3://bkt/model/", "S3DataType": "S3Prefix",
-                                             "CompressionType": "None"}}})
-    sagemaker.create_endpoint_config(EndpointConfigName=f"{name}-cfg", ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": f"{name}-model", "InitialInstanceCount": 1,
-        "InstanceType": "ml.g5.2xlarge", "ContainerStartupHealthCheckTimeoutInSeconds": timeout}])
+    sagemaker.create_model(
+        ModelName=f"{name}-model",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": "tgi",
+            "Environment": {"HF_MODEL_ID": "/opt/ml/model", "MAX_INPUT_TOKENS": "256", "MAX_TOTAL_TOKENS": "300"},
+            "ModelDataSource": {
+                "S3DataSource": {"S3Uri": "s3://bkt/model/", "S3DataType": "S3Prefix", "CompressionType": "None"}
+            },
+        },
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=f"{name}-cfg",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": f"{name}-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.g5.2xlarge",
+                "ContainerStartupHealthCheckTimeoutInSeconds": timeout,
+            }
+        ],
+    )
 
 
 def test_endpoint_lifecycle_invoke_update_rollback_and_failure(tmp_path):
@@ -71,15 +87,24 @@ def test_endpoint_lifecycle_invoke_update_rollback_and_failure(tmp_path):
             assert wait_status(sagemaker, "ep", ("InService", "Failed"))["EndpointStatus"] == "InService"
 
             request = {"inputs": "SELECT name FROM", "parameters": {"max_new_tokens": 8, "do_sample": False}}
-            answer = json.loads(runtime.invoke_endpoint(EndpointName="ep", ContentType="application/json",
-                                                        Body=json.dumps(request))["Body"].read())
+            answer = json.loads(
+                runtime.invoke_endpoint(EndpointName="ep", ContentType="application/json", Body=json.dumps(request))[
+                    "Body"
+                ].read()
+            )
             assert isinstance(answer, list) and isinstance(answer[0]["generated_text"], str)
-            http = urllib.request.Request(f"{emulator.url('ep')}/invocations", data=json.dumps(request).encode(),
-                                          headers={"Content-Type": "application/json"})
-            assert json.loads(urllib.request.urlopen(http).read()) == answer   # greedy: the same answer
+            http = urllib.request.Request(
+                f"{emulator.url('ep')}/invocations",
+                data=json.dumps(request).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            assert json.loads(urllib.request.urlopen(http).read()) == answer  # greedy: the same answer
             with pytest.raises(ClientError) as error:
-                runtime.invoke_endpoint(EndpointName="ep", ContentType="application/json",
-                                        Body=json.dumps({"inputs": "x", "parameters": {"max_new_tokens": 500}}))
+                runtime.invoke_endpoint(
+                    EndpointName="ep",
+                    ContentType="application/json",
+                    Body=json.dumps({"inputs": "x", "parameters": {"max_new_tokens": 500}}),
+                )
             assert error.value.response["Error"]["Code"] == "ModelError"
             assert "must be <= 300" in str(error.value)
             with pytest.raises(ClientError, match="Endpoint nope of account"):
@@ -88,7 +113,7 @@ def test_endpoint_lifecycle_invoke_update_rollback_and_failure(tmp_path):
             # A blue/green update whose new server never becomes healthy rolls back.
             create_config(sagemaker, "b", timeout=60)
             settings.never_healthy = True
-            settings.health_check_timeout_cap = 3   # the API allows no less than 60 s
+            settings.health_check_timeout_cap = 3  # the API allows no less than 60 s
             old_url = emulator.url("ep")
             sagemaker.update_endpoint(EndpointName="ep", EndpointConfigName="b-cfg")
             assert sagemaker.describe_endpoint(EndpointName="ep")["EndpointStatus"] == "Updating"
@@ -127,8 +152,9 @@ def test_an_error_of_the_emulation_itself_fails_the_endpoint_instead_of_leaving_
             sagemaker.create_endpoint(EndpointName="ep", EndpointConfigName="a-cfg")
             failed = wait_status(sagemaker, "ep", ("InService", "Failed"))
             assert failed["EndpointStatus"] == "Failed"
-            assert failed["FailureReason"] == ("InternalServerError: local mode could not start the server: "
-                                               "OSError: no free port")
+            assert failed["FailureReason"] == (
+                "InternalServerError: local mode could not start the server: OSError: no free port"
+            )
             [deployment] = emulator.deployments("ep")
             assert deployment["status"] == "Failed" and deployment["seconds"] >= 0
         finally:

@@ -1,4 +1,5 @@
 """The IAM evaluator: conditions, explicit denies, KMS key policies, request mapping, loud gaps."""
+
 import pytest
 
 from local_mode.iam import catalog
@@ -20,9 +21,14 @@ def session(role=ROLE):
 
 
 def evaluator(identity=None, resources=None):
-    return PolicyEvaluator({ROLE: parse_document({"Statement": identity or []}, "identity")},
-                           {owner: parse_document({"Statement": statements}, f"policy of {owner}", resource_policy=True)
-                            for owner, statements in (resources or {}).items()}, policy_owner)
+    return PolicyEvaluator(
+        {ROLE: parse_document({"Statement": identity or []}, "identity")},
+        {
+            owner: parse_document({"Statement": statements}, f"policy of {owner}", resource_policy=True)
+            for owner, statements in (resources or {}).items()
+        },
+        policy_owner,
+    )
 
 
 class FakeView:
@@ -62,28 +68,41 @@ class FakeView:
 
 # ---- conditions ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("block, context, expected", [
-    ({"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-     {"iam:PassedToService": "sagemaker.amazonaws.com"}, True),
-    ({"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-     {"iam:PassedToService": "lambda.amazonaws.com"}, False),
-    ({"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}, {}, False),
-    ({"StringNotEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}, {}, True),
-    ({"StringLike": {"s3:prefix": ["runs/*"]}}, {"s3:prefix": "runs/r1/eval/"}, True),
-    ({"StringLike": {"s3:prefix": ["runs/*"]}}, {"s3:prefix": "code/x"}, False),
-    ({"Null": {"aws:RequestTag/fine-tune:run-id": "false"}}, {"aws:RequestTag/fine-tune:run-id": "r1"}, True),
-    ({"Null": {"aws:RequestTag/fine-tune:run-id": "false"}}, {}, False),
-    ({"Null": {"aws:ResourceTag/fine-tune:run-id": "true"}}, {}, True),
-    ({"Bool": {"aws:SecureTransport": "false"}}, {"aws:SecureTransport": True}, False),
-    ({"Bool": {"aws:SecureTransport": "false"}}, {"aws:SecureTransport": False}, True),
-    ({"StringEqualsIfExists": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}, {}, True),
-    ({"ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b"]}}, {"aws:TagKeys": ["a"]}, True),
-    ({"ForAllValues:StringEquals": {"aws:TagKeys": ["a"]}}, {"aws:TagKeys": ["a", "c"]}, False),
-    ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["c"]}}, {"aws:TagKeys": ["a", "c"]}, True),
-    ({"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:1:log-group:*"}},
-     {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:1:log-group:/x/y"}, True),
-    ({"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}, {"cloudwatch:namespace": "Custom"}, False),
-])
+
+@pytest.mark.parametrize(
+    "block, context, expected",
+    [
+        (
+            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            {"iam:PassedToService": "sagemaker.amazonaws.com"},
+            True,
+        ),
+        (
+            {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            {"iam:PassedToService": "lambda.amazonaws.com"},
+            False,
+        ),
+        ({"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}, {}, False),
+        ({"StringNotEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}, {}, True),
+        ({"StringLike": {"s3:prefix": ["runs/*"]}}, {"s3:prefix": "runs/r1/eval/"}, True),
+        ({"StringLike": {"s3:prefix": ["runs/*"]}}, {"s3:prefix": "code/x"}, False),
+        ({"Null": {"aws:RequestTag/fine-tune:run-id": "false"}}, {"aws:RequestTag/fine-tune:run-id": "r1"}, True),
+        ({"Null": {"aws:RequestTag/fine-tune:run-id": "false"}}, {}, False),
+        ({"Null": {"aws:ResourceTag/fine-tune:run-id": "true"}}, {}, True),
+        ({"Bool": {"aws:SecureTransport": "false"}}, {"aws:SecureTransport": True}, False),
+        ({"Bool": {"aws:SecureTransport": "false"}}, {"aws:SecureTransport": False}, True),
+        ({"StringEqualsIfExists": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}, {}, True),
+        ({"ForAllValues:StringEquals": {"aws:TagKeys": ["a", "b"]}}, {"aws:TagKeys": ["a"]}, True),
+        ({"ForAllValues:StringEquals": {"aws:TagKeys": ["a"]}}, {"aws:TagKeys": ["a", "c"]}, False),
+        ({"ForAnyValue:StringEquals": {"aws:TagKeys": ["c"]}}, {"aws:TagKeys": ["a", "c"]}, True),
+        (
+            {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:1:log-group:*"}},
+            {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:1:log-group:/x/y"},
+            True,
+        ),
+        ({"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}, {"cloudwatch:namespace": "Custom"}, False),
+    ],
+)
 def test_condition_operators(block, context, expected):
     assert evaluate_block(block, context) is expected
 
@@ -99,12 +118,22 @@ def test_a_key_local_mode_does_not_model_is_an_error_not_a_pass():
 
 # ---- decisions ------------------------------------------------------------------------------------
 
+
 def test_an_explicit_deny_wins_over_an_allow():
     policies = evaluator(
         identity=[{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-        resources={"arn:aws:s3:::data": [{"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "s3:*",
-                                          "Resource": "arn:aws:s3:::data/*",
-                                          "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]})
+        resources={
+            "arn:aws:s3:::data": [
+                {
+                    "Effect": "Deny",
+                    "Principal": {"AWS": "*"},
+                    "Action": "s3:*",
+                    "Resource": "arn:aws:s3:::data/*",
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ]
+        },
+    )
     secure = policies.decide(Request(session(), "s3:GetObject", "arn:aws:s3:::data/k", {"aws:SecureTransport": True}))
     plain = policies.decide(Request(session(), "s3:GetObject", "arn:aws:s3:::data/k", {"aws:SecureTransport": False}))
     assert secure.allowed
@@ -114,14 +143,23 @@ def test_an_explicit_deny_wins_over_an_allow():
 def test_an_implicit_denial_names_principal_action_and_resource():
     decision = evaluator().decide(Request(session(), "sagemaker:UpdateEndpoint", ENDPOINT))
     assert not decision.allowed and not decision.explicit_deny
-    assert decision.message == (f"User: arn:aws:sts::{ACCOUNT}:assumed-role/deploy/fn is not authorized to perform: "
-                                f"sagemaker:UpdateEndpoint on resource: {ENDPOINT} because no identity-based policy "
-                                "allows the sagemaker:UpdateEndpoint action")
+    assert decision.message == (
+        f"User: arn:aws:sts::{ACCOUNT}:assumed-role/deploy/fn is not authorized to perform: "
+        f"sagemaker:UpdateEndpoint on resource: {ENDPOINT} because no identity-based policy "
+        "allows the sagemaker:UpdateEndpoint action"
+    )
 
 
 def test_actions_match_without_case_and_resources_with_it():
-    policies = evaluator(identity=[{"Effect": "Allow", "Action": "sagemaker:describe*",
-                                    "Resource": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/sql"}])
+    policies = evaluator(
+        identity=[
+            {
+                "Effect": "Allow",
+                "Action": "sagemaker:describe*",
+                "Resource": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/sql",
+            }
+        ]
+    )
     assert policies.decide(Request(session(), "sagemaker:DescribeEndpoint", ENDPOINT)).allowed
     assert not policies.decide(Request(session(), "sagemaker:DescribeEndpoint", ENDPOINT.upper())).allowed
 
@@ -132,17 +170,21 @@ def test_kms_needs_the_key_policy_to_delegate_to_iam():
     direct = {"Effect": "Allow", "Principal": {"AWS": OTHER_ROLE}, "Action": "kms:Decrypt", "Resource": "*"}
     request = Request(session(), "kms:Decrypt", KEY)
     assert evaluator(identity, {KEY: [root]}).decide(request).allowed
-    assert not evaluator([], {KEY: [root]}).decide(request).allowed          # delegated, but IAM grants nothing
-    refused = evaluator(identity, {KEY: [direct]}).decide(request)           # IAM allows, the key policy does not
+    assert not evaluator([], {KEY: [root]}).decide(request).allowed  # delegated, but IAM grants nothing
+    refused = evaluator(identity, {KEY: [direct]}).decide(request)  # IAM allows, the key policy does not
     assert not refused.allowed and "no resource-based policy allows" in refused.message
     assert evaluator([], {KEY: [direct]}).decide(Request(session(OTHER_ROLE), "kms:Decrypt", KEY)).allowed
 
 
 def test_a_service_principal_is_allowed_only_by_a_statement_naming_it():
     logs = Principal.service_principal("logs.us-east-1.amazonaws.com", ACCOUNT)
-    statement = {"Effect": "Allow", "Principal": {"Service": "logs.us-east-1.amazonaws.com"},
-                 "Action": "kms:GenerateDataKey*", "Resource": "*",
-                 "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:*"}}}
+    statement = {
+        "Effect": "Allow",
+        "Principal": {"Service": "logs.us-east-1.amazonaws.com"},
+        "Action": "kms:GenerateDataKey*",
+        "Resource": "*",
+        "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:*"}},
+    }
     policies = evaluator(resources={KEY: [statement]})
     context = {"kms:EncryptionContext:aws:logs:arn": "arn:aws:logs:us-east-1:1:log-group:g"}
     assert policies.decide(Request(logs, "kms:GenerateDataKey", KEY, context)).allowed
@@ -151,13 +193,21 @@ def test_a_service_principal_is_allowed_only_by_a_statement_naming_it():
 
 # ---- request mapping --------------------------------------------------------------------------------
 
+
 def test_update_endpoint_authorizes_the_endpoint_and_the_config():
-    view = FakeView(tags={("endpoint", "sql"): {"fine-tune:run-id": "r0"},
-                          ("endpoint-config", "r1-cfg"): {"fine-tune:run-id": "r1"}})
-    checks = authorizations("sagemaker", "UpdateEndpoint", {"EndpointName": "sql", "EndpointConfigName": "r1-cfg"},
-                            view)
+    view = FakeView(
+        tags={
+            ("endpoint", "sql"): {"fine-tune:run-id": "r0"},
+            ("endpoint-config", "r1-cfg"): {"fine-tune:run-id": "r1"},
+        }
+    )
+    checks = authorizations(
+        "sagemaker", "UpdateEndpoint", {"EndpointName": "sql", "EndpointConfigName": "r1-cfg"}, view
+    )
     assert [(c.action, c.resource.rsplit(":", 1)[-1]) for c in checks] == [
-        ("sagemaker:UpdateEndpoint", "endpoint/sql"), ("sagemaker:UpdateEndpoint", "endpoint-config/r1-cfg")]
+        ("sagemaker:UpdateEndpoint", "endpoint/sql"),
+        ("sagemaker:UpdateEndpoint", "endpoint-config/r1-cfg"),
+    ]
     assert checks[1].context["aws:ResourceTag/fine-tune:run-id"] == "r1"
 
 
@@ -191,8 +241,12 @@ def test_publishing_to_an_encrypted_topic_needs_the_key():
 def test_listing_model_packages_authorizes_no_arn_and_a_new_package_its_own():
     listing = authorizations("sagemaker", "ListModelPackages", {"ModelPackageGroupName": "g"}, FakeView())
     assert [(c.action, c.resource) for c in listing] == [("sagemaker:ListModelPackages", "*")]
-    create = authorizations("sagemaker", "CreateModelPackage",
-                            {"ModelPackageGroupName": "G", "Tags": [{"Key": "k", "Value": "v"}]}, FakeView())
+    create = authorizations(
+        "sagemaker",
+        "CreateModelPackage",
+        {"ModelPackageGroupName": "G", "Tags": [{"Key": "k", "Value": "v"}]},
+        FakeView(),
+    )
     resources = [(c.action, c.resource.rsplit(":", 1)[-1]) for c in create]
     assert ("sagemaker:CreateModelPackage", "model-package/g/3") in resources
     assert ("sagemaker:CreateModelPackage", "model-package-group/G") in resources
@@ -217,6 +271,7 @@ def test_the_catalog_knows_the_reference():
 
 
 # ---- the stack's own policies ------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def deployed_store(stack_template):
@@ -246,6 +301,11 @@ def test_every_action_in_the_stack_policies_exists(deployed_store):
 def test_every_condition_key_in_the_stack_policies_is_modeled(deployed_store):
     from local_mode.iam.conditions import is_modeled
 
-    keys = {key for statements in list(deployed_store.identity.values()) + list(deployed_store.resources.values())
-            for statement in statements for entries in (statement.conditions or {}).values() for key in entries}
+    keys = {
+        key
+        for statements in list(deployed_store.identity.values()) + list(deployed_store.resources.values())
+        for statement in statements
+        for entries in (statement.conditions or {}).values()
+        for key in entries
+    }
     assert keys and all(is_modeled(key) for key in keys), sorted(key for key in keys if not is_modeled(key))

@@ -1,4 +1,5 @@
 """SageMaker jobs as local processes: lifecycle, container contract, uniqueness, stop, failure, hosts, network."""
+
 import json
 import socket
 import threading
@@ -14,12 +15,13 @@ from local_mode.endpoints import EndpointEmulator
 from local_mode.job_network import namespaces_available
 from local_mode.jobs import JobRunner, JobSettings
 
-needs_namespaces = pytest.mark.skipif(not namespaces_available(),
-                                      reason="network namespaces need root (unshare, nsenter, ip)")
+needs_namespaces = pytest.mark.skipif(
+    not namespaces_available(), reason="network namespaces need root (unshare, nsenter, ip)"
+)
 
 REGION = "us-east-1"
 ROLE = "arn:aws:iam::123456789012:role/sm"
-SCRIPT = r'''
+SCRIPT = r"""
 import json, os, sys, time, pathlib
 root = pathlib.Path(os.environ["OPT_ML"])
 hp = json.loads((root / "input/config/hyperparameters.json").read_text())
@@ -36,15 +38,18 @@ for step in range(start + 1, int(hp["steps"]) + 1):
     (ckpt / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps({"global_step": step}))
     time.sleep(float(hp.get("sleep", "0")))
 (root / "model" / "weights.txt").write_text(f"steps={hp['steps']} start={start}")
-'''
+"""
 
 
 @pytest.fixture
 def aws(tmp_path):
     lines = []
     with mock_aws():
-        runner = JobRunner(tmp_path, on_log=lambda job, kind, line: lines.append((job, line)),
-                           settings=JobSettings(poll_seconds=0.1, checkpoint_sync_seconds=0.1, stop_grace_seconds=2))
+        runner = JobRunner(
+            tmp_path,
+            on_log=lambda job, kind, line: lines.append((job, line)),
+            settings=JobSettings(poll_seconds=0.1, checkpoint_sync_seconds=0.1, stop_grace_seconds=2),
+        )
         with moto_patches.installed(object(), runner, EndpointEmulator(tmp_path)):
             s3 = boto3.client("s3", region_name=REGION)
             s3.create_bucket(Bucket="bkt")
@@ -56,21 +61,32 @@ def aws(tmp_path):
 
 def training_request(name, **hyperparameters):
     return dict(
-        TrainingJobName=name, RoleArn=ROLE,
-        AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File",
-                                "ContainerEntrypoint": ["python3", "/opt/ml/input/data/code/job.py"],
-                                "ContainerArguments": ["--out=/opt/ml/model"],
-                                "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=([0-9.]+)"}]},
+        TrainingJobName=name,
+        RoleArn=ROLE,
+        AlgorithmSpecification={
+            "TrainingImage": "img",
+            "TrainingInputMode": "File",
+            "ContainerEntrypoint": ["python3", "/opt/ml/input/data/code/job.py"],
+            "ContainerArguments": ["--out=/opt/ml/model"],
+            "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=([0-9.]+)"}],
+        },
         HyperParameters={"steps": "3", **hyperparameters},
-        InputDataConfig=[{"ChannelName": "code", "DataSource": {"S3DataSource": {
-                              "S3DataType": "S3Prefix", "S3Uri": "s3://bkt/code/"}}},
-                         {"ChannelName": "train", "DataSource": {"S3DataSource": {
-                              "S3DataType": "S3Prefix", "S3Uri": "s3://bkt/data"}}}],
+        InputDataConfig=[
+            {
+                "ChannelName": "code",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bkt/code/"}},
+            },
+            {
+                "ChannelName": "train",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bkt/data"}},
+            },
+        ],
         OutputDataConfig={"S3OutputPath": "s3://bkt/runs/r1/training/", "CompressionType": "NONE"},
         CheckpointConfig={"S3Uri": "s3://bkt/runs/r1/checkpoints"},
         ResourceConfig={"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
         StoppingCondition={"MaxRuntimeInSeconds": 600},
-        Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}])
+        Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}],
+    )
 
 
 def wait(sagemaker, name, statuses=("Completed", "Failed", "Stopped")):
@@ -177,8 +193,12 @@ def test_a_stop_while_inputs_download_keeps_the_process_from_starting(aws, monke
 
 def test_spot_interruption_restarts_from_synced_checkpoints(tmp_path):
     with mock_aws():
-        runner = JobRunner(tmp_path, settings=JobSettings(poll_seconds=0.1, checkpoint_sync_seconds=0.1,
-                                                          interrupt_training_after_checkpoint=True))
+        runner = JobRunner(
+            tmp_path,
+            settings=JobSettings(
+                poll_seconds=0.1, checkpoint_sync_seconds=0.1, interrupt_training_after_checkpoint=True
+            ),
+        )
         with moto_patches.installed(object(), runner, EndpointEmulator(tmp_path)):
             s3 = boto3.client("s3", region_name=REGION)
             s3.create_bucket(Bucket="bkt")
@@ -201,8 +221,12 @@ def test_spot_interruption_restarts_from_synced_checkpoints(tmp_path):
 @needs_namespaces
 def test_a_spot_interruption_restarts_every_host_from_the_synced_checkpoints(tmp_path):
     with mock_aws():
-        runner = JobRunner(tmp_path, settings=JobSettings(poll_seconds=0.1, checkpoint_sync_seconds=0.1,
-                                                          interrupt_training_after_checkpoint=True))
+        runner = JobRunner(
+            tmp_path,
+            settings=JobSettings(
+                poll_seconds=0.1, checkpoint_sync_seconds=0.1, interrupt_training_after_checkpoint=True
+            ),
+        )
         with moto_patches.installed(object(), runner, EndpointEmulator(tmp_path)):
             s3 = boto3.client("s3", region_name=REGION)
             s3.create_bucket(Bucket="bkt")
@@ -214,7 +238,9 @@ def test_a_spot_interruption_restarts_every_host_from_the_synced_checkpoints(tmp
             sagemaker.create_training_job(**request)
             job = wait(sagemaker, "r1-spot-hosts")
             runner.shutdown()
-            body = s3.get_object(Bucket="bkt", Key="runs/r1/training/r1-spot-hosts/output/model/weights.txt")["Body"].read()
+            body = s3.get_object(Bucket="bkt", Key="runs/r1/training/r1-spot-hosts/output/model/weights.txt")[
+                "Body"
+            ].read()
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     [summary] = runner.summaries()
     assert summary["attempts"] == 2
@@ -229,30 +255,72 @@ def test_a_spot_interruption_restarts_every_host_from_the_synced_checkpoints(tmp
 
 def test_processing_job_maps_local_paths_and_uploads_outputs(aws, tmp_path):
     runner, sagemaker, s3, lines = aws
-    s3.put_object(Bucket="bkt", Key="code/prep.py", Body=(
-        b"import sys, pathlib\n"
-        b"src = pathlib.Path(sys.argv[1]); out = pathlib.Path(sys.argv[2])\n"
-        b"(out / 'copy.txt').write_text((src / 'rows.txt').read_text())\n"))
+    s3.put_object(
+        Bucket="bkt",
+        Key="code/prep.py",
+        Body=(
+            b"import sys, pathlib\n"
+            b"src = pathlib.Path(sys.argv[1]); out = pathlib.Path(sys.argv[2])\n"
+            b"(out / 'copy.txt').write_text((src / 'rows.txt').read_text())\n"
+        ),
+    )
     sagemaker.create_processing_job(
-        ProcessingJobName="r1-prep", RoleArn=ROLE,
-        AppSpecification={"ImageUri": "img", "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/prep.py"],
-                          "ContainerArguments": ["/opt/ml/processing/input/data", "/opt/ml/processing/output/data"]},
-        ProcessingInputs=[{"InputName": "code", "S3Input": {"S3Uri": "s3://bkt/code/prep.py", "LocalPath":
-                           "/opt/ml/processing/input/code", "S3DataType": "S3Prefix", "S3InputMode": "File"}},
-                          {"InputName": "data", "S3Input": {"S3Uri": "s3://bkt/data/", "LocalPath":
-                           "/opt/ml/processing/input/data", "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
-        ProcessingOutputConfig={"Outputs": [{"OutputName": "data", "S3Output": {
-            "S3Uri": "s3://bkt/runs/r1/data", "LocalPath": "/opt/ml/processing/output/data", "S3UploadMode": "EndOfJob"}}]},
-        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}},
-        Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}])
+        ProcessingJobName="r1-prep",
+        RoleArn=ROLE,
+        AppSpecification={
+            "ImageUri": "img",
+            "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/prep.py"],
+            "ContainerArguments": ["/opt/ml/processing/input/data", "/opt/ml/processing/output/data"],
+        },
+        ProcessingInputs=[
+            {
+                "InputName": "code",
+                "S3Input": {
+                    "S3Uri": "s3://bkt/code/prep.py",
+                    "LocalPath": "/opt/ml/processing/input/code",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            },
+            {
+                "InputName": "data",
+                "S3Input": {
+                    "S3Uri": "s3://bkt/data/",
+                    "LocalPath": "/opt/ml/processing/input/data",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            },
+        ],
+        ProcessingOutputConfig={
+            "Outputs": [
+                {
+                    "OutputName": "data",
+                    "S3Output": {
+                        "S3Uri": "s3://bkt/runs/r1/data",
+                        "LocalPath": "/opt/ml/processing/output/data",
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+            ]
+        },
+        ProcessingResources={
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}
+        },
+        Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}],
+    )
     job = wait_processing(sagemaker, "r1-prep")
     assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
     assert s3.get_object(Bucket="bkt", Key="runs/r1/data/copy.txt")["Body"].read() == b"42\n"
     with pytest.raises(ClientError) as error:
         sagemaker.create_processing_job(
-            ProcessingJobName="r1-prep", RoleArn=ROLE, AppSpecification={"ImageUri": "img"},
-            ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge",
-                                                   "VolumeSizeInGB": 30}})
+            ProcessingJobName="r1-prep",
+            RoleArn=ROLE,
+            AppSpecification={"ImageUri": "img"},
+            ProcessingResources={
+                "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.xlarge", "VolumeSizeInGB": 30}
+            },
+        )
     assert error.value.response["Error"]["Code"] == "ResourceInUse"
 
 
@@ -260,6 +328,7 @@ def test_spot_emulation_waits_for_the_whole_checkpoint_to_reach_s3(tmp_path):
     from types import SimpleNamespace
 
     from local_mode.jobs import LocalJob, _signature
+
     checkpoints = tmp_path / "checkpoints"
     (checkpoints / "checkpoint-2").mkdir(parents=True)
     state = checkpoints / "checkpoint-2" / "trainer_state.json"
@@ -268,24 +337,28 @@ def test_spot_emulation_waits_for_the_whole_checkpoint_to_reach_s3(tmp_path):
     optimizer.write_bytes(b"x" * 10)
     second = tmp_path / "algo-2-checkpoints"
     (second / "checkpoint-2").mkdir(parents=True)
-    rng = second / "checkpoint-2" / "rng_state_1.pth"   # what the second host's rank writes
+    rng = second / "checkpoint-2" / "rng_state_1.pth"  # what the second host's rank writes
     rng.write_bytes(b"r")
-    spec = SimpleNamespace(kind="training", hosts=[
-        SimpleNamespace(name="algo-1", checkpoint=SimpleNamespace(local_path=checkpoints)),
-        SimpleNamespace(name="algo-2", checkpoint=SimpleNamespace(local_path=second))])
+    spec = SimpleNamespace(
+        kind="training",
+        hosts=[
+            SimpleNamespace(name="algo-1", checkpoint=SimpleNamespace(local_path=checkpoints)),
+            SimpleNamespace(name="algo-2", checkpoint=SimpleNamespace(local_path=second)),
+        ],
+    )
     job = LocalJob(spec=spec, fake=None, folder=tmp_path, log_path=tmp_path / "job.log")
     first, other = job.hosts
     runner = JobRunner(tmp_path, settings=JobSettings(interrupt_training_after_checkpoint=True))
     first.synced = {"checkpoint-2/trainer_state.json": _signature(state)}
-    assert not runner._should_interrupt(job)          # the optimizer state has not been uploaded yet
+    assert not runner._should_interrupt(job)  # the optimizer state has not been uploaded yet
     first.synced["checkpoint-2/optimizer.pt"] = (3, 0)
-    assert not runner._should_interrupt(job)          # an older version of it has
+    assert not runner._should_interrupt(job)  # an older version of it has
     first.synced["checkpoint-2/optimizer.pt"] = _signature(optimizer)
-    assert not runner._should_interrupt(job)          # the second host's part has not
+    assert not runner._should_interrupt(job)  # the second host's part has not
     other.synced["checkpoint-2/rng_state_1.pth"] = _signature(rng)
     assert runner._should_interrupt(job)
     job.interrupted = True
-    assert not runner._should_interrupt(job)          # once per job
+    assert not runner._should_interrupt(job)  # once per job
 
 
 def test_an_error_of_the_emulation_itself_fails_the_job_instead_of_leaving_it_in_progress(aws, monkeypatch):
@@ -354,20 +427,30 @@ def test_several_instances_run_as_hosts_that_reach_each_other_by_name(aws, tmp_p
     job = wait(sagemaker, "r1-hosts")
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     folder = tmp_path / "runs" / "r1" / "jobs" / "r1-hosts"
-    roots = {"algo-1": folder / "opt_ml", "algo-2": folder / "algo-2" / "opt_ml", "algo-3": folder / "algo-3" / "opt_ml"}
+    roots = {
+        "algo-1": folder / "opt_ml",
+        "algo-2": folder / "algo-2" / "opt_ml",
+        "algo-3": folder / "algo-3" / "opt_ml",
+    }
     for host, root in roots.items():
         config = json.loads((root / "input/config/resourceconfig.json").read_text())
         assert config["current_host"] == host and config["hosts"] == ["algo-1", "algo-2", "algo-3"]
         assert config["network_interface_name"] == "eth0"
-        assert (root / "input/data/train/rows.txt").read_text() == "42\n"      # every channel on every host
+        assert (root / "input/data/train/rows.txt").read_text() == "42\n"  # every channel on every host
     log = (folder / "job.log").read_text()
-    assert "[algo-1] rendezvous ['algo-2@algo-2', 'algo-3@algo-3']" in log   # by name, over the job's network
+    assert "[algo-1] rendezvous ['algo-2@algo-2', 'algo-3@algo-3']" in log  # by name, over the job's network
     # Only the first host's model is the job's model; every host's checkpoint files reach the one URI.
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="bkt", Prefix="runs/r1/")["Contents"]}
     assert "runs/r1/training/r1-hosts/output/model/weights.txt" in keys
-    assert s3.get_object(Bucket="bkt", Key="runs/r1/training/r1-hosts/output/model/weights.txt")["Body"].read() == b"algo-1"
-    assert {"runs/r1/checkpoints/checkpoint-1/trainer_state.json", "runs/r1/checkpoints/checkpoint-1/rng_state_1.pth",
-            "runs/r1/checkpoints/checkpoint-1/rng_state_2.pth"} <= keys
+    assert (
+        s3.get_object(Bucket="bkt", Key="runs/r1/training/r1-hosts/output/model/weights.txt")["Body"].read()
+        == b"algo-1"
+    )
+    assert {
+        "runs/r1/checkpoints/checkpoint-1/trainer_state.json",
+        "runs/r1/checkpoints/checkpoint-1/rng_state_1.pth",
+        "runs/r1/checkpoints/checkpoint-1/rng_state_2.pth",
+    } <= keys
 
 
 @needs_namespaces
@@ -380,11 +463,16 @@ def test_one_host_failing_fails_the_job_with_its_reason_and_stops_the_others(aws
     job = wait(sagemaker, "r1-broken-host")
     assert job["TrainingJobStatus"] == "Failed"
     assert job["FailureReason"] == "AlgorithmError: ExitCode 3\nValueError: algo-2 broke"
-    assert time.monotonic() - started < 60          # algo-1 (sleeping 120 s) was stopped
-    assert any(line.startswith("[local mode] algo-2 failed (exit code 3): stopping the other hosts")
-               for name, line in lines if name == "r1-broken-host")
-    assert not any(o["Key"].endswith("weights.txt") for o in
-                   s3.list_objects_v2(Bucket="bkt", Prefix="runs/r1/training/").get("Contents", []))
+    assert time.monotonic() - started < 60  # algo-1 (sleeping 120 s) was stopped
+    assert any(
+        line.startswith("[local mode] algo-2 failed (exit code 3): stopping the other hosts")
+        for name, line in lines
+        if name == "r1-broken-host"
+    )
+    assert not any(
+        o["Key"].endswith("weights.txt")
+        for o in s3.list_objects_v2(Bucket="bkt", Prefix="runs/r1/training/").get("Contents", [])
+    )
 
 
 NETWORK_SCRIPT = r"""
@@ -424,28 +512,46 @@ def test_no_socket_leaves_a_job_and_s3_channels_still_arrive(aws, tmp_path, isol
     job = wait(sagemaker, request["TrainingJobName"])
     server.close()
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
-    result = json.loads((tmp_path / "runs/r1/jobs" / request["TrainingJobName"] / "opt_ml/model/network.json").read_text())
+    result = json.loads(
+        (tmp_path / "runs/r1/jobs" / request["TrainingJobName"] / "opt_ml/model/network.json").read_text()
+    )
     assert result["rows"] == "42" and result["reached"] == []
     assert result["interfaces"] == (["lo"] if isolated else ["eth0", "lo"])
 
 
-def test_running_vllm_in_the_vllm_image_without_its_cpu_build_fails_the_job_saying_what_to_run(aws, monkeypatch,
-                                                                                                 tmp_path):
+def test_running_vllm_in_the_vllm_image_without_its_cpu_build_fails_the_job_saying_what_to_run(
+    aws, monkeypatch, tmp_path
+):
     from local_mode import compat_envs
 
     runner, sagemaker, s3, lines = aws
     monkeypatch.setenv("LLM_FINETUNE_VLLM_PYTHON", str(tmp_path / "no-such-python"))
-    [image] = [image.image.replace("<region>", REGION) for image in compat_envs.SERVING_IMAGES
-               if image.engine == "vllm"]
+    [image] = [
+        image.image.replace("<region>", REGION) for image in compat_envs.SERVING_IMAGES if image.engine == "vllm"
+    ]
     sagemaker.create_processing_job(
-        ProcessingJobName="r1-eval", RoleArn=ROLE,
-        AppSpecification={"ImageUri": image, "ContainerEntrypoint": [
-            "python3", "/opt/ml/processing/input/code/launch.py", "--image-software", "job.py"]},
-        ProcessingInputs=[{"InputName": "code", "S3Input": {"S3Uri": "s3://bkt/code/", "LocalPath":
-                           "/opt/ml/processing/input/code", "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
-        ProcessingResources={"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.g5.2xlarge",
-                                               "VolumeSizeInGB": 30}},
-        Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}])
+        ProcessingJobName="r1-eval",
+        RoleArn=ROLE,
+        AppSpecification={
+            "ImageUri": image,
+            "ContainerEntrypoint": ["python3", "/opt/ml/processing/input/code/launch.py", "--image-software", "job.py"],
+        },
+        ProcessingInputs=[
+            {
+                "InputName": "code",
+                "S3Input": {
+                    "S3Uri": "s3://bkt/code/",
+                    "LocalPath": "/opt/ml/processing/input/code",
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                },
+            }
+        ],
+        ProcessingResources={
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.g5.2xlarge", "VolumeSizeInGB": 30}
+        },
+        Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}],
+    )
     job = wait_processing(sagemaker, "r1-eval")
     assert job["ProcessingJobStatus"] == "Failed"
     assert "make vllm-env" in job["FailureReason"] and "evaluation.generation" in job["FailureReason"]

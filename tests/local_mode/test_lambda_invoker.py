@@ -1,4 +1,5 @@
 """Handlers run in process with the function's environment; exceptions become Lambda's error payload."""
+
 import json
 import os
 import sys
@@ -19,15 +20,22 @@ def lambdas_dir(tmp_path):
         "    if event.get('fail'):\n"
         "        raise JobFailed('train job x failed: AlgorithmError')\n"
         "    return {'bucket': os.environ['ARTIFACTS_BUCKET'], 'function': context.function_name,\n"
-        "            'remaining': context.get_remaining_time_in_millis() > 0}\n")
+        "            'remaining': context.get_remaining_time_in_millis() > 0}\n"
+    )
     yield tmp_path
     sys.modules.pop("probe_handler", None)
 
 
 def function(handler="probe_handler.handler"):
-    return SimpleNamespace(handler=handler, function_name="Stack-Probe", memory_size=256, timeout=30,
-                           function_arn="arn:aws:lambda:us-east-1:123456789012:function:Stack-Probe",
-                           environment_vars={"ARTIFACTS_BUCKET": "stack-artifacts"}, save_logs=lambda logs: None)
+    return SimpleNamespace(
+        handler=handler,
+        function_name="Stack-Probe",
+        memory_size=256,
+        timeout=30,
+        function_arn="arn:aws:lambda:us-east-1:123456789012:function:Stack-Probe",
+        environment_vars={"ARTIFACTS_BUCKET": "stack-artifacts"},
+        save_logs=lambda logs: None,
+    )
 
 
 def test_handler_result_environment_and_logs(lambdas_dir, tmp_path):
@@ -37,7 +45,7 @@ def test_handler_result_environment_and_logs(lambdas_dir, tmp_path):
     assert not errored
     assert json.loads(payload) == {"bucket": "stack-artifacts", "function": "Stack-Probe", "remaining": True}
     assert "handling ValidateInput" in logs
-    assert "ARTIFACTS_BUCKET" not in os.environ   # restored after the call
+    assert "ARTIFACTS_BUCKET" not in os.environ  # restored after the call
     assert "handling ValidateInput" in (tmp_path / "logs" / "Stack-Probe.log").read_text()
 
 

@@ -1,19 +1,29 @@
 """Fails loudly when a moto upgrade moves an internal that local mode patches or reads."""
+
 import inspect
 
 import pytest
 from moto.awslambda.models import LambdaFunction
-from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, FakeProcessingJob, FakeTrainingJob, Model
-from moto.sagemaker.models import SageMakerModelBackend
 from moto.core.responses import BaseResponse
+from moto.sagemaker.models import (
+    FakeEndpoint,
+    FakeEndpointConfig,
+    FakeProcessingJob,
+    FakeTrainingJob,
+    Model,
+    SageMakerModelBackend,
+)
 from moto.sagemaker.responses import SageMakerResponse
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 
 from local_mode import moto_patches
 
 
-@pytest.mark.parametrize("owner,name,parameters", moto_patches.PATCH_POINTS,
-                         ids=[f"{o.__name__}.{n}" for o, n, _ in moto_patches.PATCH_POINTS])
+@pytest.mark.parametrize(
+    "owner,name,parameters",
+    moto_patches.PATCH_POINTS,
+    ids=[f"{o.__name__}.{n}" for o, n, _ in moto_patches.PATCH_POINTS],
+)
 def test_patch_point_exists_with_expected_signature(owner, name, parameters):
     if parameters is None:
         # An API local mode adds: if moto grows its own, the patch must be reconsidered.
@@ -22,19 +32,28 @@ def test_patch_point_exists_with_expected_signature(owner, name, parameters):
     assert name in owner.__dict__, f"moto no longer defines {owner.__name__}.{name}"
     attribute = owner.__dict__[name]
     signature = inspect.signature(attribute.__func__ if isinstance(attribute, staticmethod) else attribute)
-    assert tuple(signature.parameters)[:len(parameters)] == parameters
+    assert tuple(signature.parameters)[: len(parameters)] == parameters
 
 
 def test_lambda_function_attributes_used_by_the_invoker():
     source = inspect.getsource(LambdaFunction.__init__)
-    for attribute in ("self.handler", "self.environment_vars", "self.timeout", "self.memory_size",
-                      "self.function_name", "self.function_arn"):
+    for attribute in (
+        "self.handler",
+        "self.environment_vars",
+        "self.timeout",
+        "self.memory_size",
+        "self.function_name",
+        "self.function_arn",
+    ):
         assert attribute in source
     assert callable(LambdaFunction.save_logs)
     # moto's ASL interpreter turns the error payload's errorType into the Error name, as AWS does.
     assert "errorType" in inspect.getsource(
-        __import__("moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda",
-                   fromlist=["x"]))
+        __import__(
+            "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda",
+            fromlist=["x"],
+        )
+    )
     assert hasattr(lambda_eval_utils, "LambdaFunctionErrorException")
 
 
@@ -48,9 +67,16 @@ def test_sagemaker_internals_read_and_written():
     for attribute in moto_patches.RESPONSE_REQUEST_ATTRIBUTES:
         assert f"self.{attribute} =" in setup_source or f"self.{attribute}: " in setup_source, attribute
     for cls, attributes in {
-        FakeTrainingJob: ("training_job_status", "secondary_status", "model_artifacts", "algorithm_specification",
-                          "final_metric_data_list", "training_start_time", "training_end_time",
-                          "secondary_status_transitions"),
+        FakeTrainingJob: (
+            "training_job_status",
+            "secondary_status",
+            "model_artifacts",
+            "algorithm_specification",
+            "final_metric_data_list",
+            "training_start_time",
+            "training_end_time",
+            "secondary_status_transitions",
+        ),
         FakeProcessingJob: ("processing_job_status", "processing_end_time"),
         FakeEndpoint: ("endpoint_status", "failure_reason", "endpoint_config_name", "production_variants"),
         FakeEndpointConfig: ("production_variants",),

@@ -1,4 +1,5 @@
 """Jobs and servers start from a consistent environment without the running Lambda's variables."""
+
 import os
 import threading
 
@@ -28,7 +29,7 @@ def test_snapshots_never_race_with_lambdas_setting_and_removing_variables():
         while not done.is_set():
             try:
                 assert "ARTIFACTS_BUCKET" not in process_env.snapshot()
-            except Exception as error:  # noqa: BLE001 - any failure is the race this prevents
+            except Exception as error:
                 errors.append(error)
                 return
 

@@ -1,4 +1,5 @@
 """The progress display and the command line's checks of its arguments."""
+
 import io
 
 import pytest
@@ -22,13 +23,25 @@ def test_training_lines_become_a_progress_bar_and_loops_show_once():
 
 
 def test_summary_names_the_outcome():
-    lines = "\n".join(format_summary({
-        "status": "FAILED", "error": "EvaluationGateFailed", "cause": "execution accuracy 0.1 vs minimum 0.6",
-        "run_id": "r-1", "execution_name": "r", "jobs": [{"name": "r-1-train", "kind": "training",
-                                                          "status": "Completed", "attempts": 2,
-                                                          "seconds": 61.4}],
-        "metrics": {"base": {"execution_accuracy": 0.05, "count": 40}, "fine_tuned": {"execution_accuracy": 0.1}},
-        "gate": {"passed": False, "reasons": ["fail: execution accuracy"]}}))
+    lines = "\n".join(
+        format_summary(
+            {
+                "status": "FAILED",
+                "error": "EvaluationGateFailed",
+                "cause": "execution accuracy 0.1 vs minimum 0.6",
+                "run_id": "r-1",
+                "execution_name": "r",
+                "jobs": [
+                    {"name": "r-1-train", "kind": "training", "status": "Completed", "attempts": 2, "seconds": 61.4}
+                ],
+                "metrics": {
+                    "base": {"execution_accuracy": 0.05, "count": 40},
+                    "fine_tuned": {"execution_accuracy": 0.1},
+                },
+                "gate": {"passed": False, "reasons": ["fail: execution accuracy"]},
+            }
+        )
+    )
     assert "Status: FAILED" in lines and "EvaluationGateFailed" in lines and "(2 attempts)" in lines
     assert "Completed in 61s (2 attempts)" in lines
     assert "execution_accuracy=0.050" in lines and "Gate:   failed" in lines

@@ -1,4 +1,5 @@
 """Stopping the local runner (SIGINT, SIGTERM) stops every process it started: no job or server outlives it."""
+
 import json
 import os
 import signal
@@ -42,20 +43,37 @@ def template_file(tmp_path_factory):
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_runner_leaves_no_process_behind(tmp_path, template_file, stop_signal):
     run_input = json.loads(json.dumps(TINY_INPUT))
-    run_input["training"]["hyperparameters"].update(max_steps=500, save_steps=1000)   # long enough to stop mid-way
+    run_input["training"]["hyperparameters"].update(max_steps=500, save_steps=1000)  # long enough to stop mid-way
     input_file = tmp_path / "input.json"
     input_file.write_text(json.dumps(run_input))
     workdir = tmp_path / "work"
-    runner = subprocess.Popen([sys.executable, "-m", "local_mode", "run", "--model", "tiny", "--input", str(input_file),
-                               "--workdir", str(workdir), "--template", str(template_file), "--brief-logs"],
-                              cwd=REPO_ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    runner = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "local_mode",
+            "run",
+            "--model",
+            "tiny",
+            "--input",
+            str(input_file),
+            "--workdir",
+            str(workdir),
+            "--template",
+            str(template_file),
+            "--brief-logs",
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 600
     seen = []
     for line in runner.stdout:
         seen.append(line)
         if "-train]" in line and "step" in line:
-            break                           # the training process is running
+            break  # the training process is running
         assert time.monotonic() < deadline, "".join(seen[-20:])
     else:
         pytest.fail("the runner ended before training started:\n" + "".join(seen[-30:]))

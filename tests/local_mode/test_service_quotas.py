@@ -1,4 +1,5 @@
 """Local mode's SageMaker quotas: the defaults, and an account's own values from list-service-quotas output."""
+
 import json
 
 import pytest
@@ -20,24 +21,45 @@ def test_every_instance_type_has_each_usage_quota_at_the_default():
 
 def test_a_list_service_quotas_file_sets_values_and_codes(tmp_path):
     path = tmp_path / "quotas.json"
-    path.write_text(json.dumps({"Quotas": [
-        {"ServiceCode": "sagemaker", "QuotaName": "ml.p5.48xlarge for spot training job usage",
-         "QuotaCode": "L-12345678", "Value": 0.0, "Adjustable": True},
-        {"ServiceCode": "sagemaker", "QuotaName": "ml.g5.2xlarge for endpoint usage", "QuotaCode": "L-ABCDEF01",
-         "Value": 2.0}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "Quotas": [
+                    {
+                        "ServiceCode": "sagemaker",
+                        "QuotaName": "ml.p5.48xlarge for spot training job usage",
+                        "QuotaCode": "L-12345678",
+                        "Value": 0.0,
+                        "Adjustable": True,
+                    },
+                    {
+                        "ServiceCode": "sagemaker",
+                        "QuotaName": "ml.g5.2xlarge for endpoint usage",
+                        "QuotaCode": "L-ABCDEF01",
+                        "Value": 2.0,
+                    },
+                ]
+            }
+        )
+    )
     quotas = SageMakerQuotas()
     assert quotas.load_file(path) == 2
     assert listed(quotas, "ml.p5.48xlarge for spot training job usage")["Value"] == 0.0
     assert listed(quotas, "ml.g5.2xlarge for endpoint usage")["QuotaCode"] == "L-ABCDEF01"
-    assert listed(quotas, "ml.g5.2xlarge for training job usage")["Value"] == DEFAULT_VALUE   # not in the file
+    assert listed(quotas, "ml.g5.2xlarge for training job usage")["Value"] == DEFAULT_VALUE  # not in the file
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"Quotas": [', "line 1: not JSON"),
-    ('{"quotas": []}', 'no "Quotas" list'),
-    ('{"Quotas": [{"QuotaName": "ml.g5.2xlarge for endpoint usage", "Value": "two"}]}',
-     r"Quotas\[0\]: .*a number Value"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"Quotas": [', "line 1: not JSON"),
+        ('{"quotas": []}', 'no "Quotas" list'),
+        (
+            '{"Quotas": [{"QuotaName": "ml.g5.2xlarge for endpoint usage", "Value": "two"}]}',
+            r"Quotas\[0\]: .*a number Value",
+        ),
+    ],
+)
 def test_a_file_that_is_not_list_service_quotas_output_names_what_is_wrong(tmp_path, text, message):
     path = tmp_path / "quotas.json"
     path.write_text(text)

@@ -1,4 +1,5 @@
 """Shared fixtures for the training tests: a tiny offline model and small chat data sets."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from local_mode.models import REPO_ROOT as REPO_ROOT_FOR_TESTS, build_tiny_model
+from local_mode.models import build_tiny_model
 
 # Two cores are shared by everything that runs tests; more threads only contend.
 torch.set_num_threads(2)
@@ -25,14 +26,16 @@ def sql_conversations(count: int, seed: int = 0) -> list[dict]:
         table = rng.choice(_TABLES)
         wanted, where = rng.sample(_COLUMNS, 2)
         value = rng.randint(1, 99)
-        rows.append({
-            "id": f"row-{index}",
-            "messages": [
-                {"role": "system", "content": f"CREATE TABLE {table} ({wanted} VARCHAR, {where} INTEGER)"},
-                {"role": "user", "content": f"What is the {wanted} when the {where} is {value}?"},
-                {"role": "assistant", "content": f"SELECT {wanted} FROM {table} WHERE {where} = {value}"},
-            ],
-        })
+        rows.append(
+            {
+                "id": f"row-{index}",
+                "messages": [
+                    {"role": "system", "content": f"CREATE TABLE {table} ({wanted} VARCHAR, {where} INTEGER)"},
+                    {"role": "user", "content": f"What is the {wanted} when the {where} is {value}?"},
+                    {"role": "assistant", "content": f"SELECT {wanted} FROM {table} WHERE {where} = {value}"},
+                ],
+            }
+        )
     return rows
 
 
@@ -72,14 +75,35 @@ def run_training(work_dir: Path, model_dir: Path, train_dir: Path, **hyperparame
     """
     import train
 
-    settings = {"max_steps": 12, "learning_rate": 1e-2, "per_device_train_batch_size": 8, "gradient_accumulation_steps": 1, "logging_steps": 4,
-                "save_steps": 6, "gradient_checkpointing": False, "warmup_ratio": 0.0, "max_length": 128,
-                "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.0}
+    settings = {
+        "max_steps": 12,
+        "learning_rate": 1e-2,
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+        "logging_steps": 4,
+        "save_steps": 6,
+        "gradient_checkpointing": False,
+        "warmup_ratio": 0.0,
+        "max_length": 128,
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "lora_dropout": 0.0,
+    }
     settings.update(hyperparameters)
-    argv = ["--train_dir", str(train_dir), "--base_model_dir", str(model_dir),
-            "--output_dir", str(work_dir / "model"), "--checkpoint_dir", str(work_dir / "checkpoints"),
-            "--hyperparameters_file", str(work_dir / "hyperparameters.json"),
-            "--failure_file", str(work_dir / "failure")]
+    argv = [
+        "--train_dir",
+        str(train_dir),
+        "--base_model_dir",
+        str(model_dir),
+        "--output_dir",
+        str(work_dir / "model"),
+        "--checkpoint_dir",
+        str(work_dir / "checkpoints"),
+        "--hyperparameters_file",
+        str(work_dir / "hyperparameters.json"),
+        "--failure_file",
+        str(work_dir / "failure"),
+    ]
     for name, value in settings.items():
         argv += [f"--{name}", str(value)]
     code = train.main(argv)

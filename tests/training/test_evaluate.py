@@ -1,25 +1,50 @@
 """evaluate.py and report.py: batched generation, scoring, metrics.json, predictions, the report."""
+
 import json
 from importlib.metadata import version
 from pathlib import Path
 
-import pytest
-
 import evaluate
+import pytest
 from chat_format import render_prompt
-from evaluate import (EvalConfig, EvaluationError, EvaluationFailed, EvalRow, clean_prediction, generate, judge,
-                      judge_safely, load_model, load_test_rows, main, summarize)
+from evaluate import (
+    EvalConfig,
+    EvalRow,
+    EvaluationError,
+    EvaluationFailed,
+    clean_prediction,
+    generate,
+    judge,
+    judge_safely,
+    load_model,
+    load_test_rows,
+    main,
+    summarize,
+)
 from report import render_report
 
 SCHEMA = "CREATE TABLE head (name VARCHAR, age INTEGER)"
-MODEL_KEYS = {"execution_accuracy", "exact_match", "count", "execution_errors", "unscored", "seconds",
-              "prompts_per_second", "intervals"}
+MODEL_KEYS = {
+    "execution_accuracy",
+    "exact_match",
+    "count",
+    "execution_errors",
+    "unscored",
+    "seconds",
+    "prompts_per_second",
+    "intervals",
+}
 VERDICT_KEYS = {"prediction", "output", "exact_match", "execution_match", "error", "unscored"}
 
 
 def sql_row(question: str, answer: str, schema: str = SCHEMA) -> dict:
-    return {"messages": [{"role": "system", "content": f"Answer with SQL.\n\n{schema}"},
-                         {"role": "user", "content": question}, {"role": "assistant", "content": answer}]}
+    return {
+        "messages": [
+            {"role": "system", "content": f"Answer with SQL.\n\n{schema}"},
+            {"role": "user", "content": question},
+            {"role": "assistant", "content": answer},
+        ]
+    }
 
 
 @pytest.fixture()
@@ -31,17 +56,20 @@ def test_file(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("raw, cleaned", [
-    ("  SELECT 1  ", "SELECT 1"),
-    ("SELECT a FROM t\n\nThis query selects a.", "SELECT a FROM t"),
-    ("SELECT a\nFROM t\nWHERE b = 1", "SELECT a\nFROM t\nWHERE b = 1"),
-    ("[SQL] SELECT a FROM t [/SQL] and more", "SELECT a FROM t"),
-    ("Here you go:\n```sql\nSELECT a FROM t;\n```\nDone.", "SELECT a FROM t;"),
-    ("```\nSELECT a FROM t", "SELECT a FROM t"),
-    ("To list them, run:\n\nSELECT a FROM t;\n\nThis returns a.", "SELECT a FROM t;"),
-    ("The answer is 42.", "The answer is 42."),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "raw, cleaned",
+    [
+        ("  SELECT 1  ", "SELECT 1"),
+        ("SELECT a FROM t\n\nThis query selects a.", "SELECT a FROM t"),
+        ("SELECT a\nFROM t\nWHERE b = 1", "SELECT a\nFROM t\nWHERE b = 1"),
+        ("[SQL] SELECT a FROM t [/SQL] and more", "SELECT a FROM t"),
+        ("Here you go:\n```sql\nSELECT a FROM t;\n```\nDone.", "SELECT a FROM t;"),
+        ("```\nSELECT a FROM t", "SELECT a FROM t"),
+        ("To list them, run:\n\nSELECT a FROM t;\n\nThis returns a.", "SELECT a FROM t;"),
+        ("The answer is 42.", "The answer is 42."),
+        ("", ""),
+    ],
+)
 def test_clean_prediction(raw, cleaned):
     assert clean_prediction(raw) == cleaned
 
@@ -63,17 +91,30 @@ def test_summarize_counts_and_rates():
     row = EvalRow("1", [], "SELECT name FROM head", SCHEMA)
     verdicts = [judge(row, "SELECT name FROM head"), judge(row, "SELECT age FROM head"), judge(row, "SELEC")]
     summary = summarize(verdicts, seconds=2.0)
-    assert summary == {"execution_accuracy": 0.3333, "exact_match": 0.3333, "count": 3, "execution_errors": 1,
-                       "unscored": 0, "seconds": 2.0, "prompts_per_second": 1.5}
+    assert summary == {
+        "execution_accuracy": 0.3333,
+        "exact_match": 0.3333,
+        "count": 3,
+        "execution_errors": 1,
+        "unscored": 0,
+        "seconds": 2.0,
+        "prompts_per_second": 1.5,
+    }
     assert summarize([judge(EvalRow("p", [], "x", ""), "x")], 1.0)["execution_accuracy"] is None
 
 
 def test_bad_test_rows_are_skipped_and_named_by_line(tmp_path):
     path = tmp_path / "test.jsonl"
-    lines = [json.dumps(sql_row("q", "SELECT 1")), "{broken", json.dumps({"messages": [{"role": "user", "content": "q"}]}),
-             json.dumps([1, 2]), "", json.dumps({"messages": [{"role": "user", "content": 5},
-                                                             {"role": "assistant", "content": "SELECT 1"}]}),
-             json.dumps({"messages": [{"role": "assistant", "content": "SELECT 1"}]}), json.dumps(sql_row("r", "SELECT 2"))]
+    lines = [
+        json.dumps(sql_row("q", "SELECT 1")),
+        "{broken",
+        json.dumps({"messages": [{"role": "user", "content": "q"}]}),
+        json.dumps([1, 2]),
+        "",
+        json.dumps({"messages": [{"role": "user", "content": 5}, {"role": "assistant", "content": "SELECT 1"}]}),
+        json.dumps({"messages": [{"role": "assistant", "content": "SELECT 1"}]}),
+        json.dumps(sql_row("r", "SELECT 2")),
+    ]
     path.write_text("\n".join(lines) + "\n")
     test = load_test_rows(path)
     assert [row.gold for row in test.rows] == ["SELECT 1", "SELECT 2"] and test.lines == 7
@@ -81,7 +122,7 @@ def test_bad_test_rows_are_skipped_and_named_by_line(tmp_path):
     assert set(reasons) == {2, 3, 4, 6, 7}
     assert reasons[2].startswith("broken JSON")
     assert "ending with the assistant's answer, the last message's role is 'user'" in reasons[3]
-    assert "expected {\"messages\": [...]}" in reasons[4]
+    assert 'expected {"messages": [...]}' in reasons[4]
     assert "messages[0] is not a" in reasons[6]
     assert reasons[7] == "no message before the assistant's answer"
 
@@ -114,18 +155,39 @@ def test_batched_generation_equals_one_at_a_time(tiny_model_dir, test_file):
 
 def test_run_on_the_tiny_model_writes_metrics_predictions_and_report(tiny_model_dir, test_file, tmp_path):
     training_metrics = tmp_path / "training_metrics.json"
-    training_metrics.write_text(json.dumps({"log_history": [
-        {"step": 1, "loss": 3.5}, {"step": 2, "loss": 2.75}, {"step": 3, "loss": 2.0, "eval_loss": 2.2},
-        {"step": 3, "train_loss": 2.7, "train_runtime": 4.0}]}))
+    training_metrics.write_text(
+        json.dumps(
+            {
+                "log_history": [
+                    {"step": 1, "loss": 3.5},
+                    {"step": 2, "loss": 2.75},
+                    {"step": 3, "loss": 2.0, "eval_loss": 2.2},
+                    {"step": 3, "train_loss": 2.7, "train_runtime": 4.0},
+                ]
+            }
+        )
+    )
     output = tmp_path / "eval"
-    metrics = evaluate.run(EvalConfig(model_dir=tiny_model_dir, base_model=str(tiny_model_dir), test_file=test_file,
-                                      output_dir=output, training_metrics=training_metrics, batch_size=3,
-                                      max_new_tokens=8))
+    metrics = evaluate.run(
+        EvalConfig(
+            model_dir=tiny_model_dir,
+            base_model=str(tiny_model_dir),
+            test_file=test_file,
+            output_dir=output,
+            training_metrics=training_metrics,
+            batch_size=3,
+            max_new_tokens=8,
+        )
+    )
     assert json.loads((output / "metrics.json").read_text()) == metrics
     assert set(metrics) == {"fine_tuned", "base", "settings", "test_rows", "comparison", "statistics"}
     settings = metrics["settings"]
-    assert {key: settings[key] for key in ("max_new_tokens", "batch_size", "greedy", "repetition_penalty")} == \
-        {"max_new_tokens": 8, "batch_size": 3, "greedy": True, "repetition_penalty": 1.0}
+    assert {key: settings[key] for key in ("max_new_tokens", "batch_size", "greedy", "repetition_penalty")} == {
+        "max_new_tokens": 8,
+        "batch_size": 3,
+        "greedy": True,
+        "repetition_penalty": 1.0,
+    }
     # what generated the answers, and its versions
     assert settings["generation_backend"] == "transformers"
     assert settings["software"]["transformers"] == version("transformers") and "vllm" not in settings["software"]
@@ -166,8 +228,24 @@ def test_run_on_the_tiny_model_writes_metrics_predictions_and_report(tiny_model_
 
 def test_cli_without_base_model(tiny_model_dir, test_file, tmp_path):
     output = tmp_path / "eval"
-    assert main(["--model-dir", str(tiny_model_dir), "--skip-base", "--test-file", str(test_file),
-                 "--output-dir", str(output), "--max-samples", "2", "--max-new-tokens", "4"]) == 0
+    assert (
+        main(
+            [
+                "--model-dir",
+                str(tiny_model_dir),
+                "--skip-base",
+                "--test-file",
+                str(test_file),
+                "--output-dir",
+                str(output),
+                "--max-samples",
+                "2",
+                "--max-new-tokens",
+                "4",
+            ]
+        )
+        == 0
+    )
     metrics = json.loads((output / "metrics.json").read_text())
     assert metrics["base"] is None and metrics["fine_tuned"]["count"] == 2
     rows = [json.loads(line) for line in (output / "predictions.jsonl").read_text().splitlines()]
@@ -186,12 +264,32 @@ def test_cli_requires_a_base_model_choice(test_file, tmp_path, capsys, monkeypat
 
 
 def test_report_escapes_every_piece_of_data():
-    metrics = {"fine_tuned": {"execution_accuracy": 0.5, "exact_match": 0.25, "count": 2, "execution_errors": 1,
-                              "seconds": 1.0, "prompts_per_second": 2.0},
-               "base": None, "settings": {"max_new_tokens": 8, "batch_size": 2, "greedy": True}}
-    predictions = [{"id": "<i>1</i>", "messages": [{"role": "user", "content": "<script>alert(1)</script>"}],
-                    "gold": "SELECT '<x>'", "fine_tuned": {"prediction": "<u>pred</u>", "exact_match": False,
-                                                           "execution_match": False, "error": "<err>"}, "base": None}]
+    metrics = {
+        "fine_tuned": {
+            "execution_accuracy": 0.5,
+            "exact_match": 0.25,
+            "count": 2,
+            "execution_errors": 1,
+            "seconds": 1.0,
+            "prompts_per_second": 2.0,
+        },
+        "base": None,
+        "settings": {"max_new_tokens": 8, "batch_size": 2, "greedy": True},
+    }
+    predictions = [
+        {
+            "id": "<i>1</i>",
+            "messages": [{"role": "user", "content": "<script>alert(1)</script>"}],
+            "gold": "SELECT '<x>'",
+            "fine_tuned": {
+                "prediction": "<u>pred</u>",
+                "exact_match": False,
+                "execution_match": False,
+                "error": "<err>",
+            },
+            "base": None,
+        }
+    ]
     html = render_report(metrics, predictions, [])
     for raw in ("<script>", "<i>1</i>", "'<x>'", "<u>pred</u>", "<err>"):
         assert raw not in html
@@ -229,8 +327,16 @@ def test_a_raising_scorer_still_writes_every_output(tiny_model_dir, test_file, t
 
     monkeypatch.setattr(evaluate, "execution_match", flaky_scorer)
     output = tmp_path / "eval"
-    metrics = evaluate.run(EvalConfig(model_dir=tiny_model_dir, base_model=str(tiny_model_dir), test_file=test_file,
-                                      output_dir=output, batch_size=4, max_new_tokens=4))
+    metrics = evaluate.run(
+        EvalConfig(
+            model_dir=tiny_model_dir,
+            base_model=str(tiny_model_dir),
+            test_file=test_file,
+            output_dir=output,
+            batch_size=4,
+            max_new_tokens=4,
+        )
+    )
     written, predictions, html = _outputs(output)
     assert written == metrics and "error" not in metrics
     assert metrics["fine_tuned"]["unscored"] == metrics["base"]["unscored"] == 1
@@ -241,13 +347,23 @@ def test_a_raising_scorer_still_writes_every_output(tiny_model_dir, test_file, t
 
 
 def test_garbage_model_outputs_are_scored_or_unscored_never_fatal(tiny_model_dir, test_file, tmp_path, monkeypatch):
-    garbage = [None, 42, "\ud800 lone surrogate", "SELECT\x00name FROM head", "```" * 1000, "SELECT " * 5000,
-               "<script>alert(1)</script>", "DROP TABLE head"]
-    monkeypatch.setattr(evaluate, "generate", lambda model, tokenizer, prompts, batch_size, max_new_tokens:
-                        garbage[:len(prompts)])
+    garbage = [
+        None,
+        42,
+        "\ud800 lone surrogate",
+        "SELECT\x00name FROM head",
+        "```" * 1000,
+        "SELECT " * 5000,
+        "<script>alert(1)</script>",
+        "DROP TABLE head",
+    ]
+    monkeypatch.setattr(
+        evaluate, "generate", lambda model, tokenizer, prompts, batch_size, max_new_tokens: garbage[: len(prompts)]
+    )
     output = tmp_path / "eval"
-    metrics = evaluate.run(EvalConfig(model_dir=tiny_model_dir, base_model=None, test_file=test_file,
-                                      output_dir=output))
+    metrics = evaluate.run(
+        EvalConfig(model_dir=tiny_model_dir, base_model=None, test_file=test_file, output_dir=output)
+    )
     written, predictions, html = _outputs(output)
     assert written == metrics and metrics["fine_tuned"]["count"] == 8 and metrics["base"] is None
     assert metrics["fine_tuned"]["execution_accuracy"] == 0.0 and metrics["comparison"] is None
@@ -261,16 +377,24 @@ def test_garbage_model_outputs_are_scored_or_unscored_never_fatal(tiny_model_dir
 def test_bad_test_rows_are_counted_in_metrics_and_the_report(tiny_model_dir, test_file, tmp_path):
     test_file.write_text(test_file.read_text() + "{broken\n" + json.dumps({"messages": []}) + "\n")
     output = tmp_path / "eval"
-    metrics = evaluate.run(EvalConfig(model_dir=tiny_model_dir, base_model=None, test_file=test_file,
-                                      output_dir=output, max_new_tokens=2))
-    assert metrics["test_rows"] == {"lines": 10, "used": 8, "skipped": 2, "problems": [
-        {"line": 9, "reason": "broken JSON (Expecting property name enclosed in double quotes)"},
-        {"line": 10, "reason": "expected {\"messages\": [...]} ending with the assistant's answer"}]}
+    metrics = evaluate.run(
+        EvalConfig(model_dir=tiny_model_dir, base_model=None, test_file=test_file, output_dir=output, max_new_tokens=2)
+    )
+    assert metrics["test_rows"] == {
+        "lines": 10,
+        "used": 8,
+        "skipped": 2,
+        "problems": [
+            {"line": 9, "reason": "broken JSON (Expecting property name enclosed in double quotes)"},
+            {"line": 10, "reason": 'expected {"messages": [...]} ending with the assistant\'s answer'},
+        ],
+    }
     assert "2 of 10 test lines were skipped" in _outputs(output)[2]
 
 
-def test_a_generation_failure_names_its_rows_and_writes_what_was_done(tiny_model_dir, test_file, tmp_path,
-                                                                      monkeypatch, capsys):
+def test_a_generation_failure_names_its_rows_and_writes_what_was_done(
+    tiny_model_dir, test_file, tmp_path, monkeypatch, capsys
+):
     real_load = evaluate.load_model
 
     def load_a_model_that_fails_on_its_second_batch(reference):
@@ -289,8 +413,21 @@ def test_a_generation_failure_names_its_rows_and_writes_what_was_done(tiny_model
 
     monkeypatch.setattr(evaluate, "load_model", load_a_model_that_fails_on_its_second_batch)
     output = tmp_path / "eval"
-    code = main(["--model-dir", str(tiny_model_dir), "--skip-base", "--test-file", str(test_file),
-                 "--output-dir", str(output), "--batch-size", "3", "--max-new-tokens", "4"])
+    code = main(
+        [
+            "--model-dir",
+            str(tiny_model_dir),
+            "--skip-base",
+            "--test-file",
+            str(test_file),
+            "--output-dir",
+            str(output),
+            "--batch-size",
+            "3",
+            "--max-new-tokens",
+            "4",
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "evaluate: error: fine_tuned model: generation failed on rows " in err and "CUDA out of memory" in err
@@ -305,8 +442,15 @@ def test_a_generation_failure_names_its_rows_and_writes_what_was_done(tiny_model
 def test_a_base_model_that_cannot_load_keeps_the_fine_tuned_metrics(tiny_model_dir, test_file, tmp_path):
     output = tmp_path / "eval"
     with pytest.raises(EvaluationFailed, match="base model .*nowhere: loading failed"):
-        evaluate.run(EvalConfig(model_dir=tiny_model_dir, base_model=str(tmp_path / "nowhere"), test_file=test_file,
-                                output_dir=output, max_new_tokens=2))
+        evaluate.run(
+            EvalConfig(
+                model_dir=tiny_model_dir,
+                base_model=str(tmp_path / "nowhere"),
+                test_file=test_file,
+                output_dir=output,
+                max_new_tokens=2,
+            )
+        )
     metrics, predictions, _ = _outputs(output)
     assert metrics["fine_tuned"]["count"] == 8 and metrics["base"] is None
     assert metrics["fine_tuned"]["intervals"]["exact_match"] is not None and metrics["comparison"] is None
@@ -315,17 +459,49 @@ def test_a_base_model_that_cannot_load_keeps_the_fine_tuned_metrics(tiny_model_d
 
 def test_a_missing_test_file_still_writes_the_outputs(tiny_model_dir, tmp_path):
     output = tmp_path / "eval"
-    assert main(["--model-dir", str(tiny_model_dir), "--skip-base", "--test-file", str(tmp_path / "none.jsonl"),
-                 "--output-dir", str(output)]) == 1
+    assert (
+        main(
+            [
+                "--model-dir",
+                str(tiny_model_dir),
+                "--skip-base",
+                "--test-file",
+                str(tmp_path / "none.jsonl"),
+                "--output-dir",
+                str(output),
+            ]
+        )
+        == 1
+    )
     metrics, predictions, html = _outputs(output)
     assert "does not exist" in metrics["error"] and metrics["fine_tuned"] is None and predictions == []
     assert "does not exist" in html
 
 
 def test_cli_prints_intervals_and_the_paired_comparison(tiny_model_dir, test_file, tmp_path, capsys):
-    assert main(["--model-dir", str(tiny_model_dir), "--base-model-dir", str(tiny_model_dir), "--test-file",
-                 str(test_file), "--output-dir", str(tmp_path / "eval"), "--max-new-tokens", "2", "--seed", "4",
-                 "--resamples", "500", "--confidence", "0.9"]) == 0
+    assert (
+        main(
+            [
+                "--model-dir",
+                str(tiny_model_dir),
+                "--base-model-dir",
+                str(tiny_model_dir),
+                "--test-file",
+                str(test_file),
+                "--output-dir",
+                str(tmp_path / "eval"),
+                "--max-new-tokens",
+                "2",
+                "--seed",
+                "4",
+                "--resamples",
+                "500",
+                "--confidence",
+                "0.9",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "evaluate: fine_tuned: execution_accuracy=" in out and "(90% " in out
     assert "evaluate: fine_tuned vs base, execution_accuracy: difference +0.0" in out and "McNemar exact p=1.0" in out
@@ -334,15 +510,37 @@ def test_cli_prints_intervals_and_the_paired_comparison(tiny_model_dir, test_fil
 
 
 def test_report_shows_intervals_and_the_paired_comparison():
-    entry = {"execution_accuracy": 0.6, "exact_match": 0.3, "count": 100, "execution_errors": 0, "unscored": 0,
-             "intervals": {"execution_accuracy": {"low": 0.5, "high": 0.7, "rows": 100},
-                           "exact_match": {"low": 0.21, "high": 0.39, "rows": 100}}}
-    metrics = {"fine_tuned": entry, "base": {**entry, "execution_accuracy": 0.2},
-               "comparison": {"execution_accuracy": {"difference": 0.4, "low": 0.3, "high": 0.5, "rows": 100,
-                                                     "fine_tuned_only": 42, "base_only": 2, "both": 18, "neither": 38,
-                                                     "p_value": 1.2e-10, "test": "mcnemar_exact"},
-                              "exact_match": None},
-               "statistics": {"confidence": 0.95, "resamples": 2000, "seed": 0, "interval": "percentile bootstrap"}}
+    entry = {
+        "execution_accuracy": 0.6,
+        "exact_match": 0.3,
+        "count": 100,
+        "execution_errors": 0,
+        "unscored": 0,
+        "intervals": {
+            "execution_accuracy": {"low": 0.5, "high": 0.7, "rows": 100},
+            "exact_match": {"low": 0.21, "high": 0.39, "rows": 100},
+        },
+    }
+    metrics = {
+        "fine_tuned": entry,
+        "base": {**entry, "execution_accuracy": 0.2},
+        "comparison": {
+            "execution_accuracy": {
+                "difference": 0.4,
+                "low": 0.3,
+                "high": 0.5,
+                "rows": 100,
+                "fine_tuned_only": 42,
+                "base_only": 2,
+                "both": 18,
+                "neither": 38,
+                "p_value": 1.2e-10,
+                "test": "mcnemar_exact",
+            },
+            "exact_match": None,
+        },
+        "statistics": {"confidence": 0.95, "resamples": 2000, "seed": 0, "interval": "percentile bootstrap"},
+    }
     html = render_report(metrics, [], [])
     assert "95%: 0.500–0.700" in html and "+0.400" in html and "+0.300 to +0.500" in html and "1.2e-10" in html
     assert "<td>42</td><td>2</td>" in html and "not available (no row to compare)" in html

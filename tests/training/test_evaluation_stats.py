@@ -1,21 +1,24 @@
 """evaluation_stats: bootstrap intervals, the paired comparison and McNemar's exact test."""
+
 import math
 
 import numpy as np
 import pytest
-
 from evaluation_stats import mcnemar_exact, paired_comparison, proportion_interval
 
 
-@pytest.mark.parametrize("first_only, second_only, p_value", [
-    (1, 9, 0.021484375),  # 2 * (1 + 10) / 2**10
-    (9, 1, 0.021484375),
-    (0, 5, 0.0625),
-    (3, 3, 1.0),
-    (0, 0, 1.0),
-    (10, 20, 0.09873715),
-    (0, 40, 2 * 0.5 ** 40),
-])
+@pytest.mark.parametrize(
+    "first_only, second_only, p_value",
+    [
+        (1, 9, 0.021484375),  # 2 * (1 + 10) / 2**10
+        (9, 1, 0.021484375),
+        (0, 5, 0.0625),
+        (3, 3, 1.0),
+        (0, 0, 1.0),
+        (10, 20, 0.09873715),
+        (0, 40, 2 * 0.5**40),
+    ],
+)
 def test_mcnemar_exact_known_values(first_only, second_only, p_value):
     assert mcnemar_exact(first_only, second_only) == pytest.approx(p_value, rel=1e-6)
 
@@ -71,8 +74,17 @@ def test_paired_comparison_counts_discordant_rows_and_bounds_the_difference():
     assert comparison.low <= 0.08 <= comparison.high and comparison.low < comparison.high
     assert comparison.p_value == pytest.approx(0.021484375)
     assert comparison.as_dict("fine_tuned", "base") == {
-        "difference": 0.08, "low": round(comparison.low, 4), "high": round(comparison.high, 4), "rows": 100,
-        "fine_tuned_only": 9, "base_only": 1, "both": 30, "neither": 60, "p_value": 0.02148, "test": "mcnemar_exact"}
+        "difference": 0.08,
+        "low": round(comparison.low, 4),
+        "high": round(comparison.high, 4),
+        "rows": 100,
+        "fine_tuned_only": 9,
+        "base_only": 1,
+        "both": 30,
+        "neither": 60,
+        "p_value": 0.02148,
+        "test": "mcnemar_exact",
+    }
 
 
 def test_paired_interval_matches_resampling_pairs_one_by_one():

@@ -1,4 +1,5 @@
 """The committed example data set is exactly what the generator writes, and every answer runs."""
+
 import json
 import subprocess
 import sys
@@ -6,7 +7,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from sql_execution import execution_match
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -17,8 +17,20 @@ import generate_sql_dataset  # noqa: E402
 
 def test_committed_example_equals_the_generators_output(tmp_path):
     output = tmp_path / "sql.jsonl"
-    subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "generate_sql_dataset.py"),
-                    "--rows", "1000", "--seed", "7", "--output", str(output)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "examples" / "generate_sql_dataset.py"),
+            "--rows",
+            "1000",
+            "--seed",
+            "7",
+            "--output",
+            str(output),
+        ],
+        check=True,
+        capture_output=True,
+    )
     assert output.read_bytes() == EXAMPLE.read_bytes()
 
 
@@ -48,8 +60,22 @@ def test_the_data_set_is_varied_enough_to_need_the_schema(rows):
     tables = Counter(row["context"].split()[2] for row in rows)
     assert len(tables) >= 25
     answers = " ".join(row["answer"] for row in rows)
-    for construct in ("COUNT(*)", "AVG(", "MIN(", "MAX(", "SUM(", "ORDER BY", "LIMIT", "GROUP BY",
-                      " AND ", " > ", " <= ", "'", "DISTINCT", "HAVING"):
+    for construct in (
+        "COUNT(*)",
+        "AVG(",
+        "MIN(",
+        "MAX(",
+        "SUM(",
+        "ORDER BY",
+        "LIMIT",
+        "GROUP BY",
+        " AND ",
+        " > ",
+        " <= ",
+        "'",
+        "DISTINCT",
+        "HAVING",
+    ):
         assert construct in answers, construct
     types = " ".join(row["context"] for row in rows)
     for column_type in ("INTEGER", "TEXT", "REAL", "VARCHAR"):

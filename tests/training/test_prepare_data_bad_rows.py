@@ -1,13 +1,13 @@
 """prepare_data.py never stops on a row: undecodable, too deep, oversized or odd rows are bad rows with
 their line and reason; refusals still write report.json; everything dropped or changed is counted."""
+
 import csv
 import io
 import json
 import random
 
-import pytest
-
 import csv_records
+import pytest
 from data_readers import read_rows
 from prepare_data import DataSetRefused, PrepareConfig, main, run
 from prepare_report import exit_message
@@ -45,6 +45,7 @@ def write_csv(path, header, rows):
 
 # --- JSONL: decoding per line ---------------------------------------------------------------------
 
+
 def test_invalid_utf8_on_one_line_is_one_bad_row(tmp_path):
     lines = good_lines(20)
     lines[6] = b'{"prompt": "caf\xe9 au lait?", "completion": "\xff\xfe"}'  # Latin-1, not UTF-8
@@ -67,7 +68,7 @@ def test_lone_surrogate_escapes_are_bad_rows_naming_the_field(tmp_path):
     assert "field 'completion' holds a lone surrogate U+D800 at character 1" in reasons[10]
     assert report["rejected_by_kind"] == {"lone_surrogate": 2}
     kept = [example.messages[0]["content"] for example in prepared.train + prepared.test]
-    assert "an emoji \U0001F600 is a pair" in kept
+    assert "an emoji \U0001f600 is a pair" in kept
     # The outputs are valid UTF-8 throughout.
     (tmp_path / "out" / "train.jsonl").read_bytes().decode("utf-8")
 
@@ -75,8 +76,12 @@ def test_lone_surrogate_escapes_are_bad_rows_naming_the_field(tmp_path):
 def test_lone_surrogate_in_a_message_and_in_a_field_name(tmp_path):
     conversation = [{"role": "user", "content": "hi \udcff"}, {"role": "assistant", "content": "hello"}]
     rows = [json.dumps({"messages": conversation}).encode()]
-    rows += [json.dumps({"messages": [{"role": "user", "content": f"q{n}"}, {"role": "assistant", "content": "a"}],
-                         "na\udc80me": 1}).encode() for n in range(9)]
+    rows += [
+        json.dumps(
+            {"messages": [{"role": "user", "content": f"q{n}"}, {"role": "assistant", "content": "a"}], "na\udc80me": 1}
+        ).encode()
+        for n in range(9)
+    ]
     prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", rows), "messages")
     assert "messages[0].content holds a lone surrogate U+DCFF" in bad_lines(report)[1]
     assert report["changes"]["unknown_field_dropped"]["details"] == {"na\\udc80me": 9}
@@ -122,12 +127,14 @@ def test_a_byte_order_mark_and_blank_lines_are_not_rows(tmp_path):
 
 # --- length limit ---------------------------------------------------------------------------------
 
+
 def test_a_conversation_over_max_chars_is_refused_by_line(tmp_path):
     lines = good_lines(20)
     lines[3] = json.dumps({"prompt": "p" * 300, "completion": "c" * 300}).encode()
     lines[8] = json.dumps({"prompt": "p" * 700, "completion": "c"}).encode()
-    prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines), max_chars=500,
-                               max_bad_fraction=0.2)
+    prepared, report = prepare(
+        tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines), max_chars=500, max_bad_fraction=0.2
+    )
     reasons = bad_lines(report)
     assert "the conversation is 600 characters, over the limit of 500 (--max-chars)" in reasons[4]
     assert "field 'prompt' is 700 characters, over the limit of 500" in reasons[9]
@@ -141,6 +148,7 @@ def test_the_character_limit_follows_max_length_by_default():
 
 
 # --- CSV: records, decoding and size per record ----------------------------------------------------
+
 
 def test_a_200_kb_csv_field_is_a_bad_row_on_its_line(tmp_path):
     rows = [[f"What is {n}?", str(n)] for n in range(20)]
@@ -164,10 +172,7 @@ def test_a_record_spanning_lines_is_numbered_by_its_first_line(tmp_path):
 
 
 def test_invalid_utf8_in_a_csv_record_is_one_bad_row(tmp_path):
-    content = (b"prompt,completion\n"
-               b"one,1\n"
-               b'"two\nlines \xff here",2\n'
-               b"three,3\n")
+    content = b'prompt,completion\none,1\n"two\nlines \xff here",2\nthree,3\n'
     path = tmp_path / "d.csv"
     path.write_bytes(content)
     raw = list(read_rows(path))
@@ -184,8 +189,11 @@ def test_an_unclosed_quote_is_a_bad_row_from_its_first_line(tmp_path):
 
 
 def test_a_csv_record_over_the_byte_limit_is_a_bad_row(tmp_path):
-    path = write_csv(tmp_path / "d.csv", ["prompt", "completion"],
-                     [["one", "1"], ["x" * 3000 + "\n" + "y" * 3000, "2"], ["three", "3"]])
+    path = write_csv(
+        tmp_path / "d.csv",
+        ["prompt", "completion"],
+        [["one", "1"], ["x" * 3000 + "\n" + "y" * 3000, "2"], ["three", "3"]],
+    )
     raw = list(read_rows(path, max_record_bytes=1000))
     assert [(row.line, row.kind) for row in raw] == [(2, None), (3, "too_large"), (5, None)]
 
@@ -203,8 +211,7 @@ def test_csv_records_match_the_csv_module_whatever_the_chunk_size(monkeypatch, c
     text = buffer.getvalue() + 'p,q"r,s\n' + 'a"b,"c""d"e,f\n' + '"x"y,z\n' + ',"q\n",\n' + '""\n'
     rows = None
     records = list(csv_records.read_records(io.BytesIO(text.encode()), 1 << 30))
-    parsed = [values for record in records
-              for values in csv.reader(io.StringIO(record.data.decode(), newline=""))]
+    parsed = [values for record in records for values in csv.reader(io.StringIO(record.data.decode(), newline=""))]
     expected = list(csv.reader(io.StringIO(text, newline="")))
     assert parsed == expected
     starts, reader = [], csv.reader(io.StringIO(text, newline=""))
@@ -223,6 +230,7 @@ def test_a_csv_file_with_bare_carriage_returns_is_refused_not_read_as_one_row(tm
 
 
 # --- JSON and Parquet -----------------------------------------------------------------------------
+
 
 def test_a_json_file_with_bytes_that_are_not_utf8_loses_only_those_rows(tmp_path):
     rows = [json.dumps({"prompt": f"q{n}", "completion": "a"}).encode() for n in range(20)]
@@ -248,8 +256,7 @@ def test_parquet_strings_that_are_not_utf8_are_bad_rows_by_row_number(tmp_path):
 
     prompts = [f"q{n}".encode() for n in range(20)]
     prompts[12] = b"\xffbad"
-    table = pa.table({"prompt": pa.array(prompts, pa.binary()).view(pa.string()),
-                      "completion": pa.array(["a"] * 20)})
+    table = pa.table({"prompt": pa.array(prompts, pa.binary()).view(pa.string()), "completion": pa.array(["a"] * 20)})
     pq.write_table(table, tmp_path / "d.parquet")
     prepared, report = prepare(tmp_path, tmp_path / "d.parquet")
     assert list(bad_lines(report)) == [13] and "column 'prompt' holds bytes that are not UTF-8" in bad_lines(report)[13]
@@ -257,6 +264,7 @@ def test_parquet_strings_that_are_not_utf8_are_bad_rows_by_row_number(tmp_path):
 
 
 # --- refusal, caps, exit message ------------------------------------------------------------------
+
 
 def test_a_refused_file_still_writes_report_json_with_every_bad_row(tmp_path):
     lines = good_lines(10) + [b"{broken"] * 30 + [b"\xff"] * 5
@@ -301,16 +309,32 @@ def test_cli_refusal_logs_every_bad_row_and_writes_a_short_exit_message(tmp_path
     (tmp_path / "opt_ml").mkdir()
     lines = good_lines(5) + [b'{"prompt": "' + b"z" * 300 + b'"}'] * 40
     path = write_bytes_lines(tmp_path / "d.jsonl", lines)
-    assert main(["--input", str(path), "--format", "prompt-completion", "--output-dir", str(tmp_path / "out"),
-                 "--test-size", "1", "--report-list-cap", "10"]) == 1
+    assert (
+        main(
+            [
+                "--input",
+                str(path),
+                "--format",
+                "prompt-completion",
+                "--output-dir",
+                str(tmp_path / "out"),
+                "--test-size",
+                "1",
+                "--report-list-cap",
+                "10",
+            ]
+        )
+        == 1
+    )
     out = capsys.readouterr()
     assert out.out.count("prepare_data: bad line ") == 40 and "bad line 45: missing field 'completion'" in out.out
     message = (tmp_path / "opt_ml" / "output" / "message").read_text(encoding="utf-8")
     assert len(message.encode("utf-8")) <= 1024
     assert message.startswith("prepare_data refused the data set: 40 of 45 rows (88.9%)")
     assert "line 6: missing field 'completion'" in message
-    assert message.rstrip().endswith(f"more; every bad row is printed in the job's log and listed in "
-                                     f"{tmp_path / 'out' / 'report.json'}")
+    assert message.rstrip().endswith(
+        f"more; every bad row is printed in the job's log and listed in {tmp_path / 'out' / 'report.json'}"
+    )
     assert len(json.loads((tmp_path / "out" / "report.json").read_text())["rejected"]) == 10
 
 
@@ -320,8 +344,21 @@ def test_outside_a_job_no_exit_message_file_is_written_by_default(tmp_path, monk
     assert main(["--input", str(path), "--format", "prompt-completion", "--output-dir", str(tmp_path / "out")]) == 1
     assert not (tmp_path / "opt_ml").exists()
     chosen = tmp_path / "elsewhere" / "message.txt"
-    assert main(["--input", str(path), "--format", "prompt-completion", "--output-dir", str(tmp_path / "out"),
-                 "--exit-message-file", str(chosen)]) == 1
+    assert (
+        main(
+            [
+                "--input",
+                str(path),
+                "--format",
+                "prompt-completion",
+                "--output-dir",
+                str(tmp_path / "out"),
+                "--exit-message-file",
+                str(chosen),
+            ]
+        )
+        == 1
+    )
     assert chosen.read_text().startswith("prepare_data refused the data set: 3 of 3 rows")
 
 
@@ -345,11 +382,13 @@ def test_an_unforeseen_error_in_one_row_is_a_bad_row(tmp_path, monkeypatch):
 
     monkeypatch.setattr(prepare_data, "convert", flaky)
     prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", good_lines(20)))
-    assert report["rejected"] == [{"line": 4, "reason": "cannot be converted (TypeError: something odd)",
-                                   "kind": "unexpected"}]
+    assert report["rejected"] == [
+        {"line": 4, "reason": "cannot be converted (TypeError: something odd)", "kind": "unexpected"}
+    ]
 
 
 # --- what is dropped or changed in kept rows ------------------------------------------------------
+
 
 def test_weight_0_turns_unknown_fields_and_nulls_are_counted(tmp_path):
     def turn(role, content, **extra):
@@ -357,14 +396,28 @@ def test_weight_0_turns_unknown_fields_and_nulls_are_counted(tmp_path):
 
     rows = [
         # the last answer has weight 0: the conversation ends at the weighted answer before it
-        {"id": 1, "messages": [turn("user", "a"), turn("assistant", "b"), turn("user", "c"),
-                               turn("assistant", "d", weight=0)]},
+        {
+            "id": 1,
+            "messages": [
+                turn("user", "a"),
+                turn("assistant", "b"),
+                turn("user", "c"),
+                turn("assistant", "d", weight=0),
+            ],
+        },
         # a weight-0 answer before a weighted one is kept (training learns every answer it sees)
-        {"id": 2, "messages": [turn("user", "e"), turn("assistant", "f", weight=0), turn("user", "g"),
-                               turn("assistant", "h", weight=1, name="bot")]},
+        {
+            "id": 2,
+            "messages": [
+                turn("user", "e"),
+                turn("assistant", "f", weight=0),
+                turn("user", "g"),
+                turn("assistant", "h", weight=1, name="bot"),
+            ],
+        },
         {"messages": [turn("user", "i"), turn("assistant", "j", weight=None)], "source": None},
-        {"messages": [turn("user", "k"), turn("assistant", "l", weight=0)]},     # nothing to learn
-        {"messages": [turn("user", "m"), turn("assistant", "n", weight=0.5)]},   # not 0 or 1
+        {"messages": [turn("user", "k"), turn("assistant", "l", weight=0)]},  # nothing to learn
+        {"messages": [turn("user", "m"), turn("assistant", "n", weight=0.5)]},  # not 0 or 1
     ] + [{"messages": [turn("user", f"q{n}"), turn("assistant", "r")]} for n in range(15)]
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
@@ -377,11 +430,19 @@ def test_weight_0_turns_unknown_fields_and_nulls_are_counted(tmp_path):
     changes = report["changes"]
     assert changes["weight_0_turn_removed"] == {"rows": 1, "occurrences": 1, "lines": [1]}
     assert changes["weight_0_turn_learned"] == {"rows": 1, "occurrences": 1, "lines": [2]}
-    assert changes["unknown_field_dropped"] == {"rows": 3, "occurrences": 3, "details": {"id": 2, "source": 1},
-                                                "lines": [1, 2, 3]}
+    assert changes["unknown_field_dropped"] == {
+        "rows": 3,
+        "occurrences": 3,
+        "details": {"id": 2, "source": 1},
+        "lines": [1, 2, 3],
+    }
     assert changes["message_field_dropped"] == {"rows": 1, "occurrences": 1, "details": {"name": 1}, "lines": [2]}
-    assert changes["null_read_as_empty"] == {"rows": 1, "occurrences": 1, "details": {"weight (read as 1)": 1},
-                                             "lines": [3]}
+    assert changes["null_read_as_empty"] == {
+        "rows": 1,
+        "occurrences": 1,
+        "details": {"weight (read as 1)": 1},
+        "lines": [3],
+    }
 
 
 def test_alpaca_null_input_and_sql_wrapper_are_counted(tmp_path):
@@ -390,10 +451,13 @@ def test_alpaca_null_input_and_sql_wrapper_are_counted(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     prepared, report = prepare(tmp_path, path, "alpaca")
-    assert report["changes"] == {"null_read_as_empty": {"rows": 3, "occurrences": 3, "details": {"input": 3},
-                                                        "lines": [1, 2, 3]}}
-    sql = [{"question": f"q{n}", "context": "CREATE TABLE t (a INTEGER)", "answer": f"[SQL] SELECT {n} [/SQL]"}
-           for n in range(4)]
+    assert report["changes"] == {
+        "null_read_as_empty": {"rows": 3, "occurrences": 3, "details": {"input": 3}, "lines": [1, 2, 3]}
+    }
+    sql = [
+        {"question": f"q{n}", "context": "CREATE TABLE t (a INTEGER)", "answer": f"[SQL] SELECT {n} [/SQL]"}
+        for n in range(4)
+    ]
     path.write_text("".join(json.dumps(row) + "\n" for row in sql))
     prepared, report = prepare(tmp_path, path, "sql-create-context")
     assert report["changes"]["sql_wrapper_removed"]["rows"] == 4
@@ -404,8 +468,12 @@ def test_change_lines_are_capped_but_counted(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     prepared, report = prepare(tmp_path, path, report_list_cap=4)
-    assert report["changes"]["unknown_field_dropped"] == {"rows": 30, "occurrences": 30, "details": {"extra": 30},
-                                                          "lines": [1, 2, 3, 4]}
+    assert report["changes"]["unknown_field_dropped"] == {
+        "rows": 30,
+        "occurrences": 30,
+        "details": {"extra": 30},
+        "lines": [1, 2, 3, 4],
+    }
     rows = [{"prompt": f"q{n}", "completion": "a", f"field{n}": n} for n in range(30)]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     prepared, report = prepare(tmp_path, path, report_list_cap=4)

@@ -2,19 +2,18 @@
 
 The same checks inside each serving image's transformers are in tests/compat.
 """
+
 import json
 import shutil
 import struct
 from pathlib import Path
 
-import pytest
-import torch
-from safetensors import safe_open
-from transformers import AutoTokenizer
-
 import check_serving
 import evaluate
+import pytest
+import torch
 from chat_format import render_prompt
+from safetensors import safe_open
 from serving_artifacts import (
     _without_single_specials,
     legacy_rope_fields,
@@ -22,6 +21,8 @@ from serving_artifacts import (
     serving_dtype,
 )
 from serving_manifest import MANIFEST_NAME, PROBE_MESSAGES
+from transformers import AutoTokenizer
+
 from tests.compat.tiny_models import build_bos_llama_model
 
 MAX_NEW_TOKENS = 16
@@ -34,37 +35,65 @@ def _dtypes(path: Path) -> set[str]:
     return {entry["dtype"] for name, entry in header.items() if name != "__metadata__"}
 
 
-@pytest.mark.parametrize("parameters, legacy", [
-    ({"rope_theta": 1e6, "rope_type": "default"}, {"rope_theta": 1e6, "rope_scaling": None}),
-    ({"rope_theta": 5e5, "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-      "original_max_position_embeddings": 8192},
-     {"rope_theta": 5e5, "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
-                                          "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}}),
-    ({"rope_theta": 1e4, "rope_type": "default", "partial_rotary_factor": 0.5},
-     {"rope_theta": 1e4, "rope_scaling": None, "partial_rotary_factor": 0.5}),
-    ({"full_attention": {"rope_theta": 1e6}, "sliding_attention": {"rope_theta": 1e4}}, {}),
-    (None, {}),
-])
+@pytest.mark.parametrize(
+    "parameters, legacy",
+    [
+        ({"rope_theta": 1e6, "rope_type": "default"}, {"rope_theta": 1e6, "rope_scaling": None}),
+        (
+            {
+                "rope_theta": 5e5,
+                "rope_type": "llama3",
+                "factor": 8.0,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 8192,
+            },
+            {
+                "rope_theta": 5e5,
+                "rope_scaling": {
+                    "rope_type": "llama3",
+                    "factor": 8.0,
+                    "low_freq_factor": 1.0,
+                    "high_freq_factor": 4.0,
+                    "original_max_position_embeddings": 8192,
+                },
+            },
+        ),
+        (
+            {"rope_theta": 1e4, "rope_type": "default", "partial_rotary_factor": 0.5},
+            {"rope_theta": 1e4, "rope_scaling": None, "partial_rotary_factor": 0.5},
+        ),
+        ({"full_attention": {"rope_theta": 1e6}, "sliding_attention": {"rope_theta": 1e4}}, {}),
+        (None, {}),
+    ],
+)
 def test_legacy_rope_fields_equal_the_new_form(parameters, legacy):
     assert legacy_rope_fields(parameters) == legacy
 
 
-@pytest.mark.parametrize("declared, served", [
-    ("bfloat16", "bfloat16"), ("float16", "float16"), ("float32", "bfloat16"), (None, "bfloat16"),
-])
+@pytest.mark.parametrize(
+    "declared, served",
+    [
+        ("bfloat16", "bfloat16"),
+        ("float16", "float16"),
+        ("float32", "bfloat16"),
+        (None, "bfloat16"),
+    ],
+)
 def test_serving_dtype_keeps_a_half_precision_base_and_halves_the_rest(declared, served):
     assert serving_dtype(declared) == served
 
 
 def test_post_processors_stop_adding_special_tokens_to_single_sequences():
-    template = {"type": "TemplateProcessing",
-                "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
-                "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
-                "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}}
+    template = {
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}},
+    }
     stripped, removed = _without_single_specials(template)
     assert removed == ["<s>"] and stripped["single"] == [{"Sequence": {"id": "A", "type_id": 0}}]
-    sequence, removed = _without_single_specials({"type": "Sequence",
-                                                  "processors": [{"type": "ByteLevel"}, template]})
+    sequence, removed = _without_single_specials({"type": "Sequence", "processors": [{"type": "ByteLevel"}, template]})
     assert removed == ["<s>"] and sequence["processors"][0] == {"type": "ByteLevel"}
     roberta, removed = _without_single_specials({"type": "RobertaProcessing", "cls": ["<s>", 0], "sep": ["</s>", 2]})
     assert removed == ["<s>", "</s>"] and roberta["single"] == [{"Sequence": {"id": "A", "type_id": 0}}]
@@ -124,19 +153,40 @@ def test_a_tokenizer_whose_template_writes_bos_no_longer_adds_its_own(tmp_path):
 
 # ---------------------------------------------------------------- check_serving.py, in this process
 
+
 @pytest.fixture(scope="module")
 def evaluated_tiny(tiny_training_run, sql_train_dir, tmp_path_factory):
     """The tiny run's merged folder and evaluate.py's predictions for it."""
     folder = tmp_path_factory.mktemp("evaluated")
-    evaluate.run(evaluate.EvalConfig(model_dir=tiny_training_run[0] / "merged", test_file=sql_train_dir / "test.jsonl",
-                                     output_dir=folder, max_new_tokens=MAX_NEW_TOKENS, batch_size=4))
+    evaluate.run(
+        evaluate.EvalConfig(
+            model_dir=tiny_training_run[0] / "merged",
+            test_file=sql_train_dir / "test.jsonl",
+            output_dir=folder,
+            max_new_tokens=MAX_NEW_TOKENS,
+            batch_size=4,
+        )
+    )
     return tiny_training_run[0] / "merged", folder / "predictions.jsonl"
 
 
 def _check(tmp_path, merged, predictions, engine="tgi", *extra):
     report_file = tmp_path / f"report-{engine}.json"
-    code = check_serving.main(["--model-dir", str(merged), "--predictions", str(predictions), "--engine", engine,
-                               "--max-new-tokens", str(MAX_NEW_TOKENS), "--output", str(report_file), *extra])
+    code = check_serving.main(
+        [
+            "--model-dir",
+            str(merged),
+            "--predictions",
+            str(predictions),
+            "--engine",
+            engine,
+            "--max-new-tokens",
+            str(MAX_NEW_TOKENS),
+            "--output",
+            str(report_file),
+            *extra,
+        ]
+    )
     return code, json.loads(report_file.read_text()) if report_file.is_file() else None
 
 

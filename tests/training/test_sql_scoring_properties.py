@@ -4,22 +4,36 @@ The queries are the project's own example rows (examples/data/sql-example.jsonl)
 sqlglot into mutants and equivalents, corrupted at random, and random WHERE clauses built from each
 row's columns and awkward literals; work is counted in SQLite progress-handler calls, not seconds.
 """
+
 import json
 import random
 from pathlib import Path
 
 import pytest
+from sql_execution import ExecutionResult, execution_match, progress_budget
 from sqlglot import exp
 
 from benchmarks.sql_mutations import equivalents, mutants
-from sql_execution import ExecutionResult, execution_match, progress_budget
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "data" / "sql-example.jsonl"
 ROW_COUNTS = (6, 15)
-AWKWARD = ["99999999999999999999999", "-9223372036854775808", "1e999", "0x7FFFFFFFFFFFFFFF", "NULL",
-           "'it''s'", '"a""b"', "zeroblob(2000000000)", "printf('%.*c', 2000000000, 'x')",
-           "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT MAX(x) FROM c)",
-           "randomblob(99999)", "'%'", "''", "X'00'", "-0.0"]
+AWKWARD = [
+    "99999999999999999999999",
+    "-9223372036854775808",
+    "1e999",
+    "0x7FFFFFFFFFFFFFFF",
+    "NULL",
+    "'it''s'",
+    '"a""b"',
+    "zeroblob(2000000000)",
+    "printf('%.*c', 2000000000, 'x')",
+    "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT MAX(x) FROM c)",
+    "randomblob(99999)",
+    "'%'",
+    "''",
+    "X'00'",
+    "-0.0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +63,7 @@ def _corrupt(sql: str, rng: random.Random) -> str:
         index = rng.randrange(len(words))
         words[index] = words[index] * rng.randint(2, 3)
     elif choice == 3:
-        return sql[:rng.randrange(len(sql) + 1)]
+        return sql[: rng.randrange(len(sql) + 1)]
     else:
         words.append(rng.choice(["; DROP TABLE x", "UNION SELECT 1", "ORDER BY 1", "LIMIT 99999999999999999999"]))
     return " ".join(words)
@@ -88,8 +102,9 @@ def test_mutants_and_corrupted_queries_always_get_a_verdict_within_the_budget(ro
 def _random_condition(columns: list[str], rng: random.Random, depth: int = 0) -> exp.Expression:
     if depth < 2 and rng.random() < 0.4:
         connector = rng.choice([exp.And, exp.Or])
-        return connector(this=_random_condition(columns, rng, depth + 1),
-                         expression=_random_condition(columns, rng, depth + 1))
+        return connector(
+            this=_random_condition(columns, rng, depth + 1), expression=_random_condition(columns, rng, depth + 1)
+        )
     column = exp.column(rng.choice(columns), quoted=rng.random() < 0.5)
     literal = exp.maybe_parse(rng.choice(AWKWARD + [str(rng.randint(-50, 150)), "'alpha'"]), dialect="sqlite")
     kind = rng.randrange(5)
@@ -112,8 +127,11 @@ def test_random_conditions_built_by_sqlglot_match_themselves_or_say_why_not(rows
         table = gold.find(exp.Table)
         columns = [column.name for column in gold.find_all(exp.Column)] or ["rowid"]
         for _ in range(4):
-            query = exp.select(*[exp.column(name) for name in columns[:2]]).from_(table.copy()).where(
-                _random_condition(columns, rng))
+            query = (
+                exp.select(*[exp.column(name) for name in columns[:2]])
+                .from_(table.copy())
+                .where(_random_condition(columns, rng))
+            )
             text = query.sql(dialect="sqlite")
             result = execution_match(text, text, row["context"], row_counts=ROW_COUNTS)
             _check(result)

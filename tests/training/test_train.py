@@ -1,4 +1,5 @@
 """train.py end to end on the tiny model: learning, outputs, merge, metrics, resume, 4-bit, batching."""
+
 import json
 import os
 import re
@@ -10,12 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import train
+from chat_format import encode_conversation
+from common.job_requests import METRIC_DEFINITIONS  # the definitions the training job is created with
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
-
-import train
-from chat_format import IGNORE_INDEX, encode_conversation
-from common.job_requests import METRIC_DEFINITIONS   # the definitions the training job is created with
 
 from .conftest import REPO_ROOT_FOR_TESTS, run_training, sql_conversations, write_jsonl
 
@@ -42,7 +42,9 @@ def test_fine_tuning_lowers_loss_on_held_out_rows(tiny_training_run, tiny_model_
     tokenizer = AutoTokenizer.from_pretrained(output / "merged")
     rows = [json.loads(line) for line in (sql_train_dir / "test.jsonl").read_text().splitlines()]
     base = _held_out_loss(AutoModelForCausalLM.from_pretrained(tiny_model_dir), tokenizer, rows)
-    tuned = _held_out_loss(AutoModelForCausalLM.from_pretrained(output / "merged", dtype=torch.float32), tokenizer, rows)
+    tuned = _held_out_loss(
+        AutoModelForCausalLM.from_pretrained(output / "merged", dtype=torch.float32), tokenizer, rows
+    )
     assert tuned < base - 0.2, (base, tuned)
     metrics = json.loads((output / "training_metrics.json").read_text())
     assert metrics["final_loss"] < metrics["first_loss"]
@@ -113,23 +115,43 @@ def test_training_metrics_record_the_run(tiny_training_run):
 
 
 def _train_command(work_dir: Path, model_dir: Path, train_dir: Path, **hyperparameters) -> list[str]:
-    argv = [sys.executable, str(REPO_ROOT_FOR_TESTS / "training" / "train.py"),
-            "--train_dir", str(train_dir), "--base_model_dir", str(model_dir),
-            "--output_dir", str(work_dir / "model"), "--checkpoint_dir", str(work_dir / "checkpoints"),
-            "--hyperparameters_file", str(work_dir / "hyperparameters.json"),
-            "--failure_file", str(work_dir / "failure")]
+    argv = [
+        sys.executable,
+        str(REPO_ROOT_FOR_TESTS / "training" / "train.py"),
+        "--train_dir",
+        str(train_dir),
+        "--base_model_dir",
+        str(model_dir),
+        "--output_dir",
+        str(work_dir / "model"),
+        "--checkpoint_dir",
+        str(work_dir / "checkpoints"),
+        "--hyperparameters_file",
+        str(work_dir / "hyperparameters.json"),
+        "--failure_file",
+        str(work_dir / "failure"),
+    ]
     for name, value in hyperparameters.items():
         argv += [f"--{name}", str(value)]
     return argv
 
 
 def test_resumes_from_newest_checkpoint_after_a_kill_and_continues_the_step_count(
-        tmp_path, tiny_model_dir, sql_train_dir):
-    quick = {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 1, "gradient_checkpointing": "false", "max_length": 128,
-             "logging_steps": 2, "learning_rate": 1e-2}
+    tmp_path, tiny_model_dir, sql_train_dir
+):
+    quick = {
+        "per_device_train_batch_size": 8,
+        "gradient_accumulation_steps": 1,
+        "gradient_checkpointing": "false",
+        "max_length": 128,
+        "logging_steps": 2,
+        "learning_rate": 1e-2,
+    }
     process = subprocess.Popen(
         _train_command(tmp_path, tiny_model_dir, sql_train_dir, max_steps=200, save_steps=2, **quick),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     try:
         deadline = time.monotonic() + 240
@@ -144,8 +166,7 @@ def test_resumes_from_newest_checkpoint_after_a_kill_and_continues_the_step_coun
     assert killed_at < 20
     assert not (tmp_path / "model" / "training_metrics.json").exists()
 
-    output = run_training(tmp_path, tiny_model_dir, sql_train_dir, max_steps=20, save_steps=10,
-                        logging_steps=2)
+    output = run_training(tmp_path, tiny_model_dir, sql_train_dir, max_steps=20, save_steps=10, logging_steps=2)
     metrics = json.loads((output / "training_metrics.json").read_text())
     assert metrics["resumed_from"].endswith(f"checkpoint-{killed_at}")
     assert metrics["global_step"] == 20
@@ -173,8 +194,9 @@ def test_newest_checkpoint_ignores_one_cut_off_while_saving(tmp_path):
 
 
 def test_4bit_qlora_path_runs_on_cpu_and_merges_unquantized_weights(tmp_path, tiny_model_dir, sql_train_dir):
-    output = run_training(tmp_path, tiny_model_dir, sql_train_dir, quantization="4bit", max_steps=2,
-                        logging_steps=1, save_steps=100)
+    output = run_training(
+        tmp_path, tiny_model_dir, sql_train_dir, quantization="4bit", max_steps=2, logging_steps=1, save_steps=100
+    )
     metrics = json.loads((output / "training_metrics.json").read_text())
     assert metrics["quantization"] == "4bit" and metrics["global_step"] == 2
     adapter_config = json.loads((output / "adapter" / "adapter_config.json").read_text())
@@ -186,8 +208,9 @@ def test_4bit_qlora_path_runs_on_cpu_and_merges_unquantized_weights(tmp_path, ti
 
 @pytest.mark.parametrize("strategy", ["packing", "padding_free"])
 def test_padding_free_strategies_train_without_padding(tmp_path, tiny_model_dir, sql_train_dir, strategy):
-    output = run_training(tmp_path, tiny_model_dir, sql_train_dir, batching=strategy, max_steps=2,
-                        logging_steps=1, save_steps=100)
+    output = run_training(
+        tmp_path, tiny_model_dir, sql_train_dir, batching=strategy, max_steps=2, logging_steps=1, save_steps=100
+    )
     metrics = json.loads((output / "training_metrics.json").read_text())
     assert metrics["batching"]["strategy"] == strategy
     assert metrics["padding_tokens"] == 0 and metrics["real_tokens"] > 0

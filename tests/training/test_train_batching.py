@@ -1,25 +1,28 @@
 """Batching strategies: settings per strategy, no attention across packed examples, assistant-only labels."""
-import pytest
-import torch
-from transformers import AutoModelForCausalLM
 
 import batching
+import pytest
+import torch
 import train
 from chat_format import IGNORE_INDEX, encode_conversation
 from hyperparameters import Hyperparameters
+from transformers import AutoModelForCausalLM
 
 from .conftest import sql_conversations
 
 
-@pytest.mark.parametrize("strategy, device, expected", [
-    ("auto", "cpu", ("group_by_length", False, False, True)),
-    ("auto", "cuda", ("padding_free", False, True, False)),
-    ("auto", "cuda:1", ("padding_free", False, True, False)),
-    ("padding", "cuda", ("padding", False, False, False)),
-    ("padding_free", "cpu", ("padding_free", False, True, False)),
-    ("packing", "cpu", ("packing", True, True, False)),
-    ("group_by_length", "cuda", ("group_by_length", False, False, True)),
-])
+@pytest.mark.parametrize(
+    "strategy, device, expected",
+    [
+        ("auto", "cpu", ("group_by_length", False, False, True)),
+        ("auto", "cuda", ("padding_free", False, True, False)),
+        ("auto", "cuda:1", ("padding_free", False, True, False)),
+        ("padding", "cuda", ("padding", False, False, False)),
+        ("padding_free", "cpu", ("padding_free", False, True, False)),
+        ("packing", "cpu", ("packing", True, True, False)),
+        ("group_by_length", "cuda", ("group_by_length", False, False, True)),
+    ],
+)
 def test_resolve_gives_concrete_settings(strategy, device, expected):
     settings = batching.resolve(strategy, device)
     assert (settings.strategy, settings.packing, settings.padding_free, settings.group_by_length) == expected
@@ -29,8 +32,9 @@ def test_sft_config_values_per_strategy():
     assert batching.resolve("padding_free", "cpu").sft_config_kwargs(256)["max_length"] is None
     packing = batching.resolve("packing", "cpu").sft_config_kwargs(256)
     assert packing["max_length"] == 256 and packing["packing_strategy"] == "bfd"
-    assert batching.resolve("group_by_length", "cpu").sft_config_kwargs(64)["train_sampling_strategy"] == \
-        "group_by_length"
+    assert (
+        batching.resolve("group_by_length", "cpu").sft_config_kwargs(64)["train_sampling_strategy"] == "group_by_length"
+    )
     with pytest.raises(ValueError, match="batching='sorted'"):
         batching.resolve("sorted", "cpu")
 
@@ -48,7 +52,7 @@ def test_packed_examples_do_not_attend_to_each_other(tiny_model_dir):
     with torch.no_grad():
         packed_logits = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"]).logits[0]
         alone = model(input_ids=torch.tensor([second])).logits[0]
-    assert torch.allclose(packed_logits[len(first):], alone, atol=1e-5)
+    assert torch.allclose(packed_logits[len(first) :], alone, atol=1e-5)
 
 
 def test_count_batch_tokens_separates_padding():
@@ -63,19 +67,30 @@ def test_trainer_batches_train_on_assistant_tokens_only(tiny_model_dir, tiny_tok
     conversations = [(index, row["messages"]) for index, row in enumerate(sql_conversations(8, seed=5))]
     dataset, dropped = train.tokenize_conversations(tiny_tokenizer, conversations, max_length=128)
     assert dropped == 0
-    hyperparameters = Hyperparameters(batching=strategy, per_device_train_batch_size=4, max_length=128,
-                                      gradient_checkpointing=False, max_steps=1)
-    settings = train.RunSettings(device="cpu", quantize_4bit=False, batching=batching.resolve(strategy, "cpu"),
-                                 model_source=str(tiny_model_dir), num_processes=1)
+    hyperparameters = Hyperparameters(
+        batching=strategy, per_device_train_batch_size=4, max_length=128, gradient_checkpointing=False, max_steps=1
+    )
+    settings = train.RunSettings(
+        device="cpu",
+        quantize_4bit=False,
+        batching=batching.resolve(strategy, "cpu"),
+        model_source=str(tiny_model_dir),
+        num_processes=1,
+    )
     paths = train.Paths.defaults(tmp_path)
     model = train.load_training_model(str(tiny_model_dir), settings, hyperparameters, None)
-    trainer = train.make_trainer(model, tiny_tokenizer, dataset, None,
-                                 train.build_sft_config(paths, hyperparameters, settings, model),
-                                 hyperparameters, train.TokenCounter(), 1)
-    expected = {tuple(encode_conversation(tiny_tokenizer, messages).labels) for _, messages in conversations}
-    answers = sorted(
-        tiny_tokenizer.decode([label for label in labels if label != IGNORE_INDEX]) for labels in expected
+    trainer = train.make_trainer(
+        model,
+        tiny_tokenizer,
+        dataset,
+        None,
+        train.build_sft_config(paths, hyperparameters, settings, model),
+        hyperparameters,
+        train.TokenCounter(),
+        1,
     )
+    expected = {tuple(encode_conversation(tiny_tokenizer, messages).labels) for _, messages in conversations}
+    answers = sorted(tiny_tokenizer.decode([label for label in labels if label != IGNORE_INDEX]) for labels in expected)
     seen = []
     for batch in trainer.get_train_dataloader():
         labels, ids = batch["labels"], batch["input_ids"]

@@ -1,7 +1,6 @@
 """Chat formatting: assistant turns end with EOS, prompts render identically, labels cover answers only."""
-import pytest
-from transformers import AutoTokenizer
 
+import pytest
 from chat_format import (
     DEFAULT_CHAT_TEMPLATE,
     IGNORE_INDEX,
@@ -12,6 +11,7 @@ from chat_format import (
     ensure_chat_template,
     render_prompt,
 )
+from transformers import AutoTokenizer
 
 CONVERSATION = [
     {"role": "system", "content": "CREATE TABLE teams (name VARCHAR, wins INTEGER)"},

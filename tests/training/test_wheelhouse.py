@@ -1,4 +1,5 @@
 """The wheelhouse: jobs install what the image lacks offline, from hashed wheels that travel with the code."""
+
 import hashlib
 import json
 import os
@@ -8,7 +9,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 import wheelhouse
 from wheelhouse import WheelhouseError
 
@@ -22,9 +22,11 @@ TRAINING = REPO_ROOT_FOR_TESTS / "training"
 def _wheel(folder: Path, name: str, version: str, module_text: str) -> Path:
     """A small, valid pure-Python wheel holding one module `<name>.py`."""
     info = f"{name}-{version}.dist-info"
-    files = {f"{name}.py": module_text,
-             f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
-             f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files = {
+        f"{name}.py": module_text,
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
     files[f"{info}/RECORD"] = "".join(f"{path},,\n" for path in [*files, f"{info}/RECORD"])
     path = folder / f"{name}-{version}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as archive:
@@ -36,9 +38,12 @@ def _wheel(folder: Path, name: str, version: str, module_text: str) -> Path:
 def _wheelhouse(folder: Path, python: str | None = None) -> Path:
     folder.mkdir(parents=True)
     wheel = _wheel(folder, "offline_probe", "1.0.0", "ANSWER = 42\n")
-    manifest = {"python": python or f"{sys.version_info.major}.{sys.version_info.minor}",
-                "requirements": ["offline_probe==1.0.0"], "provided_by_image": {},
-                "wheels": {wheel.name: wheelhouse.sha256_of(wheel)}}
+    manifest = {
+        "python": python or f"{sys.version_info.major}.{sys.version_info.minor}",
+        "requirements": ["offline_probe==1.0.0"],
+        "provided_by_image": {},
+        "wheels": {wheel.name: wheelhouse.sha256_of(wheel)},
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
 
@@ -50,8 +55,12 @@ def test_missing_pins_install_offline_from_the_wheelhouse_alone(tmp_path):
     image_python = tmp_path / "image" / "bin" / "python"
     pip = [sys.executable, "-m", "pip", "--python", str(image_python)]
     wheelhouse.install(["offline_probe==1.0.0"], house, pip=pip)
-    probe = subprocess.run([str(image_python), "-c", "import offline_probe; print(offline_probe.ANSWER)"],
-                           capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [str(image_python), "-c", "import offline_probe; print(offline_probe.ANSWER)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert probe.stdout.strip() == "42"
 
 
@@ -79,9 +88,19 @@ def test_the_closure_follows_requirements_for_the_image_python_but_not_torch():
     pins = wheelhouse.read_pins(TRAINING / "requirements.txt")
     closure = wheelhouse.closure(pins, "3.12")
     names = {line.split("==")[0] for line in closure}
-    assert {"transformers", "trl", "peft", "datasets", "bitsandbytes", "accelerate", "huggingface-hub",
-            "tokenizers", "safetensors", "pyarrow"} <= names
-    assert not names & {"torch", "sympy", "networkx", "triton"}   # the image's torch and what only torch needs
+    assert {
+        "transformers",
+        "trl",
+        "peft",
+        "datasets",
+        "bitsandbytes",
+        "accelerate",
+        "huggingface-hub",
+        "tokenizers",
+        "safetensors",
+        "pyarrow",
+    } <= names
+    assert not names & {"torch", "sympy", "networkx", "triton"}  # the image's torch and what only torch needs
     assert all("==" in line for line in closure)
 
 
@@ -121,7 +140,8 @@ def test_synthesis_refuses_a_missing_or_stale_wheelhouse_and_says_what_to_run(tm
     (house / "manifest.json").write_text(json.dumps(manifest))
     assert wheelhouse_problem(tmp_path / "job-wheels", training, "py312") is None
     assert "holds wheels for py312, the training image runs py313" in wheelhouse_problem(
-        tmp_path / "job-wheels", training, "py313")
+        tmp_path / "job-wheels", training, "py313"
+    )
 
 
 def test_a_serving_image_gets_pure_wheels_beside_its_own_software_whatever_its_python(tmp_path):
@@ -129,8 +149,13 @@ def test_a_serving_image_gets_pure_wheels_beside_its_own_software_whatever_its_p
     house = _wheelhouse(tmp_path / "wheelhouse", python="3.9")
     target = tmp_path / "extras"
     wheelhouse.install_pure(["offline_probe==1.0.0"], house, target)
-    probe = subprocess.run([sys.executable, "-c", "import offline_probe; print(offline_probe.ANSWER)"],
-                           env={**os.environ, "PYTHONPATH": str(target)}, capture_output=True, text=True, check=True)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import offline_probe; print(offline_probe.ANSWER)"],
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert probe.stdout.strip() == "42"
 
 
