@@ -8,14 +8,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-KINDS = ("prepare", "train", "evaluate", "serving_check")
+from cdk_app.contract import JOB_APIS, JOB_KINDS
+
+KINDS = JOB_KINDS
 TERMINAL_JOB_STATUSES = ("Completed", "Failed", "Stopped")
 LOG_GROUPS = {"training": "/aws/sagemaker/TrainingJobs", "processing": "/aws/sagemaker/ProcessingJobs"}
 
 
 def api_of(kind: str) -> str:
-    """The workflow's train job is a training job; every other kind is a processing job."""
-    return "training" if kind == "train" else "processing"
+    """The SageMaker API that runs a job kind: "training" or "processing"."""
+    return JOB_APIS[kind]
 
 
 @dataclass

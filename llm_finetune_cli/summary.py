@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from cdk_app.contract import run_prefix
 from llm_finetune_cli.history import RunState, failure_of, lambda_error_message
 from llm_finetune_cli.jobs import KINDS, JobStatus, describe_job
 from llm_finetune_cli.target import Target
@@ -69,7 +70,7 @@ def build_summary(
         ),
         "cleanup": state.get("cleanup"),
         "report": paths.get("report") if _evaluated(run) else None,
-        "artifacts": f"s3://{target.outputs.artifacts_bucket}/runs/{run_id}/" if run_id and run.jobs else None,
+        "artifacts": f"s3://{target.outputs.artifacts_bucket}/{run_prefix(run_id)}" if run_id and run.jobs else None,
         "run_folder": str(Path(target.local.workdir) / "runs" / run_id) if target.local and run_id else None,
     }
     return summary

@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from cdk_app.contract import run_prefix
 from local_mode import moto_patches
 from local_mode.aws_server import LocalAwsServer
 from local_mode.endpoints import EndpointEmulator, EndpointSettings
@@ -248,7 +249,7 @@ class LocalAws:
         """Copy every object a run wrote (runs/<run_id>/ in each bucket) to a local folder."""
         count = 0
         for bucket in (b["Name"] for b in self.s3.list_buckets()["Buckets"]):
-            for key in list_keys(self.s3, bucket, f"runs/{run_id}/"):
+            for key in list_keys(self.s3, bucket, run_prefix(run_id)):
                 target = destination / bucket / key
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self.s3.download_file(bucket, key, str(target))

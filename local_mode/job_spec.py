@@ -19,8 +19,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cdk_app.contract import RUN_ID_TAG
+
 CONTAINER_ROOT = "/opt/ml"
-RUN_ID_TAG = "fine-tune:run-id"
 _OPT_ML = re.compile(r"(?<![\w/.])/opt/ml(?=/|$|\s|,|;|\")")
 _PYTHON = re.compile(r"^python(\d+(\.\d+)?)?$")
 

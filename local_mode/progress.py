@@ -8,7 +8,9 @@ import threading
 import time
 from typing import Any, TextIO
 
-_STEP = re.compile(r"train_metrics: step=(\d+)(.*)")
+from cdk_app.contract import METRIC_PREFIX
+
+_STEP = re.compile(re.escape(METRIC_PREFIX) + r" step=(\d+)(.*)")
 _LOSS = re.compile(r"loss=([0-9.eE+-]+)")
 BAR_WIDTH = 24
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cdk_app.contract import RUN_LAYOUT, run_prefix
 from local_mode.endpoints import describe_for_summary
 from local_mode.environment import LocalAws
 
@@ -75,10 +76,10 @@ def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, 
                 error, cause = details.get("error"), details.get("cause")
                 break
     run_id = (state.get("run") or {}).get("run_id")
-    metrics = aws.read_json(f"s3://{aws.artifacts_bucket}/runs/{run_id}/eval/metrics.json") if run_id else None
-    serving_check = (
-        aws.read_json(f"s3://{aws.artifacts_bucket}/runs/{run_id}/serving-check/report.json") if run_id else None
-    )
+    run_uri = f"s3://{aws.artifacts_bucket}/{run_prefix(run_id)}" if run_id else None
+    metrics = aws.read_json(run_uri + RUN_LAYOUT["metrics"]) if run_uri else None
+    # check_serving.py writes report.json into its output folder.
+    serving_check = aws.read_json(run_uri + RUN_LAYOUT["serving_check"] + "report.json") if run_uri else None
     deployment = state.get("deployment") or {}
     endpoint = describe_for_summary(
         aws.endpoints, deployment.get("endpoint_name"), since, engine=deployment.get("engine", "tgi")

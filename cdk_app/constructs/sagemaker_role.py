@@ -9,7 +9,8 @@ from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from cdk_app.constructs.storage import CODE_PREFIX, RUNS_PREFIX, FineTuningStorage
+from cdk_app.constructs.storage import CODE_PREFIX, FineTuningStorage
+from cdk_app.contract import RUNS_PREFIX
 
 
 @dataclass

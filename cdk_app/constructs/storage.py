@@ -10,7 +10,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-RUNS_PREFIX = "runs/"
+from cdk_app.contract import RUNS_PREFIX
+
 CODE_PREFIX = "code/"
 
 

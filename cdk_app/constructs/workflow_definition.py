@@ -19,6 +19,8 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from cdk_app.contract import JOB_KINDS
+
 # Errors retried with backoff on every Lambda task: Lambda's own transient errors and the
 # throttling errors the handlers raise when an AWS API throttles them.
 RETRYABLE_ERRORS = [
@@ -30,7 +32,8 @@ RETRYABLE_ERRORS = [
     "Throttled",
 ]
 
-JOB_STAGES = (("prepare", "Prepare"), ("train", "Train"), ("evaluate", "Evaluate"), ("serving_check", "ServingCheck"))
+# Each job kind and the title of its states (serving_check: StartServingCheck, WaitServingCheck ...).
+JOB_STAGES = tuple((kind, kind.title().replace("_", "")) for kind in JOB_KINDS)
 GATE_FAILED_ERROR = "EvaluationGateFailed"
 
 

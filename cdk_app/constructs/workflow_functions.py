@@ -14,7 +14,8 @@ from constructs import Construct
 from cdk_app.constructs.nag import acknowledge_runtime
 from cdk_app.constructs.notification import NotificationTopic
 from cdk_app.constructs.sagemaker_role import SageMakerExecutionRole
-from cdk_app.constructs.storage import RUNS_PREFIX, FineTuningStorage
+from cdk_app.constructs.storage import FineTuningStorage
+from cdk_app.contract import JOB_APIS, NAME_SUFFIXES, RUN_ID_TAG, RUNS_PREFIX, STACK_TAG
 
 # Verb -> one line on what it does (the function's description).
 VERBS: Mapping[str, str] = {
@@ -33,11 +34,12 @@ VERBS: Mapping[str, str] = {
 }
 
 # Name suffixes of the SageMaker resources a run creates (docs/workflow-contract.md, "Names").
-JOB_SUFFIXES = {"processing-job": ["*-prep", "*-eval", "*-chk"], "training-job": ["*-train"]}
-RUN_TAG = "fine-tune:run-id"
-# Every resource a run creates also carries the stack that owns it; IAM holds each function to
-# resources of its own stack (docs/workflow-contract.md, "Names").
-STACK_TAG = "fine-tune:stack"
+JOB_SUFFIXES = {
+    f"{api}-job": [f"*{NAME_SUFFIXES[kind]}" for kind, kind_api in JOB_APIS.items() if kind_api == api]
+    for api in ("processing", "training")
+}
+# Every resource a run creates carries its run id and the stack that owns it (RUN_ID_TAG,
+# STACK_TAG); IAM holds each function to resources of its own stack (docs/workflow-contract.md, "Names").
 RUNS = RUNS_PREFIX + "*"
 # The endpoint alarms Deploy creates (lambdas/common/alarms.py) and those target tracking creates.
 ALARM_NAMES = ["*-invocation-5xx-errors", "*-model-latency"]
@@ -84,7 +86,7 @@ class WorkflowFunctions(Construct):
         # Creating needs both tags, this stack's value for the stack tag; changing, stopping, invoking
         # or deleting needs a resource this stack tagged.
         self._creating = {
-            "Null": {f"aws:RequestTag/{RUN_TAG}": "false"},
+            "Null": {f"aws:RequestTag/{RUN_ID_TAG}": "false"},
             "StringEquals": {f"aws:RequestTag/{STACK_TAG}": props.stack_tag},
         }
         self._owned = {"StringEquals": {f"aws:ResourceTag/{STACK_TAG}": props.stack_tag}}

@@ -5,9 +5,10 @@ from __future__ import annotations
 from botocore.exceptions import ClientError
 
 from common import alarms, aws, scaling
+from common.contract import RUN_ID_TAG, STACK_TAG
 from common.errors import ResourceConflict, is_already_exists, is_not_found
 from common.instance_types import has_local_storage
-from common.job_requests import STACK_TAG, RunContext, owned_by
+from common.job_requests import RunContext, owned_by
 from common.s3_paths import prefix_size_bytes
 from common.serving import (
     VARIANT_NAME,
@@ -197,7 +198,7 @@ def created_by(endpoint: dict, run_id: str, stack_tag: str) -> bool:
 def check_owned(endpoint: dict, stack_tag: str) -> None:
     """An endpoint another stack (or anyone else) created is never updated, adopted or deleted."""
     tags = tags_of(endpoint["EndpointArn"])
-    if not owned_by(tags, None, stack_tag) or "fine-tune:run-id" not in tags:
+    if not owned_by(tags, None, stack_tag) or RUN_ID_TAG not in tags:
         raise ResourceConflict(
             f"endpoint {endpoint['EndpointName']} exists and was not created by this stack (its {STACK_TAG} tag "
             f"is {tags.get(STACK_TAG)!r}); it is left as it is: choose another deployment.endpoint_name"

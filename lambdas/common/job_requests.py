@@ -9,14 +9,14 @@ The evaluation of a model that vLLM will serve runs in the vLLM serving image, t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
+from common.contract import IMAGE_SOFTWARE_FLAG, METRIC_FIELDS, METRIC_PREFIX, RUN_ID_TAG, STACK_TAG
 from common.environment import LambdaEnvironment
 from common.instance_types import volume_kms_key
 from common.serving import evaluation_generation
 
-RUN_ID_TAG = "fine-tune:run-id"
-STACK_TAG = "fine-tune:stack"
 PROCESSING = "/opt/ml/processing"
 PROCESSING_CODE_DIR = f"{PROCESSING}/input/code"
 TRAINING_CODE_DIR = "/opt/ml/input/data/code"
@@ -29,14 +29,11 @@ JOB_SCRIPTS = {
 }
 # The serving check runs in the serving image itself, with that image's Python and transformers.
 SERVING_CHECK_HOURS = 2
-# launch.py's flag for a job in a serving image: keep the image's software, add only the script's extras.
-IMAGE_SOFTWARE_FLAG = "--image-software"
 
 _NUMBER = r"([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)"
 # One CloudWatch metric per field of the `train_metrics:` line train.py prints.
 METRIC_DEFINITIONS = [
-    {"Name": f"train:{field}", "Regex": rf"train_metrics:.* {field}={_NUMBER}"}
-    for field in ("step", "loss", "learning_rate", "epoch", "tokens_per_second")
+    {"Name": f"train:{field}", "Regex": rf"{re.escape(METRIC_PREFIX)}.* {field}={_NUMBER}"} for field in METRIC_FIELDS
 ]
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from botocore.exceptions import ClientError
 
 from common import aws
+from common.contract import JOB_APIS, JOB_KINDS
 from common.errors import JobFailed, ResourceConflict, is_already_exists, is_not_found
 
 
@@ -32,13 +33,8 @@ class JobApi:
         return getattr(aws.client("sagemaker"), f"{verb}_{self.noun.lower()}_job")(**kwargs)
 
 
-APIS = {
-    "prepare": JobApi("Processing"),
-    "train": JobApi("Training"),
-    "evaluate": JobApi("Processing"),
-    "serving_check": JobApi("Processing"),
-}
-KINDS = tuple(APIS)
+APIS = {kind: JobApi(api.capitalize()) for kind, api in JOB_APIS.items()}
+KINDS = JOB_KINDS
 
 
 @dataclass(frozen=True)

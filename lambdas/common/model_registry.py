@@ -7,6 +7,7 @@ import re
 from botocore.exceptions import ClientError
 
 from common import aws
+from common.contract import SERVING_PACKAGE_TAG
 from common.errors import is_not_found
 
 RUN_ID_KEY = "run_id"
@@ -48,9 +49,6 @@ def find_run_package(group: str, run_id: str) -> dict | None:
         if (package.get("CustomerMetadataProperties") or {}).get(RUN_ID_KEY) == run_id:
             return package
     return None
-
-
-SERVING_PACKAGE_TAG = "fine-tune:model-package"
 
 
 def serving_package(endpoint_name: str, stack_tag: str) -> dict | None:

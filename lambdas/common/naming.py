@@ -9,19 +9,13 @@ import hashlib
 import re
 from dataclasses import asdict, dataclass
 
+from common.contract import NAME_SUFFIXES
+
 SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 MAX_NAME_LENGTH = 63
 HASH_LENGTH = 8
-# The longest suffix a run appends to its run_id.
-SUFFIXES = {
-    "prepare": "-prep",
-    "train": "-train",
-    "evaluate": "-eval",
-    "serving_check": "-chk",
-    "model": "-model",
-    "endpoint_config": "-cfg",
-    "endpoint": "-ep",
-}
+SUFFIXES = NAME_SUFFIXES
+# The longest suffix a run appends to its run_id leaves room for the rest.
 MAX_RUN_ID_LENGTH = MAX_NAME_LENGTH - max(len(s) for s in SUFFIXES.values())
 
 

@@ -7,6 +7,7 @@ import re
 from dataclasses import asdict, dataclass
 
 from common import aws
+from common.contract import MODEL_LAYOUT, RUN_LAYOUT, RUNS_PREFIX
 
 S3_URI = re.compile(r"s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.*)")
 
@@ -39,25 +40,13 @@ class RunPaths:
 
     @classmethod
     def for_run(cls, bucket: str, run_id: str, training_job_name: str) -> RunPaths:
-        run = f"s3://{bucket}/runs/{run_id}/"
-        model = f"{run}training/{training_job_name}/output/model/"
+        run = f"s3://{bucket}/{RUNS_PREFIX}{run_id}/"
+        # SageMaker writes a training job's model under <output path>/<job name>/output/model/.
+        model = f"{run}{RUN_LAYOUT['training_output']}{training_job_name}/output/model/"
         return cls(
-            input=f"{run}input.json",
-            data=f"{run}data/",
-            train_file=f"{run}data/train.jsonl",
-            test_file=f"{run}data/test.jsonl",
-            data_report=f"{run}data/report.json",
-            checkpoints=f"{run}checkpoints/",
-            training_output=f"{run}training/",
             model=model,
-            adapter=f"{model}adapter/",
-            merged=f"{model}merged/",
-            training_metrics=f"{model}training_metrics.json",
-            eval=f"{run}eval/",
-            metrics=f"{run}eval/metrics.json",
-            predictions=f"{run}eval/predictions.jsonl",
-            report=f"{run}eval/report.html",
-            serving_check=f"{run}serving-check/",
+            **{name: run + key for name, key in RUN_LAYOUT.items()},
+            **{name: model + key for name, key in MODEL_LAYOUT.items()},
         )
 
     def as_dict(self) -> dict:

@@ -224,14 +224,6 @@ def test_other_evaluations_run_in_the_training_image_with_transformers(aws, monk
     assert "--generation-backend" not in entry
 
 
-def test_the_lambda_and_the_job_name_the_same_launch_flag():
-    from common.job_requests import IMAGE_SOFTWARE_FLAG
-
-    from training.wheelhouse import IMAGE_SOFTWARE_FLAG as job_flag
-
-    assert job_flag == IMAGE_SOFTWARE_FLAG
-
-
 def test_the_same_run_started_twice_makes_one_job(aws, run):
     first = _start(run, "train")
     second = _start(run, "train")
