@@ -13,9 +13,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from cdk_app.contract import METRIC_PREFIX
 from llm_finetune_cli.jobs import LOG_GROUPS
 
-METRIC_PREFIX = "train_metrics:"
 _PAIR = re.compile(r"(\w+)=([-+0-9.eE]+|nan|inf)")
 RATE_WINDOW = 20  # metric lines the time-left estimate looks back over
 

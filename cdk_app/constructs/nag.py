@@ -20,6 +20,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from constructs import IConstruct
 
+from cdk_app.contract import RUNS_PREFIX
+
 PACK = "AwsSolutions"
 BUCKET_DEPLOYMENT_PATH = "Custom::CDKBucketDeployment"
 
@@ -117,7 +119,7 @@ REASON_RUNTIME = (
 
 # (pattern of a Resource finding, reason); first match wins.
 RESOURCE_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^/runs/\*$"), REASON_RUNS),
+    (re.compile(rf"^/{re.escape(RUNS_PREFIX)}\*$"), REASON_RUNS),
     (re.compile(r"^/code/\*$"), REASON_CODE),
     (re.compile(r"^/\*$"), REASON_BUCKET_OBJECTS),
 ]

@@ -16,6 +16,7 @@ from cdk_app.constructs.notification import NotificationTopic, NotificationTopic
 from cdk_app.constructs.sagemaker_role import SageMakerExecutionRole, SageMakerRoleProps
 from cdk_app.constructs.storage import FineTuningStorage, StorageProps
 from cdk_app.constructs.workflow import FineTuningWorkflow, FineTuningWorkflowProps
+from cdk_app.contract import RUNS_PREFIX
 
 
 @dataclass
@@ -88,4 +89,4 @@ class FineTuningPipeline(Construct):
 
     def grant_read_artifacts(self, grantee: iam.IGrantable) -> iam.Grant:
         """Read models, metrics and reports of every run."""
-        return self.storage.grant_read_artifacts(grantee, "runs/*")
+        return self.storage.grant_read_artifacts(grantee, RUNS_PREFIX + "*")

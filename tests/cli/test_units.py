@@ -266,7 +266,7 @@ def test_the_console_script_is_declared_and_packaged(tmp_path):
     packages = project["tool"]["setuptools"]["packages"]
     found = sorted(
         str(path.parent.relative_to(REPO_ROOT)).replace("/", ".")
-        for root in ("llm_finetune_cli", "local_mode")
+        for root in ("cdk_app", "llm_finetune_cli", "local_mode")
         for path in (REPO_ROOT / root).rglob("__init__.py")
     )
     assert sorted(packages) == found
