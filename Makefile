@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 
-.PHONY: setup wheelhouse demo test test-fast synth diagram bench clean lint
+.PHONY: setup wheelhouse demo test test-fast synth diagram contract bench clean lint
 
 # The serving images' own software, for the serving check each run makes (local_mode/compat_envs.py).
 COMPAT_STAMP := .cache/compat-envs/.installed
@@ -52,6 +52,10 @@ synth: setup $(NODE_STAMP)
 
 diagram: setup
 	$(PY) -m cdk_app.diagram
+
+# The execution input schema's training.hyperparameters and the docs' tables, from training/hyperparameters.py.
+contract: setup
+	$(PY) training/hyperparameters_contract.py --write
 
 bench: setup
 	$(PY) -m benchmarks.run_all

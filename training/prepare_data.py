@@ -26,7 +26,7 @@ import random
 import sys
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cli_arguments import number_between, whole_number
@@ -35,7 +35,7 @@ from data_readers import DataFileError, RawRow, ascii_safe, read_hub_dataset, re
 from hyperparameters import Hyperparameters
 from prepare_report import LIST_CAP, ChangeCounts, exit_message, first_bad_rows, write_exit_message
 
-TRAINING_MAX_LENGTH = {f.name: f.default for f in fields(Hyperparameters)}["max_length"]
+TRAINING_MAX_LENGTH = Hyperparameters.model_fields["max_length"].default
 # A conversation over this many characters per token of the length budget cannot fit: no common
 # tokenizer averages more than about 5 characters per token on prose or code.
 CHARS_PER_TOKEN_BOUND = 8

@@ -30,13 +30,19 @@ import importlib.util
 import math
 import os
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-ATTENTION_CHOICES = ("auto", "flash_attention_2", "kernels-community/flash-attn", "sdpa", "eager")
-SWITCH_CHOICES = ("auto", "true", "false")
-CHECKPOINTING_CHOICES = ("auto", "full", "selective", "none")
-OPTIM_CHOICES = ("auto", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "paged_adamw_32bit", "adamw_bnb_8bit")
-LORA_DTYPE_CHOICES = ("auto", "bf16", "fp32")
+# Each lever's choices as a type (the hyperparameters model's fields) and as a tuple (for the rules here).
+Attention = Literal["auto", "flash_attention_2", "kernels-community/flash-attn", "sdpa", "eager"]
+Switch = Literal["auto", "true", "false"]
+Checkpointing = Literal["auto", "full", "selective", "none"]
+Optim = Literal["auto", "adamw_torch", "adamw_torch_fused", "paged_adamw_8bit", "paged_adamw_32bit", "adamw_bnb_8bit"]
+LoraDtype = Literal["auto", "bf16", "fp32"]
+ATTENTION_CHOICES: tuple[str, ...] = get_args(Attention)
+SWITCH_CHOICES: tuple[str, ...] = get_args(Switch)
+CHECKPOINTING_CHOICES: tuple[str, ...] = get_args(Checkpointing)
+OPTIM_CHOICES: tuple[str, ...] = get_args(Optim)
+LORA_DTYPE_CHOICES: tuple[str, ...] = get_args(LoraDtype)
 HUB_FLASH_KERNEL = "kernels-community/flash-attn"
 # Optional packages the choices depend on: importable name -> the name to install.
 OPTIONAL_PACKAGES = {"flash_attn": "flash-attn", "liger_kernel": "liger-kernel", "kernels": "kernels"}

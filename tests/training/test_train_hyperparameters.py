@@ -1,6 +1,5 @@
 """Hyperparameters: SageMaker's string values are coerced; bad values fail before any model loads."""
 
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -230,7 +229,7 @@ def test_train_pys_defaults_the_workflows_and_the_docs_agree():
         for name, spec in schema["properties"]["training"]["properties"]["hyperparameters"]["properties"].items()
         if "default" in spec
     }
-    own = {item.name: item.default for item in dataclasses.fields(Hyperparameters)}
+    own = {name: field.default for name, field in Hyperparameters.model_fields.items()}
     documented = _documented_defaults()
     for name, default in workflow.items():
         expected = build_hyperparameters({name: default}) if name == "fsdp" else None

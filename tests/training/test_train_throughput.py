@@ -352,14 +352,12 @@ def test_schema_defaults_and_lever_choices_are_what_train_py_accepts():
 
 
 def test_docs_table_lists_every_hyperparameter():
-    from dataclasses import fields
-
     from hyperparameters import Hyperparameters
 
     from .conftest import REPO_ROOT_FOR_TESTS
 
     docs = (REPO_ROOT_FOR_TESTS / "docs" / "training.md").read_text()
-    missing = [field.name for field in fields(Hyperparameters) if f"| `{field.name}` |" not in docs]
+    missing = [name for name in Hyperparameters.model_fields if f"| `{name}` |" not in docs]
     assert not missing
 
 
