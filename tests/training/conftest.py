@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from local_mode.models import build_tiny_model
+from local_mode.models import REPO_ROOT, build_tiny_model
+
+REPO_ROOT_FOR_TESTS = REPO_ROOT  # the tests of this folder import it from here
 
 # Two cores are shared by everything that runs tests; more threads only contend.
 torch.set_num_threads(2)
