@@ -37,24 +37,15 @@ def training_metrics(
     hyperparameters: Hyperparameters,
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    """The record; token counts are this process's, scaled by the process count (each trains as many batches)."""
-    history = outcome.log_history
-    losses = [entry["loss"] for entry in history if "loss" in entry]
-    real_total = counter.real_tokens * settings.num_processes
-    train_seconds = timings["train_seconds"]
+    """The record written to training_metrics.json (docs/training.md describes its fields)."""
     return {
         "global_step": outcome.global_step,
-        "epochs": next((entry["epoch"] for entry in reversed(history) if "epoch" in entry), None),
-        "final_loss": losses[-1] if losses else None,
-        "first_loss": losses[0] if losses else None,
+        **_history_figures(outcome.log_history),
         "train_loss": outcome.training_loss,
         "eval_loss": outcome.eval_loss,
         "train_rows": outcome.train_rows,
         "dropped_rows": outcome.dropped_rows,
-        "real_tokens": real_total,
-        "padding_tokens": counter.padding_tokens * settings.num_processes,
-        "padding_share": counter.padding_share,
-        "real_tokens_per_second": real_total / train_seconds if train_seconds > 0 else None,
+        **_token_figures(counter, settings.num_processes, timings["train_seconds"]),
         "batching": settings.batching.to_dict(),
         "throughput": outcome.throughput,
         "quantization": "4bit" if settings.quantize_4bit else "none",
@@ -64,7 +55,28 @@ def training_metrics(
         "resumed_from": str(outcome.resumed_from) if outcome.resumed_from else None,
         "timings": timings,
         "hyperparameters": hyperparameters.to_dict(),
-        "log_history": history,
+        "log_history": outcome.log_history,
+    }
+
+
+def _history_figures(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last epoch and the last and first logged losses, from the Trainer's log history."""
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    return {
+        "epochs": next((entry["epoch"] for entry in reversed(history) if "epoch" in entry), None),
+        "final_loss": losses[-1] if losses else None,
+        "first_loss": losses[0] if losses else None,
+    }
+
+
+def _token_figures(counter: TokenCounter, num_processes: int, train_seconds: float) -> dict[str, Any]:
+    """Token counts of all processes: this one's, scaled by the process count (each trains as many batches)."""
+    real_total = counter.real_tokens * num_processes
+    return {
+        "real_tokens": real_total,
+        "padding_tokens": counter.padding_tokens * num_processes,
+        "padding_share": counter.padding_share,
+        "real_tokens_per_second": real_total / train_seconds if train_seconds > 0 else None,
     }
 
 
