@@ -154,8 +154,13 @@ def run_worker(spec: RunSpec) -> dict[str, Any]:
     torch.set_num_threads(spec.threads)
     from chat_format import ensure_chat_template
     from hyperparameters import build_hyperparameters
+    from job_paths import Paths
     from metrics_logging import TokenCounter
-    from train import Paths, RunSettings, build_sft_config, load_training_model, make_trainer, tokenize_conversations
+    from model_loading import load_training_model
+    from run_settings import RunSettings
+    from sft_config import build_sft_config
+    from sft_trainer import make_trainer
+    from training_data import tokenize_conversations
     from transformers import AutoTokenizer
 
     from benchmarks.measure import CountingCollator, make_step_timer, step_records

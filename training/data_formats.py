@@ -156,9 +156,21 @@ def _apply_weights(cleaned: Messages, weights: list[int], context: _Conversion) 
 def validate_messages(messages: Any, context: _Conversion | None = None) -> Messages:
     """Check roles, order and content of a conversation; return it with only role and content kept."""
     context = context if context is not None else _Conversion()
+    cleaned: Messages = []
+    weights: list[int] = []
+    for index, message in enumerate(_message_list(messages)):
+        kept, weight = _checked_message(message, f"messages[{index}]", context)
+        weights.append(weight)
+        cleaned.append(kept)
+    _check_turn_order([message["role"] for message in cleaned])
+    return _apply_weights(cleaned, weights, context)
+
+
+def _message_list(messages: Any) -> list:
+    """The `messages` field as a non-empty list (CSV and some Parquet files hold it as JSON text)."""
     if isinstance(messages, str):
         try:
-            messages = json.loads(messages)  # CSV and some Parquet files hold the list as JSON text
+            messages = json.loads(messages)
         except json.JSONDecodeError as error:
             raise RowError(f"field 'messages' is text but not JSON ({error.msg})") from error
         except RecursionError:
@@ -167,26 +179,29 @@ def validate_messages(messages: Any, context: _Conversion | None = None) -> Mess
         raise RowError(f"field 'messages' must be a list of {{role, content}} objects, got {type(messages).__name__}")
     if not messages:
         raise RowError("field 'messages' is an empty list")
-    cleaned: Messages = []
-    weights: list[int] = []
-    for index, message in enumerate(messages):
-        where = f"messages[{index}]"
-        if not isinstance(message, dict):
-            raise RowError(f"{where} must be an object with role and content, got {type(message).__name__}")
-        role, content = message.get("role"), message.get("content")
-        if role not in ROLES:
-            raise RowError(f"{where}.role is {_short(role)}; allowed: {', '.join(ROLES)}")
-        if not isinstance(content, str):
-            raise RowError(f"{where}.content must be a string, got {type(content).__name__}")
-        check_text(content, f"{where}.content")
-        if not content.strip():
-            raise RowError(f"{where}.content is empty")
-        for key in message:
-            if key not in MESSAGE_KEYS:
-                context.note("message_field_dropped", _short(key, 40).strip("'"))
-        weights.append(_weight(message, where, role, context))
-        cleaned.append({"role": role, "content": content})
-    roles = [message["role"] for message in cleaned]
+    return messages
+
+
+def _checked_message(message: Any, where: str, context: _Conversion) -> tuple[dict[str, str], int]:
+    """({role, content}, the turn's weight) of one message; other keys are noted as dropped."""
+    if not isinstance(message, dict):
+        raise RowError(f"{where} must be an object with role and content, got {type(message).__name__}")
+    role, content = message.get("role"), message.get("content")
+    if role not in ROLES:
+        raise RowError(f"{where}.role is {_short(role)}; allowed: {', '.join(ROLES)}")
+    if not isinstance(content, str):
+        raise RowError(f"{where}.content must be a string, got {type(content).__name__}")
+    check_text(content, f"{where}.content")
+    if not content.strip():
+        raise RowError(f"{where}.content is empty")
+    for key in message:
+        if key not in MESSAGE_KEYS:
+            context.note("message_field_dropped", _short(key, 40).strip("'"))
+    return {"role": role, "content": content}, _weight(message, where, role, context)
+
+
+def _check_turn_order(roles: list[str]) -> None:
+    """An optional system message, then user and assistant alternating, ending with the assistant."""
     turns = roles[1:] if roles[0] == "system" else roles
     for index, role in enumerate(turns):
         expected = "user" if index % 2 == 0 else "assistant"
@@ -198,7 +213,6 @@ def validate_messages(messages: Any, context: _Conversion | None = None) -> Mess
             )
     if not turns or turns[-1] != "assistant":
         raise RowError(f"the last message must be the assistant's answer; roles are {roles}")
-    return _apply_weights(cleaned, weights, context)
 
 
 def from_messages(row: dict, context: _Conversion) -> Messages:

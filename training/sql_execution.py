@@ -42,6 +42,7 @@ import sqlite3
 import string
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlglot
 from sql_sandbox import DEFAULT_STEP_BUDGET, LIMITS, Phase, Sandbox, SandboxError, quote_identifier
@@ -151,6 +152,11 @@ class QueryHints:
     null_tested: set[str] = field(default_factory=set)
     like_patterns: dict[str, list[str]] = field(default_factory=dict)  # column -> LIKE patterns
 
+    def add_literal(self, column: str, value: Any) -> None:
+        """Note `value` as compared with `column`; None (no constant) notes nothing."""
+        if value is not None:
+            self.literals.setdefault(column, []).append(value)
+
 
 @dataclass(frozen=True)
 class QueryOutcome:
@@ -206,7 +212,7 @@ def _parse_cached(sql: str) -> exp.Expression | None:
     if not text or len(text) > MAX_PARSED_LENGTH:
         return None
     try:
-        trees = [tree for tree in sqlglot.parse(text, read=_DIALECT) if tree is not None]
+        trees = [tree for tree in sqlglot.parse(text, read=_DIALECT) if isinstance(tree, exp.Expression)]
     except Exception:  # ParseError, TokenError, RecursionError on deep nesting
         return None
     return trees[0] if len(trees) == 1 else None
@@ -335,17 +341,18 @@ def context_statements(context: str) -> list[str]:
     tokens = _tokens(context)
     if not tokens or tokens[0].token_type not in _STATEMENT_STARTS:
         return schema_statements(context)
-    statements, first = [], None
+    statements: list[str] = []
+    first = last = None  # the first and last token of the statement being read
     for token in tokens:
         if token.token_type == TokenType.SEMICOLON:
-            if first is not None:
-                statements.append(context[first.start : previous.end + 1])
-            first = None
+            if first is not None and last is not None:
+                statements.append(context[first.start : last.end + 1])
+            first = last = None
         else:
             first = first or token
-            previous = token
-    if first is not None:
-        statements.append(context[first.start : previous.end + 1])
+            last = token
+    if first is not None and last is not None:
+        statements.append(context[first.start : last.end + 1])
     return statements
 
 
@@ -398,7 +405,7 @@ def merge_repeated_tables(statements: list[str]) -> list[str]:
         kept.append(None)
     if not repeated:
         return statements
-    for name, (index, table, columns) in tables.items():
+    for index, table, columns in tables.values():
         definitions = ", ".join(column.sql(dialect=_DIALECT, identify=True) for column in columns.values())
         kept[index] = f"CREATE TABLE {quote_identifier(table.name)} ({definitions})"
     return [statement for statement in kept if statement is not None]
@@ -407,7 +414,7 @@ def merge_repeated_tables(statements: list[str]) -> list[str]:
 def parse_query_any(sql: str) -> exp.Expression | None:
     """Any one statement's syntax tree (CREATE TABLE included), or None."""
     try:
-        trees = [tree for tree in sqlglot.parse(sql, read=_DIALECT) if tree is not None]
+        trees = [tree for tree in sqlglot.parse(sql, read=_DIALECT) if isinstance(tree, exp.Expression)]
     except Exception:
         return None
     return trees[0] if len(trees) == 1 else None
@@ -447,7 +454,7 @@ def statements_for_tables(statements: list[str], tables: set[str] | None) -> lis
     names = [created_table(statement) for statement in statements]
     if any(name is None for name in names):
         return statements
-    chosen = [statement for statement, name in zip(statements, names) if name in tables]
+    chosen = [statement for statement, name in zip(statements, names, strict=True) if name in tables]
     return chosen or statements
 
 
@@ -501,8 +508,9 @@ def sqlite_number(text: str) -> int | float | None:
         return None
 
 
-def _literal_value(node: exp.Expression, column_names: set[str]):
-    """The constant ``node`` stands for, or None: literals, -literals, unknown "double-quoted" words."""
+def _literal_value(node: exp.Expression | None, column_names: set[str]):
+    """The constant ``node`` stands for, or None: literals, -literals, unknown "double-quoted" words
+    (None for a missing node too)."""
     while isinstance(node, exp.Paren):
         node = node.this
     if isinstance(node, exp.Literal):
@@ -545,38 +553,50 @@ def query_hints(sql: str, column_names: set[str], tree: exp.Expression | None = 
     tree = tree if tree is not None else parse_query(sql)
     if tree is None:
         return hints
-
-    def add(column: str, value) -> None:
-        if value is not None:
-            hints.literals.setdefault(column, []).append(value)
-
     for node in tree.walk():
         if isinstance(node, _COMPARISONS):
-            left = _column_name(node.this, column_names)
-            right = _column_name(node.expression, column_names)
-            if left and right:
-                hints.links.append((left, right))
-                continue
-            column = left or right
-            value = _literal_value(node.expression if left else node.this, column_names) if column else None
-            if column and value is not None:
-                if isinstance(node, (exp.Like, exp.ILike)) and isinstance(value, str):
-                    hints.like_patterns.setdefault(column, []).append(value)
-                add(column, value)
+            _comparison_hints(node, column_names, hints)
         elif isinstance(node, exp.Between):
-            column = _column_name(node.this, column_names)
-            if column:
-                add(column, _literal_value(node.args.get("low"), column_names))
-                add(column, _literal_value(node.args.get("high"), column_names))
+            _between_hints(node, column_names, hints)
         elif isinstance(node, exp.In):
-            column = _column_name(node.this, column_names)
-            for item in node.expressions if column else ():
-                add(column, _literal_value(item, column_names))
+            _in_hints(node, column_names, hints)
         elif isinstance(node, exp.Is):
             column = _column_name(node.this, column_names)
             if column:
                 hints.null_tested.add(column)
     return hints
+
+
+def _comparison_hints(node: exp.Expression, column_names: set[str], hints: QueryHints) -> None:
+    """`a = b` links two columns; `a = 5` (either way round) and `a LIKE 'x%'` give a literal."""
+    left = _column_name(node.this, column_names)
+    right = _column_name(node.expression, column_names)
+    if left and right:
+        hints.links.append((left, right))
+        return
+    column = left or right
+    if not column:
+        return
+    value = _literal_value(node.expression if left else node.this, column_names)
+    if value is None:
+        return
+    if isinstance(node, (exp.Like, exp.ILike)) and isinstance(value, str):
+        hints.like_patterns.setdefault(column, []).append(value)
+    hints.add_literal(column, value)
+
+
+def _between_hints(node: exp.Between, column_names: set[str], hints: QueryHints) -> None:
+    column = _column_name(node.this, column_names)
+    if column:
+        hints.add_literal(column, _literal_value(node.args.get("low"), column_names))
+        hints.add_literal(column, _literal_value(node.args.get("high"), column_names))
+
+
+def _in_hints(node: exp.In, column_names: set[str], hints: QueryHints) -> None:
+    column = _column_name(node.this, column_names)
+    if column:
+        for item in node.expressions:
+            hints.add_literal(column, _literal_value(item, column_names))
 
 
 def referenced_tables(tree: exp.Expression) -> set[str]:
@@ -662,12 +682,12 @@ def _value_pool(
     texts = [value for value in literals if isinstance(value, str)]
     for value in numbers:
         pool.extend(_numeric_neighbours(value))
-    for value in texts:
-        pool.append(value)
-        if value.swapcase() != value:
-            pool.append(value.swapcase())  # = is case-sensitive, LIKE is not
+    for text in texts:
+        pool.append(text)
+        if text.swapcase() != text:
+            pool.append(text.swapcase())  # = is case-sensitive, LIKE is not
         if affinity != "text":
-            number = sqlite_number(value)
+            number = sqlite_number(text)
             if number is not None:
                 pool.extend(_numeric_neighbours(number))
     for pattern in patterns:
@@ -754,7 +774,8 @@ def run_query(sandbox: Sandbox, sql: str) -> QueryOutcome:
     text = _strip_semicolons(sql)
     if not text:
         return QueryOutcome(None, "empty query")
-    body = text[_LEADING_COMMENTS_RE.match(text).end() :]
+    leading = _LEADING_COMMENTS_RE.match(text)  # matches every text, if only with nothing
+    body = text[leading.end() if leading else 0 :]
     first_word = (body.split(None, 1) or [""])[0].split("(")[0].lower()
     if first_word not in ("select", "with"):
         return QueryOutcome(None, f"only SELECT queries are run, got {first_word[:40].upper()!r}")
@@ -846,7 +867,7 @@ def _execution_match(
                     f"schema: filling the tables failed ({error})", progress_calls + sandbox.progress_calls
                 )
             gold_outcome = run_query(sandbox, gold)
-            if gold_outcome.error:
+            if gold_outcome.rows is None:  # an outcome has rows or an error, never both
                 return ExecutionResult(
                     False,
                     error=f"gold query failed: {gold_outcome.error}",
@@ -856,7 +877,7 @@ def _execution_match(
                 )
             predicted_outcome = run_query(sandbox, predicted)
             progress_calls += sandbox.progress_calls
-        if predicted_outcome.error:
+        if predicted_outcome.rows is None:
             return ExecutionResult(False, error=predicted_outcome.error, progress_calls=progress_calls)
         if not results_match(predicted_outcome.rows, gold_outcome.rows, ordered):
             return ExecutionResult(False, progress_calls=progress_calls)

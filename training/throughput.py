@@ -462,7 +462,7 @@ def sft_config_kwargs(levers: Levers, fsdp: bool) -> dict[str, Any]:
     checkpointing = levers.gradient_checkpointing.value
     plan = levers.plan
     kwargs: dict[str, Any] = {
-        # Under FSDP, FSDP's own activation checkpointing is used instead (train.fsdp_arguments).
+        # Under FSDP, FSDP's own activation checkpointing is used instead (distributed_setup.fsdp_arguments).
         "activation_checkpointing": checkpointing != "none" and not fsdp,
         "activation_checkpointing_kwargs": {
             "use_reentrant": False,

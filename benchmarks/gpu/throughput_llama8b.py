@@ -322,7 +322,6 @@ def variant_hyperparameters(variant: Variant, settings: Settings) -> dict[str, s
 
 
 def run_variant(
-    train,
     model,
     variant: Variant,
     hyperparameters,
@@ -339,7 +338,10 @@ def run_variant(
 ):
     """Train `variant` for one warm-up and the measured steps; returns (the base model back, its summary)."""
     import torch
+    from job_paths import Paths
     from metrics_logging import TokenCounter
+    from sft_config import build_sft_config
+    from sft_trainer import make_trainer
 
     on_gpu = settings.device == "cuda"
     plan = levers.plan
@@ -362,9 +364,9 @@ def run_variant(
         synchronize=torch.cuda.synchronize if on_gpu else None, deadline=deadline, max_steps=settings.measured_steps + 1
     )
     with tempfile.TemporaryDirectory(prefix="throughput-bench-") as work:
-        paths = train.Paths.defaults(Path(work))
-        config = train.build_sft_config(paths, hyperparameters, run_settings, model, levers)
-        trainer = train.make_trainer(
+        paths = Paths.defaults(Path(work))
+        config = build_sft_config(paths, hyperparameters, run_settings, model, levers)
+        trainer = make_trainer(
             model,
             tokenizer,
             dataset,
@@ -518,8 +520,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import throughput
     import torch
-    import train
+    from batching import resolve
     from hyperparameters import build_hyperparameters
+    from model_loading import load_training_model, model_bytes
+    from run_settings import RunSettings
 
     from local_mode.models import build_tiny_tokenizer
 
@@ -580,10 +584,10 @@ def main(argv: list[str] | None = None) -> int:
             values = variant_hyperparameters(variant, settings)
             try:
                 hyperparameters = build_hyperparameters(values)
-                run_settings = train.RunSettings(
+                run_settings = RunSettings(
                     device=settings.device,
                     quantize_4bit=variant.precision == "qlora",
-                    batching=train.resolve(hyperparameters.batching, settings.device),
+                    batching=resolve(hyperparameters.batching, settings.device),
                     model_source=str(model_dir),
                     num_processes=1,
                 )
@@ -621,14 +625,12 @@ def main(argv: list[str] | None = None) -> int:
                     torch.cuda.empty_cache()
                 before = torch.cuda.memory_allocated() if settings.device == "cuda" else 0
                 load_started = time.monotonic()
-                model = train.load_training_model(
+                model = load_training_model(
                     str(model_dir), run_settings, hyperparameters, None, attn_implementation=attention
                 )
                 if settings.device == "cuda" and next(model.parameters()).device.type != "cuda":
                     model.to("cuda")  # a bf16 base loads on the CPU; the Trainer would move it at the first variant
-                own = (
-                    (torch.cuda.memory_allocated() - before) if settings.device == "cuda" else train.model_bytes(model)
-                )
+                own = (torch.cuda.memory_allocated() - before) if settings.device == "cuda" else model_bytes(model)
                 loaded[key] = (model, own)
                 payload["timings"][f"load_seconds_{'_'.join(map(str, key))}"] = time.monotonic() - load_started
                 payload["parameters"] = sum(p.numel() for p in model.parameters())
@@ -639,7 +641,6 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{variant.name}: up to {share:.0f}s; " + "; ".join(levers.summary_lines()))
             try:
                 base, summary = run_variant(
-                    train,
                     model,
                     variant,
                     hyperparameters,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import train
 from chat_format import encode_conversation
+from checkpoints import newest_checkpoint
 from common.job_requests import METRIC_DEFINITIONS  # the definitions the training job is created with
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
@@ -155,14 +155,14 @@ def test_resumes_from_newest_checkpoint_after_a_kill_and_continues_the_step_coun
     )
     try:
         deadline = time.monotonic() + 240
-        while train.newest_checkpoint(tmp_path / "checkpoints") is None:
+        while newest_checkpoint(tmp_path / "checkpoints") is None:
             assert process.poll() is None, "training ended before its first checkpoint"
             assert time.monotonic() < deadline, "no checkpoint within 240 s"
             time.sleep(0.1)
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    killed_at = int(train.newest_checkpoint(tmp_path / "checkpoints").name.split("-")[1])
+    killed_at = int(newest_checkpoint(tmp_path / "checkpoints").name.split("-")[1])
     assert killed_at < 20
     assert not (tmp_path / "model" / "training_metrics.json").exists()
 
@@ -189,8 +189,8 @@ def test_newest_checkpoint_ignores_one_cut_off_while_saving(tmp_path):
         if complete:
             (folder / "trainer_state.json").write_text("{}")
     (tmp_path / "checkpoint-x").mkdir()
-    assert train.newest_checkpoint(tmp_path) == tmp_path / "checkpoint-8"
-    assert train.newest_checkpoint(tmp_path / "missing") is None
+    assert newest_checkpoint(tmp_path) == tmp_path / "checkpoint-8"
+    assert newest_checkpoint(tmp_path / "missing") is None
 
 
 def test_4bit_qlora_path_runs_on_cpu_and_merges_unquantized_weights(tmp_path, tiny_model_dir, sql_train_dir):

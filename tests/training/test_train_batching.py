@@ -3,9 +3,15 @@
 import batching
 import pytest
 import torch
-import train
 from chat_format import IGNORE_INDEX, encode_conversation
 from hyperparameters import Hyperparameters
+from job_paths import Paths
+from metrics_logging import TokenCounter
+from model_loading import configure_for_training, load_training_model
+from run_settings import RunSettings
+from sft_config import build_sft_config
+from sft_trainer import make_trainer
+from training_data import tokenize_conversations
 from transformers import AutoModelForCausalLM
 
 from .conftest import sql_conversations
@@ -43,7 +49,7 @@ def test_packed_examples_do_not_attend_to_each_other(tiny_model_dir):
     from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    train.configure_for_training(model)
+    configure_for_training(model)
     model.train()
     first, second = [20, 21, 22, 23, 24], [30, 31, 32]
     collate = DataCollatorForLanguageModeling(pad_token_id=0, padding_free=True)
@@ -65,28 +71,28 @@ def test_count_batch_tokens_separates_padding():
 @pytest.mark.parametrize("strategy", ["padding", "group_by_length", "padding_free", "packing"])
 def test_trainer_batches_train_on_assistant_tokens_only(tiny_model_dir, tiny_tokenizer, tmp_path, strategy):
     conversations = [(index, row["messages"]) for index, row in enumerate(sql_conversations(8, seed=5))]
-    dataset, dropped = train.tokenize_conversations(tiny_tokenizer, conversations, max_length=128)
+    dataset, dropped = tokenize_conversations(tiny_tokenizer, conversations, max_length=128)
     assert dropped == 0
     hyperparameters = Hyperparameters(
         batching=strategy, per_device_train_batch_size=4, max_length=128, gradient_checkpointing=False, max_steps=1
     )
-    settings = train.RunSettings(
+    settings = RunSettings(
         device="cpu",
         quantize_4bit=False,
         batching=batching.resolve(strategy, "cpu"),
         model_source=str(tiny_model_dir),
         num_processes=1,
     )
-    paths = train.Paths.defaults(tmp_path)
-    model = train.load_training_model(str(tiny_model_dir), settings, hyperparameters, None)
-    trainer = train.make_trainer(
+    paths = Paths.defaults(tmp_path)
+    model = load_training_model(str(tiny_model_dir), settings, hyperparameters, None)
+    trainer = make_trainer(
         model,
         tiny_tokenizer,
         dataset,
         None,
-        train.build_sft_config(paths, hyperparameters, settings, model),
+        build_sft_config(paths, hyperparameters, settings, model),
         hyperparameters,
-        train.TokenCounter(),
+        TokenCounter(),
         1,
     )
     expected = {tuple(encode_conversation(tiny_tokenizer, messages).labels) for _, messages in conversations}

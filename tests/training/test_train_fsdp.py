@@ -188,14 +188,14 @@ def test_qlora_trains_under_fsdp_and_merges_into_unquantized_serving_weights(tmp
 MERGE_SCRIPT = """
 import datetime, os, sys, time
 import torch.distributed as dist
-import train
+from distributed_setup import release_ranks_then
 dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=3))
 rank = dist.get_rank()
 def merge():
     time.sleep(8)            # a merge that takes longer than the collective timeout
     return "merged"
 if sys.argv[1] == "released":
-    print(f"rank {rank}:", train.release_ranks_then(merge, rank == 0), flush=True)
+    print(f"rank {rank}:", release_ranks_then(merge, rank == 0), flush=True)
 else:                        # the old way: the other ranks wait in a barrier while rank 0 merges
     result = merge() if rank == 0 else None
     dist.barrier()

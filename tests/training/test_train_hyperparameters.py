@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 import train
+from distributed_setup import fsdp_arguments
+from hf_token import read_hf_token
 from hyperparameters import HyperparameterError, Hyperparameters, build_hyperparameters
+from run_settings import wants_4bit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -185,32 +188,31 @@ def test_hf_token_is_read_from_secrets_manager():
         client = boto3.client("secretsmanager", region_name="eu-west-1")
         plain = client.create_secret(Name="hf-plain", SecretString="hf_plain_token")["ARN"]
         as_json = client.create_secret(Name="hf-json", SecretString=json.dumps({"HF_TOKEN": "hf_json_token"}))["ARN"]
-        assert train.read_hf_token(plain) == "hf_plain_token"
-        assert train.read_hf_token(as_json) == "hf_json_token"
-    assert train.read_hf_token("") is None
+        assert read_hf_token(plain) == "hf_plain_token"
+        assert read_hf_token(as_json) == "hf_json_token"
+    assert read_hf_token("") is None
 
 
 def test_quantization_choice_follows_device():
-    assert train.wants_4bit(Hyperparameters(quantization="auto"), "cuda")
-    assert not train.wants_4bit(Hyperparameters(quantization="auto"), "cpu")
-    assert train.wants_4bit(Hyperparameters(quantization="4bit"), "cpu")
-    assert not train.wants_4bit(Hyperparameters(quantization="none"), "cuda")
+    assert wants_4bit(Hyperparameters(quantization="auto"), "cuda")
+    assert not wants_4bit(Hyperparameters(quantization="auto"), "cpu")
+    assert wants_4bit(Hyperparameters(quantization="4bit"), "cpu")
+    assert not wants_4bit(Hyperparameters(quantization="none"), "cuda")
 
 
 def test_fsdp_settings_wrap_decoder_layers():
     class Model:
         _no_split_modules = ["LlamaDecoderLayer"]
 
-    settings = train.fsdp_arguments(Hyperparameters(fsdp="full_shard auto_wrap offload"), Model())
+    settings = fsdp_arguments(Hyperparameters(fsdp="full_shard auto_wrap offload"), Model())
     assert settings["fsdp"] is True
     config = settings["fsdp_config"]
     assert config["transformer_layer_cls_to_wrap"] == ["LlamaDecoderLayer"]
     assert config["reshard_after_forward"] is True and config["cpu_offload"] is True
     assert (
-        train.fsdp_arguments(Hyperparameters(fsdp="shard_grad_op"), Model())["fsdp_config"]["reshard_after_forward"]
-        is False
+        fsdp_arguments(Hyperparameters(fsdp="shard_grad_op"), Model())["fsdp_config"]["reshard_after_forward"] is False
     )
-    assert train.fsdp_arguments(Hyperparameters(fsdp=""), Model()) == {}
+    assert fsdp_arguments(Hyperparameters(fsdp=""), Model()) == {}
 
 
 def _documented_defaults() -> dict[str, str]:

@@ -283,7 +283,7 @@ def test_checkpointing_attention_and_optimizer_levers_train(
 def test_token_budget_micro_batches_derive_the_accumulation_and_the_step_count(
     tmp_path, tiny_model_dir, sql_train_dir, tiny_tokenizer
 ):
-    import train
+    import training_data
     from trl.data_utils import pack_dataset
 
     metrics = _metrics(
@@ -302,8 +302,8 @@ def test_token_budget_micro_batches_derive_the_accumulation_and_the_step_count(
         )
     )
     plan = metrics["throughput"]["micro_batches"]["value"]
-    rows = train.load_conversations(sql_train_dir / "train.jsonl")
-    dataset, _ = train.tokenize_conversations(tiny_tokenizer, rows, 128)
+    rows = training_data.load_conversations(sql_train_dir / "train.jsonl")
+    dataset, _ = training_data.tokenize_conversations(tiny_tokenizer, rows, 128)
     mean = sum(len(ids) for ids in dataset["input_ids"]) / len(dataset)
     asked_tokens = 4 * 2 * mean
     assert plan["tokens_per_micro_batch"] == 256 and plan["per_device_train_batch_size"] == 1
