@@ -31,16 +31,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-if str(REPO_ROOT / "training") not in sys.path:
-    sys.path.append(str(REPO_ROOT / "training"))
+from benchmarks import result_file
+from benchmarks.machine import default_threads
+from benchmarks.measure import spread
+from benchmarks.train_throughput import dataset_source, load_conversations
+from local_mode import training_code
 
-from benchmarks import result_file  # noqa: E402
-from benchmarks.machine import default_threads  # noqa: E402
-from benchmarks.measure import spread  # noqa: E402
-from benchmarks.train_throughput import dataset_source, load_conversations  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# training/'s modules (train.py, evaluate.py ...) by bare name, as the job imports them.
+training_code.enable()
 
 RESULT_NAME = "eval_throughput"
 DEMO_INPUT = REPO_ROOT / "examples" / "local-input.json"

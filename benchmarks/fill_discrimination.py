@@ -31,14 +31,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-if str(REPO_ROOT / "training") not in sys.path:
-    sys.path.append(str(REPO_ROOT / "training"))
+from benchmarks import result_file
+from benchmarks.sql_mutations import equivalents, mutants
+from local_mode import training_code
 
-from benchmarks import result_file  # noqa: E402
-from benchmarks.sql_mutations import equivalents, mutants  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# training/'s modules (train.py, evaluate.py ...) by bare name, as the job imports them.
+training_code.enable()
 
 RESULT_NAME = "fill_discrimination"
 SHARED_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "sql-create-context-4k.jsonl"

@@ -15,12 +15,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+from benchmarks import eval_throughput, fill_discrimination, train_throughput, workflow_overhead
+from benchmarks.report import write_document
 
-from benchmarks import eval_throughput, fill_discrimination, train_throughput, workflow_overhead  # noqa: E402
-from benchmarks.report import write_document  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
 DOCUMENT = REPO_ROOT / "docs" / "benchmarks.md"

@@ -8,23 +8,16 @@ settings of its parts; it is measured to see whether it would beat the single st
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TRAINING_DIR = REPO_ROOT / "training"
+from local_mode import training_code
+
 DEFAULTS = "padding"  # trl's defaults: random order, each batch padded to its longest row
 
 
 def _batching_module():
-    # training/ scripts import their siblings by bare name, as they do inside the containers.
-    if str(TRAINING_DIR) not in sys.path:
-        sys.path.append(str(TRAINING_DIR))
-    import batching
-
-    return batching
+    return training_code.training_module("batching")
 
 
 @dataclass(frozen=True)

@@ -32,16 +32,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
-if str(REPO_ROOT / "training") not in sys.path:
-    sys.path.append(str(REPO_ROOT / "training"))
+from benchmarks import result_file
+from benchmarks.machine import default_threads
+from benchmarks.measure import spread
+from benchmarks.strategies import DEFAULTS, auto_choice, single_strategies
+from local_mode import training_code
 
-from benchmarks import result_file  # noqa: E402
-from benchmarks.machine import default_threads  # noqa: E402
-from benchmarks.measure import spread  # noqa: E402
-from benchmarks.strategies import DEFAULTS, auto_choice, single_strategies  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# training/'s modules (train.py, evaluate.py ...) by bare name, as the job imports them.
+training_code.enable()
 
 SHARED_DATASET = REPO_ROOT.parent / "shared" / "datasets" / "sql-create-context-4k.jsonl"
 DEMO_INPUT = REPO_ROOT / "examples" / "local-input.json"

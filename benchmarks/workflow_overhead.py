@@ -33,12 +33,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
+from benchmarks import result_file
+from benchmarks.measure import spread
 
-from benchmarks import result_file  # noqa: E402
-from benchmarks.measure import spread  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 RESULT_NAME = "workflow_overhead"
 DEMO_INPUT = REPO_ROOT / "examples" / "local-input.json"

@@ -28,9 +28,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from cdk_app.assets import training_code_dir
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CACHE_ENV_VAR = "LLM_FINETUNE_COMPAT_ENVS"
-CHECK_SCRIPT = REPO_ROOT / "training" / "check_serving.py"
+CHECK_SCRIPT = training_code_dir() / "check_serving.py"
 # The local-version pin fails fast where no CPU wheel is reachable instead of pulling a CUDA build.
 TORCH = "torch==2.13.0+cpu"
 READY_FILE = ".ready.json"

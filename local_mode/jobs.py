@@ -39,7 +39,9 @@ from local_mode.job_network import HostNetwork, NetworkUnavailable, build_job_ne
 from local_mode.job_spec import HostSpec, JobSpec, UnsupportedJob, processing_spec, training_spec
 from local_mode.moto_patches import S3Store
 from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri, upload_folder
-from training.wheelhouse import IMAGE_SOFTWARE_FLAG
+from local_mode.training_code import training_module
+
+IMAGE_SOFTWARE_FLAG = training_module("wheelhouse").IMAGE_SOFTWARE_FLAG
 
 
 class ImageSoftwareMissing(RuntimeError):

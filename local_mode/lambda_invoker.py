@@ -1,10 +1,11 @@
 """Run a Lambda function's handler in this process, as the Python Lambda runtime would.
 
-The handler named by the function's `Handler` (`module.function`) is imported from the project's
-`lambdas/` folder and called with the function's environment variables set for the duration of the
-call, a context object and the event. A raised exception becomes the runtime's error payload
-(`errorMessage`, `errorType`, `stackTrace`), so Step Functions' Retry/Catch match the exception's
-class name exactly as they do in AWS.
+The handler named by the function's `Handler` (`module.function`) is imported from the function's
+code folder (`lambdas/`, put first on sys.path as the runtime's LAMBDA_TASK_ROOT is) and called
+with the function's environment variables set for the duration of the call, a context object and
+the event. A raised exception becomes the runtime's error payload (`errorMessage`, `errorType`,
+`stackTrace`), so Step Functions' Retry/Catch match the exception's class name exactly as they do
+in AWS.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ContextManager
 
+from cdk_app.assets import lambda_code_dir
 from local_mode import process_env
-
-LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
 
 
 class LambdaContext:
@@ -70,7 +70,7 @@ class LambdaInvoker:
         self,
         region: str,
         logs_dir: Path | None = None,
-        lambdas_dir: Path = LAMBDAS_DIR,
+        lambdas_dir: Path | None = None,
         on_invoke: Callable[[str, dict, str, bool], None] | None = None,
         extra_environment: dict[str, str] | None = None,
         identity: Callable[[Any], ContextManager] | None = None,
@@ -79,7 +79,7 @@ class LambdaInvoker:
         # Wraps each handler call: local mode's IAM makes the handler's requests as the function's role.
         self.identity = identity or (lambda function: contextlib.nullcontext())
         self.logs_dir = logs_dir
-        self.lambdas_dir = Path(lambdas_dir)
+        self.lambdas_dir = Path(lambdas_dir or lambda_code_dir())
         self.on_invoke = on_invoke
         # Local settings every function gets (documented in docs/local-mode.md).
         self.extra_environment = {"POWERTOOLS_TRACE_DISABLED": "true", **(extra_environment or {})}
@@ -89,6 +89,8 @@ class LambdaInvoker:
 
     def __enter__(self) -> LambdaInvoker:
         self._modules_before = self.fresh_imports()
+        # The runtime emulation itself: the Python Lambda runtime puts the function's code folder
+        # (LAMBDA_TASK_ROOT) first on sys.path, which is how handlers import `common.*`.
         if str(self.lambdas_dir) not in sys.path:
             sys.path.insert(0, str(self.lambdas_dir))
         self._stdout = _ThreadStdout(sys.stdout)

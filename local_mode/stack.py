@@ -9,17 +9,21 @@ in the template (policies, permissions, alarms, custom-resource plumbing) is lis
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
 import subprocess
+import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import boto3
 
+from cdk_app.assets import lambda_code_dir, training_code_dir
 from local_mode.s3_transfer import upload_folder
 from local_mode.template import NAME_PROPERTIES, Physical, Resolver, TemplateError, generated_name, physical_for
 
@@ -98,10 +102,12 @@ def deploy(
     template: dict,
     stack_name: str,
     region: str,
-    training_dir: Path = REPO_ROOT / "training",
-    lambdas_dir: Path = REPO_ROOT / "lambdas",
+    training_dir: Path | None = None,
+    lambdas_dir: Path | None = None,
 ) -> DeployedStack:
     """Create the template's resources in the (already started) emulated account."""
+    training_dir = training_dir or training_code_dir()
+    lambdas_dir = lambdas_dir or lambda_code_dir()
     account = boto3.client("sts", region_name=region).get_caller_identity()["Account"]
     resources = template.get("Resources") or {}
     physical = _name_resources(template, stack_name, region, account)
@@ -344,7 +350,6 @@ def synthesize(context: dict | None = None, cache_dir: Path | None = None) -> tu
     synthesized twice.
     """
     import hashlib
-    import sys
     import tempfile
 
     digest = hashlib.sha256(json.dumps(context, sort_keys=True).encode())
@@ -357,18 +362,26 @@ def synthesize(context: dict | None = None, cache_dir: Path | None = None) -> tu
     if cached is not None and cached.is_file():
         stored = json.loads(cached.read_text())
         return stored["stack_name"], stored["template"]
-    if str(REPO_ROOT) not in sys.path:
-        sys.path.insert(0, str(REPO_ROOT))
     _silence_node_version_warnings()
-    from app import STACK_NAME, build_app
-
+    app = _project_app()
     with tempfile.TemporaryDirectory(prefix="local-mode-synth-") as outdir:
-        assembly = build_app(context=context, outdir=outdir).synth()
-        template = assembly.get_stack_by_name(STACK_NAME).template
+        assembly = app.build_app(context=context, outdir=outdir).synth()
+        template = assembly.get_stack_by_name(app.STACK_NAME).template
     if cached is not None:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        cached.write_text(json.dumps({"stack_name": STACK_NAME, "template": template}))
-    return STACK_NAME, template
+        cached.write_text(json.dumps({"stack_name": app.STACK_NAME, "template": template}))
+    return app.STACK_NAME, template
+
+
+def _project_app() -> ModuleType:
+    """The project's app.py, a script beside the packages rather than one of them: loaded from its file."""
+    spec = importlib.util.spec_from_file_location("app", REPO_ROOT / "app.py")
+    if spec is None or spec.loader is None:
+        raise TemplateError(f"{REPO_ROOT / 'app.py'} cannot be loaded")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)  # dataclasses and jsii look classes' modules up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def _silence_node_version_warnings() -> None:

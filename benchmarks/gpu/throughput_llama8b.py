@@ -59,11 +59,6 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TRAINING_DIR = REPO_ROOT / "training"
-# training/ scripts import their siblings by bare name, as they do inside the containers.
-for _path in (TRAINING_DIR, REPO_ROOT):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -78,6 +73,10 @@ from benchmarks.gpu.qlora_llama8b import (  # noqa: E402
     synthetic_lengths,
 )
 from benchmarks.measure import CountingCollator, VariantResult, make_step_timer, model_shape, step_records  # noqa: E402
+from local_mode import training_code  # noqa: E402
+
+# training/'s modules (train.py, evaluate.py ...) by bare name, as the job imports them.
+training_code.enable()
 
 RESULT_FILE = f"{RESULT_NAME}.json"
 PROMPTS_FILE = REPO_ROOT / "examples" / "data" / "sql-example.jsonl"

@@ -19,6 +19,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from cdk_app.assets import default_wheelhouse_root, lambda_code_dir, training_code_dir, wheelhouse_build_command
 from cdk_app.config import RETENTION_DAYS, Settings
 from cdk_app.constructs.images import ContainerImages
 from cdk_app.constructs.notification import NotificationTopic
@@ -28,19 +29,16 @@ from cdk_app.constructs.workflow_definition import DefinitionProps, WorkflowDefi
 from cdk_app.constructs.workflow_functions import WorkflowFunctions, WorkflowFunctionsProps
 from cdk_app.default_input import check_default_input
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # Files that never belong in the uploaded code.
 ASSET_EXCLUDES = ["__pycache__", "*.pyc", ".pytest_cache", "*.egg-info", "tests"]
 # What jobs install at start travels with the code as wheels, in `<code prefix>/wheelhouse/`
 # (training/wheelhouse.py builds it; its manifest.json is the contract read here).
-WHEELHOUSE_ROOT = REPO_ROOT / "build" / "job-wheels"
-WHEELHOUSE_BUILD_COMMAND = "make wheelhouse"
 
 
 def wheelhouse_problem(wheelhouse_root: Path, training_dir: Path, py_version: str) -> str | None:
     """Why the wheelhouse under `wheelhouse_root` cannot go with `training_dir`'s code, or None."""
     manifest_path = wheelhouse_root / "wheelhouse" / "manifest.json"
-    fix = f"run `{WHEELHOUSE_BUILD_COMMAND}` (it downloads the wheels jobs install at start) and synthesize again"
+    fix = f"run `{wheelhouse_build_command()}` (it downloads the wheels jobs install at start) and synthesize again"
     if not manifest_path.is_file():
         return f"{manifest_path} not found: the training jobs' wheelhouse has not been built; {fix}"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -63,13 +61,14 @@ class FineTuningWorkflowProps:
     `lambdas_dir` holds the handlers (`<verb>.py`) and `common/`; `training_dir` is deployed to
     `s3://<artifacts>/code/<hash>/` and mounted into every job, with the wheels its
     requirements.txt needs from `wheelhouse_root/wheelhouse/` (built by `make wheelhouse`).
+    The defaults are the code that comes with cdk_app (cdk_app/assets.py).
     `model_package_group_name` defaults to `<resource_prefix>-models`.
     """
 
     settings: Settings = field(default_factory=Settings)
-    lambdas_dir: Path = REPO_ROOT / "lambdas"
-    training_dir: Path = REPO_ROOT / "training"
-    wheelhouse_root: Path = WHEELHOUSE_ROOT
+    lambdas_dir: Path = field(default_factory=lambda_code_dir)
+    training_dir: Path = field(default_factory=training_code_dir)
+    wheelhouse_root: Path = field(default_factory=default_wheelhouse_root)
     model_package_group_name: str | None = None
     log_retention: logs.RetentionDays | None = None
     lambda_memory_size: int = 512

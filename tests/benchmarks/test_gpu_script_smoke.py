@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT / "benchmarks" / "gpu"))
-
-import qlora_llama8b  # noqa: E402
+from benchmarks.gpu import qlora_llama8b
 
 
 def test_smoke_run_measures_trl_defaults_and_train_py_choice_with_qlora(tmp_path):

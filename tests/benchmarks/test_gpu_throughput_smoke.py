@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO_ROOT))
-
-from benchmarks.gpu import throughput_llama8b as bench  # noqa: E402
+from benchmarks.gpu import throughput_llama8b as bench
 
 
 def test_smoke_run_measures_levers_through_train_py_and_evaluation_batching(tmp_path):

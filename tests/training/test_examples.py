@@ -1,5 +1,6 @@
 """The committed example data set is exactly what the generator writes, and every answer runs."""
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -11,8 +12,20 @@ from sql_execution import execution_match
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "examples" / "data" / "sql-example.jsonl"
-sys.path.insert(0, str(REPO_ROOT / "examples"))
-import generate_sql_dataset  # noqa: E402
+GENERATOR = REPO_ROOT / "examples" / "generate_sql_dataset.py"
+
+
+def _load_generator():
+    """examples/ holds scripts, not a package: the generator is loaded from its file."""
+    spec = importlib.util.spec_from_file_location("generate_sql_dataset", GENERATOR)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+generate_sql_dataset = _load_generator()
 
 
 def test_committed_example_equals_the_generators_output(tmp_path):

@@ -12,7 +12,8 @@ import pytest
 import wheelhouse
 from wheelhouse import WheelhouseError
 
-from cdk_app.constructs.workflow import WHEELHOUSE_ROOT, wheelhouse_problem
+from cdk_app.assets import default_wheelhouse_root
+from cdk_app.constructs.workflow import wheelhouse_problem
 
 from .conftest import REPO_ROOT_FOR_TESTS
 
@@ -105,7 +106,7 @@ def test_the_closure_follows_requirements_for_the_image_python_but_not_torch():
 
 
 def _built_wheelhouse() -> Path:
-    house = WHEELHOUSE_ROOT / "wheelhouse"
+    house = default_wheelhouse_root() / "wheelhouse"
     if not (house / "manifest.json").is_file():
         if os.environ.get("CI"):
             pytest.fail(f"{house} was not built: `make test` runs `make wheelhouse` first")
