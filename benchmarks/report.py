@@ -38,7 +38,7 @@ file into the folder given by `--out`; copy it to `benchmarks/results/` and rege
 evaluation batching) supersedes `benchmarks/gpu/qlora_llama8b.py` (`gpu_qlora_llama8b.json`: the
 batching strategies); its docstring says which wheels the GPU machine needs:
 
-    python3 benchmarks/gpu/throughput_llama8b.py --out "$OUT"
+    python3 -m benchmarks.gpu.throughput_llama8b --out "$OUT"
 """
 
 
@@ -303,7 +303,7 @@ def gpu_throughput_details(result: dict[str, Any] | None, earlier: dict[str, Any
     lines = ["## GPU throughput levers (Llama-3-8B shape)", ""]
     if result is None:
         lines += [
-            "`python3 benchmarks/gpu/throughput_llama8b.py --out $OUT` has not run on a GPU yet: the figures below "
+            "`python3 -m benchmarks.gpu.throughput_llama8b --out $OUT` has not run on a GPU yet: the figures below "
             "await one, except where a cell names the earlier run they come from.",
             "",
         ]

@@ -16,7 +16,7 @@ through train.py's own loading and trainer code. This one stays for the batching
 
 Run from the repository root:
 
-    python3 benchmarks/gpu/qlora_llama8b.py --out "$OUT"
+    python3 -m benchmarks.gpu.qlora_llama8b --out "$OUT"
 
 `--smoke` runs the same code path on CPU with a tiny Llama in seconds (for tests). The script
 stops measuring at `--budget-seconds` (default 420), writes what it has and exits 0.
@@ -239,7 +239,7 @@ def command_line(argv: list[str]) -> str:
             shown.append("--out=$OUT")
         else:
             shown.append(arg)
-    return shlex.join(["python3", "benchmarks/gpu/qlora_llama8b.py", *shown]).replace("'$OUT'", "$OUT")
+    return shlex.join(["python3", "-m", "benchmarks.gpu.qlora_llama8b", *shown]).replace("'$OUT'", "$OUT")
 
 
 def log(message: str) -> None:

@@ -33,7 +33,7 @@ downloaded here with
 flash-attention variants are recorded as not measured), and run, from the repository root:
 
     python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl && \\
-        PYTHONPATH=/tmp/site python3 benchmarks/gpu/throughput_llama8b.py --out "$OUT"
+        PYTHONPATH=/tmp/site python3 -m benchmarks.gpu.throughput_llama8b --out "$OUT"
 
 It writes gpu_throughput.json into --out (copy it to benchmarks/results/ and regenerate
 docs/benchmarks.md with `python -m benchmarks.run_all --render-only`). `--budget-seconds`
@@ -485,7 +485,7 @@ def command_line(argv: list[str]) -> str:
             shown.append("$OUT")
         else:
             shown.append("--out=$OUT" if arg.startswith("--out=") else arg)
-    return " ".join(["python3", "benchmarks/gpu/throughput_llama8b.py", *shown])
+    return " ".join(["python3", "-m", "benchmarks.gpu.throughput_llama8b", *shown])
 
 
 def write_results(out_dir: Path, payload: dict[str, Any]) -> Path:

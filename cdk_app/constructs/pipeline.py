@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aws_cdk import Aspects, Stack
 from aws_cdk import aws_iam as iam
@@ -26,6 +27,7 @@ class FineTuningPipelineProps:
     `settings`: instance types, image versions, VPC, thresholds (see cdk_app/config.py).
     `storage`: bring your own KMS key and buckets. `sagemaker_role`, `topic`: bring your own.
     `acknowledge_findings`: add the cdk-nag acknowledgments of docs/security.md to the stack.
+    `wheelhouse_root`: where the jobs' wheelhouse was built (default: cdk_app.assets.default_wheelhouse_root()).
     """
 
     settings: Settings = field(default_factory=Settings)
@@ -34,6 +36,7 @@ class FineTuningPipelineProps:
     topic: sns.ITopic | None = None
     model_package_group_name: str | None = None
     acknowledge_findings: bool = True
+    wheelhouse_root: Path | None = None
 
 
 class FineTuningPipeline(Construct):
@@ -70,7 +73,11 @@ class FineTuningPipeline(Construct):
             sagemaker_role=self.sagemaker_role,
             notification=self.notification,
             images=self.images,
-            props=FineTuningWorkflowProps(settings=settings, model_package_group_name=props.model_package_group_name),
+            props=FineTuningWorkflowProps(
+                settings=settings,
+                model_package_group_name=props.model_package_group_name,
+                **({"wheelhouse_root": props.wheelhouse_root} if props.wheelhouse_root else {}),
+            ),
         )
         if props.acknowledge_findings:
             # On the stack: the CDK places the BucketDeployment provider at the stack's root.
