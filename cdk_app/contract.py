@@ -7,9 +7,10 @@ read it with `common/contract.py`); the app reads the same file, so it never imp
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-CONTRACT_PATH = Path(__file__).resolve().parents[1] / "lambdas" / "common" / "contract.json"
+from cdk_app.assets import lambda_code_dir
+
+CONTRACT_PATH = lambda_code_dir() / "common" / "contract.json"
 _CONTRACT = json.loads(CONTRACT_PATH.read_text(encoding="utf-8"))
 
 RUN_ID_TAG: str = _CONTRACT["tags"]["run_id"]

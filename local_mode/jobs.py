@@ -32,6 +32,7 @@ from typing import Any
 import boto3
 from moto.core.utils import utcnow
 
+from cdk_app.contract import IMAGE_SOFTWARE_FLAG
 from local_mode import process_env
 from local_mode.iam.sagemaker_jobs import JobAccessDenied
 from local_mode.job_logs import JobLogStream
@@ -39,9 +40,6 @@ from local_mode.job_network import HostNetwork, NetworkUnavailable, build_job_ne
 from local_mode.job_spec import HostSpec, JobSpec, UnsupportedJob, processing_spec, training_spec
 from local_mode.moto_patches import S3Store
 from local_mode.s3_transfer import download_prefix, list_keys, split_s3_uri, upload_folder
-from local_mode.training_code import training_module
-
-IMAGE_SOFTWARE_FLAG = training_module("wheelhouse").IMAGE_SOFTWARE_FLAG
 
 
 class ImageSoftwareMissing(RuntimeError):

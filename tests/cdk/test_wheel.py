@@ -140,6 +140,7 @@ def test_the_documented_example_synthesizes_from_the_installed_wheel(tmp_path):
     assert len(lambda_assets) == 1 and len(training_assets) == 1
     for handler in handlers:
         assert (lambda_assets[0] / f"{handler}.py").is_file(), handler
+    assert (lambda_assets[0] / "common" / "contract.json").is_file()
     requirements = (REPO_ROOT / "training" / "requirements.txt").read_bytes()
     assert (training_assets[0] / "requirements.txt").read_bytes() == requirements
     assert (training_assets[0] / "launch.py").is_file()
