@@ -263,7 +263,10 @@ def test_the_console_script_is_declared_and_packaged(tmp_path):
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
     assert project["project"]["scripts"] == {"llm-finetune": "llm_finetune_cli.cli:main"}
     assert project["tool"]["pytest"]["ini_options"]["testpaths"] == ["tests"]
-    packages = project["tool"]["setuptools"]["packages"]
+    setuptools = project["tool"]["setuptools"]
+    # The code the constructs ship travels inside cdk_app (tests/cdk/test_wheel.py builds the wheel).
+    assert setuptools["package-dir"] == {"cdk_app._assets.lambdas": "lambdas", "cdk_app._assets.training": "training"}
+    packages = [name for name in setuptools["packages"] if not name.startswith("cdk_app._assets.")]
     found = sorted(
         str(path.parent.relative_to(REPO_ROOT)).replace("/", ".")
         for root in ("cdk_app", "llm_finetune_cli", "local_mode")
