@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from cdk_app.assets import default_wheelhouse_root
 from cdk_app.config import Settings, image_catalogue
 from cdk_app.constructs.images import ContainerImages
 from cdk_app.constructs.nag import PipelineFindings
@@ -76,7 +77,7 @@ class FineTuningPipeline(Construct):
             props=FineTuningWorkflowProps(
                 settings=settings,
                 model_package_group_name=props.model_package_group_name,
-                **({"wheelhouse_root": props.wheelhouse_root} if props.wheelhouse_root else {}),
+                wheelhouse_root=props.wheelhouse_root or default_wheelhouse_root(),
             ),
         )
         if props.acknowledge_findings:
