@@ -13,8 +13,6 @@ from local_mode.models import REPO_ROOT, build_tiny_model
 
 REPO_ROOT_FOR_TESTS = REPO_ROOT  # the checkout's root, for the tests that read its files
 
-# The checkout the training tests read (training/, cdk.json, docs/, build/job-wheels/).
-REPO_ROOT_FOR_TESTS = Path(__file__).resolve().parents[2]
 # Two cores are shared by everything that runs tests; more threads only contend.
 torch.set_num_threads(2)
 
