@@ -61,6 +61,20 @@ class AccountIam:
             if log_group in self._log_groups:
                 self.logs_encryption(log_group)
 
+    def environment_denial(self, function: Any) -> str | None:
+        """Why the function's role may not decrypt its environment, or None when it may.
+
+        Lambda decrypts an environment under a customer key as the function's role, through Lambda,
+        with the function's ARN as encryption context; an invocation it cannot decrypt for fails.
+        """
+        info = self._functions.get(function.function_name)
+        if info is None or not info.kms_key_arn:
+            return None  # Lambda's own key (aws/lambda), which Lambda grants the role itself
+        principal = Principal.role_session(function.role, function.function_name)
+        check = service_checks.lambda_environment(self.view, info.kms_key_arn, function.function_arn)
+        decision = self.enforcer.decide(principal, check, "lambda environment")
+        return None if decision.allowed else decision.message
+
     def sagemaker(self, role_arn: str, session: str = "SageMaker") -> Principal:
         return Principal.role_session(role_arn, session)
 

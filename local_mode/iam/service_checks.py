@@ -1,5 +1,7 @@
 """What AWS services check when they act for a principal, outside any API call the code makes.
 
+- Lambda decrypts a function's environment under a customer key as the function's role; an
+  invocation fails when it cannot.
 - The Lambda runtime writes each invocation's logs to the function's log group and, with active
   tracing, sends trace segments, as the function's role.
 - CloudWatch Logs uses the KMS key of an encrypted log group, as the logs service principal, with
@@ -32,6 +34,16 @@ def lambda_runtime(view: AccountView, function_name: str, log_group: str | None,
             Authorization("xray:PutTelemetryRecords", "*", why="active tracing"),
         ]
     return checks
+
+
+def lambda_environment(view: AccountView, key_arn: str, function_arn: str) -> Authorization:
+    """Lambda decrypting a function's environment variables, through Lambda, for that function."""
+    context = {
+        "kms:ViaService": f"lambda.{view.region}.amazonaws.com",
+        "kms:CallerAccount": view.account,
+        "kms:EncryptionContext:aws:lambda:FunctionArn": function_arn,
+    }
+    return Authorization("kms:Decrypt", key_arn, context, "environment variables under a customer key")
 
 
 def log_group_encryption(view: AccountView, log_group: str, key_arn: str) -> list[Authorization]:
