@@ -75,6 +75,20 @@ class AccountIam:
         decision = self.enforcer.decide(principal, check, "lambda environment")
         return None if decision.allowed else decision.message
 
+    def dead_letter_denial(self, function_name: str, queue_arn: str) -> str | None:
+        """Why Lambda may not send the function's failed event to its dead-letter queue, or None.
+
+        Recorded, not raised: in AWS the event is then dropped (the DeadLetterErrors metric counts it).
+        """
+        info = self._functions[function_name]
+        principal = Principal.role_session(info.role_arn, function_name)
+        checks = service_checks.dead_letter_delivery(self.view, queue_arn, self.view.queue_kms_key(queue_arn))
+        for check in checks:
+            decision = self.enforcer.decide(principal, check, "lambda dead-letter queue")
+            if not decision.allowed:
+                return decision.message
+        return None
+
     def sagemaker(self, role_arn: str, session: str = "SageMaker") -> Principal:
         return Principal.role_session(role_arn, session)
 

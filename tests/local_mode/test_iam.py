@@ -395,3 +395,90 @@ def test_a_role_that_cannot_decrypt_the_environment_fails_the_invocation(stack_t
     assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
     assert "unable to decrypt the environment variables" in error["Message"]
     assert "is not authorized to perform: kms:Decrypt" in error["Message"]
+
+
+# ---- Cleanup's dead-letter queue -------------------------------------------------------------------
+
+
+def _without_statement(template, verb, action):
+    """The template without the statements of `verb`'s role policy that allow `action`."""
+    import copy
+
+    template = copy.deepcopy(template)
+    role_id = template["Resources"][_function_id(template, verb)]["Properties"]["Role"]["Fn::GetAtt"][0]
+    removed = 0
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in resource["Properties"]["Roles"]:
+            statements = resource["Properties"]["PolicyDocument"]["Statement"]
+            kept = [
+                s for s in statements if action not in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+            ]
+            removed += len(statements) - len(kept)
+            resource["Properties"]["PolicyDocument"]["Statement"] = kept
+    assert removed == 1
+    return template
+
+
+def _failed_ending_delivered(template, stack_name, tmp_path):
+    """Deliver a FAILED execution's event to the stack's rules, with a Cleanup handler that raises.
+
+    Returns the deliveries and the messages found in the dead-letter queue.
+    """
+    import boto3
+    from moto import mock_aws
+
+    from local_mode import moto_patches
+    from local_mode.eventbridge import ExecutionEndings, status_change_event
+    from local_mode.iam import AccountIam
+    from local_mode.lambda_invoker import LambdaInvoker
+    from local_mode.stack import deploy
+
+    (tmp_path / "cleanup.py").write_text("def handler(event, context):\n    raise RuntimeError('cleanup broke')\n")
+    with mock_aws():
+        stack = deploy(template, stack_name, REGION)
+        account_iam = AccountIam(template, stack)
+        invoker = LambdaInvoker(
+            REGION,
+            lambdas_dir=tmp_path,
+            identity=account_iam.lambda_identity,
+            environment_denial=account_iam.environment_denial,
+        )
+        with moto_patches.installed(invoker, jobs=None, endpoints=None), invoker:
+            endings = ExecutionEndings(REGION, stack.account, stack.state_machine_arn, stack.rules, account_iam)
+            endings.start()
+            try:
+                description = {
+                    "executionArn": stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":run-1",
+                    "stateMachineArn": stack.state_machine_arn,
+                    "name": "run-1",
+                    "status": "FAILED",
+                }
+                deliveries = endings.deliver(status_change_event(description, stack.account, REGION))
+            finally:
+                endings.stop()
+        [queue_id] = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::SQS::Queue"]
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.get_queue_url(QueueName=stack.physical[queue_id].attributes["QueueName"])["QueueUrl"]
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        return deliveries, messages.get("Messages", [])
+
+
+def test_a_failed_asynchronous_cleanup_lands_in_the_dead_letter_queue(stack_template, tmp_path):
+    import json
+
+    stack_name, template = stack_template
+    [delivery], messages = _failed_ending_delivered(template, stack_name, tmp_path)
+    assert delivery["error"] and "queue" in delivery["dead_letter"]  # the invocation failed
+    assert "error" not in delivery["dead_letter"]
+    [message] = messages
+    assert json.loads(message["Body"])["detail"]["status"] == "FAILED"
+    assert message["MessageAttributes"]["ErrorMessage"]["StringValue"] == "cleanup broke"
+
+
+def test_a_role_that_may_not_send_to_the_dead_letter_queue_loses_the_event(stack_template, tmp_path):
+    stack_name, template = stack_template
+    [delivery], messages = _failed_ending_delivered(
+        _without_statement(template, "cleanup", "sqs:SendMessage"), stack_name, tmp_path
+    )
+    assert "is not authorized to perform: sqs:SendMessage" in delivery["dead_letter"]["error"]
+    assert messages == []
