@@ -15,7 +15,9 @@ import pytest
 from app import STACK_NAME
 from cdk_app.constructs.scanner_exemptions import METADATA_KEY, REASONS
 
-CHECKOV = Path(__file__).resolve().parents[2] / ".cache" / "checkov-venv" / "bin" / "checkov"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHECKOV = REPO_ROOT / ".cache" / "checkov-venv" / "bin" / "checkov"
+SECURITY_DOC = REPO_ROOT / "docs" / "security.md"
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +80,9 @@ def test_skips_keep_cdk_nag_metadata(synthesized):
         assert metadata["cdk_nag"]["rules_to_suppress"], verb
         ids = {skip["id"] for skip in metadata[METADATA_KEY]["skip"]}
         assert ids == {"CKV_AWS_115", "CKV_AWS_117"} | (set() if verb == "cleanup" else {"CKV_AWS_116"}), verb
+
+
+def test_security_doc_names_every_skip_and_its_reason():
+    text = " ".join(SECURITY_DOC.read_text().split())
+    for check_id, reason in REASONS.items():
+        assert f"| {check_id} |" in text and reason in text, check_id
