@@ -41,6 +41,7 @@ EMULATED_TYPES = {
     "AWS::IAM::ManagedPolicy",
     "AWS::S3::BucketPolicy",
     "AWS::SNS::TopicPolicy",
+    "AWS::SQS::QueuePolicy",
     "AWS::Lambda::Permission",
 }
 _IGNORED_FILES = ("__pycache__", ".pyc", ".pytest_cache")
