@@ -74,6 +74,19 @@ $(COMPAT_STAMP): $(STAMP) local_mode/compat_envs.py
 vllm-env: $(STAMP)
 	$(PY) -m local_mode.vllm_env
 
+# checkov (the IaC scanner) in its own venv, for tests/cdk/test_checkov.py: its boto3 pin conflicts with the project's.
+CHECKOV_VENV := .cache/checkov-venv
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+.PHONY: checkov-env
+checkov-env: $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
 clean:
 	rm -rf cdk.out .pytest_cache
 

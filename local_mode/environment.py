@@ -126,6 +126,7 @@ class LocalAws:
             region,
             logs_dir=self.workdir / "lambda",
             identity=lambda function: self.iam.lambda_identity(function),
+            environment_denial=lambda function: self.iam.environment_denial(function),
             extra_environment={"HF_ENDPOINT": self.hub.url},
         )
         self.quotas = SageMakerQuotas()

@@ -5,6 +5,10 @@ pattern matches invokes its targets, a Lambda only if the function's resource po
 events.amazonaws.com invoke it from that rule. A watcher thread does the same for the emulated
 account: it sees each execution end, builds the event as AWS does, matches it with moto's own
 pattern matching, has IAM decide the invocation, and invokes the function.
+
+EventBridge invokes Lambda asynchronously: an event whose invocation fails goes to the function's
+dead-letter queue, when it has one, sent by Lambda as the function's role (IAM decides that too; a
+denied send drops the event, as in AWS). Lambda's own retries before that are not emulated.
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class ExecutionEndings:
         # Clients of their own: boto3 sessions are not thread-safe.
         session = boto3.session.Session(region_name=self.region)
         self._sfn, self._lambda = session.client("stepfunctions"), session.client("lambda")
+        self._sqs = session.client("sqs")
         self._thread.start()
         return self
 
@@ -142,12 +147,45 @@ class ExecutionEndings:
                     continue
                 response = self._lambda.invoke(FunctionName=function_arn, Payload=json.dumps(event).encode())
                 payload = json.loads(response["Payload"].read() or b"null")
-                results.append(
-                    {
-                        "rule": rule.name,
-                        "function": function_arn,
-                        "result": payload,
-                        "error": response.get("FunctionError"),
-                    }
-                )
+                result = {
+                    "rule": rule.name,
+                    "function": function_arn,
+                    "result": payload,
+                    "error": response.get("FunctionError"),
+                }
+                if response.get("FunctionError"):
+                    result.update(self._dead_letter(function_arn, event, payload, response))
+                results.append(result)
         return results
+
+    def _dead_letter(self, function_arn: str, event: dict, payload: Any, response: dict) -> dict:
+        """Send a failed event to the function's dead-letter queue, as Lambda does: `{"dead_letter": ...}`."""
+        info = next(
+            (
+                info
+                for info in self.iam.stack.functions.values()
+                if self.iam.stack.physical[info.logical_id].attributes["Arn"] == function_arn
+            ),
+            None,
+        )
+        if info is None or not info.dead_letter_arn:
+            return {}
+        queue_arn = info.dead_letter_arn
+        denial = self.iam.dead_letter_denial(info.name, queue_arn)
+        if denial is not None:
+            return {"dead_letter": {"queue": queue_arn, "error": denial}}
+        message = payload.get("errorMessage", "") if isinstance(payload, dict) else ""
+        queue_url = self._sqs.get_queue_url(QueueName=queue_arn.rsplit(":", 1)[-1])["QueueUrl"]
+        self._sqs.send_message(
+            QueueUrl=queue_url,
+            MessageBody=json.dumps(event),
+            MessageAttributes={
+                "RequestID": {
+                    "DataType": "String",
+                    "StringValue": response["ResponseMetadata"].get("RequestId") or str(uuid.uuid4()),
+                },
+                "ErrorCode": {"DataType": "Number", "StringValue": "200"},
+                "ErrorMessage": {"DataType": "String", "StringValue": message[:1024] or "Unhandled"},
+            },
+        )
+        return {"dead_letter": {"queue": queue_arn}}

@@ -24,8 +24,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ContextManager
 
+from moto.core.exceptions import JsonRESTError
+
 from cdk_app.assets import lambda_code_dir
 from local_mode import process_env
+
+
+class KMSAccessDeniedException(JsonRESTError):
+    """Lambda's answer (HTTP 502) to an invocation whose role cannot decrypt the function's environment."""
+
+    code = 502
+
+    def __init__(self, kms_message: str):
+        super().__init__(
+            "KMSAccessDeniedException",
+            "Lambda was unable to decrypt the environment variables because KMS access was denied. "
+            "Please check the function's AWS KMS key settings. "
+            f"KMS Exception: AccessDeniedExceptionKMS Message: {kms_message}",
+        )
 
 
 class LambdaContext:
@@ -74,10 +90,13 @@ class LambdaInvoker:
         on_invoke: Callable[[str, dict, str, bool], None] | None = None,
         extra_environment: dict[str, str] | None = None,
         identity: Callable[[Any], ContextManager] | None = None,
+        environment_denial: Callable[[Any], str | None] | None = None,
     ):
         self.region = region
         # Wraps each handler call: local mode's IAM makes the handler's requests as the function's role.
         self.identity = identity or (lambda function: contextlib.nullcontext())
+        # Why the function's role cannot decrypt its environment (KMS's message), or None when it can.
+        self.environment_denial = environment_denial or (lambda function: None)
         self.logs_dir = logs_dir
         self.lambdas_dir = Path(lambdas_dir or lambda_code_dir())
         self.on_invoke = on_invoke
@@ -122,6 +141,9 @@ class LambdaInvoker:
             return self._invoke(function, event)
 
     def _invoke(self, function: Any, event: Any) -> tuple[str, bool, str]:
+        denial = self.environment_denial(function)
+        if denial is not None:
+            raise KMSAccessDeniedException(denial)
         module_name, _, attribute = (function.handler or "").rpartition(".")
         environment = {
             **{str(k): str(v) for k, v in (function.environment_vars or {}).items()},

@@ -45,6 +45,7 @@ EMULATED_TYPES = {
     "AWS::IAM::ManagedPolicy",
     "AWS::S3::BucketPolicy",
     "AWS::SNS::TopicPolicy",
+    "AWS::SQS::QueuePolicy",
     "AWS::Lambda::Permission",
 }
 _IGNORED_FILES = ("__pycache__", ".pyc", ".pytest_cache")
@@ -59,6 +60,8 @@ class FunctionInfo:
     role_arn: str = ""
     log_group: str | None = None  # LoggingConfig.LogGroup; Lambda's default is /aws/lambda/<name>
     tracing: bool = False  # TracingConfig.Mode Active
+    kms_key_arn: str | None = None  # KmsKeyArn: the customer key of its environment (else Lambda's own)
+    dead_letter_arn: str | None = None  # DeadLetterConfig.TargetArn: where failed asynchronous events go
 
 
 @dataclass
@@ -149,7 +152,9 @@ def deploy(
                 )
                 clients.sns.create_topic(Name=physical[logical_id].attributes["TopicName"], Attributes=attributes)
             elif resource_type == "AWS::SQS::Queue":
-                clients.sqs.create_queue(QueueName=physical[logical_id].attributes["QueueName"])
+                clients.sqs.create_queue(
+                    QueueName=physical[logical_id].attributes["QueueName"], Attributes=_queue_attributes(properties)
+                )
             elif resource_type == "AWS::Logs::LogGroup":
                 clients.logs.create_log_group(logGroupName=name)
             elif resource_type == "AWS::SageMaker::ModelPackageGroup":
@@ -255,6 +260,12 @@ def _create_bucket(s3: Any, name: str, region: str, properties: dict) -> None:
         )
 
 
+def _queue_attributes(properties: dict) -> dict[str, str]:
+    """The queue's key and retention, as CreateQueue takes them (the key decides what SendMessage checks)."""
+    names = ("KmsMasterKeyId", "MessageRetentionPeriod", "VisibilityTimeout", "KmsDataKeyReusePeriodSeconds")
+    return {name: str(properties[name]) for name in names if name in properties}
+
+
 def _encryption_rule(rule: dict) -> dict:
     """A template's ServerSideEncryptionRule in the shape PutBucketEncryption takes."""
     default = rule["ServerSideEncryptionByDefault"]
@@ -278,6 +289,12 @@ def _code_zip(lambdas_dir: Path) -> bytes:
 def _create_function(client: Any, logical_id: str, name: str, properties: dict, lambdas_dir: Path) -> FunctionInfo:
     environment = {str(k): str(v) for k, v in ((properties.get("Environment") or {}).get("Variables") or {}).items()}
     handler = properties.get("Handler") or "index.handler"
+    options: dict[str, Any] = {}
+    if properties.get("KmsKeyArn"):
+        options["KMSKeyArn"] = properties["KmsKeyArn"]
+    dead_letter_arn = (properties.get("DeadLetterConfig") or {}).get("TargetArn")
+    if dead_letter_arn:
+        options["DeadLetterConfig"] = {"TargetArn": dead_letter_arn}
     client.create_function(
         FunctionName=name,
         Runtime=properties.get("Runtime") or "python3.12",
@@ -288,6 +305,7 @@ def _create_function(client: Any, logical_id: str, name: str, properties: dict, 
         MemorySize=int(properties.get("MemorySize", 128)),
         Environment={"Variables": environment},
         Description=str(properties.get("Description", ""))[:256],
+        **options,
     )
     return FunctionInfo(
         logical_id=logical_id,
@@ -297,6 +315,8 @@ def _create_function(client: Any, logical_id: str, name: str, properties: dict, 
         role_arn=properties["Role"],
         log_group=(properties.get("LoggingConfig") or {}).get("LogGroup"),
         tracing=(properties.get("TracingConfig") or {}).get("Mode") == "Active",
+        kms_key_arn=properties.get("KmsKeyArn") or None,
+        dead_letter_arn=dead_letter_arn,
     )
 
 

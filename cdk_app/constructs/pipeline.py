@@ -16,6 +16,7 @@ from cdk_app.constructs.images import ContainerImages
 from cdk_app.constructs.nag import PipelineFindings
 from cdk_app.constructs.notification import NotificationTopic, NotificationTopicProps
 from cdk_app.constructs.sagemaker_role import SageMakerExecutionRole, SageMakerRoleProps
+from cdk_app.constructs.scanner_exemptions import ProviderExemptions
 from cdk_app.constructs.storage import FineTuningStorage, StorageProps
 from cdk_app.constructs.workflow import FineTuningWorkflow, FineTuningWorkflowProps
 from cdk_app.contract import RUNS_PREFIX
@@ -27,7 +28,7 @@ class FineTuningPipelineProps:
 
     `settings`: instance types, image versions, VPC, thresholds (see cdk_app/config.py).
     `storage`: bring your own KMS key and buckets. `sagemaker_role`, `topic`: bring your own.
-    `acknowledge_findings`: add the cdk-nag acknowledgments of docs/security.md to the stack.
+    `acknowledge_findings`: add the cdk-nag acknowledgments and checkov skips of docs/security.md to the stack.
     `wheelhouse_root`: where the jobs' wheelhouse was built (default: cdk_app.assets.default_wheelhouse_root()).
     """
 
@@ -83,6 +84,7 @@ class FineTuningPipeline(Construct):
         if props.acknowledge_findings:
             # On the stack: the CDK places the BucketDeployment provider at the stack's root.
             Aspects.of(Stack.of(self)).add(PipelineFindings(self.node.path))
+            Aspects.of(Stack.of(self)).add(ProviderExemptions())
 
     @property
     def state_machine_arn(self) -> str:

@@ -10,6 +10,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from cdk_app.constructs.scanner_exemptions import exempt
 from cdk_app.contract import RUNS_PREFIX
 
 CODE_PREFIX = "code/"
@@ -63,6 +64,8 @@ class FineTuningStorage(Construct):
             removal_policy=props.removal_policy,
             lifecycle_rules=self._lifecycle(props),
         )
+        if props.access_log_bucket is None:
+            exempt(self.access_log_bucket, "CKV_AWS_18")
         self.data_bucket: s3.IBucket = props.data_bucket or self._bucket("DataBucket", "data/", props)
         self.artifacts_bucket: s3.IBucket = props.artifacts_bucket or self._bucket(
             "ArtifactsBucket", "artifacts/", props

@@ -7,13 +7,16 @@ from dataclasses import dataclass
 
 from aws_cdk import ArnFormat, Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from cdk_app.constructs.dead_letters import dead_letter_queue, grant_dead_letter_key
 from cdk_app.constructs.nag import acknowledge_runtime
 from cdk_app.constructs.notification import NotificationTopic
 from cdk_app.constructs.sagemaker_role import SageMakerExecutionRole
+from cdk_app.constructs.scanner_exemptions import exempt
 from cdk_app.constructs.storage import FineTuningStorage
 from cdk_app.contract import JOB_APIS, NAME_SUFFIXES, RUN_ID_TAG, RUNS_PREFIX, STACK_TAG
 
@@ -32,6 +35,11 @@ VERBS: Mapping[str, str] = {
     "notify": "Publishes the run's outcome to the notification topic",
     "cleanup": "Stops this run's jobs and removes endpoint resources that never served",
 }
+
+# Verbs a caller invokes asynchronously: the ExecutionEnded rule (workflow.py) hands Cleanup every
+# execution that did not succeed. Their events that still fail after Lambda's retries go to the
+# dead-letter queue; Step Functions invokes every other verb synchronously and handles its errors.
+ASYNCHRONOUS_VERBS = frozenset({"cleanup"})
 
 # Name suffixes of the SageMaker resources a run creates (docs/workflow-contract.md, "Names").
 JOB_SUFFIXES = {
@@ -101,6 +109,7 @@ class WorkflowFunctions(Construct):
                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
             ),
         )
+        self.dead_letter_queue = dead_letter_queue(self, "DeadLetterQueue", storage.key)
         self.functions: dict[str, lambda_.Function] = {}
         for verb, description in VERBS.items():
             self.functions[verb] = self._function(verb, description, props, layer, storage)
@@ -252,6 +261,7 @@ class WorkflowFunctions(Construct):
         storage: FineTuningStorage,
     ) -> lambda_.Function:
         name = "".join(part.capitalize() for part in verb.split("_"))
+        asynchronous = verb in ASYNCHRONOUS_VERBS
         log_group = logs.LogGroup(
             self,
             f"{name}Logs",
@@ -280,11 +290,31 @@ class WorkflowFunctions(Construct):
             tracing=lambda_.Tracing.ACTIVE,
             log_group=log_group,
             environment=dict(props.environment),
+            environment_encryption=storage.key,
+            dead_letter_queue=self.dead_letter_queue if asynchronous else None,
         )
         # Logs go only to the function's own group (no AWSLambdaBasicExecutionRole).
         log_group.grant_write(role)
+        self._grant_environment_key(role, storage.key)
+        if asynchronous:
+            grant_dead_letter_key(role, storage.key)
         acknowledge_runtime(function)
+        exempt(function, "CKV_AWS_115", "CKV_AWS_117", *(() if asynchronous else ("CKV_AWS_116",)))
         return function
+
+    @staticmethod
+    def _grant_environment_key(role: iam.IGrantable, key: kms.IKey) -> None:
+        """Decrypt the function's environment, only through Lambda.
+
+        Lambda also makes a KMS grant for the role when the function is deployed; with this policy the
+        function does not depend on that grant (one that a re-created role no longer matches).
+        """
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["kms:Decrypt"],
+            resource_arns=[key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"lambda.{Aws.REGION}.amazonaws.com"}},
+        )
 
     # --- SageMaker ARNs this workflow's functions may touch -------------------------------------
 

@@ -61,6 +61,34 @@ class AccountIam:
             if log_group in self._log_groups:
                 self.logs_encryption(log_group)
 
+    def environment_denial(self, function: Any) -> str | None:
+        """Why the function's role may not decrypt its environment, or None when it may.
+
+        Lambda decrypts an environment under a customer key as the function's role, through Lambda,
+        with the function's ARN as encryption context; an invocation it cannot decrypt for fails.
+        """
+        info = self._functions.get(function.function_name)
+        if info is None or not info.kms_key_arn:
+            return None  # Lambda's own key (aws/lambda), which Lambda grants the role itself
+        principal = Principal.role_session(function.role, function.function_name)
+        check = service_checks.lambda_environment(self.view, info.kms_key_arn, function.function_arn)
+        decision = self.enforcer.decide(principal, check, "lambda environment")
+        return None if decision.allowed else decision.message
+
+    def dead_letter_denial(self, function_name: str, queue_arn: str) -> str | None:
+        """Why Lambda may not send the function's failed event to its dead-letter queue, or None.
+
+        Recorded, not raised: in AWS the event is then dropped (the DeadLetterErrors metric counts it).
+        """
+        info = self._functions[function_name]
+        principal = Principal.role_session(info.role_arn, function_name)
+        checks = service_checks.dead_letter_delivery(self.view, queue_arn, self.view.queue_kms_key(queue_arn))
+        for check in checks:
+            decision = self.enforcer.decide(principal, check, "lambda dead-letter queue")
+            if not decision.allowed:
+                return decision.message
+        return None
+
     def sagemaker(self, role_arn: str, session: str = "SageMaker") -> Principal:
         return Principal.role_session(role_arn, session)
 

@@ -91,6 +91,16 @@ class MotoAccountView:
         key = getattr(topic, "kms_master_key_id", "") if topic else ""
         return self.key_arn(key) if key else None
 
+    def queue_kms_key(self, queue_arn: str) -> str | None:
+        from moto.sqs.models import sqs_backends
+
+        name = queue_arn.rsplit(":", 1)[-1]
+        queue = sqs_backends[self.account][self.region].queues.get(name)
+        key = getattr(queue, "kms_master_key_id", None) if queue is not None else None
+        if not key or key == "alias/aws/sqs":
+            return None  # SQS-managed encryption or the AWS managed key: no customer key policy to pass
+        return self.key_arn(key)
+
     def key_arn(self, key_id: str) -> str:
         if key_id.startswith("arn:") and ":key/" in key_id:
             return key_id

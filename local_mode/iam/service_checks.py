@@ -1,5 +1,9 @@
 """What AWS services check when they act for a principal, outside any API call the code makes.
 
+- Lambda decrypts a function's environment under a customer key as the function's role; an
+  invocation fails when it cannot.
+- Lambda sends an asynchronous event whose invocation failed to the function's dead-letter queue
+  as the function's role (SendMessage over TLS, and the queue's customer key through SQS).
 - The Lambda runtime writes each invocation's logs to the function's log group and, with active
   tracing, sends trace segments, as the function's role.
 - CloudWatch Logs uses the KMS key of an encrypted log group, as the logs service principal, with
@@ -30,6 +34,28 @@ def lambda_runtime(view: AccountView, function_name: str, log_group: str | None,
         checks += [
             Authorization("xray:PutTraceSegments", "*", why="active tracing"),
             Authorization("xray:PutTelemetryRecords", "*", why="active tracing"),
+        ]
+    return checks
+
+
+def lambda_environment(view: AccountView, key_arn: str, function_arn: str) -> Authorization:
+    """Lambda decrypting a function's environment variables, through Lambda, for that function."""
+    context = {
+        "kms:ViaService": f"lambda.{view.region}.amazonaws.com",
+        "kms:CallerAccount": view.account,
+        "kms:EncryptionContext:aws:lambda:FunctionArn": function_arn,
+    }
+    return Authorization("kms:Decrypt", key_arn, context, "environment variables under a customer key")
+
+
+def dead_letter_delivery(view: AccountView, queue_arn: str, key_arn: str | None) -> list[Authorization]:
+    """Lambda sending a failed asynchronous event to the function's dead-letter queue."""
+    checks = [Authorization("sqs:SendMessage", queue_arn, {"aws:SecureTransport": True}, "dead-letter queue")]
+    if key_arn:
+        via = {"kms:ViaService": f"sqs.{view.region}.amazonaws.com", "kms:CallerAccount": view.account}
+        checks += [
+            Authorization(action, key_arn, dict(via), "encrypted dead-letter queue")
+            for action in ("kms:GenerateDataKey", "kms:Decrypt")
         ]
     return checks
 

@@ -2,7 +2,7 @@
 
 Identity policies (inline role policies, `AWS::IAM::Policy`, customer managed policies) are kept by
 role ARN; resource policies (bucket policies, the KMS key policy, topic policies, Lambda
-permissions) by the ARN of the resource they protect. AWS managed policies have no document in the
+permissions, queue policies) by the ARN of the resource they protect. AWS managed policies have no document in the
 template: a role that has one is recorded, and evaluating a request of that role fails loudly.
 """
 
@@ -89,6 +89,7 @@ def build_store(template: dict[str, Any], resolver: Resolver, physical: dict) ->
             "AWS::S3::BucketPolicy",
             "AWS::KMS::Key",
             "AWS::SNS::TopicPolicy",
+            "AWS::SQS::QueuePolicy",
             "AWS::Lambda::Permission",
         ):
             continue
@@ -121,6 +122,11 @@ def build_store(template: dict[str, Any], resolver: Resolver, physical: dict) ->
                 store.resources.setdefault(topic, []).extend(
                     parse_document(properties["PolicyDocument"], f"topic policy {logical_id}", resource_policy=True)
                 )
+        elif kind == "AWS::SQS::QueuePolicy":
+            for queue_url in properties.get("Queues") or []:
+                store.resources.setdefault(queue_arn(queue_url), []).extend(
+                    parse_document(properties["PolicyDocument"], f"queue policy {logical_id}", resource_policy=True)
+                )
         elif kind == "AWS::Lambda::Permission":
             function = properties["FunctionName"]
             statement = {
@@ -140,6 +146,13 @@ def build_store(template: dict[str, Any], resolver: Resolver, physical: dict) ->
                 parse_document({"Statement": [statement]}, f"permission {logical_id}", resource_policy=True)
             )
     return store
+
+
+def queue_arn(queue_url: str) -> str:
+    """`https://sqs.<region>.amazonaws.com/<account>/<name>` (a queue's Ref) as the queue's ARN."""
+    host, account, name = queue_url.removeprefix("https://").split("/")[:3]
+    region = host.split(".")[1]
+    return f"arn:aws:sqs:{region}:{account}:{name}"
 
 
 def _permission_principal(principal: str) -> dict:

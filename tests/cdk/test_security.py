@@ -356,6 +356,60 @@ def test_state_machine_logs_everything_encrypted_and_traces(synthesized):
     assert props["TracingConfiguration"] == {"Enabled": True}
 
 
+def test_function_environments_are_encrypted_with_the_key_each_role_decrypts_through_lambda(synthesized):
+    key_id, _ = synthesized.only("AWS::KMS::Key")
+    key_arn = {"Fn::GetAtt": [key_id, "Arn"]}
+    through_lambda = {
+        "StringEquals": {"kms:ViaService": {"Fn::Join": ["", ["lambda.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}}
+    }
+    for verb, function in synthesized.functions().items():
+        assert function["Properties"]["KmsKeyArn"] == key_arn, verb
+        role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        assert {
+            "Action": "kms:Decrypt",
+            "Condition": through_lambda,
+            "Effect": "Allow",
+            "Resource": key_arn,
+        } in role_statements(synthesized, role), verb
+
+
+def test_only_cleanup_invoked_asynchronously_has_an_encrypted_tls_only_dead_letter_queue(synthesized):
+    key_id, _ = synthesized.only("AWS::KMS::Key")
+    queue_id, queue = synthesized.only("AWS::SQS::Queue")
+    assert queue["Properties"] == {
+        "KmsMasterKeyId": {"Fn::GetAtt": [key_id, "Arn"]},
+        "MessageRetentionPeriod": 14 * 86400,
+    }
+    [policy] = synthesized.resources("AWS::SQS::QueuePolicy").values()
+    assert policy["Properties"]["Queues"] == [{"Ref": queue_id}]
+    assert {
+        "Action": "sqs:*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+    } in statements(policy)
+    # The ExecutionEnded rule is the one asynchronous caller, and it targets Cleanup.
+    [rule] = synthesized.resources("AWS::Events::Rule").values()
+    functions = synthesized.functions()
+    cleanup_id = next(
+        name for name, r in synthesized.resources("AWS::Lambda::Function").items() if r is functions["cleanup"]
+    )
+    assert [target["Arn"] for target in rule["Properties"]["Targets"]] == [{"Fn::GetAtt": [cleanup_id, "Arn"]}]
+    for verb, function in functions.items():
+        expected = {"TargetArn": {"Fn::GetAtt": [queue_id, "Arn"]}} if verb == "cleanup" else None
+        assert function["Properties"].get("DeadLetterConfig") == expected, verb
+    cleanup_statements = role_statements(synthesized, functions["cleanup"]["Properties"]["Role"]["Fn::GetAtt"][0])
+    assert {"Action": "sqs:SendMessage", "Effect": "Allow", "Resource": {"Fn::GetAtt": [queue_id, "Arn"]}} in (
+        cleanup_statements
+    )
+    assert any(
+        sorted(as_list(s["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey"]
+        and "sqs." in json.dumps(s.get("Condition"))
+        for s in cleanup_statements
+    )
+
+
 def test_functions_trace_use_the_public_powertools_layer_and_their_own_log_group(synthesized):
     for verb, function in synthesized.functions().items():
         props = function["Properties"]

@@ -309,3 +309,176 @@ def test_every_condition_key_in_the_stack_policies_is_modeled(deployed_store):
         for key in entries
     }
     assert keys and all(is_modeled(key) for key in keys), sorted(key for key in keys if not is_modeled(key))
+
+
+# ---- a function's environment under the stack's key ----------------------------------------------
+
+
+def _function_id(template, verb):
+    [function_id] = [
+        name
+        for name, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function" and resource["Properties"].get("Handler") == f"{verb}.handler"
+    ]
+    return function_id
+
+
+def _without_environment_grant(template, verb):
+    """The template with the statement that lets `verb`'s role decrypt its environment removed."""
+    import copy
+
+    template = copy.deepcopy(template)
+    role_id = template["Resources"][_function_id(template, verb)]["Properties"]["Role"]["Fn::GetAtt"][0]
+    removed = 0
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Policy" or {"Ref": role_id} not in resource["Properties"]["Roles"]:
+            continue
+        statements = resource["Properties"]["PolicyDocument"]["Statement"]
+        kept = [s for s in statements if not (s["Action"] == "kms:Decrypt" and "lambda." in str(s.get("Condition")))]
+        removed += len(statements) - len(kept)
+        resource["Properties"]["PolicyDocument"]["Statement"] = kept
+    assert removed == 1
+    return template
+
+
+def _invoke_deployed(template, stack_name, verb):
+    """Deploy `template` in moto and invoke `verb`'s function as Step Functions would (one attempt)."""
+    import boto3
+    from botocore.config import Config
+    from moto import mock_aws
+
+    from local_mode import moto_patches
+    from local_mode.iam import AccountIam
+    from local_mode.lambda_invoker import LambdaInvoker
+    from local_mode.stack import deploy
+
+    with mock_aws():
+        stack = deploy(template, stack_name, REGION)
+        account_iam = AccountIam(template, stack)
+        invoker = LambdaInvoker(
+            REGION, identity=account_iam.lambda_identity, environment_denial=account_iam.environment_denial
+        )
+        with moto_patches.installed(invoker, jobs=None, endpoints=None), invoker:
+            # One attempt: botocore retries a 502 as a server error.
+            client = boto3.client("lambda", region_name=REGION, config=Config(retries={"total_max_attempts": 1}))
+            name = stack.physical[_function_id(template, verb)].name
+            response = client.invoke(FunctionName=name, Payload=b'{"endpoint_name": "sql"}')
+        return response, invoker.invocations, account_iam.summary()
+
+
+def test_every_function_role_may_decrypt_its_environment(stack_template):
+    from moto import mock_aws
+    from moto.awslambda.models import lambda_backends
+
+    from local_mode.iam import AccountIam
+    from local_mode.stack import deploy
+
+    stack_name, template = stack_template
+    with mock_aws():
+        stack = deploy(template, stack_name, REGION)
+        account_iam = AccountIam(template, stack)
+        encrypted = [info for info in stack.functions.values() if info.kms_key_arn]
+        assert len(encrypted) == 12  # every workflow function (the CDK's provider keeps Lambda's key)
+        backend = lambda_backends[stack.account][REGION]
+        for info in encrypted:
+            assert account_iam.environment_denial(backend.get_function(info.name)) is None, info.name
+
+
+def test_a_role_that_cannot_decrypt_the_environment_fails_the_invocation(stack_template):
+    from botocore.exceptions import ClientError
+
+    stack_name, template = stack_template
+    with pytest.raises(ClientError) as raised:
+        _invoke_deployed(_without_environment_grant(template, "describe_endpoint"), stack_name, "describe_endpoint")
+    error = raised.value.response["Error"]
+    assert error["Code"] == "KMSAccessDeniedException"
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 502
+    assert "unable to decrypt the environment variables" in error["Message"]
+    assert "is not authorized to perform: kms:Decrypt" in error["Message"]
+
+
+# ---- Cleanup's dead-letter queue -------------------------------------------------------------------
+
+
+def _without_statement(template, verb, action):
+    """The template without the statements of `verb`'s role policy that allow `action`."""
+    import copy
+
+    template = copy.deepcopy(template)
+    role_id = template["Resources"][_function_id(template, verb)]["Properties"]["Role"]["Fn::GetAtt"][0]
+    removed = 0
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in resource["Properties"]["Roles"]:
+            statements = resource["Properties"]["PolicyDocument"]["Statement"]
+            kept = [
+                s for s in statements if action not in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])
+            ]
+            removed += len(statements) - len(kept)
+            resource["Properties"]["PolicyDocument"]["Statement"] = kept
+    assert removed == 1
+    return template
+
+
+def _failed_ending_delivered(template, stack_name, tmp_path):
+    """Deliver a FAILED execution's event to the stack's rules, with a Cleanup handler that raises.
+
+    Returns the deliveries and the messages found in the dead-letter queue.
+    """
+    import boto3
+    from moto import mock_aws
+
+    from local_mode import moto_patches
+    from local_mode.eventbridge import ExecutionEndings, status_change_event
+    from local_mode.iam import AccountIam
+    from local_mode.lambda_invoker import LambdaInvoker
+    from local_mode.stack import deploy
+
+    (tmp_path / "cleanup.py").write_text("def handler(event, context):\n    raise RuntimeError('cleanup broke')\n")
+    with mock_aws():
+        stack = deploy(template, stack_name, REGION)
+        account_iam = AccountIam(template, stack)
+        invoker = LambdaInvoker(
+            REGION,
+            lambdas_dir=tmp_path,
+            identity=account_iam.lambda_identity,
+            environment_denial=account_iam.environment_denial,
+        )
+        with moto_patches.installed(invoker, jobs=None, endpoints=None), invoker:
+            endings = ExecutionEndings(REGION, stack.account, stack.state_machine_arn, stack.rules, account_iam)
+            endings.start()
+            try:
+                description = {
+                    "executionArn": stack.state_machine_arn.replace(":stateMachine:", ":execution:") + ":run-1",
+                    "stateMachineArn": stack.state_machine_arn,
+                    "name": "run-1",
+                    "status": "FAILED",
+                }
+                deliveries = endings.deliver(status_change_event(description, stack.account, REGION))
+            finally:
+                endings.stop()
+        [queue_id] = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::SQS::Queue"]
+        sqs = boto3.client("sqs", region_name=REGION)
+        url = sqs.get_queue_url(QueueName=stack.physical[queue_id].attributes["QueueName"])["QueueUrl"]
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+        return deliveries, messages.get("Messages", [])
+
+
+def test_a_failed_asynchronous_cleanup_lands_in_the_dead_letter_queue(stack_template, tmp_path):
+    import json
+
+    stack_name, template = stack_template
+    [delivery], messages = _failed_ending_delivered(template, stack_name, tmp_path)
+    assert delivery["error"] and "queue" in delivery["dead_letter"]  # the invocation failed
+    assert "error" not in delivery["dead_letter"]
+    [message] = messages
+    assert json.loads(message["Body"])["detail"]["status"] == "FAILED"
+    assert message["MessageAttributes"]["ErrorMessage"]["StringValue"] == "cleanup broke"
+
+
+def test_a_role_that_may_not_send_to_the_dead_letter_queue_loses_the_event(stack_template, tmp_path):
+    stack_name, template = stack_template
+    [delivery], messages = _failed_ending_delivered(
+        _without_statement(template, "cleanup", "sqs:SendMessage"), stack_name, tmp_path
+    )
+    assert "is not authorized to perform: sqs:SendMessage" in delivery["dead_letter"]["error"]
+    assert messages == []

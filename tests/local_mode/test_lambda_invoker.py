@@ -63,3 +63,16 @@ def test_bad_handler_name_is_an_error_payload(lambdas_dir):
     with LambdaInvoker("us-east-1", lambdas_dir=lambdas_dir) as invoker:
         payload, errored, _ = invoker.invoke(function("nohandler"), {})
     assert errored and json.loads(payload)["errorType"] == "ImportError"
+
+
+def test_a_role_that_cannot_decrypt_the_environment_fails_the_request_not_the_handler(lambdas_dir):
+    from local_mode.lambda_invoker import KMSAccessDeniedException
+
+    denial = "User: arn:aws:sts::123456789012:assumed-role/r/Stack-Probe is not authorized to perform: kms:Decrypt"
+    invoker = LambdaInvoker("us-east-1", lambdas_dir=lambdas_dir, environment_denial=lambda fn: denial)
+    with invoker, pytest.raises(KMSAccessDeniedException) as raised:
+        invoker.invoke(function(), {"step": "ValidateInput"})
+    assert raised.value.code == 502 and raised.value.error_type == "KMSAccessDeniedException"
+    assert denial in raised.value.message
+    assert invoker.invocations == []  # no handler code ran
+    assert "probe_handler" not in sys.modules
