@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -112,51 +112,92 @@ def _field(path: Iterable) -> str:
     return text or "(input)"
 
 
+def _unknown_keys(error: jsonschema.ValidationError, field: str, suffix: str) -> list[str] | None:
+    allowed = sorted(error.schema.get("properties", {}))
+    extra = sorted(set(error.instance) - set(allowed))
+    prefix = f"{field}." if error.absolute_path else ""
+    return [f"{prefix}{key}: unknown key; allowed keys here: {', '.join(allowed)}" for key in extra]
+
+
+def _one_of_required(error: jsonschema.ValidationError, field: str, suffix: str) -> list[str] | None:
+    """Only a choice between required keys has a wording of its own; other oneOfs fall through."""
+    if not all(set(s) == {"required"} for s in error.validator_value):
+        return None
+    choices = [s["required"][0] for s in error.validator_value]
+    given = [c for c in choices if c in error.instance]
+    return [f"{field}: exactly one of {' or '.join(choices)} is required; got {', '.join(given) if given else 'none'}"]
+
+
+def _missing_keys(error: jsonschema.ValidationError, field: str, suffix: str) -> list[str] | None:
+    missing = [name for name in error.validator_value if name not in error.instance]
+    return [f"{field}.{name}: is required" if error.absolute_path else f"{name}: is required" for name in missing]
+
+
+def _not_in_enum(error: jsonschema.ValidationError, field: str, suffix: str) -> list[str] | None:
+    """Long enums are summarised, with close matches offered in place of the full list."""
+    value, allowed = error.instance, error.validator_value
+    close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=3, cutoff=0.6)
+    listing = (
+        ", ".join(map(str, allowed))
+        if len(allowed) <= 12
+        else f"{len(allowed)} values{suffix}" + (f"; did you mean {', '.join(close)}?" if close else "")
+    )
+    return [f"{field}: {_show(value)} is not allowed; allowed: {listing}"]
+
+
+def _wrong_type(error: jsonschema.ValidationError, field: str, suffix: str) -> list[str] | None:
+    return [f"{field}: {_show(error.instance)} has the wrong type; expected {error.validator_value}"]
+
+
+_BOUND_WORDS = {
+    "minimum": "at least",
+    "maximum": "at most",
+    "exclusiveMinimum": "greater than",
+    "exclusiveMaximum": "less than",
+}
+
+
+def _out_of_range(error: jsonschema.ValidationError, field: str, suffix: str) -> list[str] | None:
+    words = _BOUND_WORDS[error.validator]
+    return [f"{field}: {_show(error.instance)} is out of range; must be {words} {error.validator_value}"]
+
+
+def _wrong_length(error: jsonschema.ValidationError, field: str, suffix: str) -> list[str] | None:
+    value = error.instance
+    words = "at most" if error.validator == "maxLength" else "at least"
+    return [f"{field}: {_show(value)} has {len(value)} characters; must have {words} {error.validator_value}"]
+
+
+def _no_pattern_match(error: jsonschema.ValidationError, field: str, suffix: str) -> list[str] | None:
+    return [f"{field}: {_show(error.instance)} does not match {error.validator_value}{suffix}"]
+
+
+def _bad_items(error: jsonschema.ValidationError, field: str, suffix: str) -> list[str] | None:
+    return [f"{field}: {_show(error.instance)} breaks {error.validator}={error.validator_value}"]
+
+
+# Schema keyword -> wording; a describer returning None leaves the error to jsonschema's own message.
+_DESCRIBERS: dict[str, Callable[[jsonschema.ValidationError, str, str], list[str] | None]] = {
+    "additionalProperties": _unknown_keys,
+    "oneOf": _one_of_required,
+    "required": _missing_keys,
+    "enum": _not_in_enum,
+    "type": _wrong_type,
+    **dict.fromkeys(_BOUND_WORDS, _out_of_range),
+    "maxLength": _wrong_length,
+    "minLength": _wrong_length,
+    "pattern": _no_pattern_match,
+    **dict.fromkeys(("maxItems", "minItems", "uniqueItems"), _bad_items),
+}
+
+
 def _describe(error: jsonschema.ValidationError) -> list[str]:
-    field, value, kind = _field(error.absolute_path), error.instance, error.validator
+    field = _field(error.absolute_path)
     what = error.schema.get("description") if isinstance(error.schema, dict) else None
     suffix = f" ({what})" if what else ""
-    if kind == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
-        extra = sorted(set(value) - set(allowed))
-        prefix = f"{field}." if error.absolute_path else ""
-        return [f"{prefix}{key}: unknown key; allowed keys here: {', '.join(allowed)}" for key in extra]
-    if kind == "oneOf" and all(set(s) == {"required"} for s in error.validator_value):
-        choices = [s["required"][0] for s in error.validator_value]
-        given = [c for c in choices if c in value]
-        return [
-            f"{field}: exactly one of {' or '.join(choices)} is required; got {', '.join(given) if given else 'none'}"
-        ]
-    if kind == "required":
-        missing = [name for name in error.validator_value if name not in value]
-        return [f"{field}.{name}: is required" if error.absolute_path else f"{name}: is required" for name in missing]
-    if kind == "enum":
-        allowed = error.validator_value
-        close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=3, cutoff=0.6)
-        listing = (
-            ", ".join(map(str, allowed))
-            if len(allowed) <= 12
-            else f"{len(allowed)} values{suffix}" + (f"; did you mean {', '.join(close)}?" if close else "")
-        )
-        return [f"{field}: {_show(value)} is not allowed; allowed: {listing}"]
-    if kind == "type":
-        return [f"{field}: {_show(value)} has the wrong type; expected {error.validator_value}"]
-    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        words = {
-            "minimum": "at least",
-            "maximum": "at most",
-            "exclusiveMinimum": "greater than",
-            "exclusiveMaximum": "less than",
-        }[kind]
-        return [f"{field}: {_show(value)} is out of range; must be {words} {error.validator_value}"]
-    if kind in ("maxLength", "minLength"):
-        words = "at most" if kind == "maxLength" else "at least"
-        return [f"{field}: {_show(value)} has {len(value)} characters; must have {words} {error.validator_value}"]
-    if kind == "pattern":
-        return [f"{field}: {_show(value)} does not match {error.validator_value}{suffix}"]
-    if kind in ("maxItems", "minItems", "uniqueItems"):
-        return [f"{field}: {_show(value)} breaks {kind}={error.validator_value}"]
-    return [f"{field}: {_show(value)}: {error.message}"]
+    describer = _DESCRIBERS.get(error.validator)
+    lines = describer(error, field, suffix) if describer else None
+    return lines if lines is not None else [f"{field}: {_show(error.instance)}: {error.message}"]
 
 
 def schema_problems(config: dict) -> Iterable[str]:
