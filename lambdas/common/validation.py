@@ -216,9 +216,7 @@ def _group(config: dict, name: str) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def semantic_problems(config: dict) -> Iterable[str]:
-    """Rules that span several fields; fields of the wrong type are left to the schema."""
-    training = _group(config, "training")
+def _spot_wait_problems(training: dict) -> Iterable[str]:
     runtime, wait = _number(training.get("max_runtime_hours")), _number(training.get("max_wait_hours"))
     spot = training.get("use_spot") is True
     if wait is not None and not spot:
@@ -228,9 +226,16 @@ def semantic_problems(config: dict) -> Iterable[str]:
             f"training.max_wait_hours: {wait} is below training.max_runtime_hours {runtime}; "
             "spot training waits for capacity plus the run, so it must be at least the run time"
         )
+
+
+def _max_steps_problems(training: dict) -> Iterable[str]:
     max_steps = _group(training, "hyperparameters").get("max_steps")
     if max_steps == 0 and _number(max_steps) is not None:
         yield ("training.hyperparameters.max_steps: 0 is not allowed; use -1 (train for `epochs`) or an integer >= 1")
+
+
+def _hub_only_problems(config: dict) -> Iterable[str]:
+    """Revisions and splits mean something only for a source on the Hub."""
     dataset = _group(config, "dataset")
     for key in ("hf_split", "hf_revision"):
         if key in dataset and "hf_dataset_id" not in dataset:
@@ -238,40 +243,67 @@ def semantic_problems(config: dict) -> Iterable[str]:
     base = _group(config, "base_model")
     if "revision" in base and "hf_model_id" not in base:
         yield f"base_model.revision: {_show(base['revision'])} is only allowed with base_model.hf_model_id"
-    deployment = _group(config, "deployment")
+
+
+def _token_limit_problems(deployment: dict) -> Iterable[str]:
     max_input, max_total = _number(deployment.get("max_input_tokens")), _number(deployment.get("max_total_tokens"))
     if max_input is not None and max_total is not None and max_input >= max_total:
         yield (f"deployment.max_input_tokens: {max_input} must be less than deployment.max_total_tokens {max_total}")
+
+
+def _autoscaling_problems(deployment: dict) -> Iterable[str]:
     scaling = deployment.get("autoscaling")
-    if isinstance(scaling, dict):
-        low, high = _number(scaling.get("min_instances")), _number(scaling.get("max_instances"))
-        count = _number(deployment.get("instance_count"))
-        if low is not None and high is not None and low > high:
-            yield (
-                f"deployment.autoscaling.min_instances: {low} is above deployment.autoscaling.max_instances "
-                f"{high}; the minimum must be at most the maximum"
-            )
-        elif low is not None and high is not None and count is not None and not low <= count <= high:
-            yield (
-                f"deployment.instance_count: {count} is outside deployment.autoscaling's range {low}..{high}; "
-                "the endpoint starts with instance_count instances"
-            )
-    yield from _evaluation_generation_problems(config)
-    instance_type = deployment.get("instance_type")
-    # Checked even when deployment is off: the registered model package names its serving setup.
-    if (
+    if not isinstance(scaling, dict):
+        return
+    low, high = _number(scaling.get("min_instances")), _number(scaling.get("max_instances"))
+    count = _number(deployment.get("instance_count"))
+    if low is None or high is None:
+        return
+    if low > high:
+        yield (
+            f"deployment.autoscaling.min_instances: {low} is above deployment.autoscaling.max_instances "
+            f"{high}; the minimum must be at most the maximum"
+        )
+    elif count is not None and not low <= count <= high:
+        yield (
+            f"deployment.instance_count: {count} is outside deployment.autoscaling's range {low}..{high}; "
+            "the endpoint starts with instance_count instances"
+        )
+
+
+def _lacks_known_gpu(deployment: dict, instance_type: Any) -> bool:
+    """Only a well-formed ml.<family>.<size> name is judged; num_gpus overrides the catalogue."""
+    return (
         isinstance(instance_type, str)
         and instance_type.startswith("ml.")
         and instance_type.count(".") == 2
         and "num_gpus" not in deployment
         and gpu_count(instance_type) is None
-    ):
+    )
+
+
+def _serving_gpu_problems(deployment: dict) -> Iterable[str]:
+    instance_type = deployment.get("instance_type")
+    # Checked even when deployment is off: the registered model package names its serving setup.
+    if _lacks_known_gpu(deployment, instance_type):
         engine = deployment.get("engine", "tgi")
         yield (
             f"deployment.instance_type: {_show(instance_type)} has no known NVIDIA GPU "
             f"({no_gpu_reason(instance_type)}); the {engine} container needs one (e.g. ml.g5.2xlarge, "
             "ml.g6e.xlarge) or set deployment.num_gpus"
         )
+
+
+def semantic_problems(config: dict) -> Iterable[str]:
+    """Rules that span several fields; fields of the wrong type are left to the schema."""
+    training, deployment = _group(config, "training"), _group(config, "deployment")
+    yield from _spot_wait_problems(training)
+    yield from _max_steps_problems(training)
+    yield from _hub_only_problems(config)
+    yield from _token_limit_problems(deployment)
+    yield from _autoscaling_problems(deployment)
+    yield from _evaluation_generation_problems(config)
+    yield from _serving_gpu_problems(deployment)
 
 
 def _evaluation_generation_problems(config: dict) -> Iterable[str]:
