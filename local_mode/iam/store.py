@@ -60,91 +60,131 @@ def policy_owner(resource: str) -> str | None:
     return None
 
 
-def build_store(template: dict[str, Any], resolver: Resolver, physical: dict) -> PolicyStore:
-    """Every policy of the template, resolved."""
-    resources = template.get("Resources") or {}
-    store = PolicyStore()
+@dataclass
+class _Filing:
+    """What filing one resource's policies needs: the store being built and the names resolved so far."""
+
+    store: PolicyStore
+    physical: dict
+    role_by_name: dict[str, str]
+    managed_documents: dict[str, list[Statement]]
+
+    def add_resource_policy(self, owner: str, document: dict, source: str) -> None:
+        self.store.resources.setdefault(owner, []).extend(parse_document(document, source, resource_policy=True))
+
+
+def _file_role(filing: _Filing, logical_id: str, properties: dict) -> None:
+    """Inline policies and customer managed ones join the role; AWS managed ones are only recorded."""
+    store = filing.store
+    arn = store.role_arns[logical_id]
+    for policy in properties.get("Policies") or []:
+        store.identity[arn] += parse_document(policy["PolicyDocument"], f"{logical_id}/{policy['PolicyName']}")
+    for managed in properties.get("ManagedPolicyArns") or []:
+        if managed in filing.managed_documents:
+            store.identity[arn] += filing.managed_documents[managed]
+        else:
+            store.managed_policy_arns.setdefault(arn, []).append(managed)
+
+
+def _file_attached_policy(filing: _Filing, logical_id: str, properties: dict) -> None:
+    statements = parse_document(properties["PolicyDocument"], logical_id)
+    for role_name in properties.get("Roles") or []:
+        filing.store.identity.setdefault(filing.role_by_name.get(role_name, role_name), []).extend(statements)
+
+
+def _file_bucket_policy(filing: _Filing, logical_id: str, properties: dict) -> None:
+    owner = f"arn:aws:s3:::{properties['Bucket']}"
+    filing.add_resource_policy(owner, properties["PolicyDocument"], f"bucket policy {logical_id}")
+
+
+def _file_key_policy(filing: _Filing, logical_id: str, properties: dict) -> None:
+    owner = filing.physical[logical_id].attributes["Arn"]
+    filing.add_resource_policy(owner, properties.get("KeyPolicy") or {}, f"key policy {logical_id}")
+
+
+def _file_topic_policy(filing: _Filing, logical_id: str, properties: dict) -> None:
+    for topic in properties.get("Topics") or []:
+        filing.add_resource_policy(topic, properties["PolicyDocument"], f"topic policy {logical_id}")
+
+
+def _file_queue_policy(filing: _Filing, logical_id: str, properties: dict) -> None:
+    for queue_url in properties.get("Queues") or []:
+        filing.add_resource_policy(queue_arn(queue_url), properties["PolicyDocument"], f"queue policy {logical_id}")
+
+
+def _file_lambda_permission(filing: _Filing, logical_id: str, properties: dict) -> None:
+    """A permission is a one-statement resource policy of the function, written out as AWS evaluates it."""
+    function = properties["FunctionName"]
+    statement = {
+        "Effect": "Allow",
+        "Action": properties["Action"],
+        "Resource": function,
+        "Principal": _permission_principal(properties["Principal"]),
+    }
+    conditions = _permission_conditions(properties)
+    if conditions:
+        statement["Condition"] = conditions
+    filing.add_resource_policy(
+        policy_owner(function) or function, {"Statement": [statement]}, f"permission {logical_id}"
+    )
+
+
+def _permission_conditions(properties: dict) -> dict:
+    conditions = {}
+    if properties.get("SourceArn"):
+        conditions["ArnLike"] = {"aws:SourceArn": properties["SourceArn"]}
+    if properties.get("SourceAccount"):
+        conditions["StringEquals"] = {"aws:SourceAccount": properties["SourceAccount"]}
+    return conditions
+
+
+# Resource type -> how its policies are filed; other types carry no policy.
+_FILERS = {
+    "AWS::IAM::Role": _file_role,
+    "AWS::IAM::Policy": _file_attached_policy,
+    "AWS::IAM::ManagedPolicy": _file_attached_policy,
+    "AWS::S3::BucketPolicy": _file_bucket_policy,
+    "AWS::KMS::Key": _file_key_policy,
+    "AWS::SNS::TopicPolicy": _file_topic_policy,
+    "AWS::SQS::QueuePolicy": _file_queue_policy,
+    "AWS::Lambda::Permission": _file_lambda_permission,
+}
+
+
+def _register_roles(resources: dict[str, Any], physical: dict, store: PolicyStore) -> dict[str, str]:
+    """Every role gets its (possibly empty) entry first; returns role name -> ARN for `Roles` lists."""
     role_by_name: dict[str, str] = {}
-    managed_documents: dict[str, list[Statement]] = {}
-
-    def resolved(logical_id: str, value: Any, where: str) -> Any:
-        return resolver.resolve(value, f"Resources.{logical_id}.{where}")
-
     for logical_id, resource in resources.items():
         if resource["Type"] == "AWS::IAM::Role":
             arn = physical[logical_id].attributes["Arn"]
             store.role_arns[logical_id] = arn
             role_by_name[physical[logical_id].name] = arn
             store.identity.setdefault(arn, [])
+    return role_by_name
+
+
+def _managed_documents(resources: dict[str, Any], resolver: Resolver, physical: dict) -> dict[str, list[Statement]]:
+    """Customer managed policies by ARN, read before the roles that name them in ManagedPolicyArns."""
+    documents: dict[str, list[Statement]] = {}
     for logical_id, resource in resources.items():
         if resource["Type"] == "AWS::IAM::ManagedPolicy":
-            properties = resolved(logical_id, resource.get("Properties") or {}, "Properties")
-            managed_documents[physical[logical_id].ref] = parse_document(properties["PolicyDocument"], logical_id)
+            properties = resolver.resolve(resource.get("Properties") or {}, f"Resources.{logical_id}.Properties")
+            documents[physical[logical_id].ref] = parse_document(properties["PolicyDocument"], logical_id)
+    return documents
+
+
+def build_store(template: dict[str, Any], resolver: Resolver, physical: dict) -> PolicyStore:
+    """Every policy of the template, resolved."""
+    resources = template.get("Resources") or {}
+    store = PolicyStore()
+    role_by_name = _register_roles(resources, physical, store)
+    filing = _Filing(store, physical, role_by_name, _managed_documents(resources, resolver, physical))
     for logical_id, resource in resources.items():
-        kind = resource["Type"]
-        if kind not in (
-            "AWS::IAM::Role",
-            "AWS::IAM::Policy",
-            "AWS::IAM::ManagedPolicy",
-            "AWS::S3::BucketPolicy",
-            "AWS::KMS::Key",
-            "AWS::SNS::TopicPolicy",
-            "AWS::SQS::QueuePolicy",
-            "AWS::Lambda::Permission",
-        ):
+        filer = _FILERS.get(resource["Type"])
+        if filer is None:
             continue
-        properties = resolved(logical_id, resource.get("Properties") or {}, "Properties")
-        if kind == "AWS::IAM::Role":
-            arn = store.role_arns[logical_id]
-            for policy in properties.get("Policies") or []:
-                store.identity[arn] += parse_document(policy["PolicyDocument"], f"{logical_id}/{policy['PolicyName']}")
-            for managed in properties.get("ManagedPolicyArns") or []:
-                if managed in managed_documents:
-                    store.identity[arn] += managed_documents[managed]
-                else:
-                    store.managed_policy_arns.setdefault(arn, []).append(managed)
-        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            statements = parse_document(properties["PolicyDocument"], logical_id)
-            for role_name in properties.get("Roles") or []:
-                store.identity.setdefault(role_by_name.get(role_name, role_name), []).extend(statements)
-        elif kind == "AWS::S3::BucketPolicy":
-            owner = f"arn:aws:s3:::{properties['Bucket']}"
-            store.resources.setdefault(owner, []).extend(
-                parse_document(properties["PolicyDocument"], f"bucket policy {logical_id}", resource_policy=True)
-            )
-        elif kind == "AWS::KMS::Key":
-            owner = physical[logical_id].attributes["Arn"]
-            store.resources.setdefault(owner, []).extend(
-                parse_document(properties.get("KeyPolicy") or {}, f"key policy {logical_id}", resource_policy=True)
-            )
-        elif kind == "AWS::SNS::TopicPolicy":
-            for topic in properties.get("Topics") or []:
-                store.resources.setdefault(topic, []).extend(
-                    parse_document(properties["PolicyDocument"], f"topic policy {logical_id}", resource_policy=True)
-                )
-        elif kind == "AWS::SQS::QueuePolicy":
-            for queue_url in properties.get("Queues") or []:
-                store.resources.setdefault(queue_arn(queue_url), []).extend(
-                    parse_document(properties["PolicyDocument"], f"queue policy {logical_id}", resource_policy=True)
-                )
-        elif kind == "AWS::Lambda::Permission":
-            function = properties["FunctionName"]
-            statement = {
-                "Effect": "Allow",
-                "Action": properties["Action"],
-                "Resource": function,
-                "Principal": _permission_principal(properties["Principal"]),
-            }
-            conditions = {}
-            if properties.get("SourceArn"):
-                conditions["ArnLike"] = {"aws:SourceArn": properties["SourceArn"]}
-            if properties.get("SourceAccount"):
-                conditions["StringEquals"] = {"aws:SourceAccount": properties["SourceAccount"]}
-            if conditions:
-                statement["Condition"] = conditions
-            store.resources.setdefault(policy_owner(function) or function, []).extend(
-                parse_document({"Statement": [statement]}, f"permission {logical_id}", resource_policy=True)
-            )
+        properties = resolver.resolve(resource.get("Properties") or {}, f"Resources.{logical_id}.Properties")
+        filer(filing, logical_id, properties)
     return store
 
 
