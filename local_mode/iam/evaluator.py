@@ -52,51 +52,76 @@ class PolicyEvaluator:
 
     def decide(self, request: Request) -> Decision:
         role = request.principal.role_arn
-        identity = self.identity_policies.get(role, []) if role else []
         owner = self.policy_owner(request.resource)
-        resource_statements = self.resource_policies.get(owner, []) if owner else []
-        identity_hits = [(s, applies(s, request, identity=True)) for s in identity]
-        resource_hits = [(s, applies(s, request, identity=False)) for s in resource_statements]
-        identity_hits = [(s, kind) for s, kind in identity_hits if kind]
-        resource_hits = [(s, kind) for s, kind in resource_hits if kind]
-
-        for statement, _ in identity_hits:
-            if statement.effect == "Deny":
-                return Decision(
-                    False,
-                    statement.label,
-                    _denied(request, f"with an explicit deny in an identity-based policy: {statement.label}"),
-                )
-        for statement, _ in resource_hits:
-            if statement.effect == "Deny":
-                return Decision(
-                    False,
-                    statement.label,
-                    _denied(request, f"with an explicit deny in a resource-based policy: {statement.label}"),
-                )
-
-        identity_allow = next((s for s, _ in identity_hits if s.effect == "Allow"), None)
-        direct_allow = next((s for s, kind in resource_hits if s.effect == "Allow" and kind == "direct"), None)
-        account_allow = next((s for s, kind in resource_hits if s.effect == "Allow" and kind == "account"), None)
-
-        if request.action.lower().startswith("kms:") and owner is not None:
-            if direct_allow is not None:
-                return Decision(True, direct_allow.label, "allowed")
-            if account_allow is not None and identity_allow is not None:
-                return Decision(True, identity_allow.label, "allowed")
-            if account_allow is None:
-                return Decision(
-                    False,
-                    None,
-                    _denied(request, f"because no resource-based policy allows the {request.action} action"),
-                )
-            return Decision(
-                False, None, _denied(request, f"because no identity-based policy allows the {request.action} action")
-            )
-        if identity_allow is not None:
-            return Decision(True, identity_allow.label, "allowed")
-        if direct_allow is not None:
-            return Decision(True, direct_allow.label, "allowed")
-        return Decision(
-            False, None, _denied(request, f"because no identity-based policy allows the {request.action} action")
+        identity_hits = _hits(self.identity_policies.get(role, []) if role else [], request, identity=True)
+        resource_hits = _hits(self.resource_policies.get(owner, []) if owner else [], request, identity=False)
+        denial = _explicit_deny(request, identity_hits, "an identity-based policy") or _explicit_deny(
+            request, resource_hits, "a resource-based policy"
         )
+        if denial is not None:
+            return denial
+        allows = _Allows.among(identity_hits, resource_hits)
+        if request.action.lower().startswith("kms:") and owner is not None:
+            return _key_policy_decision(request, allows)
+        return _default_decision(request, allows)
+
+
+Hit = tuple[Statement, str]  # a statement that applies, and how its principal matched ("direct", "account", ...)
+
+
+def _hits(statements: list[Statement], request: Request, identity: bool) -> list[Hit]:
+    hits = [(s, applies(s, request, identity=identity)) for s in statements]
+    return [(s, kind) for s, kind in hits if kind]
+
+
+def _explicit_deny(request: Request, hits: list[Hit], where: str) -> Decision | None:
+    for statement, _ in hits:
+        if statement.effect == "Deny":
+            return Decision(
+                False, statement.label, _denied(request, f"with an explicit deny in {where}: {statement.label}")
+            )
+    return None
+
+
+@dataclass(frozen=True)
+class _Allows:
+    """The first allowing statement of each kind; which kinds are present decides the outcome."""
+
+    identity: Statement | None
+    direct: Statement | None
+    account: Statement | None
+
+    @classmethod
+    def among(cls, identity_hits: list[Hit], resource_hits: list[Hit]) -> _Allows:
+        return cls(
+            next((s for s, _ in identity_hits if s.effect == "Allow"), None),
+            next((s for s, kind in resource_hits if s.effect == "Allow" and kind == "direct"), None),
+            next((s for s, kind in resource_hits if s.effect == "Allow" and kind == "account"), None),
+        )
+
+
+def _allowed(statement: Statement) -> Decision:
+    return Decision(True, statement.label, "allowed")
+
+
+def _no_policy_allows(request: Request, kind: str) -> Decision:
+    return Decision(False, None, _denied(request, f"because no {kind}-based policy allows the {request.action} action"))
+
+
+def _key_policy_decision(request: Request, allows: _Allows) -> Decision:
+    """The key policy decides: it allows by itself, or delegates to identity policies by naming the account."""
+    if allows.direct is not None:
+        return _allowed(allows.direct)
+    if allows.account is not None and allows.identity is not None:
+        return _allowed(allows.identity)
+    if allows.account is None:
+        return _no_policy_allows(request, "resource")
+    return _no_policy_allows(request, "identity")
+
+
+def _default_decision(request: Request, allows: _Allows) -> Decision:
+    if allows.identity is not None:
+        return _allowed(allows.identity)
+    if allows.direct is not None:
+        return _allowed(allows.direct)
+    return _no_policy_allows(request, "identity")
