@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,50 +211,62 @@ class Resolver:
         return physical.attributes[attribute]
 
     def _function(self, key: str, argument: Any, where: str) -> Any:
-        if key == "Fn::GetAtt":
-            return self._get_att(argument, where)
-        if key == "Fn::Join":
-            separator, items = argument
-            return separator.join(_text(item) for item in self.resolve(items, where))
-        if key == "Fn::Sub":
-            return self._sub(argument, where)
-        if key == "Fn::FindInMap":
-            mapping, top, second = (self.resolve(item, where) for item in argument[:3])
-            try:
-                return self.template["Mappings"][mapping][top][second]
-            except KeyError:
-                if len(argument) > 3 and isinstance(argument[3], dict) and "DefaultValue" in argument[3]:
-                    return self.resolve(argument[3]["DefaultValue"], where)
-                raise TemplateError(
-                    f"{where}: Fn::FindInMap {mapping}/{top}/{second} is not in the template's mappings"
-                )
-        if key == "Fn::Select":
-            index, items = argument
-            return self.resolve(items, where)[int(self.resolve(index, where))]
-        if key == "Fn::Split":
-            separator, text = argument
-            return self.resolve(text, where).split(separator)
-        if key == "Fn::If":
-            name, if_true, if_false = argument
-            return self.resolve(if_true if self.condition(name) else if_false, where)
-        if key == "Fn::Equals":
-            left, right = (self.resolve(item, where) for item in argument)
-            return left == right
-        if key == "Fn::Not":
-            return not self.resolve(argument[0], where)
-        if key == "Fn::And":
-            return all(self.resolve(item, where) for item in argument)
-        if key == "Fn::Or":
-            return any(self.resolve(item, where) for item in argument)
-        if key == "Fn::Base64":
-            import base64
+        handler = _FUNCTIONS.get(key)
+        if handler is None:
+            raise TemplateError(f"{where}: {key} is not supported by local mode")
+        return handler(self, argument, where)
 
-            return base64.b64encode(self.resolve(argument, where).encode()).decode()
-        if key == "Fn::GetAZs":
-            return [f"{self.region}{zone}" for zone in "abc"]
-        if key == "Fn::ToJsonString":
-            return json.dumps(self.resolve(argument, where), separators=(",", ":"))
-        raise TemplateError(f"{where}: {key} is not supported by local mode")
+    def _join(self, argument: Any, where: str) -> str:
+        separator, items = argument
+        return separator.join(_text(item) for item in self.resolve(items, where))
+
+    def _find_in_map(self, argument: Any, where: str) -> Any:
+        """A missing entry falls back to the optional DefaultValue, as CloudFormation's does."""
+        mapping, top, second = (self.resolve(item, where) for item in argument[:3])
+        try:
+            return self.template["Mappings"][mapping][top][second]
+        except KeyError:
+            if len(argument) > 3 and isinstance(argument[3], dict) and "DefaultValue" in argument[3]:
+                return self.resolve(argument[3]["DefaultValue"], where)
+            raise TemplateError(
+                f"{where}: Fn::FindInMap {mapping}/{top}/{second} is not in the template's mappings"
+            ) from None
+
+    def _select(self, argument: Any, where: str) -> Any:
+        index, items = argument
+        return self.resolve(items, where)[int(self.resolve(index, where))]
+
+    def _split(self, argument: Any, where: str) -> list[str]:
+        separator, text = argument
+        return self.resolve(text, where).split(separator)
+
+    def _if(self, argument: Any, where: str) -> Any:
+        name, if_true, if_false = argument
+        return self.resolve(if_true if self.condition(name) else if_false, where)
+
+    def _equals(self, argument: Any, where: str) -> bool:
+        left, right = (self.resolve(item, where) for item in argument)
+        return left == right
+
+    def _not(self, argument: Any, where: str) -> bool:
+        return not self.resolve(argument[0], where)
+
+    def _and(self, argument: Any, where: str) -> bool:
+        return all(self.resolve(item, where) for item in argument)
+
+    def _or(self, argument: Any, where: str) -> bool:
+        return any(self.resolve(item, where) for item in argument)
+
+    def _base64(self, argument: Any, where: str) -> str:
+        import base64
+
+        return base64.b64encode(self.resolve(argument, where).encode()).decode()
+
+    def _get_azs(self, argument: Any, where: str) -> list[str]:
+        return [f"{self.region}{zone}" for zone in "abc"]
+
+    def _to_json_string(self, argument: Any, where: str) -> str:
+        return json.dumps(self.resolve(argument, where), separators=(",", ":"))
 
     def _sub(self, argument: Any, where: str) -> str:
         if isinstance(argument, list):
@@ -270,6 +283,25 @@ class Resolver:
             return _text(self._ref(name, where))
 
         return _SUB_VARIABLE.sub(replace, text).replace("${!", "${")
+
+
+# The intrinsic functions local mode resolves, by name; any other is an error naming it.
+_FUNCTIONS: dict[str, Callable[[Resolver, Any, str], Any]] = {
+    "Fn::GetAtt": Resolver._get_att,
+    "Fn::Join": Resolver._join,
+    "Fn::Sub": Resolver._sub,
+    "Fn::FindInMap": Resolver._find_in_map,
+    "Fn::Select": Resolver._select,
+    "Fn::Split": Resolver._split,
+    "Fn::If": Resolver._if,
+    "Fn::Equals": Resolver._equals,
+    "Fn::Not": Resolver._not,
+    "Fn::And": Resolver._and,
+    "Fn::Or": Resolver._or,
+    "Fn::Base64": Resolver._base64,
+    "Fn::GetAZs": Resolver._get_azs,
+    "Fn::ToJsonString": Resolver._to_json_string,
+}
 
 
 def _text(value: Any) -> str:
