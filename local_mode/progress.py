@@ -86,55 +86,104 @@ class Progress:
             self._print(line)
 
 
-def format_summary(summary: dict[str, Any]) -> list[str]:
+def _header_lines(summary: dict[str, Any]) -> list[str]:
+    took = f"  in {summary['seconds']:.0f}s" if summary.get("seconds") else ""
     lines = [
         "",
         "=" * 72,
         f"Run {summary.get('run_id')}  ({summary.get('execution_name')})",
-        f"Status: {summary['status']}" + (f"  in {summary['seconds']:.0f}s" if summary.get("seconds") else ""),
+        f"Status: {summary['status']}" + took,
     ]
     if summary.get("error"):
         lines.append(f"Error:  {summary['error']}")
         lines.append(f"Cause:  {_short(summary.get('cause'), 800)}")
+    return lines
+
+
+def _job_lines(summary: dict[str, Any]) -> list[str]:
+    lines = []
     for job in summary.get("jobs") or []:
         extra = f" ({job['attempts']} attempts)" if job.get("attempts", 1) > 1 else ""
         took = f" in {job['seconds']:.0f}s" if job.get("seconds") is not None else ""
         lines.append(f"Job     {job['kind']:<10} {job['name']:<40} {job['status']}{took}{extra}")
+    return lines
+
+
+def _metric_text(key: str, value: Any) -> str:
+    return f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}"
+
+
+def _metric_lines(summary: dict[str, Any]) -> list[str]:
     metrics = summary.get("metrics") or {}
+    lines = []
     for model in ("base", "fine_tuned"):
         values = metrics.get(model)
         if values:
             shown = ", ".join(
-                f"{key}={values[key]:.3f}" if isinstance(values[key], float) else f"{key}={values[key]}"
+                _metric_text(key, values[key])
                 for key in ("execution_accuracy", "exact_match", "count")
                 if key in values
             )
             lines.append(f"Metrics {model:<10} {shown}")
+    return lines
+
+
+def _gate_lines(summary: dict[str, Any]) -> list[str]:
     gate = summary.get("gate")
-    if gate:
-        lines.append(
-            f"Gate:   {'passed' if gate.get('passed') else 'failed'}"
-            + (f" - {'; '.join(gate.get('reasons') or [])}" if gate.get("reasons") else "")
-        )
+    if not gate:
+        return []
+    reasons = f" - {'; '.join(gate.get('reasons') or [])}" if gate.get("reasons") else ""
+    return [f"Gate:   {'passed' if gate.get('passed') else 'failed'}" + reasons]
+
+
+def _package_lines(summary: dict[str, Any]) -> list[str]:
     package = summary.get("model_package")
-    if package:
-        lines.append(f"Model package: {package.get('status')}  {package.get('arn')}")
-        if package.get("lineage_summary"):
-            lines.append(f"Lineage: {package['lineage_summary']}")
+    if not package:
+        return []
+    lines = [f"Model package: {package.get('status')}  {package.get('arn')}"]
+    if package.get("lineage_summary"):
+        lines.append(f"Lineage: {package['lineage_summary']}")
+    return lines
+
+
+def _endpoint_lines(summary: dict[str, Any]) -> list[str]:
     endpoint = summary.get("endpoint")
-    if endpoint and endpoint.get("url"):
-        lines.append(f"Endpoint {endpoint['name']}: {endpoint['url']}")
-        lines.append(f"  try:  {endpoint['curl']}")
+    if not (endpoint and endpoint.get("url")):
+        return []
+    return [f"Endpoint {endpoint['name']}: {endpoint['url']}", f"  try:  {endpoint['curl']}"]
+
+
+def _iam_lines(summary: dict[str, Any]) -> list[str]:
+    """The first few denials only: the run folder's iam-checks.txt has them all."""
     iam = summary.get("iam")
-    if iam:
-        lines.append(
-            f"IAM:    {iam['checks']} checks, {iam['denied']} denied"
-            + "".join(
-                f"\n  DENIED {d['principal']}: {d['action']} on {d['resource']}" for d in iam.get("denials", [])[:5]
-            )
-        )
-    if summary.get("run_folder"):
-        lines.append(f"Run folder: {summary['run_folder']}  (jobs/, lambda/, s3/, summary.json, iam-checks.txt)")
+    if not iam:
+        return []
+    denials = "".join(
+        f"\n  DENIED {d['principal']}: {d['action']} on {d['resource']}" for d in iam.get("denials", [])[:5]
+    )
+    return [f"IAM:    {iam['checks']} checks, {iam['denied']} denied" + denials]
+
+
+def _run_folder_lines(summary: dict[str, Any]) -> list[str]:
+    if not summary.get("run_folder"):
+        return []
+    return [f"Run folder: {summary['run_folder']}  (jobs/, lambda/, s3/, summary.json, iam-checks.txt)"]
+
+
+_SECTIONS = (
+    _header_lines,
+    _job_lines,
+    _metric_lines,
+    _gate_lines,
+    _package_lines,
+    _endpoint_lines,
+    _iam_lines,
+    _run_folder_lines,
+)
+
+
+def format_summary(summary: dict[str, Any]) -> list[str]:
+    lines = [line for section in _SECTIONS for line in section(summary)]
     lines.append("=" * 72)
     return lines
 
