@@ -201,70 +201,108 @@ def render_row(console: Console, label: str, value: str, width: int = LABEL_WIDT
     console.print(f"[bold]{escape(label):<{width}}[/]" + value.replace("\n", indent), highlight=False, soft_wrap=True)
 
 
-def render_summary(console: Console, summary: dict[str, Any]) -> None:
+def _title(summary: dict[str, Any]) -> str:
+    if summary.get("run_id"):
+        return f"Run {summary['run_id']}  ({summary.get('execution_name')})"
+    return f"Execution {summary.get('execution_name')}"
+
+
+def _status_text(summary: dict[str, Any]) -> str:
+    """A running execution has been going *for* a while; a finished one ran *in* it."""
     status = summary["status"]
     took = f" in {format_seconds(summary['seconds'])}" if summary.get("seconds") is not None else ""
-    title = (
-        f"Run {summary['run_id']}  ({summary.get('execution_name')})"
-        if summary.get("run_id")
-        else f"Execution {summary.get('execution_name')}"
-    )
-    console.rule(escape(title), style="dim")
-
-    def row(label: str, value: str) -> None:
-        render_row(console, label, value)
-
     if status == "RUNNING":
         took = took.replace(" in ", " for ", 1)
     now = f"  (now in {escape(summary['current_state'])})" if summary.get("current_state") else ""
-    row(
-        "Dry run" if summary.get("dry_run") else "Status",
-        f"[{STATUS_STYLES.get(status, 'bold')}]{status}[/]{took}{now}",
-    )
+    return f"[{STATUS_STYLES.get(status, 'bold')}]{status}[/]{took}{now}"
+
+
+def _render_failure(console: Console, summary: dict[str, Any]) -> None:
     if summary.get("error"):
-        row("Error", escape(str(summary["error"])))
-        row("Cause", escape(_short(summary.get("cause"), 1500)))
+        render_row(console, "Error", escape(str(summary["error"])))
+        render_row(console, "Cause", escape(_short(summary.get("cause"), 1500)))
     if summary.get("training"):
-        row("Training", escape(summary["training"]["text"]))
+        render_row(console, "Training", escape(summary["training"]["text"]))
+
+
+def _render_gate(console: Console, summary: dict[str, Any]) -> None:
     gate = summary.get("gate")
-    if gate:
-        reasons = gate.get("reasons")
-        reasons = "; ".join(map(str, reasons)) if isinstance(reasons, list) else str(reasons or "")
-        row(
-            "Gate",
-            ("[green]passed[/]" if gate.get("passed") else "[red]failed[/]")
-            + (f" - {escape(reasons)}" if reasons else ""),
-        )
+    if not gate:
+        return
+    reasons = gate.get("reasons")
+    reasons = "; ".join(map(str, reasons)) if isinstance(reasons, list) else str(reasons or "")
+    render_row(
+        console,
+        "Gate",
+        ("[green]passed[/]" if gate.get("passed") else "[red]failed[/]") + (f" - {escape(reasons)}" if reasons else ""),
+    )
+
+
+def _render_package(console: Console, summary: dict[str, Any]) -> None:
     package = summary.get("model_package")
-    if package:
-        row("Model package", f"{escape(str(package.get('status')))}  {escape(str(package.get('arn')))}")
-        if package.get("lineage_summary"):
-            row("Lineage", escape(str(package["lineage_summary"])))
+    if not package:
+        return
+    render_row(console, "Model package", f"{escape(str(package.get('status')))}  {escape(str(package.get('arn')))}")
+    if package.get("lineage_summary"):
+        render_row(console, "Lineage", escape(str(package["lineage_summary"])))
+
+
+def _render_endpoint(console: Console, summary: dict[str, Any]) -> None:
     endpoint = summary.get("endpoint")
-    if endpoint:
-        check = endpoint.get("check") or {}
-        checked = (
-            f", answers checked: {check.get('matches')} of {check.get('compared')} as evaluated"
-            if check.get("compared") is not None
-            else ""
-        )
-        row("Endpoint", f"{escape(endpoint['name'])} {escape(endpoint['status'])}{checked}")
-        row("", escape(endpoint["url"]))
-        row("  try", escape(endpoint["try"]))
+    if not endpoint:
+        return
+    check = endpoint.get("check") or {}
+    checked = (
+        f", answers checked: {check.get('matches')} of {check.get('compared')} as evaluated"
+        if check.get("compared") is not None
+        else ""
+    )
+    render_row(console, "Endpoint", f"{escape(endpoint['name'])} {escape(endpoint['status'])}{checked}")
+    render_row(console, "", escape(endpoint["url"]))
+    render_row(console, "  try", escape(endpoint["try"]))
+
+
+def _render_locations(console: Console, summary: dict[str, Any]) -> None:
     for label, key in (("Report", "report"), ("Artifacts", "artifacts"), ("Run folder", "run_folder")):
         if summary.get(key):
-            row(label, escape(summary[key]))
+            render_row(console, label, escape(summary[key]))
+
+
+def _render_tables(console: Console, summary: dict[str, Any]) -> None:
     if summary.get("jobs"):
         console.print(_jobs_table(summary["jobs"]))
     if summary.get("metrics"):
         console.print(_metrics_table(summary["metrics"]))
-    if summary.get("preflight") is not None or (summary.get("dry_run") and status == "SUCCEEDED"):
+
+
+def _render_dry_run(console: Console, summary: dict[str, Any]) -> None:
+    """A dry run's result is its preflight report; a stack too old for dry runs rejects the key."""
+    if summary.get("preflight") is not None or (summary.get("dry_run") and summary["status"] == "SUCCEEDED"):
         render_preflight(console, summary.get("preflight"))
     elif summary.get("dry_run") and "dry_run: unknown key" in str(summary.get("cause")):
         console.print(
             "[red]The stack does not know dry runs[/] (orchestration.dry_run): deploy this version of it "
             "(npx cdk deploy)."
         )
+
+
+_SECTIONS = (
+    _render_failure,
+    _render_gate,
+    _render_package,
+    _render_endpoint,
+    _render_locations,
+    _render_tables,
+    _render_dry_run,
+)
+
+
+def render_summary(console: Console, summary: dict[str, Any]) -> None:
+    status = _status_text(summary)
+    console.rule(escape(_title(summary)), style="dim")
+    render_row(console, "Dry run" if summary.get("dry_run") else "Status", status)
+    for section in _SECTIONS:
+        section(console, summary)
     console.rule(style="dim")
 
 
