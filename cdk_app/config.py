@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -227,42 +228,67 @@ def _check(ok: Any, name: str, value: Any, allowed: str) -> None:
         raise SettingsError(f"context {CONTEXT_PREFIX}{name}: {value!r} is not allowed; expected {allowed}")
 
 
+def _to_tuple(raw: Any) -> tuple:
+    if isinstance(raw, str):
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    if isinstance(raw, (list, tuple)) and all(isinstance(part, str) for part in raw):
+        return tuple(raw)
+    raise TypeError
+
+
+def _to_bool(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
+        return raw.strip().lower() == "true"
+    raise TypeError
+
+
+def _to_int(raw: Any) -> int:
+    """A whole float is an integer; a boolean is not, though Python says it is."""
+    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+        raise TypeError
+    return int(raw)
+
+
+def _to_float(raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise TypeError
+    return float(raw)
+
+
+def _to_str(raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise TypeError
+    return raw.strip()
+
+
+# Checked in this order: bool before int, since a bool default is an int too.
+_CONVERTERS: tuple[tuple[type, Callable[[Any], Any]], ...] = (
+    (tuple, _to_tuple),
+    (bool, _to_bool),
+    (int, _to_int),
+    (float, _to_float),
+    (str, _to_str),
+)
+_EXPECTED = {
+    tuple: "a list of strings or a comma-separated string",
+    bool: "true or false",
+    int: "an integer",
+    float: "a number",
+    str: "a string",
+}
+
+
 def _convert(name: str, raw: Any, default: Any) -> Any:
     """Convert a context value to the type of the field's default (CLI context values are strings)."""
-    try:
-        if isinstance(default, tuple):
-            if isinstance(raw, str):
-                return tuple(part.strip() for part in raw.split(",") if part.strip())
-            if isinstance(raw, (list, tuple)) and all(isinstance(part, str) for part in raw):
-                return tuple(raw)
-            raise TypeError
-        if isinstance(default, bool):
-            if isinstance(raw, bool):
-                return raw
-            if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
-                return raw.strip().lower() == "true"
-            raise TypeError
-        if isinstance(default, int):
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
-                raise TypeError
-            return int(raw)
-        if isinstance(default, float):
-            if isinstance(raw, bool):
-                raise TypeError
-            return float(raw)
-        if isinstance(default, str):
-            if not isinstance(raw, str):
-                raise TypeError
-            return raw.strip()
-    except (TypeError, ValueError):
-        pass
-    expected = {
-        tuple: "a list of strings or a comma-separated string",
-        bool: "true or false",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-    }[type(default)]
+    converter = next((convert for kind, convert in _CONVERTERS if isinstance(default, kind)), None)
+    if converter is not None:
+        try:
+            return converter(raw)
+        except (TypeError, ValueError):
+            pass
+    expected = _EXPECTED[type(default)]
     raise SettingsError(f"context {CONTEXT_PREFIX}{name}: {raw!r} is not allowed; expected {expected}")
 
 
