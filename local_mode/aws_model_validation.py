@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,38 +158,58 @@ def _check_string(path: str, shape: Shape, value: str) -> Iterable[Problem]:
         yield Problem(path, f"{_short(value)} does not match the pattern {pattern}")
 
 
+def _check_structure(path: str, shape: Shape, value: dict) -> Iterable[Problem]:
+    for name in shape.required_members:
+        if value.get(name) is None:
+            yield Problem(f"{path}.{name}", "is required")
+    for name, member_value in value.items():
+        member = shape.members.get(name)
+        if member is None:
+            yield Problem(f"{path}.{name}", f"is not a parameter; known: {', '.join(shape.members)}")
+        elif member_value is not None:
+            yield from check_value(f"{path}.{name}", member, member_value)
+
+
+def _check_list(path: str, shape: Shape, value: list | tuple) -> Iterable[Problem]:
+    yield from _check_range(path, shape, len(value), "number of items")
+    for index, item in enumerate(value):
+        yield from check_value(f"{path}[{index}]", shape.member, item)
+
+
+def _check_map(path: str, shape: Shape, value: dict) -> Iterable[Problem]:
+    yield from _check_range(path, shape, len(value), "number of entries")
+    for key, item in value.items():
+        yield from check_value(f"{path} key", shape.key, key)
+        yield from check_value(f"{path}[{key!r}]", shape.value, item)
+
+
+def _check_number(path: str, shape: Shape, value: int | float) -> Iterable[Problem]:
+    yield from _check_range(path, shape, value, "value")
+
+
+def _check_blob(path: str, shape: Shape, value: bytes | bytearray | str) -> Iterable[Problem]:
+    yield from _check_range(path, shape, len(value), "size in bytes")
+
+
+_NUMBER = (int, float)
+
+# Shape type -> the Python types checked against it, and the check. A value of another type is
+# left alone (botocore reports it); booleans are never numbers here, though Python says they are.
+_CHECKS: dict[str, tuple[tuple[type, ...], Callable[[str, Shape, Any], Iterable[Problem]]]] = {
+    "structure": ((dict,), _check_structure),
+    "list": ((list, tuple), _check_list),
+    "map": ((dict,), _check_map),
+    "string": ((str,), _check_string),
+    **dict.fromkeys(("integer", "long", "float", "double"), (_NUMBER, _check_number)),
+    "blob": ((bytes, bytearray, str), _check_blob),
+}
+
+
 def check_value(path: str, shape: Shape, value: Any) -> Iterable[Problem]:
     """Every constraint `value` breaks. Type errors are left to botocore's own validator."""
-    kind = shape.type_name
-    if kind == "structure" and isinstance(value, dict):
-        for name in shape.required_members:
-            if value.get(name) is None:
-                yield Problem(f"{path}.{name}", "is required")
-        for name, member_value in value.items():
-            member = shape.members.get(name)
-            if member is None:
-                yield Problem(f"{path}.{name}", f"is not a parameter; known: {', '.join(shape.members)}")
-            elif member_value is not None:
-                yield from check_value(f"{path}.{name}", member, member_value)
-    elif kind == "list" and isinstance(value, (list, tuple)):
-        yield from _check_range(path, shape, len(value), "number of items")
-        for index, item in enumerate(value):
-            yield from check_value(f"{path}[{index}]", shape.member, item)
-    elif kind == "map" and isinstance(value, dict):
-        yield from _check_range(path, shape, len(value), "number of entries")
-        for key, item in value.items():
-            yield from check_value(f"{path} key", shape.key, key)
-            yield from check_value(f"{path}[{key!r}]", shape.value, item)
-    elif kind == "string" and isinstance(value, str):
-        yield from _check_string(path, shape, value)
-    elif (
-        kind in ("integer", "long", "float", "double")
-        and isinstance(value, (int, float))
-        and not isinstance(value, bool)
-    ):
-        yield from _check_range(path, shape, value, "value")
-    elif kind == "blob" and isinstance(value, (bytes, bytearray, str)):
-        yield from _check_range(path, shape, len(value), "size in bytes")
+    types, check = _CHECKS.get(shape.type_name, ((), None))
+    if check is not None and isinstance(value, types) and not isinstance(value, bool):
+        yield from check(path, shape, value)
 
 
 def validate_request(operation: OperationModel, params: dict) -> None:
