@@ -36,65 +36,95 @@ def _delete(call: str, **kwargs) -> bool:
         raise
 
 
+def _delete_runs_endpoint(endpoint_name: str) -> list[str]:
+    """This run's own endpoint never served anyone else: it goes, with its scaling and alarms."""
+    deleted = []
+    if scaling.deregister(endpoint_name) is not None:
+        deleted.append(f"scalable-target/{scaling.resource_id(endpoint_name)}")
+    if _delete("delete_endpoint", EndpointName=endpoint_name):
+        deleted.append(f"endpoint/{endpoint_name}")
+    deleted.extend(f"alarm/{name}" for name in alarms.delete_alarms(endpoint_name))
+    return deleted
+
+
+def _return_to_previous_config(endpoint_name: str, deployment: dict) -> list[str]:
+    """An endpoint updated to this run's config goes back to the one it had, when that still exists."""
+    previous = deployment.get("previous_endpoint_config_name")
+    if not (previous and endpoints.describe_endpoint_config(previous)):
+        return [f"endpoint {endpoint_name} serves this run's config and no previous config is known; left as is"]
+    aws.client("sagemaker").update_endpoint(
+        EndpointName=endpoint_name, EndpointConfigName=previous, RetainAllVariantProperties=False
+    )
+    notes = [f"endpoint {endpoint_name} is being returned to {previous}"]
+    if deployment.get("scaling_removed"):
+        notes.append(
+            f"auto scaling of {endpoint_name} was removed for this run's update; register it "
+            f"again once the endpoint is InService: {deployment['scaling_removed']}"
+        )
+    return notes
+
+
+def _keep_serving_endpoint(endpoint_name: str, endpoint: dict, deployment: dict) -> list[str]:
+    """An endpoint that served before this run keeps its config, and gets back scaling this run removed."""
+    notes = [f"endpoint {endpoint_name} served before this run and keeps {endpoint['EndpointConfigName']}"]
+    removed = deployment.get("scaling_removed")
+    if removed and endpoint["EndpointStatus"] == "InService":
+        scaling.restore(removed)  # Deploy removed it to change the instance type; the old fleet keeps it
+        notes.append(f"auto scaling of {endpoint_name} restored as it was before this run")
+    return notes
+
+
+def _settle_endpoint(
+    endpoint: dict, names: dict, run_id: str, deployment: dict, stack_tag: str, deleted: list, notes: list
+) -> bool:
+    """Act on this stack's endpoint as its state requires; True when it still uses this run's config."""
+    endpoint_name, config_name = names["endpoint"], names["endpoint_config"]
+    on_our_config = endpoint["EndpointConfigName"] == config_name
+    pending_ours = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName") == config_name
+    if endpoints.created_by(endpoint, run_id, stack_tag):
+        deleted.extend(_delete_runs_endpoint(endpoint_name))
+        return False
+    if on_our_config:
+        notes.extend(_return_to_previous_config(endpoint_name, deployment))
+        return True
+    if pending_ours or endpoint["EndpointStatus"] in ("Updating", "RollingBack"):
+        notes.append(
+            f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; "
+            f"this run's config and model are kept until it settles"
+        )
+        return True
+    notes.extend(_keep_serving_endpoint(endpoint_name, endpoint, deployment))
+    return False
+
+
+def _delete_config_and_model(config_name: str, model_name: str) -> list[str]:
+    # Described first: IAM decides a delete before SageMaker looks for the resource, and the
+    # tag condition on deletes cannot hold for a resource that was never created.
+    deleted = []
+    if endpoints.describe_endpoint_config(config_name) is not None and _delete(
+        "delete_endpoint_config", EndpointConfigName=config_name
+    ):
+        deleted.append(f"endpoint-config/{config_name}")
+    if endpoints.describe_model(model_name) is not None and _delete("delete_model", ModelName=model_name):
+        deleted.append(f"model/{model_name}")
+    return deleted
+
+
 def _remove_endpoint_resources(
     names: dict, run_id: str, deployment: dict, stack_tag: str
 ) -> tuple[list[str], list[str]]:
     """(deleted resource names, notes on what was kept and why)."""
     deleted, notes = [], []
-    endpoint_name, config_name, model_name = names["endpoint"], names["endpoint_config"], names["model"]
+    endpoint_name = names["endpoint"]
     endpoint = endpoints.describe_endpoint(endpoint_name)
-    config_in_use = False
     if endpoint is not None and not endpoints.owned_by(endpoints.tags_of(endpoint["EndpointArn"]), None, stack_tag):
         notes.append(f"endpoint {endpoint_name} was not created by this stack; left as it is")
         endpoint = None
-    if endpoint is not None:
-        on_our_config = endpoint["EndpointConfigName"] == config_name
-        pending_ours = (endpoint.get("PendingDeploymentSummary") or {}).get("EndpointConfigName") == config_name
-        if endpoints.created_by(endpoint, run_id, stack_tag):
-            # This run's own endpoint never served anyone else: it goes, with its scaling and alarms.
-            if scaling.deregister(endpoint_name) is not None:
-                deleted.append(f"scalable-target/{scaling.resource_id(endpoint_name)}")
-            if _delete("delete_endpoint", EndpointName=endpoint_name):
-                deleted.append(f"endpoint/{endpoint_name}")
-            deleted.extend(f"alarm/{name}" for name in alarms.delete_alarms(endpoint_name))
-        elif on_our_config:
-            previous = deployment.get("previous_endpoint_config_name")
-            if previous and endpoints.describe_endpoint_config(previous):
-                aws.client("sagemaker").update_endpoint(
-                    EndpointName=endpoint_name, EndpointConfigName=previous, RetainAllVariantProperties=False
-                )
-                notes.append(f"endpoint {endpoint_name} is being returned to {previous}")
-                if deployment.get("scaling_removed"):
-                    notes.append(
-                        f"auto scaling of {endpoint_name} was removed for this run's update; register it "
-                        f"again once the endpoint is InService: {deployment['scaling_removed']}"
-                    )
-            else:
-                notes.append(
-                    f"endpoint {endpoint_name} serves this run's config and no previous config is known; left as is"
-                )
-            config_in_use = True
-        elif pending_ours or endpoint["EndpointStatus"] in ("Updating", "RollingBack"):
-            notes.append(
-                f"endpoint {endpoint_name} is {endpoint['EndpointStatus']}; "
-                f"this run's config and model are kept until it settles"
-            )
-            config_in_use = True
-        else:
-            notes.append(f"endpoint {endpoint_name} served before this run and keeps {endpoint['EndpointConfigName']}")
-            removed = deployment.get("scaling_removed")
-            if removed and endpoint["EndpointStatus"] == "InService":
-                scaling.restore(removed)  # Deploy removed it to change the instance type; the old fleet keeps it
-                notes.append(f"auto scaling of {endpoint_name} restored as it was before this run")
+    config_in_use = endpoint is not None and _settle_endpoint(
+        endpoint, names, run_id, deployment, stack_tag, deleted, notes
+    )
     if not config_in_use:
-        # Described first: IAM decides a delete before SageMaker looks for the resource, and the
-        # tag condition on deletes cannot hold for a resource that was never created.
-        if endpoints.describe_endpoint_config(config_name) is not None and _delete(
-            "delete_endpoint_config", EndpointConfigName=config_name
-        ):
-            deleted.append(f"endpoint-config/{config_name}")
-        if endpoints.describe_model(model_name) is not None and _delete("delete_model", ModelName=model_name):
-            deleted.append(f"model/{model_name}")
+        deleted.extend(_delete_config_and_model(names["endpoint_config"], names["model"]))
     return deleted, notes
 
 
