@@ -101,6 +101,103 @@ class DeployedStack:
         return self.outputs[name]
 
 
+@dataclass
+class _Deployment:
+    """What creating one resource needs, and what the created resources add up to."""
+
+    clients: _Clients
+    physical: dict[str, Physical]
+    region: str
+    training_dir: Path
+    lambdas_dir: Path
+    functions: dict[str, FunctionInfo] = field(default_factory=dict)
+    code_uris: list[str] = field(default_factory=list)
+    state_machines: list[tuple[str, dict]] = field(default_factory=list)  # (ARN, resolved properties)
+    rules: list[RuleInfo] = field(default_factory=list)
+
+
+def _create_role(deployment: _Deployment, logical_id: str, name: str, properties: dict) -> None:
+    deployment.clients.iam.create_role(
+        RoleName=name,
+        Path=properties.get("Path", "/"),
+        AssumeRolePolicyDocument=json.dumps(properties.get("AssumeRolePolicyDocument", {})),
+    )
+
+
+def _create_bucket_resource(deployment: _Deployment, logical_id: str, name: str, properties: dict) -> None:
+    _create_bucket(deployment.clients.s3, name, deployment.region, properties)
+
+
+def _create_topic(deployment: _Deployment, logical_id: str, name: str, properties: dict) -> None:
+    attributes = {"KmsMasterKeyId": properties["KmsMasterKeyId"]} if properties.get("KmsMasterKeyId") else {}
+    deployment.clients.sns.create_topic(
+        Name=deployment.physical[logical_id].attributes["TopicName"], Attributes=attributes
+    )
+
+
+def _create_queue(deployment: _Deployment, logical_id: str, name: str, properties: dict) -> None:
+    deployment.clients.sqs.create_queue(
+        QueueName=deployment.physical[logical_id].attributes["QueueName"], Attributes=_queue_attributes(properties)
+    )
+
+
+def _create_log_group(deployment: _Deployment, logical_id: str, name: str, properties: dict) -> None:
+    deployment.clients.logs.create_log_group(logGroupName=name)
+
+
+def _create_model_package_group(deployment: _Deployment, logical_id: str, name: str, properties: dict) -> None:
+    deployment.clients.sagemaker.create_model_package_group(
+        ModelPackageGroupName=deployment.physical[logical_id].attributes["ModelPackageGroupName"],
+        ModelPackageGroupDescription=properties.get("ModelPackageGroupDescription", "")[:1024],
+    )
+
+
+def _create_function_resource(deployment: _Deployment, logical_id: str, name: str, properties: dict) -> None:
+    deployment.functions[logical_id] = _create_function(
+        deployment.clients.lambda_, logical_id, name, properties, deployment.lambdas_dir
+    )
+
+
+def _deploy_code(deployment: _Deployment, logical_id: str, name: str, properties: dict) -> None:
+    """The CDK bucket deployment of the training code: the local training folder is uploaded instead."""
+    prefix = properties.get("DestinationBucketKeyPrefix", "")
+    uri = f"s3://{properties['DestinationBucketName']}/{prefix}"
+    _upload_code(deployment.clients.s3, deployment.training_dir, uri)
+    deployment.code_uris.append(uri)
+
+
+def _create_state_machine_resource(deployment: _Deployment, logical_id: str, name: str, properties: dict) -> None:
+    deployment.state_machines.append((_create_state_machine(deployment.clients.sfn, name, properties), properties))
+
+
+def _create_rule_resource(deployment: _Deployment, logical_id: str, name: str, properties: dict) -> None:
+    arn = deployment.physical[logical_id].attributes["Arn"]
+    deployment.rules.append(_create_rule(deployment.clients.events, name, arn, properties))
+
+
+# Resource type -> how it is created, in the order of creation: a resource only refers to ones before it.
+_CREATORS = {
+    "AWS::IAM::Role": _create_role,
+    "AWS::S3::Bucket": _create_bucket_resource,
+    "AWS::SNS::Topic": _create_topic,
+    "AWS::SQS::Queue": _create_queue,
+    "AWS::Logs::LogGroup": _create_log_group,
+    "AWS::SageMaker::ModelPackageGroup": _create_model_package_group,
+    "AWS::Lambda::Function": _create_function_resource,
+    "Custom::CDKBucketDeployment": _deploy_code,
+    "AWS::StepFunctions::StateMachine": _create_state_machine_resource,
+    "AWS::Events::Rule": _create_rule_resource,
+}
+
+
+def _resolved_outputs(template: dict, resolver: Resolver) -> dict:
+    outputs = {}
+    for output_name, output in (template.get("Outputs") or {}).items():
+        if _condition_holds(resolver, output):
+            outputs[output_name] = resolver.resolve(output["Value"], f"Outputs.{output_name}")
+    return outputs
+
+
 def deploy(
     template: dict,
     stack_name: str,
@@ -115,86 +212,33 @@ def deploy(
     resources = template.get("Resources") or {}
     physical = _name_resources(template, stack_name, region, account)
     resolver = Resolver(template, physical, region, account, stack_name)
-    functions: dict[str, FunctionInfo] = {}
-    code_uris: list[str] = []
     not_emulated = sorted({r["Type"] for r in resources.values() if r["Type"] not in EMULATED_TYPES})
-    clients = _Clients(region)
-    order = [
-        "AWS::IAM::Role",
-        "AWS::S3::Bucket",
-        "AWS::SNS::Topic",
-        "AWS::SQS::Queue",
-        "AWS::Logs::LogGroup",
-        "AWS::SageMaker::ModelPackageGroup",
-        "AWS::Lambda::Function",
-        "Custom::CDKBucketDeployment",
-        "AWS::StepFunctions::StateMachine",
-        "AWS::Events::Rule",
-    ]
-    state_machines, rules = [], []
-    for resource_type in order:
+    deployment = _Deployment(_Clients(region), physical, region, training_dir, lambdas_dir)
+    for resource_type, create in _CREATORS.items():
         for logical_id, resource in resources.items():
             if resource["Type"] != resource_type or not _condition_holds(resolver, resource):
                 continue
             properties = resolver.resolve(resource.get("Properties") or {}, f"Resources.{logical_id}.Properties")
-            name = physical[logical_id].name
-            if resource_type == "AWS::IAM::Role":
-                clients.iam.create_role(
-                    RoleName=name,
-                    Path=properties.get("Path", "/"),
-                    AssumeRolePolicyDocument=json.dumps(properties.get("AssumeRolePolicyDocument", {})),
-                )
-            elif resource_type == "AWS::S3::Bucket":
-                _create_bucket(clients.s3, name, region, properties)
-            elif resource_type == "AWS::SNS::Topic":
-                attributes = (
-                    {"KmsMasterKeyId": properties["KmsMasterKeyId"]} if properties.get("KmsMasterKeyId") else {}
-                )
-                clients.sns.create_topic(Name=physical[logical_id].attributes["TopicName"], Attributes=attributes)
-            elif resource_type == "AWS::SQS::Queue":
-                clients.sqs.create_queue(
-                    QueueName=physical[logical_id].attributes["QueueName"], Attributes=_queue_attributes(properties)
-                )
-            elif resource_type == "AWS::Logs::LogGroup":
-                clients.logs.create_log_group(logGroupName=name)
-            elif resource_type == "AWS::SageMaker::ModelPackageGroup":
-                clients.sagemaker.create_model_package_group(
-                    ModelPackageGroupName=physical[logical_id].attributes["ModelPackageGroupName"],
-                    ModelPackageGroupDescription=properties.get("ModelPackageGroupDescription", "")[:1024],
-                )
-            elif resource_type == "AWS::Lambda::Function":
-                functions[logical_id] = _create_function(clients.lambda_, logical_id, name, properties, lambdas_dir)
-            elif resource_type == "Custom::CDKBucketDeployment":
-                prefix = properties.get("DestinationBucketKeyPrefix", "")
-                uri = f"s3://{properties['DestinationBucketName']}/{prefix}"
-                _upload_code(clients.s3, training_dir, uri)
-                code_uris.append(uri)
-            elif resource_type == "AWS::StepFunctions::StateMachine":
-                state_machines.append((_create_state_machine(clients.sfn, name, properties), properties))
-            elif resource_type == "AWS::Events::Rule":
-                rules.append(_create_rule(clients.events, name, physical[logical_id].attributes["Arn"], properties))
-    if len(state_machines) != 1:
-        raise TemplateError(f"expected one state machine in the template, found {len(state_machines)}")
-    outputs = {}
-    for output_name, output in (template.get("Outputs") or {}).items():
-        if _condition_holds(resolver, output):
-            outputs[output_name] = resolver.resolve(output["Value"], f"Outputs.{output_name}")
-    machine_arn, machine = state_machines[0]
+            create(deployment, logical_id, physical[logical_id].name, properties)
+    if len(deployment.state_machines) != 1:
+        raise TemplateError(f"expected one state machine in the template, found {len(deployment.state_machines)}")
+    outputs = _resolved_outputs(template, resolver)
+    machine_arn, machine = deployment.state_machines[0]
     return DeployedStack(
         stack_name=stack_name,
         region=region,
         account=account,
         physical=physical,
         outputs=outputs,
-        functions=functions,
+        functions=deployment.functions,
         state_machine_arn=machine_arn,
-        code_uris=code_uris,
+        code_uris=deployment.code_uris,
         not_emulated=not_emulated,
         state_machine_role_arn=machine.get("RoleArn", ""),
         state_machine_tracing=bool((machine.get("TracingConfiguration") or {}).get("Enabled")),
         state_machine_logging=bool(machine.get("LoggingConfiguration")),
         resolver=resolver,
-        rules=rules,
+        rules=deployment.rules,
     )
 
 
