@@ -555,3 +555,13 @@ def test_running_vllm_in_the_vllm_image_without_its_cpu_build_fails_the_job_sayi
     job = wait_processing(sagemaker, "r1-eval")
     assert job["ProcessingJobStatus"] == "Failed"
     assert "make vllm-env" in job["FailureReason"] and "evaluation.generation" in job["FailureReason"]
+
+
+def test_a_job_past_its_max_runtime_is_stopped(aws):
+    runner, sagemaker, s3, lines = aws
+    request = training_request("r1-long", steps="1000", sleep="0.05")
+    request["StoppingCondition"] = {"MaxRuntimeInSeconds": 1}
+    sagemaker.create_training_job(**request)
+    job = wait(sagemaker, "r1-long")
+    assert job["TrainingJobStatus"] == "Stopped", job.get("FailureReason")
+    assert ("r1-long", "[local mode] MaxRuntimeInSeconds exceeded: stopping the job") in lines
