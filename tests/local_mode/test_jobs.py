@@ -558,7 +558,7 @@ def test_running_vllm_in_the_vllm_image_without_its_cpu_build_fails_the_job_sayi
 
 
 def test_a_job_past_its_max_runtime_is_stopped(aws):
-    runner, sagemaker, s3, lines = aws
+    _, sagemaker, _, lines = aws
     request = training_request("r1-long", steps="1000", sleep="0.05")
     request["StoppingCondition"] = {"MaxRuntimeInSeconds": 1}
     sagemaker.create_training_job(**request)
