@@ -424,61 +424,83 @@ class JobRunner:
                 "Training image download completed. Training in progress.",
             )
             for host in job.hosts:
-                spec = host.spec
-                self._log(
-                    job, f"[local mode] attempt {job.attempts}: {self._host_label(job, host)}{' '.join(spec.command)}"
-                )
-                command = [python or spec.command[0], *spec.command[1:]]
-                host.process = subprocess.Popen(
-                    _dies_with_runner(job.network.command(host.name, command)),
-                    cwd=str(spec.opt_ml.parent),
-                    env={**self._environment(job, spec, own_python=python is not None), **image_environment},
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    bufsize=1,
-                    errors="replace",
-                    start_new_session=True,
-                )
-                host.exited_at = None
-                host.readers = [
-                    threading.Thread(target=self._read_output, args=(job, host, host.process), daemon=True),
-                    threading.Thread(target=_note_exit, args=(host, host.process), daemon=True),
-                ]
-                for thread in host.readers:
-                    thread.start()
-        spec = job.spec
+                self._start_host(job, host, python, image_environment)
+        self._watch_hosts(job, s3)
+        for host in job.hosts:
+            for thread in host.readers:
+                thread.join(timeout=10)
+        return self._exit_code(job)
+
+    def _start_host(self, job: LocalJob, host: HostRun, python: str | None, image_environment: dict) -> None:
+        spec = host.spec
+        self._log(job, f"[local mode] attempt {job.attempts}: {self._host_label(job, host)}{' '.join(spec.command)}")
+        command = [python or spec.command[0], *spec.command[1:]]
+        host.process = subprocess.Popen(
+            _dies_with_runner(job.network.command(host.name, command)),
+            cwd=str(spec.opt_ml.parent),
+            env={**self._environment(job, spec, own_python=python is not None), **image_environment},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+            errors="replace",
+            start_new_session=True,
+        )
+        host.exited_at = None
+        host.readers = [
+            threading.Thread(target=self._read_output, args=(job, host, host.process), daemon=True),
+            threading.Thread(target=_note_exit, args=(host, host.process), daemon=True),
+        ]
+        for thread in host.readers:
+            thread.start()
+
+    def _watch_hosts(self, job: LocalJob, s3: Any) -> None:
+        """Until every host exits: sync checkpoints, stop the others when one fails, enforce the runtime limit."""
         started = time.monotonic()
         last_sync = 0.0
         while any(host.running for host in job.hosts):
             time.sleep(self.settings.poll_seconds)
-            if spec.checkpoint is not None and time.monotonic() - last_sync >= self.settings.checkpoint_sync_seconds:
+            if (
+                job.spec.checkpoint is not None
+                and time.monotonic() - last_sync >= self.settings.checkpoint_sync_seconds
+            ):
                 self._sync_checkpoints(job, s3, stable_only=True)
                 last_sync = time.monotonic()
-                if self._should_interrupt(job):
-                    job.interrupted = True
-                    self._log(job, "[local mode] simulating a spot interruption: killing the training process")
-                    self._set_progress(job, "Interrupted", "Training job interrupted (managed spot)")
-                    self._terminate(job, graceful=False)
-            if job.failed_host is None and not job.stop_requested and not job.interrupted:
-                failed = self._first_failed_host(job)
-                if failed is not None:
-                    job.failed_host = failed
-                    if any(host.running for host in job.hosts):
-                        self._log(
-                            job,
-                            f"[local mode] {failed.name} failed (exit code {failed.process.returncode}): "
-                            "stopping the other hosts",
-                        )
-                        self._terminate(job, graceful=True)
-            if spec.max_runtime_seconds and time.monotonic() - started > spec.max_runtime_seconds:
+                self._interrupt_if_due(job)
+            if self._still_undecided(job):
+                self._stop_others_if_one_failed(job)
+            if job.spec.max_runtime_seconds and time.monotonic() - started > job.spec.max_runtime_seconds:
                 job.stop_requested = True
                 self._log(job, "[local mode] MaxRuntimeInSeconds exceeded: stopping the job")
                 self._terminate(job, graceful=True)
-        for host in job.hosts:
-            for thread in host.readers:
-                thread.join(timeout=10)
-        if job.failed_host is None and not job.stop_requested and not job.interrupted:
+
+    def _interrupt_if_due(self, job: LocalJob) -> None:
+        if self._should_interrupt(job):
+            job.interrupted = True
+            self._log(job, "[local mode] simulating a spot interruption: killing the training process")
+            self._set_progress(job, "Interrupted", "Training job interrupted (managed spot)")
+            self._terminate(job, graceful=False)
+
+    @staticmethod
+    def _still_undecided(job: LocalJob) -> bool:
+        """No host has failed yet, and neither a stop nor an interruption explains an exit."""
+        return job.failed_host is None and not job.stop_requested and not job.interrupted
+
+    def _stop_others_if_one_failed(self, job: LocalJob) -> None:
+        failed = self._first_failed_host(job)
+        if failed is None:
+            return
+        job.failed_host = failed
+        if any(host.running for host in job.hosts):
+            self._log(
+                job,
+                f"[local mode] {failed.name} failed (exit code {failed.process.returncode}): stopping the other hosts",
+            )
+            self._terminate(job, graceful=True)
+
+    def _exit_code(self, job: LocalJob) -> int:
+        """The failed host's exit code, else the first non-zero one, else 0."""
+        if self._still_undecided(job):
             job.failed_host = self._first_failed_host(job)
         if job.failed_host is not None:
             return job.failed_host.process.returncode
