@@ -190,6 +190,16 @@ _CREATORS = {
 }
 
 
+def _create_resources(deployment: _Deployment, resources: dict, resolver: Resolver) -> None:
+    """Type by type in creation order; a resource whose Condition is false is skipped."""
+    for resource_type, create in _CREATORS.items():
+        for logical_id, resource in resources.items():
+            if resource["Type"] != resource_type or not _condition_holds(resolver, resource):
+                continue
+            properties = resolver.resolve(resource.get("Properties") or {}, f"Resources.{logical_id}.Properties")
+            create(deployment, logical_id, deployment.physical[logical_id].name, properties)
+
+
 def _resolved_outputs(template: dict, resolver: Resolver) -> dict:
     outputs = {}
     for output_name, output in (template.get("Outputs") or {}).items():
@@ -214,12 +224,7 @@ def deploy(
     resolver = Resolver(template, physical, region, account, stack_name)
     not_emulated = sorted({r["Type"] for r in resources.values() if r["Type"] not in EMULATED_TYPES})
     deployment = _Deployment(_Clients(region), physical, region, training_dir, lambdas_dir)
-    for resource_type, create in _CREATORS.items():
-        for logical_id, resource in resources.items():
-            if resource["Type"] != resource_type or not _condition_holds(resolver, resource):
-                continue
-            properties = resolver.resolve(resource.get("Properties") or {}, f"Resources.{logical_id}.Properties")
-            create(deployment, logical_id, physical[logical_id].name, properties)
+    _create_resources(deployment, resources, resolver)
     if len(deployment.state_machines) != 1:
         raise TemplateError(f"expected one state machine in the template, found {len(deployment.state_machines)}")
     outputs = _resolved_outputs(template, resolver)
