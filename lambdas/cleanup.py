@@ -38,7 +38,7 @@ def _delete(call: str, **kwargs) -> bool:
 
 def _delete_runs_endpoint(endpoint_name: str) -> list[str]:
     """This run's own endpoint never served anyone else: it goes, with its scaling and alarms."""
-    deleted = []
+    deleted: list[str] = []
     if scaling.deregister(endpoint_name) is not None:
         deleted.append(f"scalable-target/{scaling.resource_id(endpoint_name)}")
     if _delete("delete_endpoint", EndpointName=endpoint_name):
@@ -100,7 +100,7 @@ def _settle_endpoint(
 def _delete_config_and_model(config_name: str, model_name: str) -> list[str]:
     # Described first: IAM decides a delete before SageMaker looks for the resource, and the
     # tag condition on deletes cannot hold for a resource that was never created.
-    deleted = []
+    deleted: list[str] = []
     if endpoints.describe_endpoint_config(config_name) is not None and _delete(
         "delete_endpoint_config", EndpointConfigName=config_name
     ):
@@ -114,7 +114,8 @@ def _remove_endpoint_resources(
     names: dict, run_id: str, deployment: dict, stack_tag: str
 ) -> tuple[list[str], list[str]]:
     """(deleted resource names, notes on what was kept and why)."""
-    deleted, notes = [], []
+    deleted: list[str] = []
+    notes: list[str] = []
     endpoint_name = names["endpoint"]
     endpoint = endpoints.describe_endpoint(endpoint_name)
     if endpoint is not None and not endpoints.owned_by(endpoints.tags_of(endpoint["EndpointArn"]), None, stack_tag):

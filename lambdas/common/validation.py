@@ -271,11 +271,10 @@ def _autoscaling_problems(deployment: dict) -> Iterable[str]:
         )
 
 
-def _lacks_known_gpu(deployment: dict, instance_type: Any) -> bool:
+def _lacks_known_gpu(deployment: dict, instance_type: str) -> bool:
     """Only a well-formed ml.<family>.<size> name is judged; num_gpus overrides the catalogue."""
     return (
-        isinstance(instance_type, str)
-        and instance_type.startswith("ml.")
+        instance_type.startswith("ml.")
         and instance_type.count(".") == 2
         and "num_gpus" not in deployment
         and gpu_count(instance_type) is None
@@ -285,7 +284,7 @@ def _lacks_known_gpu(deployment: dict, instance_type: Any) -> bool:
 def _serving_gpu_problems(deployment: dict) -> Iterable[str]:
     instance_type = deployment.get("instance_type")
     # Checked even when deployment is off: the registered model package names its serving setup.
-    if _lacks_known_gpu(deployment, instance_type):
+    if isinstance(instance_type, str) and _lacks_known_gpu(deployment, instance_type):
         engine = deployment.get("engine", "tgi")
         yield (
             f"deployment.instance_type: {_show(instance_type)} has no known NVIDIA GPU "
