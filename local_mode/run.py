@@ -64,23 +64,19 @@ def run_execution(aws: LocalAws, request: RunRequest) -> dict:
     return summary
 
 
-def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, first_check: int = 0) -> dict[str, Any]:
-    """The run's outcome; `since` and `first_check` limit deployments and IAM checks to this run's."""
-    description = aws.sfn.describe_execution(executionArn=execution_arn)
-    state = aws.final_state(execution_arn)
+def _failure(aws: LocalAws, execution_arn: str, description: dict) -> tuple[Any, Any]:
+    """The execution's error and cause; for a run that failed without them, the last failure event's."""
     error, cause = description.get("error"), description.get("cause")
     if description["status"] != "SUCCEEDED" and not error:
         for event in reversed(aws.history(execution_arn)):
             details = event.get("executionFailedEventDetails")
             if details:
-                error, cause = details.get("error"), details.get("cause")
-                break
-    run_id = (state.get("run") or {}).get("run_id")
-    run_uri = f"s3://{aws.artifacts_bucket}/{run_prefix(run_id)}" if run_id else None
-    metrics = aws.read_json(run_uri + RUN_LAYOUT["metrics"]) if run_uri else None
-    # check_serving.py writes report.json into its output folder.
-    serving_check = aws.read_json(run_uri + RUN_LAYOUT["serving_check"] + "report.json") if run_uri else None
-    deployment = state.get("deployment") or {}
+                return details.get("error"), details.get("cause")
+    return error, cause
+
+
+def _summary_endpoint(aws: LocalAws, deployment: dict, since: datetime | None) -> dict | None:
+    """The run's endpoint with its status now; one this run deleted reads Deleted."""
     endpoint = describe_for_summary(
         aws.endpoints, deployment.get("endpoint_name"), since, engine=deployment.get("engine", "tgi")
     )
@@ -89,6 +85,31 @@ def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, 
             endpoint["status"] = aws.sagemaker.describe_endpoint(EndpointName=endpoint["name"])["EndpointStatus"]
         except aws.sagemaker.exceptions.ClientError:
             endpoint["status"] = "Deleted"
+    return endpoint
+
+
+_JOB_FIELDS = ("name", "kind", "status", "attempts", "failure_reason", "started", "ended", "seconds")
+
+
+def _run_jobs(aws: LocalAws, run_id: str | None) -> list[dict]:
+    return [{k: job[k] for k in _JOB_FIELDS} for job in aws.jobs.summaries() if run_id and job["run_id"] == run_id]
+
+
+def _metrics_summary(metrics: dict | None) -> dict | None:
+    return {"base": metrics.get("base"), "fine_tuned": metrics.get("fine_tuned")} if metrics else None
+
+
+def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, first_check: int = 0) -> dict[str, Any]:
+    """The run's outcome; `since` and `first_check` limit deployments and IAM checks to this run's."""
+    description = aws.sfn.describe_execution(executionArn=execution_arn)
+    state = aws.final_state(execution_arn)
+    error, cause = _failure(aws, execution_arn, description)
+    run_id = (state.get("run") or {}).get("run_id")
+    run_uri = f"s3://{aws.artifacts_bucket}/{run_prefix(run_id)}" if run_id else None
+    metrics = aws.read_json(run_uri + RUN_LAYOUT["metrics"]) if run_uri else None
+    # check_serving.py writes report.json into its output folder.
+    serving_check = aws.read_json(run_uri + RUN_LAYOUT["serving_check"] + "report.json") if run_uri else None
+    endpoint = _summary_endpoint(aws, state.get("deployment") or {}, since)
     return {
         "status": description["status"],
         "error": error,
@@ -97,14 +118,8 @@ def summarize(aws: LocalAws, execution_arn: str, since: datetime | None = None, 
         "execution_arn": execution_arn,
         "run_id": run_id,
         "run_folder": str(aws.workdir / "runs" / run_id) if run_id else None,
-        "jobs": [
-            {k: job[k] for k in ("name", "kind", "status", "attempts", "failure_reason", "started", "ended", "seconds")}
-            for job in aws.jobs.summaries()
-            if run_id and job["run_id"] == run_id
-        ],
-        "metrics": {"base": (metrics or {}).get("base"), "fine_tuned": (metrics or {}).get("fine_tuned")}
-        if metrics
-        else None,
+        "jobs": _run_jobs(aws, run_id),
+        "metrics": _metrics_summary(metrics),
         "serving_check": _serving_check_summary(serving_check),
         "gate": state.get("gate"),
         "model_package": state.get("model_package"),
