@@ -127,12 +127,18 @@ class LambdaInvoker:
 
     def fresh_imports(self) -> dict[str, Any]:
         """Forget handler modules imported earlier, so every run starts cold, with its own clients.
-        Returns the forgotten modules."""
+
+        That includes modules of the same name loaded from another folder (a second copy of the
+        code, or the tests' own import of it): in the function's process those names are its code
+        folder's. Returns the forgotten modules."""
         root = str(self.lambdas_dir)
+        own_names = {path.stem for path in self.lambdas_dir.glob("*.py")} | {
+            path.parent.name for path in self.lambdas_dir.glob("*/__init__.py")
+        }
         forgotten = {}
         for name, module in list(sys.modules.items()):
             path = getattr(module, "__file__", None) or ""
-            if path.startswith(root + os.sep):
+            if path.startswith(root + os.sep) or name.partition(".")[0] in own_names:
                 forgotten[name] = sys.modules.pop(name)
         return forgotten
 
