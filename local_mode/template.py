@@ -226,7 +226,7 @@ class Resolver:
                     return self.resolve(argument[3]["DefaultValue"], where)
                 raise TemplateError(
                     f"{where}: Fn::FindInMap {mapping}/{top}/{second} is not in the template's mappings"
-                )
+                ) from None
         if key == "Fn::Select":
             index, items = argument
             return self.resolve(items, where)[int(self.resolve(index, where))]
