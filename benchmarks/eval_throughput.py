@@ -114,7 +114,7 @@ def parse_dtypes(text: str, parser: argparse.ArgumentParser) -> list[str]:
 
 def count_differences(first: list[str], second: list[str]) -> list[int]:
     """Indexes where two lists of outputs differ."""
-    return [index for index, (a, b) in enumerate(zip(first, second)) if a != b]
+    return [index for index, (a, b) in enumerate(zip(first, second, strict=True)) if a != b]
 
 
 def vllm_python(configured: str | None) -> tuple[Path | None, str | None]:
@@ -209,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
 
     def ratio_to_one(way: str) -> dict[str, float]:
-        return spread([one / other for one, other in zip(timings["one_at_a_time"], timings[way])]).as_dict()
+        return spread(
+            [one / other for one, other in zip(timings["one_at_a_time"], timings[way], strict=True)]
+        ).as_dict()
 
     def differing(way: str) -> list[int]:
         return count_differences(outputs[way][0], outputs["one_at_a_time"][0])
@@ -226,13 +228,15 @@ def main(argv: list[str] | None = None) -> int:
             "batch_size": args.vllm_batch_size,
             "python": str(python),
             "versions": next(iter(workers.values())).versions,
-            "prompt_token_ids": "the prompts tokenized as evaluate.generate tokenizes them, handed to vLLM as token ids",
+            "prompt_token_ids": (
+                "the prompts tokenized as evaluate.generate tokenizes them, handed to vLLM as token ids"
+            ),
             "dtypes": {
                 dtype: {
                     **_figures(timings[f"vllm_{dtype}"], len(prompts)),
                     "ratio": ratio_to_one(f"vllm_{dtype}"),
                     "ratio_to_batched": spread(
-                        [b / v for b, v in zip(timings["batched"], timings[f"vllm_{dtype}"])]
+                        [b / v for b, v in zip(timings["batched"], timings[f"vllm_{dtype}"], strict=True)]
                     ).as_dict(),
                     "prefill_seconds": spread(prefill[f"vllm_{dtype}"]).as_dict(),
                     "engine_start_seconds": worker.load_seconds,
@@ -276,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio": ratio_to_one("batched"),
         "prefill_seconds": {way: spread(prefill[way]).as_dict() for way in ("batched", "one_at_a_time")},
         "ratio_ceiling": spread(
-            [one / first for one, first in zip(timings["one_at_a_time"], prefill["batched"])]
+            [one / first for one, first in zip(timings["one_at_a_time"], prefill["batched"], strict=True)]
         ).as_dict(),
         "outputs_compared": len(prompts),
         "outputs_differing": len(differing_batched),

@@ -8,6 +8,7 @@ the counts are read off the collated tensors themselves, so every strategy is me
 
 from __future__ import annotations
 
+import itertools
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -47,7 +48,7 @@ def count_batch(batch: dict[str, Any]) -> BatchCount:
     for row in batch["position_ids"].tolist():
         starts = [index for index, position in enumerate(row) if position == 0]
         starts.append(len(row))
-        for start, end in zip(starts, starts[1:]):
+        for start, end in itertools.pairwise(starts):
             lengths.append(end - start)
     return BatchCount(processed, sum(lengths), tuple(lengths))
 

@@ -54,17 +54,17 @@ def load_results(results_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def _range(figure: dict[str, float] | None, fmt: str = "{:.2f}", suffix: str = "") -> str:
-    """'median (min–max)' of a spread; just the value when there was one repeat."""
+    """'median (min–max)' of a spread; just the value when there was one repeat."""  # noqa: RUF002 - the report prints an en dash for ranges and missing figures
     if not figure:
-        return "–"
+        return "–"  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
     median = fmt.format(figure["median"]) + suffix
     if figure.get("n", 1) <= 1 or figure["min"] == figure["max"]:
         return median
-    return f"{median} ({fmt.format(figure['min'])}–{fmt.format(figure['max'])}{suffix})"
+    return f"{median} ({fmt.format(figure['min'])}–{fmt.format(figure['max'])}{suffix})"  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
 
 
 def _percent(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
+    return "–" if value is None else f"{100 * value:.1f}%"  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
 
 
 def _date(result: dict[str, Any]) -> str:
@@ -208,7 +208,7 @@ def gpu_row(result: dict[str, Any]) -> dict[str, str]:
             f"(MFU {_percent(choice.get('mfu'))}, {choice['peak_memory_bytes'] / GIB:.1f} GiB); fastest: "
             f"{best['settings']['strategy']} ({best['ratio_to_trl_defaults']:.2f}x)"
         )
-    ratio_text = ", ".join(f"{r:.2f}x" for r in ratios) or "–"
+    ratio_text = ", ".join(f"{r:.2f}x" for r in ratios) or "–"  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
     met = bool(ratios) and min(ratios) >= 1.8
     recorded = result.get("train_py_choice")
     since = f"; the run itself chose {recorded}, train.py has switched since" if chosen != recorded else ""
@@ -249,7 +249,7 @@ def _lever_cell(variant: dict[str, Any] | None) -> str:
     peak = variant.get("peak_memory_bytes")
     return (
         f"{variant['real_tokens_per_second']:.0f} tokens/s, MFU {_percent(variant.get('mfu'))}, "
-        f"{'–' if not peak else f'{peak / GIB:.1f} GiB'}, {variant.get('ratio_to_trl_defaults', 0):.2f}x"
+        f"{'–' if not peak else f'{peak / GIB:.1f} GiB'}, {variant.get('ratio_to_trl_defaults', 0):.2f}x"  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
     )
 
 
@@ -278,7 +278,7 @@ def gpu_throughput_row(result: dict[str, Any]) -> dict[str, str]:
             met &= auto["peak_memory_bytes"] <= before["peak_memory_bytes"]
     evaluation = result.get("evaluation") or {}
     ratio = evaluation.get("ratio")
-    parts.append(f"evaluation batched/one at a time: {'–' if ratio is None else f'{ratio:.1f}x'}")
+    parts.append(f"evaluation batched/one at a time: {'–' if ratio is None else f'{ratio:.1f}x'}")  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
     met &= ratio is not None and ratio >= lever_plan.GOALS["evaluation_ratio"]
     ratios = [
         variants[(p, "auto")].get("ratio_to_trl_defaults")
@@ -288,7 +288,7 @@ def gpu_throughput_row(result: dict[str, Any]) -> dict[str, str]:
     return {
         "what": "GPU throughput levers, Llama-3-8B shape: every lever on auto vs trl defaults; evaluation batching",
         "figures": "; ".join(parts),
-        "ratio": ", ".join(f"{r:.2f}x" for r in ratios) or "–",
+        "ratio": ", ".join(f"{r:.2f}x" for r in ratios) or "–",  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
         "goal": _goal(met, lever_plan.GOAL_TEXT),
     }
 
@@ -453,7 +453,8 @@ def train_details(result: dict[str, Any]) -> str:
         _provenance(result),
         "",
         f"Model {settings['model']}, {settings['quantization']}, the local demo's hyperparameters "
-        f"({_hyperparameters_text(settings.get('hyperparameters', {}))}), {settings['threads']} threads. Each run trains {settings['steps']} optimizer steps in a fresh process, on "
+        f"({_hyperparameters_text(settings.get('hyperparameters', {}))}), {settings['threads']} threads. "
+        f"Each run trains {settings['steps']} optimizer steps in a fresh process, on "
         f"batches drawn at random from one epoch over {settings['pool_rows']} rows of {settings['data']} "
         f"(packed variants: packs of those rows); {settings['repeats']} repeats with different draws, variants in "
         "rotating order. Ratios are paired within a repeat.",
@@ -485,14 +486,15 @@ def eval_details(result: dict[str, Any]) -> str:
         _provenance(result),
         "",
         f"Model {settings['model']}, {settings['prompts']} prompts from {settings['data']}, greedy, "
-        f"max_new_tokens {settings['max_new_tokens']}, torch threads {settings.get('threads', '?')}, {settings['repeats']} "
+        f"max_new_tokens {settings['max_new_tokens']}, torch threads {settings.get('threads', '?')}, "
+        f"{settings['repeats']} "
         f"repeats in {'rotating' if vllm.get('dtypes') else 'alternating'} order. Outputs are compared with one "
         "prompt at a time's, text for text.",
         "",
         "| Way | Seconds | Prompts/s | Ratio to one at a time | Outputs differing |",
         "|---|---|---|---|---|",
         f"| one prompt at a time (transformers) | {_range(result['one_at_a_time']['seconds'], '{:.1f}')} | "
-        f"{_range(result['one_at_a_time']['prompts_per_second'])} | 1.00x | – |",
+        f"{_range(result['one_at_a_time']['prompts_per_second'])} | 1.00x | – |",  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
         f"| batched (transformers, batch size {settings['batch_size']}) | "
         f"{_range(result['batched']['seconds'], '{:.1f}')} | {_range(result['batched']['prompts_per_second'])} | "
         f"{_range(result['ratio'], suffix='x')} | {result['outputs_differing']} of {result['outputs_compared']} |",
@@ -611,7 +613,7 @@ def gpu_details(result: dict[str, Any]) -> str:
     for v in result["variants"]:
         if not v.get("real_tokens_per_second"):
             lines.append(
-                f"| {v['name']} | {v.get('settings', {}).get('role', '')} | – | {v.get('error') or '–'} | | | | | |"
+                f"| {v['name']} | {v.get('settings', {}).get('role', '')} | – | {v.get('error') or '–'} | | | | | |"  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
             )
             continue
         lines.append(

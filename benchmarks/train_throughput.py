@@ -85,7 +85,7 @@ def load_conversations(path: Path, count: int, seed: int) -> list[list[dict]]:
     if count > len(rows):
         raise ValueError(f"--pool-rows {count}: {path.name} holds only {len(rows)} rows")
     conversations = []
-    for number, row in random.Random(seed).sample(rows, len(rows)):
+    for _number, row in random.Random(seed).sample(rows, len(rows)):
         try:
             conversations.append(to_messages(row, "sql-create-context"))
         except RowError:

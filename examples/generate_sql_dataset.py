@@ -390,7 +390,8 @@ def make_question(schema: Schema, rng: random.Random) -> tuple[str, str]:
             f"SELECT {text}, {agg}({number}) FROM {table} GROUP BY {text}",
         ),
         lambda: (
-            f"List the {words(label)} of {e.plural} whose {words(text)} is {text_value} and whose {words(number)} is {phrase} {number_value}.",
+            f"List the {words(label)} of {e.plural} whose {words(text)} is {text_value} "
+            f"and whose {words(number)} is {phrase} {number_value}.",
             f"SELECT {label} FROM {table} WHERE {text} = {text_literal} AND {number} {op} {number_value}",
         ),
         lambda: (
@@ -414,8 +415,10 @@ def make_question(schema: Schema, rng: random.Random) -> tuple[str, str]:
         other_value = rng.choice(other_text_column.values)
         templates.append(
             lambda: (
-                f"What is the {words(label)} of {e.plural} whose {words(text)} is {text_value} or whose {words(other_text)} is {other_value}?",
-                f"SELECT {label} FROM {table} WHERE {text} = {text_literal} OR {other_text} = {sql_value(other_text_column, other_value)}",
+                f"What is the {words(label)} of {e.plural} whose {words(text)} is {text_value} "
+                f"or whose {words(other_text)} is {other_value}?",
+                f"SELECT {label} FROM {table} WHERE {text} = {text_literal} "
+                f"OR {other_text} = {sql_value(other_text_column, other_value)}",
             )
         )
     return rng.choice(templates)()

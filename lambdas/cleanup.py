@@ -10,6 +10,8 @@ keeps serving, and only this run's new config and model are removed.
 
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import ClientError
 from common import alarms, aws, endpoints, execution_history, jobs, model_registry, scaling
 from common.environment import LambdaEnvironment
@@ -159,7 +161,14 @@ def _after_execution_ended(detail: dict) -> dict:
 def clean_up(state: dict) -> dict:
     error, cause = describe_failure(state.get("error"))
     run = state.get("run") or {}
-    result = {"stopped_jobs": [], "deleted": [], "notes": [], "problems": [], "error": error, "cause": cause}
+    result: dict[str, Any] = {
+        "stopped_jobs": [],
+        "deleted": [],
+        "notes": [],
+        "problems": [],
+        "error": error,
+        "cause": cause,
+    }
     if not run.get("names"):
         return result  # failed before ValidateInput produced names: nothing was started
     steps = (

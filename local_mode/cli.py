@@ -98,9 +98,9 @@ def load_input(path: Path) -> dict:
     try:
         value = json.loads(path.read_text())
     except FileNotFoundError:
-        raise SystemExit(f"--input {path}: no such file")
+        raise SystemExit(f"--input {path}: no such file") from None
     except json.JSONDecodeError as error:
-        raise SystemExit(f"--input {path}: not JSON: line {error.lineno} column {error.colno}: {error.msg}")
+        raise SystemExit(f"--input {path}: not JSON: line {error.lineno} column {error.colno}: {error.msg}") from error
     if not isinstance(value, dict):
         raise SystemExit(f"--input {path}: expected a JSON object, got {type(value).__name__}")
     return value

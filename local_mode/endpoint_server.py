@@ -11,6 +11,7 @@ format (see local_mode/engines/). Run it as
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -39,7 +40,7 @@ def make_handler(engine: Any | None, healthy: bool):
         protocol_version = "HTTP/1.1"
 
         def log_message(self, format: str, *args: Any) -> None:
-            sys.stderr.write("%s %s\n" % (self.log_date_time_string(), format % args))
+            sys.stderr.write(f"{self.log_date_time_string()} {format % args}\n")
 
         def _answer(self, status: int, body: Any) -> None:
             data = json.dumps(body).encode("utf-8")
@@ -114,10 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         engine = load_engine(args.engine, args.model_dir, dict(os.environ))
     server = ThreadingHTTPServer((args.host, args.port), make_handler(engine, healthy=not args.never_healthy))
     print(f"serving {args.model_dir} ({args.engine}) on http://{args.host}:{args.port}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     return 0
 
 

@@ -137,7 +137,7 @@ class EndpointEmulator:
             headers={"Content-Type": content_type or "application/json", "Accept": accept or "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.settings.invoke_timeout_seconds) as response:
+            with urllib.request.urlopen(request, timeout=self.settings.invoke_timeout_seconds) as response:  # nosec B310 - an http URL of the emulated endpoint's server on this machine
                 payload = response.read()
                 headers = {
                     "Content-Type": response.headers.get("Content-Type", "application/json"),
@@ -150,7 +150,7 @@ class EndpointEmulator:
             raise ModelError(
                 f'Received {kind} error ({error.code}) from primary with message "{message}". '
                 f"See the endpoint's server log in {server.folder} for more information."
-            )
+            ) from error
 
     # ---- for the runner and tests ---------------------------------------------------------------
     def url(self, endpoint_name: str) -> str | None:
@@ -273,7 +273,9 @@ class EndpointEmulator:
         try:
             self._download_model(container, model_dir)
         except Exception as error:
-            raise DeployFailed(f"Failed to download model data for production variant {variant_name}: {error}")
+            raise DeployFailed(
+                f"Failed to download model data for production variant {variant_name}: {error}"
+            ) from error
         port = _free_port()
         environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
         for key, value in list(environment.items()):
@@ -292,14 +294,13 @@ class EndpointEmulator:
         ]
         if self.settings.never_healthy:
             command.append("--never-healthy")
-        log = open(folder / "server.log", "w", encoding="utf-8")
         env = {**process_env.snapshot(), **environment, "PYTHONUNBUFFERED": "1"}
         project_root = str(Path(__file__).resolve().parent.parent)
         env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(folder), start_new_session=True
-        )
-        log.close()
+        with open(folder / "server.log", "w", encoding="utf-8") as log:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(folder), start_new_session=True
+            )
         server = Server(endpoint_name, config_name, variant_name, folder, port, process)
         self._event(endpoint_name, f"starting {config_name}: server on {server.url}, log {folder / 'server.log'}")
         timeout = float(variant.get("ContainerStartupHealthCheckTimeoutInSeconds") or DEFAULT_HEALTH_CHECK_TIMEOUT)
@@ -333,7 +334,9 @@ class EndpointEmulator:
             try:
                 self.iam.authorize(principal, checks, f"sagemaker endpoint {endpoint_name}: {step}")
             except AccessDenied as denied:
-                raise DeployFailed(f"Failed to {step} for production variant {variant}: {denied.code}: {denied}")
+                raise DeployFailed(
+                    f"Failed to {step} for production variant {variant}: {denied.code}: {denied}"
+                ) from denied
 
     def _download_model(self, container: dict, model_dir: Path) -> None:
         # A session of its own: boto3 sessions are not thread-safe, and the Lambdas use the default one.
@@ -392,7 +395,7 @@ def _wait_healthy(server: Server, timeout: float) -> bool:
         if server.process.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(f"{server.url}/ping", timeout=2) as response:
+            with urllib.request.urlopen(f"{server.url}/ping", timeout=2) as response:  # nosec B310 - an http URL of the emulated endpoint's server on this machine
                 if response.status == 200:
                     return True
         except (urllib.error.URLError, ConnectionError, OSError):

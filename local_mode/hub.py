@@ -41,7 +41,7 @@ class HubRepo:
 
     @property
     def sha(self) -> str:
-        digest = hashlib.sha1()
+        digest = hashlib.sha1(usedforsecurity=False)
         for name, path in self.files().items():
             digest.update(name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
         return digest.hexdigest()
@@ -198,7 +198,7 @@ def _handler(hub: LocalHub):
                         entries.append(
                             {
                                 "type": "directory",
-                                "oid": hashlib.sha1(folder.encode()).hexdigest(),
+                                "oid": hashlib.sha1(folder.encode(), usedforsecurity=False).hexdigest(),
                                 "size": 0,
                                 "path": folder,
                             }
@@ -212,13 +212,20 @@ def _handler(hub: LocalHub):
                             entries.append(
                                 {
                                     "type": "directory",
-                                    "oid": hashlib.sha1(folder.encode()).hexdigest(),
+                                    "oid": hashlib.sha1(folder.encode(), usedforsecurity=False).hexdigest(),
                                     "size": 0,
                                     "path": folder,
                                 }
                             )
                 data = path.read_bytes()
-                entries.append({"type": "file", "oid": hashlib.sha1(data).hexdigest(), "size": len(data), "path": name})
+                entries.append(
+                    {
+                        "type": "file",
+                        "oid": hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+                        "size": len(data),
+                        "path": name,
+                    }
+                )
             return entries
 
         # ---- files -----------------------------------------------------------------------------

@@ -29,6 +29,7 @@ several hosts, which cannot be told apart without namespaces.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import os
@@ -222,10 +223,8 @@ class JobNetwork:
             relay.close()
         self._relays.clear()
         for holder in self._holders.values():
-            try:
+            with contextlib.suppress(OSError):
                 holder.stdin.close()
-            except OSError:
-                pass
         for holder in self._holders.values():
             try:
                 holder.wait(10)

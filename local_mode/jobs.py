@@ -13,6 +13,7 @@ uploaded; the first host to fail fails the job with its reason, and the others a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -571,10 +572,8 @@ class JobRunner:
             except re.error:
                 continue
             if match and match.groups():
-                try:
+                with contextlib.suppress(ValueError):
                     job.metrics[definition["Name"]] = float(match.group(1))
-                except ValueError:
-                    pass
 
     def _sync_checkpoints(self, job: LocalJob, s3: Any, stable_only: bool) -> None:
         """Upload every host's new or changed checkpoint files to the one checkpoint URI.
@@ -690,10 +689,8 @@ class JobRunner:
                 try:
                     process.wait(self.settings.stop_grace_seconds)
                 except subprocess.TimeoutExpired:
-                    try:
+                    with contextlib.suppress(ProcessLookupError):
                         os.killpg(process.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
 
             threading.Thread(target=escalate, daemon=True).start()
 

@@ -9,6 +9,7 @@ machine's own network namespace, and nothing else becomes reachable.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import socket
@@ -77,10 +78,8 @@ class Relay:
 
     def close(self) -> None:
         self._closed = True
-        try:
+        with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self.listener.close()
 
 
@@ -95,7 +94,5 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
         pass
     finally:
         for side in (sink, source):
-            try:
+            with contextlib.suppress(OSError):
                 side.shutdown(socket.SHUT_WR if side is sink else socket.SHUT_RD)
-            except OSError:
-                pass

@@ -65,10 +65,7 @@ class QuoteScanner:
                     if index < length:
                         self.state = _START_FIELD if chunk[-1] in (_COMMA, _NEWLINE) else _IN_FIELD
                     return
-                if found == index:
-                    opens = state == _START_FIELD
-                else:
-                    opens = chunk[found - 1] in (_COMMA, _NEWLINE)
+                opens = state == _START_FIELD if found == index else chunk[found - 1] in (_COMMA, _NEWLINE)
                 self.state, index = (_IN_QUOTED if opens else _IN_FIELD), found + 1
 
 

@@ -288,7 +288,7 @@ def _csv_row(line: int, header: list[str], values: list[str]) -> RawRow:
         return RawRow(
             line, error=f"fewer values ({len(values)}) than the {len(header)} header columns", kind="broken_csv"
         )
-    return RawRow(line, dict(zip(header, values)))
+    return RawRow(line, dict(zip(header, values, strict=True)))
 
 
 def _read_parquet(path: Path) -> Iterator[RawRow]:
@@ -311,8 +311,8 @@ def _read_parquet(path: Path) -> Iterator[RawRow]:
 
 
 def _parquet_row(batch, index: int, number: int) -> RawRow:
-    value, bad = {}, []
-    for name, column in zip(batch.schema.names, batch.columns):
+    value = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
         try:
             value[name] = column[index].as_py()
         except UnicodeDecodeError:

@@ -25,6 +25,7 @@ import time
 import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from chat_format import ensure_chat_template, prompt_messages, render_prompt
 from cli_arguments import number_between, whole_number
@@ -158,7 +159,8 @@ def _row_from(record: object, number: int) -> EvalRow:
     if not prompt:
         raise EvaluationError("no message before the assistant's answer")
     schema = extract_schema("\n".join(message["content"] for message in prompt))
-    return EvalRow(str(record.get("id", number)), prompt, messages[-1]["content"], schema)
+    row_id = record.get("id", number) if isinstance(record, dict) else number
+    return EvalRow(str(row_id), prompt, messages[-1]["content"], schema)
 
 
 def load_test_rows(path: Path, max_samples: int | None = None) -> TestRows:
@@ -201,12 +203,13 @@ def load_model(reference: str | Path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(reference)))
+    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(reference)))  # nosec B615 - a local folder: a Hub base model is downloaded at its pinned commit first
     tokenizer.padding_side = "left"
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else (torch.float16 if cuda else torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(str(reference), dtype=dtype)
-    model.to("cuda" if cuda else "cpu")
+    model = AutoModelForCausalLM.from_pretrained(str(reference), dtype=dtype)  # nosec B615 - a local folder: a Hub base model is downloaded at its pinned commit first
+    # transformers wraps PreTrainedModel.to with functools.wraps, which mypy reads as an unbound function.
+    model.to("cuda" if cuda else "cpu")  # type: ignore[arg-type]
     model.eval()
     return model, tokenizer
 
@@ -264,7 +267,7 @@ def generate(model, tokenizer, prompts: list[str], batch_size: int, max_new_toke
             texts = [tokenizer.decode(tokens, skip_special_tokens=True) for tokens in new_tokens]
         except Exception as error:
             raise GenerationFailed(sorted(indices), dict(done), error) from error
-        for index, text in zip(indices, texts):
+        for index, text in zip(indices, texts, strict=True):
             outputs[index] = done[index] = text
     return outputs
 
@@ -328,7 +331,7 @@ def summarize(verdicts: list[Verdict], seconds: float) -> dict:
     count = len(verdicts)
     return {
         "execution_accuracy": (
-            round(sum(v.execution_match for v in executable) / len(executable), 4) if executable else None
+            round(sum(bool(v.execution_match) for v in executable) / len(executable), 4) if executable else None
         ),
         "exact_match": round(sum(v.exact_match for v in verdicts) / count, 4) if count else 0.0,
         "count": count,
@@ -381,14 +384,14 @@ def evaluate_model(name: str, reference: str | Path, rows: list[EvalRow], config
         else:
             outputs = list(generate(model, tokenizer, prompts, config.batch_size, config.max_new_tokens))
     except GenerationFailed as error:
-        verdicts = [
+        partial = [
             judge_safely(rows[i], error.done[i], config.execution_seed) if i in error.done else None
             for i in range(len(rows))
         ]
         raise EvaluationFailed(
             f"{name} model: generation failed on {_rows_named(rows, error.indices)}: {error}",
             name,
-            ModelRun(None, verdicts, list(prompts)),
+            ModelRun(None, partial, list(prompts)),
         ) from error
     except Exception as error:
         every_row = _rows_named(rows, list(range(len(rows))), 3)
@@ -403,11 +406,11 @@ def evaluate_model(name: str, reference: str | Path, rows: list[EvalRow], config
         _free_memory()
     if len(outputs) != len(rows):
         raise EvaluationFailed(f"{name} model: generation returned {len(outputs)} texts for {len(rows)} rows", name)
-    verdicts = [judge_safely(row, output, config.execution_seed) for row, output in zip(rows, outputs)]
-    for row, verdict in zip(rows, verdicts):
+    verdicts = [judge_safely(row, output, config.execution_seed) for row, output in zip(rows, outputs, strict=True)]
+    for row, verdict in zip(rows, verdicts, strict=True):
         if verdict.unscored:
             print(f"evaluate: {name}: row {row.id} unscored: {verdict.unscored}", file=sys.stderr)
-    return ModelRun(summarize(verdicts, seconds), verdicts, list(prompts))
+    return ModelRun(summarize(verdicts, seconds), list(verdicts), list(prompts))
 
 
 def _free_memory() -> None:
@@ -432,8 +435,15 @@ def _right(metric: str, verdict: Verdict) -> bool:
 
 def add_statistics(metrics: dict, runs: dict[str, ModelRun], config: EvalConfig) -> dict:
     """Intervals per finished model and metric, and the paired comparison of fine-tuned vs base."""
-    options = {"confidence": config.confidence, "resamples": config.resamples, "seed": config.bootstrap_seed}
-    finished = {name: run.verdicts for name, run in runs.items() if run.summary is not None}
+    options: dict[str, Any] = {
+        "confidence": config.confidence,
+        "resamples": config.resamples,
+        "seed": config.bootstrap_seed,
+    }
+    # A finished model (one with a summary) has a verdict for every row.
+    finished = {
+        name: [v for v in run.verdicts if v is not None] for name, run in runs.items() if run.summary is not None
+    }
     for name, verdicts in finished.items():
         intervals = {}
         for metric in METRICS:
@@ -447,7 +457,7 @@ def add_statistics(metrics: dict, runs: dict[str, ModelRun], config: EvalConfig)
         for metric in METRICS:
             pairs = [
                 (tuned, base)
-                for tuned, base in zip(finished["fine_tuned"], finished["base"])
+                for tuned, base in zip(finished["fine_tuned"], finished["base"], strict=True)
                 if _scored_for(metric, tuned)
             ]
             result = paired_comparison(
@@ -486,7 +496,7 @@ def prediction_rows(
 ) -> list[dict]:
     out = []
     for index, row in enumerate(rows):
-        record = {
+        record: dict[str, Any] = {
             "id": row.id,
             "prompt": prompts[index] if prompts else None,
             "messages": row.messages,
@@ -564,12 +574,12 @@ def run(config: EvalConfig) -> dict:
         runs["fine_tuned"] = evaluate_model("fine_tuned", config.model_dir, test.rows, config)
         if config.base_model is not None:
             runs["base"] = evaluate_model("base", config.base_model, test.rows, config)
-        metrics = {name: runs[name].summary if name in runs else None for name in MODELS}
+        metrics: dict[str, Any] = {name: runs[name].summary if name in runs else None for name in MODELS}
         metrics["settings"] = settings
         metrics["test_rows"] = _test_rows_json(test)
         add_statistics(metrics, runs, config)
     except Exception as error:
-        if isinstance(error, EvaluationFailed) and error.partial is not None:
+        if isinstance(error, EvaluationFailed) and error.partial is not None and error.model is not None:
             runs[error.model] = error.partial
         message = (
             str(error) if isinstance(error, (EvaluationError, EvaluationFailed)) else f"{type(error).__name__}: {error}"

@@ -124,7 +124,7 @@ def paired_comparison(
     rows = len(first)
     if rows == 0:
         return None
-    pairs = [(bool(a), bool(b)) for a, b in zip(first, second)]
+    pairs = [(bool(a), bool(b)) for a, b in zip(first, second, strict=True)]
     both = pairs.count((True, True))
     first_only = pairs.count((True, False))
     second_only = pairs.count((False, True))

@@ -28,6 +28,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from cli_arguments import number_between, whole_number
 from data_formats import FORMATS, Messages, RowError, convert
@@ -226,13 +227,13 @@ def token_lengths(examples: list[Example], tokenizer_dir: Path, max_length: int 
     from chat_format import ensure_chat_template
     from transformers import AutoTokenizer
 
-    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(tokenizer_dir)))
+    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(tokenizer_dir)))  # nosec B615 - the tokenizer folder mounted as the job's input
     lengths = []
     for example in examples:
         text = tokenizer.apply_chat_template(example.messages, tokenize=False)
         lengths.append((example.line, len(tokenizer(text, add_special_tokens=False)["input_ids"])))
     values = sorted(length for _, length in lengths)
-    report = {"max_length": max_length, "rows": len(values)}
+    report: dict[str, Any] = {"max_length": max_length, "rows": len(values)}
     if values:
         report.update(
             {
@@ -354,6 +355,8 @@ def load_rows(config: PrepareConfig) -> Iterable[RawRow]:
         return read_hub_dataset(
             config.hf_dataset_id, config.hf_split, config.hf_revision, read_hf_token(config.hf_token_secret_arn)
         )
+    if config.input_path is None:
+        raise DataFileError("no input: give --input or --hf-dataset-id")
     return read_rows(resolve_input(config.input_path))
 
 

@@ -14,7 +14,8 @@ from html import escape
 EXAMPLES_SHOWN = 30
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.35rem .6rem;vertical-align:top;text-align:left}
+table{border-collapse:collapse;margin:1rem 0}\
+td,th{border:1px solid #ccc;padding:.35rem .6rem;vertical-align:top;text-align:left}
 th{background:#f3f3f3}code,pre{font-family:ui-monospace,monospace;font-size:.85rem;white-space:pre-wrap;margin:0}
 .ok{color:#137333;font-weight:bold}.bad{color:#b3261e;font-weight:bold}.err{color:#b3261e;font-size:.8rem}
 .ci{color:#555;font-size:.8rem}.alert{border:2px solid #b3261e;background:#fdecea;padding:.6rem 1rem}
@@ -34,7 +35,7 @@ _METRIC_LABELS = (
 
 def _number(value) -> str:
     if value is None:
-        return "–"
+        return "–"  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
     if isinstance(value, float):
         return f"{value:.3f}" if value < 10 else f"{value:.1f}"
     return str(value)
@@ -64,7 +65,7 @@ def metrics_table(metrics: dict) -> str:
     def cell(name: str, key: str) -> str:
         interval = _interval(metrics[name], key)
         shown = (
-            f'<br><span class="ci">{level}: {_number(interval["low"])}–{_number(interval["high"])}</span>'
+            f'<br><span class="ci">{level}: {_number(interval["low"])}–{_number(interval["high"])}</span>'  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
             if interval
             else ""
         )
@@ -89,7 +90,7 @@ def comparison_table(metrics: dict) -> str:
         return f"<p>No paired comparison: {reason}.</p>"
     level = _level(metrics)
     head = (
-        "<tr><th>Metric</th><th>Fine-tuned − base</th><th>" + level + " interval</th><th>Rows compared</th>"
+        "<tr><th>Metric</th><th>Fine-tuned − base</th><th>" + level + " interval</th><th>Rows compared</th>"  # noqa: RUF001 - the heading prints a true minus sign
         "<th>Only fine-tuned right</th><th>Only base right</th><th>McNemar exact p</th></tr>"
     )
     body = []
@@ -100,12 +101,12 @@ def comparison_table(metrics: dict) -> str:
             continue
         difference, low, high = (result.get(name) for name in ("difference", "low", "high"))
         cells = [
-            f"{difference:+.3f}" if isinstance(difference, (int, float)) else "–",
-            f"{low:+.3f} to {high:+.3f}" if all(isinstance(v, (int, float)) for v in (low, high)) else "–",
+            f"{difference:+.3f}" if isinstance(difference, (int, float)) else "–",  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
+            f"{low:+.3f} to {high:+.3f}" if all(isinstance(v, (int, float)) for v in (low, high)) else "–",  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
             _number(result.get("rows")),
             _number(result.get("fine_tuned_only")),
             _number(result.get("base_only")),
-            f"{result['p_value']:.3g}" if isinstance(result.get("p_value"), (int, float)) else "–",
+            f"{result['p_value']:.3g}" if isinstance(result.get("p_value"), (int, float)) else "–",  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
         ]
         body.append(f"<tr><th>{escape(label)}</th>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
     return (
@@ -204,7 +205,7 @@ def loss_chart(log_history: list[dict]) -> str:
 
 def _mark(verdict: dict | None) -> str:
     if verdict is None:
-        return "<td>–</td>"
+        return "<td>–</td>"  # noqa: RUF001 - the report prints an en dash for ranges and missing figures
     right = verdict.get("execution_match")
     if right is None:
         right = verdict.get("exact_match")

@@ -95,9 +95,10 @@ def detect_machine(device: str) -> Machine:
 
     if device == "cuda":
         index = torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(index)
         return Machine(
             device="cuda",
-            cuda_capability=tuple(torch.cuda.get_device_capability(index)),
+            cuda_capability=(major, minor),
             bf16=torch.cuda.is_bf16_supported(),
             memory_bytes=int(torch.cuda.get_device_properties(index).total_memory),
             packages=importable_packages(),
@@ -188,8 +189,8 @@ def micro_batch_plan(
     """
     if budget is None:
         return MicroBatchPlan(None, rows_per_micro_batch, accumulation)
-    asked = int(round(rows_per_micro_batch * accumulation * mean_row_tokens))
-    return MicroBatchPlan(budget, 1, max(1, int(round(asked / budget))), asked)
+    asked = round(rows_per_micro_batch * accumulation * mean_row_tokens)
+    return MicroBatchPlan(budget, 1, max(1, round(asked / budget)), asked)
 
 
 @dataclass(frozen=True)
@@ -374,7 +375,7 @@ def resolve_micro_batches(
             f"kernel on padding-free batches (attention here: {attention})",
         )
     asked_tokens = rows * accumulation * mean_row_tokens
-    budget = max(request.max_length, int(math.ceil(asked_tokens)))
+    budget = max(request.max_length, math.ceil(asked_tokens))
     if dims is not None and memory is not None:
         # Split the step into as few micro-batches as fit with full checkpointing.
         while budget > request.max_length and activation_bytes(dims, budget, "full") > memory:

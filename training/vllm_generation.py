@@ -6,7 +6,8 @@ model's own tokenizer without special tokens and handed to vLLM as token ids (vL
 handling would add a BOS); decoding is greedy, up to max_new_tokens, and stops at the same tokens
 (the tokenizer's EOS and the generation config's eos_token_id), with the generation config's
 repetition_penalty and min_new_tokens applied as transformers applies them (a setting vLLM cannot
-reproduce, such as no_repeat_ngram_size, is refused); the new token ids are decoded by the same tokenizer with skip_special_tokens, as evaluate.generate decodes them. The compute dtype follows
+reproduce, such as no_repeat_ngram_size, is refused); the new token ids are decoded by the same
+tokenizer with skip_special_tokens, as evaluate.generate decodes them. The compute dtype follows
 evaluate.load_model's rule (fp32 on CPU, bf16 on a bf16-capable GPU, else fp16) unless one is given.
 fp32 greedy outputs do not depend on batching, so on CPU they equal transformers' exactly; bf16 ones
 can change with batch composition.
@@ -41,7 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import IO, Any
 
 HERE = Path(__file__).resolve().parent
 PROTOCOL_PREFIX = "vllm_generation: "
@@ -123,9 +124,9 @@ def load_generation_config(reference: str | Path):
     from transformers import AutoConfig, GenerationConfig
 
     try:
-        return GenerationConfig.from_pretrained(str(reference))
+        return GenerationConfig.from_pretrained(str(reference))  # nosec B615 - a local folder: evaluate downloads a Hub model at its pinned commit first
     except OSError:  # no generation_config.json: transformers derives one from config.json
-        return GenerationConfig.from_model_config(AutoConfig.from_pretrained(str(reference)))
+        return GenerationConfig.from_model_config(AutoConfig.from_pretrained(str(reference)))  # nosec B615 - a local folder: evaluate downloads a Hub model at its pinned commit first
 
 
 def stop_token_ids(generation_config, tokenizer) -> list[int]:
@@ -199,7 +200,7 @@ def load_tokenizer(reference: str | Path):
     from chat_format import ensure_chat_template
     from transformers import AutoTokenizer
 
-    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(reference)))
+    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(reference)))  # nosec B615 - a local folder: evaluate downloads a Hub model at its pinned commit first
     tokenizer.padding_side = "left"
     return tokenizer
 
@@ -252,7 +253,8 @@ class Engine:
         engine = getattr(self.llm, "llm_engine", None)
         core = getattr(engine, "engine_core", None)
         with contextlib.suppress(Exception):
-            core.shutdown()
+            if core is not None:
+                core.shutdown()
         del self.llm
         gc.collect()
         with contextlib.suppress(Exception):
@@ -445,9 +447,10 @@ class VllmWorker:
     def generate(self, max_new_tokens: int | None = None) -> tuple[list[str], float]:
         """The outputs for every prompt of the request, and the seconds the worker took to make them."""
         command = {"max_new_tokens": max_new_tokens or self.request.max_new_tokens}
+        _, stdin, _ = self._pipes()
         try:
-            self._process.stdin.write(json.dumps(command) + "\n")
-            self._process.stdin.flush()
+            stdin.write(json.dumps(command) + "\n")
+            stdin.flush()
         except (BrokenPipeError, OSError) as error:
             raise VllmGenerationError(f"the vLLM worker is gone ({error}):\n{self._tail()}") from error
         answer = self._answer()
@@ -463,7 +466,8 @@ class VllmWorker:
         process, self._process = self._process, None
         if process is not None:
             with contextlib.suppress(OSError):
-                process.stdin.close()
+                if process.stdin:
+                    process.stdin.close()
             try:
                 process.wait(timeout=120)
             except subprocess.TimeoutExpired:
@@ -480,12 +484,20 @@ class VllmWorker:
             self._folder.cleanup()
             self._folder = None
 
+    def _pipes(self) -> tuple[subprocess.Popen, IO[str], IO[str]]:
+        """The worker process with its stdin and stdout; they exist only inside the with block."""
+        process = self._process
+        if process is None or process.stdin is None or process.stdout is None:
+            raise VllmGenerationError("the vLLM worker is not running: use VllmWorker in a with block")
+        return process, process.stdin, process.stdout
+
     def _answer(self) -> dict:
         """The next protocol line; other lines are kept for the log. Raises when the worker fails or is silent."""
         result: dict[str, Any] = {}
+        process, _, stdout = self._pipes()
 
         def read() -> None:
-            for line in self._process.stdout:
+            for line in stdout:
                 if line.startswith(PROTOCOL_PREFIX):
                     result["message"] = json.loads(line[len(PROTOCOL_PREFIX) :])
                     return
@@ -498,20 +510,20 @@ class VllmWorker:
         # A process the worker started may keep stdout open after the worker itself is gone.
         while reader.is_alive() and time.monotonic() < deadline:
             reader.join(0.5)
-            if self._process.poll() is not None:
+            if process.poll() is not None:
                 exited_at = exited_at or time.monotonic()
                 if time.monotonic() - exited_at > EXIT_GRACE_SECONDS:
                     break
         message = result.get("message")
-        if message is None and (not reader.is_alive() or self._process.poll() is not None):
+        if message is None and (not reader.is_alive() or process.poll() is not None):
             with contextlib.suppress(subprocess.TimeoutExpired):  # its output is closed: it is ending
-                self._process.wait(timeout=EXIT_GRACE_SECONDS)
-        if message is None and self._process.poll() is not None:
+                process.wait(timeout=EXIT_GRACE_SECONDS)
+        if message is None and process.poll() is not None:
             raise VllmGenerationError(
-                f"the vLLM worker exited ({self._process.returncode}) without answering:\n{self._tail()}"
+                f"the vLLM worker exited ({process.returncode}) without answering:\n{self._tail()}"
             )
         if message is None:
-            self._process.kill()
+            process.kill()
             raise VllmGenerationError(f"the vLLM worker did not answer within {self.timeout:.0f} s:\n{self._tail()}")
         if "error" in message:
             raise VllmGenerationError(f"the vLLM worker failed: {message['error']}\n{self._tail()}")

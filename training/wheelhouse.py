@@ -42,7 +42,8 @@ BUILD_COMMAND = "make wheelhouse"
 # Packages the image provides and the wheelhouse must never replace (the image's CUDA build of torch).
 PROVIDED_BY_IMAGE = ("torch",)
 # The training image is Ubuntu 22.04 (glibc 2.35) on x86_64: every manylinux tag up to 2.35 runs there.
-PLATFORMS = tuple(f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)) + (
+PLATFORMS = (
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(35, 16, -1)),
     "manylinux2014_x86_64",
     "manylinux2010_x86_64",
     "manylinux1_x86_64",
@@ -256,11 +257,11 @@ def closure(pins: list[tuple[str, str]], python_version: str) -> list[str]:
         key = _canonical(name)
         if key in found or key in PROVIDED_BY_IMAGE:
             continue
-        version = _installed_version(metadata, name)
-        if version is None:
+        installed_version = _installed_version(metadata, name)
+        if installed_version is None:
             found[key] = requirement or name
             continue
-        found[key] = f"{key}=={version}"
+        found[key] = f"{key}=={installed_version}"
         for line in metadata.distribution(name).requires or []:
             dependency = Requirement(line)
             if dependency.marker is None or dependency.marker.evaluate(environment):
@@ -304,8 +305,8 @@ def check(wheelhouse: Path, pip: list[str] | None = None) -> list[str]:
     manifest = read_manifest(wheelhouse)
     verify(wheelhouse, manifest)
     pip = pip or [sys.executable, "-m", "pip"]
-    with tempfile.TemporaryDirectory(prefix="wheelhouse-check-") as scratch:
-        scratch = Path(scratch)
+    with tempfile.TemporaryDirectory(prefix="wheelhouse-check-") as scratch_name:
+        scratch = Path(scratch_name)
         (scratch / "image").mkdir()
         for name, version in (manifest.get("provided_by_image") or {}).items():
             _stub_wheel(scratch / "image", name, version)

@@ -189,17 +189,17 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     smoke = args.smoke
     batch_size = args.batch_size or (4 if smoke else 8)
     measured_steps = args.measured_steps or (2 if smoke else 16)
-    common = dict(
-        batch_size=batch_size,
-        measured_steps=measured_steps,
-        rows=96 if smoke else 2048,
-        warmup_steps=args.warmup_steps or 0,
-        budget_seconds=args.budget_seconds,
-        precisions=args.precisions,
-        strategies=args.strategies,
-        packing_micro_batch=args.packing_micro_batch,
-        seed=args.seed,
-    )
+    common = {
+        "batch_size": batch_size,
+        "measured_steps": measured_steps,
+        "rows": 96 if smoke else 2048,
+        "warmup_steps": args.warmup_steps or 0,
+        "budget_seconds": args.budget_seconds,
+        "precisions": args.precisions,
+        "strategies": args.strategies,
+        "packing_micro_batch": args.packing_micro_batch,
+        "seed": args.seed,
+    }
     if smoke:
         return BenchSettings(
             model=SMOKE_MODEL,
@@ -253,7 +253,7 @@ def log(message: str) -> None:
 def synthetic_lengths(count: int, median: int, sigma: float, minimum: int, maximum: int, seed: int) -> list[int]:
     """Row lengths from a log-normal distribution (long right tail, like chat SFT data), clipped."""
     rng = random.Random(seed)
-    return [max(minimum, min(maximum, int(round(rng.lognormvariate(math.log(median), sigma))))) for _ in range(count)]
+    return [max(minimum, min(maximum, round(rng.lognormvariate(math.log(median), sigma)))) for _ in range(count)]
 
 
 def synthetic_dataset(settings: BenchSettings):

@@ -170,16 +170,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     smoke = args.smoke
-    common = dict(
-        precisions=args.precisions,
-        levers=args.levers,
-        budget_seconds=args.budget_seconds,
-        seed=args.seed,
-        rows_per_micro_batch=args.batch_size or (4 if smoke else 8),
-        accumulation=args.accumulation,
-        eval_batch_size=args.eval_batch_size,
-        model_dir=args.model_dir,
-    )
+    common = {
+        "precisions": args.precisions,
+        "levers": args.levers,
+        "budget_seconds": args.budget_seconds,
+        "seed": args.seed,
+        "rows_per_micro_batch": args.batch_size or (4 if smoke else 8),
+        "accumulation": args.accumulation,
+        "eval_batch_size": args.eval_batch_size,
+        "model_dir": args.model_dir,
+    }
     if smoke:
         return Settings(
             model=SMOKE_MODEL,

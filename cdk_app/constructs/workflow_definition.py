@@ -2,7 +2,8 @@
 
 ValidateInput -> Preflight -> DryRun? (stop here when asked) -> prepare, train and evaluate jobs (start, then
 wait/describe until Completed; DescribePrepare also fails a refused data set) -> the serving check job (the
-merged model read by the serving image's own software) -> Gate -> Register -> GatePassed? -> Deploy -> wait/describe until InService -> ConfigureScaling
+merged model read by the serving image's own software) -> Gate -> Register -> GatePassed? -> Deploy ->
+wait/describe until InService -> ConfigureScaling
 -> CheckEndpoint -> Notify -> Succeed. A rejected model goes to Notify -> Fail("EvaluationGateFailed"); any error
 goes to Cleanup -> Notify -> Fail(error, cause from the cleanup's result).
 """
@@ -41,8 +42,8 @@ GATE_FAILED_ERROR = "EvaluationGateFailed"
 class DefinitionProps:
     """Timeouts and retry policy of the Lambda tasks."""
 
-    task_timeout: Duration = Duration.minutes(5)
-    retry_interval: Duration = Duration.seconds(2)
+    task_timeout: Duration = Duration.minutes(5)  # noqa: RUF009 - a Duration is immutable, one shared default is safe
+    retry_interval: Duration = Duration.seconds(2)  # noqa: RUF009 - a Duration is immutable, one shared default is safe
     retry_attempts: int = 6
     retry_backoff_rate: float = 2.0
 
@@ -147,7 +148,7 @@ class WorkflowDefinition(Construct):
         register.next(gate_passed)
 
         # Jobs, in reverse so each stage knows the next one.
-        after = gate
+        after: sfn.IChainable = gate
         for kind, title in reversed(JOB_STAGES):
             after = self._job_stage(kind, title, after)
 

@@ -69,7 +69,7 @@ class WorkflowFunctionsProps:
     powertools_layer_version: int
     input_bucket_names: tuple[str, ...] = ()
     hf_token_secret_arn: str = ""
-    timeout: Duration = Duration.minutes(5)
+    timeout: Duration = Duration.minutes(5)  # noqa: RUF009 - a Duration is immutable, one shared default is safe
     memory_size: int = 512
     log_retention: logs.RetentionDays = logs.RetentionDays.ONE_YEAR
     runtime: lambda_.Runtime | None = None

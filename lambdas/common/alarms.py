@@ -36,7 +36,9 @@ def alarm_requests(endpoint_name: str, settings: dict, tags: list[dict]) -> list
     return [
         {
             "AlarmName": endpoint_name + ALARM_SUFFIXES["errors"],
-            "AlarmDescription": f"{endpoint_name}: invocations answered with a 5xx error (rolls back blue/green updates)",
+            "AlarmDescription": (
+                f"{endpoint_name}: invocations answered with a 5xx error (rolls back blue/green updates)"
+            ),
             "MetricName": "Invocation5XXErrors",
             "Statistic": "Sum",
             "Threshold": float(settings["max_5xx_errors_per_minute"]),

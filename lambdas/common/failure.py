@@ -27,7 +27,7 @@ def describe_failure(error: dict | None) -> tuple[str, str]:
         parsed = None
     if isinstance(parsed, dict):
         message = parsed.get("errorMessage") or parsed.get("Cause") or cause
-        name = parsed.get("errorType") if name in ("Lambda.Unknown", "") and parsed.get("errorType") else name
+        name = str(parsed["errorType"]) if name in ("Lambda.Unknown", "") and parsed.get("errorType") else name
     if name == "JobFailed":
         match = _JOB_MESSAGE.match(str(message))
         name = _JOB_ERROR[match.group(1)] if match else name

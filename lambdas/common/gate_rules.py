@@ -182,7 +182,7 @@ def decide(metrics: dict, gate: dict, production_accuracy: float | None = None) 
     production_applies = (
         gate.get("compare_to_production", True) and production_accuracy is not None and key == "execution_accuracy"
     )
-    if production_applies:
+    if production_applies and production_accuracy is not None:
         rule(
             score >= production_accuracy,
             f"execution accuracy {score:.4f} vs the production model's {production_accuracy:.4f}",

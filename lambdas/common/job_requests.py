@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from common.contract import IMAGE_SOFTWARE_FLAG, METRIC_FIELDS, METRIC_PREFIX, RUN_ID_TAG, STACK_TAG
 from common.environment import LambdaEnvironment
@@ -94,7 +95,7 @@ def owned_by(tags: list[dict] | dict, run_id: str | None, stack_tag: str) -> boo
 
 
 def _seconds(hours: float) -> int:
-    return int(round(hours * 3600))
+    return round(hours * 3600)
 
 
 def _s3_input(name: str, uri: str, local_path: str) -> dict:
@@ -112,7 +113,7 @@ def _s3_input(name: str, uri: str, local_path: str) -> dict:
 
 
 def _network_config(ctx: RunContext, isolate: bool) -> dict:
-    config = {"EnableNetworkIsolation": isolate, "EnableInterContainerTrafficEncryption": False}
+    config: dict[str, Any] = {"EnableNetworkIsolation": isolate, "EnableInterContainerTrafficEncryption": False}
     if ctx.env.vpc_config:
         config["VpcConfig"] = ctx.env.vpc_config
     return config
@@ -251,8 +252,8 @@ def evaluate_request(ctx: RunContext) -> dict:
         args += ["--base-model-dir", f"{root}/base_model"]
     else:
         args += ["--base-model-id", base["hf_model_id"], *ctx.hub_token_args()]
-        if ctx.hub_revision("base_model"):
-            args += ["--base-model-revision", ctx.hub_revision("base_model")]
+        if base_revision := ctx.hub_revision("base_model"):
+            args += ["--base-model-revision", base_revision]
     isolate = ctx.base_model_from_s3 or bool(evaluation.get("skip_base"))
     if evaluation_generation(ctx.config) == "vllm":  # evaluated by the engine that serves it, in its image
         args += ["--generation-backend", "vllm"]

@@ -85,7 +85,7 @@ def _state(kind: str, description: dict, adopted: bool) -> JobState:
         arn=description[api.arn_key],
         status=collapse_status(description[api.status_key]),
         adopted=adopted,
-        started_at=created.timestamp() if hasattr(created, "timestamp") else None,
+        started_at=created.timestamp() if created is not None and hasattr(created, "timestamp") else None,
     )
 
 

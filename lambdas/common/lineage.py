@@ -104,7 +104,7 @@ def lineage_line(record: dict | None) -> str | None:
     if not isinstance(record, dict) or not record.get("base_model"):
         return None
 
-    def at(source: str, revision: str) -> str:
+    def at(source: str, revision: str | None) -> str:
         return source if revision in ("s3", "", None) else f"{source}@{str(revision)[:12]}"
 
     digests = ", ".join(

@@ -91,7 +91,8 @@ def check_quotas(config: dict, serving_now: int, findings: Findings) -> None:
         if quota["Value"] < count:
             findings.problems.append(
                 f"{field_name}: {count} x {instance_type} needs the quota '{name}' ({quota['QuotaCode']}), which is "
-                f"{quota['Value']:g} in {aws.region()}; ask for more in the Service Quotas console ({QUOTA_CONSOLE}) or "
+                f"{quota['Value']:g} in {aws.region()}; ask for more in the Service Quotas console "
+                f"({QUOTA_CONSOLE}) or "
                 f"with `aws service-quotas request-service-quota-increase --service-code sagemaker --quota-code "
                 f"{quota['QuotaCode']} --desired-value {count}`"
             )
@@ -130,7 +131,8 @@ def check_s3_input(
     bucket, key = split_s3_uri(uri)
     if bucket not in allowed_buckets:
         findings.problems.append(
-            f"{field_name}: {uri!r} is in bucket {bucket}, which is neither the stack's ({', '.join(sorted(allowed_buckets))}) "
+            f"{field_name}: {uri!r} is in bucket {bucket}, which is neither the stack's "
+            f"({', '.join(sorted(allowed_buckets))}) "
             "nor one it grants; add the bucket to the context key fine-tune:input_bucket_names and deploy again"
         )
         return []
@@ -175,7 +177,8 @@ def _s3_json(bucket: str, key: str) -> dict | None:
 
 def model_file_problems(field_name: str, where: str, files: set[str], read: Any) -> tuple[list[str], list[str]]:
     """(problems, checks) for a model's files; `read(name)` returns a small JSON file or None."""
-    problems, checks = [], []
+    problems: list[str] = []
+    checks: list[str] = []
     if "config.json" not in files:
         problems.append(f"{field_name}: {where} has no config.json; expected a Hugging Face model")
         return problems, checks
@@ -220,7 +223,7 @@ def check_hub_model(config: dict, token: str | None, findings: Findings) -> None
         lambda name: hub_client.read_json_file(repo_id, info["sha"], name, token),
     )
     findings.problems += problems
-    findings.checks += [f"{repo_id} revision {revision} is commit {info['sha']}"] + checks
+    findings.checks += [f"{repo_id} revision {revision} is commit {info['sha']}", *checks]
     findings.base_model = {
         "source": "hub",
         "id": repo_id,

@@ -77,7 +77,7 @@ def merge(lower: dict, upper: dict, path: tuple[str, ...] = ()) -> dict:
             merged.pop(key, None)
     for key, value in upper.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge(merged[key], value, path + (key,))
+            merged[key] = merge(merged[key], value, (*path, key))
         else:
             merged[key] = copy.deepcopy(value)
     return merged

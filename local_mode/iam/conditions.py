@@ -92,7 +92,7 @@ def arn_like(pattern: str, arn: str) -> bool:
     pattern_parts, arn_parts = pattern.split(":", 5), arn.split(":", 5)
     if len(pattern_parts) != 6 or len(arn_parts) != 6:
         return _glob(pattern, arn)
-    return all(_glob(p, a) for p, a in zip(pattern_parts, arn_parts))
+    return all(_glob(p, a) for p, a in zip(pattern_parts, arn_parts, strict=True))
 
 
 def _number(value: Any) -> float | None:

@@ -124,7 +124,7 @@ class IamEnforcer:
         for row in rows:
             cells = [
                 (cell if len(cell) <= width else cell[: width - 1] + "…").ljust(width)
-                for cell, width in zip(row, widths)
+                for cell, width in zip(row, widths, strict=True)
             ]
             lines.append("  ".join(cells).rstrip())
         return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -71,9 +72,11 @@ def test_subnets_need_security_groups():
 
 
 def test_image_versions_must_be_in_the_catalogue():
-    with pytest.raises(SettingsError, match="training_image_version: '9.9.9' is not in the sagemaker image catalogue"):
+    with pytest.raises(
+        SettingsError, match=re.escape("training_image_version: '9.9.9' is not in the sagemaker image catalogue")
+    ):
         image_catalogue(Settings(training_image_version="9.9.9"))
-    with pytest.raises(SettingsError, match="inference_image_version: '0.0.1'"):
+    with pytest.raises(SettingsError, match=re.escape("inference_image_version: '0.0.1'")):
         image_catalogue(Settings(inference_image_version="0.0.1"))
 
 

@@ -61,7 +61,7 @@ def reachable(definition: dict[str, Any], without: tuple[str, str] | None = None
 
 def test_tasks_are_exactly_the_contract_steps(definition, synthesized):
     assert set(tasks(definition)) == set(CONTRACT)
-    functions = {name: resource for name, resource in synthesized.resources("AWS::Lambda::Function").items()}
+    functions = dict(synthesized.resources("AWS::Lambda::Function").items())
     for name, state in tasks(definition).items():
         step, verb, result_path, constants = CONTRACT[name]
         logical_id = state["Resource"].removeprefix("${").removesuffix(".Arn}")

@@ -9,6 +9,7 @@ describes. `fake_outcome` in the input picks the ending. moto's interpreter real
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -268,10 +269,8 @@ class FakeStack:
         logs = self.client("logs")
         group = "/aws/sagemaker/TrainingJobs" if kind == "train" else "/aws/sagemaker/ProcessingJobs"
         stream = f"{NAMES[kind]}/{host}-1700000000"
-        try:
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
             logs.create_log_group(logGroupName=group)
-        except logs.exceptions.ResourceAlreadyExistsException:
-            pass
         if stream not in self.log_sequence:
             logs.create_log_stream(logGroupName=group, logStreamName=stream)
             self.log_sequence[stream] = start_ms or int(time.time() * 1000) - 600_000

@@ -243,7 +243,7 @@ def test_a_stack_without_the_outputs_is_named(stack):
 def test_list_status_and_stop(stack, input_file):
     finished = stack.start("finished", {"fake_outcome": "gate_fails"})
     stack.wait(finished)
-    running = stack.start("running", {"fake_outcome": "stalls"})
+    stack.start("running", {"fake_outcome": "stalls"})
     listing = stack.cli("list")
     assert listing.code == 0
     rows = {line.split()[0]: line.split()[1] for line in listing.out.splitlines()[2:] if line.strip()}

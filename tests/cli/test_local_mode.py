@@ -58,39 +58,38 @@ def template_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(template_file, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("cli-local")
-    log = open(workdir / "server.log", "w")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llm_finetune_cli",
-            "--local",
-            "--workdir",
-            str(workdir),
-            "local",
-            "up",
-            "--model",
-            "tiny",
-            "--template",
-            str(template_file),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        cwd=REPO_ROOT,
-    )
-    deadline = time.monotonic() + 600
-    while not connection_path(workdir).exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"local up did not come up: {(workdir / 'server.log').read_text()[-3000:]}")
-        time.sleep(0.5)
-    try:
-        yield process, workdir
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(60)
-        log.close()
+    with open(workdir / "server.log", "w") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "llm_finetune_cli",
+                "--local",
+                "--workdir",
+                str(workdir),
+                "local",
+                "up",
+                "--model",
+                "tiny",
+                "--template",
+                str(template_file),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+        )
+        deadline = time.monotonic() + 600
+        while not connection_path(workdir).exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"local up did not come up: {(workdir / 'server.log').read_text()[-3000:]}")
+            time.sleep(0.5)
+        try:
+            yield process, workdir
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(60)
 
 
 @pytest.fixture(scope="module")

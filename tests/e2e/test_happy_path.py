@@ -39,7 +39,7 @@ def test_succeeds_with_metrics_package_and_endpoint(account, first_run):
     assert all(times[index][1] <= times[index + 1][0] for index in range(len(times) - 1))
     assert all(
         job["seconds"] == pytest.approx((end - start).total_seconds(), abs=0.01)
-        for job, (start, end) in zip(summary["jobs"], times)
+        for job, (start, end) in zip(summary["jobs"], times, strict=True)
     )
     for model in ("base", "fine_tuned"):
         assert summary["metrics"][model]["count"] == 6

@@ -25,8 +25,14 @@ ARTIFACTS = "ft-artifacts-123"
 DATA = "ft-data-123"
 GROUP = "fine-tuned-models"
 EXECUTION = "nightly-2026-11-27T21:00:00Z"
-TRAINING_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training:2.5.1-transformers4.49.0-gpu-py311-cu124-ubuntu22.04"
-INFERENCE_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-tgi-inference:2.6.0-tgi3.2.3-gpu-py311-cu124-ubuntu22.04"
+TRAINING_IMAGE = (
+    "763104351884.dkr.ecr.us-east-1.amazonaws.com/"
+    "huggingface-pytorch-training:2.5.1-transformers4.49.0-gpu-py311-cu124-ubuntu22.04"
+)
+INFERENCE_IMAGE = (
+    "763104351884.dkr.ecr.us-east-1.amazonaws.com/"
+    "huggingface-pytorch-tgi-inference:2.6.0-tgi3.2.3-gpu-py311-cu124-ubuntu22.04"
+)
 STACK_DEFAULTS = {
     "base_model": {"hf_model_id": "Qwen/Qwen2.5-Coder-7B-Instruct"},
     "dataset": {"hf_dataset_id": "b-mc2/sql-create-context", "format": "sql-create-context"},

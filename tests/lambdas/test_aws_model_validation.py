@@ -1,5 +1,7 @@
 """The request validator rejects what SageMaker would reject, and passes what it accepts."""
 
+import re
+
 import boto3
 import pytest
 from botocore.exceptions import ParamValidationError
@@ -66,7 +68,9 @@ def test_rejects_a_bad_enum_value(sagemaker):
 
 
 def test_rejects_a_missing_nested_required_member(sagemaker):
-    with pytest.raises(ServiceModelValidationError, match="ModelDataSource.S3DataSource.CompressionType: is required"):
+    with pytest.raises(
+        ServiceModelValidationError, match=re.escape("ModelDataSource.S3DataSource.CompressionType: is required")
+    ):
         sagemaker.create_model(
             ModelName="m",
             ExecutionRoleArn=ROLE,

@@ -45,7 +45,7 @@ def _check(aws, run, answers, samples=2, fraction=1.0):
     put_uri(aws, run["paths"]["predictions"], "\n".join(json.dumps(r) for r in PREDICTIONS) + "\n")
     runtime = common_aws.client("sagemaker-runtime")
     with Stubber(runtime) as stub:
-        for row, answer in zip(PREDICTIONS, answers):
+        for row, answer in zip(PREDICTIONS, answers, strict=False):
             expected_body = json.dumps(
                 {
                     "inputs": row["prompt"],
@@ -93,7 +93,7 @@ def test_rows_with_raw_output_are_compared_on_the_raw_text(aws, run):
     result = _check(aws, run, answers, samples=4)
     assert result["matches"] == 4
     with pytest.raises(EndpointMismatch, match="row 4"):
-        _check(aws, run, answers[:3] + ["SELECT 2"], samples=4)
+        _check(aws, run, [*answers[:3], "SELECT 2"], samples=4)
 
 
 @pytest.mark.parametrize(

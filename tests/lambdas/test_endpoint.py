@@ -29,7 +29,7 @@ def _describe(run, deployment):
 
 
 def _cleanup(run, deployment, error="EndpointFailed", message="update rolled back"):
-    cause = '{"errorMessage": "%s", "errorType": "%s"}' % (message, error)
+    cause = f'{{"errorMessage": "{message}", "errorType": "{error}"}}'
     return cleanup.handler(
         {"state": {"run": run, "deployment": deployment, "error": {"Error": error, "Cause": cause}}}, None
     )

@@ -1,6 +1,7 @@
 """ValidateInput: defaults, every problem at once, naming, the recorded input."""
 
 import json
+import re
 
 import botocore.session
 import pytest
@@ -187,7 +188,7 @@ def test_handler_returns_the_run_and_records_the_resolved_input(aws):
 
 
 def test_handler_raises_invalid_input(aws):
-    with pytest.raises(InvalidInput, match="training.instance_count"):
+    with pytest.raises(InvalidInput, match=re.escape("training.instance_count")):
         validate.handler({"execution_name": EXECUTION, "state": {"training": {"instance_count": -1}}}, None)
 
 

@@ -60,18 +60,18 @@ def aws(tmp_path):
 
 
 def training_request(name, **hyperparameters):
-    return dict(
-        TrainingJobName=name,
-        RoleArn=ROLE,
-        AlgorithmSpecification={
+    return {
+        "TrainingJobName": name,
+        "RoleArn": ROLE,
+        "AlgorithmSpecification": {
             "TrainingImage": "img",
             "TrainingInputMode": "File",
             "ContainerEntrypoint": ["python3", "/opt/ml/input/data/code/job.py"],
             "ContainerArguments": ["--out=/opt/ml/model"],
             "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=([0-9.]+)"}],
         },
-        HyperParameters={"steps": "3", **hyperparameters},
-        InputDataConfig=[
+        "HyperParameters": {"steps": "3", **hyperparameters},
+        "InputDataConfig": [
             {
                 "ChannelName": "code",
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bkt/code/"}},
@@ -81,12 +81,12 @@ def training_request(name, **hyperparameters):
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bkt/data"}},
             },
         ],
-        OutputDataConfig={"S3OutputPath": "s3://bkt/runs/r1/training/", "CompressionType": "NONE"},
-        CheckpointConfig={"S3Uri": "s3://bkt/runs/r1/checkpoints"},
-        ResourceConfig={"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
-        StoppingCondition={"MaxRuntimeInSeconds": 600},
-        Tags=[{"Key": "fine-tune:run-id", "Value": "r1"}],
-    )
+        "OutputDataConfig": {"S3OutputPath": "s3://bkt/runs/r1/training/", "CompressionType": "NONE"},
+        "CheckpointConfig": {"S3Uri": "s3://bkt/runs/r1/checkpoints"},
+        "ResourceConfig": {"InstanceType": "ml.g5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        "Tags": [{"Key": "fine-tune:run-id", "Value": "r1"}],
+    }
 
 
 def wait(sagemaker, name, statuses=("Completed", "Failed", "Stopped")):
@@ -131,7 +131,7 @@ def test_training_job_runs_the_script_under_the_container_contract(aws, tmp_path
 
 
 def test_a_second_job_under_an_existing_name_is_rejected_as_aws_does(aws):
-    runner, sagemaker, s3, lines = aws
+    runner, sagemaker, _s3, _lines = aws
     sagemaker.create_training_job(**training_request("r1-train"))
     with pytest.raises(ClientError) as error:
         sagemaker.create_training_job(**training_request("r1-train"))
@@ -141,7 +141,7 @@ def test_a_second_job_under_an_existing_name_is_rejected_as_aws_does(aws):
 
 
 def test_crash_fails_the_job_with_the_error_lines(aws):
-    runner, sagemaker, s3, lines = aws
+    _runner, sagemaker, _s3, _lines = aws
     sagemaker.create_training_job(**training_request("r1-crash", mode="crash"))
     job = wait(sagemaker, "r1-crash")
     assert job["TrainingJobStatus"] == "Failed"
@@ -158,7 +158,7 @@ def wait_for_line(lines, name, prefix):
 
 
 def test_stop_kills_the_process(aws):
-    runner, sagemaker, s3, lines = aws
+    _runner, sagemaker, _s3, lines = aws
     sagemaker.create_training_job(**training_request("r1-slow", steps="1000", sleep="0.05"))
     wait_for_line(lines, "r1-slow", "train_metrics:")
     sagemaker.stop_training_job(TrainingJobName="r1-slow")
@@ -170,7 +170,7 @@ def test_stop_kills_the_process(aws):
 
 
 def test_a_stop_while_inputs_download_keeps_the_process_from_starting(aws, monkeypatch):
-    runner, sagemaker, s3, lines = aws
+    runner, sagemaker, _s3, lines = aws
     downloading, release = threading.Event(), threading.Event()
     prepare = runner._prepare_folder
 
@@ -254,7 +254,7 @@ def test_a_spot_interruption_restarts_every_host_from_the_synced_checkpoints(tmp
 
 
 def test_processing_job_maps_local_paths_and_uploads_outputs(aws, tmp_path):
-    runner, sagemaker, s3, lines = aws
+    _runner, sagemaker, s3, _lines = aws
     s3.put_object(
         Bucket="bkt",
         Key="code/prep.py",
@@ -362,7 +362,7 @@ def test_spot_emulation_waits_for_the_whole_checkpoint_to_reach_s3(tmp_path):
 
 
 def test_an_error_of_the_emulation_itself_fails_the_job_instead_of_leaving_it_in_progress(aws, monkeypatch):
-    runner, sagemaker, s3, lines = aws
+    _runner, sagemaker, _s3, _lines = aws
 
     class BrokenSession:
         def __init__(self, **kwargs):
@@ -421,7 +421,7 @@ def hosts_request(name, count, **extra):
 
 @needs_namespaces
 def test_several_instances_run_as_hosts_that_reach_each_other_by_name(aws, tmp_path):
-    runner, sagemaker, s3, lines = aws
+    _runner, sagemaker, s3, _lines = aws
     s3.put_object(Bucket="bkt", Key="code/hosts.py", Body=HOSTS_SCRIPT.encode())
     sagemaker.create_training_job(**hosts_request("r1-hosts", 3, EnableNetworkIsolation=True))
     job = wait(sagemaker, "r1-hosts")
@@ -455,7 +455,7 @@ def test_several_instances_run_as_hosts_that_reach_each_other_by_name(aws, tmp_p
 
 @needs_namespaces
 def test_one_host_failing_fails_the_job_with_its_reason_and_stops_the_others(aws, monkeypatch):
-    runner, sagemaker, s3, lines = aws
+    _runner, sagemaker, s3, lines = aws
     monkeypatch.setenv("BREAK_HOST", "algo-2")
     s3.put_object(Bucket="bkt", Key="code/hosts.py", Body=HOSTS_SCRIPT.encode())
     started = time.monotonic()
@@ -499,7 +499,7 @@ except OSError:
 @needs_namespaces
 @pytest.mark.parametrize("isolated", [True, False])
 def test_no_socket_leaves_a_job_and_s3_channels_still_arrive(aws, tmp_path, isolated):
-    runner, sagemaker, s3, lines = aws
+    _runner, sagemaker, s3, _lines = aws
     # A server on this machine's loopback: the job must not reach it either.
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
@@ -524,7 +524,7 @@ def test_running_vllm_in_the_vllm_image_without_its_cpu_build_fails_the_job_sayi
 ):
     from local_mode import compat_envs
 
-    runner, sagemaker, s3, lines = aws
+    _runner, sagemaker, _s3, _lines = aws
     monkeypatch.setenv("LLM_FINETUNE_VLLM_PYTHON", str(tmp_path / "no-such-python"))
     [image] = [
         image.image.replace("<region>", REGION) for image in compat_envs.SERVING_IMAGES if image.engine == "vllm"

@@ -1,6 +1,7 @@
 """The progress display and the command line's checks of its arguments."""
 
 import io
+import re
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_summary_names_the_outcome():
 def test_bad_input_file_is_named(tmp_path):
     path = tmp_path / "input.json"
     path.write_text('{"dataset": ')
-    with pytest.raises(SystemExit, match="input.json: not JSON: line 1"):
+    with pytest.raises(SystemExit, match=re.escape("input.json: not JSON: line 1")):
         load_input(path)
     path.write_text("[1]")
     with pytest.raises(SystemExit, match="expected a JSON object, got list"):

@@ -441,7 +441,7 @@ def test_a_generation_failure_names_its_rows_and_writes_what_was_done(
 
 def test_a_base_model_that_cannot_load_keeps_the_fine_tuned_metrics(tiny_model_dir, test_file, tmp_path):
     output = tmp_path / "eval"
-    with pytest.raises(EvaluationFailed, match="base model .*nowhere: loading failed"):
+    with pytest.raises(EvaluationFailed, match=r"base model .*nowhere: loading failed"):
         evaluate.run(
             EvalConfig(
                 model_dir=tiny_model_dir,
@@ -542,7 +542,7 @@ def test_report_shows_intervals_and_the_paired_comparison():
         "statistics": {"confidence": 0.95, "resamples": 2000, "seed": 0, "interval": "percentile bootstrap"},
     }
     html = render_report(metrics, [], [])
-    assert "95%: 0.500–0.700" in html and "+0.400" in html and "+0.300 to +0.500" in html and "1.2e-10" in html
+    assert "95%: 0.500–0.700" in html and "+0.400" in html and "+0.300 to +0.500" in html and "1.2e-10" in html  # noqa: RUF001 - the report writes ranges with an en dash
     assert "<td>42</td><td>2</td>" in html and "not available (no row to compare)" in html
     assert html.count("<path") == 4  # an error bar on each of the four bars
     assert "No paired comparison: the base model was not evaluated" in render_report({"fine_tuned": entry}, [], [])

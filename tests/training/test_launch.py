@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -123,7 +124,7 @@ def test_a_missing_pin_without_a_wheelhouse_fails_the_job_with_what_to_run(monke
 
 
 def test_unknown_script_is_reported():
-    with pytest.raises(FileNotFoundError, match="'nope.py' not found"):
+    with pytest.raises(FileNotFoundError, match=re.escape("'nope.py' not found")):
         launch.main(["nope.py"], environ={}, execute=lambda *args: None)
 
 

@@ -57,7 +57,7 @@ def test_cache_dir_comes_from_environment(monkeypatch, tmp_path):
 
 
 def test_unknown_model_name_lists_allowed_names(tmp_path):
-    with pytest.raises(models.ModelUnavailableError, match="'huge'.*tiny, smollm2"):
+    with pytest.raises(models.ModelUnavailableError, match=r"'huge'.*tiny, smollm2"):
         models.prepare_model("huge", tmp_path)
 
 

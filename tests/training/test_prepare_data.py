@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -185,7 +186,7 @@ def test_messages_in_csv_and_parquet(tmp_path):
         writer.writerow(["messages"])
         writer.writerow([json.dumps(conversation)])
         writer.writerow([json.dumps(conversation[:1] * 2 + conversation[1:])])
-    train, test, report = prepare(tmp_path, tmp_path / "chat.csv", "messages", test_size=0, max_bad_fraction=0.5)
+    train, _test, report = prepare(tmp_path, tmp_path / "chat.csv", "messages", test_size=0, max_bad_fraction=0.5)
     assert train == [{"messages": conversation}]
     assert report["rejected"][0]["line"] == 3 and "messages[1].role" in report["rejected"][0]["reason"]
 
@@ -193,13 +194,13 @@ def test_messages_in_csv_and_parquet(tmp_path):
 def test_a_folder_must_hold_exactly_one_data_file(tmp_path):
     write_jsonl(tmp_path / "a.jsonl", sql_rows(3))
     write_jsonl(tmp_path / "b.jsonl", sql_rows(3))
-    with pytest.raises(ValueError, match="exactly one data file.*a.jsonl, b.jsonl"):
+    with pytest.raises(ValueError, match=r"exactly one data file.*a\.jsonl, b\.jsonl"):
         prepare(tmp_path, tmp_path)
 
 
 def test_unknown_file_type_and_broken_json_file(tmp_path):
     (tmp_path / "data.txt").write_text("hello")
-    with pytest.raises(ValueError, match="unknown file type '.txt'"):
+    with pytest.raises(ValueError, match=re.escape("unknown file type '.txt'")):
         prepare(tmp_path, tmp_path / "data.txt")
     (tmp_path / "data.json").write_text('[{"a": 1},')
     with pytest.raises(ValueError, match="not valid JSON"):
@@ -215,7 +216,7 @@ def test_bad_rows_are_skipped_and_listed_by_line(tmp_path):
     lines[4] = '{"question": "broken'
     lines[9] = json.dumps({"question": "q", "context": "CREATE TABLE t (a INTEGER)"})
     lines.insert(12, "")  # blank lines are not rows
-    train, test, report = prepare(tmp_path, write_jsonl(tmp_path / "d.jsonl", lines), test_size=5)
+    _train, _test, report = prepare(tmp_path, write_jsonl(tmp_path / "d.jsonl", lines), test_size=5)
     assert report["counts"] == {
         "read": 30,
         "valid": 28,
@@ -311,7 +312,7 @@ def test_cli_writes_the_three_files(tmp_path):
 )
 def test_bad_options_are_refused(args, message, capsys):
     base = {"--input": "x.jsonl", "--format": "messages", "--output-dir": "out"}
-    for flag, value in zip(args[::2], args[1::2]):
+    for flag, value in zip(args[::2], args[1::2], strict=True):
         base[flag] = value
     with pytest.raises(SystemExit):
         parse_args([item for pair in base.items() for item in pair])
@@ -324,7 +325,7 @@ def test_bad_options_are_refused(args, message, capsys):
 def test_duplicates_are_removed_and_listed(tmp_path):
     rows = sql_rows(10)
     copy = dict(rows[2], question="  How many heads are older   than 2? ")  # same after whitespace normalization
-    train, test, report = prepare(tmp_path, write_jsonl(tmp_path / "d.jsonl", rows + [rows[0], copy]), test_size=2)
+    train, test, report = prepare(tmp_path, write_jsonl(tmp_path / "d.jsonl", [*rows, rows[0], copy]), test_size=2)
     assert report["counts"]["duplicates"] == 2
     assert report["duplicates"] == [{"line": 11, "duplicate_of": 1}, {"line": 12, "duplicate_of": 3}]
     assert len(train) + len(test) == 10
@@ -364,7 +365,7 @@ def test_max_samples_applies_before_the_split(tmp_path):
 def test_report_has_token_length_percentiles_and_long_rows(tmp_path, tiny_model_dir):
     rows = sql_rows(20)
     rows[7]["question"] = "Why? " * 200
-    train, test, report = prepare(
+    _train, _test, report = prepare(
         tmp_path,
         write_jsonl(tmp_path / "d.jsonl", rows),
         test_size=4,

@@ -49,7 +49,7 @@ def write_csv(path, header, rows):
 def test_invalid_utf8_on_one_line_is_one_bad_row(tmp_path):
     lines = good_lines(20)
     lines[6] = b'{"prompt": "caf\xe9 au lait?", "completion": "\xff\xfe"}'  # Latin-1, not UTF-8
-    prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines))
+    _prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines))
     assert list(bad_lines(report)) == [7]
     assert "invalid UTF-8: byte(s) 0xe9 at byte column 16" in bad_lines(report)[7]
     assert report["rejected"][0]["kind"] == "invalid_utf8"
@@ -82,7 +82,7 @@ def test_lone_surrogate_in_a_message_and_in_a_field_name(tmp_path):
         ).encode()
         for n in range(9)
     ]
-    prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", rows), "messages")
+    _prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", rows), "messages")
     assert "messages[0].content holds a lone surrogate U+DCFF" in bad_lines(report)[1]
     assert report["changes"]["unknown_field_dropped"]["details"] == {"na\\udc80me": 9}
 
@@ -91,7 +91,7 @@ def test_100000_deep_nesting_is_a_bad_row(tmp_path):
     lines = good_lines(20)
     lines[4] = b"[" * 100_000 + b"]" * 100_000
     lines[5] = b'{"prompt": ' + b"[" * 100_000 + b"]" * 100_000 + b', "completion": "x"}'
-    prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines), max_bad_fraction=0.2)
+    _prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines), max_bad_fraction=0.2)
     assert list(bad_lines(report)) == [5, 6]
     assert all(row["kind"] == "too_deep" and "nested too deeply" in row["reason"] for row in report["rejected"])
     assert report["counts"]["valid"] == 18
@@ -100,7 +100,7 @@ def test_100000_deep_nesting_is_a_bad_row(tmp_path):
 def test_nesting_that_parses_but_is_deep_is_named_without_recursing(tmp_path):
     lines = good_lines(20)
     lines[0] = b"[" * 500 + b"]" * 500
-    prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines))
+    _prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines))
     assert "row must be an object, got list" in bad_lines(report)[1]
 
 
@@ -115,7 +115,7 @@ def test_a_line_over_the_byte_limit_is_a_bad_row_and_not_kept(tmp_path):
 def test_an_integer_too_long_to_convert_is_a_bad_row(tmp_path):
     lines = good_lines(20)
     lines[2] = b'{"prompt": "p", "completion": "c", "n": ' + b"9" * 5000 + b"}"
-    prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines))
+    _prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines))
     assert list(bad_lines(report)) == [3] and "unreadable JSON (Exceeds the limit" in bad_lines(report)[3]
 
 
@@ -132,7 +132,7 @@ def test_a_conversation_over_max_chars_is_refused_by_line(tmp_path):
     lines = good_lines(20)
     lines[3] = json.dumps({"prompt": "p" * 300, "completion": "c" * 300}).encode()
     lines[8] = json.dumps({"prompt": "p" * 700, "completion": "c"}).encode()
-    prepared, report = prepare(
+    _prepared, report = prepare(
         tmp_path, write_bytes_lines(tmp_path / "d.jsonl", lines), max_chars=500, max_bad_fraction=0.2
     )
     reasons = bad_lines(report)
@@ -154,11 +154,11 @@ def test_a_200_kb_csv_field_is_a_bad_row_on_its_line(tmp_path):
     rows = [[f"What is {n}?", str(n)] for n in range(20)]
     rows[5][0] = "x" * 200_000  # over the csv module's own default field limit (131072)
     path = write_csv(tmp_path / "d.csv", ["prompt", "completion"], rows)
-    prepared, report = prepare(tmp_path, path)
+    _prepared, report = prepare(tmp_path, path)
     assert list(bad_lines(report)) == [7]
     assert "field 'prompt' is 200,000 characters, over the limit of 16,384" in bad_lines(report)[7]
     # A limit that allows it lets the same row through.
-    prepared, report = prepare(tmp_path, path, max_chars=300_000)
+    _prepared, report = prepare(tmp_path, path, max_chars=300_000)
     assert report["counts"]["rejected"] == 0 and report["counts"]["valid"] == 20
 
 
@@ -237,7 +237,7 @@ def test_a_json_file_with_bytes_that_are_not_utf8_loses_only_those_rows(tmp_path
     rows[4] = b'{"prompt": "bad \xff byte", "completion": "a"}'
     path = tmp_path / "d.json"
     path.write_bytes(b"[" + b",\n".join(rows) + b"]")
-    prepared, report = prepare(tmp_path, path)
+    _prepared, report = prepare(tmp_path, path)
     assert list(bad_lines(report)) == [5] and report["rejected"][0]["kind"] == "invalid_utf8"
 
 
@@ -258,7 +258,7 @@ def test_parquet_strings_that_are_not_utf8_are_bad_rows_by_row_number(tmp_path):
     prompts[12] = b"\xffbad"
     table = pa.table({"prompt": pa.array(prompts, pa.binary()).view(pa.string()), "completion": pa.array(["a"] * 20)})
     pq.write_table(table, tmp_path / "d.parquet")
-    prepared, report = prepare(tmp_path, tmp_path / "d.parquet")
+    _prepared, report = prepare(tmp_path, tmp_path / "d.parquet")
     assert list(bad_lines(report)) == [13] and "column 'prompt' holds bytes that are not UTF-8" in bad_lines(report)[13]
     assert report["counts"]["valid"] == 19
 
@@ -381,7 +381,7 @@ def test_an_unforeseen_error_in_one_row_is_a_bad_row(tmp_path, monkeypatch):
         return real(row, data_format, max_chars)
 
     monkeypatch.setattr(prepare_data, "convert", flaky)
-    prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", good_lines(20)))
+    _prepared, report = prepare(tmp_path, write_bytes_lines(tmp_path / "d.jsonl", good_lines(20)))
     assert report["rejected"] == [
         {"line": 4, "reason": "cannot be converted (TypeError: something odd)", "kind": "unexpected"}
     ]
@@ -450,7 +450,7 @@ def test_alpaca_null_input_and_sql_wrapper_are_counted(tmp_path):
     rows += [{"instruction": f"Do {n}", "input": "", "output": str(n)} for n in range(3)]
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    prepared, report = prepare(tmp_path, path, "alpaca")
+    _prepared, report = prepare(tmp_path, path, "alpaca")
     assert report["changes"] == {
         "null_read_as_empty": {"rows": 3, "occurrences": 3, "details": {"input": 3}, "lines": [1, 2, 3]}
     }
@@ -459,7 +459,7 @@ def test_alpaca_null_input_and_sql_wrapper_are_counted(tmp_path):
         for n in range(4)
     ]
     path.write_text("".join(json.dumps(row) + "\n" for row in sql))
-    prepared, report = prepare(tmp_path, path, "sql-create-context")
+    _prepared, report = prepare(tmp_path, path, "sql-create-context")
     assert report["changes"]["sql_wrapper_removed"]["rows"] == 4
 
 
@@ -467,7 +467,7 @@ def test_change_lines_are_capped_but_counted(tmp_path):
     rows = [{"prompt": f"q{n}", "completion": "a", "extra": n} for n in range(30)]
     path = tmp_path / "d.jsonl"
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    prepared, report = prepare(tmp_path, path, report_list_cap=4)
+    _prepared, report = prepare(tmp_path, path, report_list_cap=4)
     assert report["changes"]["unknown_field_dropped"] == {
         "rows": 30,
         "occurrences": 30,
@@ -476,5 +476,5 @@ def test_change_lines_are_capped_but_counted(tmp_path):
     }
     rows = [{"prompt": f"q{n}", "completion": "a", f"field{n}": n} for n in range(30)]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    prepared, report = prepare(tmp_path, path, report_list_cap=4)
+    _prepared, report = prepare(tmp_path, path, report_list_cap=4)
     assert len(report["changes"]["unknown_field_dropped"]["details"]) == 4

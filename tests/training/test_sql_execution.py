@@ -1,5 +1,7 @@
 """Execution accuracy on hand-written cases: equivalent SQL counts, lucky or broken SQL does not."""
 
+import itertools
+
 import pytest
 from sql_execution import (
     context_statements,
@@ -37,8 +39,10 @@ HEAD = (
         ("SELECT name FROM head WHERE NOT age <= 56", "SELECT name FROM head WHERE age > 56"),
         ("SELECT MAX(age) FROM head", "SELECT age FROM head ORDER BY age DESC LIMIT 1"),
         (
-            "SELECT T1.name FROM head AS T1 JOIN management AS T2 ON T1.head_id = T2.head_id WHERE T2.temporary_acting = 'Yes'",
-            "SELECT head.name FROM management JOIN head ON management.head_id = head.head_id WHERE management.temporary_acting = 'Yes'",
+            "SELECT T1.name FROM head AS T1 JOIN management AS T2 ON T1.head_id = T2.head_id "
+            "WHERE T2.temporary_acting = 'Yes'",
+            "SELECT head.name FROM management JOIN head ON management.head_id = head.head_id "
+            "WHERE management.temporary_acting = 'Yes'",
         ),
     ],
 )
@@ -364,7 +368,7 @@ def test_a_prediction_that_would_take_memory_or_time_is_wrong_within_the_budget(
 def test_the_schema_scanner_reads_every_character_once(text):
     statements, searched_from = scan_schema(text)
     # Every search starts past where the one before started: one forward pass, linear in the text.
-    assert all(later > earlier for earlier, later in zip(searched_from, searched_from[1:]))
+    assert all(later > earlier for earlier, later in itertools.pairwise(searched_from))
     assert len(searched_from) <= len(text) + 1
     assert statements == schema_statements(text)
 

@@ -91,7 +91,7 @@ def test_mutants_and_corrupted_queries_always_get_a_verdict_within_the_budget(ro
             result = execution_match(text, gold, context, row_counts=ROW_COUNTS)
             _check(result)
             assert result.scorable, (text, result)  # the gold query is fine: any failure is the prediction's
-        for kind, text in mutants(gold):
+        for _kind, text in mutants(gold):
             result = execution_match(text, gold, context, row_counts=ROW_COUNTS)
             if result.error is None:
                 ran += 1
@@ -106,7 +106,7 @@ def _random_condition(columns: list[str], rng: random.Random, depth: int = 0) ->
             this=_random_condition(columns, rng, depth + 1), expression=_random_condition(columns, rng, depth + 1)
         )
     column = exp.column(rng.choice(columns), quoted=rng.random() < 0.5)
-    literal = exp.maybe_parse(rng.choice(AWKWARD + [str(rng.randint(-50, 150)), "'alpha'"]), dialect="sqlite")
+    literal = exp.maybe_parse(rng.choice([*AWKWARD, str(rng.randint(-50, 150)), "'alpha'"]), dialect="sqlite")
     kind = rng.randrange(5)
     if kind == 0:
         return exp.Is(this=column, expression=exp.Null())

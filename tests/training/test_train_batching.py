@@ -104,7 +104,7 @@ def test_trainer_batches_train_on_assistant_tokens_only(tiny_model_dir, tiny_tok
         assert torch.equal(labels[kept], ids[kept])  # labels are the tokens themselves, never shifted
         for row in labels:
             pieces, current = [], []
-            for label in row.tolist() + [IGNORE_INDEX]:
+            for label in [*row.tolist(), IGNORE_INDEX]:
                 if label == IGNORE_INDEX:
                     if current:
                         pieces.append(tiny_tokenizer.decode(current))

@@ -80,7 +80,7 @@ def test_labels_cover_only_assistant_answer_and_its_eos(tiny_tokenizer):
     encoded = encode_conversation(tiny_tokenizer, CONVERSATION)
     prompt_length = len(encode_prompt(tiny_tokenizer, CONVERSATION))
     assert all(label == IGNORE_INDEX for label in encoded.labels[:prompt_length])
-    trained = [token for token, label in zip(encoded.input_ids, encoded.labels) if label != IGNORE_INDEX]
+    trained = [token for token, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
     assert trained[-1] == tiny_tokenizer.eos_token_id
     assert tiny_tokenizer.decode(trained[:-1]) == CONVERSATION[-1]["content"]
     # The newline the template writes after EOS is not trained.
@@ -88,12 +88,13 @@ def test_labels_cover_only_assistant_answer_and_its_eos(tiny_tokenizer):
 
 
 def test_every_assistant_turn_of_a_multi_turn_conversation_is_trained(tiny_tokenizer):
-    conversation = CONVERSATION + [
+    conversation = [
+        *CONVERSATION,
         {"role": "user", "content": "And with 3 wins?"},
         {"role": "assistant", "content": "SELECT name FROM teams WHERE wins = 3"},
     ]
     encoded = encode_conversation(tiny_tokenizer, conversation)
-    trained = [token for token, label in zip(encoded.input_ids, encoded.labels) if label != IGNORE_INDEX]
+    trained = [token for token, label in zip(encoded.input_ids, encoded.labels, strict=True) if label != IGNORE_INDEX]
     assert trained.count(tiny_tokenizer.eos_token_id) == 2
     assert "And with" not in tiny_tokenizer.decode(trained)
 

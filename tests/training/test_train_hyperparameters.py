@@ -3,6 +3,7 @@
 import json
 import re
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import train
@@ -176,7 +177,7 @@ def test_main_rejects_bad_hyperparameters_before_loading_anything(monkeypatch, t
 
 def test_malformed_hyperparameters_file_is_reported(tmp_path):
     (tmp_path / "hp.json").write_text("{not json")
-    with pytest.raises(HyperparameterError, match="hp.json: not valid JSON"):
+    with pytest.raises(HyperparameterError, match=re.escape("hp.json: not valid JSON")):
         train.parse_arguments(["--hyperparameters_file", str(tmp_path / "hp.json")])
 
 
@@ -202,7 +203,7 @@ def test_quantization_choice_follows_device():
 
 def test_fsdp_settings_wrap_decoder_layers():
     class Model:
-        _no_split_modules = ["LlamaDecoderLayer"]
+        _no_split_modules: ClassVar[list[str]] = ["LlamaDecoderLayer"]
 
     settings = fsdp_arguments(Hyperparameters(fsdp="full_shard auto_wrap offload"), Model())
     assert settings["fsdp"] is True

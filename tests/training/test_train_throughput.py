@@ -150,7 +150,12 @@ def test_token_budget_accumulation_keeps_the_tokens_of_an_optimizer_step():
 
 
 def test_auto_token_budget_needs_flash_attention_and_fits_memory():
-    asked = dict(padding_free=True, per_device_train_batch_size=1, gradient_accumulation_steps=16, max_length=2048)
+    asked = {
+        "padding_free": True,
+        "per_device_train_batch_size": 1,
+        "gradient_accumulation_steps": 16,
+        "max_length": 2048,
+    }
     without_flash = _levers(H100, dims=LLAMA_8B, mean=600, **asked)
     assert without_flash.plan.tokens_per_micro_batch is None and "varlen" in without_flash.micro_batches.reason
     flash = _levers(H100_FLASH, dims=LLAMA_8B, model_bytes=6 * GIB, mean=600, **asked)

@@ -263,18 +263,22 @@ def test_generate_in_worker_gives_the_outputs_in_prompt_order(
 
 def test_an_engine_that_fails_to_start_is_reported(tiny_model_dir, prompts, fake_vllm_environment):
     request = Request(str(tiny_model_dir), prompts, batch_size=99, max_new_tokens=MAX_NEW_TOKENS)
-    with pytest.raises(VllmGenerationError, match="the vLLM worker failed: RuntimeError: the engine failed to start"):
-        with VllmWorker(sys.executable, request, environ=fake_vllm_environment):
-            pass
+    with (
+        pytest.raises(VllmGenerationError, match="the vLLM worker failed: RuntimeError: the engine failed to start"),
+        VllmWorker(sys.executable, request, environ=fake_vllm_environment),
+    ):
+        pass
 
 
 def test_asking_for_more_tokens_than_the_engine_was_started_for_is_reported(
     tiny_model_dir, prompts, fake_vllm_environment
 ):
     request = Request(str(tiny_model_dir), prompts, batch_size=4, max_new_tokens=4)
-    with VllmWorker(sys.executable, request, environ=fake_vllm_environment) as worker:
-        with pytest.raises(VllmGenerationError, match="max_new_tokens 5 is more than the engine was started for"):
-            worker.generate(max_new_tokens=5)
+    with (
+        VllmWorker(sys.executable, request, environ=fake_vllm_environment) as worker,
+        pytest.raises(VllmGenerationError, match="max_new_tokens 5 is more than the engine was started for"),
+    ):
+        worker.generate(max_new_tokens=5)
 
 
 def _fake_worker(tmp_path, body: str) -> Path:
@@ -294,9 +298,11 @@ def test_a_worker_that_dies_is_reported_with_its_exit_status_and_stderr(tmp_path
     """,
     )
     request = Request("m", ["p"], 1, 4)
-    with pytest.raises(VllmGenerationError, match=r"exited \(3\) without answering:\n(.|\n)*it broke"):
-        with VllmWorker(sys.executable, request, script=script):
-            pass
+    with (
+        pytest.raises(VllmGenerationError, match=r"exited \(3\) without answering:\n(.|\n)*it broke"),
+        VllmWorker(sys.executable, request, script=script),
+    ):
+        pass
 
 
 def test_a_silent_worker_times_out(tmp_path):
@@ -308,9 +314,11 @@ def test_a_silent_worker_times_out(tmp_path):
         time.sleep(60)
     """,
     )
-    with VllmWorker(sys.executable, Request("m", ["p"], 1, 4), script=script, timeout=2) as worker:
-        with pytest.raises(VllmGenerationError, match="did not answer within 2 s"):
-            worker.generate()
+    with (
+        VllmWorker(sys.executable, Request("m", ["p"], 1, 4), script=script, timeout=2) as worker,
+        pytest.raises(VllmGenerationError, match="did not answer within 2 s"),
+    ):
+        worker.generate()
 
 
 def test_a_worker_that_answers_for_the_wrong_number_of_prompts_is_refused(tmp_path):
@@ -324,9 +332,11 @@ def test_a_worker_that_answers_for_the_wrong_number_of_prompts_is_refused(tmp_pa
             say({{"outputs": ["only one"], "seconds": 0.5}})
     """,
     )
-    with VllmWorker(sys.executable, Request("m", ["p", "q"], 1, 4), script=script) as worker:
-        with pytest.raises(VllmGenerationError, match="answered 1 outputs for 2 prompts"):
-            worker.generate()
+    with (
+        VllmWorker(sys.executable, Request("m", ["p", "q"], 1, 4), script=script) as worker,
+        pytest.raises(VllmGenerationError, match="answered 1 outputs for 2 prompts"),
+    ):
+        worker.generate()
 
 
 # --- real vLLM ----------------------------------------------------------------------------------
