@@ -90,7 +90,9 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 clean:
 	rm -rf cdk.out .pytest_cache
 
-# Static checks: lint, formatting, types (per import root) and security findings of medium severity or worse.
+# Static checks: lint, formatting, types (per import root), security findings of medium severity or worse,
+# and no function of cyclomatic complexity D or worse.
+COMPLEXITY_PATHS := cdk_app lambdas training local_mode llm_finetune_cli benchmarks app.py
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -98,3 +100,5 @@ lint: setup
 	MYPYPATH=training $(VENV)/bin/mypy training
 	$(VENV)/bin/mypy cdk_app
 	$(VENV)/bin/bandit -r cdk_app lambdas training local_mode llm_finetune_cli -ll -q
+	@complex="$$($(VENV)/bin/radon cc -n D -s $(COMPLEXITY_PATHS))"; \
+	if [ -n "$$complex" ]; then echo "functions of cyclomatic complexity D or worse (radon):"; echo "$$complex"; exit 1; fi

@@ -22,7 +22,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ContextManager
+from typing import Any
 
 from moto.core.exceptions import JsonRESTError
 
@@ -89,7 +89,7 @@ class LambdaInvoker:
         lambdas_dir: Path | None = None,
         on_invoke: Callable[[str, dict, str, bool], None] | None = None,
         extra_environment: dict[str, str] | None = None,
-        identity: Callable[[Any], ContextManager] | None = None,
+        identity: Callable[[Any], contextlib.AbstractContextManager] | None = None,
         environment_denial: Callable[[Any], str | None] | None = None,
     ):
         self.region = region
@@ -203,9 +203,7 @@ class LambdaInvoker:
             with open(self.logs_dir / f"{function.function_name}.log", "a", encoding="utf-8") as log:
                 log.write(f"--- invocation step={step} errored={errored}\n{logs}")
                 log.write(f"--- result\n{payload}\n")
-        try:
+        with contextlib.suppress(Exception):  # CloudWatch copy is a convenience; never fail the invocation for it
             function.save_logs(logs)
-        except Exception:  # CloudWatch copy is a convenience; never fail the invocation for it
-            pass
         if self.on_invoke is not None:
             self.on_invoke(function.function_name, event if isinstance(event, dict) else {}, payload, errored)

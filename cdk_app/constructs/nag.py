@@ -175,7 +175,10 @@ class PipelineFindings:
 
 def acknowledge_runtime(function: lambda_.Function) -> None:
     """The handlers' runtime is pinned to the Powertools layer's runtime, not the newest one."""
-    acknowledge(function.node.default_child, "L1", REASON_RUNTIME)
+    resource = function.node.default_child
+    if resource is None:
+        raise ValueError(f"{function.node.path} has no CloudFormation resource to acknowledge")
+    acknowledge(resource, "L1", REASON_RUNTIME)
 
 
 def _wildcard_findings(document: dict[str, Any], in_bucket_deployment: bool) -> list[tuple[str, str]]:

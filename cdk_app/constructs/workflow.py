@@ -206,6 +206,8 @@ class FineTuningWorkflow(Construct):
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
             resource_name=f"{self.state_machine.state_machine_name}:*",
         )
+        if cleanup.role is None:
+            raise ValueError(f"{cleanup.node.path} has no execution role to grant the execution history to")
         iam.Policy(
             self,
             "CleanupReadsExecutions",
