@@ -132,6 +132,7 @@ Flag = Annotated[bool, _converted(_to_bool, "true or false")]
 SubnetIds = Annotated[tuple[Annotated[str, StringConstraints(pattern=_SUBNET)], ...], _NAMES]
 SecurityGroupIds = Annotated[tuple[Annotated[str, StringConstraints(pattern=_SECURITY_GROUP)], ...], _NAMES]
 BucketNames = Annotated[tuple[Annotated[str, StringConstraints(pattern=_BUCKET)], ...], _NAMES]
+# The last validator runs first: convert, then check the converted number.
 RetentionDays = Annotated[int, _one_of(RETENTION_DAYS), _converted(_to_int, "an integer")]
 
 
@@ -146,7 +147,11 @@ _FRACTION_ALLOWED = "a fraction between -1 and 1"
 
 
 class Settings(BaseModel):
-    """What a deployment of the pipeline can change without touching code."""
+    """What a deployment of the pipeline can change without touching code.
+
+    Build with `Settings(...)` or `Settings.from_context(...)`, which raise SettingsError; pydantic's
+    `model_validate` would raise its own ValidationError instead.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
@@ -274,7 +279,7 @@ class Settings(BaseModel):
         return json.dumps(self.default_execution_input(), sort_keys=True, separators=(",", ":"))
 
 
-def allowed(name: str) -> str | None:
+def _allowed(name: str) -> str | None:
     """What a setting's checks allow, in words (None where any value of its type will do)."""
     extra = Settings.model_fields[name].json_schema_extra
     text = extra.get("allowed") if isinstance(extra, dict) else None
@@ -293,7 +298,7 @@ def _problem(detail: Any) -> str:
         elif kind == "extra_forbidden":
             expected = "a known setting (one of the fields of cdk_app.config.Settings)"
         else:
-            expected = allowed(name) or detail["msg"]
+            expected = _allowed(name) or detail["msg"]
     return f"context {CONTEXT_PREFIX}{name}: {value!r} is not allowed; expected {expected}"
 
 
