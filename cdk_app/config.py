@@ -9,192 +9,36 @@ allowed.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 CONTEXT_PREFIX = "fine-tune:"
 
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
-_PREFIX = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
-_SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$")
-_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
-_SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+_PREFIX = r"^[a-z][a-z0-9-]{0,19}$"
+_SECRET_ARN = r"^(?:arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+)?$"
+_SUBNET = r"^subnet-[0-9a-f]{8,17}$"
+_SECURITY_GROUP = r"^sg-[0-9a-f]{8,17}$"
+_EMAIL = r"^(?:[^@\s]+@[^@\s]+\.[^@\s]+)?$"
+_BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
 
 class SettingsError(ValueError):
     """A context value that the stack cannot use."""
 
-
-@dataclass(frozen=True)
-class Settings:
-    """What a deployment of the pipeline can change without touching code."""
-
-    # Short prefix of the names the stack chooses itself (model package group, log groups).
-    resource_prefix: str = "llm-ft"
-    # Hugging Face PyTorch training image: transformers version, PyTorch version, Python version.
-    training_image_version: str = "5.3.0"
-    training_pytorch_version: str = "2.9.0"
-    training_py_version: str = "py312"
-    # Hugging Face LLM inference image (Text Generation Inference) version.
-    inference_image_version: str = "3.3.6"
-    # Hugging Face vLLM inference image version (deployment.engine "vllm").
-    vllm_image_version: str = "0.29.0"
-    prepare_instance_type: str = "ml.m5.xlarge"
-    train_instance_type: str = "ml.g5.2xlarge"
-    evaluate_instance_type: str = "ml.g5.2xlarge"
-    endpoint_instance_type: str = "ml.g5.2xlarge"
-    poll_interval_seconds: int = 60
-    state_machine_timeout_hours: int = 72
-    task_timeout_seconds: int = 300
-    subnet_ids: tuple[str, ...] = ()
-    security_group_ids: tuple[str, ...] = ()
-    # Buckets besides the stack's own that hold data sets or base models the jobs may read.
-    input_bucket_names: tuple[str, ...] = ()
-    hf_token_secret_arn: str = ""
-    notification_email: str = ""
-    base_model_id: str = "Qwen/Qwen2.5-Coder-7B-Instruct"
-    dataset_id: str = "b-mc2/sql-create-context"
-    dataset_format: str = "sql-create-context"
-    min_execution_accuracy: float = 0.6
-    min_improvement_over_base: float = 0.05
-    # Also require the gains over the base (and production) model to be significant at this level.
-    require_significance: bool = False
-    significance_level: float = 0.05
-    # Version of the public Powertools for AWS Lambda layer (AWSLambdaPowertoolsPythonV3-python313-x86_64).
-    powertools_layer_version: int = 36
-    log_retention_days: int = 365
-
-    def __post_init__(self) -> None:
-        _check(
-            _PREFIX.match(self.resource_prefix),
-            "resource_prefix",
-            self.resource_prefix,
-            "1-20 characters of [a-z0-9-], starting with a letter",
-        )
-        for name in (
-            "prepare_instance_type",
-            "train_instance_type",
-            "evaluate_instance_type",
-            "endpoint_instance_type",
-        ):
-            value = getattr(self, name)
-            _check(_INSTANCE_TYPE.match(value), name, value, "a SageMaker instance type like ml.g5.2xlarge")
-        _check(1 <= self.poll_interval_seconds <= 3600, "poll_interval_seconds", self.poll_interval_seconds, "1..3600")
-        _check(
-            1 <= self.state_machine_timeout_hours <= 24 * 365,
-            "state_machine_timeout_hours",
-            self.state_machine_timeout_hours,
-            "1..8760",
-        )
-        _check(
-            10 <= self.task_timeout_seconds <= 900,
-            "task_timeout_seconds",
-            self.task_timeout_seconds,
-            "10..900 (the Lambda limit)",
-        )
-        for subnet in self.subnet_ids:
-            _check(_SUBNET.match(subnet), "subnet_ids", subnet, "subnet ids like subnet-0123abcd")
-        for bucket in self.input_bucket_names:
-            _check(
-                _BUCKET.match(bucket),
-                "input_bucket_names",
-                bucket,
-                "S3 bucket names (3-63 characters of a-z, 0-9, '.' and '-')",
-            )
-        for group in self.security_group_ids:
-            _check(_SECURITY_GROUP.match(group), "security_group_ids", group, "security group ids like sg-0123abcd")
-        _check(
-            bool(self.subnet_ids) == bool(self.security_group_ids),
-            "security_group_ids",
-            list(self.security_group_ids),
-            "subnet ids and security group ids given together",
-        )
-        _check(
-            not self.hf_token_secret_arn or _SECRET_ARN.match(self.hf_token_secret_arn),
-            "hf_token_secret_arn",
-            self.hf_token_secret_arn,
-            "empty or a Secrets Manager secret ARN",
-        )
-        _check(
-            not self.notification_email or _EMAIL.match(self.notification_email),
-            "notification_email",
-            self.notification_email,
-            "empty or an e-mail address",
-        )
-        for name in ("min_execution_accuracy", "min_improvement_over_base"):
-            value = getattr(self, name)
-            _check(-1.0 <= value <= 1.0, name, value, "a fraction between -1 and 1")
-        _check(
-            0 < self.significance_level <= 0.5,
-            "significance_level",
-            self.significance_level,
-            "a p-value threshold greater than 0 and at most 0.5",
-        )
-        _check(
-            self.powertools_layer_version >= 1,
-            "powertools_layer_version",
-            self.powertools_layer_version,
-            "a positive layer version number",
-        )
-        _check(
-            self.log_retention_days in RETENTION_DAYS,
-            "log_retention_days",
-            self.log_retention_days,
-            f"one of {sorted(RETENTION_DAYS)}",
-        )
-
-    @property
-    def vpc_enabled(self) -> bool:
-        return bool(self.subnet_ids)
-
-    @classmethod
-    def from_context(cls, get: Any) -> Settings:
-        """Build settings from a context getter (e.g. `app.node.try_get_context`).
-
-        Keys are `fine-tune:<field>`; a missing key keeps the default.
-        """
-        values: dict[str, Any] = {}
-        for item in fields(cls):
-            raw = get(CONTEXT_PREFIX + item.name)
-            if raw is None:
-                continue
-            values[item.name] = _convert(item.name, raw, cls.__dataclass_fields__[item.name].default)
-        return cls(**values)
-
-    def default_execution_input(self) -> dict[str, Any]:
-        """The stack's default execution input (DEFAULTS_JSON): what an empty input resolves to."""
-        defaults: dict[str, Any] = {}
-        for path, name in DEFAULT_INPUT_FIELDS.items():
-            *parents, key = path.split(".")
-            node = defaults
-            for parent in parents:
-                node = node.setdefault(parent, {})
-            node[key] = getattr(self, name)
-        return defaults
-
-    def defaults_json(self) -> str:
-        return json.dumps(self.default_execution_input(), sort_keys=True, separators=(",", ":"))
-
-
-# Where each setting lands in the default execution input: input field -> Settings field.
-DEFAULT_INPUT_FIELDS = {
-    "base_model.hf_model_id": "base_model_id",
-    "dataset.hf_dataset_id": "dataset_id",
-    "dataset.format": "dataset_format",
-    "preparation.instance_type": "prepare_instance_type",
-    "training.instance_type": "train_instance_type",
-    "evaluation.instance_type": "evaluate_instance_type",
-    "evaluation.gate.min_execution_accuracy": "min_execution_accuracy",
-    "evaluation.gate.min_improvement_over_base": "min_improvement_over_base",
-    "evaluation.gate.require_significance": "require_significance",
-    "evaluation.gate.significance_level": "significance_level",
-    "deployment.instance_type": "endpoint_instance_type",
-    "orchestration.poll_interval_seconds": "poll_interval_seconds",
-}
 
 # CloudWatch Logs retention periods, by number of days -> name of the CDK RetentionDays member.
 RETENTION_DAYS = {
@@ -223,11 +67,6 @@ RETENTION_DAYS = {
 }
 
 
-def _check(ok: Any, name: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise SettingsError(f"context {CONTEXT_PREFIX}{name}: {value!r} is not allowed; expected {allowed}")
-
-
 def _to_tuple(raw: Any) -> tuple:
     if isinstance(raw, str):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
@@ -237,6 +76,7 @@ def _to_tuple(raw: Any) -> tuple:
 
 
 def _to_bool(raw: Any) -> bool:
+    """Only true or false: pydantic's own booleans would also take "yes", "on" or 1."""
     if isinstance(raw, bool):
         return raw
     if isinstance(raw, str) and raw.strip().lower() in ("true", "false"):
@@ -263,33 +103,220 @@ def _to_str(raw: Any) -> str:
     return raw.strip()
 
 
-# Checked in this order: bool before int, since a bool default is an int too.
-_CONVERTERS: tuple[tuple[type, Callable[[Any], Any]], ...] = (
-    (tuple, _to_tuple),
-    (bool, _to_bool),
-    (int, _to_int),
-    (float, _to_float),
-    (str, _to_str),
-)
-_EXPECTED = {
-    tuple: "a list of strings or a comma-separated string",
-    bool: "true or false",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-}
+def _converted(convert: Callable[[Any], Any], expected: str) -> BeforeValidator:
+    """Convert a value from code or context (where the command line gives strings) before it is checked."""
 
-
-def _convert(name: str, raw: Any, default: Any) -> Any:
-    """Convert a context value to the type of the field's default (CLI context values are strings)."""
-    converter = next((convert for kind, convert in _CONVERTERS if isinstance(default, kind)), None)
-    if converter is not None:
+    def validate(raw: Any) -> Any:
         try:
-            return converter(raw)
+            return convert(raw)
         except (TypeError, ValueError):
-            pass
-    expected = _EXPECTED[type(default)]
-    raise SettingsError(f"context {CONTEXT_PREFIX}{name}: {raw!r} is not allowed; expected {expected}")
+            raise PydanticCustomError("settings_type", "{expected}", {"expected": expected}) from None
+
+    return BeforeValidator(validate)
+
+
+def _one_of(choices: dict[int, str]) -> AfterValidator:
+    def validate(value: int) -> int:
+        if value not in choices:
+            raise ValueError(value)
+        return value
+
+    return AfterValidator(validate)
+
+
+_NAMES = _converted(_to_tuple, "a list of strings or a comma-separated string")
+Text = Annotated[str, _converted(_to_str, "a string")]
+Integer = Annotated[int, _converted(_to_int, "an integer")]
+Number = Annotated[float, _converted(_to_float, "a number")]
+Flag = Annotated[bool, _converted(_to_bool, "true or false")]
+SubnetIds = Annotated[tuple[Annotated[str, StringConstraints(pattern=_SUBNET)], ...], _NAMES]
+SecurityGroupIds = Annotated[tuple[Annotated[str, StringConstraints(pattern=_SECURITY_GROUP)], ...], _NAMES]
+BucketNames = Annotated[tuple[Annotated[str, StringConstraints(pattern=_BUCKET)], ...], _NAMES]
+# The last validator runs first: convert, then check the converted number.
+RetentionDays = Annotated[int, _one_of(RETENTION_DAYS), _converted(_to_int, "an integer")]
+
+
+def _setting(default: Any, description: str, allowed: str | None = None, **constraints: Any) -> Any:
+    """A field's default, meaning, and the checks whose failure names `allowed` as what is expected."""
+    extra: dict[str, Any] | None = {"allowed": allowed} if allowed else None
+    return Field(default, description=description, json_schema_extra=extra, **constraints)
+
+
+_INSTANCE_ALLOWED = "a SageMaker instance type like ml.g5.2xlarge"
+_FRACTION_ALLOWED = "a fraction between -1 and 1"
+
+
+class Settings(BaseModel):
+    """What a deployment of the pipeline can change without touching code.
+
+    Build with `Settings(...)` or `Settings.from_context(...)`, which raise SettingsError; pydantic's
+    `model_validate` would raise its own ValidationError instead.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    resource_prefix: Text = _setting(
+        "llm-ft",
+        "short prefix of the names the stack chooses itself (model package group, log groups)",
+        "1-20 characters of [a-z0-9-], starting with a letter",
+        pattern=_PREFIX,
+    )
+    training_image_version: Text = _setting("5.3.0", "transformers version of the Hugging Face PyTorch training image")
+    training_pytorch_version: Text = _setting("2.9.0", "PyTorch version of the training image")
+    training_py_version: Text = _setting("py312", "Python version of the training image")
+    inference_image_version: Text = _setting("3.3.6", "Hugging Face LLM inference image (TGI) version")
+    vllm_image_version: Text = _setting(
+        "0.29.0", 'Hugging Face vLLM inference image version (deployment.engine "vllm")'
+    )
+    prepare_instance_type: Text = _setting(
+        "ml.m5.xlarge", "default preparation instance", _INSTANCE_ALLOWED, pattern=_INSTANCE_TYPE
+    )
+    train_instance_type: Text = _setting(
+        "ml.g5.2xlarge", "default training instance", _INSTANCE_ALLOWED, pattern=_INSTANCE_TYPE
+    )
+    evaluate_instance_type: Text = _setting(
+        "ml.g5.2xlarge", "default evaluation instance", _INSTANCE_ALLOWED, pattern=_INSTANCE_TYPE
+    )
+    endpoint_instance_type: Text = _setting(
+        "ml.g5.2xlarge", "default endpoint instance", _INSTANCE_ALLOWED, pattern=_INSTANCE_TYPE
+    )
+    poll_interval_seconds: Integer = _setting(
+        60, "how often the workflow checks jobs and the endpoint", "1..3600", ge=1, le=3600
+    )
+    state_machine_timeout_hours: Integer = _setting(72, "execution timeout", "1..8760", ge=1, le=24 * 365)
+    task_timeout_seconds: Integer = _setting(300, "Lambda timeout", "10..900 (the Lambda limit)", ge=10, le=900)
+    subnet_ids: SubnetIds = _setting((), "subnets of the jobs and endpoints", "subnet ids like subnet-0123abcd")
+    security_group_ids: SecurityGroupIds = _setting(
+        (), "security groups of the jobs and endpoints", "security group ids like sg-0123abcd"
+    )
+    input_bucket_names: BucketNames = _setting(
+        (),
+        "buckets besides the stack's own that hold data sets or base models the jobs may read",
+        "S3 bucket names (3-63 characters of a-z, 0-9, '.' and '-')",
+    )
+    hf_token_secret_arn: Text = _setting(
+        "",
+        "Secrets Manager secret with a Hugging Face token, for gated models",
+        "empty or a Secrets Manager secret ARN",
+        pattern=_SECRET_ARN,
+    )
+    notification_email: Text = _setting(
+        "", "address subscribed to the notification topic", "empty or an e-mail address", pattern=_EMAIL
+    )
+    base_model_id: Text = _setting("Qwen/Qwen2.5-Coder-7B-Instruct", "default base model")
+    dataset_id: Text = _setting("b-mc2/sql-create-context", "default data set")
+    dataset_format: Text = _setting("sql-create-context", "format of the default data set")
+    min_execution_accuracy: Number = _setting(0.6, "default gate threshold", _FRACTION_ALLOWED, ge=-1.0, le=1.0)
+    min_improvement_over_base: Number = _setting(
+        0.05, "default gate improvement over the base model", _FRACTION_ALLOWED, ge=-1.0, le=1.0
+    )
+    require_significance: Flag = _setting(
+        False, "also require the gains over the base (and production) model to be significant"
+    )
+    significance_level: Number = _setting(
+        0.05,
+        "level of that significance",
+        "a p-value threshold greater than 0 and at most 0.5",
+        gt=0.0,
+        le=0.5,
+    )
+    powertools_layer_version: Integer = _setting(
+        36,
+        "version of the public AWSLambdaPowertoolsPythonV3-python313-x86_64 layer",
+        "a positive layer version number",
+        ge=1,
+    )
+    log_retention_days: RetentionDays = _setting(
+        365, "retention of every log group", f"one of {sorted(RETENTION_DAYS)}"
+    )
+
+    def __init__(self, **values: Any) -> None:
+        """Raise SettingsError, naming each bad key, its value and what is allowed, not pydantic's error."""
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise SettingsError("\n".join(_problem(detail) for detail in error.errors(include_url=False))) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Frozen, as a dataclass is (an AttributeError), rather than pydantic's ValidationError."""
+        raise AttributeError(f"Settings are frozen: build new ones to change {name!r}")
+
+    @model_validator(mode="after")
+    def _subnets_come_with_security_groups(self) -> Settings:
+        if bool(self.subnet_ids) != bool(self.security_group_ids):
+            raise PydanticCustomError(
+                "settings_rule",
+                "subnet ids and security group ids given together",
+                {"field": "security_group_ids", "value": list(self.security_group_ids)},
+            )
+        return self
+
+    @property
+    def vpc_enabled(self) -> bool:
+        return bool(self.subnet_ids)
+
+    @classmethod
+    def from_context(cls, get: Any) -> Settings:
+        """Build settings from a context getter (e.g. `app.node.try_get_context`).
+
+        Keys are `fine-tune:<field>`; a missing key keeps the default.
+        """
+        values = {name: raw for name in cls.model_fields if (raw := get(CONTEXT_PREFIX + name)) is not None}
+        return cls(**values)
+
+    def default_execution_input(self) -> dict[str, Any]:
+        """The stack's default execution input (DEFAULTS_JSON): what an empty input resolves to."""
+        defaults: dict[str, Any] = {}
+        for path, name in DEFAULT_INPUT_FIELDS.items():
+            *parents, key = path.split(".")
+            node = defaults
+            for parent in parents:
+                node = node.setdefault(parent, {})
+            node[key] = getattr(self, name)
+        return defaults
+
+    def defaults_json(self) -> str:
+        return json.dumps(self.default_execution_input(), sort_keys=True, separators=(",", ":"))
+
+
+def _allowed(name: str) -> str | None:
+    """What a setting's checks allow, in words (None where any value of its type will do)."""
+    extra = Settings.model_fields[name].json_schema_extra
+    text = extra.get("allowed") if isinstance(extra, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def _problem(detail: Any) -> str:
+    """One line per refused value: `context fine-tune:<field>: <value!r> is not allowed; expected <allowed>`."""
+    kind, loc, context = detail["type"], detail["loc"], detail.get("ctx") or {}
+    if kind == "settings_rule":
+        name, value, expected = context["field"], context["value"], detail["msg"]
+    else:
+        name, value = str(loc[0]), detail["input"]
+        if kind == "settings_type":
+            expected = context["expected"]
+        elif kind == "extra_forbidden":
+            expected = "a known setting (one of the fields of cdk_app.config.Settings)"
+        else:
+            expected = _allowed(name) or detail["msg"]
+    return f"context {CONTEXT_PREFIX}{name}: {value!r} is not allowed; expected {expected}"
+
+
+# Where each setting lands in the default execution input: input field -> Settings field.
+DEFAULT_INPUT_FIELDS = {
+    "base_model.hf_model_id": "base_model_id",
+    "dataset.hf_dataset_id": "dataset_id",
+    "dataset.format": "dataset_format",
+    "preparation.instance_type": "prepare_instance_type",
+    "training.instance_type": "train_instance_type",
+    "evaluation.instance_type": "evaluate_instance_type",
+    "evaluation.gate.min_execution_accuracy": "min_execution_accuracy",
+    "evaluation.gate.min_improvement_over_base": "min_improvement_over_base",
+    "evaluation.gate.require_significance": "require_significance",
+    "evaluation.gate.significance_level": "significance_level",
+    "deployment.instance_type": "endpoint_instance_type",
+    "orchestration.poll_interval_seconds": "poll_interval_seconds",
+}
 
 
 @dataclass(frozen=True)

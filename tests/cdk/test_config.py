@@ -22,7 +22,7 @@ def from_context(**values):
 def test_cdk_json_context_matches_the_code_defaults():
     context = {k.removeprefix("fine-tune:"): v for k, v in project_context().items() if k.startswith("fine-tune:")}
     assert Settings.from_context(project_context().get) == Settings()
-    assert set(context) == set(Settings.__dataclass_fields__)
+    assert set(context) == set(Settings.model_fields)
 
 
 def test_command_line_strings_are_converted():
