@@ -28,6 +28,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,17 +137,38 @@ def _figures(seconds: list[float], count: int) -> dict[str, Any]:
     return {"seconds": spread(seconds).as_dict(), "prompts_per_second": spread([count / s for s in seconds]).as_dict()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
+Way = Callable[[int], tuple[list[str], float]]
 
-    torch.set_num_threads(args.threads)
+
+def transformers_way(model: Any, tokenizer: Any, prompts: list[str], batch_size: int) -> Way:
+    """evaluate.generate over every prompt at `batch_size`, timed; called with max_new_tokens."""
+    from evaluate import generate
+
+    def run(max_new_tokens: int) -> tuple[list[str], float]:
+        began = time.perf_counter()
+        texts = generate(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens)
+        return texts, time.perf_counter() - began
+
+    return run
+
+
+def vllm_way(worker: Any) -> Way:
+    """A started vLLM worker generating for its prompts, timed; called with max_new_tokens."""
+
+    def run(max_new_tokens: int) -> tuple[list[str], float]:
+        began = time.perf_counter()
+        texts, _ = worker.generate(max_new_tokens)
+        return texts, time.perf_counter() - began
+
+    return run
+
+
+def prepare_prompts(args: argparse.Namespace) -> tuple[Path, Any, Any, list[str], str]:
+    """The model (loaded, and warmed up unmeasured) and its rendered prompts: (model_dir, model, tokenizer,
+    prompts, data label)."""
     from chat_format import prompt_messages, render_prompt
     from evaluate import generate, load_model
-    from vllm_generation import Request, VllmWorker
 
-    from local_mode import vllm_env
     from local_mode.models import prepare_model
 
     model_dir = prepare_model(args.model)
@@ -154,108 +177,138 @@ def main(argv: list[str] | None = None) -> int:
     conversations = load_conversations(source, args.prompts, args.seed)
     prompts = [render_prompt(tokenizer, prompt_messages(messages)) for messages in conversations]
     generate(model, tokenizer, prompts[:2], batch_size=2, max_new_tokens=4)  # warm-up, not measured
+    return model_dir, model, tokenizer, prompts, source_label
 
-    def transformers_way(batch_size: int):
-        def run(max_new_tokens: int) -> tuple[list[str], float]:
-            began = time.perf_counter()
-            texts = generate(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens)
-            return texts, time.perf_counter() - began
 
-        return run
+def start_vllm_workers(
+    stack: contextlib.ExitStack, args: argparse.Namespace, python: Path, model_dir: Path, prompts: list[str]
+) -> dict[str, Any]:
+    """One vLLM worker per dtype, started (and warmed up unmeasured) for as long as `stack` lasts."""
+    from vllm_generation import Request, VllmWorker
 
-    def vllm_way(worker: VllmWorker):
-        def run(max_new_tokens: int) -> tuple[list[str], float]:
-            began = time.perf_counter()
-            texts, _ = worker.generate(max_new_tokens)
-            return texts, time.perf_counter() - began
+    from local_mode import vllm_env
 
-        return run
-
-    ways = {"batched": transformers_way(args.batch_size), "one_at_a_time": transformers_way(1)}
-    python, vllm_skipped = vllm_python(args.vllm_python) if args.vllm_dtypes else (None, "--vllm-dtypes none")
-    workers: dict[str, VllmWorker] = {}
-    started = time.time()
-    load_before = result_file.load_average()
-    with contextlib.ExitStack() as stack:
-        for dtype in args.vllm_dtypes if python else []:
-            request = Request(str(model_dir), prompts, args.vllm_batch_size, args.max_new_tokens, dtype)
-            workers[dtype] = stack.enter_context(
-                VllmWorker(python, request, environ=vllm_env.clean_environment(), threads=args.threads)
-            )
-            workers[dtype].generate(2)  # warm-up, not measured
-            ways[f"vllm_{dtype}"] = vllm_way(workers[dtype])
-            print(f"vLLM {dtype}: engine started in {workers[dtype].load_seconds:.1f}s", flush=True)
-        timings: dict[str, list[float]] = {way: [] for way in ways}
-        prefill: dict[str, list[float]] = {way: [] for way in ways}
-        outputs: dict[str, list[list[str]]] = {way: [] for way in ways}
-        print(
-            f"{len(prompts)} prompts, model {args.model}, ways {', '.join(ways)}, max_new_tokens "
-            f"{args.max_new_tokens}, {args.repeats} repeats",
-            flush=True,
+    workers: dict[str, Any] = {}
+    for dtype in args.vllm_dtypes:
+        request = Request(str(model_dir), prompts, args.vllm_batch_size, args.max_new_tokens, dtype)
+        workers[dtype] = stack.enter_context(
+            VllmWorker(python, request, environ=vllm_env.clean_environment(), threads=args.threads)
         )
-        names = list(ways)
-        for repeat in range(args.repeats):
-            shift = repeat % len(names)
-            for way in names[shift:] + names[:shift]:  # rotate who goes first
-                texts, seconds = ways[way](args.max_new_tokens)
-                timings[way].append(seconds)
-                outputs[way].append(texts)
-                _, prefill_seconds = ways[way](1)
-                prefill[way].append(prefill_seconds)
-                print(
-                    f"  repeat {repeat + 1}/{args.repeats} {way:<14} {seconds:7.1f}s "
-                    f"{len(prompts) / seconds:6.2f} prompts/s; reading the prompts alone {prefill_seconds:.1f}s",
-                    flush=True,
-                )
+        workers[dtype].generate(2)  # warm-up, not measured
+        print(f"vLLM {dtype}: engine started in {workers[dtype].load_seconds:.1f}s", flush=True)
+    return workers
 
-    def ratio_to_one(way: str) -> dict[str, float]:
+
+@dataclass
+class Measurements:
+    """Each way's generation times, prompt-reading (max_new_tokens=1) times and outputs, one per repeat."""
+
+    prompt_count: int
+    timings: dict[str, list[float]]
+    prefill: dict[str, list[float]]
+    outputs: dict[str, list[list[str]]]
+
+    def ratio_to_one(self, way: str) -> dict[str, float]:
+        """One-at-a-time time over `way`'s, paired repeat by repeat."""
         return spread(
-            [one / other for one, other in zip(timings["one_at_a_time"], timings[way], strict=True)]
+            [one / other for one, other in zip(self.timings["one_at_a_time"], self.timings[way], strict=True)]
         ).as_dict()
 
-    def differing(way: str) -> list[int]:
-        return count_differences(outputs[way][0], outputs["one_at_a_time"][0])
+    def differing(self, way: str) -> list[int]:
+        """Prompts whose first-repeat output from `way` differs from one-at-a-time's."""
+        return count_differences(self.outputs[way][0], self.outputs["one_at_a_time"][0])
 
-    differing_batched = differing("batched")
-    unstable = {way: any(run != outputs[way][0] for run in outputs[way][1:]) for way in ways}
-    generated_tokens = sum(
-        len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in outputs["one_at_a_time"][0]
+    def unstable(self) -> dict[str, bool]:
+        """Whether each way's outputs changed from one repeat to another."""
+        return {way: any(run != runs[0] for run in runs[1:]) for way, runs in self.outputs.items()}
+
+
+def measure(ways: dict[str, Way], args: argparse.Namespace, prompt_count: int) -> Measurements:
+    """Every way, every repeat, the order rotated each repeat so no way always goes first."""
+    measured = Measurements(
+        prompt_count, {way: [] for way in ways}, {way: [] for way in ways}, {way: [] for way in ways}
     )
-    vllm: dict[str, Any] = (
-        {"skipped": vllm_skipped}
-        if not workers
-        else {
-            "batch_size": args.vllm_batch_size,
-            "python": str(python),
-            "versions": next(iter(workers.values())).versions,
-            "prompt_token_ids": (
-                "the prompts tokenized as evaluate.generate tokenizes them, handed to vLLM as token ids"
-            ),
-            "dtypes": {
-                dtype: {
-                    **_figures(timings[f"vllm_{dtype}"], len(prompts)),
-                    "ratio": ratio_to_one(f"vllm_{dtype}"),
-                    "ratio_to_batched": spread(
-                        [b / v for b, v in zip(timings["batched"], timings[f"vllm_{dtype}"], strict=True)]
-                    ).as_dict(),
-                    "prefill_seconds": spread(prefill[f"vllm_{dtype}"]).as_dict(),
-                    "engine_start_seconds": worker.load_seconds,
-                    "outputs_differing": len(differing(f"vllm_{dtype}")),
-                    "differing_examples": [
-                        {
-                            "index": index,
-                            "vllm": outputs[f"vllm_{dtype}"][0][index],
-                            "one_at_a_time": outputs["one_at_a_time"][0][index],
-                        }
-                        for index in differing(f"vllm_{dtype}")[:3]
-                    ],
-                    "outputs_vary_between_repeats": unstable[f"vllm_{dtype}"],
+    print(
+        f"{prompt_count} prompts, model {args.model}, ways {', '.join(ways)}, max_new_tokens "
+        f"{args.max_new_tokens}, {args.repeats} repeats",
+        flush=True,
+    )
+    names = list(ways)
+    for repeat in range(args.repeats):
+        shift = repeat % len(names)
+        for way in names[shift:] + names[:shift]:  # rotate who goes first
+            texts, seconds = ways[way](args.max_new_tokens)
+            measured.timings[way].append(seconds)
+            measured.outputs[way].append(texts)
+            _, prefill_seconds = ways[way](1)
+            measured.prefill[way].append(prefill_seconds)
+            print(
+                f"  repeat {repeat + 1}/{args.repeats} {way:<14} {seconds:7.1f}s "
+                f"{prompt_count / seconds:6.2f} prompts/s; reading the prompts alone {prefill_seconds:.1f}s",
+                flush=True,
+            )
+    return measured
+
+
+def vllm_results(
+    args: argparse.Namespace,
+    python: Path | None,
+    workers: dict[str, Any],
+    skipped: str | None,
+    measured: Measurements,
+) -> dict[str, Any]:
+    """The result file's "vllm" section: each dtype's figures against one at a time, or why it was skipped."""
+    if not workers:
+        return {"skipped": skipped}
+    prompt_count = measured.prompt_count
+    unstable = measured.unstable()
+
+    def dtype_figures(dtype: str, worker: Any) -> dict[str, Any]:
+        way = f"vllm_{dtype}"
+        differing = measured.differing(way)
+        return {
+            **_figures(measured.timings[way], prompt_count),
+            "ratio": measured.ratio_to_one(way),
+            "ratio_to_batched": spread(
+                [b / v for b, v in zip(measured.timings["batched"], measured.timings[way], strict=True)]
+            ).as_dict(),
+            "prefill_seconds": spread(measured.prefill[way]).as_dict(),
+            "engine_start_seconds": worker.load_seconds,
+            "outputs_differing": len(differing),
+            "differing_examples": [
+                {
+                    "index": index,
+                    "vllm": measured.outputs[way][0][index],
+                    "one_at_a_time": measured.outputs["one_at_a_time"][0][index],
                 }
-                for dtype, worker in workers.items()
-            },
+                for index in differing[:3]
+            ],
+            "outputs_vary_between_repeats": unstable[way],
         }
-    )
-    payload: dict[str, Any] = {
+
+    return {
+        "batch_size": args.vllm_batch_size,
+        "python": str(python),
+        "versions": next(iter(workers.values())).versions,
+        "prompt_token_ids": "the prompts tokenized as evaluate.generate tokenizes them, handed to vLLM as token ids",
+        "dtypes": {dtype: dtype_figures(dtype, worker) for dtype, worker in workers.items()},
+    }
+
+
+def build_payload(
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    measured: Measurements,
+    generated_tokens: int,
+    vllm: dict[str, Any],
+    provenance: tuple[str, float, list[float] | None],
+) -> dict[str, Any]:
+    """The result file's content; `provenance` is (data label, start time, load average before)."""
+    source_label, started, load_before = provenance
+    prompt_count = measured.prompt_count
+    timings, prefill, outputs = measured.timings, measured.prefill, measured.outputs
+    differing_batched = measured.differing("batched")
+    return {
         **result_file.header(
             RESULT_NAME,
             "evaluate.py's batched greedy generation, and vLLM's, vs one prompt at a time, same prompts and settings",
@@ -265,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "settings": {
             "model": args.model,
-            "prompts": len(prompts),
+            "prompts": prompt_count,
             "batch_size": args.batch_size,
             "max_new_tokens": args.max_new_tokens,
             "repeats": args.repeats,
@@ -275,14 +328,14 @@ def main(argv: list[str] | None = None) -> int:
             "vllm_dtypes": args.vllm_dtypes,
             "vllm_batch_size": args.vllm_batch_size,
         },
-        "batched": _figures(timings["batched"], len(prompts)),
-        "one_at_a_time": _figures(timings["one_at_a_time"], len(prompts)),
-        "ratio": ratio_to_one("batched"),
+        "batched": _figures(timings["batched"], prompt_count),
+        "one_at_a_time": _figures(timings["one_at_a_time"], prompt_count),
+        "ratio": measured.ratio_to_one("batched"),
         "prefill_seconds": {way: spread(prefill[way]).as_dict() for way in ("batched", "one_at_a_time")},
         "ratio_ceiling": spread(
             [one / first for one, first in zip(timings["one_at_a_time"], prefill["batched"], strict=True)]
         ).as_dict(),
-        "outputs_compared": len(prompts),
+        "outputs_compared": prompt_count,
         "outputs_differing": len(differing_batched),
         "differing_examples": [
             {
@@ -292,27 +345,59 @@ def main(argv: list[str] | None = None) -> int:
             }
             for index in differing_batched[:3]
         ],
-        "outputs_vary_between_repeats": unstable,
+        "outputs_vary_between_repeats": measured.unstable(),
         "generated_tokens_one_at_a_time": generated_tokens,
         "vllm": vllm,
         "wall_seconds": time.time() - started,
     }
-    path = result_file.write(args.out, RESULT_NAME, payload)
+
+
+def print_summary(payload: dict[str, Any], path: Path) -> None:
+    """The headline figures for each way, why vLLM was skipped if it was, and where the result file went."""
+    prompt_count = payload["outputs_compared"]
+    vllm = payload["vllm"]
     print(
         f"\nbatched {payload['batched']['prompts_per_second']['median']:.2f} prompts/s, one at a time "
         f"{payload['one_at_a_time']['prompts_per_second']['median']:.2f} prompts/s: "
         f"{payload['ratio']['median']:.2f}x ({payload['ratio']['min']:.2f}-{payload['ratio']['max']:.2f}); "
-        f"{len(differing_batched)} of {len(prompts)} outputs differ"
+        f"{payload['outputs_differing']} of {prompt_count} outputs differ"
     )
     for dtype, figures in vllm.get("dtypes", {}).items():
         print(
             f"vLLM {dtype} {figures['prompts_per_second']['median']:.2f} prompts/s: {figures['ratio']['median']:.2f}x "
             f"one at a time ({figures['ratio']['min']:.2f}-{figures['ratio']['max']:.2f}); "
-            f"{figures['outputs_differing']} of {len(prompts)} outputs differ"
+            f"{figures['outputs_differing']} of {prompt_count} outputs differ"
         )
     if vllm.get("skipped"):
         print(f"vLLM not measured: {vllm['skipped']}")
     print(f"results: {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    model_dir, model, tokenizer, prompts, source_label = prepare_prompts(args)
+    ways = {
+        "batched": transformers_way(model, tokenizer, prompts, args.batch_size),
+        "one_at_a_time": transformers_way(model, tokenizer, prompts, 1),
+    }
+    python, vllm_skipped = vllm_python(args.vllm_python) if args.vllm_dtypes else (None, "--vllm-dtypes none")
+    started = time.time()
+    load_before = result_file.load_average()
+    with contextlib.ExitStack() as stack:
+        workers = start_vllm_workers(stack, args, python, model_dir, prompts) if python else {}
+        ways.update({f"vllm_{dtype}": vllm_way(worker) for dtype, worker in workers.items()})
+        measured = measure(ways, args, len(prompts))
+    generated_tokens = sum(
+        len(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in measured.outputs["one_at_a_time"][0]
+    )
+    vllm = vllm_results(args, python, workers, vllm_skipped, measured)
+    payload = build_payload(args, argv, measured, generated_tokens, vllm, (source_label, started, load_before))
+    path = result_file.write(args.out, RESULT_NAME, payload)
+    print_summary(payload, path)
     return 0
 
 

@@ -28,6 +28,7 @@ import re
 import sys
 import time
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,84 +106,123 @@ def _rate(numerator: int, denominator: int) -> float | None:
     return round(numerator / denominator, 4) if denominator else None
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    from sql_execution import FILL_ROW_COUNTS, execution_match, parse_query
+def data_label(data: Path) -> str:
+    """How the result names its data: the shared data set by what it is, anything else by file name."""
+    if data.name.startswith("sql-create-context"):
+        return "sql-create-context (4,000 public rows, ../shared/datasets)"
+    return f"{data.name}"
 
-    rows = load_rows(args.data, args.rows, args.seed)
-    label = (
-        "sql-create-context (4,000 public rows, ../shared/datasets)"
-        if args.data.name.startswith("sql-create-context")
-        else f"{args.data.name}"
-    )
-    fills = {"one_fill": ONE_FILL, "three_fills": tuple(FILL_ROW_COUNTS)}
-    started = time.time()
-    load_before = result_file.load_average()
-    unscorable = Counter()
-    gold_unparsed = 0
-    mutant_counts: dict[str, dict[str, Counter]] = {name: defaultdict(Counter) for name in fills}
-    equivalent_counts: dict[str, Counter] = defaultdict(Counter)
-    rejected_examples: list[dict[str, str]] = []
-    missed_examples: list[dict[str, str]] = []
-    progress_calls = 0
-    print(
-        f"{len(rows)} rows from {label}; mutants with {fills['one_fill']} and {fills['three_fills']} rows a table",
-        flush=True,
-    )
-    for number, row in enumerate(rows, 1):
-        gold, context = row["gold"], row["context"]
-        check = execution_match(gold, gold, context)
-        progress_calls += check.progress_calls
-        if not check.scorable or not check.match:
-            unscorable[(check.error or "gold does not match itself").split(":")[0]] += 1
-            continue
-        if parse_query(gold) is None:
-            gold_unparsed += 1
-        for kind, text in mutants(gold, context_columns(context)):
-            for name, row_counts in fills.items():
-                result = execution_match(text, gold, context, row_counts=row_counts)
-                progress_calls += result.progress_calls
-                counts = mutant_counts[name][kind]
-                counts["total"] += 1
-                if result.error:
-                    counts["errors"] += 1
-                elif result.match:
-                    counts["accepted"] += 1
-                    if name == "three_fills" and len(missed_examples) < 8:
-                        missed_examples.append({"kind": kind, "gold": gold, "mutant": text})
-                else:
-                    counts["told_apart"] += 1
-        for kind, text in equivalents(gold):
-            result = execution_match(text, gold, context)
-            progress_calls += result.progress_calls
-            counts = equivalent_counts[kind]
+
+@dataclass
+class Tally:
+    """What scoring the rows has counted so far, and a few examples for the console."""
+
+    fills: dict[str, tuple[int, ...]]
+    unscorable: Counter = field(default_factory=Counter)
+    gold_unparsed: int = 0
+    mutant_counts: dict[str, dict[str, Counter]] = field(default_factory=dict)
+    equivalent_counts: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    rejected_examples: list[dict[str, str]] = field(default_factory=list)
+    missed_examples: list[dict[str, str]] = field(default_factory=list)
+    progress_calls: int = 0
+
+    def __post_init__(self) -> None:
+        self.mutant_counts = {name: defaultdict(Counter) for name in self.fills}
+
+
+def score_row(tally: Tally, gold: str, context: str) -> None:
+    """A row's mutants and equivalents scored, unless its gold query cannot be scored against itself."""
+    from sql_execution import execution_match, parse_query
+
+    check = execution_match(gold, gold, context)
+    tally.progress_calls += check.progress_calls
+    if not check.scorable or not check.match:
+        tally.unscorable[(check.error or "gold does not match itself").split(":")[0]] += 1
+        return
+    if parse_query(gold) is None:
+        tally.gold_unparsed += 1
+    score_mutants(tally, gold, context)
+    score_equivalents(tally, gold, context)
+
+
+def score_mutants(tally: Tally, gold: str, context: str) -> None:
+    """Each mutant against the gold with every fill: told apart, accepted (missed) or an error."""
+    from sql_execution import execution_match
+
+    for kind, text in mutants(gold, context_columns(context)):
+        for name, row_counts in tally.fills.items():
+            result = execution_match(text, gold, context, row_counts=row_counts)
+            tally.progress_calls += result.progress_calls
+            counts = tally.mutant_counts[name][kind]
             counts["total"] += 1
-            if result.match:
+            if result.error:
+                counts["errors"] += 1
+            elif result.match:
                 counts["accepted"] += 1
+                if name == "three_fills" and len(tally.missed_examples) < 8:
+                    tally.missed_examples.append({"kind": kind, "gold": gold, "mutant": text})
             else:
-                counts["rejected"] += 1
-                if len(rejected_examples) < 8:
-                    rejected_examples.append({"kind": kind, "gold": gold, "rewrite": text, "error": result.error or ""})
-        if number % 50 == 0:
-            print(f"  {number}/{len(rows)} rows", flush=True)
+                counts["told_apart"] += 1
 
-    def summary(per_kind: dict[str, Counter]) -> dict[str, Any]:
-        ran = sum(c["total"] - c["errors"] for c in per_kind.values())
-        apart = sum(c["told_apart"] for c in per_kind.values())
-        return {
-            "mutants": sum(c["total"] for c in per_kind.values()),
-            "ran": ran,
-            "told_apart": apart,
-            "discrimination_rate": _rate(apart, ran),
-            "by_kind": {
-                kind: {**dict(c), "discrimination_rate": _rate(c["told_apart"], c["total"] - c["errors"])}
-                for kind, c in sorted(per_kind.items())
-            },
-        }
 
-    total_equivalents = sum(c["total"] for c in equivalent_counts.values())
-    rejected = sum(c["rejected"] for c in equivalent_counts.values())
-    payload: dict[str, Any] = {
+def score_equivalents(tally: Tally, gold: str, context: str) -> None:
+    """Each equivalent rewrite against the gold with the default fills: accepted, or wrongly rejected."""
+    from sql_execution import execution_match
+
+    for kind, text in equivalents(gold):
+        result = execution_match(text, gold, context)
+        tally.progress_calls += result.progress_calls
+        counts = tally.equivalent_counts[kind]
+        counts["total"] += 1
+        if result.match:
+            counts["accepted"] += 1
+        else:
+            counts["rejected"] += 1
+            if len(tally.rejected_examples) < 8:
+                tally.rejected_examples.append(
+                    {"kind": kind, "gold": gold, "rewrite": text, "error": result.error or ""}
+                )
+
+
+def mutant_summary(per_kind: dict[str, Counter]) -> dict[str, Any]:
+    """One fill setting's mutants: how many ran, how many were told apart, overall and by kind."""
+    ran = sum(c["total"] - c["errors"] for c in per_kind.values())
+    apart = sum(c["told_apart"] for c in per_kind.values())
+    return {
+        "mutants": sum(c["total"] for c in per_kind.values()),
+        "ran": ran,
+        "told_apart": apart,
+        "discrimination_rate": _rate(apart, ran),
+        "by_kind": {
+            kind: {**dict(c), "discrimination_rate": _rate(c["told_apart"], c["total"] - c["errors"])}
+            for kind, c in sorted(per_kind.items())
+        },
+    }
+
+
+def equivalent_summary(per_kind: dict[str, Counter]) -> dict[str, Any]:
+    """The equivalent rewrites: how many, how many wrongly rejected, overall and by kind."""
+    total = sum(c["total"] for c in per_kind.values())
+    rejected = sum(c["rejected"] for c in per_kind.values())
+    return {
+        "total": total,
+        "rejected": rejected,
+        "false_rejection_rate": _rate(rejected, total),
+        "by_kind": {kind: dict(c) for kind, c in sorted(per_kind.items())},
+    }
+
+
+def build_payload(
+    tally: Tally,
+    args: argparse.Namespace,
+    argv: list[str] | None,
+    rows: list[dict[str, str]],
+    label: str,
+    timing: tuple[float, list[float] | None],
+) -> dict[str, Any]:
+    """The result file's content; `timing` is (when the run started, the load average before it)."""
+    started, load_before = timing
+    return {
         **result_file.header(
             RESULT_NAME,
             "execution_match on mutants and equivalent rewrites of gold queries, one fill vs three",
@@ -194,38 +234,64 @@ def main(argv: list[str] | None = None) -> int:
             "rows": len(rows),
             "seed": args.seed,
             "data": label,
-            "one_fill": list(fills["one_fill"]),
-            "three_fills": list(fills["three_fills"]),
+            "one_fill": list(tally.fills["one_fill"]),
+            "three_fills": list(tally.fills["three_fills"]),
         },
-        "rows_unscorable": dict(unscorable),
-        "rows_scored": len(rows) - sum(unscorable.values()),
-        "gold_not_parsed_by_sqlglot": gold_unparsed,
-        "one_fill": summary(mutant_counts["one_fill"]),
-        "three_fills": summary(mutant_counts["three_fills"]),
-        "equivalents": {
-            "total": total_equivalents,
-            "rejected": rejected,
-            "false_rejection_rate": _rate(rejected, total_equivalents),
-            "by_kind": {kind: dict(c) for kind, c in sorted(equivalent_counts.items())},
-        },
-        "progress_calls": progress_calls,
+        "rows_unscorable": dict(tally.unscorable),
+        "rows_scored": len(rows) - sum(tally.unscorable.values()),
+        "gold_not_parsed_by_sqlglot": tally.gold_unparsed,
+        "one_fill": mutant_summary(tally.mutant_counts["one_fill"]),
+        "three_fills": mutant_summary(tally.mutant_counts["three_fills"]),
+        "equivalents": equivalent_summary(tally.equivalent_counts),
+        "progress_calls": tally.progress_calls,
         "wall_seconds": round(time.time() - started, 1),
     }
-    # Examples go to the console only: the result file is committed, the data set's rows must not be.
-    for example in missed_examples:
+
+
+def print_examples(tally: Tally) -> None:
+    """Accepted mutants and rejected rewrites, to the console only: the result file is committed, the
+    data set's rows must not be."""
+    for example in tally.missed_examples:
         print(f"  accepted mutant ({example['kind']}): {example['mutant']}\n    gold: {example['gold']}")
-    for example in rejected_examples:
+    for example in tally.rejected_examples:
         print(
             f"  rejected rewrite ({example['kind']}): {example['rewrite']}\n    gold: {example['gold']}; "
             f"{example['error']}"
         )
-    path = result_file.write(args.out, RESULT_NAME, payload)
-    one, three = payload["one_fill"], payload["three_fills"]
+
+
+def print_summary(payload: dict[str, Any], path: Path) -> None:
+    """The headline figures, and where the result file went."""
+    one, three, equivalent = payload["one_fill"], payload["three_fills"], payload["equivalents"]
     print(
         f"\nmutants told apart: one fill {one['told_apart']}/{one['ran']} ({one['discrimination_rate']}), "
         f"three fills {three['told_apart']}/{three['ran']} ({three['discrimination_rate']}); equivalents "
-        f"rejected {rejected}/{total_equivalents}; results: {path}"
+        f"rejected {equivalent['rejected']}/{equivalent['total']}; results: {path}"
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from sql_execution import FILL_ROW_COUNTS
+
+    rows = load_rows(args.data, args.rows, args.seed)
+    label = data_label(args.data)
+    tally = Tally(fills={"one_fill": ONE_FILL, "three_fills": tuple(FILL_ROW_COUNTS)})
+    started = time.time()
+    load_before = result_file.load_average()
+    print(
+        f"{len(rows)} rows from {label}; mutants with {tally.fills['one_fill']} and {tally.fills['three_fills']} "
+        "rows a table",
+        flush=True,
+    )
+    for number, row in enumerate(rows, 1):
+        score_row(tally, row["gold"], row["context"])
+        if number % 50 == 0:
+            print(f"  {number}/{len(rows)} rows", flush=True)
+    payload = build_payload(tally, args, argv, rows, label, (started, load_before))
+    print_examples(tally)
+    path = result_file.write(args.out, RESULT_NAME, payload)
+    print_summary(payload, path)
     return 0
 
 

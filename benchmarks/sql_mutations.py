@@ -10,7 +10,7 @@ database, and must be accepted. Each function returns (kind, SQL) pairs and neve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import sqlglot
 from sqlglot import exp
@@ -90,68 +90,113 @@ def _other_aggregate(node: exp.Expression) -> exp.Expression:
     return _AGGREGATES[type(node)](this=node.this.copy())
 
 
+def _is_conjunction(node: exp.Expression) -> bool:
+    """An AND/OR inside WHERE: either side can be dropped on its own."""
+    return isinstance(node, (exp.And, exp.Or)) and isinstance(node.parent, (exp.Where, exp.Connector))
+
+
+def _is_aggregate_to_change(node: exp.Expression) -> bool:
+    """An aggregate with a counterpart; COUNT(*) has none."""
+    return type(node) in _AGGREGATES or (isinstance(node, exp.Count) and not isinstance(node.this, exp.Star))
+
+
+def _flipped(node: exp.Expression) -> exp.Expression:
+    return _FLIPS[type(node)](this=node.this.copy(), expression=node.expression.copy())
+
+
+def _reversed_order(node: exp.Expression) -> exp.Expression:
+    """ASC <-> DESC."""
+    return exp.Ordered(this=node.this.copy(), desc=not node.args.get("desc"), nulls_first=bool(node.args.get("desc")))
+
+
+def _changed_literals(tree: exp.Expression, _columns: list[str] | None) -> Iterable[str]:
+    return _each_copy(tree, _is_compared_value, _changed_literal)
+
+
+def _flipped_comparisons(tree: exp.Expression, _columns: list[str] | None) -> Iterable[str]:
+    return _each_copy(tree, lambda n: type(n) in _FLIPS, _flipped)
+
+
+def _dropped_right_conditions(tree: exp.Expression, _columns: list[str] | None) -> Iterable[str]:
+    """Each AND/OR with its right side gone (its left side kept)."""
+    return _each_copy(tree, _is_conjunction, lambda n: n.this.copy())
+
+
+def _dropped_left_conditions(tree: exp.Expression, _columns: list[str] | None) -> Iterable[str]:
+    """Each AND/OR with its left side gone (its right side kept)."""
+    return _each_copy(tree, _is_conjunction, lambda n: n.expression.copy())
+
+
+def _dropped_single_where(tree: exp.Expression, _columns: list[str] | None) -> Iterable[str]:
+    """A WHERE of one condition (no AND/OR to split) dropped whole."""
+    if not isinstance(tree, exp.Select):
+        return []
+    where = tree.args.get("where")
+    if not where or isinstance(where.this, exp.Connector):
+        return []
+    copy = tree.copy()
+    copy.set("where", None)
+    return filter(None, [_sql(copy)])
+
+
+def _changed_aggregates(tree: exp.Expression, _columns: list[str] | None) -> Iterable[str]:
+    return _each_copy(tree, _is_aggregate_to_change, _other_aggregate)
+
+
+def _added_distinct(tree: exp.Expression, _columns: list[str] | None) -> Iterable[str]:
+    """SELECT DISTINCT, where there is no DISTINCT already and no aggregate that would hide it."""
+    if not isinstance(tree, exp.Select) or tree.args.get("distinct") or tree.find(exp.AggFunc):
+        return []
+    copy = tree.copy()
+    copy.set("distinct", exp.Distinct())
+    return filter(None, [_sql(copy)])
+
+
+def _swapped_orders(tree: exp.Expression, _columns: list[str] | None) -> Iterable[str]:
+    return _each_copy(tree, lambda n: isinstance(n, exp.Ordered) and isinstance(n.parent, exp.Order), _reversed_order)
+
+
+def _another_column_selected(tree: exp.Expression, columns: list[str] | None) -> Iterable[str]:
+    """The first selected column replaced by the first other column of the table's ``columns``."""
+    if not isinstance(tree, exp.Select) or not columns:
+        return []
+    selected = [node for node in tree.expressions if isinstance(node, exp.Column)]
+    if not selected:
+        return []
+    others = [name for name in columns if name.lower() != selected[0].name.lower()]
+    if not others:
+        return []
+    copy = tree.copy()
+    first = next(node for node in copy.expressions if isinstance(node, exp.Column))
+    first.set("this", exp.to_identifier(others[0], quoted=True))
+    return filter(None, [_sql(copy)])
+
+
+Mutation = Callable[[exp.Expression, list[str] | None], Iterable[str]]
+
+# Each kind of mutant and what makes them, in the order mutants() lists them.
+MUTATIONS: tuple[tuple[str, Mutation], ...] = (
+    ("change a literal", _changed_literals),
+    ("flip a comparison", _flipped_comparisons),
+    ("drop a condition", _dropped_right_conditions),
+    ("drop a condition", _dropped_left_conditions),
+    ("drop a condition", _dropped_single_where),
+    ("change an aggregate", _changed_aggregates),
+    ("add DISTINCT", _added_distinct),
+    ("swap ORDER direction", _swapped_orders),
+    ("select another column", _another_column_selected),
+)
+
+
 def mutants(gold: str, columns: list[str] | None = None) -> list[tuple[str, str]]:
-    """Queries that differ from ``gold`` in meaning, each with its kind."""
+    """Queries that differ from ``gold`` in meaning, each with its kind; none that reads as ``gold`` itself."""
     tree = parse(gold)
     if tree is None:
         return []
-    found: list[tuple[str, str]] = []
-
-    def add(kind: str, texts) -> None:
-        found.extend((kind, text) for text in texts)
-
-    add("change a literal", _each_copy(tree, _is_compared_value, _changed_literal))
-    add(
-        "flip a comparison",
-        _each_copy(
-            tree,
-            lambda n: type(n) in _FLIPS,
-            lambda n: _FLIPS[type(n)](this=n.this.copy(), expression=n.expression.copy()),
-        ),
-    )
-    conjunction = lambda n: isinstance(n, (exp.And, exp.Or)) and isinstance(n.parent, (exp.Where, exp.Connector))  # noqa: E731
-    add("drop a condition", _each_copy(tree, conjunction, lambda n: n.this.copy()))
-    add("drop a condition", _each_copy(tree, conjunction, lambda n: n.expression.copy()))
-    if (
-        isinstance(tree, exp.Select)
-        and tree.args.get("where")
-        and not isinstance(tree.args["where"].this, exp.Connector)
-    ):
-        copy = tree.copy()
-        copy.set("where", None)
-        add("drop a condition", filter(None, [_sql(copy)]))
-    add(
-        "change an aggregate",
-        _each_copy(
-            tree,
-            lambda n: type(n) in _AGGREGATES or (isinstance(n, exp.Count) and not isinstance(n.this, exp.Star)),
-            _other_aggregate,
-        ),
-    )
-    if isinstance(tree, exp.Select) and not tree.args.get("distinct") and not tree.find(exp.AggFunc):
-        copy = tree.copy()
-        copy.set("distinct", exp.Distinct())
-        add("add DISTINCT", filter(None, [_sql(copy)]))
-    add(
-        "swap ORDER direction",
-        _each_copy(
-            tree,
-            lambda n: isinstance(n, exp.Ordered) and isinstance(n.parent, exp.Order),
-            lambda n: exp.Ordered(
-                this=n.this.copy(), desc=not n.args.get("desc"), nulls_first=bool(n.args.get("desc"))
-            ),
-        ),
-    )
-    if isinstance(tree, exp.Select) and columns:
-        selected = [node for node in tree.expressions if isinstance(node, exp.Column)]
-        if selected:
-            others = [name for name in columns if name.lower() != selected[0].name.lower()]
-            if others:
-                copy = tree.copy()
-                first = next(node for node in copy.expressions if isinstance(node, exp.Column))
-                first.set("this", exp.to_identifier(others[0], quoted=True))
-                add("select another column", filter(None, [_sql(copy)]))
-    return [(kind, text) for kind, text in found if text.strip().lower() != gold.strip().lower()]
+    same = gold.strip().lower()
+    return [
+        (kind, text) for kind, mutate in MUTATIONS for text in mutate(tree, columns) if text.strip().lower() != same
+    ]
 
 
 def equivalents(gold: str) -> list[tuple[str, str]]:

@@ -508,31 +508,9 @@ def format_table(variants: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    started = time.monotonic()
-    args = parse_args(argv)
-    settings = settings_from_args(args)
-    deadline = started + settings.budget_seconds
-    # Loading the bf16 model again and generating take about this long on an H100/H200.
-    training_deadline = deadline - (0 if args.smoke else EVALUATION_RESERVE_SECONDS)
-    out_dir = Path(args.out)
-
-    import throughput
-    import torch
-    from batching import resolve
-    from hyperparameters import build_hyperparameters
-    from model_loading import load_training_model, model_bytes
-    from run_settings import RunSettings
-
-    from local_mode.models import build_tiny_tokenizer
-
-    if settings.device == "cuda" and not torch.cuda.is_available():
-        print("error: no CUDA device is visible; run with --smoke to check the code path on CPU", file=sys.stderr)
-        return 2
-    if settings.device == "cpu":
-        torch.set_num_threads(min(2, os.cpu_count() or 1))
-    machine = throughput.detect_machine(settings.device)
-    payload: dict[str, Any] = {
+def base_payload(args: argparse.Namespace, argv: list[str] | None, settings: Settings, machine: Any) -> dict[str, Any]:
+    """The result file before anything is measured: provenance, settings, machine and how FLOPs are counted."""
+    return {
         "benchmark": "gpu_throughput",
         "what": "fine-tuning throughput levers (train.py's own loading, config and trainer) and evaluation batching",
         "command": command_line(argv if argv is not None else sys.argv[1:]),
@@ -553,6 +531,210 @@ def main(argv: list[str] | None = None) -> int:
         "evaluation": None,
         "complete": False,
     }
+
+
+def data_description(settings: Settings, lengths: list[int]) -> dict[str, Any]:
+    """The synthetic training rows, as the result file describes them."""
+    return {
+        "rows": len(lengths),
+        "mean_length": statistics.mean(lengths),
+        "max_length": max(lengths),
+        "distribution": f"log-normal, median {settings.length_median}, sigma {settings.length_sigma}, "
+        f"clipped to [{settings.min_length}, {settings.seq_len}]",
+    }
+
+
+def free_memory(device: str) -> None:
+    """Collect dropped models now, and hand their CUDA memory back, before the next one loads."""
+    import torch
+
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+
+def unmeasured(variant: Variant, error: str) -> dict[str, Any]:
+    """A variant's entry when it was not measured, and why."""
+    return {"name": variant.name, "error": error, "settings": {"precision": variant.precision, "lever": variant.lever}}
+
+
+@dataclass
+class Run:
+    """What every variant of one run shares: its settings, the machine, the data and the models loaded so far."""
+
+    settings: Settings
+    machine: Any
+    model_dir: Path
+    tokenizer: Any
+    dataset: Any
+    lengths: list[int]
+    peak_flops: float
+    training_deadline: float
+    payload: dict[str, Any]
+    # (precision, attention, liger) -> (model, bytes it takes)
+    loaded: dict[tuple, tuple[Any, int]] = field(default_factory=dict)
+
+
+def resolve_variant(run: Run, variant: Variant, values: dict[str, str]) -> tuple[Any, Any, Any]:
+    """train.py's hyperparameters (from `values`), run settings and lever request for `variant`; raises
+    throughput.LeverError
+    when a lever cannot be had on this machine."""
+    import throughput
+    from batching import resolve
+    from hyperparameters import build_hyperparameters
+    from run_settings import RunSettings
+
+    hyperparameters = build_hyperparameters(values)
+    run_settings = RunSettings(
+        device=run.settings.device,
+        quantize_4bit=variant.precision == "qlora",
+        batching=resolve(hyperparameters.batching, run.settings.device),
+        model_source=str(run.model_dir),
+        num_processes=1,
+    )
+    request = throughput.request_from(hyperparameters, run_settings.batching.padding_free, run_settings.quantize_4bit)
+    throughput.resolve_levers(request, run.machine)
+    return hyperparameters, run_settings, request
+
+
+def load_variant_model(run: Run, key: tuple, run_settings: Any, hyperparameters: Any, attention: str) -> None:
+    """Load the model for `key` unless it is loaded, dropping this precision's other copies first."""
+    import torch
+    from model_loading import load_training_model, model_bytes
+
+    if key in run.loaded:
+        return
+    on_gpu = run.settings.device == "cuda"
+    for old in [k for k in run.loaded if k[0] == key[0]]:
+        del run.loaded[old]  # a Liger-patched or other-attention copy of this precision is done with
+    free_memory(run.settings.device)
+    before = torch.cuda.memory_allocated() if on_gpu else 0
+    load_started = time.monotonic()
+    model = load_training_model(str(run.model_dir), run_settings, hyperparameters, None, attn_implementation=attention)
+    if on_gpu and next(model.parameters()).device.type != "cuda":
+        model.to("cuda")  # a bf16 base loads on the CPU; the Trainer would move it at the first variant
+    own = (torch.cuda.memory_allocated() - before) if on_gpu else model_bytes(model)
+    run.loaded[key] = (model, own)
+    run.payload["timings"][f"load_seconds_{'_'.join(map(str, key))}"] = time.monotonic() - load_started
+    run.payload["parameters"] = sum(p.numel() for p in model.parameters())
+
+
+def measure_variant(run: Run, variant: Variant, resolved: tuple[Any, Any, Any], share_of: int) -> dict[str, Any]:
+    """Train `variant` on its model for an equal share of the time left among `share_of` variants; a failure
+    is recorded in the summary, and the model it leaves behind is dropped."""
+    import throughput
+    import torch
+
+    hyperparameters, run_settings, request = resolved
+    attention = throughput.resolve_attention(request, run.machine).value
+    liger = throughput.resolve_liger(request, run.machine).value
+    key = (variant.precision, attention, bool(liger))
+    load_variant_model(run, key, run_settings, hyperparameters, attention)
+    model, own = run.loaded[key]
+    resident = torch.cuda.memory_allocated() if run.settings.device == "cuda" else own
+    dims = throughput.ModelDims.of(model.config)
+    levers = throughput.resolve_levers(request, run.machine, dims, own, statistics.mean(run.lengths))
+    share = (run.training_deadline - time.monotonic()) / share_of
+    log(f"{variant.name}: up to {share:.0f}s; " + "; ".join(levers.summary_lines()))
+    try:
+        base, summary = run_variant(
+            model,
+            variant,
+            hyperparameters,
+            levers,
+            run_settings,
+            run.dataset,
+            run.lengths,
+            run.tokenizer,
+            run.settings,
+            time.monotonic() + share,
+            run.peak_flops,
+            resident,
+            own,
+        )
+        run.loaded[key] = (base, own)
+    except Exception as error:  # one lever failing here says so and leaves the others to be measured
+        traceback.print_exc()
+        summary = unmeasured(variant, f"failed: {type(error).__name__}: {error}"[:500])
+        del run.loaded[key]  # its state is unknown: the next variant loads a fresh copy
+    return summary
+
+
+def measure_variants(run: Run, out_dir: Path, smoke: bool) -> None:
+    """Every planned variant in order, each given an equal share of the time left, the result file rewritten
+    after each measured one; a variant this machine cannot run, or that finds no time left, says so."""
+    import throughput
+
+    variants = planned_variants(run.settings)
+    for index, variant in enumerate(variants):
+        remaining = run.training_deadline - time.monotonic()
+        values = variant_hyperparameters(variant, run.settings)
+        try:
+            resolved = resolve_variant(run, variant, values)
+        except throughput.LeverError as error:
+            run.payload["variants"].append(unmeasured(variant, f"not measured here: {error}"))
+            continue
+        if remaining <= 0 or (variant.lever == "torch_compile" and remaining < 150 and not smoke):
+            run.payload["variants"].append(unmeasured(variant, "time budget spent before it started"))
+            continue
+        summary = measure_variant(run, variant, resolved, len(variants) - index)
+        run.payload["variants"].append(summary)
+        add_ratios(run.payload["variants"])
+        write_results(out_dir, run.payload)
+        log(
+            f"{variant.name}: {summary.get('real_tokens_per_second') or 0:.0f} real tokens/s, "
+            f"MFU {100 * (summary.get('mfu') or 0):.1f}% {summary.get('error') or ''}"
+        )
+
+
+def measure_evaluation(run: Run, deadline: float) -> None:
+    """evaluate.py's generation on the bf16 model, loaded once every training model is dropped."""
+    from evaluate import load_model
+
+    run.loaded.clear()
+    free_memory(run.settings.device)
+    eval_model, eval_tokenizer = load_model(run.model_dir)
+    run.payload["evaluation"] = measure_generation(eval_model, eval_tokenizer, run.settings, deadline)
+    log(f"evaluation: {json.dumps(run.payload['evaluation'])}")
+
+
+def is_complete(payload: dict[str, Any]) -> bool:
+    """Every variant measured or knowingly not measurable here, and evaluation batching compared."""
+    return (
+        all(
+            v.get("real_tokens_per_second") or str(v.get("error", "")).startswith("not measured")
+            for v in payload["variants"]
+        )
+        and "ratio" in payload["evaluation"]
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()
+    args = parse_args(argv)
+    settings = settings_from_args(args)
+    deadline = started + settings.budget_seconds
+    # Loading the bf16 model again and generating take about this long on an H100/H200.
+    training_deadline = deadline - (0 if args.smoke else EVALUATION_RESERVE_SECONDS)
+    out_dir = Path(args.out)
+
+    # train.py's modules are imported up front, so that one missing on the machine fails before anything runs.
+    import batching  # noqa: F401
+    import hyperparameters  # noqa: F401
+    import model_loading  # noqa: F401
+    import run_settings  # noqa: F401
+    import throughput
+    import torch
+
+    from local_mode.models import build_tiny_tokenizer
+
+    if settings.device == "cuda" and not torch.cuda.is_available():
+        print("error: no CUDA device is visible; run with --smoke to check the code path on CPU", file=sys.stderr)
+        return 2
+    if settings.device == "cpu":
+        torch.set_num_threads(min(2, os.cpu_count() or 1))
+    machine = throughput.detect_machine(settings.device)
+    payload = base_payload(args, argv, settings, machine)
     matmul_size = 8192 if settings.device == "cuda" else 256
     payload["matmul_peak"] = measure_matmul_peak(settings.device, matmul_size)
     peak_flops = payload["matmul_peak"]["median_flops"]
@@ -560,140 +742,25 @@ def main(argv: list[str] | None = None) -> int:
 
     tokenizer = build_tiny_tokenizer()
     dataset, lengths = synthetic_rows(settings)
-    mean_row = statistics.mean(lengths)
-    payload["data"] = {
-        "rows": len(lengths),
-        "mean_length": mean_row,
-        "max_length": max(lengths),
-        "distribution": f"log-normal, median {settings.length_median}, sigma {settings.length_sigma}, "
-        f"clipped to [{settings.min_length}, {settings.seq_len}]",
-    }
+    payload["data"] = data_description(settings, lengths)
     temporary = tempfile.TemporaryDirectory(prefix="random-llama-") if settings.model_dir is None else None
     model_dir = Path(settings.model_dir or temporary.name)
-    loaded: dict[tuple, tuple[Any, int]] = {}  # (precision, attention, liger) -> (model, bytes)
+    run = Run(settings, machine, model_dir, tokenizer, dataset, lengths, peak_flops, training_deadline, payload)
     status = 1
     try:
         write_started = time.monotonic()
         write_random_model(settings.model, settings.device, model_dir, tokenizer)
         payload["timings"]["write_model_seconds"] = time.monotonic() - write_started
         log(f"wrote the random model in {payload['timings']['write_model_seconds']:.0f}s")
-        variants = planned_variants(settings)
-        for index, variant in enumerate(variants):
-            remaining = training_deadline - time.monotonic()
-            values = variant_hyperparameters(variant, settings)
-            try:
-                hyperparameters = build_hyperparameters(values)
-                run_settings = RunSettings(
-                    device=settings.device,
-                    quantize_4bit=variant.precision == "qlora",
-                    batching=resolve(hyperparameters.batching, settings.device),
-                    model_source=str(model_dir),
-                    num_processes=1,
-                )
-                request = throughput.request_from(
-                    hyperparameters, run_settings.batching.padding_free, run_settings.quantize_4bit
-                )
-                throughput.resolve_levers(request, machine)
-            except throughput.LeverError as error:
-                payload["variants"].append(
-                    {
-                        "name": variant.name,
-                        "error": f"not measured here: {error}",
-                        "settings": {"precision": variant.precision, "lever": variant.lever},
-                    }
-                )
-                continue
-            if remaining <= 0 or (variant.lever == "torch_compile" and remaining < 150 and not args.smoke):
-                payload["variants"].append(
-                    {
-                        "name": variant.name,
-                        "error": "time budget spent before it started",
-                        "settings": {"precision": variant.precision, "lever": variant.lever},
-                    }
-                )
-                continue
-            attention = throughput.resolve_attention(request, machine).value
-            liger = throughput.resolve_liger(request, machine).value
-            key = (variant.precision, attention, bool(liger))
-            if key not in loaded:
-                model = base = None
-                for old in [k for k in loaded if k[0] == variant.precision]:
-                    del loaded[old]  # a Liger-patched or other-attention copy of this precision is done with
-                gc.collect()
-                if settings.device == "cuda":
-                    torch.cuda.empty_cache()
-                before = torch.cuda.memory_allocated() if settings.device == "cuda" else 0
-                load_started = time.monotonic()
-                model = load_training_model(
-                    str(model_dir), run_settings, hyperparameters, None, attn_implementation=attention
-                )
-                if settings.device == "cuda" and next(model.parameters()).device.type != "cuda":
-                    model.to("cuda")  # a bf16 base loads on the CPU; the Trainer would move it at the first variant
-                own = (torch.cuda.memory_allocated() - before) if settings.device == "cuda" else model_bytes(model)
-                loaded[key] = (model, own)
-                payload["timings"][f"load_seconds_{'_'.join(map(str, key))}"] = time.monotonic() - load_started
-                payload["parameters"] = sum(p.numel() for p in model.parameters())
-            model, own = loaded[key]
-            resident = torch.cuda.memory_allocated() if settings.device == "cuda" else own
-            levers = throughput.resolve_levers(request, machine, throughput.ModelDims.of(model.config), own, mean_row)
-            share = (training_deadline - time.monotonic()) / (len(variants) - index)
-            log(f"{variant.name}: up to {share:.0f}s; " + "; ".join(levers.summary_lines()))
-            try:
-                base, summary = run_variant(
-                    model,
-                    variant,
-                    hyperparameters,
-                    levers,
-                    run_settings,
-                    dataset,
-                    lengths,
-                    tokenizer,
-                    settings,
-                    time.monotonic() + share,
-                    peak_flops,
-                    resident,
-                    own,
-                )
-                loaded[key] = (base, own)
-            except Exception as error:  # one lever failing here says so and leaves the others to be measured
-                traceback.print_exc()
-                summary = {
-                    "name": variant.name,
-                    "error": f"failed: {type(error).__name__}: {error}"[:500],
-                    "settings": {"precision": variant.precision, "lever": variant.lever},
-                }
-                del loaded[key]  # its state is unknown: the next variant loads a fresh copy
-                del model
-            payload["variants"].append(summary)
-            add_ratios(payload["variants"])
-            write_results(out_dir, payload)
-            log(
-                f"{variant.name}: {summary.get('real_tokens_per_second') or 0:.0f} real tokens/s, "
-                f"MFU {100 * (summary.get('mfu') or 0):.1f}% {summary.get('error') or ''}"
-            )
-        loaded.clear()
-        gc.collect()
-        if settings.device == "cuda":
-            torch.cuda.empty_cache()
-        from evaluate import load_model
-
-        eval_model, eval_tokenizer = load_model(model_dir)
-        payload["evaluation"] = measure_generation(eval_model, eval_tokenizer, settings, deadline)
-        log(f"evaluation: {json.dumps(payload['evaluation'])}")
-        del eval_model
-        payload["complete"] = (
-            all(
-                v.get("real_tokens_per_second") or str(v.get("error", "")).startswith("not measured")
-                for v in payload["variants"]
-            )
-            and "ratio" in payload["evaluation"]
-        )
+        measure_variants(run, out_dir, args.smoke)
+        measure_evaluation(run, deadline)
+        payload["complete"] = is_complete(payload)
         status = 0
     except Exception as error:  # what was measured before is still worth writing
         payload["error"] = f"{type(error).__name__}: {error}"
         traceback.print_exc()
     finally:
-        loaded.clear()
+        run.loaded.clear()
         if temporary is not None:
             temporary.cleanup()
     payload["timings"]["total_seconds"] = time.monotonic() - started
