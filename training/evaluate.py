@@ -203,11 +203,11 @@ def load_model(reference: str | Path):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(reference)))  # nosec B615 - a local folder: a Hub base model is downloaded at its pinned commit first
+    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(reference)))  # nosec B615 # a local folder: a Hub base model is downloaded at its pinned commit first
     tokenizer.padding_side = "left"
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else (torch.float16 if cuda else torch.float32)
-    model = AutoModelForCausalLM.from_pretrained(str(reference), dtype=dtype)  # nosec B615 - a local folder: a Hub base model is downloaded at its pinned commit first
+    model = AutoModelForCausalLM.from_pretrained(str(reference), dtype=dtype)  # nosec B615 # a local folder: a Hub base model is downloaded at its pinned commit first
     # transformers wraps PreTrainedModel.to with functools.wraps, which mypy reads as an unbound function.
     model.to("cuda" if cuda else "cpu")  # type: ignore[arg-type]
     model.eval()

@@ -227,7 +227,7 @@ def token_lengths(examples: list[Example], tokenizer_dir: Path, max_length: int 
     from chat_format import ensure_chat_template
     from transformers import AutoTokenizer
 
-    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(tokenizer_dir)))  # nosec B615 - the tokenizer folder mounted as the job's input
+    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(tokenizer_dir)))  # nosec B615 # the tokenizer folder mounted as the job's input
     lengths = []
     for example in examples:
         text = tokenizer.apply_chat_template(example.messages, tokenize=False)

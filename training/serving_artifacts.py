@@ -57,7 +57,7 @@ def declared_dtype(source: str, token: str | None = None) -> str | None:
     """The dtype the base model's config declares ("bfloat16" for Qwen2.5-Coder), or None."""
     from transformers import AutoConfig
 
-    return dtype_name(getattr(AutoConfig.from_pretrained(source, token=token), "dtype", None))  # nosec B615 - a local folder (train.py downloads a Hub id at its pinned commit first)
+    return dtype_name(getattr(AutoConfig.from_pretrained(source, token=token), "dtype", None))  # nosec B615 # a local folder (train.py downloads a Hub id at its pinned commit first)
 
 
 def save_for_serving(model, tokenizer, merged_dir: Path, dtype: str) -> dict[str, Any]:
@@ -221,9 +221,9 @@ def build_manifest(
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
     version = _transformers_version()
-    read_back = config_values(AutoConfig.from_pretrained(merged_dir), version)  # nosec B615 - a local folder (train.py downloads a Hub id at its pinned commit first)
+    read_back = config_values(AutoConfig.from_pretrained(merged_dir), version)  # nosec B615 # a local folder (train.py downloads a Hub id at its pinned commit first)
     problems = differences(read_back, expected_config, "config")
-    tokenizer = AutoTokenizer.from_pretrained(merged_dir)  # nosec B615 - a local folder (train.py downloads a Hub id at its pinned commit first)
+    tokenizer = AutoTokenizer.from_pretrained(merged_dir)  # nosec B615 # a local folder (train.py downloads a Hub id at its pinned commit first)
     probe = render_prompt(original_tokenizer, list(PROBE_MESSAGES))
     probe_ids = _ids(original_tokenizer, probe, False)
     answer_ids = [*_ids(original_tokenizer, PROBE_ANSWER, False), original_tokenizer.eos_token_id]
@@ -242,7 +242,7 @@ def build_manifest(
             "the merged folder does not read back as the trained model: "
             + "; ".join(f"{field}: found {found!r}, expected {expected!r}" for field, found, expected in problems)
         )
-    generation = GenerationConfig.from_pretrained(merged_dir)  # nosec B615 - a local folder (train.py downloads a Hub id at its pinned commit first)
+    generation = GenerationConfig.from_pretrained(merged_dir)  # nosec B615 # a local folder (train.py downloads a Hub id at its pinned commit first)
     return {
         "format": FORMAT_VERSION,
         "written_with": {"transformers": version},

@@ -124,9 +124,9 @@ def load_generation_config(reference: str | Path):
     from transformers import AutoConfig, GenerationConfig
 
     try:
-        return GenerationConfig.from_pretrained(str(reference))  # nosec B615 - a local folder: evaluate downloads a Hub model at its pinned commit first
+        return GenerationConfig.from_pretrained(str(reference))  # nosec B615 # a local folder: evaluate downloads a Hub model at its pinned commit first
     except OSError:  # no generation_config.json: transformers derives one from config.json
-        return GenerationConfig.from_model_config(AutoConfig.from_pretrained(str(reference)))  # nosec B615 - a local folder: evaluate downloads a Hub model at its pinned commit first
+        return GenerationConfig.from_model_config(AutoConfig.from_pretrained(str(reference)))  # nosec B615 # a local folder: evaluate downloads a Hub model at its pinned commit first
 
 
 def stop_token_ids(generation_config, tokenizer) -> list[int]:
@@ -200,7 +200,7 @@ def load_tokenizer(reference: str | Path):
     from chat_format import ensure_chat_template
     from transformers import AutoTokenizer
 
-    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(reference)))  # nosec B615 - a local folder: evaluate downloads a Hub model at its pinned commit first
+    tokenizer = ensure_chat_template(AutoTokenizer.from_pretrained(str(reference)))  # nosec B615 # a local folder: evaluate downloads a Hub model at its pinned commit first
     tokenizer.padding_side = "left"
     return tokenizer
 

@@ -31,7 +31,7 @@ def endpoint() -> str:
 def _get(url: str, token: str | None) -> bytes:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # nosec B310 - an https URL of the Hub endpoint (HF_ENDPOINT or huggingface.co)
+        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # nosec B310 # an https URL of the Hub endpoint (HF_ENDPOINT or huggingface.co)
             return response.read()
     except urllib.error.HTTPError as error:
         code = error.headers.get("X-Error-Code", "") if error.headers else ""

@@ -71,7 +71,7 @@ def vllm_environment(deployment: dict) -> dict[str, str]:
     vllm = deployment.get("vllm") or {}
     return {
         "SM_VLLM_MODEL": MODEL_DIR,
-        "SM_VLLM_HOST": "0.0.0.0",  # nosec B104 - the container must listen on every interface for SageMaker to reach it
+        "SM_VLLM_HOST": "0.0.0.0",  # nosec B104 # the container must listen on every interface for SageMaker to reach it
         "SM_VLLM_TENSOR_PARALLEL_SIZE": str(gpus_of(deployment)),
         "SM_VLLM_MAX_MODEL_LEN": str(deployment["max_total_tokens"]),
         "SM_VLLM_GPU_MEMORY_UTILIZATION": str(vllm.get("gpu_memory_utilization", 0.9)),

@@ -30,9 +30,9 @@ class ServedModel:
 
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
         self.torch = torch
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)  # nosec B615 - the local model folder of the endpoint
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)  # nosec B615 # the local model folder of the endpoint
         # fp32 on CPU, as the evaluation job computes its outputs there.
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)  # nosec B615 - the local model folder of the endpoint
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)  # nosec B615 # the local model folder of the endpoint
         self.model.eval()
         self.lock = threading.Lock()
 
