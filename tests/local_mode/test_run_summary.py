@@ -36,7 +36,7 @@ def fake_aws(calls: list, case: dict):
             describe_endpoint=log("describe_endpoint", case.get("endpoint_status", NotFound())),
             exceptions=SimpleNamespace(ClientError=NotFound),
         ),
-        workdir=Path("/work"),
+        workdir=Path("/local-workdir"),
         jobs=SimpleNamespace(summaries=log("job_summaries", case.get("jobs", []))),
         stack=SimpleNamespace(not_emulated=["AWS::CloudWatch::Dashboard"]),
         iam=SimpleNamespace(summary=log("iam_summary", {"checks": 3})),
